@@ -1,0 +1,188 @@
+//! `tiered._native`: the extension module. The `@tiered` wrapper type lives in `wrapper`;
+//! this file holds the module functions (jit, stats, dump, coverage).
+
+mod render;
+mod wrapper;
+
+use pyo3::exceptions::{PySystemError, PyTypeError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+use pyo3_ffi as ffi;
+
+/// Wraps a Python function for tiered execution.
+#[pyfunction]
+#[pyo3(signature = (func, strict = false))]
+fn jit(py: Python<'_>, func: &Bound<'_, PyAny>, strict: bool) -> PyResult<Py<PyAny>> {
+    // SAFETY: GIL held (py token); func is live.
+    unsafe {
+        if ffi::PyFunction_Check(func.as_ptr()) == 0 {
+            let tn = func.get_type().name()?;
+            return Err(PyTypeError::new_err(format!(
+                "tiered can only compile Python functions, not '{tn}'"
+            )));
+        }
+        let w = wrapper::new_wrapper(func.as_ptr(), strict);
+        Ok(Bound::from_owned_ptr_or_err(py, w)?.unbind())
+    }
+}
+
+fn entry<'a>(f: &Bound<'_, PyAny>) -> PyResult<&'a tiered_tiers::runtime::Entry> {
+    // SAFETY: GIL held by the caller's token; the entry lives as long as `f`, which the
+    // caller borrows for the whole use.
+    unsafe { wrapper::entry_of(f.as_ptr()) }
+        .ok_or_else(|| PyTypeError::new_err("expected a function decorated with @tiered"))
+}
+
+/// The counters of a tiered function.
+#[pyfunction]
+fn stats<'py>(py: Python<'py>, f: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyDict>> {
+    let e = entry(f)?;
+    let d = PyDict::new(py);
+    let s = &e.stats;
+    d.set_item("calls", s.calls.get())?;
+    d.set_item("fallback_calls", s.fallback_calls.get())?;
+    d.set_item("interp_calls", s.interp_calls.get())?;
+    d.set_item("native_calls", s.native_calls.get())?;
+    d.set_item("deopts", s.deopts.get())?;
+    let unsupported = PyList::empty(py);
+    // SAFETY: GIL held.
+    let compiled = unsafe { e.compiled() };
+    match compiled {
+        Ok(c) => {
+            for u in &c.unsupported {
+                let row = PyDict::new(py);
+                row.set_item("op", &u.op)?;
+                row.set_item("reason", &u.reason)?;
+                row.set_item("offset", u.offset)?;
+                unsupported.append(row)?;
+            }
+        }
+        Err(_) => {
+            let err = PyErr::fetch(py);
+            let row = PyDict::new(py);
+            row.set_item("op", "<code>")?;
+            row.set_item("reason", format!("cannot read the code object: {err}"))?;
+            unsupported.append(row)?;
+        }
+    }
+    d.set_item("unsupported", unsupported)?;
+    d.set_item("last_fallback", e.last_fallback.borrow().clone())?;
+    Ok(d)
+}
+
+/// The bytecode of a function beside its IR, as text.
+#[pyfunction]
+fn dump(f: &Bound<'_, PyAny>) -> PyResult<String> {
+    let func = match entry(f) {
+        Ok(e) => e.func.ptr(),
+        Err(_) => f.as_ptr(),
+    };
+    // SAFETY: GIL held; func is live for the call.
+    unsafe {
+        if ffi::PyFunction_Check(func) == 0 {
+            return Err(PyTypeError::new_err(
+                "dump() takes a Python function or a tiered function",
+            ));
+        }
+        let code = (*(func as *mut ffi::PyFunctionObject)).func_code;
+        match tiered_tiers::runtime::compiled_for(code) {
+            Ok(c) => Ok(render::render(&c)),
+            Err(_) => Err(PyErr::fetch(f.py())),
+        }
+    }
+}
+
+/// One row per IR op: its family, doc, the CPython opcodes translated to it, and its tiers.
+#[pyfunction]
+fn coverage_table(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let out = PyList::empty(py);
+    for r in tiered_tiers::coverage::table() {
+        let d = PyDict::new(py);
+        d.set_item("op", r.op)?;
+        d.set_item("family", r.family)?;
+        d.set_item("doc", r.doc)?;
+        d.set_item("opcodes", r.opcodes)?;
+        d.set_item("interpreted", r.interpreted)?;
+        d.set_item("quickened", r.quickened)?;
+        d.set_item("native", r.native)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+/// CPython opcodes that are not translated, with the reason.
+#[pyfunction]
+fn untranslated_opcodes(py: Python<'_>) -> PyResult<Bound<'_, PyList>> {
+    let out = PyList::empty(py);
+    for (op, why) in tiered_tiers::coverage::untranslated() {
+        let d = PyDict::new(py);
+        d.set_item("opcode", op)?;
+        d.set_item("reason", why)?;
+        out.append(d)?;
+    }
+    Ok(out)
+}
+
+/// Turns per-op execution counting on or off.
+#[pyfunction]
+fn set_counting(enabled: bool) {
+    tiered_tiers::stats::set_counting(enabled)
+}
+
+/// Per-op execution counts per tier.
+#[pyfunction]
+fn op_counts(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    for (name, n) in tiered_tiers::stats::op_counts() {
+        let row = PyDict::new(py);
+        row.set_item("tier1", n)?;
+        row.set_item("tier2", 0)?;
+        d.set_item(name, row)?;
+    }
+    Ok(d)
+}
+
+/// Fallback reasons counted while counting was on.
+#[pyfunction]
+fn fallback_reasons(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
+    let d = PyDict::new(py);
+    for (why, n) in tiered_tiers::stats::fallback_reasons() {
+        d.set_item(why, n)?;
+    }
+    Ok(d)
+}
+
+/// Clears the process-wide counters.
+#[pyfunction]
+fn reset_counts() {
+    tiered_tiers::stats::reset()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    let py = m.py();
+    // SAFETY: module init runs with the GIL held; the returned objects are new references.
+    unsafe {
+        let t = wrapper::create_type();
+        if t.is_null() {
+            return Err(PyErr::take(py)
+                .unwrap_or_else(|| PySystemError::new_err("cannot create TieredFunction")));
+        }
+        m.add("TieredFunction", Bound::from_borrowed_ptr(py, t))?;
+        let e = tiered_tiers::runtime::unsupported_error_type();
+        if e.is_null() {
+            return Err(PyErr::fetch(py));
+        }
+        m.add("UnsupportedError", Bound::from_borrowed_ptr(py, e))?;
+    }
+    m.add_function(wrap_pyfunction!(jit, m)?)?;
+    m.add_function(wrap_pyfunction!(stats, m)?)?;
+    m.add_function(wrap_pyfunction!(dump, m)?)?;
+    m.add_function(wrap_pyfunction!(coverage_table, m)?)?;
+    m.add_function(wrap_pyfunction!(untranslated_opcodes, m)?)?;
+    m.add_function(wrap_pyfunction!(set_counting, m)?)?;
+    m.add_function(wrap_pyfunction!(op_counts, m)?)?;
+    m.add_function(wrap_pyfunction!(fallback_reasons, m)?)?;
+    m.add_function(wrap_pyfunction!(reset_counts, m)?)?;
+    Ok(())
+}

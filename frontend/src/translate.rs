@@ -1,0 +1,1383 @@
+//! CPython 3.11 bytecode to SSA IR by abstract interpretation of the operand stack.
+//!
+//! Every bytecode block gets one parameter per locals-plus slot and per stack slot on entry
+//! (maximal SSA); trivial parameters are pruned afterwards. An instruction that may raise
+//! inside a protected range gets an unwind edge to its handler carrying the locals and the
+//! stack up to the handler's depth; the handler's last parameter is the exception.
+
+use crate::code::{flags, slot, CodeInfo};
+use crate::decode::{decode, jump_target, Instr};
+use crate::exception_table::{handler_at, parse_exception_table, ExceptionEntry};
+use crate::opcodes::op;
+use std::collections::{HashMap, HashSet, VecDeque};
+use tiered_ir::{
+    BinOp, Block, BlockCall, CmpOp, ConstIdx, Conversion, Effect, Function, KwNames, LocalIdx,
+    NameIdx, Op, RaiseKind, Terminator, UnaryOp, Value, ValueDef,
+};
+
+/// Why (part of) a function cannot be translated; any one makes the whole function run
+/// in CPython.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unsupported {
+    /// The CPython opcode name (or a pseudo-name such as `<code flags>`).
+    pub op: String,
+    /// What a user can act on.
+    pub reason: String,
+    /// Bytecode offset (code units).
+    pub offset: u32,
+}
+
+/// The result of translating one code object.
+#[derive(Clone, Debug)]
+pub struct Translation {
+    /// The IR (with `Unsupported` ops where translation failed, so dumps show them).
+    pub func: Function,
+    /// Everything that prevents running the function in our tiers; empty when it is ours.
+    pub unsupported: Vec<Unsupported>,
+}
+
+/// Names whose mere use means the function inspects its own frame, which tiered code does
+/// not have: such functions run in CPython.
+const FRAME_INTROSPECTION: &[&str] = &["_getframe", "currentframe", "breakpoint"];
+
+/// Builtins that read the calling frame when called with fewer positional arguments than
+/// given here (`vars()`, `super()`, `eval(src)` ...): such calls make the function run in
+/// CPython. With explicit arguments they are ordinary calls.
+const FRAME_READING_CALLS: &[(&str, usize)] = &[
+    ("locals", 1),
+    ("globals", 1),
+    ("vars", 1),
+    ("dir", 1),
+    ("super", 1),
+    ("eval", 2),
+    ("exec", 2),
+];
+
+/// The generator-like code flags, which run in CPython for now.
+const GENERATOR_FLAGS: &[(u32, &str)] = &[
+    (
+        flags::GENERATOR,
+        "generator functions run in CPython (no generator support yet)",
+    ),
+    (
+        flags::COROUTINE,
+        "coroutines (async def) run in CPython (no coroutine support yet)",
+    ),
+    (
+        flags::ITERABLE_COROUTINE,
+        "generator-based coroutines run in CPython (no generator support yet)",
+    ),
+    (
+        flags::ASYNC_GENERATOR,
+        "async generators run in CPython (no generator support yet)",
+    ),
+];
+
+/// Translates a code object.
+pub fn translate(code: &CodeInfo) -> Translation {
+    let mut f = Function::new(code.qualname.clone());
+    f.consts = code.consts.clone();
+    f.names = code.names.clone();
+    f.local_names = code.local_names.clone();
+    let mut unsupported = Vec::new();
+    for &(bit, why) in GENERATOR_FLAGS {
+        if code.flags & bit != 0 {
+            unsupported.push(Unsupported {
+                op: "<code flags>".into(),
+                reason: why.into(),
+                offset: 0,
+            });
+        }
+    }
+    for n in &code.names {
+        if FRAME_INTROSPECTION.contains(&n.as_str()) {
+            unsupported.push(Unsupported {
+                op: "LOAD_GLOBAL".into(),
+                reason: format!("uses frame introspection ({n}), which needs a CPython frame"),
+                offset: 0,
+            });
+        }
+    }
+    if code.local_kinds.len() != code.local_names.len()
+        || code.total_args() > code.local_names.len()
+    {
+        unsupported.push(Unsupported {
+            op: "<code>".into(),
+            reason: "inconsistent locals layout".into(),
+            offset: 0,
+        });
+    }
+    if !unsupported.is_empty() {
+        let entry = f.entry();
+        for u in &unsupported {
+            f.push_inst(
+                entry,
+                Op::Unsupported {
+                    opcode: 0,
+                    reason: leak(&u.reason),
+                },
+                vec![],
+                None,
+                0,
+            );
+        }
+        return Translation {
+            func: f,
+            unsupported,
+        };
+    }
+    let mut b = match Builder::new(code, f) {
+        Ok(b) => b,
+        Err(u) => {
+            let mut f = Function::new(code.qualname.clone());
+            let entry = f.entry();
+            f.push_inst(
+                entry,
+                Op::Unsupported {
+                    opcode: 0,
+                    reason: leak(&u.reason),
+                },
+                vec![],
+                None,
+                0,
+            );
+            return Translation {
+                func: f,
+                unsupported: vec![u],
+            };
+        }
+    };
+    b.run();
+    b.finish()
+}
+
+/// Unsupported reasons are few and reused across calls; interning keeps `Op` `Copy`.
+fn leak(s: &str) -> &'static str {
+    use std::sync::Mutex;
+    static INTERNED: Mutex<Vec<&'static str>> = Mutex::new(Vec::new());
+    let mut v = match INTERNED.lock() {
+        Ok(v) => v,
+        Err(p) => p.into_inner(),
+    };
+    if let Some(&s2) = v.iter().find(|&&x| x == s) {
+        return s2;
+    }
+    let l: &'static str = Box::leak(s.to_string().into_boxed_str());
+    v.push(l);
+    l
+}
+
+/// The abstract interpreter state at a point: SSA values of locals and of the stack.
+#[derive(Clone)]
+struct State {
+    locals: Vec<Value>,
+    stack: Vec<Value>,
+}
+
+struct Builder<'a> {
+    code: &'a CodeInfo,
+    f: Function,
+    instrs: Vec<Instr>,
+    index_of: HashMap<u32, usize>,
+    leaders: Vec<u32>,
+    block_at: HashMap<u32, Block>,
+    depth_of: HashMap<Block, usize>,
+    handlers: Vec<ExceptionEntry>,
+    handler_offsets: HashSet<u32>,
+    consts: HashMap<u32, Value>,
+    null: Value,
+    /// Values that can never be NULL (instruction results other than Null, arguments).
+    bound: HashSet<Value>,
+    /// Values loaded by LoadGlobal, with the global's name (to spot `locals()` and kin).
+    global_names: HashMap<Value, String>,
+    unsupported: Vec<Unsupported>,
+    worklist: VecDeque<Block>,
+    nlocals: usize,
+}
+
+/// A reason to stop translating the current block.
+struct Stop(Unsupported);
+
+impl<'a> Builder<'a> {
+    fn new(code: &'a CodeInfo, mut f: Function) -> Result<Builder<'a>, Unsupported> {
+        let instrs = decode(&code.code).map_err(|e| Unsupported {
+            op: "<bytecode>".into(),
+            reason: format!("cannot decode the bytecode: {e}"),
+            offset: 0,
+        })?;
+        let handlers = parse_exception_table(&code.exception_table).map_err(|e| Unsupported {
+            op: "<exception table>".into(),
+            reason: format!("cannot parse the exception table: {e}"),
+            offset: 0,
+        })?;
+        if instrs.is_empty() {
+            return Err(Unsupported {
+                op: "<bytecode>".into(),
+                reason: "empty bytecode".into(),
+                offset: 0,
+            });
+        }
+        let index_of = instrs
+            .iter()
+            .enumerate()
+            .map(|(i, ins)| (ins.offset, i))
+            .collect();
+        let entry = f.entry();
+        let null = f.push_inst(entry, Op::Null {}, vec![], None, 0);
+        let null = f.insts[null].results[0];
+        Ok(Builder {
+            code,
+            f,
+            instrs,
+            index_of,
+            leaders: Vec::new(),
+            block_at: HashMap::new(),
+            depth_of: HashMap::new(),
+            handler_offsets: handlers.iter().map(|h| h.target).collect(),
+            handlers,
+            consts: HashMap::new(),
+            null,
+            bound: HashSet::new(),
+            global_names: HashMap::new(),
+            unsupported: Vec::new(),
+            worklist: VecDeque::new(),
+            nlocals: code.local_names.len(),
+        })
+    }
+
+    /// Resolves a jump target to an instruction offset (accounting for the EXTENDED_ARG
+    /// prefix a target may point at).
+    fn instr_at(&self, target: u32) -> Option<u32> {
+        if self.index_of.contains_key(&target) {
+            return Some(target);
+        }
+        self.instrs
+            .iter()
+            .find(|i| i.start == target)
+            .map(|i| i.offset)
+    }
+
+    fn find_leaders(&mut self) -> Result<(), Unsupported> {
+        let mut leaders = HashSet::new();
+        leaders.insert(self.instrs[0].offset);
+        for h in &self.handlers {
+            let t = self.instr_at(h.target).ok_or_else(|| Unsupported {
+                op: "<exception table>".into(),
+                reason: format!("handler target {} is not an instruction", h.target),
+                offset: h.target,
+            })?;
+            leaders.insert(t);
+        }
+        for (k, ins) in self.instrs.iter().enumerate() {
+            let next = self.instrs.get(k + 1).map(|n| n.offset);
+            if let Some(t) = jump_target(ins) {
+                let t = self.instr_at(t).ok_or_else(|| Unsupported {
+                    op: crate::decode::opcode_name(ins.opcode).into(),
+                    reason: format!("jump to offset {t}, which is not an instruction"),
+                    offset: ins.offset,
+                })?;
+                leaders.insert(t);
+                if let Some(n) = next {
+                    leaders.insert(n);
+                }
+            } else if ends_block(ins.opcode) {
+                if let Some(n) = next {
+                    leaders.insert(n);
+                }
+            }
+        }
+        let mut v: Vec<u32> = leaders.into_iter().collect();
+        v.sort_unstable();
+        for &o in &v {
+            let b = self.f.add_block(o);
+            self.f.blocks[b].is_handler = self.handler_offsets.contains(&o)
+                || self
+                    .instrs
+                    .iter()
+                    .any(|i| i.offset == o && self.handler_offsets.contains(&i.start));
+            self.block_at.insert(o, b);
+        }
+        self.leaders = v;
+        Ok(())
+    }
+
+    fn run(&mut self) {
+        if let Err(u) = self.find_leaders() {
+            self.unsupported.push(u);
+            return;
+        }
+        // The prologue: arguments are its parameters; other slots start NULL.
+        let entry = self.f.entry();
+        let nargs = self.code.total_args();
+        let mut locals = Vec::with_capacity(self.nlocals);
+        for _ in 0..nargs {
+            let p = self.f.add_param(entry);
+            self.bound.insert(p);
+            locals.push(p);
+        }
+        locals.resize(self.nlocals, self.null);
+        let first = self.instrs[0].offset;
+        let st = State {
+            locals,
+            stack: Vec::new(),
+        };
+        match self.edge(first, &st) {
+            Ok(call) => self.f.blocks[entry].term = Terminator::Jump(call),
+            Err(Stop(u)) => {
+                self.unsupported.push(u);
+                return;
+            }
+        }
+        while let Some(b) = self.worklist.pop_front() {
+            if let Err(Stop(u)) = self.block(b) {
+                let offset = u.offset;
+                self.f.push_inst(
+                    b,
+                    Op::Unsupported {
+                        opcode: 0,
+                        reason: leak(&u.reason),
+                    },
+                    vec![],
+                    None,
+                    offset,
+                );
+                self.f.blocks[b].term = Terminator::Unreachable;
+                self.unsupported.push(u);
+            }
+        }
+    }
+
+    /// A call of the block at `offset` with `st`, creating its parameters on first use.
+    fn edge(&mut self, offset: u32, st: &State) -> Result<BlockCall, Stop> {
+        let b = *self
+            .block_at
+            .get(&offset)
+            .ok_or_else(|| self.stop(offset, "<jump>", "jump into the middle of a block"))?;
+        if self.f.blocks[b].is_handler {
+            return Err(self.stop(offset, "<jump>", "a normal jump into an exception handler"));
+        }
+        self.ensure_params(b, st.stack.len(), offset)?;
+        let mut args = st.locals.clone();
+        args.extend_from_slice(&st.stack);
+        Ok(BlockCall { block: b, args })
+    }
+
+    fn ensure_params(&mut self, b: Block, depth: usize, offset: u32) -> Result<(), Stop> {
+        match self.depth_of.get(&b) {
+            Some(&d) if d != depth => Err(self.stop(
+                offset,
+                "<stack>",
+                &format!("stack depth {depth} differs from {d} on another path"),
+            )),
+            Some(_) => Ok(()),
+            None => {
+                let n = self.nlocals + depth + usize::from(self.f.blocks[b].is_handler);
+                for _ in 0..n {
+                    self.f.add_param(b);
+                }
+                self.depth_of.insert(b, depth);
+                self.worklist.push_back(b);
+                Ok(())
+            }
+        }
+    }
+
+    fn stop(&self, offset: u32, op: &str, reason: &str) -> Stop {
+        Stop(Unsupported {
+            op: op.into(),
+            reason: reason.into(),
+            offset,
+        })
+    }
+
+    /// Translates one bytecode block.
+    fn block(&mut self, b: Block) -> Result<(), Stop> {
+        let start = self.f.blocks[b].offset;
+        let depth = self.depth_of[&b];
+        let params = self.f.blocks[b].params.clone();
+        let mut st = State {
+            locals: params[..self.nlocals].to_vec(),
+            stack: params[self.nlocals..self.nlocals + depth].to_vec(),
+        };
+        if self.f.blocks[b].is_handler {
+            let entry = self
+                .handlers
+                .iter()
+                .find(|h| self.instr_at(h.target) == Some(start));
+            if entry.is_some_and(|h| h.lasti) {
+                // We keep no f_lasti: RERAISE's lasti operand only restores line numbers
+                // of a frame we do not have.
+                st.stack.push(self.null);
+            }
+            st.stack.push(params[params.len() - 1]);
+            self.bound.insert(params[params.len() - 1]);
+        }
+        let end = self
+            .leaders
+            .iter()
+            .copied()
+            .find(|&o| o > start)
+            .unwrap_or(u32::MAX);
+        let mut k = self.index_of[&start];
+        let mut kwnames = None;
+        loop {
+            let Some(ins) = self.instrs.get(k).copied() else {
+                return Err(self.stop(
+                    start,
+                    "<bytecode>",
+                    "execution runs off the end of the bytecode",
+                ));
+            };
+            if ins.offset >= end {
+                let call = self.edge(ins.offset, &st)?;
+                self.f.blocks[b].term = Terminator::Jump(call);
+                return Ok(());
+            }
+            let mut t = Tx {
+                b: self,
+                block: b,
+                st: &mut st,
+                ins,
+                kwnames: &mut kwnames,
+            };
+            if let Some(term) = t.instr()? {
+                self.f.blocks[b].term = term;
+                return Ok(());
+            }
+            k += 1;
+        }
+    }
+
+    fn const_value(&mut self, idx: u32) -> Value {
+        if let Some(&v) = self.consts.get(&idx) {
+            return v;
+        }
+        // Constants load once per call, in the prologue, which dominates every use.
+        let entry = self.f.entry();
+        let i = self.f.push_inst(
+            entry,
+            Op::Const {
+                index: ConstIdx(idx),
+            },
+            vec![],
+            None,
+            0,
+        );
+        let v = self.f.insts[i].results[0];
+        self.bound.insert(v);
+        self.consts.insert(idx, v);
+        v
+    }
+
+    fn finish(mut self) -> Translation {
+        // Blocks never reached stay parameterless and unprocessed: drop them.
+        let reached: HashSet<Block> = self.depth_of.keys().copied().collect();
+        let entry = self.f.entry();
+        self.f.layout.retain(|b| *b == entry || reached.contains(b));
+        let dead: Vec<Block> = self
+            .f
+            .blocks
+            .keys()
+            .filter(|b| *b != entry && !reached.contains(b))
+            .collect();
+        for b in dead {
+            self.f.blocks.remove(b);
+        }
+        if self.unsupported.is_empty() {
+            prune_params(&mut self.f);
+            remove_redundant_checks(&mut self.f);
+        }
+        Translation {
+            func: self.f,
+            unsupported: self.unsupported,
+        }
+    }
+}
+
+/// Instructions after which control does not fall through.
+fn ends_block(opcode: u8) -> bool {
+    matches!(opcode, op::RETURN_VALUE | op::RAISE_VARARGS | op::RERAISE)
+}
+
+/// Translation of one instruction.
+struct Tx<'b, 'a> {
+    b: &'b mut Builder<'a>,
+    block: Block,
+    st: &'b mut State,
+    ins: Instr,
+    kwnames: &'b mut Option<u32>,
+}
+
+impl Tx<'_, '_> {
+    fn err(&self, reason: impl Into<String>) -> Stop {
+        Stop(Unsupported {
+            op: crate::decode::opcode_name(self.ins.opcode).into(),
+            reason: reason.into(),
+            offset: self.ins.offset,
+        })
+    }
+    fn pop(&mut self) -> Result<Value, Stop> {
+        self.st
+            .stack
+            .pop()
+            .ok_or_else(|| self.err("stack underflow"))
+    }
+    fn popn(&mut self, n: usize) -> Result<Vec<Value>, Stop> {
+        if self.st.stack.len() < n {
+            return Err(self.err("stack underflow"));
+        }
+        Ok(self.st.stack.split_off(self.st.stack.len() - n))
+    }
+    fn push(&mut self, v: Value) {
+        self.st.stack.push(v)
+    }
+    /// The value `i` slots from the top (1 = top), as CPython's PEEK.
+    fn peek(&self, i: usize) -> Result<Value, Stop> {
+        if i == 0 || i > self.st.stack.len() {
+            return Err(self.err("stack underflow"));
+        }
+        Ok(self.st.stack[self.st.stack.len() - i])
+    }
+    fn local(&self, i: u32) -> Result<Value, Stop> {
+        self.st
+            .locals
+            .get(i as usize)
+            .copied()
+            .ok_or_else(|| self.err(format!("local index {i} out of range")))
+    }
+    fn set_local(&mut self, i: u32, v: Value) -> Result<(), Stop> {
+        match self.st.locals.get_mut(i as usize) {
+            Some(slot) => {
+                *slot = v;
+                Ok(())
+            }
+            None => Err(self.err(format!("local index {i} out of range"))),
+        }
+    }
+    fn name(&self, i: u32) -> Result<NameIdx, Stop> {
+        if (i as usize) < self.b.code.names.len() {
+            Ok(NameIdx(i))
+        } else {
+            Err(self.err(format!("name index {i} out of range")))
+        }
+    }
+    fn const_idx(&self, i: u32) -> Result<u32, Stop> {
+        if (i as usize) < self.b.code.consts.len() {
+            Ok(i)
+        } else {
+            Err(self.err(format!("constant index {i} out of range")))
+        }
+    }
+
+    /// Emits an op; a raising op inside a protected range gets its unwind edge.
+    fn emit(&mut self, op: Op, args: Vec<Value>) -> Result<Vec<Value>, Stop> {
+        let unwind = if matches!(op.effect(), Effect::Pure | Effect::NoRaise) {
+            None
+        } else {
+            match handler_at(&self.b.handlers, self.ins.offset).copied() {
+                None => None,
+                Some(h) => {
+                    let target = self
+                        .b
+                        .instr_at(h.target)
+                        .ok_or_else(|| self.err("bad handler target"))?;
+                    let hb = self.b.block_at[&target];
+                    let depth = h.depth as usize;
+                    if depth > self.st.stack.len() {
+                        return Err(self.err("handler depth exceeds the stack"));
+                    }
+                    self.b.ensure_params(hb, depth, self.ins.offset)?;
+                    let mut args = self.st.locals.clone();
+                    args.extend_from_slice(&self.st.stack[..depth]);
+                    Some(BlockCall { block: hb, args })
+                }
+            }
+        };
+        let i = self
+            .b
+            .f
+            .push_inst(self.block, op, args, unwind, self.ins.offset);
+        let results = self.b.f.insts[i].results.clone();
+        if !matches!(op, Op::Null {}) {
+            // Only Null, LoadMethod's first result and ForIter's item can be NULL, and
+            // none of those is ever stored to a local by compiler-made code; loads of a
+            // NULL local are still checked where it could come from a merge.
+            self.b.bound.extend(results.iter().copied());
+        }
+        Ok(results)
+    }
+    fn emit1(&mut self, op: Op, args: Vec<Value>) -> Result<Value, Stop> {
+        Ok(self.emit(op, args)?[0])
+    }
+
+    fn jump_target(&self) -> Result<u32, Stop> {
+        let t = jump_target(&self.ins).ok_or_else(|| self.err("no jump target"))?;
+        self.b
+            .instr_at(t)
+            .ok_or_else(|| self.err("jump target is not an instruction"))
+    }
+    fn next_offset(&self) -> u32 {
+        self.ins.next
+    }
+
+    fn branch(
+        &mut self,
+        cond: Value,
+        if_true: State,
+        if_false: State,
+        true_off: u32,
+        false_off: u32,
+    ) -> Result<Option<Terminator>, Stop> {
+        let then_to = self.b.edge(true_off, &if_true)?;
+        let else_to = self.b.edge(false_off, &if_false)?;
+        Ok(Some(Terminator::Branch {
+            cond,
+            then_to,
+            else_to,
+        }))
+    }
+
+    /// Translates the instruction; `Some` ends the block.
+    fn instr(&mut self) -> Result<Option<Terminator>, Stop> {
+        let arg = self.ins.arg;
+        match self.ins.opcode {
+            op::NOP | op::RESUME | op::PRECALL | op::CACHE | op::EXTENDED_ARG => {}
+            op::POP_TOP => {
+                self.pop()?;
+            }
+            op::PUSH_NULL => {
+                let n = self.b.null;
+                self.push(n)
+            }
+            op::LOAD_CONST => {
+                let i = self.const_idx(arg)?;
+                let v = self.b.const_value(i);
+                self.push(v)
+            }
+            op::LOAD_FAST => {
+                let mut v = self.local(arg)?;
+                if !self.b.bound.contains(&v) {
+                    v = self.emit1(
+                        Op::CheckBound {
+                            local: LocalIdx(arg),
+                        },
+                        vec![v],
+                    )?;
+                    self.set_local(arg, v)?;
+                }
+                self.push(v)
+            }
+            op::STORE_FAST => {
+                let v = self.pop()?;
+                self.set_local(arg, v)?
+            }
+            op::DELETE_FAST => {
+                let v = self.local(arg)?;
+                if !self.b.bound.contains(&v) {
+                    self.emit1(
+                        Op::CheckBound {
+                            local: LocalIdx(arg),
+                        },
+                        vec![v],
+                    )?;
+                }
+                let n = self.b.null;
+                self.set_local(arg, n)?
+            }
+            op::LOAD_GLOBAL => {
+                let name = self.name(arg >> 1)?;
+                if arg & 1 != 0 {
+                    let n = self.b.null;
+                    self.push(n)
+                }
+                let v = self.emit1(Op::LoadGlobal { name }, vec![])?;
+                let text = self.b.code.names[name.0 as usize].clone();
+                self.b.global_names.insert(v, text);
+                self.push(v)
+            }
+            op::STORE_GLOBAL => {
+                let name = self.name(arg)?;
+                let v = self.pop()?;
+                self.emit(Op::StoreGlobal { name }, vec![v])?;
+            }
+            op::DELETE_GLOBAL => {
+                let name = self.name(arg)?;
+                self.emit(Op::DeleteGlobal { name }, vec![])?;
+            }
+            op::LOAD_ASSERTION_ERROR => {
+                let v = self.emit1(Op::LoadAssertionError {}, vec![])?;
+                self.push(v)
+            }
+            op::LOAD_BUILD_CLASS => {
+                let v = self.emit1(Op::LoadBuildClass {}, vec![])?;
+                self.push(v)
+            }
+            op::UNARY_POSITIVE | op::UNARY_NEGATIVE | op::UNARY_INVERT | op::UNARY_NOT => {
+                let o = match self.ins.opcode {
+                    op::UNARY_POSITIVE => UnaryOp::Positive,
+                    op::UNARY_NEGATIVE => UnaryOp::Negative,
+                    op::UNARY_INVERT => UnaryOp::Invert,
+                    _ => UnaryOp::Not,
+                };
+                let v = self.pop()?;
+                let r = self.emit1(Op::Unary { op: o }, vec![v])?;
+                self.push(r)
+            }
+            op::BINARY_OP => {
+                let o = BinOp::from_oparg(arg)
+                    .ok_or_else(|| self.err(format!("bad BINARY_OP oparg {arg}")))?;
+                let rhs = self.pop()?;
+                let lhs = self.pop()?;
+                let r = self.emit1(Op::Binary { op: o }, vec![lhs, rhs])?;
+                self.push(r)
+            }
+            op::COMPARE_OP => {
+                let o = CmpOp::from_oparg(arg)
+                    .ok_or_else(|| self.err(format!("bad COMPARE_OP oparg {arg}")))?;
+                let rhs = self.pop()?;
+                let lhs = self.pop()?;
+                let r = self.emit1(Op::Compare { op: o }, vec![lhs, rhs])?;
+                self.push(r)
+            }
+            op::IS_OP => {
+                let rhs = self.pop()?;
+                let lhs = self.pop()?;
+                let r = self.emit1(Op::Is { invert: arg != 0 }, vec![lhs, rhs])?;
+                self.push(r)
+            }
+            op::CONTAINS_OP => {
+                let container = self.pop()?;
+                let item = self.pop()?;
+                let r = self.emit1(Op::Contains { invert: arg != 0 }, vec![item, container])?;
+                self.push(r)
+            }
+            op::BINARY_SUBSCR => {
+                let k = self.pop()?;
+                let o = self.pop()?;
+                let r = self.emit1(Op::Subscr {}, vec![o, k])?;
+                self.push(r)
+            }
+            op::STORE_SUBSCR => {
+                let k = self.pop()?;
+                let o = self.pop()?;
+                let v = self.pop()?;
+                self.emit(Op::StoreSubscr {}, vec![v, o, k])?;
+            }
+            op::DELETE_SUBSCR => {
+                let k = self.pop()?;
+                let o = self.pop()?;
+                self.emit(Op::DeleteSubscr {}, vec![o, k])?;
+            }
+            op::BUILD_SLICE => {
+                if arg != 2 && arg != 3 {
+                    return Err(self.err(format!("BUILD_SLICE of {arg}")));
+                }
+                let parts = self.popn(arg as usize)?;
+                let r = self.emit1(Op::BuildSlice { count: arg }, parts)?;
+                self.push(r)
+            }
+            op::LOAD_ATTR => {
+                let name = self.name(arg)?;
+                let o = self.pop()?;
+                let r = self.emit1(Op::LoadAttr { name }, vec![o])?;
+                self.push(r)
+            }
+            op::STORE_ATTR => {
+                let name = self.name(arg)?;
+                let o = self.pop()?;
+                let v = self.pop()?;
+                self.emit(Op::StoreAttr { name }, vec![o, v])?;
+            }
+            op::DELETE_ATTR => {
+                let name = self.name(arg)?;
+                let o = self.pop()?;
+                self.emit(Op::DeleteAttr { name }, vec![o])?;
+            }
+            op::LOAD_METHOD => {
+                let name = self.name(arg)?;
+                let o = self.pop()?;
+                let r = self.emit(Op::LoadMethod { name }, vec![o])?;
+                self.push(r[0]);
+                self.push(r[1])
+            }
+            op::KW_NAMES => {
+                let i = self.const_idx(arg)?;
+                *self.kwnames = Some(i)
+            }
+            op::CALL => {
+                let args = self.popn(arg as usize + 2)?;
+                let kw = self.kwnames.take().map(ConstIdx);
+                self.check_frame_reading_call(&args, arg as usize)?;
+                let r = self.emit1(
+                    Op::Call {
+                        kwnames: KwNames(kw),
+                    },
+                    args,
+                )?;
+                self.push(r)
+            }
+            op::CALL_FUNCTION_EX => {
+                let kwargs = if arg & 1 != 0 {
+                    Some(self.pop()?)
+                } else {
+                    None
+                };
+                let callargs = self.pop()?;
+                let func = self.pop()?;
+                self.pop()?; // the NULL below the callable
+                let mut ops = vec![func, callargs];
+                ops.extend(kwargs);
+                let r = self.emit1(
+                    Op::CallEx {
+                        kwargs: arg & 1 != 0,
+                    },
+                    ops,
+                )?;
+                self.push(r)
+            }
+            op::MAKE_FUNCTION => {
+                if arg & !0x0f != 0 {
+                    return Err(self.err(format!("MAKE_FUNCTION flags {arg:#x}")));
+                }
+                let code = self.pop()?;
+                let mut extra = Vec::new();
+                for bit in [0x08, 0x04, 0x02, 0x01] {
+                    if arg & bit != 0 {
+                        extra.push(self.pop()?);
+                    }
+                }
+                extra.reverse();
+                let mut ops = vec![code];
+                ops.extend(extra);
+                let r = self.emit1(Op::MakeFunction { flags: arg }, ops)?;
+                self.push(r)
+            }
+            op::BUILD_TUPLE | op::BUILD_LIST | op::BUILD_SET | op::BUILD_STRING => {
+                let items = self.popn(arg as usize)?;
+                let o = match self.ins.opcode {
+                    op::BUILD_TUPLE => Op::BuildTuple {},
+                    op::BUILD_LIST => Op::BuildList {},
+                    op::BUILD_SET => Op::BuildSet {},
+                    _ => Op::BuildString {},
+                };
+                let r = self.emit1(o, items)?;
+                self.push(r)
+            }
+            op::BUILD_MAP => {
+                let items = self.popn(2 * arg as usize)?;
+                let r = self.emit1(Op::BuildMap {}, items)?;
+                self.push(r)
+            }
+            op::BUILD_CONST_KEY_MAP => {
+                let keys = self.pop()?;
+                let mut items = self.popn(arg as usize)?;
+                items.push(keys);
+                let r = self.emit1(Op::BuildConstKeyMap {}, items)?;
+                self.push(r)
+            }
+            op::LIST_TO_TUPLE => {
+                let l = self.pop()?;
+                let r = self.emit1(Op::ListToTuple {}, vec![l])?;
+                self.push(r)
+            }
+            op::LIST_APPEND | op::SET_ADD | op::LIST_EXTEND | op::SET_UPDATE | op::DICT_UPDATE => {
+                let v = self.pop()?;
+                let target = self.peek(arg as usize)?;
+                let o = match self.ins.opcode {
+                    op::LIST_APPEND => Op::ListAppend {},
+                    op::SET_ADD => Op::SetAdd {},
+                    op::LIST_EXTEND => Op::ListExtend {},
+                    op::SET_UPDATE => Op::SetUpdate {},
+                    _ => Op::DictUpdate {},
+                };
+                self.emit(o, vec![target, v])?;
+            }
+            op::DICT_MERGE => {
+                let v = self.pop()?;
+                let d = self.peek(arg as usize)?;
+                let func = self.peek(arg as usize + 2)?;
+                self.emit(Op::DictMerge {}, vec![func, d, v])?;
+            }
+            op::MAP_ADD => {
+                let v = self.pop()?;
+                let k = self.pop()?;
+                let d = self.peek(arg as usize)?;
+                self.emit(Op::MapAdd {}, vec![d, k, v])?;
+            }
+            op::FORMAT_VALUE => {
+                let spec = if arg & 0x04 != 0 {
+                    Some(self.pop()?)
+                } else {
+                    None
+                };
+                let v = self.pop()?;
+                let conversion = match arg & 0x03 {
+                    0 => Conversion::None,
+                    1 => Conversion::Str,
+                    2 => Conversion::Repr,
+                    _ => Conversion::Ascii,
+                };
+                let mut ops = vec![v];
+                ops.extend(spec);
+                let r = self.emit1(
+                    Op::FormatValue {
+                        conversion,
+                        spec: spec.is_some(),
+                    },
+                    ops,
+                )?;
+                self.push(r)
+            }
+            op::UNPACK_SEQUENCE => {
+                let v = self.pop()?;
+                let items = self.emit(Op::UnpackSequence { count: arg }, vec![v])?;
+                for &i in items.iter().rev() {
+                    self.push(i)
+                }
+            }
+            op::UNPACK_EX => {
+                let v = self.pop()?;
+                let items = self.emit(
+                    Op::UnpackEx {
+                        before: arg & 0xff,
+                        after: arg >> 8,
+                    },
+                    vec![v],
+                )?;
+                for &i in items.iter().rev() {
+                    self.push(i)
+                }
+            }
+            op::COPY => {
+                let v = self.peek(arg as usize)?;
+                self.push(v)
+            }
+            op::SWAP => {
+                let n = self.st.stack.len();
+                if arg < 1 || arg as usize > n {
+                    return Err(self.err("stack underflow"));
+                }
+                self.st.stack.swap(n - 1, n - arg as usize)
+            }
+            op::GET_ITER => {
+                let v = self.pop()?;
+                let r = self.emit1(Op::GetIter {}, vec![v])?;
+                self.push(r)
+            }
+            op::FOR_ITER => {
+                let it = self.peek(1)?;
+                let r = self.emit(Op::ForIter {}, vec![it])?;
+                let (item, done) = (r[0], r[1]);
+                let mut exhausted = self.st.clone();
+                exhausted.stack.pop();
+                let mut body = self.st.clone();
+                body.stack.push(item);
+                let (t, n) = (self.jump_target()?, self.next_offset());
+                return self.branch(done, exhausted, body, t, n);
+            }
+            op::JUMP_FORWARD | op::JUMP_BACKWARD | op::JUMP_BACKWARD_NO_INTERRUPT => {
+                let t = self.jump_target()?;
+                let st = self.st.clone();
+                return Ok(Some(Terminator::Jump(self.b.edge(t, &st)?)));
+            }
+            op::POP_JUMP_FORWARD_IF_TRUE
+            | op::POP_JUMP_BACKWARD_IF_TRUE
+            | op::POP_JUMP_FORWARD_IF_FALSE
+            | op::POP_JUMP_BACKWARD_IF_FALSE
+            | op::POP_JUMP_FORWARD_IF_NONE
+            | op::POP_JUMP_BACKWARD_IF_NONE
+            | op::POP_JUMP_FORWARD_IF_NOT_NONE
+            | op::POP_JUMP_BACKWARD_IF_NOT_NONE => {
+                let o = self.ins.opcode;
+                let v = self.pop()?;
+                let none_test = matches!(
+                    o,
+                    op::POP_JUMP_FORWARD_IF_NONE
+                        | op::POP_JUMP_BACKWARD_IF_NONE
+                        | op::POP_JUMP_FORWARD_IF_NOT_NONE
+                        | op::POP_JUMP_BACKWARD_IF_NOT_NONE
+                );
+                let cond = if none_test {
+                    self.emit1(Op::IsNone {}, vec![v])?
+                } else {
+                    self.emit1(Op::Truth {}, vec![v])?
+                };
+                let jump_if = matches!(
+                    o,
+                    op::POP_JUMP_FORWARD_IF_TRUE
+                        | op::POP_JUMP_BACKWARD_IF_TRUE
+                        | op::POP_JUMP_FORWARD_IF_NONE
+                        | op::POP_JUMP_BACKWARD_IF_NONE
+                );
+                let (t, n) = (self.jump_target()?, self.next_offset());
+                let st = self.st.clone();
+                let (on_true, on_false) = if jump_if { (t, n) } else { (n, t) };
+                return self.branch(cond, st.clone(), st, on_true, on_false);
+            }
+            op::JUMP_IF_TRUE_OR_POP | op::JUMP_IF_FALSE_OR_POP => {
+                let v = self.peek(1)?;
+                let cond = self.emit1(Op::Truth {}, vec![v])?;
+                let kept = self.st.clone();
+                let mut popped = self.st.clone();
+                popped.stack.pop();
+                let (t, n) = (self.jump_target()?, self.next_offset());
+                return if self.ins.opcode == op::JUMP_IF_TRUE_OR_POP {
+                    self.branch(cond, kept, popped, t, n)
+                } else {
+                    self.branch(cond, popped, kept, n, t)
+                };
+            }
+            op::RETURN_VALUE => {
+                let v = self.pop()?;
+                return Ok(Some(Terminator::Return(v)));
+            }
+            op::RAISE_VARARGS => {
+                let (kind, n) = match arg {
+                    0 => (RaiseKind::Reraise, 0),
+                    1 => (RaiseKind::Exc, 1),
+                    2 => (RaiseKind::ExcFrom, 2),
+                    _ => return Err(self.err(format!("RAISE_VARARGS {arg}"))),
+                };
+                let ops = self.popn(n)?;
+                self.emit(Op::Raise { kind }, ops)?;
+                return Ok(Some(Terminator::Unreachable));
+            }
+            op::RERAISE => {
+                let exc = self.pop()?;
+                self.emit(Op::Reraise {}, vec![exc])?;
+                return Ok(Some(Terminator::Unreachable));
+            }
+            op::PUSH_EXC_INFO => {
+                let exc = self.pop()?;
+                let prev = self.emit1(Op::PushExcInfo {}, vec![exc])?;
+                self.push(prev);
+                self.push(exc)
+            }
+            op::POP_EXCEPT => {
+                let prev = self.pop()?;
+                self.emit(Op::PopExcept {}, vec![prev])?;
+            }
+            op::CHECK_EXC_MATCH => {
+                let ty = self.pop()?;
+                let exc = self.peek(1)?;
+                let r = self.emit1(Op::CheckExcMatch {}, vec![exc, ty])?;
+                self.push(r)
+            }
+            op::BEFORE_WITH => {
+                let mgr = self.pop()?;
+                let r = self.emit(Op::BeforeWith {}, vec![mgr])?;
+                self.push(r[0]);
+                self.push(r[1])
+            }
+            op::WITH_EXCEPT_START => {
+                let exc = self.peek(1)?;
+                let exit = self.peek(4)?;
+                let r = self.emit1(Op::WithExceptStart {}, vec![exit, exc])?;
+                self.push(r)
+            }
+            op::IMPORT_NAME => {
+                let name = self.name(arg)?;
+                let fromlist = self.pop()?;
+                let level = self.pop()?;
+                let r = self.emit1(Op::ImportName { name }, vec![level, fromlist])?;
+                self.push(r)
+            }
+            op::IMPORT_FROM => {
+                let name = self.name(arg)?;
+                let m = self.peek(1)?;
+                let r = self.emit1(Op::ImportFrom { name }, vec![m])?;
+                self.push(r)
+            }
+            op::MAKE_CELL => {
+                let v = self.local(arg)?;
+                let c = self.emit1(Op::MakeCell {}, vec![v])?;
+                self.set_local(arg, c)?
+            }
+            op::COPY_FREE_VARS => {
+                let n = arg as usize;
+                let nfree = self.b.code.nfree();
+                if n != nfree {
+                    return Err(self.err(format!(
+                        "COPY_FREE_VARS {n} but the code has {nfree} free variables"
+                    )));
+                }
+                let base = self.b.nlocals - n;
+                for j in 0..n {
+                    let c = self.emit1(Op::LoadClosure { index: j as u32 }, vec![])?;
+                    self.set_local((base + j) as u32, c)?;
+                }
+            }
+            op::LOAD_CLOSURE => {
+                let c = self.local(arg)?;
+                self.push(c)
+            }
+            op::LOAD_DEREF => {
+                self.cell_slot(arg)?;
+                let c = self.local(arg)?;
+                let v = self.emit1(
+                    Op::LoadDeref {
+                        local: LocalIdx(arg),
+                    },
+                    vec![c],
+                )?;
+                self.push(v)
+            }
+            op::STORE_DEREF => {
+                self.cell_slot(arg)?;
+                let c = self.local(arg)?;
+                let v = self.pop()?;
+                self.emit(Op::StoreDeref {}, vec![c, v])?;
+            }
+            op::DELETE_DEREF => {
+                self.cell_slot(arg)?;
+                let c = self.local(arg)?;
+                self.emit(
+                    Op::DeleteDeref {
+                        local: LocalIdx(arg),
+                    },
+                    vec![c],
+                )?;
+            }
+            other => return Err(self.err(unsupported_reason(other))),
+        }
+        Ok(None)
+    }
+
+    /// Rejects calls like `locals()` or zero-argument `super()`, which read the caller's
+    /// frame: tiered code has none, so the function must run in CPython.
+    fn check_frame_reading_call(&self, args: &[Value], nargs: usize) -> Result<(), Stop> {
+        if args[0] != self.b.null {
+            return Ok(());
+        }
+        if let Some(name) = self.b.global_names.get(&args[1]) {
+            if let Some(&(_, min)) = FRAME_READING_CALLS.iter().find(|(n, _)| n == name) {
+                if nargs < min {
+                    return Err(self.err(format!("calls {name}() in a form that reads the calling frame, which tiered code does not have")));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Cell opcodes must name a cell or free slot (hand-made code may not).
+    fn cell_slot(&self, i: u32) -> Result<(), Stop> {
+        match self.b.code.local_kinds.get(i as usize) {
+            Some(k) if k & (slot::CELL | slot::FREE) != 0 => Ok(()),
+            _ => Err(self.err(format!("slot {i} is not a cell or free variable"))),
+        }
+    }
+}
+
+/// Why an opcode has no translation yet, in words a user can act on.
+pub fn unsupported_reason(opcode: u8) -> String {
+    let why = match opcode {
+        op::GET_LEN | op::MATCH_MAPPING | op::MATCH_SEQUENCE | op::MATCH_KEYS | op::MATCH_CLASS => {
+            "the match statement is not supported yet"
+        }
+        op::CHECK_EG_MATCH | op::PREP_RERAISE_STAR => {
+            "except* (exception groups) is not supported yet"
+        }
+        op::YIELD_VALUE
+        | op::SEND
+        | op::RETURN_GENERATOR
+        | op::GET_YIELD_FROM_ITER
+        | op::ASYNC_GEN_WRAP => "generators run in CPython (no generator support yet)",
+        op::GET_AWAITABLE
+        | op::GET_AITER
+        | op::GET_ANEXT
+        | op::END_ASYNC_FOR
+        | op::BEFORE_ASYNC_WITH => "coroutines run in CPython (no coroutine support yet)",
+        op::LOAD_NAME
+        | op::STORE_NAME
+        | op::DELETE_NAME
+        | op::LOAD_CLASSDEREF
+        | op::SETUP_ANNOTATIONS
+        | op::IMPORT_STAR
+        | op::PRINT_EXPR => "module and class-body code runs in CPython",
+        _ => "this opcode is not valid in 3.11 function code",
+    };
+    why.to_string()
+}
+
+/// Removes block parameters whose incoming arguments are all one value (or the parameter
+/// itself), repeating until none is left; then renames uses.
+fn prune_params(f: &mut Function) {
+    let mut alias: HashMap<Value, Value> = HashMap::new();
+    loop {
+        // Incoming argument lists per block.
+        let mut incoming: HashMap<Block, Vec<Vec<Value>>> = HashMap::new();
+        for &b in &f.layout {
+            for c in f.edges_from(b) {
+                incoming.entry(c.block).or_default().push(c.args.clone());
+            }
+        }
+        let mut removed: Vec<(Block, usize)> = Vec::new();
+        for &b in &f.layout[1..] {
+            let params = &f.blocks[b].params;
+            let calls = incoming.get(&b).map(|v| v.as_slice()).unwrap_or(&[]);
+            let explicit = params.len() - usize::from(f.blocks[b].is_handler);
+            for k in 0..explicit {
+                let p = params[k];
+                let mut only = None;
+                let mut trivial = true;
+                for args in calls {
+                    let a = resolve(&alias, args[k]);
+                    if a == p {
+                        continue;
+                    }
+                    match only {
+                        None => only = Some(a),
+                        Some(o) if o == a => {}
+                        Some(_) => {
+                            trivial = false;
+                            break;
+                        }
+                    }
+                }
+                if let (true, Some(v)) = (trivial, only) {
+                    alias.insert(p, v);
+                    removed.push((b, k));
+                }
+            }
+        }
+        if removed.is_empty() {
+            break;
+        }
+        let mut by_block: HashMap<Block, HashSet<usize>> = HashMap::new();
+        for (b, k) in removed {
+            by_block.entry(b).or_default().insert(k);
+        }
+        let drop_args = |c: &mut BlockCall, by_block: &HashMap<Block, HashSet<usize>>| {
+            if let Some(ks) = by_block.get(&c.block) {
+                let mut k = 0;
+                c.args.retain(|_| {
+                    let keep = !ks.contains(&k);
+                    k += 1;
+                    keep
+                });
+            }
+        };
+        let layout = f.layout.clone();
+        for &b in &layout {
+            for c in f.blocks[b].term.successors_mut() {
+                drop_args(c, &by_block);
+            }
+            for i in f.blocks[b].insts.clone() {
+                if let Some(u) = f.insts[i].unwind.as_mut() {
+                    drop_args(u, &by_block);
+                }
+            }
+        }
+        for (b, ks) in &by_block {
+            let mut k = 0;
+            f.blocks[*b].params.retain(|_| {
+                let keep = !ks.contains(&k);
+                k += 1;
+                keep
+            });
+            for (idx, p) in f.blocks[*b].params.clone().into_iter().enumerate() {
+                f.values[p] = ValueDef::Param(*b, idx);
+            }
+        }
+    }
+    rename_uses(f, &alias);
+    for p in alias.keys() {
+        f.values.remove(*p);
+    }
+}
+
+/// Follows an alias chain to the value that replaces `v`.
+fn resolve(alias: &HashMap<Value, Value>, mut v: Value) -> Value {
+    while let Some(&n) = alias.get(&v) {
+        v = n;
+    }
+    v
+}
+
+/// Replaces every use of an aliased value by its replacement.
+fn rename_uses(f: &mut Function, alias: &HashMap<Value, Value>) {
+    if alias.is_empty() {
+        return;
+    }
+    let layout = f.layout.clone();
+    for &b in &layout {
+        for i in f.blocks[b].insts.clone() {
+            let inst = &mut f.insts[i];
+            for a in inst.args.iter_mut() {
+                *a = resolve(alias, *a);
+            }
+            if let Some(u) = inst.unwind.as_mut() {
+                for a in u.args.iter_mut() {
+                    *a = resolve(alias, *a);
+                }
+            }
+        }
+        let term = &mut f.blocks[b].term;
+        if let Terminator::Branch { cond, .. } = term {
+            *cond = resolve(alias, *cond);
+        }
+        if let Terminator::Return(v) = term {
+            *v = resolve(alias, *v);
+        }
+        for c in term.successors_mut() {
+            for a in c.args.iter_mut() {
+                *a = resolve(alias, *a);
+            }
+        }
+    }
+}
+
+/// Removes CheckBound on values that can never be NULL: arguments, op results, and block
+/// parameters all of whose incoming values are never NULL (a fixpoint over the CFG).
+fn remove_redundant_checks(f: &mut Function) {
+    let mut maybe_null: HashSet<Value> = HashSet::new();
+    for (_, inst) in f.insts.iter() {
+        match inst.op {
+            Op::Null {} => maybe_null.extend(inst.results.iter().copied()),
+            // The method slot of LOAD_METHOD is NULL when the attribute is not a method.
+            Op::LoadMethod { .. } => {
+                maybe_null.insert(inst.results[0]);
+            }
+            _ => {}
+        }
+    }
+    loop {
+        let mut changed = false;
+        for &b in &f.layout {
+            for c in f.edges_from(b) {
+                let params = &f.blocks[c.block].params;
+                for (a, p) in c.args.iter().zip(params) {
+                    if maybe_null.contains(a) && !maybe_null.contains(p) {
+                        maybe_null.insert(*p);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    let mut alias = HashMap::new();
+    let layout = f.layout.clone();
+    for b in layout {
+        let insts = f.blocks[b].insts.clone();
+        let mut kept = Vec::with_capacity(insts.len());
+        for i in insts {
+            let inst = &f.insts[i];
+            if matches!(inst.op, Op::CheckBound { .. })
+                && !maybe_null.contains(&resolve(&alias, inst.args[0]))
+            {
+                alias.insert(inst.results[0], resolve(&alias, inst.args[0]));
+                f.insts.remove(i);
+            } else {
+                kept.push(i);
+            }
+        }
+        f.blocks[b].insts = kept;
+    }
+    rename_uses(f, &alias);
+    for p in alias.keys() {
+        f.values.remove(*p);
+    }
+}

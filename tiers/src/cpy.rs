@@ -1,0 +1,101 @@
+//! CPython 3.11 entry points and layouts that pyo3-ffi does not expose. Each is exported
+//! by libpython 3.11 (PyAPI_FUNC in its headers); layouts mirror 3.11's headers and are
+//! checked against the running interpreter by the pytest suite (tracebacks, tracing).
+
+use pyo3_ffi as ffi;
+use std::os::raw::{c_char, c_int, c_void};
+
+extern "C" {
+    /// Looks up a method without binding it; 1 = unbound method found (call with self).
+    pub fn _PyObject_GetMethod(
+        obj: *mut ffi::PyObject,
+        name: *mut ffi::PyObject,
+        method: *mut *mut ffi::PyObject,
+    ) -> c_int;
+    /// Special-method lookup on the type (what `with` uses).
+    pub fn _PyObject_LookupSpecial(
+        obj: *mut ffi::PyObject,
+        name: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject;
+    /// getattr that returns 0 without raising when the attribute is missing.
+    pub fn _PyObject_LookupAttr(
+        obj: *mut ffi::PyObject,
+        name: *mut ffi::PyObject,
+        result: *mut *mut ffi::PyObject,
+    ) -> c_int;
+    /// `"f()"`-style description of a callable, for call error messages.
+    pub fn _PyObject_FunctionStr(obj: *mut ffi::PyObject) -> *mut ffi::PyObject;
+    /// dict merge with duplicate detection (override=2 raises KeyError on a duplicate).
+    pub fn _PyDict_MergeEx(a: *mut ffi::PyObject, b: *mut ffi::PyObject, override_: c_int)
+        -> c_int;
+    /// `list.extend`.
+    pub fn _PyList_Extend(
+        list: *mut ffi::PyObject,
+        iterable: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject;
+    /// `set.update` with one iterable.
+    pub fn _PySet_Update(set: *mut ffi::PyObject, iterable: *mut ffi::PyObject) -> c_int;
+    /// Joins an array of str.
+    pub fn _PyUnicode_JoinArray(
+        sep: *mut ffi::PyObject,
+        items: *const *mut ffi::PyObject,
+        n: ffi::Py_ssize_t,
+    ) -> *mut ffi::PyObject;
+    /// An empty code object with a name, file and first line: the code of our traceback frames.
+    pub fn PyCode_NewEmpty(
+        filename: *const c_char,
+        funcname: *const c_char,
+        firstlineno: c_int,
+    ) -> *mut ffi::PyObject;
+    /// ImportError with name and path.
+    pub fn PyErr_SetImportError(
+        msg: *mut ffi::PyObject,
+        name: *mut ffi::PyObject,
+        path: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject;
+    /// `"()"` / `" object"` suffix used by call error messages.
+    pub fn PyEval_GetFuncDesc(f: *mut ffi::PyObject) -> *const c_char;
+    /// The name of a callable for error messages.
+    pub fn PyEval_GetFuncName(f: *mut ffi::PyObject) -> *const c_char;
+}
+
+/// The head of 3.11's `PyThreadState` (Include/cpython/pystate.h) up to the trace hooks.
+#[repr(C)]
+struct ThreadStateHead {
+    prev: *mut c_void,
+    next: *mut c_void,
+    interp: *mut c_void,
+    _initialized: c_int,
+    _static: c_int,
+    recursion_remaining: c_int,
+    recursion_limit: c_int,
+    recursion_headroom: c_int,
+    tracing: c_int,
+    tracing_what: c_int,
+    cframe: *mut c_void,
+    c_profilefunc: *mut c_void,
+    c_tracefunc: *mut c_void,
+}
+
+/// Whether `sys.settrace` or `sys.setprofile` is active on this thread: then calls run in
+/// CPython so debuggers, profilers and coverage see every line.
+#[inline]
+pub fn tracing_active() -> bool {
+    // SAFETY: with the GIL held the current thread state is live, and its first fields
+    // have 3.11's layout above (this crate only builds for 3.11).
+    unsafe {
+        let ts = ffi::PyThreadState_Get() as *const ThreadStateHead;
+        !(*ts).c_profilefunc.is_null() || !(*ts).c_tracefunc.is_null()
+    }
+}
+
+/// The head of 3.11's `PyFrameObject` (Include/internal/pycore_frame.h) up to `f_lineno`.
+#[repr(C)]
+pub struct FrameHead {
+    ob_base: ffi::PyObject,
+    f_back: *mut c_void,
+    f_frame: *mut c_void,
+    f_trace: *mut ffi::PyObject,
+    /// The line the traceback shows when non-zero.
+    pub f_lineno: c_int,
+}

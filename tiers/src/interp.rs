@@ -1,0 +1,285 @@
+//! The tier-1 interpreter: runs a function's linear form over a register file. One
+//! exhaustive match dispatches every op to its family in `ops/`.
+
+use crate::lower::{LInst, LKind, NO_EDGE};
+use crate::ops;
+use crate::runtime::Compiled;
+use crate::stats;
+use crate::value::{PyResult, Raised, Value};
+use pyo3_ffi as ffi;
+use tiered_ir::{Op, RaiseKind};
+
+/// What the running function's ops need besides their operands.
+pub struct Ctx<'a> {
+    /// The compiled function.
+    pub compiled: &'a Compiled,
+    /// The function object being run (for closure, defaults).
+    pub func: *mut ffi::PyFunctionObject,
+    /// Its globals dict.
+    pub globals: *mut ffi::PyObject,
+    /// Its builtins dict.
+    pub builtins: *mut ffi::PyObject,
+}
+
+/// How an op failed: a new exception (gets a traceback line) or a re-raise (keeps its own).
+enum Failure {
+    New,
+    Reraise,
+}
+
+/// How many backward jumps run between polls for signals (Ctrl-C in a tight loop).
+const POLL_INTERVAL: u32 = 1 << 12;
+
+/// Runs `c` with its argument registers already filled; returns the result or `Raised`.
+///
+/// # Safety
+/// GIL held; `regs.len() == c.linear.nregs`; `func` is the live function `c` came from.
+pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
+    let lin = &ctx.compiled.linear;
+    let mut pc = 0usize;
+    let mut poll = POLL_INTERVAL;
+    let mut scratch: Vec<Value> = Vec::new();
+    let counting = stats::counting_enabled();
+    loop {
+        let inst = lin.insts[pc];
+        match inst.kind {
+            LKind::Op(op) => {
+                if counting {
+                    stats::count_op(op.kind());
+                }
+                match exec(ctx, op, &inst, regs) {
+                    Ok(()) => pc += 1,
+                    Err(how) => {
+                        if let Failure::New = how {
+                            crate::traceback::add_frame(ctx, inst.offset);
+                        }
+                        if inst.unwind == NO_EDGE {
+                            return Err(Raised);
+                        }
+                        let exc = crate::traceback::fetch_normalized();
+                        let e = lin.edges[inst.unwind as usize];
+                        take_edge(lin, e, regs, &mut scratch);
+                        regs[e.exc_reg as usize] = exc;
+                        pc = e.target as usize;
+                    }
+                }
+            }
+            LKind::Jump(e) => {
+                let e = lin.edges[e as usize];
+                if e.backward {
+                    poll -= 1;
+                    if poll == 0 {
+                        poll = POLL_INTERVAL;
+                        if ffi::PyErr_CheckSignals() < 0 {
+                            crate::traceback::add_frame(ctx, inst.offset);
+                            return Err(Raised);
+                        }
+                    }
+                }
+                take_edge(lin, e, regs, &mut scratch);
+                pc = e.target as usize;
+            }
+            LKind::Branch {
+                cond,
+                then_edge,
+                else_edge,
+            } => {
+                let truth = match &regs[cond as usize] {
+                    Value::Bool(b) => *b,
+                    other => {
+                        // Conditions are bools by construction; anything else (hand-made
+                        // code cannot reach here, but be total) uses Python truth.
+                        let t = ffi::PyObject_IsTrue(other.as_ptr());
+                        if t < 0 {
+                            crate::traceback::add_frame(ctx, inst.offset);
+                            return Err(Raised);
+                        }
+                        t != 0
+                    }
+                };
+                let e = lin.edges[if truth { then_edge } else { else_edge } as usize];
+                take_edge(lin, e, regs, &mut scratch);
+                pc = e.target as usize;
+            }
+            LKind::Return(r) => return Ok(std::mem::take(&mut regs[r as usize])),
+            LKind::Unreachable => {
+                ffi::PyErr_SetString(
+                    ffi::PyExc_SystemError,
+                    c"tiered: reached unreachable code".as_ptr(),
+                );
+                return Err(Raised);
+            }
+        }
+    }
+}
+
+/// Copies the edge's arguments into the target's parameters, as a parallel copy.
+#[inline]
+fn take_edge(
+    lin: &crate::lower::Linear,
+    e: crate::lower::Edge,
+    regs: &mut [Value],
+    scratch: &mut Vec<Value>,
+) {
+    let moves = &lin.moves[e.moves_start as usize..(e.moves_start + e.moves_len) as usize];
+    match moves {
+        [] => {}
+        [(s, d)] => regs[*d as usize] = regs[*s as usize].clone(),
+        _ => {
+            scratch.clear();
+            scratch.extend(moves.iter().map(|(s, _)| regs[*s as usize].clone()));
+            for ((_, d), v) in moves.iter().zip(scratch.drain(..)) {
+                regs[*d as usize] = v;
+            }
+        }
+    }
+}
+
+/// Executes one op.
+#[inline]
+unsafe fn exec(ctx: &Ctx, op: Op, inst: &LInst, regs: &mut [Value]) -> Result<(), Failure> {
+    let ops_ix =
+        &ctx.compiled.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
+    let a = |k: usize| -> &Value { &regs[ops_ix[k] as usize] };
+    let dst = inst.dst as usize;
+    // Ops produce their results first, then write them, so reading operands and writing
+    // registers never overlap.
+    macro_rules! set {
+        ($e:expr) => {{
+            let v = $e.map_err(|_| Failure::New)?;
+            regs[dst] = v;
+        }};
+    }
+    macro_rules! run {
+        ($e:expr) => {{
+            $e.map_err(|_| Failure::New)?;
+        }};
+    }
+    let args_vec = || -> Vec<*mut ffi::PyObject> {
+        ops_ix.iter().map(|&r| regs[r as usize].as_ptr()).collect()
+    };
+    match op {
+        Op::Const { index } => set!(ops::values::load_const(ctx, index)),
+        Op::Null {} => regs[dst] = Value::Null,
+        Op::CheckBound { local } => set!(ops::values::check_bound(ctx, local, a(0))),
+        Op::LoadAssertionError {} => regs[dst] = Value::from_borrowed(ffi::PyExc_AssertionError),
+        Op::LoadBuildClass {} => set!(ops::globals::load_build_class(ctx)),
+        Op::LoadGlobal { name } => set!(ops::globals::load_global(ctx, name)),
+        Op::StoreGlobal { name } => run!(ops::globals::store_global(ctx, name, a(0))),
+        Op::DeleteGlobal { name } => run!(ops::globals::delete_global(ctx, name)),
+        Op::Binary { op } => set!(ops::arith::binary(op, a(0), a(1))),
+        Op::Unary { op } => set!(ops::arith::unary(op, a(0))),
+        Op::Compare { op } => set!(ops::compare::compare(op, a(0), a(1))),
+        Op::Is { invert } => regs[dst] = Value::Bool((a(0).as_ptr() == a(1).as_ptr()) != invert),
+        Op::Contains { invert } => set!(ops::compare::contains(invert, a(0), a(1))),
+        Op::Truth {} => set!(ops::compare::truth(a(0))),
+        Op::IsNone {} => regs[dst] = Value::Bool(a(0).as_ptr() == ffi::Py_None()),
+        Op::GetIter {} => set!(ops::iter::get_iter(a(0))),
+        Op::ForIter {} => {
+            let item = ops::iter::for_iter(a(0)).map_err(|_| Failure::New)?;
+            let done = item.is_null();
+            regs[dst] = item;
+            regs[dst + 1] = Value::Bool(done);
+        }
+        Op::LoadAttr { name } => set!(ops::attrs::load_attr(ctx, name, a(0))),
+        Op::StoreAttr { name } => run!(ops::attrs::store_attr(ctx, name, a(0), a(1))),
+        Op::DeleteAttr { name } => run!(ops::attrs::delete_attr(ctx, name, a(0))),
+        Op::LoadMethod { name } => {
+            let (m, s) = ops::attrs::load_method(ctx, name, a(0)).map_err(|_| Failure::New)?;
+            regs[dst] = m;
+            regs[dst + 1] = s;
+        }
+        Op::Subscr {} => set!(ops::subscr::subscr(a(0), a(1))),
+        Op::StoreSubscr {} => run!(ops::subscr::store_subscr(a(0), a(1), a(2))),
+        Op::DeleteSubscr {} => run!(ops::subscr::delete_subscr(a(0), a(1))),
+        Op::BuildSlice { count } => set!(ops::subscr::build_slice(
+            a(0),
+            a(1),
+            if count == 3 { Some(a(2)) } else { None }
+        )),
+        Op::Call { kwnames } => set!(ops::calls::call(ctx, kwnames, &mut args_vec())),
+        Op::CallEx { kwargs } => set!(ops::calls::call_ex(
+            a(0),
+            a(1),
+            if kwargs { Some(a(2)) } else { None }
+        )),
+        Op::MakeFunction { flags } => set!(ops::calls::make_function(ctx, flags, &args_vec())),
+        Op::BuildTuple {} => set!(ops::build::build_tuple(&args_vec())),
+        Op::BuildList {} => set!(ops::build::build_list(&args_vec())),
+        Op::BuildSet {} => set!(ops::build::build_set(&args_vec())),
+        Op::BuildMap {} => set!(ops::build::build_map(&args_vec())),
+        Op::BuildConstKeyMap {} => set!(ops::build::build_const_key_map(&args_vec())),
+        Op::BuildString {} => set!(ops::build::build_string(&args_vec())),
+        Op::FormatValue { conversion, spec } => {
+            set!(ops::build::format_value(
+                conversion,
+                a(0),
+                if spec { Some(a(1)) } else { None }
+            ))
+        }
+        Op::ListAppend {} => run!(ops::build::list_append(a(0), a(1))),
+        Op::SetAdd {} => run!(ops::build::set_add(a(0), a(1))),
+        Op::MapAdd {} => run!(ops::build::map_add(a(0), a(1), a(2))),
+        Op::ListExtend {} => run!(ops::build::list_extend(a(0), a(1))),
+        Op::SetUpdate {} => run!(ops::build::set_update(a(0), a(1))),
+        Op::DictUpdate {} => run!(ops::build::dict_update(a(0), a(1))),
+        Op::DictMerge {} => run!(ops::build::dict_merge(a(0), a(1), a(2))),
+        Op::ListToTuple {} => set!(ops::build::list_to_tuple(a(0))),
+        Op::UnpackSequence { count } => {
+            let items = ops::build::unpack(a(0), count as usize, None).map_err(|_| Failure::New)?;
+            for (k, v) in items.into_iter().enumerate() {
+                regs[dst + k] = v;
+            }
+        }
+        Op::UnpackEx { before, after } => {
+            let items = ops::build::unpack(a(0), before as usize, Some(after as usize))
+                .map_err(|_| Failure::New)?;
+            for (k, v) in items.into_iter().enumerate() {
+                regs[dst + k] = v;
+            }
+        }
+        Op::MakeCell {} => set!(ops::cells::make_cell(a(0))),
+        Op::LoadClosure { index } => set!(ops::cells::load_closure(ctx, index)),
+        Op::LoadDeref { local } => set!(ops::cells::load_deref(ctx, local, a(0))),
+        Op::StoreDeref {} => run!(ops::cells::store_deref(a(0), a(1))),
+        Op::DeleteDeref { local } => run!(ops::cells::delete_deref(ctx, local, a(0))),
+        Op::PushExcInfo {} => set!(ops::exceptions::push_exc_info(a(0))),
+        Op::PopExcept {} => ops::exceptions::pop_except(a(0)),
+        Op::CheckExcMatch {} => set!(ops::exceptions::check_exc_match(a(0), a(1))),
+        Op::Raise { kind } => {
+            let exc = if kind == RaiseKind::Reraise {
+                None
+            } else {
+                Some(a(0))
+            };
+            let cause = if kind == RaiseKind::ExcFrom {
+                Some(a(1))
+            } else {
+                None
+            };
+            return Err(match ops::exceptions::raise(exc, cause) {
+                ops::exceptions::Raise::New => Failure::New,
+                ops::exceptions::Raise::Reraise => Failure::Reraise,
+            });
+        }
+        Op::Reraise {} => {
+            ops::exceptions::reraise(a(0));
+            return Err(Failure::Reraise);
+        }
+        Op::BeforeWith {} => {
+            let (exit, res) = ops::exceptions::before_with(a(0)).map_err(|_| Failure::New)?;
+            regs[dst] = exit;
+            regs[dst + 1] = res;
+        }
+        Op::WithExceptStart {} => set!(ops::exceptions::with_except_start(a(0), a(1))),
+        Op::ImportName { name } => set!(ops::imports::import_name(ctx, name, a(0), a(1))),
+        Op::ImportFrom { name } => set!(ops::imports::import_from(ctx, name, a(0))),
+        Op::Unsupported { reason, .. } => {
+            // Functions with Unsupported ops are never run by tier 1; be total anyway.
+            let msg = std::ffi::CString::new(reason).unwrap_or_default();
+            ffi::PyErr_SetString(ffi::PyExc_SystemError, msg.as_ptr());
+            return Err(Failure::New);
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,381 @@
+//! Building containers and strings, and unpacking them.
+
+use crate::value::{status, Owned, PyResult, Raised, Value};
+use pyo3_ffi as ffi;
+use tiered_ir::Conversion;
+
+/// BuildTuple.
+///
+/// # Safety
+/// GIL held; operands are objects.
+pub unsafe fn build_tuple(items: &[*mut ffi::PyObject]) -> PyResult<Value> {
+    let t = Owned::new(ffi::PyTuple_New(items.len() as ffi::Py_ssize_t))?;
+    for (i, &o) in items.iter().enumerate() {
+        ffi::Py_INCREF(o);
+        ffi::PyTuple_SET_ITEM(t.ptr(), i as ffi::Py_ssize_t, o);
+    }
+    Ok(t.into_value())
+}
+
+/// BuildList.
+///
+/// # Safety
+/// GIL held; operands are objects.
+pub unsafe fn build_list(items: &[*mut ffi::PyObject]) -> PyResult<Value> {
+    let l = Owned::new(ffi::PyList_New(items.len() as ffi::Py_ssize_t))?;
+    for (i, &o) in items.iter().enumerate() {
+        ffi::Py_INCREF(o);
+        ffi::PyList_SET_ITEM(l.ptr(), i as ffi::Py_ssize_t, o);
+    }
+    Ok(l.into_value())
+}
+
+/// BuildSet (items added in order, as BUILD_SET does).
+///
+/// # Safety
+/// GIL held; operands are objects.
+pub unsafe fn build_set(items: &[*mut ffi::PyObject]) -> PyResult<Value> {
+    let s = Owned::new(ffi::PySet_New(std::ptr::null_mut()))?;
+    for &o in items {
+        status(ffi::PySet_Add(s.ptr(), o))?;
+    }
+    Ok(s.into_value())
+}
+
+/// BuildMap from (key, value) pairs.
+///
+/// # Safety
+/// GIL held; operands are objects.
+pub unsafe fn build_map(items: &[*mut ffi::PyObject]) -> PyResult<Value> {
+    let d = Owned::new(ffi::PyDict_New())?;
+    for kv in items.chunks(2) {
+        if let [k, v] = kv {
+            status(ffi::PyDict_SetItem(d.ptr(), *k, *v))?;
+        }
+    }
+    Ok(d.into_value())
+}
+
+/// BuildConstKeyMap: values..., then the keys tuple.
+///
+/// # Safety
+/// GIL held; operands are objects.
+pub unsafe fn build_const_key_map(items: &[*mut ffi::PyObject]) -> PyResult<Value> {
+    let (keys, values) = match items.split_last() {
+        Some((k, v)) => (*k, v),
+        None => {
+            return Err(super::raise(
+                ffi::PyExc_SystemError,
+                "bad BUILD_CONST_KEY_MAP keys argument",
+            ))
+        }
+    };
+    if ffi::PyTuple_CheckExact(keys) == 0 || ffi::PyTuple_GET_SIZE(keys) as usize != values.len() {
+        return Err(super::raise(
+            ffi::PyExc_SystemError,
+            "bad BUILD_CONST_KEY_MAP keys argument",
+        ));
+    }
+    let d = Owned::new(ffi::PyDict_New())?;
+    for (i, &v) in values.iter().enumerate() {
+        status(ffi::PyDict_SetItem(
+            d.ptr(),
+            ffi::PyTuple_GET_ITEM(keys, i as ffi::Py_ssize_t),
+            v,
+        ))?;
+    }
+    Ok(d.into_value())
+}
+
+/// BuildString: concatenation of str pieces.
+///
+/// # Safety
+/// GIL held; operands are str objects (FormatValue made them).
+pub unsafe fn build_string(items: &[*mut ffi::PyObject]) -> PyResult<Value> {
+    let empty = Owned::new(ffi::PyUnicode_FromStringAndSize(std::ptr::null(), 0))?;
+    Value::from_owned(crate::cpy::_PyUnicode_JoinArray(
+        empty.ptr(),
+        items.as_ptr(),
+        items.len() as ffi::Py_ssize_t,
+    ))
+}
+
+/// FormatValue: conversion, then `format(v, spec)`; a str with no spec is kept as is.
+///
+/// # Safety
+/// GIL held; operands are objects.
+pub unsafe fn format_value(
+    conversion: Conversion,
+    v: &Value,
+    spec: Option<&Value>,
+) -> PyResult<Value> {
+    let converted = match conversion {
+        Conversion::None => v.clone(),
+        Conversion::Str => Value::from_owned(ffi::PyObject_Str(v.as_ptr()))?,
+        Conversion::Repr => Value::from_owned(ffi::PyObject_Repr(v.as_ptr()))?,
+        Conversion::Ascii => Value::from_owned(ffi::PyObject_ASCII(v.as_ptr()))?,
+    };
+    let p = converted.as_ptr();
+    if spec.is_none() && ffi::PyUnicode_CheckExact(p) != 0 {
+        return Ok(converted);
+    }
+    let s = spec.map(|s| s.as_ptr()).unwrap_or(std::ptr::null_mut());
+    Value::from_owned(ffi::PyObject_Format(p, s))
+}
+
+/// ListAppend.
+///
+/// # Safety
+/// GIL held; `l` is a list.
+pub unsafe fn list_append(l: &Value, v: &Value) -> PyResult<()> {
+    status(ffi::PyList_Append(l.as_ptr(), v.as_ptr()))
+}
+
+/// SetAdd.
+///
+/// # Safety
+/// GIL held; `s` is a set.
+pub unsafe fn set_add(s: &Value, v: &Value) -> PyResult<()> {
+    status(ffi::PySet_Add(s.as_ptr(), v.as_ptr()))
+}
+
+/// MapAdd: `d[k] = v`.
+///
+/// # Safety
+/// GIL held; `d` is a dict.
+pub unsafe fn map_add(d: &Value, k: &Value, v: &Value) -> PyResult<()> {
+    status(ffi::PyDict_SetItem(d.as_ptr(), k.as_ptr(), v.as_ptr()))
+}
+
+/// ListExtend, with LIST_EXTEND's message for a non-iterable.
+///
+/// # Safety
+/// GIL held; `l` is a list.
+pub unsafe fn list_extend(l: &Value, it: &Value) -> PyResult<()> {
+    let r = crate::cpy::_PyList_Extend(l.as_ptr(), it.as_ptr());
+    if r.is_null() {
+        let i = it.as_ptr();
+        if ffi::PyErr_ExceptionMatches(ffi::PyExc_TypeError) != 0
+            && (*ffi::Py_TYPE(i)).tp_iter.is_none()
+            && ffi::PySequence_Check(i) == 0
+        {
+            ffi::PyErr_Clear();
+            return Err(super::raise(
+                ffi::PyExc_TypeError,
+                &format!(
+                    "Value after * must be an iterable, not {}",
+                    super::type_name(i)
+                ),
+            ));
+        }
+        return Err(Raised);
+    }
+    ffi::Py_DECREF(r);
+    Ok(())
+}
+
+/// SetUpdate.
+///
+/// # Safety
+/// GIL held; `s` is a set.
+pub unsafe fn set_update(s: &Value, it: &Value) -> PyResult<()> {
+    status(crate::cpy::_PySet_Update(s.as_ptr(), it.as_ptr()))
+}
+
+/// DictUpdate, with DICT_UPDATE's message for a non-mapping.
+///
+/// # Safety
+/// GIL held; `d` is a dict.
+pub unsafe fn dict_update(d: &Value, m: &Value) -> PyResult<()> {
+    if ffi::PyDict_Update(d.as_ptr(), m.as_ptr()) < 0 {
+        if ffi::PyErr_ExceptionMatches(ffi::PyExc_AttributeError) != 0 {
+            ffi::PyErr_Clear();
+            return Err(super::raise(
+                ffi::PyExc_TypeError,
+                &format!("'{}' object is not a mapping", super::type_name(m.as_ptr())),
+            ));
+        }
+        return Err(Raised);
+    }
+    Ok(())
+}
+
+/// DictMerge: `**m` into call kwargs; duplicates and non-mappings get CPython's messages.
+///
+/// # Safety
+/// GIL held; `d` is a dict.
+pub unsafe fn dict_merge(func: &Value, d: &Value, m: &Value) -> PyResult<()> {
+    if crate::cpy::_PyDict_MergeEx(d.as_ptr(), m.as_ptr(), 2) < 0 {
+        format_kwargs_error(func.as_ptr(), m.as_ptr());
+        return Err(Raised);
+    }
+    Ok(())
+}
+
+/// Rewrites the error of a failed `**` merge the way CPython's call sites report it.
+///
+/// # Safety
+/// GIL held; an exception is set.
+pub(crate) unsafe fn format_kwargs_error(func: *mut ffi::PyObject, kwargs: *mut ffi::PyObject) {
+    if ffi::PyErr_ExceptionMatches(ffi::PyExc_AttributeError) != 0 {
+        ffi::PyErr_Clear();
+        super::calls::func_error(
+            func,
+            &format!(
+                "argument after ** must be a mapping, not {}",
+                super::type_name(kwargs)
+            ),
+        );
+    } else if ffi::PyErr_ExceptionMatches(ffi::PyExc_KeyError) != 0 {
+        let (mut t, mut v, mut tb) = (
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
+        ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+        if !v.is_null() && ffi::PyTuple_Check(v) != 0 && ffi::PyTuple_GET_SIZE(v) == 1 {
+            let key = ffi::PyTuple_GET_ITEM(v, 0);
+            let fstr = crate::cpy::_PyObject_FunctionStr(func);
+            if !fstr.is_null() {
+                let key_str = ffi::PyObject_Str(key);
+                let k = if key_str.is_null() {
+                    ffi::PyErr_Clear();
+                    String::new()
+                } else {
+                    let s = super::str_of(key_str);
+                    ffi::Py_DECREF(key_str);
+                    s
+                };
+                super::raise(
+                    ffi::PyExc_TypeError,
+                    &format!(
+                        "{} got multiple values for keyword argument '{k}'",
+                        super::str_of(fstr)
+                    ),
+                );
+                ffi::Py_DECREF(fstr);
+            }
+            ffi::Py_XDECREF(t);
+            ffi::Py_XDECREF(v);
+            ffi::Py_XDECREF(tb);
+        } else {
+            ffi::PyErr_Restore(t, v, tb);
+        }
+    }
+}
+
+/// ListToTuple.
+///
+/// # Safety
+/// GIL held; `l` is a list.
+pub unsafe fn list_to_tuple(l: &Value) -> PyResult<Value> {
+    Value::from_owned(ffi::PyList_AsTuple(l.as_ptr()))
+}
+
+/// UnpackSequence (`after == None`: exactly `before` items) and UnpackEx (`before` items,
+/// a list of the rest, `after` items), with UNPACK_*'s messages.
+///
+/// # Safety
+/// GIL held; the operand is an object.
+pub unsafe fn unpack(v: &Value, before: usize, after: Option<usize>) -> PyResult<Vec<Value>> {
+    let p = v.as_ptr();
+    // Exact tuples and lists of the right length: no iterator needed.
+    if after.is_none() && (ffi::PyTuple_CheckExact(p) != 0 || ffi::PyList_CheckExact(p) != 0) {
+        let n = ffi::PySequence_Size(p);
+        if n == before as ffi::Py_ssize_t {
+            let is_tuple = ffi::PyTuple_CheckExact(p) != 0;
+            return Ok((0..n)
+                .map(|i| {
+                    let item = if is_tuple {
+                        ffi::PyTuple_GET_ITEM(p, i)
+                    } else {
+                        ffi::PyList_GET_ITEM(p, i)
+                    };
+                    Value::from_borrowed(item)
+                })
+                .collect());
+        }
+    }
+    let it = ffi::PyObject_GetIter(p);
+    if it.is_null() {
+        if ffi::PyErr_ExceptionMatches(ffi::PyExc_TypeError) != 0
+            && (*ffi::Py_TYPE(p)).tp_iter.is_none()
+            && ffi::PySequence_Check(p) == 0
+        {
+            ffi::PyErr_Clear();
+            return Err(super::raise(
+                ffi::PyExc_TypeError,
+                &format!("cannot unpack non-iterable {} object", super::type_name(p)),
+            ));
+        }
+        return Err(Raised);
+    }
+    let it = Owned::new(it)?;
+    let mut out = Vec::with_capacity(before + 1 + after.unwrap_or(0));
+    for i in 0..before {
+        let w = ffi::PyIter_Next(it.ptr());
+        if w.is_null() {
+            if ffi::PyErr_Occurred().is_null() {
+                let msg = match after {
+                    None => format!("not enough values to unpack (expected {before}, got {i})"),
+                    Some(a) => format!(
+                        "not enough values to unpack (expected at least {}, got {i})",
+                        before + a
+                    ),
+                };
+                return Err(super::raise(ffi::PyExc_ValueError, &msg));
+            }
+            return Err(Raised);
+        }
+        out.push(Value::from_owned(w)?);
+    }
+    match after {
+        None => {
+            let w = ffi::PyIter_Next(it.ptr());
+            if w.is_null() {
+                if !ffi::PyErr_Occurred().is_null() {
+                    return Err(Raised);
+                }
+                return Ok(out);
+            }
+            ffi::Py_DECREF(w);
+            Err(super::raise(
+                ffi::PyExc_ValueError,
+                &format!("too many values to unpack (expected {before})"),
+            ))
+        }
+        Some(a) => {
+            let rest = Owned::new(ffi::PySequence_List(it.ptr()))?;
+            let n = ffi::PyList_GET_SIZE(rest.ptr()) as usize;
+            if n < a {
+                return Err(super::raise(
+                    ffi::PyExc_ValueError,
+                    &format!(
+                        "not enough values to unpack (expected at least {}, got {})",
+                        before + a,
+                        before + n
+                    ),
+                ));
+            }
+            for k in n - a..n {
+                out.push(Value::from_borrowed(ffi::PyList_GET_ITEM(
+                    rest.ptr(),
+                    k as ffi::Py_ssize_t,
+                )));
+            }
+            // The starred list keeps the first n - a items; its tail moved to `out`.
+            if ffi::PyList_SetSlice(
+                rest.ptr(),
+                (n - a) as ffi::Py_ssize_t,
+                n as ffi::Py_ssize_t,
+                std::ptr::null_mut(),
+            ) < 0
+            {
+                return Err(Raised);
+            }
+            // The list goes between the leading and trailing items.
+            out.insert(before, rest.into_value());
+            Ok(out)
+        }
+    }
+}

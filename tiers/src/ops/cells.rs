@@ -1,0 +1,103 @@
+//! Closure cells: creating, reading, writing and deleting them.
+
+use crate::interp::Ctx;
+use crate::value::{status, PyResult, Raised, Value};
+use pyo3_ffi as ffi;
+use tiered_frontend::code::slot;
+use tiered_ir::LocalIdx;
+
+/// MakeCell: a new cell holding the operand (empty for NULL).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn make_cell(v: &Value) -> PyResult<Value> {
+    Value::from_owned(ffi::PyCell_New(v.as_ptr()))
+}
+
+/// LoadClosure: the function's closure cell `index`.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn load_closure(ctx: &Ctx, index: u32) -> PyResult<Value> {
+    let closure = (*ctx.func).func_closure;
+    if closure.is_null()
+        || ffi::PyTuple_Check(closure) == 0
+        || index as isize >= ffi::PyTuple_GET_SIZE(closure)
+    {
+        return Err(super::raise(
+            ffi::PyExc_SystemError,
+            "tiered: function has no closure cell for a free variable",
+        ));
+    }
+    Ok(Value::from_borrowed(ffi::PyTuple_GET_ITEM(
+        closure,
+        index as ffi::Py_ssize_t,
+    )))
+}
+
+unsafe fn cell_ptr(c: &Value) -> PyResult<*mut ffi::PyObject> {
+    let p = c.as_ptr();
+    if p.is_null() || ffi::PyCell_Check(p) == 0 {
+        return Err(super::raise(
+            ffi::PyExc_SystemError,
+            "tiered: cell variable does not hold a cell",
+        ));
+    }
+    Ok(p)
+}
+
+/// The error of reading an empty cell: UnboundLocalError for the function's own cell
+/// variables, NameError for free variables, as 3.11 words them.
+unsafe fn empty_cell_error(ctx: &Ctx, local: LocalIdx) -> Raised {
+    let kind = ctx
+        .compiled
+        .info
+        .local_kinds
+        .get(local.0 as usize)
+        .copied()
+        .unwrap_or(0);
+    if kind & slot::FREE != 0 {
+        let name = super::values::local_name(ctx, local);
+        super::raise(
+            ffi::PyExc_NameError,
+            &format!("cannot access free variable '{name}' where it is not associated with a value in enclosing scope"),
+        )
+    } else {
+        super::values::unbound_local(ctx, local)
+    }
+}
+
+/// LoadDeref: the cell's content.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn load_deref(ctx: &Ctx, local: LocalIdx, c: &Value) -> PyResult<Value> {
+    // A checked cell and no error: PyCell_Get's NULL means "empty".
+    let v = ffi::PyCell_Get(cell_ptr(c)?);
+    if v.is_null() {
+        return Err(empty_cell_error(ctx, local));
+    }
+    Value::from_owned(v)
+}
+
+/// StoreDeref: sets the cell's content.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn store_deref(c: &Value, v: &Value) -> PyResult<()> {
+    status(ffi::PyCell_Set(cell_ptr(c)?, v.as_ptr()))
+}
+
+/// DeleteDeref: empties the cell (error if already empty).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn delete_deref(ctx: &Ctx, local: LocalIdx, c: &Value) -> PyResult<()> {
+    let p = cell_ptr(c)?;
+    let v = ffi::PyCell_Get(p);
+    if v.is_null() {
+        return Err(empty_cell_error(ctx, local));
+    }
+    ffi::Py_DECREF(v);
+    status(ffi::PyCell_Set(p, std::ptr::null_mut()))
+}

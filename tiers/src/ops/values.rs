@@ -1,0 +1,56 @@
+//! Constants and local-variable checks.
+
+use crate::interp::Ctx;
+use crate::value::{PyResult, Raised, Value};
+use pyo3_ffi as ffi;
+use tiered_ir::{ConstIdx, LocalIdx};
+
+/// Const: `co_consts[index]`.
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn load_const(ctx: &Ctx, index: ConstIdx) -> PyResult<Value> {
+    match ctx.compiled.objects.consts.get(index.0 as usize) {
+        Some(&o) => Ok(Value::from_borrowed(o)),
+        None => Err(super::raise(
+            ffi::PyExc_SystemError,
+            "tiered: constant index out of range",
+        )),
+    }
+}
+
+/// CheckBound: the value itself, or UnboundLocalError as LOAD_FAST raises it.
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn check_bound(ctx: &Ctx, local: LocalIdx, v: &Value) -> PyResult<Value> {
+    if !v.is_null() {
+        return Ok(v.clone());
+    }
+    Err(unbound_local(ctx, local))
+}
+
+/// Raises 3.11's UnboundLocalError for a local slot.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn unbound_local(ctx: &Ctx, local: LocalIdx) -> Raised {
+    let name = local_name(ctx, local);
+    super::raise(
+        ffi::PyExc_UnboundLocalError,
+        &format!("cannot access local variable '{name}' where it is not associated with a value"),
+    )
+}
+
+/// The name of a locals-plus slot.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn local_name(ctx: &Ctx, local: LocalIdx) -> String {
+    match ctx.compiled.objects.local_names.get(local.0 as usize) {
+        Some(n) => super::str_of(n.ptr()),
+        None => "?".into(),
+    }
+}

@@ -1,0 +1,435 @@
+//! Compiled functions and calls into tier 1: the per-code cache, argument binding, the
+//! per-wrapper counters, and the fallback to CPython.
+
+use crate::code::{read_code, CodeObjects};
+use crate::interp::{self, Ctx};
+use crate::lower::{lower, Linear};
+use crate::value::{Owned, PyResult, Raised, Value};
+use pyo3_ffi as ffi;
+use std::cell::{Cell, RefCell, UnsafeCell};
+use std::collections::{HashMap, HashSet};
+use std::rc::Rc;
+use tiered_frontend::lines::LineTable;
+use tiered_frontend::{translate, CodeInfo, Unsupported};
+use tiered_ir::Function;
+
+/// A code object translated and lowered, with everything calls need.
+pub struct Compiled {
+    /// Python objects of the code (constants, names, code itself).
+    pub objects: CodeObjects,
+    /// The plain-data view it was translated from.
+    pub info: CodeInfo,
+    /// The SSA IR (for dumps).
+    pub ir: Function,
+    /// Why it cannot run in our tiers; empty when it can.
+    pub unsupported: Vec<Unsupported>,
+    /// The interpreter's form.
+    pub linear: Linear,
+    /// Source lines per code unit.
+    pub lines: LineTable,
+    /// Empty code objects named like the function, one per source line, for its traceback
+    /// frames: 3.11 computes `tb_lineno` from the frame's code and `tb_lasti`, not from
+    /// `f_lineno`, so the line must be the code's first line.
+    tb_codes: RefCell<HashMap<i32, Owned>>,
+}
+
+impl Compiled {
+    /// Whether tier 1 can run it.
+    pub fn runnable(&self) -> bool {
+        self.unsupported.is_empty()
+    }
+    /// The traceback code object for `line`, made on first use (exceptions only).
+    ///
+    /// # Safety
+    /// GIL held.
+    pub unsafe fn tb_code(&self, line: i32) -> PyResult<*mut ffi::PyObject> {
+        if let Some(c) = self.tb_codes.borrow().get(&line) {
+            return Ok(c.ptr());
+        }
+        let o = &self.objects;
+        let c = Owned::new(crate::cpy::PyCode_NewEmpty(
+            o.filename.as_ptr(),
+            o.name.as_ptr(),
+            line,
+        ))?;
+        let p = c.ptr();
+        self.tb_codes.borrow_mut().insert(line, c);
+        Ok(p)
+    }
+
+    /// The first unsupported reason as "OP: reason".
+    pub fn fallback_reason(&self) -> String {
+        match self.unsupported.first() {
+            Some(u) => format!("{}: {}", u.op, u.reason),
+            None => String::new(),
+        }
+    }
+}
+
+/// A cell only touched with the GIL held.
+struct GilCell<T>(UnsafeCell<T>);
+// SAFETY: every access goes through `with`, whose callers hold the GIL (crate invariant), so
+// no two threads touch the contents at once.
+unsafe impl<T> Sync for GilCell<T> {}
+impl<T> GilCell<T> {
+    /// # Safety
+    /// GIL held, and `f` does not re-enter `with` on the same cell.
+    unsafe fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        f(&mut *self.0.get())
+    }
+}
+
+struct Registry {
+    /// Compiled code by code-object address (each entry owns its code object, so the
+    /// address cannot be reused while it is here).
+    compiled: HashMap<usize, Rc<Compiled>>,
+    /// Code objects nested in tiered code (comprehensions, lambdas, inner defs): calls to
+    /// functions made from them run in tier 1 too.
+    nested: HashSet<usize>,
+    /// Owned references keeping `nested` addresses alive.
+    nested_refs: Vec<Owned>,
+}
+
+static REGISTRY: GilCell<Option<Registry>> = GilCell(UnsafeCell::new(None));
+
+unsafe fn registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
+    REGISTRY.with(|r| {
+        f(r.get_or_insert_with(|| Registry {
+            compiled: HashMap::new(),
+            nested: HashSet::new(),
+            nested_refs: Vec::new(),
+        }))
+    })
+}
+
+/// Translates and lowers a code object, or returns the cached result.
+///
+/// # Safety
+/// GIL held; `code` is a live code object.
+pub unsafe fn compiled_for(code: *mut ffi::PyObject) -> PyResult<Rc<Compiled>> {
+    if let Some(c) = registry(|r| r.compiled.get(&(code as usize)).cloned()) {
+        return Ok(c);
+    }
+    let c = Rc::new(compile(code)?);
+    registry(|r| {
+        // Nested code objects become eligible for tier 1 when tiered code calls them.
+        for &k in &c.objects.consts {
+            if ffi::PyCode_Check(k) != 0 && r.nested.insert(k as usize) {
+                ffi::Py_INCREF(k);
+                if let Ok(o) = Owned::new(k) {
+                    r.nested_refs.push(o);
+                }
+            }
+        }
+        r.compiled.insert(code as usize, c.clone());
+    });
+    Ok(c)
+}
+
+unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
+    let (info, objects) = read_code(code)?;
+    let t = translate(&info);
+    #[cfg(debug_assertions)]
+    if t.unsupported.is_empty() {
+        if let Err(e) = tiered_ir::verifier::verify(&t.func) {
+            panic!("tiered: IR of {} fails verification: {e}", info.qualname);
+        }
+    }
+    let linear = lower(&t.func);
+    Ok(Compiled {
+        lines: info.lines.clone(),
+        objects,
+        ir: t.func,
+        unsupported: t.unsupported,
+        linear,
+        info,
+        tb_codes: RefCell::new(HashMap::new()),
+    })
+}
+
+/// Whether calls of functions with this code from tiered code should run in tier 1.
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn is_nested_tiered(code: *mut ffi::PyObject) -> bool {
+    registry(|r| r.nested.contains(&(code as usize)))
+}
+
+/// Counters of one `@tiered` wrapper.
+#[derive(Default)]
+pub struct FuncStats {
+    /// Every call.
+    pub calls: Cell<u64>,
+    /// Calls that ran in CPython.
+    pub fallback_calls: Cell<u64>,
+    /// Calls that ran in tier 1.
+    pub interp_calls: Cell<u64>,
+    /// Calls that ran native code (tier 2; none yet).
+    pub native_calls: Cell<u64>,
+    /// Guard failures that left native code (none yet).
+    pub deopts: Cell<u64>,
+}
+
+fn bump(c: &Cell<u64>) {
+    c.set(c.get() + 1)
+}
+
+/// One `@tiered` function.
+pub struct Entry {
+    /// The wrapped function.
+    pub func: Owned,
+    /// Raise `UnsupportedError` instead of falling back.
+    pub strict: bool,
+    /// Counters.
+    pub stats: FuncStats,
+    /// The compiled form of the function's current code.
+    compiled: RefCell<Option<Rc<Compiled>>>,
+    /// Why the last fallback happened.
+    pub last_fallback: RefCell<Option<String>>,
+}
+
+impl Entry {
+    /// Wraps a Python function (the caller checked it is one).
+    pub fn new(func: Owned, strict: bool) -> Entry {
+        Entry {
+            func,
+            strict,
+            stats: FuncStats::default(),
+            compiled: RefCell::new(None),
+            last_fallback: RefCell::new(None),
+        }
+    }
+
+    /// The compiled form of the function's current `__code__` (it may be reassigned).
+    ///
+    /// # Safety
+    /// GIL held.
+    pub unsafe fn compiled(&self) -> PyResult<Rc<Compiled>> {
+        let code = (*(self.func.ptr() as *mut ffi::PyFunctionObject)).func_code;
+        if let Some(c) = self.compiled.borrow().as_ref() {
+            if c.objects.code.ptr() == code {
+                return Ok(c.clone());
+            }
+        }
+        let c = compiled_for(code)?;
+        *self.compiled.borrow_mut() = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The vectorcall entry of the wrapper.
+    ///
+    /// # Safety
+    /// GIL held; vectorcall's argument contract.
+    pub unsafe fn call(
+        &self,
+        args: *const *mut ffi::PyObject,
+        nargsf: usize,
+        kwnames: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject {
+        bump(&self.stats.calls);
+        let func = self.func.ptr();
+        if crate::cpy::tracing_active() {
+            return self.fallback(args, nargsf, kwnames, "a trace or profile function is set");
+        }
+        let c = match self.compiled() {
+            Ok(c) => c,
+            Err(Raised) => {
+                // A code object we cannot even read: CPython decides what it does.
+                let why = describe_and_clear();
+                return self.fallback(
+                    args,
+                    nargsf,
+                    kwnames,
+                    &format!("cannot read the code object: {why}"),
+                );
+            }
+        };
+        if !c.runnable() {
+            return self.fallback(args, nargsf, kwnames, &c.fallback_reason());
+        }
+        match call_compiled(&c, func, args, nargsf, kwnames) {
+            CallOutcome::Ran(r) => {
+                bump(&self.stats.interp_calls);
+                r
+            }
+            CallOutcome::CpythonRan(r) => {
+                if !r.is_null() {
+                    // Our binder rejected a call CPython accepted: it ran in CPython.
+                    bump(&self.stats.fallback_calls);
+                    crate::stats::count_fallback("argument binding disagreed with CPython");
+                }
+                r
+            }
+        }
+    }
+
+    unsafe fn fallback(
+        &self,
+        args: *const *mut ffi::PyObject,
+        nargsf: usize,
+        kwnames: *mut ffi::PyObject,
+        why: &str,
+    ) -> *mut ffi::PyObject {
+        if self.strict {
+            let qual = crate::code_name(self.func.ptr());
+            let msg = format!("{qual} cannot run in tiered's tiers: {why}");
+            raise_unsupported(&msg);
+            return std::ptr::null_mut();
+        }
+        bump(&self.stats.fallback_calls);
+        crate::stats::count_fallback(why);
+        if self.last_fallback.borrow().as_deref() != Some(why) {
+            *self.last_fallback.borrow_mut() = Some(why.to_string());
+        }
+        ffi::PyObject_Vectorcall(self.func.ptr(), args, nargsf, kwnames)
+    }
+}
+
+/// The current exception's text, cleared.
+unsafe fn describe_and_clear() -> String {
+    let v = crate::traceback::fetch_normalized();
+    let s = ffi::PyObject_Str(v.as_ptr());
+    if s.is_null() {
+        ffi::PyErr_Clear();
+        return "unknown error".into();
+    }
+    let s = Owned::new(s).ok();
+    let mut n: ffi::Py_ssize_t = 0;
+    let p = s
+        .as_ref()
+        .map(|s| ffi::PyUnicode_AsUTF8AndSize(s.ptr(), &mut n))
+        .unwrap_or(std::ptr::null());
+    if p.is_null() {
+        ffi::PyErr_Clear();
+        return "unknown error".into();
+    }
+    String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, n as usize)).into_owned()
+}
+
+static UNSUPPORTED_ERROR: GilCell<*mut ffi::PyObject> =
+    GilCell(UnsafeCell::new(std::ptr::null_mut()));
+
+/// The `tiered.UnsupportedError` class (created on first use).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn unsupported_error_type() -> *mut ffi::PyObject {
+    UNSUPPORTED_ERROR.with(|t| {
+        if t.is_null() {
+            *t = ffi::PyErr_NewExceptionWithDoc(
+                c"tiered.UnsupportedError".as_ptr(),
+                c"Raised in strict mode when a function would run in CPython instead of tiered's tiers.".as_ptr(),
+                ffi::PyExc_Exception,
+                std::ptr::null_mut(),
+            );
+        }
+        *t
+    })
+}
+
+unsafe fn raise_unsupported(msg: &str) {
+    let t = unsupported_error_type();
+    if t.is_null() {
+        return; // creating the class failed and set its own exception
+    }
+    let m = std::ffi::CString::new(msg.replace('\0', "?")).unwrap_or_default();
+    ffi::PyErr_SetString(t, m.as_ptr());
+}
+
+/// How a call into compiled code went.
+pub enum CallOutcome {
+    /// Tier 1 ran it (result or NULL with an exception).
+    Ran(*mut ffi::PyObject),
+    /// The arguments did not bind; CPython was called to raise its exact error (or, if our
+    /// binder was wrong, to run the function).
+    CpythonRan(*mut ffi::PyObject),
+}
+
+thread_local! {
+    /// Register files of finished calls, reused to avoid an allocation per call.
+    static REG_POOL: RefCell<Vec<Vec<Value>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Binds arguments and runs a runnable compiled function in tier 1.
+///
+/// # Safety
+/// GIL held; `func` is a live function whose code is `c`'s; vectorcall's argument contract.
+pub unsafe fn call_compiled(
+    c: &Compiled,
+    func: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> CallOutcome {
+    let mut regs = REG_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    regs.resize_with(c.linear.nregs as usize, Value::default);
+    let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
+    let outcome = match crate::bind::bind(
+        c,
+        func as *mut ffi::PyFunctionObject,
+        args,
+        nargs,
+        kwnames,
+        &mut regs,
+    ) {
+        Err(crate::bind::BindError::Raised) => CallOutcome::Ran(std::ptr::null_mut()),
+        Err(crate::bind::BindError::Mismatch) => {
+            regs.clear();
+            CallOutcome::CpythonRan(ffi::PyObject_Vectorcall(func, args, nargsf, kwnames))
+        }
+        Ok(()) => CallOutcome::Ran(run_bound(c, func, &mut regs)),
+    };
+    regs.clear();
+    REG_POOL.with(|p| p.borrow_mut().push(regs));
+    outcome
+}
+
+unsafe fn run_bound(
+    c: &Compiled,
+    func: *mut ffi::PyObject,
+    regs: &mut [Value],
+) -> *mut ffi::PyObject {
+    if ffi::Py_EnterRecursiveCall(c"".as_ptr()) != 0 {
+        return std::ptr::null_mut();
+    }
+    let f = func as *mut ffi::PyFunctionObject;
+    let ctx = Ctx {
+        compiled: c,
+        func: f,
+        globals: (*f).func_globals,
+        builtins: (*f).func_builtins,
+    };
+    let r = interp::run(&ctx, regs);
+    ffi::Py_LeaveRecursiveCall();
+    match r {
+        Ok(v) => v.into_ptr(),
+        Err(Raised) => std::ptr::null_mut(),
+    }
+}
+
+/// Calls a plain function from tiered code: in tier 1 if its code is nested in tiered code
+/// and translatable, else through CPython.
+///
+/// # Safety
+/// GIL held; vectorcall's argument contract.
+pub unsafe fn call_function(
+    func: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let code = (*(func as *mut ffi::PyFunctionObject)).func_code;
+    if !crate::cpy::tracing_active() && is_nested_tiered(code) {
+        match compiled_for(code) {
+            Ok(c) if c.runnable() => {
+                return match call_compiled(&c, func, args, nargsf, kwnames) {
+                    CallOutcome::Ran(r) | CallOutcome::CpythonRan(r) => r,
+                };
+            }
+            Ok(_) => {}
+            Err(Raised) => ffi::PyErr_Clear(),
+        }
+    }
+    ffi::PyObject_Vectorcall(func, args, nargsf, kwnames)
+}
