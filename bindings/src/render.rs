@@ -1,7 +1,10 @@
 //! The text of `python -m tiered dump`: bytecode listing, then the IR.
 
 use std::fmt::Write;
-use tiered_frontend::decode::{decode, jump_target, opcode_name};
+use tiered_frontend::decode::{decode, jump_target, opcode_name, Instr};
+use tiered_frontend::opcodes::op;
+use tiered_frontend::CodeInfo;
+use tiered_ir::{BinOp, CmpOp};
 use tiered_tiers::runtime::Compiled;
 
 /// Renders a compiled function.
@@ -22,6 +25,7 @@ pub fn render(c: &Compiled) -> String {
                 };
                 let target = jump_target(&i)
                     .map(|t| format!(" (to {t})"))
+                    .or_else(|| arg_text(info, &i).map(|a| format!(" ({a})")))
                     .unwrap_or_default();
                 let _ = writeln!(
                     out,
@@ -50,4 +54,34 @@ pub fn render(c: &Compiled) -> String {
         }
     }
     out
+}
+
+/// What an instruction's argument denotes, as `dis` shows it in parentheses.
+fn arg_text(info: &CodeInfo, i: &Instr) -> Option<String> {
+    let a = i.arg as usize;
+    let local = |k: usize| info.local_names.get(k).cloned();
+    let name = |k: usize| info.names.get(k).cloned();
+    match i.opcode {
+        op::LOAD_FAST
+        | op::STORE_FAST
+        | op::DELETE_FAST
+        | op::LOAD_DEREF
+        | op::STORE_DEREF
+        | op::DELETE_DEREF
+        | op::MAKE_CELL
+        | op::LOAD_CLOSURE => local(a),
+        op::LOAD_GLOBAL => name(a >> 1).map(|n| if a & 1 != 0 { format!("NULL + {n}") } else { n }),
+        op::LOAD_ATTR
+        | op::STORE_ATTR
+        | op::DELETE_ATTR
+        | op::LOAD_METHOD
+        | op::STORE_GLOBAL
+        | op::DELETE_GLOBAL
+        | op::IMPORT_NAME
+        | op::IMPORT_FROM => name(a),
+        op::LOAD_CONST | op::KW_NAMES => info.consts.get(a).map(tiered_ir::printer::const_text),
+        op::BINARY_OP => BinOp::from_oparg(i.arg).map(|b| b.symbol().to_string()),
+        op::COMPARE_OP => CmpOp::from_oparg(i.arg).map(|c| c.symbol().to_string()),
+        _ => None,
+    }
 }

@@ -10,9 +10,10 @@ use crate::decode::{decode, jump_target, Instr};
 use crate::exception_table::{handler_at, parse_exception_table, ExceptionEntry};
 use crate::opcodes::op;
 use std::collections::{HashMap, HashSet, VecDeque};
+use tiered_ir::passes;
 use tiered_ir::{
     BinOp, Block, BlockCall, CmpOp, ConstIdx, Conversion, Effect, Function, KwNames, LocalIdx,
-    NameIdx, Op, RaiseKind, Terminator, UnaryOp, Value, ValueDef,
+    NameIdx, Op, RaiseKind, Terminator, UnaryOp, Value,
 };
 
 /// Why (part of) a function cannot be translated; any one makes the whole function run
@@ -448,7 +449,7 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn const_value(&mut self, idx: u32) -> Value {
+    fn const_value(&mut self, idx: u32, offset: u32) -> Value {
         if let Some(&v) = self.consts.get(&idx) {
             return v;
         }
@@ -461,7 +462,7 @@ impl<'a> Builder<'a> {
             },
             vec![],
             None,
-            0,
+            offset,
         );
         let v = self.f.insts[i].results[0];
         self.bound.insert(v);
@@ -484,8 +485,9 @@ impl<'a> Builder<'a> {
             self.f.blocks.remove(b);
         }
         if self.unsupported.is_empty() {
-            prune_params(&mut self.f);
-            remove_redundant_checks(&mut self.f);
+            passes::prune_trivial_params(&mut self.f);
+            passes::remove_redundant_checks(&mut self.f);
+            passes::remove_dead_params(&mut self.f);
         }
         Translation {
             func: self.f,
@@ -616,8 +618,10 @@ impl Tx<'_, '_> {
             .instr_at(t)
             .ok_or_else(|| self.err("jump target is not an instruction"))
     }
+    /// The fall-through instruction's offset (past any EXTENDED_ARG prefix it starts with,
+    /// since blocks are keyed by opcode offsets).
     fn next_offset(&self) -> u32 {
-        self.ins.next
+        self.b.instr_at(self.ins.next).unwrap_or(self.ins.next)
     }
 
     fn branch(
@@ -651,7 +655,7 @@ impl Tx<'_, '_> {
             }
             op::LOAD_CONST => {
                 let i = self.const_idx(arg)?;
-                let v = self.b.const_value(i);
+                let v = self.b.const_value(i, self.ins.offset);
                 self.push(v)
             }
             op::LOAD_FAST => {
@@ -1063,6 +1067,47 @@ impl Tx<'_, '_> {
                 let r = self.emit1(Op::CheckExcMatch {}, vec![exc, ty])?;
                 self.push(r)
             }
+            op::CHECK_EG_MATCH => {
+                let ty = self.pop()?;
+                let exc = self.pop()?;
+                let r = self.emit(Op::CheckEgMatch {}, vec![exc, ty])?;
+                self.push(r[0]);
+                self.push(r[1])
+            }
+            op::PREP_RERAISE_STAR => {
+                let excs = self.pop()?;
+                let orig = self.pop()?;
+                let r = self.emit1(Op::PrepReraiseStar {}, vec![orig, excs])?;
+                self.push(r)
+            }
+            op::GET_LEN => {
+                let v = self.peek(1)?;
+                let r = self.emit1(Op::GetLen {}, vec![v])?;
+                self.push(r)
+            }
+            op::MATCH_MAPPING | op::MATCH_SEQUENCE => {
+                let v = self.peek(1)?;
+                let o = if self.ins.opcode == op::MATCH_MAPPING {
+                    Op::MatchMapping {}
+                } else {
+                    Op::MatchSequence {}
+                };
+                let r = self.emit1(o, vec![v])?;
+                self.push(r)
+            }
+            op::MATCH_KEYS => {
+                let keys = self.peek(1)?;
+                let subject = self.peek(2)?;
+                let r = self.emit1(Op::MatchKeys {}, vec![subject, keys])?;
+                self.push(r)
+            }
+            op::MATCH_CLASS => {
+                let names = self.pop()?;
+                let cls = self.pop()?;
+                let subject = self.pop()?;
+                let r = self.emit1(Op::MatchClass { count: arg }, vec![subject, cls, names])?;
+                self.push(r)
+            }
             op::BEFORE_WITH => {
                 let mgr = self.pop()?;
                 let r = self.emit(Op::BeforeWith {}, vec![mgr])?;
@@ -1171,12 +1216,6 @@ impl Tx<'_, '_> {
 /// Why an opcode has no translation yet, in words a user can act on.
 pub fn unsupported_reason(opcode: u8) -> String {
     let why = match opcode {
-        op::GET_LEN | op::MATCH_MAPPING | op::MATCH_SEQUENCE | op::MATCH_KEYS | op::MATCH_CLASS => {
-            "the match statement is not supported yet"
-        }
-        op::CHECK_EG_MATCH | op::PREP_RERAISE_STAR => {
-            "except* (exception groups) is not supported yet"
-        }
         op::YIELD_VALUE
         | op::SEND
         | op::RETURN_GENERATOR
@@ -1197,187 +1236,4 @@ pub fn unsupported_reason(opcode: u8) -> String {
         _ => "this opcode is not valid in 3.11 function code",
     };
     why.to_string()
-}
-
-/// Removes block parameters whose incoming arguments are all one value (or the parameter
-/// itself), repeating until none is left; then renames uses.
-fn prune_params(f: &mut Function) {
-    let mut alias: HashMap<Value, Value> = HashMap::new();
-    loop {
-        // Incoming argument lists per block.
-        let mut incoming: HashMap<Block, Vec<Vec<Value>>> = HashMap::new();
-        for &b in &f.layout {
-            for c in f.edges_from(b) {
-                incoming.entry(c.block).or_default().push(c.args.clone());
-            }
-        }
-        let mut removed: Vec<(Block, usize)> = Vec::new();
-        for &b in &f.layout[1..] {
-            let params = &f.blocks[b].params;
-            let calls = incoming.get(&b).map(|v| v.as_slice()).unwrap_or(&[]);
-            let explicit = params.len() - usize::from(f.blocks[b].is_handler);
-            for k in 0..explicit {
-                let p = params[k];
-                let mut only = None;
-                let mut trivial = true;
-                for args in calls {
-                    let a = resolve(&alias, args[k]);
-                    if a == p {
-                        continue;
-                    }
-                    match only {
-                        None => only = Some(a),
-                        Some(o) if o == a => {}
-                        Some(_) => {
-                            trivial = false;
-                            break;
-                        }
-                    }
-                }
-                if let (true, Some(v)) = (trivial, only) {
-                    alias.insert(p, v);
-                    removed.push((b, k));
-                }
-            }
-        }
-        if removed.is_empty() {
-            break;
-        }
-        let mut by_block: HashMap<Block, HashSet<usize>> = HashMap::new();
-        for (b, k) in removed {
-            by_block.entry(b).or_default().insert(k);
-        }
-        let drop_args = |c: &mut BlockCall, by_block: &HashMap<Block, HashSet<usize>>| {
-            if let Some(ks) = by_block.get(&c.block) {
-                let mut k = 0;
-                c.args.retain(|_| {
-                    let keep = !ks.contains(&k);
-                    k += 1;
-                    keep
-                });
-            }
-        };
-        let layout = f.layout.clone();
-        for &b in &layout {
-            for c in f.blocks[b].term.successors_mut() {
-                drop_args(c, &by_block);
-            }
-            for i in f.blocks[b].insts.clone() {
-                if let Some(u) = f.insts[i].unwind.as_mut() {
-                    drop_args(u, &by_block);
-                }
-            }
-        }
-        for (b, ks) in &by_block {
-            let mut k = 0;
-            f.blocks[*b].params.retain(|_| {
-                let keep = !ks.contains(&k);
-                k += 1;
-                keep
-            });
-            for (idx, p) in f.blocks[*b].params.clone().into_iter().enumerate() {
-                f.values[p] = ValueDef::Param(*b, idx);
-            }
-        }
-    }
-    rename_uses(f, &alias);
-    for p in alias.keys() {
-        f.values.remove(*p);
-    }
-}
-
-/// Follows an alias chain to the value that replaces `v`.
-fn resolve(alias: &HashMap<Value, Value>, mut v: Value) -> Value {
-    while let Some(&n) = alias.get(&v) {
-        v = n;
-    }
-    v
-}
-
-/// Replaces every use of an aliased value by its replacement.
-fn rename_uses(f: &mut Function, alias: &HashMap<Value, Value>) {
-    if alias.is_empty() {
-        return;
-    }
-    let layout = f.layout.clone();
-    for &b in &layout {
-        for i in f.blocks[b].insts.clone() {
-            let inst = &mut f.insts[i];
-            for a in inst.args.iter_mut() {
-                *a = resolve(alias, *a);
-            }
-            if let Some(u) = inst.unwind.as_mut() {
-                for a in u.args.iter_mut() {
-                    *a = resolve(alias, *a);
-                }
-            }
-        }
-        let term = &mut f.blocks[b].term;
-        if let Terminator::Branch { cond, .. } = term {
-            *cond = resolve(alias, *cond);
-        }
-        if let Terminator::Return(v) = term {
-            *v = resolve(alias, *v);
-        }
-        for c in term.successors_mut() {
-            for a in c.args.iter_mut() {
-                *a = resolve(alias, *a);
-            }
-        }
-    }
-}
-
-/// Removes CheckBound on values that can never be NULL: arguments, op results, and block
-/// parameters all of whose incoming values are never NULL (a fixpoint over the CFG).
-fn remove_redundant_checks(f: &mut Function) {
-    let mut maybe_null: HashSet<Value> = HashSet::new();
-    for (_, inst) in f.insts.iter() {
-        match inst.op {
-            Op::Null {} => maybe_null.extend(inst.results.iter().copied()),
-            // The method slot of LOAD_METHOD is NULL when the attribute is not a method.
-            Op::LoadMethod { .. } => {
-                maybe_null.insert(inst.results[0]);
-            }
-            _ => {}
-        }
-    }
-    loop {
-        let mut changed = false;
-        for &b in &f.layout {
-            for c in f.edges_from(b) {
-                let params = &f.blocks[c.block].params;
-                for (a, p) in c.args.iter().zip(params) {
-                    if maybe_null.contains(a) && !maybe_null.contains(p) {
-                        maybe_null.insert(*p);
-                        changed = true;
-                    }
-                }
-            }
-        }
-        if !changed {
-            break;
-        }
-    }
-    let mut alias = HashMap::new();
-    let layout = f.layout.clone();
-    for b in layout {
-        let insts = f.blocks[b].insts.clone();
-        let mut kept = Vec::with_capacity(insts.len());
-        for i in insts {
-            let inst = &f.insts[i];
-            if matches!(inst.op, Op::CheckBound { .. })
-                && !maybe_null.contains(&resolve(&alias, inst.args[0]))
-            {
-                alias.insert(inst.results[0], resolve(&alias, inst.args[0]));
-                f.insts.remove(i);
-            } else {
-                kept.push(i);
-            }
-        }
-        f.blocks[b].insts = kept;
-    }
-    rename_uses(f, &alias);
-    for p in alias.keys() {
-        f.values.remove(*p);
-    }
 }

@@ -4,6 +4,7 @@
 pub mod function;
 pub mod kinds;
 pub mod ops;
+pub mod passes;
 pub mod printer;
 pub mod verifier;
 

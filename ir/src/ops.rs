@@ -149,10 +149,24 @@ macro_rules! for_each_op {
             BeforeWith {} "exceptions" args(Fixed(1)) results(2) Any;
             /// Calls `exit(type(e), e, tb)`; operands (exit, e).
             WithExceptStart {} "exceptions" args(Fixed(2)) results(1) Any;
+            /// `except* T` (CHECK_EG_MATCH): operands (exc, T); results (rest or exc, match or None).
+            CheckEgMatch {} "exceptions" args(Fixed(2)) results(2) Any;
+            /// The exception an `except*` block re-raises (PREP_RERAISE_STAR); operands (orig, list).
+            PrepReraiseStar {} "exceptions" args(Fixed(2)) results(1) Any;
             /// `import name`; operands (level, fromlist).
             ImportName { name: NameIdx } "imports" args(Fixed(2)) results(1) Any;
             /// `from m import name`; operand the module.
             ImportFrom { name: NameIdx } "imports" args(Fixed(1)) results(1) Any;
+            /// `len(subject)` as an int, for sequence patterns (GET_LEN).
+            GetLen {} "matching" args(Fixed(1)) results(1) Any;
+            /// Whether the subject's type is a mapping (Py_TPFLAGS_MAPPING), for `case {...}`.
+            MatchMapping {} "matching" args(Fixed(1)) results(1) Pure;
+            /// Whether the subject's type is a sequence (Py_TPFLAGS_SEQUENCE), for `case [...]`.
+            MatchSequence {} "matching" args(Fixed(1)) results(1) Pure;
+            /// Mapping-pattern lookup; operands (subject, keys tuple); the values tuple or None.
+            MatchKeys {} "matching" args(Fixed(2)) results(1) Any;
+            /// Class pattern, `count` positional; operands (subject, class, kw names); attrs tuple or None.
+            MatchClass { count: u32 } "matching" args(Fixed(3)) results(1) Any;
             /// A CPython opcode we cannot translate: the whole function runs in CPython.
             Unsupported { opcode: u32, reason: &'static str } "unsupported" args(Var) results(0) Raises;
         }

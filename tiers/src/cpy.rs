@@ -99,3 +99,15 @@ pub struct FrameHead {
     /// The line the traceback shows when non-zero.
     pub f_lineno: c_int,
 }
+
+/// 3.11's `PyBaseExceptionGroupObject` (Include/cpython/pyerrors.h): the exception head,
+/// then the message and the tuple of sub-exceptions (read to walk a group's leaves).
+#[repr(C)]
+pub struct BaseExceptionGroupObject {
+    /// The common exception fields.
+    pub base: ffi::PyBaseExceptionObject,
+    /// The message (a str).
+    pub msg: *mut ffi::PyObject,
+    /// The sub-exceptions (a non-empty tuple).
+    pub excs: *mut ffi::PyObject,
+}

@@ -38,16 +38,15 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
     let lin = &ctx.compiled.linear;
     let mut pc = 0usize;
     let mut poll = POLL_INTERVAL;
-    let mut scratch: Vec<Value> = Vec::new();
     let counting = stats::counting_enabled();
     loop {
-        let inst = lin.insts[pc];
+        let inst = &lin.insts[pc];
         match inst.kind {
             LKind::Op(op) => {
                 if counting {
                     stats::count_op(op.kind());
                 }
-                match exec(ctx, op, &inst, regs) {
+                match exec(ctx, op, inst, regs) {
                     Ok(()) => pc += 1,
                     Err(how) => {
                         if let Failure::New = how {
@@ -58,7 +57,7 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
                         }
                         let exc = crate::traceback::fetch_normalized();
                         let e = lin.edges[inst.unwind as usize];
-                        take_edge(lin, e, regs, &mut scratch);
+                        take_edge(lin, e, regs);
                         regs[e.exc_reg as usize] = exc;
                         pc = e.target as usize;
                     }
@@ -76,7 +75,7 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
                         }
                     }
                 }
-                take_edge(lin, e, regs, &mut scratch);
+                take_edge(lin, e, regs);
                 pc = e.target as usize;
             }
             LKind::Branch {
@@ -98,7 +97,7 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
                     }
                 };
                 let e = lin.edges[if truth { then_edge } else { else_edge } as usize];
-                take_edge(lin, e, regs, &mut scratch);
+                take_edge(lin, e, regs);
                 pc = e.target as usize;
             }
             LKind::Return(r) => return Ok(std::mem::take(&mut regs[r as usize])),
@@ -113,30 +112,22 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
     }
 }
 
-/// Copies the edge's arguments into the target's parameters, as a parallel copy.
+/// Performs the edge's moves into the target's parameters (already ordered by lowering).
 #[inline]
-fn take_edge(
-    lin: &crate::lower::Linear,
-    e: crate::lower::Edge,
-    regs: &mut [Value],
-    scratch: &mut Vec<Value>,
-) {
-    let moves = &lin.moves[e.moves_start as usize..(e.moves_start + e.moves_len) as usize];
-    match moves {
-        [] => {}
-        [(s, d)] => regs[*d as usize] = regs[*s as usize].clone(),
-        _ => {
-            scratch.clear();
-            scratch.extend(moves.iter().map(|(s, _)| regs[*s as usize].clone()));
-            for ((_, d), v) in moves.iter().zip(scratch.drain(..)) {
-                regs[*d as usize] = v;
-            }
-        }
+fn take_edge(lin: &crate::lower::Linear, e: crate::lower::Edge, regs: &mut [Value]) {
+    for &(s, d, movable) in
+        &lin.moves[e.moves_start as usize..(e.moves_start + e.moves_len) as usize]
+    {
+        regs[d as usize] = if movable {
+            std::mem::take(&mut regs[s as usize])
+        } else {
+            regs[s as usize].clone()
+        };
     }
 }
 
 /// Executes one op.
-#[inline]
+#[inline(always)]
 unsafe fn exec(ctx: &Ctx, op: Op, inst: &LInst, regs: &mut [Value]) -> Result<(), Failure> {
     let ops_ix =
         &ctx.compiled.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
@@ -155,9 +146,23 @@ unsafe fn exec(ctx: &Ctx, op: Op, inst: &LInst, regs: &mut [Value]) -> Result<()
             $e.map_err(|_| Failure::New)?;
         }};
     }
-    let args_vec = || -> Vec<*mut ffi::PyObject> {
-        ops_ix.iter().map(|&r| regs[r as usize].as_ptr()).collect()
-    };
+    // Operands as borrowed pointers (on the stack for the common sizes), for the ops that
+    // hand them to CPython as an array.
+    let mut small = [std::ptr::null_mut::<ffi::PyObject>(); 12];
+    let mut large = Vec::new();
+    macro_rules! ptrs {
+        () => {{
+            if ops_ix.len() <= small.len() {
+                for (slot, &r) in small.iter_mut().zip(ops_ix) {
+                    *slot = regs[r as usize].as_ptr();
+                }
+                &mut small[..ops_ix.len()]
+            } else {
+                large.extend(ops_ix.iter().map(|&r| regs[r as usize].as_ptr()));
+                &mut large[..]
+            }
+        }};
+    }
     match op {
         Op::Const { index } => set!(ops::values::load_const(ctx, index)),
         Op::Null {} => regs[dst] = Value::Null,
@@ -197,19 +202,19 @@ unsafe fn exec(ctx: &Ctx, op: Op, inst: &LInst, regs: &mut [Value]) -> Result<()
             a(1),
             if count == 3 { Some(a(2)) } else { None }
         )),
-        Op::Call { kwnames } => set!(ops::calls::call(ctx, kwnames, &mut args_vec())),
+        Op::Call { kwnames } => set!(ops::calls::call(ctx, kwnames, ptrs!())),
         Op::CallEx { kwargs } => set!(ops::calls::call_ex(
             a(0),
             a(1),
             if kwargs { Some(a(2)) } else { None }
         )),
-        Op::MakeFunction { flags } => set!(ops::calls::make_function(ctx, flags, &args_vec())),
-        Op::BuildTuple {} => set!(ops::build::build_tuple(&args_vec())),
-        Op::BuildList {} => set!(ops::build::build_list(&args_vec())),
-        Op::BuildSet {} => set!(ops::build::build_set(&args_vec())),
-        Op::BuildMap {} => set!(ops::build::build_map(&args_vec())),
-        Op::BuildConstKeyMap {} => set!(ops::build::build_const_key_map(&args_vec())),
-        Op::BuildString {} => set!(ops::build::build_string(&args_vec())),
+        Op::MakeFunction { flags } => set!(ops::calls::make_function(ctx, flags, ptrs!())),
+        Op::BuildTuple {} => set!(ops::build::build_tuple(ptrs!())),
+        Op::BuildList {} => set!(ops::build::build_list(ptrs!())),
+        Op::BuildSet {} => set!(ops::build::build_set(ptrs!())),
+        Op::BuildMap {} => set!(ops::build::build_map(ptrs!())),
+        Op::BuildConstKeyMap {} => set!(ops::build::build_const_key_map(ptrs!())),
+        Op::BuildString {} => set!(ops::build::build_string(ptrs!())),
         Op::FormatValue { conversion, spec } => {
             set!(ops::build::format_value(
                 conversion,
@@ -272,6 +277,18 @@ unsafe fn exec(ctx: &Ctx, op: Op, inst: &LInst, regs: &mut [Value]) -> Result<()
             regs[dst + 1] = res;
         }
         Op::WithExceptStart {} => set!(ops::exceptions::with_except_start(a(0), a(1))),
+        Op::CheckEgMatch {} => {
+            let (rest, m) =
+                ops::exceptions::check_eg_match(a(0), a(1)).map_err(|_| Failure::New)?;
+            regs[dst] = rest;
+            regs[dst + 1] = m;
+        }
+        Op::PrepReraiseStar {} => set!(ops::exceptions::prep_reraise_star(a(0), a(1))),
+        Op::GetLen {} => set!(ops::matching::get_len(a(0))),
+        Op::MatchMapping {} => regs[dst] = ops::matching::match_mapping(a(0)),
+        Op::MatchSequence {} => regs[dst] = ops::matching::match_sequence(a(0)),
+        Op::MatchKeys {} => set!(ops::matching::match_keys(a(0), a(1))),
+        Op::MatchClass { count } => set!(ops::matching::match_class(count, a(0), a(1), a(2))),
         Op::ImportName { name } => set!(ops::imports::import_name(ctx, name, a(0), a(1))),
         Op::ImportFrom { name } => set!(ops::imports::import_from(ctx, name, a(0))),
         Op::Unsupported { reason, .. } => {

@@ -12,6 +12,7 @@ pub mod interp;
 pub mod lower;
 pub mod ops;
 pub mod runtime;
+pub mod stack;
 pub mod stats;
 pub mod traceback;
 pub mod value;

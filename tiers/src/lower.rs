@@ -2,8 +2,8 @@
 //! value, instructions in a flat array, block parameters turned into move lists on edges.
 //! The interpreter never touches petgraph or the slotmaps at run time.
 
-use std::collections::HashMap;
-use tiered_ir::{BlockCall, Function, Op, Terminator, Value};
+use std::collections::{HashMap, HashSet};
+use tiered_ir::{Block, BlockCall, Function, Op, Terminator, Value};
 
 /// "No unwind edge".
 pub const NO_EDGE: u32 = u32::MAX;
@@ -71,8 +71,9 @@ pub struct Linear {
     pub operands: Vec<u32>,
     /// Edges.
     pub edges: Vec<Edge>,
-    /// (source, destination) register pairs, performed as a parallel copy.
-    pub moves: Vec<(u32, u32)>,
+    /// Edge moves in execution order: (source, destination, whether the source can be
+    /// moved out rather than copied because nothing reads it afterwards).
+    pub moves: Vec<(u32, u32, bool)>,
     /// Number of registers.
     pub nregs: u32,
     /// Registers `0..nparams` receive the arguments.
@@ -103,19 +104,39 @@ pub fn lower(f: &Function) -> Linear {
         pc += f.blocks[b].insts.len() as u32 + 1;
     }
     let r = |v: &Value| reg.get(v).copied().unwrap_or(0);
+    let live_in = liveness(f);
+    // One scratch register breaks cycles of moves (a swap of two loop variables).
+    let tmp = next;
     let mut out = Linear {
-        nregs: next,
+        nregs: next + 1,
         nparams: f.blocks[f.entry()].params.len() as u32,
         ..Linear::default()
     };
     let edge = |out: &mut Linear, c: &BlockCall, from: u32, exc: bool| -> u32 {
         let params = &f.blocks[c.block].params;
         let moves_start = out.moves.len() as u32;
-        for (a, p) in c.args.iter().zip(params.iter()) {
-            let (s, d) = (r(a), r(p));
-            if s != d {
-                out.moves.push((s, d));
-            }
+        let parallel: Vec<(u32, u32)> = c
+            .args
+            .iter()
+            .zip(params.iter())
+            .map(|(a, p)| (r(a), r(p)))
+            .collect();
+        let seq = sequentialize(parallel, tmp);
+        // Parameters no move writes keep their value, so they count as read afterwards.
+        let live_regs: HashSet<u32> = live_in[&c.block]
+            .iter()
+            .chain(params.iter())
+            .map(r)
+            .collect();
+        let live_after = |x: u32| x != tmp && live_regs.contains(&x);
+        for (i, &(s, d)) in seq.iter().enumerate() {
+            let next_touch = seq[i + 1..].iter().find(|(s2, d2)| *s2 == s || *d2 == s);
+            let movable = match next_touch {
+                Some((s2, _)) if *s2 == s => false,
+                Some(_) => true,
+                None => !live_after(s),
+            };
+            out.moves.push((s, d, movable));
         }
         let target = start[&c.block];
         out.edges.push(Edge {
@@ -180,4 +201,112 @@ pub fn lower(f: &Function) -> Linear {
         });
     }
     out
+}
+
+/// Orders a parallel copy `dst_i <- src_i` into sequential moves, using `tmp` to break
+/// cycles; moves onto themselves vanish.
+fn sequentialize(parallel: Vec<(u32, u32)>, tmp: u32) -> Vec<(u32, u32)> {
+    let mut pending: Vec<(u32, u32)> = parallel.into_iter().filter(|(s, d)| s != d).collect();
+    let mut out = Vec::with_capacity(pending.len() + 1);
+    while !pending.is_empty() {
+        // A move whose destination no pending move still reads can go now.
+        match (0..pending.len()).find(|&i| !pending.iter().any(|(s, _)| *s == pending[i].1)) {
+            Some(i) => out.push(pending.remove(i)),
+            None => {
+                // Only cycles remain: park one source in tmp and read it from there.
+                let s = pending[0].0;
+                out.push((s, tmp));
+                for m in pending.iter_mut() {
+                    if m.0 == s {
+                        m.0 = tmp;
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Values live on entry to each block (block parameters are defined at entry; an unwind
+/// edge makes its handler a successor of the whole block, conservatively).
+fn liveness(f: &Function) -> HashMap<Block, HashSet<Value>> {
+    let mut gen: HashMap<Block, HashSet<Value>> = HashMap::new();
+    let mut kill: HashMap<Block, HashSet<Value>> = HashMap::new();
+    for &b in &f.layout {
+        let data = &f.blocks[b];
+        let mut defined: HashSet<Value> = data.params.iter().copied().collect();
+        let mut used = HashSet::new();
+        let mut use_v = |v: Value, defined: &HashSet<Value>| {
+            if !defined.contains(&v) {
+                used.insert(v);
+            }
+        };
+        for &i in &data.insts {
+            let inst = &f.insts[i];
+            for &a in &inst.args {
+                use_v(a, &defined);
+            }
+            if let Some(u) = &inst.unwind {
+                for &a in &u.args {
+                    use_v(a, &defined);
+                }
+            }
+            defined.extend(inst.results.iter().copied());
+        }
+        match &data.term {
+            Terminator::Branch { cond, .. } => use_v(*cond, &defined),
+            Terminator::Return(v) => use_v(*v, &defined),
+            _ => {}
+        }
+        for c in data.term.successors() {
+            for &a in &c.args {
+                use_v(a, &defined);
+            }
+        }
+        gen.insert(b, used);
+        kill.insert(b, defined);
+    }
+    let mut live_in: HashMap<Block, HashSet<Value>> =
+        f.layout.iter().map(|&b| (b, gen[&b].clone())).collect();
+    loop {
+        let mut changed = false;
+        for &b in f.layout.iter().rev() {
+            let mut out: HashSet<Value> = HashSet::new();
+            for c in f.edges_from(b) {
+                out.extend(live_in[&c.block].iter().copied());
+            }
+            let k = &kill[&b];
+            let li = live_in.get_mut(&b).expect("every block has an entry");
+            for v in out {
+                if !k.contains(&v) && li.insert(v) {
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    live_in
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sequentialize;
+
+    #[test]
+    fn swap_uses_the_scratch_register() {
+        let seq = sequentialize(vec![(1, 2), (2, 1)], 9);
+        let mut regs = [0, 10, 20, 0, 0, 0, 0, 0, 0, 0];
+        for (s, d) in seq {
+            regs[d as usize] = regs[s as usize];
+        }
+        assert_eq!((regs[1], regs[2]), (20, 10));
+    }
+
+    #[test]
+    fn chains_run_back_to_front() {
+        let seq = sequentialize(vec![(1, 2), (2, 3), (3, 3)], 9);
+        assert_eq!(seq, vec![(2, 3), (1, 2)]);
+    }
 }

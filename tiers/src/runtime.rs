@@ -390,6 +390,13 @@ unsafe fn run_bound(
     func: *mut ffi::PyObject,
     regs: &mut [Value],
 ) -> *mut ffi::PyObject {
+    if crate::stack::nearly_exhausted() {
+        ffi::PyErr_SetString(
+            ffi::PyExc_RecursionError,
+            c"maximum recursion depth exceeded".as_ptr(),
+        );
+        return std::ptr::null_mut();
+    }
     if ffi::Py_EnterRecursiveCall(c"".as_ptr()) != 0 {
         return std::ptr::null_mut();
     }

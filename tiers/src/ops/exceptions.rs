@@ -232,3 +232,320 @@ pub unsafe fn with_except_start(exit: &Value, exc: &Value) -> PyResult<Value> {
         std::ptr::null_mut(),
     ))
 }
+
+/// Whether `o` is an exception group (`_PyBaseExceptionGroup_Check`).
+///
+/// # Safety
+/// GIL held; `o` is an object.
+#[inline]
+unsafe fn is_exception_group(o: *mut ffi::PyObject) -> bool {
+    ffi::PyObject_TypeCheck(o, ffi::PyExc_BaseExceptionGroup as *mut ffi::PyTypeObject) != 0
+}
+
+/// `BaseExceptionGroup("", excs)`, as `_PyExc_CreateExceptionGroup` builds the groups
+/// except* makes (an ExceptionGroup when every member is an Exception).
+///
+/// # Safety
+/// GIL held; `excs` is a sequence.
+unsafe fn new_exception_group(excs: *mut ffi::PyObject) -> PyResult<Value> {
+    let msg = Owned::new(ffi::PyUnicode_FromStringAndSize(std::ptr::null(), 0))?;
+    let args = [msg.ptr(), excs];
+    Value::from_owned(ffi::PyObject_Vectorcall(
+        ffi::PyExc_BaseExceptionGroup,
+        args.as_ptr(),
+        2,
+        std::ptr::null_mut(),
+    ))
+}
+
+/// Rejects what `except* T` may not name: non-exception classes, then exception groups
+/// (ceval.c's check_except_star_type_valid, same messages and order).
+///
+/// # Safety
+/// GIL held; `t` is an object.
+unsafe fn check_except_star_type_valid(t: *mut ffi::PyObject) -> PyResult<()> {
+    let valid = |o: *mut ffi::PyObject| ffi::PyExceptionClass_Check(o) != 0;
+    let classes: Vec<*mut ffi::PyObject> = if ffi::PyTuple_Check(t) != 0 {
+        (0..ffi::PyTuple_GET_SIZE(t))
+            .map(|i| ffi::PyTuple_GET_ITEM(t, i))
+            .collect()
+    } else {
+        vec![t]
+    };
+    if !classes.iter().all(|&c| valid(c)) {
+        return Err(super::raise(
+            ffi::PyExc_TypeError,
+            "catching classes that do not inherit from BaseException is not allowed",
+        ));
+    }
+    for c in classes {
+        match ffi::PyObject_IsSubclass(c, ffi::PyExc_BaseExceptionGroup) {
+            r if r < 0 => return Err(Raised),
+            0 => {}
+            _ => {
+                return Err(super::raise(
+                    ffi::PyExc_TypeError,
+                    "catching ExceptionGroup with except* is not allowed. Use except instead.",
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+/// CheckEgMatch: splits the exception an `except* T` clause sees into (rest, match); with
+/// no match the results are (exc, None). A naked exception that matches is wrapped in a
+/// new group; a match becomes the handled exception, as CHECK_EG_MATCH does.
+///
+/// # Safety
+/// GIL held; `exc` is an exception instance or None.
+pub unsafe fn check_eg_match(exc: &Value, types: &Value) -> PyResult<(Value, Value)> {
+    let t = types.as_ptr();
+    check_except_star_type_valid(t)?;
+    let e = exc.as_ptr();
+    let none = || Value::from_borrowed(ffi::Py_None());
+    let (rest, matched) = if e == ffi::Py_None() {
+        (none(), none())
+    } else if ffi::PyErr_GivenExceptionMatches(e, t) != 0 {
+        let matched = if is_exception_group(e) {
+            exc.clone()
+        } else {
+            let one = Owned::new(ffi::PyTuple_New(1))?;
+            ffi::Py_INCREF(e);
+            ffi::PyTuple_SET_ITEM(one.ptr(), 0, e);
+            new_exception_group(one.ptr())?
+        };
+        (none(), matched)
+    } else if is_exception_group(e) {
+        let name = Owned::new(ffi::PyUnicode_InternFromString(c"split".as_ptr()))?;
+        let pair = Owned::new(ffi::PyObject_CallMethodOneArg(e, name.ptr(), t))?;
+        let p = pair.ptr();
+        // CPython only asserts this of `split` (an override returning anything else is
+        // undefined behaviour there); refuse it cleanly.
+        if ffi::PyTuple_CheckExact(p) == 0 || ffi::PyTuple_GET_SIZE(p) != 2 {
+            return Err(super::raise(
+                ffi::PyExc_TypeError,
+                "tiered: ExceptionGroup.split() did not return a 2-tuple",
+            ));
+        }
+        (
+            Value::from_borrowed(ffi::PyTuple_GET_ITEM(p, 1)),
+            Value::from_borrowed(ffi::PyTuple_GET_ITEM(p, 0)),
+        )
+    } else {
+        (none(), none())
+    };
+    if matched.as_ptr() == ffi::Py_None() {
+        return Ok((exc.clone(), matched));
+    }
+    ffi::PyErr_SetHandledException(matched.as_ptr());
+    Ok((rest, matched))
+}
+
+/// Whether two exceptions share notes, traceback, cause and context: what tells a re-raised
+/// exception (a part of the original group) from a newly raised one.
+///
+/// # Safety
+/// GIL held; operands are objects.
+unsafe fn same_exception_metadata(a: *mut ffi::PyObject, b: *mut ffi::PyObject) -> bool {
+    if ffi::PyExceptionInstance_Check(a) == 0 || ffi::PyExceptionInstance_Check(b) == 0 {
+        return false;
+    }
+    let (a, b) = (
+        &*(a as *const ffi::PyBaseExceptionObject),
+        &*(b as *const ffi::PyBaseExceptionObject),
+    );
+    a.notes == b.notes && a.traceback == b.traceback && a.cause == b.cause && a.context == b.context
+}
+
+/// Adds `id()` of every leaf exception under `exc` to the set `ids`.
+///
+/// # Safety
+/// GIL held; `exc` is an exception instance or None, `ids` a set.
+unsafe fn collect_leaf_ids(exc: *mut ffi::PyObject, ids: *mut ffi::PyObject) -> PyResult<()> {
+    if exc == ffi::Py_None() {
+        return Ok(());
+    }
+    if !is_exception_group(exc) {
+        let id = Owned::new(ffi::PyLong_FromVoidPtr(exc.cast()))?;
+        return crate::value::status(ffi::PySet_Add(ids, id.ptr()));
+    }
+    let excs = (*(exc as *const crate::cpy::BaseExceptionGroupObject)).excs;
+    for i in 0..ffi::PyTuple_GET_SIZE(excs) {
+        if ffi::Py_EnterRecursiveCall(c" in collect_exception_group_leaf_ids".as_ptr()) != 0 {
+            return Err(Raised);
+        }
+        let r = collect_leaf_ids(ffi::PyTuple_GET_ITEM(excs, i), ids);
+        ffi::Py_LeaveRecursiveCall();
+        r?;
+    }
+    Ok(())
+}
+
+/// The predicate `BaseExceptionGroup.subgroup` applies for a projection: true for a leaf
+/// exception whose `id()` is in the set the function is bound to.
+///
+/// # Safety
+/// Called by CPython with the GIL held; `ids` is the bound set, `exc` an exception.
+unsafe extern "C" fn is_kept_leaf(
+    ids: *mut ffi::PyObject,
+    exc: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    if is_exception_group(exc) {
+        return ffi::PyBool_FromLong(0);
+    }
+    let id = ffi::PyLong_FromVoidPtr(exc.cast());
+    if id.is_null() {
+        return std::ptr::null_mut();
+    }
+    let r = ffi::PySet_Contains(ids, id);
+    ffi::Py_DECREF(id);
+    if r < 0 {
+        return std::ptr::null_mut();
+    }
+    ffi::PyBool_FromLong(r.into())
+}
+
+/// A method definition CPython only ever reads.
+struct MethodDef(ffi::PyMethodDef);
+
+// SAFETY: the definition is immutable after construction and holds only static strings and
+// a function pointer, so sharing it between threads is sound.
+unsafe impl Sync for MethodDef {}
+
+/// The native leaf test bound to a set of ids (see `is_kept_leaf`).
+static IS_KEPT_LEAF: MethodDef = MethodDef(ffi::PyMethodDef {
+    ml_name: c"is_kept_leaf".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer {
+        PyCFunction: is_kept_leaf,
+    },
+    ml_flags: ffi::METH_O,
+    ml_doc: std::ptr::null(),
+});
+
+/// The code of `lambda e, f=None: f(e)`, compiled on first use and kept for good (only
+/// touched with the GIL held).
+static FORWARDER_CODE: std::sync::atomic::AtomicPtr<ffi::PyObject> =
+    std::sync::atomic::AtomicPtr::new(std::ptr::null_mut());
+
+/// A Python function calling `f(e)`: 3.11's `subgroup` takes only Python functions as
+/// predicates, so this wraps the native leaf test.
+///
+/// # Safety
+/// GIL held; `f` is callable.
+unsafe fn python_forwarder(f: *mut ffi::PyObject) -> PyResult<Owned> {
+    let mut code = FORWARDER_CODE.load(std::sync::atomic::Ordering::Relaxed);
+    if code.is_null() {
+        let module = Owned::new(ffi::Py_CompileString(
+            c"lambda e, f=None: f(e)".as_ptr(),
+            c"<tiered>".as_ptr(),
+            ffi::Py_eval_input,
+        ))?;
+        let consts = Owned::new(ffi::PyObject_GetAttrString(
+            module.ptr(),
+            c"co_consts".as_ptr(),
+        ))?;
+        let found = (0..ffi::PyTuple_GET_SIZE(consts.ptr()))
+            .map(|i| ffi::PyTuple_GET_ITEM(consts.ptr(), i))
+            .find(|&c| ffi::PyCode_Check(c) != 0);
+        let Some(found) = found else {
+            return Err(super::raise(
+                ffi::PyExc_SystemError,
+                "tiered: cannot compile the except* predicate",
+            ));
+        };
+        ffi::Py_INCREF(found); // kept for the life of the process
+        FORWARDER_CODE.store(found, std::sync::atomic::Ordering::Relaxed);
+        code = found;
+    }
+    let globals = Owned::new(ffi::PyDict_New())?;
+    let func = Owned::new(ffi::PyFunction_New(code, globals.ptr()))?;
+    let defaults = Owned::new(ffi::PyTuple_New(1))?;
+    ffi::Py_INCREF(f);
+    ffi::PyTuple_SET_ITEM(defaults.ptr(), 0, f);
+    crate::value::status(ffi::PyFunction_SetDefaults(func.ptr(), defaults.ptr()))?;
+    Ok(func)
+}
+
+/// The part of group `eg` made of the leaves found in the groups of `keep`, with `eg`'s
+/// nesting and metadata (exception_group_projection). It runs the interpreter's own
+/// `BaseExceptionGroup.subgroup`, so `derive()` overrides and notes are honoured exactly.
+///
+/// # Safety
+/// GIL held; `eg` is an exception group, `keep` a list.
+unsafe fn exception_group_projection(
+    eg: *mut ffi::PyObject,
+    keep: *mut ffi::PyObject,
+) -> PyResult<Value> {
+    let ids = Owned::new(ffi::PySet_New(std::ptr::null_mut()))?;
+    for i in 0..ffi::PyList_GET_SIZE(keep) {
+        collect_leaf_ids(ffi::PyList_GET_ITEM(keep, i), ids.ptr())?;
+    }
+    let test = Owned::new(ffi::PyCFunction_NewEx(
+        std::ptr::addr_of!(IS_KEPT_LEAF.0) as *mut ffi::PyMethodDef,
+        ids.ptr(),
+        std::ptr::null_mut(),
+    ))?;
+    let pred = python_forwarder(test.ptr())?;
+    let subgroup = Owned::new(ffi::PyObject_GetAttrString(
+        ffi::PyExc_BaseExceptionGroup,
+        c"subgroup".as_ptr(),
+    ))?;
+    let args = [eg, pred.ptr()];
+    Value::from_owned(ffi::PyObject_Vectorcall(
+        subgroup.ptr(),
+        args.as_ptr(),
+        2,
+        std::ptr::null_mut(),
+    ))
+}
+
+/// PrepReraiseStar: what leaves a `try`/`except*` (`_PyExc_PrepReraiseStar`): None when
+/// nothing is left; the re-raised parts of the original group keep its structure, and
+/// newly raised exceptions join them in a new group.
+///
+/// # Safety
+/// GIL held; `orig` is the caught exception, `excs` the list the clauses appended to.
+pub unsafe fn prep_reraise_star(orig: &Value, excs: &Value) -> PyResult<Value> {
+    let (o, l) = (orig.as_ptr(), excs.as_ptr());
+    if ffi::PyList_Check(l) == 0 {
+        return Err(super::raise(
+            ffi::PyExc_SystemError,
+            "tiered: PREP_RERAISE_STAR of a non-list",
+        ));
+    }
+    let n = ffi::PyList_GET_SIZE(l);
+    if n == 0 {
+        return Ok(Value::from_borrowed(ffi::Py_None()));
+    }
+    if !is_exception_group(o) {
+        // A naked exception was wrapped: only one clause ran, so there is one result.
+        return Ok(Value::from_borrowed(ffi::PyList_GET_ITEM(l, 0)));
+    }
+    let raised = Owned::new(ffi::PyList_New(0))?;
+    let reraised = Owned::new(ffi::PyList_New(0))?;
+    for i in 0..n {
+        let e = ffi::PyList_GET_ITEM(l, i);
+        if e == ffi::Py_None() {
+            continue;
+        }
+        let to = if same_exception_metadata(e, o) {
+            &reraised
+        } else {
+            &raised
+        };
+        crate::value::status(ffi::PyList_Append(to.ptr(), e))?;
+    }
+    let reraised_eg = exception_group_projection(o, reraised.ptr())?;
+    if ffi::PyList_GET_SIZE(raised.ptr()) == 0 {
+        return Ok(reraised_eg);
+    }
+    if reraised_eg.as_ptr() != ffi::Py_None() {
+        crate::value::status(ffi::PyList_Append(raised.ptr(), reraised_eg.as_ptr()))?;
+    }
+    if ffi::PyList_GET_SIZE(raised.ptr()) > 1 {
+        new_exception_group(raised.ptr())
+    } else {
+        Ok(Value::from_borrowed(ffi::PyList_GET_ITEM(raised.ptr(), 0)))
+    }
+}

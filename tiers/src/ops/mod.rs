@@ -11,6 +11,7 @@ pub mod exceptions;
 pub mod globals;
 pub mod imports;
 pub mod iter;
+pub mod matching;
 pub mod subscr;
 pub mod values;
 

@@ -1,0 +1,389 @@
+"""Differential test harness for tiered (DESIGN.md §6).
+
+Every case runs under plain CPython (the oracle) and then ``REPEAT`` times
+(default 2: first call generic, then quickened) through one fresh ``tiered``
+wrapper, each run on its own deep copy of the arguments. The runs must agree on
+
+* the return value (compared through :func:`normalize`: type and ``repr``,
+  recursively through containers, so ``nan == nan``, ``-0.0 != 0.0``,
+  ``1 != 1.0 != True``),
+* the exception: type, ``str(exc)``, and the types/messages of
+  ``__cause__``/``__context__`` (and ``__suppress_context__``),
+* side effects: the (deep-copied) arguments after the call, i.e. mutation of
+  anything passed in (pass a ``log`` list to record events), and stdout,
+* ``sys.exc_info()`` right after the call returned (no handled exception may
+  leak out of the callee).
+
+Two kinds of assertion (DESIGN.md §6 "runs right" vs "runs right *and* in our
+tiers"):
+
+* :func:`check` — agrees with CPython AND ran in tier 1 (strict wrapper, at
+  least one interpreter call, no fallback, nothing unsupported).
+* :func:`check_call_shape` — like :func:`check` for calls whose argument
+  binding fails (the body never runs, so no interpreter call is required).
+* :func:`check_fallback` — agrees with CPython AND fell back with a reason.
+* :func:`check_agrees` — agrees with CPython; a fallback is allowed but must
+  carry a reason (frame introspection, class bodies...).
+* :func:`check_traceback` — the traceback of an exception leaving tiered code
+  names the function, its file and CPython's line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import os
+import re
+import subprocess
+import sys
+import types
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import pytest
+
+from tiered import UnsupportedError, stats, tiered
+
+# How many times the (same) tiered wrapper is called per case. The first call
+# translates and runs generic ops; later calls run the quickened code.
+REPEAT = int(os.environ.get("TIERED_TEST_REPEAT", "2"))
+
+_ADDR = re.compile(r"0x[0-9a-fA-F]+")
+
+
+def _clean(s: str) -> str:
+    """Hide object addresses, which legitimately differ between two runs."""
+    return _ADDR.sub("0x?", s)
+
+
+def _safe_repr(v: Any) -> str:
+    try:
+        return _clean(repr(v))
+    except Exception as e:  # noqa: BLE001 - a raising __repr__ is still comparable
+        return f"<repr raised {type(e).__name__}>"
+
+
+def _tname(t: type) -> str:
+    return f"{t.__module__}.{t.__qualname__}"
+
+
+_SCALARS = (bool, int, float, complex, str, bytes, bytearray, type(None), type(...),
+            type(NotImplemented), range, slice)
+
+
+def normalize(v: Any, _seen: frozenset = frozenset()) -> Any:
+    """A comparable, address-free description of ``v``: type plus repr, recursively."""
+    t = type(v)
+    if isinstance(v, _SCALARS):
+        return (_tname(t), _safe_repr(v))
+    if id(v) in _seen:
+        return (_tname(t), "<cycle>")
+    seen = _seen | {id(v)}
+    if isinstance(v, (list, tuple)):
+        return (_tname(t), [normalize(x, seen) for x in v])
+    if isinstance(v, dict):
+        return (_tname(t), [(normalize(k, seen), normalize(x, seen)) for k, x in v.items()])
+    if isinstance(v, (set, frozenset)):
+        return (_tname(t), sorted(repr(normalize(x, seen)) for x in v))
+    if isinstance(v, BaseException):
+        return (_tname(t), _clean(str(v)), normalize(v.args, seen))
+    if isinstance(v, (types.FunctionType, types.BuiltinFunctionType, type)):
+        return (_tname(t), getattr(v, "__qualname__", repr(v)))
+    if isinstance(v, types.MethodType):
+        return (_tname(t), v.__func__.__qualname__, normalize(v.__self__, seen))
+    if isinstance(v, types.ModuleType):
+        return (_tname(t), v.__name__)
+    if isinstance(v, (types.GeneratorType, types.CoroutineType)):
+        return (_tname(t), v.__qualname__)
+    if t.__repr__ is not object.__repr__:
+        return (_tname(t), _safe_repr(v))
+    state: list = []
+    d = getattr(v, "__dict__", None)
+    if isinstance(d, dict):
+        state.append(normalize(d, seen))
+    for klass in t.__mro__:
+        slots = klass.__dict__.get("__slots__", ())
+        for slot in (slots,) if isinstance(slots, str) else slots:
+            if slot in ("__dict__", "__weakref__"):
+                continue
+            try:
+                state.append((slot, normalize(getattr(v, slot), seen)))
+            except AttributeError:
+                state.append((slot, "<unset>"))
+    return (_tname(t), state)
+
+
+def describe_exc(e: BaseException | None, depth: int = 0) -> Any:
+    """Type, message, and (recursively, bounded) the cause/context chain."""
+    if e is None:
+        return None
+    if depth > 6:
+        return (_tname(type(e)), "...")
+    return (
+        _tname(type(e)),
+        _clean(str(e)),
+        e.__suppress_context__,
+        describe_exc(e.__cause__, depth + 1),
+        describe_exc(e.__context__, depth + 1),
+    )
+
+
+@dataclass
+class Outcome:
+    """What one call did."""
+
+    raised: bool
+    value: Any  # normalized return value, or describe_exc(exception)
+    args_after: Any
+    kwargs_after: Any
+    stdout: str
+    exc_info_after: Any
+    exc: BaseException | None = field(default=None, compare=False, repr=False)
+    result: Any = field(default=None, compare=False, repr=False)
+
+    def comparable(self) -> tuple:
+        return (self.raised, self.value, self.args_after, self.kwargs_after, self.stdout,
+                self.exc_info_after)
+
+
+def run(fn: Callable, args: tuple, kwargs: dict) -> Outcome:
+    """Call ``fn`` on a private deep copy of the arguments and record everything."""
+    a, k = copy.deepcopy((tuple(args), dict(kwargs)))
+    buf = io.StringIO()
+    exc: BaseException | None = None
+    result = None
+    exc_info_after = None
+    with contextlib.redirect_stdout(buf):
+        try:
+            result = fn(*a, **k)
+            exc_info_after = _tname(sys.exc_info()[0]) if sys.exc_info()[0] else None
+        except (Exception, SystemExit, GeneratorExit) as e:  # not KeyboardInterrupt / pytest outcomes
+            exc = e
+        if exc is None:
+            result, exc = _drain(result)
+    raised = exc is not None
+    return Outcome(
+        raised=raised,
+        value=describe_exc(exc) if raised else normalize(result),
+        args_after=normalize(a),
+        kwargs_after=normalize(k),
+        stdout=buf.getvalue(),
+        exc_info_after=exc_info_after,
+        exc=exc,
+        result=result,
+    )
+
+
+def _drive(aw: Any) -> Any:
+    """Run an awaitable that never really suspends (no event loop needed)."""
+    it = aw.__await__()
+    try:
+        while True:
+            it.send(None)
+    except StopIteration as stop:
+        return stop.value
+
+
+def _drain(result: Any) -> tuple[Any, BaseException | None]:
+    """Generators, coroutines and async generators are consumed (bounded) so
+    that what they yield/return is compared too; the consumption happens with
+    stdout still captured."""
+    items: list = []
+    try:
+        if isinstance(result, types.GeneratorType):
+            for n, x in enumerate(result):
+                if n >= 10_000:
+                    break
+                items.append(x)
+            result.close()
+            return ("<generator yielded>", items), None
+        if isinstance(result, types.CoroutineType):
+            try:
+                return ("<coroutine returned>", _drive(result)), None
+            finally:
+                result.close()
+        if isinstance(result, types.AsyncGeneratorType):
+            try:
+                while len(items) < 10_000:
+                    items.append(_drive(result.__anext__()))
+            except StopAsyncIteration:
+                pass
+            _drive(result.aclose())
+            return ("<async generator yielded>", items), None
+    except (Exception, SystemExit, GeneratorExit) as e:
+        return None, e
+    return result, None
+
+
+def assert_same(expected: Outcome, got: Outcome, what: str) -> None:
+    names = ("raised", "value/exception", "args after call", "kwargs after call", "stdout",
+             "sys.exc_info() after call")
+    for name, e, g in zip(names, expected.comparable(), got.comparable()):
+        assert g == e, (
+            f"{what}: {name} differs from CPython\n  CPython: {e!r}\n  tiered:  {g!r}"
+        )
+
+
+def _skip_if_tracing() -> None:
+    if sys.gettrace() is not None or sys.getprofile() is not None:
+        pytest.skip("a trace/profile function is active: by contract tiered falls back to CPython")
+
+
+def check(f: Callable, /, *args: Any, **kwargs: Any) -> Outcome:
+    """Agrees with CPython AND ran in tier 1 (strict wrapper, no fallback)."""
+    expected, w = _check_strict(f, args, kwargs)
+    assert_tier1(w, f)
+    return expected
+
+
+def check_call_shape(f: Callable, /, *args: Any, **kwargs: Any) -> Outcome:
+    """A call into the wrapper (possibly with a wrong shape) agrees with
+    CPython, including the exact TypeError text, without any fallback."""
+    expected, w = _check_strict(f, args, kwargs)
+    s = stats(w)
+    assert s["fallback_calls"] == 0 and s["unsupported"] == [], f"{f.__qualname__}: {s!r}"
+    if not expected.raised:
+        assert_tier1(w, f)
+    return expected
+
+
+def _check_strict(f: Callable, args: tuple, kwargs: dict) -> tuple[Outcome, Any]:
+    _skip_if_tracing()
+    expected = run(f, args, kwargs)
+    w = tiered(f, strict=True)
+    for i in range(REPEAT):
+        got = run(w, args, kwargs)
+        if isinstance(got.exc, UnsupportedError) and not isinstance(expected.exc, UnsupportedError):
+            pytest.fail(f"{f.__qualname__}: strict tiered raised UnsupportedError: {got.exc}\n"
+                        f"stats: {stats(w)!r}")
+        assert_same(expected, got, f"{f.__qualname__} (tiered call {i + 1})")
+    return expected, w
+
+
+def assert_tier1(w: Any, f: Callable | None = None) -> None:
+    s = stats(w)
+    name = f.__qualname__ if f is not None else repr(w)
+    assert s["interp_calls"] >= 1, f"{name}: no tier-1 call recorded: {s!r}"
+    assert s["fallback_calls"] == 0, f"{name}: fell back to CPython: {s!r}"
+    assert s["unsupported"] == [], f"{name}: unsupported ops: {s!r}"
+
+
+def check_fallback(f: Callable, reason: str | tuple[str, ...], /, *args: Any, **kwargs: Any) -> Outcome:
+    """Agrees with CPython AND fell back with a reason containing ``reason``
+    (case-insensitive; a tuple means any of them); the strict wrapper raises
+    UnsupportedError instead."""
+    _skip_if_tracing()
+    expected = run(f, args, kwargs)
+    w = tiered(f)
+    for i in range(REPEAT):
+        got = run(w, args, kwargs)
+        assert_same(expected, got, f"{f.__qualname__} (non-strict tiered call {i + 1})")
+    s = stats(w)
+    assert s["fallback_calls"] >= 1, f"{f.__qualname__}: expected a fallback: {s!r}"
+    reasons = [u["reason"] for u in s["unsupported"]]
+    wanted = (reason,) if isinstance(reason, str) else reason
+    assert any(want.lower() in r.lower() for r in reasons for want in wanted), (
+        f"{f.__qualname__}: no unsupported reason mentions {reason!r}: {s['unsupported']!r}"
+    )
+    for u in s["unsupported"]:
+        assert isinstance(u["op"], str) and isinstance(u["reason"], str) and u["reason"]
+    strict = tiered(f, strict=True)
+    a, k = copy.deepcopy((args, kwargs))
+    with contextlib.redirect_stdout(io.StringIO()):
+        try:
+            r = strict(*a, **k)
+        except UnsupportedError:
+            pass
+        else:
+            if hasattr(r, "close"):
+                r.close()  # don't leave an un-awaited coroutine behind
+            pytest.fail(f"{f.__qualname__}: strict wrapper did not raise UnsupportedError")
+    assert issubclass(UnsupportedError, Exception)
+    return expected
+
+
+def check_agrees(f: Callable, /, *args: Any, **kwargs: Any) -> Outcome:
+    """Agrees with CPython; tier 1 or fallback both fine, but a fallback must
+    come with a non-empty reason."""
+    _skip_if_tracing()
+    expected = run(f, args, kwargs)
+    w = tiered(f)
+    for i in range(REPEAT):
+        got = run(w, args, kwargs)
+        assert_same(expected, got, f"{f.__qualname__} (non-strict tiered call {i + 1})")
+    s = stats(w)
+    assert s["calls"] == REPEAT, s
+    if s["fallback_calls"]:
+        assert s["unsupported"], f"{f.__qualname__}: fell back without a reason: {s!r}"
+        for u in s["unsupported"]:
+            assert isinstance(u["op"], str) and u["reason"], s
+    return expected
+
+
+def _walk_tb(tb: types.TracebackType | None):
+    while tb is not None:
+        yield tb
+        tb = tb.tb_next
+
+
+def check_traceback(f: Callable, /, *args: Any, **kwargs: Any) -> None:
+    """``f`` must raise. The exception leaving the tiered wrapper must have
+    traceback entries for ``f`` (by co_name and co_filename) at exactly the
+    lines CPython reports for ``f``'s frames."""
+    _skip_if_tracing()
+    expected = run(f, args, kwargs)
+    assert expected.raised, f"{f.__qualname__} must raise for check_traceback"
+    want = [tb.tb_lineno for tb in _walk_tb(expected.exc.__traceback__)
+            if tb.tb_frame.f_code is f.__code__]
+    assert want, "CPython traceback does not contain the function (bad case)"
+    w = tiered(f, strict=True)
+    got = run(w, args, kwargs)
+    assert_same(expected, got, f"{f.__qualname__} (tiered)")
+    code = f.__code__
+    entries = [tb for tb in _walk_tb(got.exc.__traceback__)
+               if tb.tb_frame.f_code.co_name == code.co_name
+               and tb.tb_frame.f_code.co_filename == code.co_filename]
+    assert entries, (
+        f"no traceback entry for {code.co_name} in {code.co_filename}: "
+        f"{[(tb.tb_frame.f_code.co_filename, tb.tb_frame.f_code.co_name, tb.tb_lineno) for tb in _walk_tb(got.exc.__traceback__)]}"
+    )
+    assert [tb.tb_lineno for tb in entries] == want, (
+        f"traceback lines for {code.co_name}: CPython {want}, tiered {[tb.tb_lineno for tb in entries]}"
+    )
+    assert_tier1(w, f)
+
+
+def cases(*rows: tuple, prefix: str = "") -> list:
+    """Turn ``(f, args)`` / ``(f, args, kwargs)`` rows into pytest params with
+    unique readable ids ``<function>-<n>``."""
+    out = []
+    counts: dict[str, int] = {}
+    for row in rows:
+        if len(row) == 2:
+            f, args = row
+            kwargs: dict = {}
+        else:
+            f, args, kwargs = row
+        name = prefix + f.__name__
+        n = counts.get(name, 0)
+        counts[name] = n + 1
+        out.append(pytest.param(f, tuple(args), dict(kwargs), id=f"{name}-{n}"))
+    return out
+
+
+def run_python(code: str, *, env: dict | None = None, timeout: float = 60) -> subprocess.CompletedProcess:
+    """Run ``code`` in a fresh interpreter (same sys.path), for things that may crash."""
+    full_env = dict(os.environ)
+    import tiered as _pkg
+
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(_pkg.__file__)))
+    here = os.path.dirname(os.path.abspath(__file__))
+    extra = [pkg_root, here] + [p for p in full_env.get("PYTHONPATH", "").split(os.pathsep) if p]
+    full_env["PYTHONPATH"] = os.pathsep.join(extra)
+    full_env.pop("TIERED_DISABLE", None)
+    full_env.pop("TIERED_STRICT", None)
+    if env:
+        full_env.update(env)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)

@@ -1,0 +1,459 @@
+"""Binary, in-place and unary arithmetic, differential against CPython.
+
+Operands are passed as arguments (never constants) so the compiler cannot fold
+them: the op really runs in tier 1.
+"""
+
+import pytest
+
+from harness import cases, check
+
+INF = float("inf")
+NAN = float("nan")
+
+
+# --- binary operators ------------------------------------------------------
+
+def op_add(a, b):
+    return a + b
+
+
+def op_sub(a, b):
+    return a - b
+
+
+def op_mul(a, b):
+    return a * b
+
+
+def op_truediv(a, b):
+    return a / b
+
+
+def op_floordiv(a, b):
+    return a // b
+
+
+def op_mod(a, b):
+    return a % b
+
+
+def op_pow(a, b):
+    return a ** b
+
+
+def op_lshift(a, b):
+    return a << b
+
+
+def op_rshift(a, b):
+    return a >> b
+
+
+def op_and(a, b):
+    return a & b
+
+
+def op_or(a, b):
+    return a | b
+
+
+def op_xor(a, b):
+    return a ^ b
+
+
+def op_matmul(a, b):
+    return a @ b
+
+
+# --- in-place operators ----------------------------------------------------
+
+def iop_add(a, b):
+    a += b
+    return a
+
+
+def iop_sub(a, b):
+    a -= b
+    return a
+
+
+def iop_mul(a, b):
+    a *= b
+    return a
+
+
+def iop_truediv(a, b):
+    a /= b
+    return a
+
+
+def iop_floordiv(a, b):
+    a //= b
+    return a
+
+
+def iop_mod(a, b):
+    a %= b
+    return a
+
+
+def iop_pow(a, b):
+    a **= b
+    return a
+
+
+def iop_lshift(a, b):
+    a <<= b
+    return a
+
+
+def iop_rshift(a, b):
+    a >>= b
+    return a
+
+
+def iop_and(a, b):
+    a &= b
+    return a
+
+
+def iop_or(a, b):
+    a |= b
+    return a
+
+
+def iop_xor(a, b):
+    a ^= b
+    return a
+
+
+def iop_matmul(a, b):
+    a @= b
+    return a
+
+
+# Operand pairs that are safe (fast, finite memory) for every operator except
+# ** and the shifts, which get their own tables below.
+COMMON = [
+    # small ints, signs, zero divisors
+    (7, 3), (-7, 3), (7, -3), (-7, -3), (0, 5), (5, 0), (0, 0), (-1, 1),
+    # i64 boundaries and big ints
+    (2**63 - 1, 1), (-2**63, 1), (-2**63, -1), (2**63 - 1, 2**63 - 1), (2**62, 4),
+    (-2**63, 2**63), (-2**63 - 1, 1), (2**63, -1), (2**100, 3), (-(2**100), 2**64 + 1),
+    (3, 2**100), (2**64, 2**64), (-(2**64), 7), (12345678901234567890, 0),
+    # bools
+    (True, True), (True, False), (False, 3), (True, 2.0), (False, False),
+    # floats
+    (7.5, 2.0), (-7.5, 2.0), (7.5, -2.0), (1.0, 0.0), (0.0, 0.0), (-0.0, 1.0), (0.0, -1.0),
+    (-0.0, -0.0), (INF, 2.0), (-1.0, INF), (INF, INF), (INF, -INF), (NAN, 1.0), (1e308, 10.0),
+    (5.0, 0), (-5.5, 0.5), (0.1, 0.2),
+    # mixed int/float
+    (7, 2.5), (2.5, 7), (2**80, 1.5), (-1, INF), (1, 0.0), (-0.0, 1), (0.0, -1), (2**1100, 1.0),
+    # complex
+    (1 + 2j, 3), (1j, 1j), (2, 0j),
+    # sequences and other objects
+    ("ab", "cd"), ("ab", 3), (3, "ab"), ("ab", -1), ([1, 2], [3]), ([1], 2), (0, [1]),
+    ((1,), (2, 3)), ((1,), 0), ("ab", None), (None, None), ("%s-%s", ("x", 1)),
+    ("%d%%", 5), (b"ab", b"c"), (b"ab", 2), ({1, 2}, {2, 3}), (frozenset({1}), {1, 2}),
+    ({1: 2}, {3: 4, 1: 5}), ("ab", [1]), (bytearray(b"x"), b"y"),
+]
+
+BINARY = [op_add, op_sub, op_mul, op_truediv, op_floordiv, op_mod, op_and, op_or, op_xor]
+
+POW = [
+    (2, 10), (2, 62), (2, 63), (2, 64), (-2, 63), (-2, 64), (3, 40), (0, 0), (0, -1),
+    (0.0, -1), (0, -1.5), (2, -1), (-8, 1 / 3), (-8.0, 0.5), (2.0, 0.5), (10, 400),
+    (2.0, 1024), (1e308, 2), (NAN, 0), (1, NAN), (-1, INF), (True, True), (2, True),
+    (7, 2.5), (2**100, 2), (-2**63, 1), ("a", 2), (1j, 2), (-1, 0.5), (0, 0.0),
+    (-0.0, 3), (-0.0, -1), (2, 100), (None, 2), (2**63 - 1, 2),
+]
+
+SHIFTS = [
+    (1, 0), (1, 62), (1, 63), (1, 64), (-1, 63), (2**62, 1), (-(2**62), 2), (5, -1),
+    (2**100, 3), (-7, 1), (7, 100), (-7, 100), (True, 1), (1.0, 1), (1, 1.0), (0, 2**64),
+    (1, 200), (-1, 0), (2**63 - 1, 1), (-2**63, 1), (3, True),
+    ("a", 1), (5, -2**70),
+]
+
+
+class Mat:
+    """Only @ is defined: __matmul__/__rmatmul__/__imatmul__ log their use."""
+
+    def __init__(self, v):
+        self.v = v
+
+    def __matmul__(self, other):
+        if isinstance(other, Mat):
+            return Mat(self.v * other.v)
+        if isinstance(other, int):
+            return Mat(self.v + other)
+        return NotImplemented
+
+    def __rmatmul__(self, other):
+        if isinstance(other, int):
+            return Mat(other - self.v)
+        return NotImplemented
+
+    def __repr__(self):
+        return f"Mat({self.v!r})"
+
+
+class IMat(Mat):
+    def __imatmul__(self, other):
+        self.v = ("imatmul", self.v, getattr(other, "v", other))
+        return self
+
+
+MATMUL = [
+    (Mat(2), Mat(3)), (Mat(2), 5), (5, Mat(2)), (Mat(2), "x"), ("x", Mat(2)), (2, 3),
+    (IMat(1), Mat(4)), ([1], [2]), (1.5, Mat(1)),
+]
+
+INPLACE = [iop_add, iop_sub, iop_mul, iop_truediv, iop_floordiv, iop_mod, iop_and, iop_or, iop_xor]
+
+INPLACE_PAIRS = [
+    (7, 3), (2**63 - 1, 1), (-2**63, -1), (2**100, 7), (7.5, 2.0), (-0.0, 1.0), (1, 0), (1.0, 0.0),
+    (True, True), (7, 2.5), ([1, 2], [3]), ([1], "xy"), ([1], (2,)), ([1], 3), ([1, 2], 0),
+    ((1,), (2,)), ("ab", "c"), ("ab", 2), ({1, 2}, {2, 3}), ({1: 2}, {3: 4}), ({1: 2}, [(5, 6)]),
+    (bytearray(b"a"), b"b"), (NAN, 1.0), (None, 1), ("a", 1),
+]
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(*[(op, pair) for op in BINARY for pair in COMMON]))
+def test_binary(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(*[(op_pow, p) for p in POW], *[(iop_pow, p) for p in POW[:12]]))
+def test_pow(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(*[(op, p) for op in (op_lshift, op_rshift, iop_lshift, iop_rshift)
+                                                  for p in SHIFTS]))
+def test_shifts(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(*[(op, p) for op in (op_matmul, iop_matmul) for p in MATMUL]))
+def test_matmul(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(*[(op, p) for op in INPLACE for p in INPLACE_PAIRS]))
+def test_inplace(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+# --- unary -----------------------------------------------------------------
+
+def un_neg(a):
+    return -a
+
+
+def un_pos(a):
+    return +a
+
+
+def un_inv(a):
+    return ~a
+
+
+def un_not(a):
+    return not a
+
+
+class Unary:
+    def __neg__(self):
+        return "neg"
+
+    def __pos__(self):
+        return "pos"
+
+    def __invert__(self):
+        return "inv"
+
+
+UNARY_VALUES = [
+    0, 1, -1, 7, 2**63 - 1, -2**63, 2**63, -2**63 - 1, 2**100, True, False, 0.0, -0.0, 1.5,
+    INF, -INF, NAN, 1 + 2j, "s", None, [1], Unary(), 3.0e-320,
+]
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(*[(op, (v,)) for op in (un_neg, un_pos, un_inv, un_not)
+                                                  for v in UNARY_VALUES]))
+def test_unary(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+# --- overflow inside loops (quickened int op must promote, not wrap) -------
+
+def add_loop(start, step, n):
+    x = start
+    out = []
+    for _ in range(n):
+        x = x + step
+        out.append(x)
+    return out
+
+
+def mul_loop(start, factor, n):
+    x = start
+    for _ in range(n):
+        x = x * factor
+    return x
+
+
+def sub_loop(start, n):
+    x = start
+    for _ in range(n):
+        x -= 1
+    return x
+
+
+def neg_loop(values):
+    return [-v for v in values]
+
+
+def mixed_loop(pairs):
+    # operand types change from one iteration to the next: quickened ops must
+    # fall back to the generic op each time the guess is wrong
+    out = []
+    for a, b in pairs:
+        out.append(a + b)
+        out.append(a * b)
+    return out
+
+
+def float_accumulate(n):
+    acc = 0.0
+    for i in range(n):
+        acc += i * 0.1
+        acc -= 0.05
+    return acc
+
+
+def int_then_float(n):
+    x = 0
+    for i in range(n):
+        if i == n // 2:
+            x = x + 0.5
+        x = x + i
+    return x
+
+
+def divmod_loop(values, d):
+    out = []
+    for v in values:
+        out.append((v // d, v % d, v / d))
+    return out
+
+
+def collatz(n):
+    steps = 0
+    while n != 1:
+        n = n // 2 if n % 2 == 0 else 3 * n + 1
+        steps += 1
+    return steps
+
+
+def bigint_fact(n):
+    r = 1
+    for i in range(2, n + 1):
+        r *= i
+    return r
+
+
+def abs_diff_sum(xs):
+    s = 0
+    for i in range(len(xs) - 1):
+        d = xs[i + 1] - xs[i]
+        s += d if d >= 0 else -d
+    return s
+
+
+def bit_tricks(x):
+    return (x & -x, x | (x - 1), x ^ (x >> 1), ~x & 0xFF, (x << 3) >> 2)
+
+
+def float_special(a):
+    return (a * 0, 0 * a, a - a, a * -1, -a + 0.0, a / 1, 0.0 * -1, -0.0 * 1, -0.0 + 0.0, -0.0 - 0.0,
+            -1 // INF, 1 // -INF, -1 % INF, 1 % -INF, -0.0 % 5, 5.0 % -0.5)
+
+
+def nan_math(n):
+    return (n + 1, n * 0, n - n, n ** 0, 1 ** n, n == n, n != n, n < 1, n >= 1)
+
+
+LOOPS = cases(
+    (add_loop, (2**63 - 5, 1, 10)),
+    (add_loop, (-2**63 + 5, -1, 10)),
+    (add_loop, (0, 2**62, 5)),
+    (add_loop, (0, 0.5, 5)),
+    (add_loop, ("", "ab", 3)),
+    (mul_loop, (3, 3, 50)),
+    (mul_loop, (-2, -2, 70)),
+    (mul_loop, (1.5, 1.5, 10)),
+    (mul_loop, (2**62, 2, 3)),
+    (sub_loop, (-2**63 + 3, 10)),
+    (neg_loop, ([1, -2**63, 2**63, 0.0, True],)),
+    (mixed_loop, ([(1, 2), (1.5, 2), (2**64, 2), ("a", 2), ([1], 2), (True, False), (1, 2)],)),
+    (mixed_loop, ([(1, 2)] * 20 + [(2**62, 4)] + [(1.0, 2)],)),
+    (mixed_loop, ([(1, 2), (3, 4), ("x", None)],)),
+    (float_accumulate, (1000,)),
+    (int_then_float, (10,)),
+    (divmod_loop, ([7, -7, 2**70, -(2**70), 7.5, -0.0, True], 3)),
+    (divmod_loop, ([7, -7, 0.5], -2)),
+    (divmod_loop, ([1, 2], 0)),
+    (divmod_loop, ([1.0], 0.0)),
+    (collatz, (27,)),
+    (collatz, (2**70 + 1,)),
+    (bigint_fact, (30,)),
+    (abs_diff_sum, ([3, 1, 4, 1, 5, 9, 2, 6, 2**64, -2**64],)),
+    (bit_tricks, (12,)),
+    (bit_tricks, (-12,)),
+    (bit_tricks, (2**64 + 8,)),
+    (bit_tricks, (0,)),
+    (float_special, (1.0,)),
+    (float_special, (-2.5,)),
+    (float_special, (0.0,)),
+    (nan_math, (NAN,)),
+    (nan_math, (INF,)),
+    (nan_math, (1.0,)),
+)
+
+
+@pytest.mark.parametrize("f,args,kwargs", LOOPS)
+def test_arith_loops(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+# --- builtins on numbers ---------------------------------------------------
+
+def numeric_builtins(a, b):
+    return (divmod(a, b), pow(a, b, 7) if isinstance(a, int) and isinstance(b, int) and b >= 0 else None,
+            abs(a), round(a / b, 3), int(a / b), float(a), a.__add__(b), a.__radd__(b))
+
+
+def pow3(a, b, m):
+    return pow(a, b, m)
+
+
+BUILTINS = cases(
+    (numeric_builtins, (7, 3)),
+    (numeric_builtins, (-7, 3)),
+    (numeric_builtins, (2**70, 3)),
+    (numeric_builtins, (7.0, 2)),
+    (numeric_builtins, (7, 0)),
+    (pow3, (2, 100, 13)),
+    (pow3, (2, -1, 7)),
+    (pow3, (2, -1, 4)),
+    (pow3, (2, 3, 0)),
+    (pow3, (2.0, 3, 5)),
+)
+
+
+@pytest.mark.parametrize("f,args,kwargs", BUILTINS)
+def test_numeric_builtins(f, args, kwargs):
+    check(f, *args, **kwargs)

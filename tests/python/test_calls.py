@@ -1,0 +1,498 @@
+"""Calls: Python functions, builtins, methods, classes, partials; every
+argument shape; wrong call shapes both into a tiered function and from inside
+one (CPython's exact TypeError text); recursion."""
+
+import functools
+import textwrap
+
+import pytest
+
+from harness import cases, check, check_call_shape, check_traceback, run_python
+from tiered import stats, tiered
+
+
+# --- callees -------------------------------------------------------------------
+
+def two(a, b):
+    return (a, b)
+
+
+def defaults(a, b=2, c=(3,)):
+    return (a, b, c)
+
+
+def kwonly(a, *, k, j=10):
+    return (a, k, j)
+
+
+def posonly(a, b, /, c, d=4):
+    return (a, b, c, d)
+
+
+def star(*args):
+    return args
+
+
+def starstar(**kwargs):
+    return kwargs
+
+
+def everything(a, b=1, /, c=2, *args, d, e=5, **kwargs):
+    return (a, b, c, args, d, e, kwargs)
+
+
+def many(a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11=11, a12=12):
+    return [a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12]
+
+
+class Point:
+    count_attr = "class attribute"
+
+    def __init__(self, x, y=0):
+        self.x = x
+        self.y = y
+
+    def norm1(self):
+        return abs(self.x) + abs(self.y)
+
+    def scaled(self, k, *, offset=0):
+        return Point(self.x * k + offset, self.y * k + offset)
+
+    @classmethod
+    def origin(cls):
+        return cls(0, 0)
+
+    @staticmethod
+    def add(a, b):
+        return a + b
+
+    def __repr__(self):
+        return f"Point({self.x!r}, {self.y!r})"
+
+
+class Callable_:
+    def __init__(self, base):
+        self.base = base
+
+    def __call__(self, x, *, mul=1):
+        return (self.base + x) * mul
+
+    def __repr__(self):
+        return f"Callable_({self.base!r})"
+
+
+class WithNew:
+    def __new__(cls, *args):
+        inst = super().__new__(cls)
+        inst.args = args
+        return inst
+
+    def __repr__(self):
+        return f"WithNew{self.args!r}"
+
+
+# --- cases: calling from inside tiered code ------------------------------------
+
+def call_positional():
+    return two(1, 2)
+
+
+def call_keywords():
+    return (two(b=2, a=1), two(1, b=[2]), defaults(1, c=9), defaults(1), defaults(1, 2, 3))
+
+
+def call_kwonly():
+    return (kwonly(1, k=2), kwonly(1, j=3, k=2))
+
+
+def call_posonly():
+    return (posonly(1, 2, 3), posonly(1, 2, c=3, d=5), posonly(1, 2, d=0, c=1))
+
+
+def call_star():
+    a = [1, 2]
+    t = (3,)
+    return (star(), star(1), star(*a), star(*a, *t), star(0, *a, 9, *t), star(*"ab"), star(*range(3)),
+            star(*{"k": 1}))
+
+
+def call_starstar():
+    k = {"x": 1}
+    return (starstar(), starstar(**k), starstar(y=2, **k), starstar(**k, **{"z": 3}), starstar(**{}))
+
+
+def call_everything():
+    return (everything(1, d=4), everything(1, 2, 3, 4, 5, d=6, f=7), everything(*[1, 2], c=3, d=4, **{"g": 8}))
+
+
+def call_many():
+    return (many(*range(10)), many(*range(12)), many(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, a12="x"))
+
+
+def call_star_call_site(a, k):
+    return everything(*a, **k)
+
+
+def call_mutable_default():
+    # defaults are evaluated once, at def time: the list accumulates
+    def acc(x, seen=[]):
+        seen.append(x)
+        return list(seen)
+
+    return [acc(1), acc(2), acc(3, []), acc(4)]
+
+
+def call_default_evaluated_once(log):
+    def mk(v):
+        log.append(("default evaluated", v))
+        return v
+
+    def g(a=mk(1), *, b=mk(2)):
+        return a, b
+
+    return g(), g(), g(5, b=6), log
+
+
+def call_methods():
+    p = Point(3, -4)
+    m = p.norm1
+    return (p.norm1(), m(), Point.norm1(p), p.scaled(2), p.scaled(2, offset=1), Point.origin(), p.origin(),
+            Point.add(1, 2), p.add("a", "b"), p.count_attr)
+
+
+def call_builtin_methods():
+    s = "a,b,,c"
+    lst = [3, 1, 2]
+    d = {"k": 1}
+    lst.sort(reverse=True)
+    lst.append(0)
+    return (s.split(","), s.split(",", 1), ",".join(["x", "y"]), str.upper("q"), d.get("k"), d.get("z", 0),
+            d.setdefault("n", []), lst, lst.index(1), "{}-{x}".format(1, x=2), s.count(","), [].copy())
+
+
+def call_builtins():
+    return (len([1, 2]), sorted([3, 1, 2], key=lambda v: -v), max([1, 5, 2]), max([], default="empty"),
+            min(3, 1, key=abs), int("ff", 16), int("12", base=8), divmod(7, 2), pow(2, 10, 7), isinstance(1, int),
+            isinstance(True, (str, int)), getattr(Point, "nope", "dflt"), sum([1, 2], 10), abs(-2.5),
+            round(2.675, 2), list(zip("ab", [1, 2])), dict(a=1, **{"b": 2}), hash(1) == hash(1.0),
+            repr("x"), ascii("é"), chr(65), ord("A"), hex(255), bin(-5), any([0, 1]), all([]),
+            type(1), type("T", (), {"v": 1}).v, callable(len), iter([1]).__next__())
+
+
+def call_print(x):
+    print(x, 1, sep="|", end="!\n")
+    print()
+    print("a", "b")
+    print(*[1, 2, 3], sep="")
+
+
+def call_classes():
+    return (Point(1), Point(1, y=2), Point(x=5), WithNew(1, 2), ValueError("m").args, list("ab"), dict([(1, 2)]),
+            int(), float("1.5"), str(b"x", "ascii"), frozenset([1]), bytes(3), complex(1, 2), object().__class__)
+
+
+def call_partial():
+    p = functools.partial(everything, 1, d=4)
+    q = functools.partial(p, 2, e=0)
+    return (p(), p(2, 3, 9), q(f=1), p(d=7), functools.partial(max, default=0)([]))
+
+
+def call_callable_object():
+    c = Callable_(10)
+    return (c(1), c(1, mul=3), c.__call__(2))
+
+
+def call_lambda_and_nested():
+    sq = lambda v: v * v  # noqa: E731
+    def inner(a, *rest, scale=1):
+        return (a + sum(rest)) * scale
+    return (sq(5), inner(1, 2, 3), inner(1, scale=2), (lambda *a, **k: (a, k))(1, x=2))
+
+
+def fib(n):
+    return n if n < 2 else fib(n - 1) + fib(n - 2)
+
+
+def call_recursive(n):
+    return fib(n)
+
+
+def call_higher_order(fs, x):
+    return [f(x) for f in fs]
+
+
+def call_bound_method_from_arg(obj):
+    return obj.norm1()
+
+
+def call_getattr_then_call(obj, name, *args):
+    return getattr(obj, name)(*args)
+
+
+class SBase:
+    def hello(self, x):
+        return ("base", x)
+
+
+class SChild(SBase):
+    def hello(self, x):
+        return ("child", super(SChild, self).hello(x + 1))
+
+
+def call_super_explicit():
+    return SChild().hello(1), super(SChild, SChild()).hello(0)
+
+
+def call_exception_in_callee():
+    return two(1, 2) + divide(1, 0)
+
+
+def divide(a, b):
+    return a / b
+
+
+def call_kwargs_order():
+    # keyword argument evaluation order and the resulting dict order
+    log = []
+
+    def v(x):
+        log.append(x)
+        return x
+
+    return starstar(b=v(1), a=v(2), **{"c": v(3)}, d=v(4)), log
+
+
+CALLS = cases(
+    (call_positional, ()), (call_keywords, ()), (call_kwonly, ()), (call_posonly, ()), (call_star, ()),
+    (call_starstar, ()), (call_everything, ()), (call_many, ()),
+    (call_star_call_site, ([1, 2, 3, 4], {"d": 1, "z": 2})), (call_star_call_site, ((1,), {"d": 1})),
+    (call_star_call_site, ([], {"d": 1})), (call_star_call_site, ([1], {})),
+    (call_star_call_site, ([1], {"d": 1, "c": 3})), (call_star_call_site, ([1, 2, 3], {"c": 3, "d": 4})),
+    (call_mutable_default, ()), (call_default_evaluated_once, ([],)), (call_methods, ()),
+    (call_builtin_methods, ()), (call_builtins, ()), (call_print, ("x",)), (call_classes, ()),
+    (call_partial, ()), (call_callable_object, ()), (call_lambda_and_nested, ()), (call_recursive, (15,)),
+    (call_higher_order, ([abs, str, float, Point, lambda v: v * 2, Callable_(1)], -3)),
+    (call_bound_method_from_arg, (Point(1, 2),)), (call_getattr_then_call, ("a-b", "split", "-")),
+    (call_getattr_then_call, (Point(1, 2), "scaled", 3)), (call_getattr_then_call, ([], "nope")),
+    (call_super_explicit, ()), (call_exception_in_callee, ()), (call_kwargs_order, ()),
+)
+
+
+@pytest.mark.parametrize("f,args,kwargs", CALLS)
+def test_calls(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+# --- wrong call shapes INTO a tiered function ------------------------------------
+# (the harness calls the wrapper with these arguments; CPython's TypeError text
+# names the function by its __qualname__)
+
+INTO = cases(
+    (two, (1, 2, 3)), (two, (1,)), (two, ()), (two, (1,), {"c": 3}), (two, (1,), {"b": 2, "c": 3}),
+    (two, (1, 2), {"a": 1}), (two, (), {"b": 1}), (defaults, ()), (defaults, (1, 2, 3, 4)),
+    (kwonly, (1,)), (kwonly, (1, 2)), (kwonly, (1, 2), {"k": 3}), (kwonly, (), {"k": 1}),
+    (posonly, (), {"a": 1, "b": 2, "c": 3}), (posonly, (1, 2), {"b": 2, "c": 3}), (posonly, (1,)),
+    (star, (), {"x": 1}), (starstar, (1,)), (everything, ()), (everything, (1,)),
+    (everything, (1,), {"a": 2, "d": 1}), (everything, (1, 2, 3), {"c": 0, "d": 1}),
+    (many, tuple(range(13))), (many, (1, 2)),
+    (two, (1, 2)), (kwonly, (1,), {"k": 1}),  # the right shapes, for contrast
+)
+
+
+@pytest.mark.parametrize("f,args,kwargs", INTO)
+def test_wrong_shapes_into(f, args, kwargs):
+    check_call_shape(f, *args, **kwargs)
+
+
+def method_called_wrong():
+    return Point(1).norm1(2)
+
+
+def into_class_wrong():
+    return Point()
+
+
+def builtin_wrong():
+    return len(1, 2)
+
+
+def builtin_wrong_kw():
+    return len(obj=[])
+
+
+def not_callable():
+    x = 5
+    return x()
+
+
+def none_callable():
+    n = None
+    return n()
+
+
+def star_not_iterable():
+    return star(*1)
+
+
+def starstar_not_mapping():
+    return starstar(**1)
+
+
+def starstar_dup():
+    return two(1, **{"a": 2, "b": 3})
+
+
+def starstar_dup_two_maps():
+    return starstar(**{"a": 1}, **{"a": 2})
+
+
+def starstar_nonstr_key():
+    return starstar(**{1: 2})
+
+
+def from_inside(fn, args, kwargs):
+    try:
+        fn(*args, **kwargs)
+    except TypeError as e:
+        return str(e)
+    return "no error"
+
+
+FROM = cases(
+    (method_called_wrong, ()), (into_class_wrong, ()), (builtin_wrong, ()), (builtin_wrong_kw, ()),
+    (not_callable, ()), (none_callable, ()), (star_not_iterable, ()), (starstar_not_mapping, ()),
+    (starstar_dup, ()), (starstar_dup_two_maps, ()), (starstar_nonstr_key, ()),
+    (from_inside, (two, (1, 2, 3), {})), (from_inside, (two, (1,), {})), (from_inside, (two, (1,), {"x": 2})),
+    (from_inside, (two, (1,), {"a": 2})), (from_inside, (kwonly, (1, 2), {})),
+    (from_inside, (posonly, (), {"a": 1, "b": 2, "c": 3})), (from_inside, (everything, (), {})),
+    (from_inside, (Point, (), {})), (from_inside, (Point.origin, (1,), {})), (from_inside, (int, ("1", 2, 3), {})),
+    (from_inside, (sorted, ([],), {"cmp": None})), (from_inside, (functools.partial(two, 1, 2), (3,), {})),
+    (from_inside, ((lambda: 0), (1,), {})),
+)
+
+
+@pytest.mark.parametrize("f,args,kwargs", FROM)
+def test_wrong_shapes_from_inside(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+@pytest.mark.parametrize("f", [not_callable, starstar_dup, method_called_wrong, call_exception_in_callee])
+def test_call_error_traceback(f):
+    check_traceback(f)
+
+
+def test_into_wrong_shape_traceback():
+    # the TypeError raised for a bad call into the wrapper is what CPython raises
+    w = tiered(two, strict=True)
+    with pytest.raises(TypeError) as ei:
+        w(1, 2, 3)
+    with pytest.raises(TypeError) as ej:
+        two(1, 2, 3)
+    assert str(ei.value) == str(ej.value)
+
+
+# --- tiered -> plain -> tiered ----------------------------------------------------
+
+def _inner_raiser(x):
+    if x > 2:
+        raise ValueError(f"too big: {x}")
+    return x * 10
+
+
+tiered_inner = tiered(_inner_raiser)
+
+
+def plain_middle(x):
+    return tiered_inner(x) + 1
+
+
+def outer_calls_through(xs):
+    out = []
+    for x in xs:
+        try:
+            out.append(plain_middle(x))
+        except ValueError as e:
+            out.append(("caught", str(e), type(e.__context__)))
+    return out
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases((outer_calls_through, ([1, 2, 3, 1],)),))
+def test_tiered_plain_tiered(f, args, kwargs):
+    check(f, *args, **kwargs)
+    assert stats(tiered_inner)["interp_calls"] >= 1
+    assert stats(tiered_inner)["fallback_calls"] == 0
+
+
+# --- recursion ----------------------------------------------------------------------
+
+@tiered
+def t_even(n):
+    return True if n == 0 else p_odd(n - 1)
+
+
+def p_odd(n):
+    return False if n == 0 else t_even(n - 1)
+
+
+def mutual(n):
+    return t_even(n), p_odd(n)
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases((mutual, (0,)), (mutual, (7,)), (mutual, (100,))))
+def test_mutual_recursion(f, args, kwargs):
+    check(f, *args, **kwargs)
+    assert stats(t_even)["fallback_calls"] == 0
+
+
+def count_down(n):
+    return 0 if n == 0 else 1 + count_down(n - 1)
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases((count_down, (300,)),))
+def test_moderate_recursion(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+_RECURSION_SCRIPT = textwrap.dedent("""
+    import sys
+    from tiered import tiered, stats
+    LIMIT = {limit}
+    if LIMIT:
+        sys.setrecursionlimit(LIMIT)
+
+    @tiered
+    def down(n):
+        return down(n + 1) + 1
+
+    def plain(n):
+        return mixed(n + 1) + 1
+
+    @tiered
+    def mixed(n):
+        return plain(n + 1) + 1
+
+    def undecorated(n):
+        return undecorated(n + 1) + 1
+
+    for fn in (down, mixed, tiered(undecorated, strict=True)):
+        for attempt in range(2):
+            try:
+                fn(0)
+            except RecursionError as e:
+                print("RecursionError", fn.__name__, attempt, "maximum recursion depth exceeded" in str(e))
+            else:
+                print("no error", fn.__name__)
+    # the interpreter is still usable afterwards
+    print("after", down.__wrapped__ is not None, sum(range(10)))
+""")
+
+
+@pytest.mark.parametrize("limit", [0, 3000])
+def test_runaway_recursion_raises_recursion_error(limit):
+    r = run_python(_RECURSION_SCRIPT.format(limit=limit), timeout=120)
+    assert r.returncode == 0, f"crashed or failed (rc={r.returncode}):\n{r.stdout}\n{r.stderr}"
+    lines = r.stdout.splitlines()
+    for name in ("down", "mixed", "undecorated"):
+        for attempt in (0, 1):
+            assert f"RecursionError {name} {attempt} True" in lines, r.stdout + r.stderr
+    assert lines[-1] == "after True 45"

@@ -1,0 +1,494 @@
+"""Control flow: if/elif/else, while, for over every kind of iterable, break,
+continue, else clauses, returns from inside loops and try/finally."""
+
+import pytest
+
+from harness import cases, check
+
+
+def classify(x):
+    if x < 0:
+        return "neg"
+    elif x == 0:
+        return "zero"
+    elif x < 10:
+        return "small"
+    else:
+        return "big"
+
+
+def nested_if(a, b):
+    if a:
+        if b:
+            r = 1
+        else:
+            r = 2
+    else:
+        r = 3 if b else 4
+    return r
+
+
+def if_no_else(x, log):
+    if x:
+        log.append("taken")
+    log.append("after")
+
+
+def ternary_chain(x):
+    return "a" if x == 1 else "b" if x == 2 else "c"
+
+
+def while_count(n):
+    i = 0
+    total = 0
+    while i < n:
+        total += i
+        i += 1
+    return total
+
+
+def while_break_continue(n):
+    out = []
+    i = 0
+    while True:
+        i += 1
+        if i % 3 == 0:
+            continue
+        if i > n:
+            break
+        out.append(i)
+    return out
+
+
+def while_else(n, stop):
+    i = 0
+    while i < n:
+        if i == stop:
+            r = "broke"
+            break
+        i += 1
+    else:
+        r = "exhausted"
+    return r, i
+
+
+def while_false_else():
+    while False:
+        return "never"
+    else:
+        return "else ran"
+
+
+def for_list(xs):
+    out = []
+    for x in xs:
+        out.append(x * 2)
+    return out
+
+
+def for_each_kind(it):
+    out = []
+    for x in it:
+        out.append(x)
+    return out
+
+
+def for_dict_items(d):
+    out = []
+    for k, v in d.items():
+        out.append((k, v))
+    for k in d:
+        out.append(k)
+    for v in d.values():
+        out.append(v)
+    return out
+
+
+def for_set(s):
+    return sorted([x for x in s])
+
+
+def for_else(xs, target):
+    for x in xs:
+        if x == target:
+            r = ("found", x)
+            break
+    else:
+        r = ("not found", None)
+    return r
+
+
+def for_continue(xs):
+    out = []
+    for x in xs:
+        if x % 2:
+            continue
+        out.append(x)
+    else:
+        out.append("else")
+    return out
+
+
+def nested_break(n):
+    pairs = []
+    for i in range(n):
+        for j in range(n):
+            if j > i:
+                break
+            if (i + j) % 3 == 0:
+                continue
+            pairs.append((i, j))
+        else:
+            pairs.append("inner-else")
+        if i == n - 2:
+            break
+    return pairs
+
+
+def loop_var_after(xs):
+    x = "unset"
+    for x in xs:
+        pass
+    return x
+
+
+def empty_loops():
+    out = []
+    for x in []:
+        out.append(x)
+    for x in "":
+        out.append(x)
+    for x in range(0):
+        out.append(x)
+    for x in {}:
+        out.append(x)
+    for x in set():
+        out.append(x)
+    for x in range(5, 0):
+        out.append(x)
+    return out
+
+
+def range_variants():
+    return ([i for i in range(10, 0, -3)], [i for i in range(-5, 5, 4)], list(range(2**63 - 2, 2**63 + 2)),
+            [i for i in range(0, -10, -4)], len(range(0, 10**20, 7)))
+
+
+def range_bad_step():
+    return list(range(0, 10, 0))
+
+
+def raise_mid_loop(xs, log):
+    for x in xs:
+        log.append(x)
+        if x == 3:
+            raise ValueError(f"stop at {x}")
+    return "done"
+
+
+def catch_mid_loop(xs):
+    out = []
+    for x in xs:
+        try:
+            out.append(10 // x)
+        except ZeroDivisionError as e:
+            out.append(str(e))
+            continue
+        finally:
+            out.append("f")
+    return out
+
+
+def append_while_iterating(xs):
+    for x in xs:
+        if len(xs) < 10:
+            xs.append(x + 1)
+    return xs
+
+
+def remove_while_iterating(xs):
+    seen = []
+    for x in xs:
+        seen.append(x)
+        if x % 2 == 0:
+            xs.remove(x)
+    return seen, xs
+
+
+def dict_change_while_iterating(d):
+    for k in d:
+        d[k + 100] = 0
+    return d
+
+
+def return_in_loop(xs, target):
+    for i, x in enumerate(xs):
+        while True:
+            if x == target:
+                return i
+            break
+    return -1
+
+
+def return_in_try_finally(log):
+    for i in range(5):
+        try:
+            if i == 2:
+                return ("returned", i)
+        finally:
+            log.append(i)
+    return "end"
+
+
+def finally_overrides_return(log):
+    try:
+        return "try"
+    finally:
+        log.append("finally")
+
+
+def break_in_try_finally(log):
+    for i in range(5):
+        try:
+            if i == 1:
+                break
+            log.append(("body", i))
+        finally:
+            log.append(("finally", i))
+    return i
+
+
+def continue_in_try_finally(log):
+    for i in range(3):
+        try:
+            if i == 1:
+                continue
+            log.append(("body", i))
+        finally:
+            log.append(("finally", i))
+    return log
+
+
+class Countdown:
+    """An iterator class written in Python."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.n <= 0:
+            raise StopIteration
+        self.n -= 1
+        return self.n
+
+    def __repr__(self):
+        return f"Countdown({self.n})"
+
+
+class SeqOnly:
+    """Iterable through the old __getitem__ protocol."""
+
+    def __getitem__(self, i):
+        if i >= 3:
+            raise IndexError
+        return i * i
+
+    def __repr__(self):
+        return "SeqOnly()"
+
+
+class BadIter:
+    def __iter__(self):
+        return 42
+
+    def __repr__(self):
+        return "BadIter()"
+
+
+class RaisingNext:
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        raise KeyError("next failed")
+
+    def __repr__(self):
+        return "RaisingNext()"
+
+
+def for_iter_class(n):
+    out = []
+    for x in Countdown(n):
+        out.append(x)
+    return out
+
+
+def for_builtin_iterators(xs):
+    out = []
+    for i, x in enumerate(xs, 1):
+        out.append((i, x))
+    for a, b in zip(xs, reversed(xs)):
+        out.append(a - b)
+    for x in iter(xs):
+        out.append(x)
+    for x in map(abs, xs):
+        out.append(x)
+    for x in filter(None, xs):
+        out.append(x)
+    return out
+
+
+def for_not_iterable(x):
+    for _ in x:
+        pass
+
+
+def next_builtin(xs):
+    it = iter(xs)
+    a = next(it)
+    b = next(it, "default")
+    c = next(it, "default")
+    return a, b, c
+
+
+def next_exhausted():
+    it = iter([])
+    return next(it)
+
+
+def while_with_complex_cond(xs):
+    i = 0
+    while i < len(xs) and xs[i] is not None and (xs[i] > 0 or xs[i] == -1):
+        i += 1
+    return i
+
+
+def deep_nesting(n):
+    count = 0
+    for a in range(n):
+        for b in range(n):
+            for c in range(n):
+                if a == b:
+                    continue
+                while c > 0:
+                    c -= 1
+                    if c == a:
+                        break
+                    count += 1
+    return count
+
+
+def sum_squares(n):
+    s = 0
+    i = 0
+    while i < n:
+        s += i * i
+        i += 1
+    return s
+
+
+def match_stmt(x):
+    match x:
+        case 0:
+            return "zero"
+        case [a, b]:
+            return ("pair", a, b)
+        case {"k": v}:
+            return ("dict", v)
+        case str() as s if len(s) > 2:
+            return ("long str", s)
+        case int(n) | float(n):
+            return ("num", n)
+        case _:
+            return "other"
+
+
+CASES = cases(
+    (classify, (-3,)), (classify, (0,)), (classify, (5,)), (classify, (50,)), (classify, (2**70,)),
+    (classify, (0.0,)), (classify, (float("nan"),)), (classify, ("x",)),
+    (nested_if, (1, 1)), (nested_if, (1, 0)), (nested_if, (0, 1)), (nested_if, (0, 0)), (nested_if, ([], "x")),
+    (if_no_else, (0, [])), (if_no_else, (1, [])),
+    (ternary_chain, (1,)), (ternary_chain, (2,)), (ternary_chain, (3,)),
+    (while_count, (0,)), (while_count, (100,)), (while_count, (-1,)),
+    (while_break_continue, (10,)),
+    (while_else, (5, 2)), (while_else, (5, 9)), (while_else, (0, 0)), (while_false_else, ()),
+    (for_list, ([1, 2, 3],)), (for_list, ([],)), (for_list, (["a", [1]],)),
+    (for_each_kind, ([1, 2],)), (for_each_kind, ((1, 2),)), (for_each_kind, (range(3),)),
+    (for_each_kind, ("héllo",)), (for_each_kind, ({"a": 1, "b": 2},)), (for_each_kind, (b"ab",)),
+    (for_each_kind, (bytearray(b"xy"),)), (for_each_kind, (frozenset({3}),)), (for_each_kind, (SeqOnly(),)),
+    (for_each_kind, (Countdown(4),)), (for_each_kind, (BadIter(),)), (for_each_kind, (RaisingNext(),)),
+    (for_each_kind, ({5, 1, 3},)),
+    (for_dict_items, ({"x": 1, "y": 2},)), (for_set, ({3, 1, 2},)),
+    (for_else, ([1, 2, 3], 2)), (for_else, ([1, 2, 3], 7)), (for_else, ([], 1)),
+    (for_continue, (list(range(7)),)), (nested_break, (5,)), (loop_var_after, ([1, 2],)),
+    (loop_var_after, ([],)), (empty_loops, ()), (range_variants, ()), (range_bad_step, ()),
+    (raise_mid_loop, ([1, 2, 3, 4], [])), (raise_mid_loop, ([1, 2], [])),
+    (catch_mid_loop, ([1, 0, 2, 0],)),
+    (append_while_iterating, ([1, 2],)), (remove_while_iterating, ([2, 4, 6, 7, 8],)),
+    (dict_change_while_iterating, ({1: 1},)),
+    (return_in_loop, ([5, 6, 7], 6)), (return_in_loop, ([5, 6, 7], 9)),
+    (return_in_try_finally, ([],)), (finally_overrides_return, ([],)),
+    (break_in_try_finally, ([],)), (continue_in_try_finally, ([],)),
+    (for_iter_class, (5,)), (for_iter_class, (0,)), (for_builtin_iterators, ([3, -1, 0, 2],)),
+    (for_not_iterable, (5,)), (for_not_iterable, (None,)), (next_builtin, ([1],)),
+    (next_builtin, ([1, 2, 3],)), (next_exhausted, ()),
+    (while_with_complex_cond, ([1, 2, -1, 0, 5],)), (while_with_complex_cond, ([1, None],)),
+    (while_with_complex_cond, ([1, "x"],)),
+    (deep_nesting, (6,)), (sum_squares, (1000,)),
+    (match_stmt, (0,)), (match_stmt, ([1, 2],)), (match_stmt, ({"k": 3, "j": 4},)), (match_stmt, ("abc",)),
+    (match_stmt, ("ab",)), (match_stmt, (2.5,)), (match_stmt, ((1, 2, 3),)), (match_stmt, (False,)),
+)
+
+
+@pytest.mark.parametrize("f,args,kwargs", CASES)
+def test_control(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+# --- iteration over generators: the generator runs wherever it runs; the
+# --- caller itself must stay in tier 1.
+
+def gen_numbers(n):
+    for i in range(n):
+        yield i * i
+
+
+def for_generator(n):
+    out = []
+    for x in gen_numbers(n):
+        out.append(x)
+    return out
+
+
+def for_generator_break(n):
+    g = gen_numbers(n)
+    for x in g:
+        if x > 10:
+            break
+    return x, next(g), list(g)
+
+
+def gen_raises():
+    yield 1
+    raise RuntimeError("generator failed")
+
+
+def for_generator_raises():
+    out = []
+    try:
+        for x in gen_raises():
+            out.append(x)
+    except RuntimeError as e:
+        out.append(str(e))
+    return out
+
+
+@pytest.mark.genexpr
+@pytest.mark.parametrize("f,args,kwargs", cases(
+    (for_generator, (6,)), (for_generator, (0,)), (for_generator_break, (10,)), (for_generator_raises, ()),
+))
+def test_for_over_generator(f, args, kwargs):
+    check(f, *args, **kwargs)

@@ -1,0 +1,218 @@
+"""Loops of many calls must not grow memory (DESIGN.md §6).
+
+For each category a tiered function is called 100,000 times after a warm-up.
+Measured across the loop:
+
+* traced memory (tracemalloc, started after the warm-up) still alive after
+  the loop,
+* the number of gc-tracked objects,
+* the reference counts of the arguments and of the function's constants
+  (a leaked reference to a shared object frees no memory but shows here),
+* sys.gettotalrefcount() on debug builds.
+"""
+
+import gc
+import os
+import sys
+import tracemalloc
+import types
+
+import pytest
+
+from tiered import stats, tiered
+
+N = int(os.environ.get("TIERED_LEAK_CALLS", "100000"))
+WARMUP = 2_000
+MAX_BYTES = 512 * 1024
+MAX_OBJECTS = 100
+MAX_REFS = 20
+
+
+# --- one function per category -------------------------------------------------
+
+def big_arith(a, b):
+    return ((a * b + a) // (b - 1) % 1000003, a ** 3 - b, -a, (a << 70) >> 3, a & b | 7, float(a) / b)
+
+
+def _kw_target(x, y=0, *, z=1, **rest):
+    return x + y + z + len(rest)
+
+
+def kw_calls(x, extra):
+    return (_kw_target(x, y=2, **extra), _kw_target(*[x, 1], z=3), _kw_target(x, w=4, v=5), dict(a=x, **extra))
+
+
+def exc_caught(x):
+    out = 0
+    try:
+        raise ValueError(x)
+    except ValueError as e:
+        out += len(e.args)
+    try:
+        try:
+            1 / 0
+        except ZeroDivisionError as e:
+            raise TypeError("chained") from e
+    except TypeError as e:
+        out += e.__cause__ is not None
+    finally:
+        out += 1
+    return out
+
+
+def exc_propagates(x):
+    try:
+        raise KeyError(x)
+    except KeyError as e:
+        raise ValueError("escaping") from e
+
+
+def closures(x):
+    def make(k):
+        def inner(v):
+            nonlocal k
+            k += v
+            return k
+        return inner
+    f = make(x)
+    g = lambda: x * 2  # noqa: E731
+    return f(1), f(2), g(), [h() for h in [g, g]]
+
+
+def comprehensions(x):
+    return [i * x for i in range(3)], {i: x for i in range(2)}, {i % 2 for i in range(3)}, [[j for j in [i]] for i in [x]]
+
+
+def string_building(x):
+    s = ""
+    for i in range(3):
+        s += str(i) + x
+    return f"{s!r:>20}|{x!s}|{len(s):04d}", "-".join([s, x])
+
+
+class _Pt:
+    def __init__(self, x, y):
+        self.x = x
+        self.y = y
+
+    def norm(self):
+        return abs(self.x) + abs(self.y)
+
+
+def objects_and_methods(x):
+    p = _Pt(x, -x)
+    p.z = p.norm()
+    return p.z, getattr(p, "x"), [p][0].y
+
+
+def _gen(x):
+    yield x
+    yield x + 1
+
+
+def wrong_shape_target(a, b):
+    return a + b
+
+
+CATEGORIES = {
+    # name: (function, args, expected path: "tier1" / "fallback" / None = don't care)
+    "bigint-arith": (big_arith, (2**80 + 13, 3**50), "tier1"),
+    "kwargs-calls": (kw_calls, (7, {"z": 9}), "tier1"),
+    "exceptions-caught": (exc_caught, ("key",), "tier1"),
+    "exceptions-propagating": (exc_propagates, ("key",), "tier1"),
+    "closures": (closures, (3,), "tier1"),
+    "comprehensions": (comprehensions, (2,), "tier1"),
+    "string-building": (string_building, ("ab",), "tier1"),
+    "objects-methods": (objects_and_methods, (5,), "tier1"),
+    "fallback-generator": (_gen, (2**70,), "fallback"),
+    "wrong-call-shape": (wrong_shape_target, (1, 2, 3), None),  # TypeError on every call
+}
+
+
+def _shared(c):
+    """Objects whose refcount moves with unrelated code (not worth tracking)."""
+    return c is None or isinstance(c, bool) or (type(c) is int and -5 <= c <= 256)
+
+
+def _consts(code):
+    for c in code.co_consts:
+        if isinstance(c, types.CodeType):
+            yield from _consts(c)
+        elif not _shared(c):
+            yield c
+
+
+def _call(w, args):
+    try:
+        r = w(*args)
+        if isinstance(r, types.GeneratorType):
+            r = list(r)
+        return r
+    except (ValueError, TypeError):
+        return None
+
+
+def _measure(w, fn, args, n):
+    """Run n calls; return (bytes still allocated, gc object growth, [(obj, refcount growth)], total refcount growth)."""
+    for _ in range(WARMUP):
+        _call(w, args)
+    tracked = [a for a in args if not _shared(a)] + list(_consts(fn.__code__))
+    gc.collect()
+    refs_before = [sys.getrefcount(o) for o in tracked]
+    total_before = sys.gettotalrefcount() if hasattr(sys, "gettotalrefcount") else None
+    objects_before = len(gc.get_objects())
+    tracemalloc.start()
+    try:
+        for _ in range(n):
+            _call(w, args)
+        gc.collect()
+        current, _peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    gc.collect()
+    objects_growth = len(gc.get_objects()) - objects_before
+    refs = [(o, sys.getrefcount(o) - b) for o, b in zip(tracked, refs_before)]
+    total = sys.gettotalrefcount() - total_before if total_before is not None else None
+    return current, objects_growth, refs, total
+
+
+def _assert_no_growth(label, current, objects_growth, refs, total):
+    assert current < MAX_BYTES, f"{label}: {current} bytes still allocated after the loop"
+    assert objects_growth < MAX_OBJECTS, f"{label}: gc-tracked objects grew by {objects_growth}"
+    for o, growth in refs:
+        assert growth < MAX_REFS, f"{label}: refcount of {o!r:.60} grew by {growth}"
+    if total is not None:
+        assert total < 1000, f"{label}: total refcount grew by {total}"
+
+
+@pytest.mark.parametrize("category", [
+    pytest.param(c, marks=[pytest.mark.real_tiering] if CATEGORIES[c][2] == "fallback" else []) for c in CATEGORIES
+])
+def test_no_growth(category):
+    fn, args, path = CATEGORIES[category]
+    w = tiered(fn, strict=path == "tier1")
+    _assert_no_growth(category, *_measure(w, fn, args, N))
+
+    s = stats(w)
+    if path == "tier1":
+        assert s["calls"] == N + WARMUP, s
+        assert s["fallback_calls"] == 0 and s["interp_calls"] + s["native_calls"] == N + WARMUP, s
+    elif path == "fallback":
+        assert s["calls"] == N + WARMUP, s
+        assert s["fallback_calls"] == N + WARMUP, s
+
+
+_LEAKED = []
+
+
+def _leaky(x):
+    _LEAKED.append([x])
+    return x
+
+
+def test_detector_catches_a_leak():
+    # the measurement itself must see a one-object-per-call leak
+    w = tiered(_leaky)
+    with pytest.raises(AssertionError):
+        _assert_no_growth("leaky", *_measure(w, _leaky, ("v",), 20_000))
+    _LEAKED.clear()

@@ -1,0 +1,44 @@
+"""Tiered calls nest on the C stack (CPython 3.11's Python-to-Python calls do not): with the
+recursion limit raised far beyond what the stack holds, deep recursion must end in
+RecursionError, never in a crash, on the main thread and on a thread with a small stack."""
+
+from harness import run_python
+
+PROGRAM = r"""
+import sys, threading
+from tiered import tiered, stats
+sys.setrecursionlimit(10**6)
+
+@tiered
+def down(n):
+    if n == 0:
+        return 0
+    return down(n - 1) + 1
+
+assert down(2000) == 2000
+try:
+    down(10**6)
+except RecursionError as e:
+    print("main:", e)
+
+def worker():
+    try:
+        down(10**6)
+    except RecursionError as e:
+        print("thread:", e)
+
+threading.stack_size(512 * 1024)
+t = threading.Thread(target=worker)
+t.start()
+t.join()
+assert stats(down)["fallback_calls"] == 0
+print("done")
+"""
+
+
+def test_deep_recursion_raises_instead_of_crashing():
+    r = run_python(PROGRAM, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "main: maximum recursion depth exceeded" in r.stdout
+    assert "thread: maximum recursion depth exceeded" in r.stdout
+    assert r.stdout.rstrip().endswith("done")

@@ -1,0 +1,110 @@
+"""CPython's own test suites, run with the module's pure-Python functions
+replaced by their tiered versions (DESIGN.md §6).
+
+`test.test_heapq` builds its pure-Python module with
+`import_fresh_module('heapq', blocked=['_heapq'])` (kept as `py_heapq`) and
+`test.test_bisect` likewise (`py_bisect`); the test classes reach the functions
+through `self.module.<name>`, and the functions reach each other through the
+fresh module's globals. So replacing the attributes of that fresh module object
+makes both the tests and the internal calls go through tiered wrappers.
+"""
+
+import importlib
+import io
+import inspect
+import types
+import unittest
+
+import pytest
+
+from tiered import stats, tiered
+
+# module name -> (CPython test module, attribute holding the fresh pure-Python module)
+SUITES = {
+    "heapq": ("test.test_heapq", "py_heapq"),
+    "bisect": ("test.test_bisect", "py_bisect"),
+}
+
+_GEN_FLAGS = inspect.CO_GENERATOR | inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR
+
+
+def _fresh_module(modname):
+    test_mod = importlib.import_module(SUITES[modname][0])
+    return test_mod, getattr(test_mod, SUITES[modname][1])
+
+
+def _pure_functions(mod):
+    """name -> function for every Python function defined in `mod` itself
+    (aliases such as bisect.bisect = bisect_right included)."""
+    out = {}
+    for name, val in vars(mod).items():
+        if (isinstance(val, types.FunctionType) and val.__module__ == mod.__name__
+                and val.__code__.co_filename == mod.__file__):
+            out[name] = val
+    return out
+
+
+_RUNS = {}
+
+
+def _run_suite(modname):
+    """Patch, run the whole CPython test module through unittest, restore.
+    Cached: the suite runs once per pytest session."""
+    if modname in _RUNS:
+        return _RUNS[modname]
+    test_mod, mod = _fresh_module(modname)
+    originals = _pure_functions(mod)
+    assert originals, f"no pure-Python functions found in {mod!r}"
+    wrappers_by_id = {}
+    wrappers = {}
+    for name, fn in originals.items():
+        w = wrappers_by_id.setdefault(id(fn), tiered(fn))  # aliases share one wrapper
+        wrappers[name] = w
+    try:
+        for name, w in wrappers.items():
+            setattr(mod, name, w)
+        suite = unittest.defaultTestLoader.loadTestsFromModule(test_mod)
+        stream = io.StringIO()
+        result = unittest.TextTestRunner(stream=stream, verbosity=2, warnings="error").run(suite)
+    finally:
+        for name, fn in originals.items():
+            setattr(mod, name, fn)
+    _RUNS[modname] = (result, stream.getvalue(), originals, wrappers)
+    return _RUNS[modname]
+
+
+def _function_ids():
+    ids = []
+    for modname in SUITES:
+        _, mod = _fresh_module(modname)
+        for name, fn in sorted(_pure_functions(mod).items()):
+            if name != fn.__name__:
+                continue  # an alias (bisect.bisect is bisect_right): same wrapper, same stats
+            marks = [pytest.mark.real_tiering] if fn.__code__.co_flags & _GEN_FLAGS else []
+            ids.append(pytest.param(modname, name, id=f"{modname}.{name}", marks=marks))
+    return ids
+
+
+@pytest.mark.parametrize("modname", list(SUITES))
+def test_cpython_suite_passes_with_tiered_functions(modname):
+    result, output, originals, wrappers = _run_suite(modname)
+    assert result.testsRun > 10, output
+    assert result.wasSuccessful(), output
+    # the Python implementation really was exercised
+    assert any(stats(w)["calls"] > 0 for w in wrappers.values())
+
+
+@pytest.mark.parametrize("modname,name", _function_ids())
+def test_cpython_suite_ran_function_in_tier1(modname, name):
+    result, output, originals, wrappers = _run_suite(modname)
+    fn, w = originals[name], wrappers[name]
+    s = stats(w)
+    assert s["calls"] > 0, f"{modname}.{name} was never called by the CPython suite: {s}"
+    if fn.__code__.co_flags & _GEN_FLAGS:
+        # generators (heapq.merge) run in CPython, with a reason
+        assert s["fallback_calls"] > 0, s
+        assert any("generator" in u["reason"].lower() for u in s["unsupported"]), s
+    else:
+        assert s["interp_calls"] > 0, f"{modname}.{name}: {s}"
+        assert s["fallback_calls"] == 0, f"{modname}.{name}: {s}"
+        assert s["unsupported"] == [], f"{modname}.{name}: {s}"
