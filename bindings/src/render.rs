@@ -46,6 +46,8 @@ pub fn render(c: &Compiled) -> String {
         c.lines.line_at(o)
     }));
     if c.unsupported.is_empty() {
+        let _ = writeln!(out, "\n== quickened IR (after the calls so far) ==");
+        out.push_str(&c.quickened_ir_text());
         let _ = writeln!(out, "\nruns in: tier 1 (interpreter)");
     } else {
         let _ = writeln!(out, "\nruns in: CPython (fallback), because:");

@@ -298,6 +298,9 @@ pub unsafe fn create_type() -> *mut ffi::PyObject {
     }));
     let t = ffi::PyType_FromSpec(spec);
     TYPE = t;
+    if !t.is_null() {
+        tiered_tiers::runtime::register_wrapper_type(t, std::mem::offset_of!(TieredObject, entry));
+    }
     t
 }
 

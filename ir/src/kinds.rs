@@ -22,6 +22,7 @@ macro_rules! simple_enum {
     ($(#[$m:meta])* $name:ident { $($(#[doc = $d:literal])* $v:ident = $s:literal),* $(,)? }) => {
         $(#[$m])*
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        #[repr(u8)]
         pub enum $name { $($(#[doc = $d])* $v),* }
         impl $name {
             /// Every variant, in declaration order.
@@ -54,12 +55,11 @@ impl BinOp {
     pub fn from_oparg(arg: u32) -> Option<BinOp> {
         BinOp::ALL.get(arg as usize).copied()
     }
-    /// The operator without its in-place form (`+=` to `+`).
+    /// The operator without its in-place form (`+=` to `+`): the 13 in-place forms follow
+    /// the 13 plain ones, as in NB_*.
+    #[inline]
     pub fn base(self) -> BinOp {
-        match BinOp::ALL.iter().position(|&b| b == self) {
-            Some(i) if i >= 13 => BinOp::ALL[i - 13],
-            _ => self,
-        }
+        BinOp::ALL[self as usize % 13]
     }
     /// Whether this is an augmented assignment (`+=`), which tries `__iadd__` first.
     pub fn is_inplace(self) -> bool {

@@ -1,7 +1,7 @@
 //! The stable text form of a function: blocks `bb0..` and values `v0..` numbered in layout
 //! order, constants printed by value. The dump tool and the snapshots use it.
 
-use crate::function::{Block, BlockCall, ConstRepr, Function, Terminator, Value};
+use crate::function::{Block, BlockCall, ConstRepr, Function, Inst, Terminator, Value};
 use std::collections::HashMap;
 use std::fmt::Write;
 
@@ -69,6 +69,16 @@ impl Names {
 
 /// Prints a function. `line_of` maps a bytecode offset to its source line, if known.
 pub fn print_function(f: &Function, line_of: &dyn Fn(u32) -> Option<u32>) -> String {
+    print_annotated(f, line_of, &|_| None)
+}
+
+/// Prints a function with an optional note per instruction (the quickened variant a tier
+/// chose for it, for example), shown as `Op[note]`.
+pub fn print_annotated(
+    f: &Function,
+    line_of: &dyn Fn(u32) -> Option<u32>,
+    note: &dyn Fn(Inst) -> Option<String>,
+) -> String {
     let n = Names::of(f);
     let mut out = String::new();
     let _ = writeln!(out, "function {} {{", f.name);
@@ -91,6 +101,11 @@ pub fn print_function(f: &Function, line_of: &dyn Fn(u32) -> Option<u32>) -> Str
                 line.push_str(" = ");
             }
             line.push_str(inst.op.kind().name());
+            if let Some(n) = note(i) {
+                line.push('[');
+                line.push_str(&n);
+                line.push(']');
+            }
             inst.op.fmt_imms(f, &mut line);
             if !inst.args.is_empty() {
                 line.push_str(" (");

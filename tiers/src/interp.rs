@@ -3,6 +3,7 @@
 
 use crate::lower::{LInst, LKind, NO_EDGE};
 use crate::ops;
+use crate::quick::Quick;
 use crate::runtime::Compiled;
 use crate::stats;
 use crate::value::{PyResult, Raised, Value};
@@ -19,6 +20,8 @@ pub struct Ctx<'a> {
     pub globals: *mut ffi::PyObject,
     /// Its builtins dict.
     pub builtins: *mut ffi::PyObject,
+    /// Whether generic ops may specialize themselves (off for the "tier 1 generic" path).
+    pub quicken: bool,
 }
 
 /// How an op failed: a new exception (gets a traceback line) or a re-raise (keeps its own).
@@ -46,7 +49,7 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
                 if counting {
                     stats::count_op(op.kind());
                 }
-                match exec(ctx, op, inst, regs) {
+                match exec(ctx, op, inst, pc, regs) {
                     Ok(()) => pc += 1,
                     Err(how) => {
                         if let Failure::New = how {
@@ -57,7 +60,9 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
                         }
                         let exc = crate::traceback::fetch_normalized();
                         let e = lin.edges[inst.unwind as usize];
-                        take_edge(lin, e, regs);
+                        if take_edge(lin, e, regs).is_err() {
+                            return Err(Raised); // out of memory while unwinding
+                        }
                         regs[e.exc_reg as usize] = exc;
                         pc = e.target as usize;
                     }
@@ -75,7 +80,10 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
                         }
                     }
                 }
-                take_edge(lin, e, regs);
+                if take_edge(lin, e, regs).is_err() {
+                    crate::traceback::add_frame(ctx, inst.offset);
+                    return Err(Raised);
+                }
                 pc = e.target as usize;
             }
             LKind::Branch {
@@ -97,7 +105,10 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
                     }
                 };
                 let e = lin.edges[if truth { then_edge } else { else_edge } as usize];
-                take_edge(lin, e, regs);
+                if take_edge(lin, e, regs).is_err() {
+                    crate::traceback::add_frame(ctx, inst.offset);
+                    return Err(Raised);
+                }
                 pc = e.target as usize;
             }
             LKind::Return(r) => return Ok(std::mem::take(&mut regs[r as usize])),
@@ -114,24 +125,59 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
 
 /// Performs the edge's moves into the target's parameters (already ordered by lowering).
 #[inline]
-fn take_edge(lin: &crate::lower::Linear, e: crate::lower::Edge, regs: &mut [Value]) {
+fn take_edge(
+    lin: &crate::lower::Linear,
+    e: crate::lower::Edge,
+    regs: &mut [Value],
+) -> PyResult<()> {
     for &(s, d, movable) in
         &lin.moves[e.moves_start as usize..(e.moves_start + e.moves_len) as usize]
     {
         regs[d as usize] = if movable {
             std::mem::take(&mut regs[s as usize])
         } else {
+            // A second register gets the value: box it first so both share one object.
+            // SAFETY: GIL held (module invariant of tiers).
+            unsafe { regs[s as usize].box_in_place()? };
             regs[s as usize].clone()
         };
     }
+    Ok(())
+}
+
+/// Ops that read unboxed numbers themselves (quickened forms, truth tests); every other
+/// op gets its operands boxed first.
+#[inline]
+fn reads_unboxed(op: Op) -> bool {
+    matches!(
+        op,
+        Op::Binary { .. }
+            | Op::Compare { .. }
+            | Op::Subscr {}
+            | Op::Truth {}
+            | Op::IsNone {}
+            | Op::ForIter {}
+            | Op::LoadGlobal { .. }
+            | Op::Call { .. }
+    )
 }
 
 /// Executes one op.
 #[inline(always)]
-unsafe fn exec(ctx: &Ctx, op: Op, inst: &LInst, regs: &mut [Value]) -> Result<(), Failure> {
+unsafe fn exec(
+    ctx: &Ctx,
+    op: Op,
+    inst: &LInst,
+    pc: usize,
+    regs: &mut [Value],
+) -> Result<(), Failure> {
     let ops_ix =
         &ctx.compiled.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
-    let a = |k: usize| -> &Value { &regs[ops_ix[k] as usize] };
+    macro_rules! a {
+        ($k:expr) => {
+            &regs[ops_ix[$k] as usize]
+        };
+    }
     let dst = inst.dst as usize;
     // Ops produce their results first, then write them, so reading operands and writing
     // registers never overlap.
@@ -147,118 +193,246 @@ unsafe fn exec(ctx: &Ctx, op: Op, inst: &LInst, regs: &mut [Value]) -> Result<()
         }};
     }
     // Operands as borrowed pointers (on the stack for the common sizes), for the ops that
-    // hand them to CPython as an array.
-    let mut small = [std::ptr::null_mut::<ffi::PyObject>(); 12];
-    let mut large = Vec::new();
+    // hand them to CPython as an array; the buffers are declared only in those arms.
     macro_rules! ptrs {
-        () => {{
-            if ops_ix.len() <= small.len() {
-                for (slot, &r) in small.iter_mut().zip(ops_ix) {
+        ($small:ident, $large:ident) => {{
+            if ops_ix.len() <= $small.len() {
+                for (slot, &r) in $small.iter_mut().zip(ops_ix) {
                     *slot = regs[r as usize].as_ptr();
                 }
-                &mut small[..ops_ix.len()]
+                &mut $small[..ops_ix.len()]
             } else {
-                large.extend(ops_ix.iter().map(|&r| regs[r as usize].as_ptr()));
-                &mut large[..]
+                $large.extend(ops_ix.iter().map(|&r| regs[r as usize].as_ptr()));
+                &mut $large[..]
             }
         }};
+    }
+    macro_rules! with_ptrs {
+        ($p:ident => $e:expr) => {{
+            let mut small = [std::ptr::null_mut::<ffi::PyObject>(); 12];
+            let mut large = Vec::new();
+            let $p = ptrs!(small, large);
+            $e
+        }};
+    }
+    // Unboxed numbers become objects before any generic op sees them (in place, so every
+    // later use shares the one object); ops whose quickened forms read unboxed values box
+    // only on their generic path.
+    macro_rules! box_operands {
+        () => {
+            for &r in ops_ix {
+                regs[r as usize].box_in_place().map_err(|_| Failure::New)?;
+            }
+        };
+    }
+    let q = &ctx.compiled.quick[pc];
+    if !reads_unboxed(op) {
+        box_operands!();
     }
     match op {
         Op::Const { index } => set!(ops::values::load_const(ctx, index)),
         Op::Null {} => regs[dst] = Value::Null,
-        Op::CheckBound { local } => set!(ops::values::check_bound(ctx, local, a(0))),
+        Op::CheckBound { local } => set!(ops::values::check_bound(ctx, local, a!(0))),
         Op::LoadAssertionError {} => regs[dst] = Value::from_borrowed(ffi::PyExc_AssertionError),
         Op::LoadBuildClass {} => set!(ops::globals::load_build_class(ctx)),
-        Op::LoadGlobal { name } => set!(ops::globals::load_global(ctx, name)),
-        Op::StoreGlobal { name } => run!(ops::globals::store_global(ctx, name, a(0))),
+        Op::LoadGlobal { name } => {
+            if let Quick::Global(c) = q.get() {
+                if let Some(v) = ops::globals::load_global_quick(ctx, c) {
+                    regs[dst] = v;
+                    return Ok(());
+                }
+                q.miss();
+            }
+            let v = ops::globals::load_global(ctx, name).map_err(|_| Failure::New)?;
+            if ctx.quicken && q.may_specialize() {
+                if let Some(c) = ops::globals::observe_global(ctx, &v) {
+                    q.specialize(Quick::Global(c));
+                }
+            }
+            regs[dst] = v;
+        }
+        Op::StoreGlobal { name } => run!(ops::globals::store_global(ctx, name, a!(0))),
         Op::DeleteGlobal { name } => run!(ops::globals::delete_global(ctx, name)),
-        Op::Binary { op } => set!(ops::arith::binary(op, a(0), a(1))),
-        Op::Unary { op } => set!(ops::arith::unary(op, a(0))),
-        Op::Compare { op } => set!(ops::compare::compare(op, a(0), a(1))),
-        Op::Is { invert } => regs[dst] = Value::Bool((a(0).as_ptr() == a(1).as_ptr()) != invert),
-        Op::Contains { invert } => set!(ops::compare::contains(invert, a(0), a(1))),
-        Op::Truth {} => set!(ops::compare::truth(a(0))),
-        Op::IsNone {} => regs[dst] = Value::Bool(a(0).as_ptr() == ffi::Py_None()),
-        Op::GetIter {} => set!(ops::iter::get_iter(a(0))),
+        Op::Binary { op } => {
+            if let Quick::Binary(v) = q.get() {
+                if let Some(r) = ops::arith::binary_quick(op, v, a!(0), a!(1)) {
+                    regs[dst] = r;
+                    return Ok(());
+                }
+                q.miss();
+            } else if ctx.quicken && q.may_specialize() {
+                if let Some(v) = ops::arith::observe_binary(op, a!(0), a!(1)) {
+                    q.specialize(Quick::Binary(v));
+                    if let Some(r) = ops::arith::binary_quick(op, v, a!(0), a!(1)) {
+                        regs[dst] = r;
+                        return Ok(());
+                    }
+                }
+            }
+            box_operands!();
+            set!(ops::arith::binary(op, a!(0), a!(1)))
+        }
+        Op::Unary { op } => set!(ops::arith::unary(op, a!(0))),
+        Op::Compare { op } => {
+            if let Quick::Compare(v) = q.get() {
+                if let Some(r) = ops::compare::compare_quick(op, v, a!(0), a!(1)) {
+                    regs[dst] = r;
+                    return Ok(());
+                }
+                q.miss();
+            } else if ctx.quicken && q.may_specialize() {
+                if let Some(v) = ops::compare::observe_compare(a!(0), a!(1)) {
+                    q.specialize(Quick::Compare(v));
+                    if let Some(r) = ops::compare::compare_quick(op, v, a!(0), a!(1)) {
+                        regs[dst] = r;
+                        return Ok(());
+                    }
+                }
+            }
+            box_operands!();
+            set!(ops::compare::compare(op, a!(0), a!(1)))
+        }
+        Op::Is { invert } => regs[dst] = Value::Bool((a!(0).as_ptr() == a!(1).as_ptr()) != invert),
+        Op::Contains { invert } => set!(ops::compare::contains(invert, a!(0), a!(1))),
+        Op::Truth {} => set!(ops::compare::truth(a!(0))),
+        Op::IsNone {} => regs[dst] = Value::Bool(a!(0).as_ptr() == ffi::Py_None()),
+        Op::GetIter {} => set!(ops::iter::get_iter(a!(0))),
         Op::ForIter {} => {
-            let item = ops::iter::for_iter(a(0)).map_err(|_| Failure::New)?;
+            let mut quick_item = None;
+            if let Quick::ForIter(v) = q.get() {
+                quick_item = ops::iter::for_iter_quick(v, a!(0));
+                if quick_item.is_none() {
+                    q.miss();
+                }
+            } else if ctx.quicken && q.may_specialize() {
+                if let Some(v) = ops::iter::observe_for_iter(a!(0)) {
+                    q.specialize(Quick::ForIter(v));
+                    quick_item = ops::iter::for_iter_quick(v, a!(0));
+                }
+            }
+            let item = match quick_item {
+                Some(item) => item,
+                None => ops::iter::for_iter(a!(0)).map_err(|_| Failure::New)?,
+            };
             let done = item.is_null();
             regs[dst] = item;
             regs[dst + 1] = Value::Bool(done);
         }
-        Op::LoadAttr { name } => set!(ops::attrs::load_attr(ctx, name, a(0))),
-        Op::StoreAttr { name } => run!(ops::attrs::store_attr(ctx, name, a(0), a(1))),
-        Op::DeleteAttr { name } => run!(ops::attrs::delete_attr(ctx, name, a(0))),
+        Op::LoadAttr { name } => set!(ops::attrs::load_attr(ctx, name, a!(0))),
+        Op::StoreAttr { name } => run!(ops::attrs::store_attr(ctx, name, a!(0), a!(1))),
+        Op::DeleteAttr { name } => run!(ops::attrs::delete_attr(ctx, name, a!(0))),
         Op::LoadMethod { name } => {
-            let (m, s) = ops::attrs::load_method(ctx, name, a(0)).map_err(|_| Failure::New)?;
+            let (m, s) = ops::attrs::load_method(ctx, name, a!(0)).map_err(|_| Failure::New)?;
             regs[dst] = m;
             regs[dst + 1] = s;
         }
-        Op::Subscr {} => set!(ops::subscr::subscr(a(0), a(1))),
-        Op::StoreSubscr {} => run!(ops::subscr::store_subscr(a(0), a(1), a(2))),
-        Op::DeleteSubscr {} => run!(ops::subscr::delete_subscr(a(0), a(1))),
+        Op::Subscr {} => {
+            if let Quick::Subscr(v) = q.get() {
+                if let Some(r) = ops::subscr::subscr_quick(v, a!(0), a!(1)) {
+                    set!(r);
+                    return Ok(());
+                }
+                q.miss();
+            } else if ctx.quicken && q.may_specialize() {
+                if let Some(v) = ops::subscr::observe_subscr(a!(0), a!(1)) {
+                    q.specialize(Quick::Subscr(v));
+                    if let Some(r) = ops::subscr::subscr_quick(v, a!(0), a!(1)) {
+                        set!(r);
+                        return Ok(());
+                    }
+                }
+            }
+            box_operands!();
+            set!(ops::subscr::subscr(a!(0), a!(1)))
+        }
+        Op::StoreSubscr {} => run!(ops::subscr::store_subscr(a!(0), a!(1), a!(2))),
+        Op::DeleteSubscr {} => run!(ops::subscr::delete_subscr(a!(0), a!(1))),
         Op::BuildSlice { count } => set!(ops::subscr::build_slice(
-            a(0),
-            a(1),
-            if count == 3 { Some(a(2)) } else { None }
+            a!(0),
+            a!(1),
+            if count == 3 { Some(a!(2)) } else { None }
         )),
-        Op::Call { kwnames } => set!(ops::calls::call(ctx, kwnames, ptrs!())),
+        Op::Call { kwnames } => {
+            box_operands!();
+            let mut small = [std::ptr::null_mut::<ffi::PyObject>(); 12];
+            let mut large = Vec::new();
+            let ptrs = ptrs!(small, large);
+            if let Quick::Call(v) = q.get() {
+                if let Some(r) = ops::calls::call_quick(ctx, v, kwnames, ptrs) {
+                    set!(r);
+                    return Ok(());
+                }
+                q.miss();
+            } else if ctx.quicken && q.may_specialize() {
+                if let Some(v) = ops::calls::observe_call(ctx, kwnames, ptrs) {
+                    q.specialize(Quick::Call(v));
+                    if let Some(r) = ops::calls::call_quick(ctx, v, kwnames, ptrs) {
+                        set!(r);
+                        return Ok(());
+                    }
+                }
+            }
+            set!(ops::calls::call(ctx, kwnames, ptrs))
+        }
         Op::CallEx { kwargs } => set!(ops::calls::call_ex(
-            a(0),
-            a(1),
-            if kwargs { Some(a(2)) } else { None }
+            a!(0),
+            a!(1),
+            if kwargs { Some(a!(2)) } else { None }
         )),
-        Op::MakeFunction { flags } => set!(ops::calls::make_function(ctx, flags, ptrs!())),
-        Op::BuildTuple {} => set!(ops::build::build_tuple(ptrs!())),
-        Op::BuildList {} => set!(ops::build::build_list(ptrs!())),
-        Op::BuildSet {} => set!(ops::build::build_set(ptrs!())),
-        Op::BuildMap {} => set!(ops::build::build_map(ptrs!())),
-        Op::BuildConstKeyMap {} => set!(ops::build::build_const_key_map(ptrs!())),
-        Op::BuildString {} => set!(ops::build::build_string(ptrs!())),
+        Op::MakeFunction { flags } => {
+            set!(with_ptrs!(p => ops::calls::make_function(ctx, flags, p)))
+        }
+        Op::BuildTuple {} => set!(with_ptrs!(p => ops::build::build_tuple(p))),
+        Op::BuildList {} => set!(with_ptrs!(p => ops::build::build_list(p))),
+        Op::BuildSet {} => set!(with_ptrs!(p => ops::build::build_set(p))),
+        Op::BuildMap {} => set!(with_ptrs!(p => ops::build::build_map(p))),
+        Op::BuildConstKeyMap {} => set!(with_ptrs!(p => ops::build::build_const_key_map(p))),
+        Op::BuildString {} => set!(with_ptrs!(p => ops::build::build_string(p))),
         Op::FormatValue { conversion, spec } => {
             set!(ops::build::format_value(
                 conversion,
-                a(0),
-                if spec { Some(a(1)) } else { None }
+                a!(0),
+                if spec { Some(a!(1)) } else { None }
             ))
         }
-        Op::ListAppend {} => run!(ops::build::list_append(a(0), a(1))),
-        Op::SetAdd {} => run!(ops::build::set_add(a(0), a(1))),
-        Op::MapAdd {} => run!(ops::build::map_add(a(0), a(1), a(2))),
-        Op::ListExtend {} => run!(ops::build::list_extend(a(0), a(1))),
-        Op::SetUpdate {} => run!(ops::build::set_update(a(0), a(1))),
-        Op::DictUpdate {} => run!(ops::build::dict_update(a(0), a(1))),
-        Op::DictMerge {} => run!(ops::build::dict_merge(a(0), a(1), a(2))),
-        Op::ListToTuple {} => set!(ops::build::list_to_tuple(a(0))),
+        Op::ListAppend {} => run!(ops::build::list_append(a!(0), a!(1))),
+        Op::SetAdd {} => run!(ops::build::set_add(a!(0), a!(1))),
+        Op::MapAdd {} => run!(ops::build::map_add(a!(0), a!(1), a!(2))),
+        Op::ListExtend {} => run!(ops::build::list_extend(a!(0), a!(1))),
+        Op::SetUpdate {} => run!(ops::build::set_update(a!(0), a!(1))),
+        Op::DictUpdate {} => run!(ops::build::dict_update(a!(0), a!(1))),
+        Op::DictMerge {} => run!(ops::build::dict_merge(a!(0), a!(1), a!(2))),
+        Op::ListToTuple {} => set!(ops::build::list_to_tuple(a!(0))),
         Op::UnpackSequence { count } => {
-            let items = ops::build::unpack(a(0), count as usize, None).map_err(|_| Failure::New)?;
+            let items =
+                ops::build::unpack(a!(0), count as usize, None).map_err(|_| Failure::New)?;
             for (k, v) in items.into_iter().enumerate() {
                 regs[dst + k] = v;
             }
         }
         Op::UnpackEx { before, after } => {
-            let items = ops::build::unpack(a(0), before as usize, Some(after as usize))
+            let items = ops::build::unpack(a!(0), before as usize, Some(after as usize))
                 .map_err(|_| Failure::New)?;
             for (k, v) in items.into_iter().enumerate() {
                 regs[dst + k] = v;
             }
         }
-        Op::MakeCell {} => set!(ops::cells::make_cell(a(0))),
+        Op::MakeCell {} => set!(ops::cells::make_cell(a!(0))),
         Op::LoadClosure { index } => set!(ops::cells::load_closure(ctx, index)),
-        Op::LoadDeref { local } => set!(ops::cells::load_deref(ctx, local, a(0))),
-        Op::StoreDeref {} => run!(ops::cells::store_deref(a(0), a(1))),
-        Op::DeleteDeref { local } => run!(ops::cells::delete_deref(ctx, local, a(0))),
-        Op::PushExcInfo {} => set!(ops::exceptions::push_exc_info(a(0))),
-        Op::PopExcept {} => ops::exceptions::pop_except(a(0)),
-        Op::CheckExcMatch {} => set!(ops::exceptions::check_exc_match(a(0), a(1))),
+        Op::LoadDeref { local } => set!(ops::cells::load_deref(ctx, local, a!(0))),
+        Op::StoreDeref {} => run!(ops::cells::store_deref(a!(0), a!(1))),
+        Op::DeleteDeref { local } => run!(ops::cells::delete_deref(ctx, local, a!(0))),
+        Op::PushExcInfo {} => set!(ops::exceptions::push_exc_info(a!(0))),
+        Op::PopExcept {} => ops::exceptions::pop_except(a!(0)),
+        Op::CheckExcMatch {} => set!(ops::exceptions::check_exc_match(a!(0), a!(1))),
         Op::Raise { kind } => {
             let exc = if kind == RaiseKind::Reraise {
                 None
             } else {
-                Some(a(0))
+                Some(a!(0))
             };
             let cause = if kind == RaiseKind::ExcFrom {
-                Some(a(1))
+                Some(a!(1))
             } else {
                 None
             };
@@ -268,29 +442,29 @@ unsafe fn exec(ctx: &Ctx, op: Op, inst: &LInst, regs: &mut [Value]) -> Result<()
             });
         }
         Op::Reraise {} => {
-            ops::exceptions::reraise(a(0));
+            ops::exceptions::reraise(a!(0));
             return Err(Failure::Reraise);
         }
         Op::BeforeWith {} => {
-            let (exit, res) = ops::exceptions::before_with(a(0)).map_err(|_| Failure::New)?;
+            let (exit, res) = ops::exceptions::before_with(a!(0)).map_err(|_| Failure::New)?;
             regs[dst] = exit;
             regs[dst + 1] = res;
         }
-        Op::WithExceptStart {} => set!(ops::exceptions::with_except_start(a(0), a(1))),
+        Op::WithExceptStart {} => set!(ops::exceptions::with_except_start(a!(0), a!(1))),
         Op::CheckEgMatch {} => {
             let (rest, m) =
-                ops::exceptions::check_eg_match(a(0), a(1)).map_err(|_| Failure::New)?;
+                ops::exceptions::check_eg_match(a!(0), a!(1)).map_err(|_| Failure::New)?;
             regs[dst] = rest;
             regs[dst + 1] = m;
         }
-        Op::PrepReraiseStar {} => set!(ops::exceptions::prep_reraise_star(a(0), a(1))),
-        Op::GetLen {} => set!(ops::matching::get_len(a(0))),
-        Op::MatchMapping {} => regs[dst] = ops::matching::match_mapping(a(0)),
-        Op::MatchSequence {} => regs[dst] = ops::matching::match_sequence(a(0)),
-        Op::MatchKeys {} => set!(ops::matching::match_keys(a(0), a(1))),
-        Op::MatchClass { count } => set!(ops::matching::match_class(count, a(0), a(1), a(2))),
-        Op::ImportName { name } => set!(ops::imports::import_name(ctx, name, a(0), a(1))),
-        Op::ImportFrom { name } => set!(ops::imports::import_from(ctx, name, a(0))),
+        Op::PrepReraiseStar {} => set!(ops::exceptions::prep_reraise_star(a!(0), a!(1))),
+        Op::GetLen {} => set!(ops::matching::get_len(a!(0))),
+        Op::MatchMapping {} => regs[dst] = ops::matching::match_mapping(a!(0)),
+        Op::MatchSequence {} => regs[dst] = ops::matching::match_sequence(a!(0)),
+        Op::MatchKeys {} => set!(ops::matching::match_keys(a!(0), a!(1))),
+        Op::MatchClass { count } => set!(ops::matching::match_class(count, a!(0), a!(1), a!(2))),
+        Op::ImportName { name } => set!(ops::imports::import_name(ctx, name, a!(0), a!(1))),
+        Op::ImportFrom { name } => set!(ops::imports::import_from(ctx, name, a!(0))),
         Op::Unsupported { reason, .. } => {
             // Functions with Unsupported ops are never run by tier 1; be total anyway.
             let msg = std::ffi::CString::new(reason).unwrap_or_default();

@@ -11,6 +11,7 @@ pub mod cpy;
 pub mod interp;
 pub mod lower;
 pub mod ops;
+pub mod quick;
 pub mod runtime;
 pub mod stack;
 pub mod stats;

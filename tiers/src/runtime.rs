@@ -27,6 +27,8 @@ pub struct Compiled {
     pub linear: Linear,
     /// Source lines per code unit.
     pub lines: LineTable,
+    /// Specialization state per linear instruction (quickening).
+    pub quick: Vec<crate::quick::QuickCell>,
     /// Empty code objects named like the function, one per source line, for its traceback
     /// frames: 3.11 computes `tb_lineno` from the frame's code and `tb_lasti`, not from
     /// `f_lineno`, so the line must be the code's first line.
@@ -55,6 +57,28 @@ impl Compiled {
         let p = c.ptr();
         self.tb_codes.borrow_mut().insert(line, c);
         Ok(p)
+    }
+
+    /// The IR with each instruction's current quickened variant, e.g. `Binary[BinaryInt]`.
+    pub fn quickened_ir_text(&self) -> String {
+        // Lowering lays instructions out block by block, each block followed by its
+        // terminator: walk the layout the same way to find each instruction's state.
+        let mut pc_of = HashMap::new();
+        let mut pc = 0usize;
+        for &b in &self.ir.layout {
+            for &i in &self.ir.blocks[b].insts {
+                pc_of.insert(i, pc);
+                pc += 1;
+            }
+            pc += 1;
+        }
+        tiered_ir::printer::print_annotated(&self.ir, &|o| self.lines.line_at(o), &|i| {
+            pc_of
+                .get(&i)
+                .and_then(|&pc| self.quick.get(pc))
+                .and_then(|q| q.get().name())
+                .map(str::to_string)
+        })
     }
 
     /// The first unsupported reason as "OP: reason".
@@ -136,6 +160,9 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         }
     }
     let linear = lower(&t.func);
+    let quick = (0..linear.insts.len())
+        .map(|_| crate::quick::QuickCell::default())
+        .collect();
     Ok(Compiled {
         lines: info.lines.clone(),
         objects,
@@ -144,6 +171,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         linear,
         info,
         tb_codes: RefCell::new(HashMap::new()),
+        quick,
     })
 }
 
@@ -406,6 +434,7 @@ unsafe fn run_bound(
         func: f,
         globals: (*f).func_globals,
         builtins: (*f).func_builtins,
+        quicken: config().quicken,
     };
     let r = interp::run(&ctx, regs);
     ffi::Py_LeaveRecursiveCall();
@@ -439,4 +468,47 @@ pub unsafe fn call_function(
         }
     }
     ffi::PyObject_Vectorcall(func, args, nargsf, kwnames)
+}
+
+/// Process-wide settings, read once from the environment.
+pub struct Config {
+    /// Whether tier 1 quickens (`TIERED_QUICKEN=0` turns it off: the generic path).
+    pub quicken: bool,
+}
+
+/// The settings.
+pub fn config() -> &'static Config {
+    static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| Config {
+        quicken: !matches!(
+            std::env::var("TIERED_QUICKEN").as_deref(),
+            Ok("0") | Ok("false") | Ok("no") | Ok("off")
+        ),
+    })
+}
+
+/// The `@tiered` wrapper type and where its instances keep their `Entry` pointer,
+/// registered by the bindings so calls between tiered functions skip vectorcall.
+static WRAPPER_TYPE: GilCell<(usize, usize)> = GilCell(UnsafeCell::new((0, 0)));
+
+/// Registers the wrapper type (called once at module init).
+///
+/// # Safety
+/// GIL held; instances of `tp` hold a `*const Entry` at byte `entry_offset`.
+pub unsafe fn register_wrapper_type(tp: *mut ffi::PyObject, entry_offset: usize) {
+    WRAPPER_TYPE.with(|w| *w = (tp as usize, entry_offset));
+}
+
+/// The entry of a `@tiered` wrapper object, if `o` is one.
+///
+/// # Safety
+/// GIL held; `o` live.
+#[inline]
+pub unsafe fn entry_of_wrapper<'a>(o: *mut ffi::PyObject) -> Option<&'a Entry> {
+    let (tp, off) = WRAPPER_TYPE.with(|w| *w);
+    if tp == 0 || ffi::Py_TYPE(o) as usize != tp {
+        return None;
+    }
+    let e = *((o as *const u8).add(off) as *const *const Entry);
+    e.as_ref()
 }

@@ -14,6 +14,19 @@ thread_local! {
     static FALLBACK_REASONS: RefCell<BTreeMap<String, u64>> = const { RefCell::new(BTreeMap::new()) };
 }
 
+static MISSES: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a failed quickening guard in tier 1.
+#[inline]
+pub fn count_miss() {
+    MISSES.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Failed quickening guards so far.
+pub fn misses() -> u64 {
+    MISSES.load(Ordering::Relaxed)
+}
+
 /// Whether per-op counting is on.
 #[inline]
 pub fn counting_enabled() -> bool {
@@ -67,6 +80,7 @@ pub fn reset() {
     for c in TIER1_COUNTS.iter() {
         c.store(0, Ordering::Relaxed);
     }
+    MISSES.store(0, Ordering::Relaxed);
     FALLBACK_REASONS.with(|m| m.borrow_mut().clear());
 }
 

@@ -13,17 +13,44 @@ pub struct Raised;
 /// The result of an op that may raise.
 pub type PyResult<T> = Result<T, Raised>;
 
-/// A register's content: NULL (an unbound local or 3.11's NULL stack marker), an unboxed bool
-/// (the result of a test, no refcount traffic), or an owned object reference.
+/// A register's content: NULL (an unboxed bool (the result of a test, no refcount traffic),
+/// an unboxed int or float, or an owned object reference.
+///
+/// invariant: an `Int`/`Float` register holds a Python int/float whose identity nothing has
+/// observed yet. It is boxed in place before anything could observe it (a generic op, a
+/// copy to a second register, a return), so it is boxed at most once, just as CPython
+/// would have made one object for it.
+///
+/// The layout is fixed (`repr(C, u64)`: a whole-word tag, payload at offset 8) so native code can
+/// read and write registers.
 #[derive(Debug, Default)]
+#[repr(C, u64)]
 pub enum Value {
     /// No object: CPython's NULL.
     #[default]
-    Null,
+    Null = 0,
     /// `True`/`False`, unboxed.
-    Bool(bool),
+    Bool(bool) = 1,
     /// An owned (incref'd) reference.
-    Obj(NonNull<ffi::PyObject>),
+    Obj(NonNull<ffi::PyObject>) = 2,
+    /// An exact int that fits in i64, unboxed.
+    Int(i64) = 3,
+    /// An exact float, unboxed.
+    Float(f64) = 4,
+}
+
+/// Tag values of `Value`, for native code.
+pub mod tag {
+    /// `Value::Null`.
+    pub const NULL: u8 = 0;
+    /// `Value::Bool`.
+    pub const BOOL: u8 = 1;
+    /// `Value::Obj`.
+    pub const OBJ: u8 = 2;
+    /// `Value::Int`.
+    pub const INT: u8 = 3;
+    /// `Value::Float`.
+    pub const FLOAT: u8 = 4;
 }
 
 impl Value {
@@ -56,15 +83,37 @@ impl Value {
     }
 
     /// A borrowed pointer to the object (NULL for `Null`); valid while `self` lives.
+    /// Unboxed numbers must have been boxed (`box_in_place`) first: they give NULL here.
     #[inline]
     pub fn as_ptr(&self) -> *mut ffi::PyObject {
         match self {
-            Value::Null => std::ptr::null_mut(),
+            Value::Null | Value::Int(_) | Value::Float(_) => std::ptr::null_mut(),
             // SAFETY: taking the address of the static bool singletons reads nothing.
             Value::Bool(true) => unsafe { ffi::Py_True() },
             Value::Bool(false) => unsafe { ffi::Py_False() },
             Value::Obj(p) => p.as_ptr(),
         }
+    }
+
+    /// Whether this is an unboxed number (which needs boxing before CPython may see it).
+    #[inline]
+    pub fn is_unboxed_number(&self) -> bool {
+        matches!(self, Value::Int(_) | Value::Float(_))
+    }
+
+    /// Boxes an unboxed number in place (so later uses share the one object).
+    ///
+    /// # Safety
+    /// GIL held.
+    #[inline]
+    pub unsafe fn box_in_place(&mut self) -> PyResult<()> {
+        let p = match *self {
+            Value::Int(i) => ffi::PyLong_FromLongLong(i),
+            Value::Float(x) => ffi::PyFloat_FromDouble(x),
+            _ => return Ok(()),
+        };
+        *self = Value::from_owned(p)?;
+        Ok(())
     }
 
     /// A new reference (NULL for `Null`), for handing to CPython.
@@ -84,9 +133,15 @@ impl Value {
         matches!(self, Value::Null)
     }
 
-    /// Gives away the reference (NULL for `Null`).
+    /// Gives away the reference (NULL for `Null`, or if boxing failed with an exception).
+    ///
+    /// # Safety
+    /// GIL held.
     #[inline]
-    pub fn into_ptr(self) -> *mut ffi::PyObject {
+    pub unsafe fn into_ptr(mut self) -> *mut ffi::PyObject {
+        if self.box_in_place().is_err() {
+            return std::ptr::null_mut();
+        }
         let p = self.new_ref();
         drop(self);
         p
@@ -99,6 +154,8 @@ impl Clone for Value {
         match self {
             Value::Null => Value::Null,
             Value::Bool(b) => Value::Bool(*b),
+            Value::Int(i) => Value::Int(*i),
+            Value::Float(x) => Value::Float(*x),
             Value::Obj(p) => {
                 // SAFETY: p is owned by self, so live; GIL held (module invariant).
                 unsafe { ffi::Py_INCREF(p.as_ptr()) };

@@ -63,3 +63,196 @@ pub unsafe fn unary(op: UnaryOp, a: &Value) -> PyResult<Value> {
         }
     }
 }
+
+/// Quickened forms of Binary.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryVariant {
+    /// Both operands exact ints that fit in i64; the result is an unboxed int (or float for
+    /// `/`). Overflow and errors go to the generic op.
+    Int,
+    /// At least one exact float, the other a float or an i64-sized int; unboxed float result.
+    Float,
+}
+
+/// Names of Binary's variants, for coverage.
+pub const BINARY_VARIANTS: &[&str] = &["BinaryInt", "BinaryFloat"];
+
+impl BinaryVariant {
+    /// The variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            BinaryVariant::Int => BINARY_VARIANTS[0],
+            BinaryVariant::Float => BINARY_VARIANTS[1],
+        }
+    }
+}
+
+/// 3.11's PyLongObject head: 30-bit digits after `ob_size` (whose sign is the number's).
+#[repr(C)]
+struct LongHead {
+    ob_refcnt: ffi::Py_ssize_t,
+    ob_type: *mut ffi::PyTypeObject,
+    ob_size: ffi::Py_ssize_t,
+    ob_digit: [u32; 3],
+}
+
+/// The value of an exact int that fits in i64 (unboxed, or a PyLong of up to 3 digits).
+#[inline]
+pub fn int_of(v: &Value) -> Option<i64> {
+    match v {
+        Value::Int(i) => Some(*i),
+        Value::Obj(p) => {
+            let p = p.as_ptr();
+            // SAFETY: p is a live object (owned by the register); an exact int has
+            // 3.11's PyLongObject layout, and we read only the digits `ob_size` says exist.
+            unsafe {
+                if ffi::Py_TYPE(p) != std::ptr::addr_of_mut!(ffi::PyLong_Type) {
+                    return None;
+                }
+                let h = p as *const LongHead;
+                let size = (*h).ob_size;
+                let d = std::ptr::addr_of!((*h).ob_digit) as *const u32;
+                let mag: i128 = match size.unsigned_abs() {
+                    0 => 0,
+                    1 => *d as i128,
+                    2 => (*d as i128) | ((*d.add(1) as i128) << 30),
+                    3 => (*d as i128) | ((*d.add(1) as i128) << 30) | ((*d.add(2) as i128) << 60),
+                    _ => return None,
+                };
+                i64::try_from(if size < 0 { -mag } else { mag }).ok()
+            }
+        }
+        _ => None,
+    }
+}
+
+/// The value of an exact float (unboxed or a PyFloat).
+#[inline]
+pub fn float_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Float(x) => Some(*x),
+        Value::Obj(p) => {
+            let p = p.as_ptr();
+            // SAFETY: p is live; an exact float's value is read with the C-API macro.
+            unsafe {
+                if ffi::Py_TYPE(p) != std::ptr::addr_of_mut!(ffi::PyFloat_Type) {
+                    return None;
+                }
+                Some(ffi::PyFloat_AS_DOUBLE(p))
+            }
+        }
+        _ => None,
+    }
+}
+
+/// An operand of a float operation: a float, or an int converted as CPython converts it
+/// (i64 to f64 rounds half-even, exactly as PyLong_AsDouble does for such ints).
+#[inline]
+fn float_operand(v: &Value) -> Option<f64> {
+    float_of(v).or_else(|| int_of(v).map(|i| i as f64))
+}
+
+/// Which variant fits these operands, if any.
+#[inline]
+pub fn observe_binary(op: BinOp, a: &Value, b: &Value) -> Option<BinaryVariant> {
+    let base = op.base();
+    if int_of(a).is_some() && int_of(b).is_some() && int_op_supported(base) {
+        return Some(BinaryVariant::Int);
+    }
+    let is_float = |v: &Value| float_of(v).is_some();
+    if (is_float(a) || is_float(b))
+        && float_operand(a).is_some()
+        && float_operand(b).is_some()
+        && matches!(
+            base,
+            BinOp::Add | BinOp::Subtract | BinOp::Multiply | BinOp::TrueDivide
+        )
+    {
+        return Some(BinaryVariant::Float);
+    }
+    None
+}
+
+fn int_op_supported(op: BinOp) -> bool {
+    !matches!(op, BinOp::Power | BinOp::MatrixMultiply)
+}
+
+/// Python's floor division and modulo on i64 (`None` for b == 0 or i64::MIN // -1).
+#[inline]
+fn floor_divmod(a: i64, b: i64) -> Option<(i64, i64)> {
+    if b == 0 || (a == i64::MIN && b == -1) {
+        return None;
+    }
+    let (q, r) = (a / b, a % b);
+    if r != 0 && ((r < 0) != (b < 0)) {
+        Some((q - 1, r + b))
+    } else {
+        Some((q, r))
+    }
+}
+
+/// The quickened Binary: `None` when the guard fails or the case needs the generic op
+/// (overflow, division by zero, negative shift...), which then computes it exactly.
+#[inline]
+pub fn binary_quick(op: BinOp, v: BinaryVariant, a: &Value, b: &Value) -> Option<Value> {
+    match v {
+        BinaryVariant::Int => {
+            let (x, y) = (int_of(a)?, int_of(b)?);
+            let r = match op.base() {
+                BinOp::Add => x.checked_add(y)?,
+                BinOp::Subtract => x.checked_sub(y)?,
+                BinOp::Multiply => x.checked_mul(y)?,
+                BinOp::FloorDivide => floor_divmod(x, y)?.0,
+                BinOp::Remainder => floor_divmod(x, y)?.1,
+                BinOp::And => x & y,
+                BinOp::Or => x | y,
+                BinOp::Xor => x ^ y,
+                BinOp::Lshift => {
+                    if !(0..64).contains(&y) {
+                        return None;
+                    }
+                    let r = x << y;
+                    if r >> y != x {
+                        return None;
+                    }
+                    r
+                }
+                BinOp::Rshift => {
+                    if y < 0 {
+                        return None;
+                    }
+                    x >> y.min(63)
+                }
+                BinOp::TrueDivide => {
+                    // Exact below 2**53, so one IEEE division is correctly rounded, as
+                    // CPython's long_true_divide is.
+                    const EXACT: i64 = 1 << 53;
+                    if y == 0 || x.abs() > EXACT || y.abs() > EXACT {
+                        return None;
+                    }
+                    return Some(Value::Float(x as f64 / y as f64));
+                }
+                _ => return None,
+            };
+            Some(Value::Int(r))
+        }
+        BinaryVariant::Float => {
+            if float_of(a).is_none() && float_of(b).is_none() {
+                return None;
+            }
+            let (x, y) = (float_operand(a)?, float_operand(b)?);
+            Some(Value::Float(match op.base() {
+                BinOp::Add => x + y,
+                BinOp::Subtract => x - y,
+                BinOp::Multiply => x * y,
+                BinOp::TrueDivide => {
+                    if y == 0.0 {
+                        return None;
+                    }
+                    x / y
+                }
+                _ => return None,
+            }))
+        }
+    }
+}

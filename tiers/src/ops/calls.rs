@@ -1,21 +1,22 @@
 //! Calls and function creation.
 
 use crate::interp::Ctx;
+use crate::runtime::Compiled;
 use crate::value::{Owned, PyResult, Raised, Value};
 use pyo3_ffi as ffi;
 use tiered_ir::KwNames;
 
-/// Call: operands (method or NULL, callable or self, args...) as CALL sees its stack.
-/// Python functions nested in tiered code are entered in tier 1 directly.
-///
-/// # Safety
-/// GIL held; `ptrs` is a scratch copy the callee may write `ptrs[k-1]` of
-/// (PY_VECTORCALL_ARGUMENTS_OFFSET).
-pub unsafe fn call(
-    ctx: &Ctx,
-    kwnames: KwNames,
-    ptrs: &mut [*mut ffi::PyObject],
-) -> PyResult<Value> {
+/// A call site's pieces: callable, argument array (writable one slot before, as
+/// PY_VECTORCALL_ARGUMENTS_OFFSET allows), nargsf and kwnames.
+struct CallShape {
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+}
+
+/// Splits Call's operands (method or NULL, callable or self, args...) as CALL does.
+unsafe fn shape(ctx: &Ctx, kwnames: KwNames, ptrs: &mut [*mut ffi::PyObject]) -> CallShape {
     let kw = match kwnames.0 {
         Some(i) => ctx
             .compiled
@@ -36,15 +37,137 @@ pub unsafe fn call(
     } else {
         (ptrs[0], &mut ptrs[1..])
     };
-    let nargs = args.len() - nkw;
-    let nargsf = nargs | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET;
-    let kw = if nkw == 0 { std::ptr::null_mut() } else { kw };
-    let r = if ffi::PyFunction_Check(callable) != 0 {
-        crate::runtime::call_function(callable, args.as_ptr(), nargsf, kw)
+    CallShape {
+        callable,
+        args: args.as_ptr(),
+        nargsf: (args.len() - nkw) | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET,
+        kwnames: if nkw == 0 { std::ptr::null_mut() } else { kw },
+    }
+}
+
+/// Call: operands (method or NULL, callable or self, args...) as CALL sees its stack.
+/// Python functions nested in tiered code are entered in tier 1 directly.
+///
+/// # Safety
+/// GIL held; `ptrs` is a scratch copy the callee may write `ptrs[k-1]` of
+/// (PY_VECTORCALL_ARGUMENTS_OFFSET).
+pub unsafe fn call(
+    ctx: &Ctx,
+    kwnames: KwNames,
+    ptrs: &mut [*mut ffi::PyObject],
+) -> PyResult<Value> {
+    let c = shape(ctx, kwnames, ptrs);
+    let r = if ffi::PyFunction_Check(c.callable) != 0 {
+        crate::runtime::call_function(c.callable, c.args, c.nargsf, c.kwnames)
     } else {
-        ffi::PyObject_Vectorcall(callable, args.as_ptr(), nargsf, kw)
+        ffi::PyObject_Vectorcall(c.callable, c.args, c.nargsf, c.kwnames)
     };
     Value::from_owned(r)
+}
+
+/// Quickened forms of Call.
+#[derive(Clone, Copy, Debug)]
+pub enum CallVariant {
+    /// A Python function whose code runs in tier 1, entered directly (no CPython frame):
+    /// callees are specialized too, not just the decorated function.
+    PyFunction {
+        /// The function seen (compared by identity, never dereferenced unless equal).
+        func: *mut ffi::PyObject,
+        /// Its code then (a reassigned `__code__` fails the guard).
+        code: *mut ffi::PyObject,
+        /// The compiled code (the registry keeps it for the process's life).
+        compiled: *const Compiled,
+    },
+    /// A `@tiered` wrapper, entered without the vectorcall protocol.
+    Tiered {
+        /// The wrapper seen (compared by identity).
+        callable: *mut ffi::PyObject,
+    },
+}
+
+/// Names of Call's variants, for coverage.
+pub const CALL_VARIANTS: &[&str] = &["CallPyFunction", "CallTiered"];
+
+impl CallVariant {
+    /// The variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            CallVariant::PyFunction { .. } => CALL_VARIANTS[0],
+            CallVariant::Tiered { .. } => CALL_VARIANTS[1],
+        }
+    }
+}
+
+/// Which variant fits this call site's callable, if any (compiling a Python callee's code).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn observe_call(
+    ctx: &Ctx,
+    kwnames: KwNames,
+    ptrs: &mut [*mut ffi::PyObject],
+) -> Option<CallVariant> {
+    let c = shape(ctx, kwnames, ptrs);
+    if crate::runtime::entry_of_wrapper(c.callable).is_some() {
+        return Some(CallVariant::Tiered {
+            callable: c.callable,
+        });
+    }
+    if ffi::PyFunction_Check(c.callable) == 0 {
+        return None;
+    }
+    let code = (*(c.callable as *mut ffi::PyFunctionObject)).func_code;
+    match crate::runtime::compiled_for(code) {
+        Ok(compiled) if compiled.runnable() => Some(CallVariant::PyFunction {
+            func: c.callable,
+            code,
+            compiled: std::rc::Rc::as_ptr(&compiled),
+        }),
+        Ok(_) => None,
+        Err(_) => {
+            ffi::PyErr_Clear();
+            None
+        }
+    }
+}
+
+/// The quickened Call (`None` when the callable is not the one specialized on).
+///
+/// # Safety
+/// GIL held; `ptrs` as for `call`.
+#[inline]
+pub unsafe fn call_quick(
+    ctx: &Ctx,
+    v: CallVariant,
+    kwnames: KwNames,
+    ptrs: &mut [*mut ffi::PyObject],
+) -> Option<PyResult<Value>> {
+    let c = shape(ctx, kwnames, ptrs);
+    let r = match v {
+        CallVariant::PyFunction {
+            func,
+            code,
+            compiled,
+        } => {
+            if c.callable != func
+                || (*(func as *mut ffi::PyFunctionObject)).func_code != code
+                || crate::cpy::tracing_active()
+            {
+                return None;
+            }
+            match crate::runtime::call_compiled(&*compiled, func, c.args, c.nargsf, c.kwnames) {
+                crate::runtime::CallOutcome::Ran(r)
+                | crate::runtime::CallOutcome::CpythonRan(r) => r,
+            }
+        }
+        CallVariant::Tiered { callable } => {
+            if c.callable != callable {
+                return None;
+            }
+            crate::runtime::entry_of_wrapper(callable)?.call(c.args, c.nargsf, c.kwnames)
+        }
+    };
+    Some(Value::from_owned(r))
 }
 
 /// CallEx: `f(*args, **kwargs)`, with CALL_FUNCTION_EX's conversion of `args` and its

@@ -114,3 +114,58 @@ pub unsafe fn load_build_class(ctx: &Ctx) -> PyResult<Value> {
         )),
     }
 }
+
+/// A LoadGlobal specialized on the versions of the globals and builtins dicts: while neither
+/// dict changed, the name still denotes `value` (3.11 dict versions are globally unique and
+/// change on every mutation, so a stale cache can never be hit).
+#[derive(Clone, Copy, Debug)]
+pub struct GlobalCache {
+    globals_version: u64,
+    builtins_version: u64,
+    /// Borrowed: kept alive by the dict that held it, unchanged since.
+    value: *mut ffi::PyObject,
+}
+
+/// Names of LoadGlobal's variants, for coverage.
+pub const GLOBAL_VARIANTS: &[&str] = &["LoadGlobalCached"];
+
+/// 3.11's PyDictObject head, up to its version tag.
+#[repr(C)]
+struct DictHead {
+    ob_base: ffi::PyObject,
+    ma_used: ffi::Py_ssize_t,
+    ma_version_tag: u64,
+}
+
+#[inline]
+unsafe fn version(d: *mut ffi::PyObject) -> Option<u64> {
+    if ffi::PyDict_CheckExact(d) == 0 {
+        return None;
+    }
+    // SAFETY: an exact dict has 3.11's PyDictObject layout.
+    Some((*(d as *const DictHead)).ma_version_tag)
+}
+
+/// The cache for a global just loaded generically (exact dicts only).
+///
+/// # Safety
+/// GIL held; `value` was just read from the globals or builtins.
+pub unsafe fn observe_global(ctx: &Ctx, value: &Value) -> Option<GlobalCache> {
+    Some(GlobalCache {
+        globals_version: version(ctx.globals)?,
+        builtins_version: version(ctx.builtins)?,
+        value: value.as_ptr(),
+    })
+}
+
+/// The cached LoadGlobal (`None` when either dict changed).
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn load_global_quick(ctx: &Ctx, c: GlobalCache) -> Option<Value> {
+    if version(ctx.globals)? != c.globals_version || version(ctx.builtins)? != c.builtins_version {
+        return None;
+    }
+    Some(Value::from_borrowed(c.value))
+}

@@ -40,3 +40,132 @@ pub unsafe fn for_iter(it: &Value) -> PyResult<Value> {
     }
     Value::from_owned(r)
 }
+
+/// Quickened forms of ForIter: the builtin iterators stepped without a call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForIterVariant {
+    /// A `list_iterator`.
+    List,
+    /// A `tuple_iterator`.
+    Tuple,
+    /// A `range_iterator`, yielding unboxed ints.
+    Range,
+}
+
+/// Names of ForIter's variants, for coverage.
+pub const FOR_ITER_VARIANTS: &[&str] = &["ForIterList", "ForIterTuple", "ForIterRange"];
+
+impl ForIterVariant {
+    /// The variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForIterVariant::List => FOR_ITER_VARIANTS[0],
+            ForIterVariant::Tuple => FOR_ITER_VARIANTS[1],
+            ForIterVariant::Range => FOR_ITER_VARIANTS[2],
+        }
+    }
+}
+
+/// 3.11's list and tuple iterators: `{ head, it_index, it_seq }` (seq NULL once exhausted).
+#[repr(C)]
+struct SeqIter {
+    ob_base: ffi::PyObject,
+    it_index: ffi::Py_ssize_t,
+    it_seq: *mut ffi::PyObject,
+}
+
+/// 3.11's range iterator: `{ head, index, start, step, len }` (Objects/rangeobject.c).
+#[repr(C)]
+struct RangeIter {
+    ob_base: ffi::PyObject,
+    index: std::os::raw::c_long,
+    start: std::os::raw::c_long,
+    step: std::os::raw::c_long,
+    len: std::os::raw::c_long,
+}
+
+/// Which variant fits this iterator, if any.
+#[inline]
+pub fn observe_for_iter(it: &Value) -> Option<ForIterVariant> {
+    let p = it.as_ptr();
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: reading the type of a live object.
+    let t = unsafe { ffi::Py_TYPE(p) };
+    if t == std::ptr::addr_of_mut!(ffi::PyListIter_Type) {
+        Some(ForIterVariant::List)
+    } else if t == std::ptr::addr_of_mut!(ffi::PyTupleIter_Type) {
+        Some(ForIterVariant::Tuple)
+    } else if t == std::ptr::addr_of_mut!(ffi::PyRangeIter_Type) {
+        Some(ForIterVariant::Range)
+    } else {
+        None
+    }
+}
+
+/// The quickened ForIter: `None` when the guard fails; otherwise the next item, or `Null`
+/// when exhausted (with the same state change the type's tp_iternext makes).
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn for_iter_quick(v: ForIterVariant, it: &Value) -> Option<Value> {
+    if observe_for_iter(it) != Some(v) {
+        return None;
+    }
+    let p = it.as_ptr();
+    match v {
+        ForIterVariant::List | ForIterVariant::Tuple => {
+            // SAFETY: the type check above makes p a list/tuple iterator of 3.11's layout.
+            let s = p as *mut SeqIter;
+            let seq = (*s).it_seq;
+            if seq.is_null() {
+                return Some(Value::Null);
+            }
+            let (len, item) = if v == ForIterVariant::List {
+                let n = ffi::PyList_GET_SIZE(seq);
+                (
+                    n,
+                    if (*s).it_index < n {
+                        ffi::PyList_GET_ITEM(seq, (*s).it_index)
+                    } else {
+                        std::ptr::null_mut()
+                    },
+                )
+            } else {
+                let n = ffi::PyTuple_GET_SIZE(seq);
+                (
+                    n,
+                    if (*s).it_index < n {
+                        ffi::PyTuple_GET_ITEM(seq, (*s).it_index)
+                    } else {
+                        std::ptr::null_mut()
+                    },
+                )
+            };
+            if (*s).it_index < len {
+                (*s).it_index += 1;
+                Some(Value::from_borrowed(item))
+            } else {
+                (*s).it_seq = std::ptr::null_mut();
+                ffi::Py_DECREF(seq);
+                Some(Value::Null)
+            }
+        }
+        ForIterVariant::Range => {
+            // SAFETY: the type check above makes p a 3.11 range iterator.
+            let r = p as *mut RangeIter;
+            if (*r).index < (*r).len {
+                // The same wrapping arithmetic rangeiter_next uses.
+                let x = ((*r).start as u64)
+                    .wrapping_add(((*r).index as u64).wrapping_mul((*r).step as u64))
+                    as i64;
+                (*r).index += 1;
+                Some(Value::Int(x))
+            } else {
+                Some(Value::Null)
+            }
+        }
+    }
+}

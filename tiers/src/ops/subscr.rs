@@ -39,3 +39,102 @@ pub unsafe fn build_slice(a: &Value, b: &Value, c: Option<&Value>) -> PyResult<V
     let step = c.map(|c| c.as_ptr()).unwrap_or(std::ptr::null_mut());
     Value::from_owned(ffi::PySlice_New(a.as_ptr(), b.as_ptr(), step))
 }
+
+/// Quickened forms of Subscr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubscrVariant {
+    /// An exact list indexed by an i64 int (negative indices count from the end).
+    ListInt,
+    /// An exact tuple indexed by an i64 int.
+    TupleInt,
+    /// An exact dict with an exact str or int key (whose hashing runs no user code).
+    Dict,
+}
+
+/// Names of Subscr's variants, for coverage.
+pub const SUBSCR_VARIANTS: &[&str] = &["SubscrListInt", "SubscrTupleInt", "SubscrDict"];
+
+impl SubscrVariant {
+    /// The variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SubscrVariant::ListInt => SUBSCR_VARIANTS[0],
+            SubscrVariant::TupleInt => SUBSCR_VARIANTS[1],
+            SubscrVariant::Dict => SUBSCR_VARIANTS[2],
+        }
+    }
+}
+
+/// Which variant fits these operands, if any.
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn observe_subscr(o: &Value, k: &Value) -> Option<SubscrVariant> {
+    let p = o.as_ptr();
+    if p.is_null() {
+        return None;
+    }
+    if super::arith::int_of(k).is_some() {
+        if ffi::PyList_CheckExact(p) != 0 {
+            return Some(SubscrVariant::ListInt);
+        }
+        if ffi::PyTuple_CheckExact(p) != 0 {
+            return Some(SubscrVariant::TupleInt);
+        }
+    }
+    let kp = k.as_ptr();
+    if ffi::PyDict_CheckExact(p) != 0
+        && !kp.is_null()
+        && (ffi::PyUnicode_CheckExact(kp) != 0 || ffi::PyLong_CheckExact(kp) != 0)
+    {
+        return Some(SubscrVariant::Dict);
+    }
+    None
+}
+
+/// The quickened Subscr: `None` when the guard fails or an index is out of range (the
+/// generic op then raises IndexError).
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn subscr_quick(v: SubscrVariant, o: &Value, k: &Value) -> Option<PyResult<Value>> {
+    if observe_subscr(o, k) != Some(v) {
+        return None;
+    }
+    let p = o.as_ptr();
+    match v {
+        SubscrVariant::ListInt | SubscrVariant::TupleInt => {
+            let i = super::arith::int_of(k)?;
+            let n = if v == SubscrVariant::ListInt {
+                ffi::PyList_GET_SIZE(p)
+            } else {
+                ffi::PyTuple_GET_SIZE(p)
+            } as i64;
+            let i = if i < 0 { i + n } else { i };
+            if !(0..n).contains(&i) {
+                return None;
+            }
+            let item = if v == SubscrVariant::ListInt {
+                ffi::PyList_GET_ITEM(p, i as ffi::Py_ssize_t)
+            } else {
+                ffi::PyTuple_GET_ITEM(p, i as ffi::Py_ssize_t)
+            };
+            Some(Ok(Value::from_borrowed(item)))
+        }
+        SubscrVariant::Dict => {
+            // Decided here, never retried generically: a lookup can run a stored key's
+            // __eq__, which must not run twice.
+            let r = ffi::PyDict_GetItemWithError(p, k.as_ptr());
+            if r.is_null() {
+                if ffi::PyErr_Occurred().is_null() {
+                    // An exact dict has no __missing__: KeyError(key), as dict_subscript.
+                    ffi::PyErr_SetObject(ffi::PyExc_KeyError, k.as_ptr());
+                }
+                return Some(Err(crate::value::Raised));
+            }
+            Some(Ok(Value::from_borrowed(r)))
+        }
+    }
+}

@@ -1,0 +1,207 @@
+"""Quickened ops meet operands their specialization did not expect: types changing
+mid-loop (int -> float -> big int -> str), polymorphic sites that keep flipping, containers
+and iterators mutated while a specialized op uses them, globals rebound under a cached
+load, and identity of numbers that tier 1 keeps unboxed. Every case must still agree with
+CPython exactly (each check runs the same wrapper twice: generic, then quickened)."""
+
+import pytest
+
+from harness import cases, check
+
+
+def types_change_mid_loop(items):
+    acc = 0
+    out = []
+    for x in items:
+        acc = acc + x
+        out.append(acc)
+    return out
+
+
+def compare_changes(items):
+    return [a < b for a, b in zip(items, items[1:])]
+
+
+def polymorphic_site(items):
+    # the same Binary sees int, float, str, list in turn, many times over
+    out = []
+    for _ in range(40):
+        for a, b in items:
+            out.append(a * b)
+    return out
+
+
+def overflow_in_loop(n):
+    x = 1
+    for _ in range(n):
+        x = x * 3 + 1
+    return x
+
+
+def range_loop(a, b, step):
+    total = 0
+    for i in range(a, b, step):
+        total += i
+    return total
+
+
+def range_values_escape(n):
+    # unboxed range items stored, compared by identity, returned
+    xs = []
+    for i in range(n):
+        xs.append(i)
+    return xs, xs[-1] is xs[-1], [x for x in xs if x % 7 == 0]
+
+
+def list_mutated_while_iterated(xs):
+    out = []
+    for x in xs:
+        out.append(x)
+        if len(xs) < 20:
+            xs.append(x + 1)
+        if x == 5:
+            del xs[:3]
+    return out, xs
+
+
+def tuple_and_list_subscripts(seq, idxs):
+    return [seq[i] for i in idxs]
+
+
+def dict_subscripts(d, keys):
+    out = []
+    for k in keys:
+        try:
+            out.append(d[k])
+        except KeyError as e:
+            out.append(("missing", e.args))
+    return out
+
+
+COUNTER = 0
+
+
+def bump_global():
+    global COUNTER
+    COUNTER += 1
+
+
+def global_rebound_under_cache(n):
+    global COUNTER
+    COUNTER = 0
+    seen = []
+    for _ in range(n):
+        seen.append(COUNTER)
+        bump_global()
+    return seen
+
+
+def float_int_mix(n):
+    x = 0.5
+    for i in range(n):
+        x = x * 1.0001 + i / 3 - (i // 2)
+    return x, x == x, -0.0 * x
+
+
+def big_and_small_identity(a):
+    b = a + 0
+    c = a * 1
+    zero = 0
+    return b is c, b == c, (a - a) is zero, (a + 1000) is (a + 1000)
+
+
+def truth_of_unboxed(n):
+    count = 0
+    while n:
+        n -= 1
+        count += 1
+    return count, bool(0.0), bool(float("nan"))
+
+
+def division_edges(pairs):
+    out = []
+    for a, b in pairs:
+        try:
+            out.append((a / b, a // b, a % b))
+        except ZeroDivisionError as e:
+            out.append(str(e))
+    return out
+
+
+def shifts(pairs):
+    out = []
+    for a, b in pairs:
+        try:
+            out.append((a << b, a >> b))
+        except ValueError as e:
+            out.append(str(e))
+    return out
+
+
+def calls_plain_function(n):
+    def helper(x, y=2):
+        return x * y
+
+    total = 0
+    for i in range(n):
+        total += helper(i) + helper(i, y=3)
+    return total
+
+
+def callee_code_swapped(f, g, n):
+    out = []
+    for i in range(n):
+        if i == n // 2:
+            f.__code__ = g.__code__
+        out.append(f(i))
+    return out
+
+
+def _double(x):
+    return 2 * x
+
+
+def _negate(x):
+    return -x
+
+
+CASES = cases(
+    (types_change_mid_loop, ([1, 2, 2**62, 2**62, 0.5, 3],)),
+    (types_change_mid_loop, (["a", "b", "c"],)),
+    (types_change_mid_loop, ([[1], [2]],)),
+    (compare_changes, ([1, 2, 2.5, 2**70, -1, float("nan"), 3, 2**53 + 1, float(2**53)],)),
+    (polymorphic_site, ([(2, 3), (2.5, 2), ("ab", 3), ([1], 2), (2**40, 2**40), (True, 5)],)),
+    (overflow_in_loop, (60,)),
+    (range_loop, (0, 1000, 1)),
+    (range_loop, (10, -10, -3)),
+    (range_loop, (2**62, 2**62 + 10, 3)),
+    (range_values_escape, (300,)),
+    (list_mutated_while_iterated, ([1, 2, 3, 4, 5, 6],)),
+    (tuple_and_list_subscripts, ((1, 2, 3), [0, -1, 2, -3])),
+    (tuple_and_list_subscripts, ([1, 2, 3], [0, -1, 5])),
+    (tuple_and_list_subscripts, ("abc", [0, -1, 1])),
+    (dict_subscripts, ({"a": 1, 2: "b", 3.0: "c"}, ["a", 2, 3, "zz", 99])),
+    (global_rebound_under_cache, (25,)),
+    (float_int_mix, (500,)),
+    (big_and_small_identity, (5,)),
+    (big_and_small_identity, (10**6,)),
+    (truth_of_unboxed, (100,)),
+    (division_edges, ([(7, 2), (-7, 2), (7, -2), (-7, -2), (1, 0), (2**60, 3), (-(2**63), -1), (1.5, 0), (9, 0.5)],)),
+    (shifts, ([(1, 62), (1, 63), (-1, 64), (5, -1), (2**40, 30), (-5, 100)],)),
+    (calls_plain_function, (50,)),
+    (callee_code_swapped, (None, None, 10)),
+)
+
+
+@pytest.mark.parametrize("f,args,kwargs", CASES)
+def test_quickened_ops_agree(f, args, kwargs):
+    if f is callee_code_swapped:
+        # fresh functions per run: the case mutates them
+        import types
+
+        def mk(code):
+            return types.FunctionType(code, globals())
+
+        check(lambda n: callee_code_swapped(mk(_double.__code__), mk(_negate.__code__), n), 10)
+        return
+    check(f, *args, **kwargs)

@@ -1,0 +1,165 @@
+//! In-place quickening: each tier-1 instruction carries a specialization state that generic
+//! execution fills in from the operand types it sees, and that a failed guard empties again.
+//! The variants themselves live in their op family's file.
+
+use crate::ops::{arith, calls, compare, globals, iter, subscr};
+use std::cell::Cell;
+use tiered_ir::OpKind;
+
+/// The specialization of one instruction.
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Quick {
+    /// Not specialized: run the generic op (and observe).
+    #[default]
+    Generic,
+    /// A Binary variant.
+    Binary(arith::BinaryVariant),
+    /// A Compare variant.
+    Compare(compare::CompareVariant),
+    /// A ForIter variant.
+    ForIter(iter::ForIterVariant),
+    /// A LoadGlobal cached under dict-version guards.
+    Global(globals::GlobalCache),
+    /// A Call variant.
+    Call(calls::CallVariant),
+    /// A Subscr variant.
+    Subscr(subscr::SubscrVariant),
+}
+
+impl Quick {
+    /// The variant's name, for dumps and coverage (`None` when generic).
+    pub fn name(&self) -> Option<&'static str> {
+        match self {
+            Quick::Generic => None,
+            Quick::Binary(v) => Some(v.name()),
+            Quick::Compare(v) => Some(v.name()),
+            Quick::ForIter(v) => Some(v.name()),
+            Quick::Global(_) => Some(globals::GLOBAL_VARIANTS[0]),
+            Quick::Call(v) => Some(v.name()),
+            Quick::Subscr(v) => Some(v.name()),
+        }
+    }
+}
+
+/// Misses a variant tolerates before the instruction goes back to generic.
+const MISS_LIMIT: u16 = 16;
+/// How often an instruction may go back to generic before it stays generic for good, so a
+/// polymorphic site cannot flip forever.
+const FLIP_LIMIT: u8 = 4;
+
+/// An instruction's specialization state.
+#[derive(Default)]
+pub struct QuickCell {
+    state: Cell<Quick>,
+    misses: Cell<u16>,
+    flips: Cell<u8>,
+}
+
+impl QuickCell {
+    /// The current specialization.
+    #[inline]
+    pub fn get(&self) -> Quick {
+        self.state.get()
+    }
+
+    /// Installs a specialization seen by generic execution (unless the site gave up).
+    #[inline]
+    pub fn specialize(&self, q: Quick) {
+        if self.flips.get() < FLIP_LIMIT {
+            self.state.set(q);
+            self.misses.set(0);
+        }
+    }
+
+    /// Records a failed guard; past the limit the instruction returns to generic.
+    #[inline]
+    pub fn miss(&self) {
+        let m = self.misses.get() + 1;
+        self.misses.set(m);
+        crate::stats::count_miss();
+        if m >= MISS_LIMIT {
+            self.state.set(Quick::Generic);
+            self.misses.set(0);
+            self.flips.set(self.flips.get().saturating_add(1));
+        }
+    }
+
+    /// Whether the site still accepts new specializations.
+    #[inline]
+    pub fn may_specialize(&self) -> bool {
+        matches!(self.state.get(), Quick::Generic) && self.flips.get() < FLIP_LIMIT
+    }
+}
+
+/// The quickened variants of an op, for coverage (exhaustive: a new op must say).
+pub fn variants(kind: OpKind) -> &'static [&'static str] {
+    match kind {
+        OpKind::LoadGlobal => globals::GLOBAL_VARIANTS,
+        OpKind::Binary => arith::BINARY_VARIANTS,
+        OpKind::Compare => compare::COMPARE_VARIANTS,
+        OpKind::ForIter => iter::FOR_ITER_VARIANTS,
+        OpKind::Call => calls::CALL_VARIANTS,
+        OpKind::Subscr => subscr::SUBSCR_VARIANTS,
+        OpKind::Const
+        | OpKind::Null
+        | OpKind::CheckBound
+        | OpKind::LoadAssertionError
+        | OpKind::LoadBuildClass
+        | OpKind::StoreGlobal
+        | OpKind::DeleteGlobal
+        | OpKind::Unary
+        | OpKind::Is
+        | OpKind::Contains
+        | OpKind::Truth
+        | OpKind::IsNone
+        | OpKind::GetIter
+        | OpKind::LoadAttr
+        | OpKind::StoreAttr
+        | OpKind::DeleteAttr
+        | OpKind::LoadMethod
+        | OpKind::StoreSubscr
+        | OpKind::DeleteSubscr
+        | OpKind::BuildSlice
+        | OpKind::CallEx
+        | OpKind::MakeFunction
+        | OpKind::BuildTuple
+        | OpKind::BuildList
+        | OpKind::BuildSet
+        | OpKind::BuildMap
+        | OpKind::BuildConstKeyMap
+        | OpKind::BuildString
+        | OpKind::FormatValue
+        | OpKind::ListAppend
+        | OpKind::SetAdd
+        | OpKind::MapAdd
+        | OpKind::ListExtend
+        | OpKind::SetUpdate
+        | OpKind::DictUpdate
+        | OpKind::DictMerge
+        | OpKind::ListToTuple
+        | OpKind::UnpackSequence
+        | OpKind::UnpackEx
+        | OpKind::MakeCell
+        | OpKind::LoadClosure
+        | OpKind::LoadDeref
+        | OpKind::StoreDeref
+        | OpKind::DeleteDeref
+        | OpKind::PushExcInfo
+        | OpKind::PopExcept
+        | OpKind::CheckExcMatch
+        | OpKind::Raise
+        | OpKind::Reraise
+        | OpKind::BeforeWith
+        | OpKind::WithExceptStart
+        | OpKind::CheckEgMatch
+        | OpKind::PrepReraiseStar
+        | OpKind::ImportName
+        | OpKind::ImportFrom
+        | OpKind::GetLen
+        | OpKind::MatchMapping
+        | OpKind::MatchSequence
+        | OpKind::MatchKeys
+        | OpKind::MatchClass
+        | OpKind::Unsupported => &[],
+    }
+}
