@@ -43,7 +43,16 @@ fn stats<'py>(py: Python<'py>, f: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyD
     d.set_item("fallback_calls", s.fallback_calls.get())?;
     d.set_item("interp_calls", s.interp_calls.get())?;
     d.set_item("native_calls", s.native_calls.get())?;
-    d.set_item("deopts", s.deopts.get())?;
+    // Deopts are counted per compiled code (shared by wrappers of the same code).
+    // SAFETY: GIL held.
+    let deopts: u64 = unsafe {
+        let code = (*(e.func.ptr() as *mut ffi::PyFunctionObject)).func_code;
+        tiered_tiers::runtime::specializations_of(code)
+            .iter()
+            .map(|c| c.deopts.get())
+            .sum()
+    };
+    d.set_item("deopts", deopts)?;
     let unsupported = PyList::empty(py);
     // SAFETY: GIL held.
     let compiled = unsafe { e.compiled() };
@@ -70,9 +79,11 @@ fn stats<'py>(py: Python<'py>, f: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyD
     Ok(d)
 }
 
-/// The bytecode of a function beside its IR, as text.
+/// The bytecode of a function beside its IR and quickened IR, as text; with `native`,
+/// also its Cranelift IR and machine code if it has been compiled.
 #[pyfunction]
-fn dump(f: &Bound<'_, PyAny>) -> PyResult<String> {
+#[pyo3(signature = (f, native = false))]
+fn dump(f: &Bound<'_, PyAny>, native: bool) -> PyResult<String> {
     let func = match entry(f) {
         Ok(e) => e.func.ptr(),
         Err(_) => f.as_ptr(),
@@ -86,7 +97,11 @@ fn dump(f: &Bound<'_, PyAny>) -> PyResult<String> {
         }
         let code = (*(func as *mut ffi::PyFunctionObject)).func_code;
         match tiered_tiers::runtime::compiled_for(code) {
-            Ok(c) => Ok(render::render(&c)),
+            Ok(c) => Ok(render::render(
+                &c,
+                &tiered_tiers::runtime::specializations_of(code),
+                native,
+            )),
             Err(_) => Err(PyErr::fetch(f.py())),
         }
     }
@@ -133,10 +148,10 @@ fn set_counting(enabled: bool) {
 #[pyfunction]
 fn op_counts(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
-    for (name, n) in tiered_tiers::stats::op_counts() {
+    for (name, t1, t2) in tiered_tiers::stats::op_counts() {
         let row = PyDict::new(py);
-        row.set_item("tier1", n)?;
-        row.set_item("tier2", 0)?;
+        row.set_item("tier1", t1)?;
+        row.set_item("tier2", t2)?;
         d.set_item(name, row)?;
     }
     Ok(d)

@@ -8,7 +8,7 @@ use tiered_ir::{BinOp, CmpOp};
 use tiered_tiers::runtime::Compiled;
 
 /// Renders a compiled function.
-pub fn render(c: &Compiled) -> String {
+pub fn render(c: &Compiled, specs: &[std::rc::Rc<Compiled>], native: bool) -> String {
     let mut out = String::new();
     let info = &c.info;
     let _ = writeln!(out, "== bytecode of {} ==", info.qualname);
@@ -46,9 +46,30 @@ pub fn render(c: &Compiled) -> String {
         c.lines.line_at(o)
     }));
     if c.unsupported.is_empty() {
-        let _ = writeln!(out, "\n== quickened IR (after the calls so far) ==");
-        out.push_str(&c.quickened_ir_text());
-        let _ = writeln!(out, "\nruns in: tier 1 (interpreter)");
+        if specs.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nnot called yet: no specialization (quickened IR, native code) exists"
+            );
+        }
+        // One specialization per argument-type signature seen, each with its own
+        // quickening and native code.
+        for spec in specs {
+            let sig = spec.signature.as_deref().unwrap_or("(any)");
+            let _ = writeln!(out, "\n== specialization for {sig}: quickened IR ==");
+            out.push_str(&spec.quickened_ir_text());
+            let _ = writeln!(
+                out,
+                "\n== specialization for {sig}: tier 2 (native) ==\n{}",
+                spec.native_text(native)
+            );
+        }
+        let tier = if specs.iter().any(|s| s.is_native()) {
+            "tier 2 (native code) once hot, tier 1 before"
+        } else {
+            "tier 1 (interpreter); tier 2 once hot"
+        };
+        let _ = writeln!(out, "\nruns in: {tier}");
     } else {
         let _ = writeln!(out, "\nruns in: CPython (fallback), because:");
         for u in &c.unsupported {

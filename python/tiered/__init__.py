@@ -151,15 +151,17 @@ def stats(func: TieredFunction[..., Any]) -> Stats:
     return _native.stats(target)
 
 
-def dump(func: Callable[..., Any]) -> str:
-    """The function's CPython bytecode beside tiered's IR for it, as text.
+def dump(func: Callable[..., Any], native: bool = False) -> str:
+    """The function's CPython bytecode beside tiered's IR for it, its quickened IR (after
+    the calls so far) and its tier-2 state, as text; with ``native=True`` also the
+    Cranelift IR and machine code once it has been compiled.
 
     Takes a plain Python function or a ``@tiered`` one. Opcodes tiered cannot
     translate show as ``Unsupported`` ops with their reason."""
     target = _unwrap_descriptor(func)
     if not isinstance(target, (TieredFunction, types.FunctionType)):
         raise TypeError(_not_a_function_message("tiered.dump()", target))
-    return _native.dump(target)
+    return _native.dump(target, native)
 
 
 def _describe(obj: object) -> str:

@@ -97,8 +97,24 @@ def _banner(repeats: int) -> str:
 
 def cmd_dump(args: argparse.Namespace) -> int:
     func = resolve_target(args.target)
+    if args.call is not None:
+        # Run the function a few times first, so the dump shows what quickening and
+        # tier 2 made of it.
+        try:
+            call_args = eval(args.call, {"__builtins__": __builtins__}, {})  # noqa: S307 - the user's own expression
+        except Exception as exc:
+            raise UsageError(f"--call {args.call!r}: {exc}") from None
+        if not isinstance(call_args, tuple):
+            call_args = (call_args,)
+        inner = getattr(func, "__wrapped__", func) if isinstance(func, tiered.TieredFunction) else func
+        try:
+            w = tiered.tiered(inner)
+            for _ in range(args.times):
+                w(*call_args)
+        except Exception as exc:
+            raise UsageError(f"{args.target}{call_args!r} raised {type(exc).__name__}: {exc}") from None
     try:
-        text = tiered.dump(func)
+        text = tiered.dump(func, native=args.native)
     except TypeError as exc:
         raise UsageError(f"{args.target}: {exc}") from None
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
@@ -414,6 +430,14 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="TARGET",
         help="module:function or path/to/file.py:function; dotted paths such as mod:Class.method work",
     )
+    dump.add_argument(
+        "--call",
+        metavar="ARGS",
+        help="a Python expression for the arguments (a tuple, or one value): call the function with "
+        "them --times times before dumping, to see its quickened IR and native code",
+    )
+    dump.add_argument("--times", type=int, default=100, help="how many calls --call makes (default 100)")
+    dump.add_argument("--native", action="store_true", help="also print the Cranelift IR and machine code")
     dump.set_defaults(handler=cmd_dump)
 
     coverage = sub.add_parser(

@@ -73,7 +73,7 @@ def jit(func: Callable[_P, _T], strict: bool) -> TieredFunction[_P, _T]:
 def stats(f: TieredFunction[..., Any]) -> Stats:
     """Call counters and unsupported ops of one tiered function."""
 
-def dump(func: Callable[..., Any]) -> str:
+def dump(func: Callable[..., Any], native: bool = ...) -> str: ...
     """The bytecode listing beside the IR, for a plain or a tiered function."""
 
 def coverage_table() -> list[CoverageRow]:

@@ -262,9 +262,15 @@ def _check_strict(f: Callable, args: tuple, kwargs: dict) -> tuple[Outcome, Any]
 
 
 def assert_tier1(w: Any, f: Callable | None = None) -> None:
+    """The calls ran in tiered's own tiers (interpreter or native code), not in CPython.
+    With TIERED_EXPECT_NATIVE=1 (the tier-2 path, thresholds at zero) every call must have
+    run native code."""
     s = stats(w)
     name = f.__qualname__ if f is not None else repr(w)
-    assert s["interp_calls"] >= 1, f"{name}: no tier-1 call recorded: {s!r}"
+    ours = s["interp_calls"] + s["native_calls"]
+    assert ours >= 1, f"{name}: no call ran in tiered's tiers: {s!r}"
+    if os.environ.get("TIERED_EXPECT_NATIVE") == "1":
+        assert s["native_calls"] == ours, f"{name}: expected every call in native code: {s!r}"
     assert s["fallback_calls"] == 0, f"{name}: fell back to CPython: {s!r}"
     assert s["unsupported"] == [], f"{name}: unsupported ops: {s!r}"
 

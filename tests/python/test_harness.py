@@ -29,6 +29,7 @@ class Fake:
 
 
 def use_fake(monkeypatch, tamper=None, st=None):
+    monkeypatch.delenv("TIERED_EXPECT_NATIVE", raising=False)
     made = []
 
     def fake_tiered(f, strict=False):

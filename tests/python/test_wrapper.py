@@ -86,7 +86,8 @@ def test_decorator_forms():
     assert picklable(1) == 2
     assert decorated_with_options(3) == 6
     assert decorated_with_options.__doc__ == "Strict decorated."
-    assert stats(decorated_with_options)["interp_calls"] >= 1
+    s = stats(decorated_with_options)
+    assert s["interp_calls"] + s["native_calls"] >= 1
     w = tiered(strict=True)(no_doc)
     assert w(5) == 5
     assert_tier1(w)
@@ -109,7 +110,7 @@ def test_translation_is_lazy():
         yield 1
     w = tiered(gen, strict=True)  # must not raise: nothing is translated yet
     s = stats(w)
-    assert s["calls"] == 0 and s["interp_calls"] == 0 and s["fallback_calls"] == 0
+    assert s["calls"] == 0 and s["interp_calls"] == 0 and s["native_calls"] == 0 and s["fallback_calls"] == 0
     with pytest.raises(UnsupportedError):
         w()
 
@@ -121,7 +122,6 @@ def test_stats_shape_and_counts():
     s = stats(w)
     for key in ("calls", "fallback_calls", "interp_calls", "native_calls", "deopts"):
         assert isinstance(s[key], int) and s[key] >= 0, (key, s)
-    assert s["native_calls"] == 0
     assert s["calls"] == 7
     assert s["interp_calls"] + s["native_calls"] == 7
     assert s["fallback_calls"] == 0
@@ -146,7 +146,8 @@ def test_method_binding():
     with pytest.raises(TypeError) as ei:
         Holder.method()
     assert "method() missing" in str(ei.value)
-    assert stats(Holder.__dict__["method"])["interp_calls"] >= 4
+    s = stats(Holder.__dict__["method"])
+    assert s["interp_calls"] + s["native_calls"] >= 4
 
 
 def test_method_binding_type_error_matches_cpython():
@@ -167,8 +168,9 @@ def test_staticmethod_classmethod_stacking():
     assert Holder().static(2) == ("static", 2)
     assert Holder.klass(3) == ("class", "Holder", 3)
     assert SubHolder().klass(4) == ("class", "SubHolder", 4)
-    assert stats(Holder.__dict__["static"].__func__)["interp_calls"] >= 2
-    assert stats(Holder.__dict__["klass"].__func__)["interp_calls"] >= 2
+    for w in (Holder.__dict__["static"].__func__, Holder.__dict__["klass"].__func__):
+        s = stats(w)
+        assert s["interp_calls"] + s["native_calls"] >= 2
 
 
 def test_functools_wraps_stacking():

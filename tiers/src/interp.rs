@@ -10,7 +10,9 @@ use crate::value::{PyResult, Raised, Value};
 use pyo3_ffi as ffi;
 use tiered_ir::{Op, RaiseKind};
 
-/// What the running function's ops need besides their operands.
+/// What the running function's ops need besides their operands (native code reads
+/// `globals` and `builtins` at fixed offsets).
+#[repr(C)]
 pub struct Ctx<'a> {
     /// The compiled function.
     pub compiled: &'a Compiled,
@@ -22,10 +24,12 @@ pub struct Ctx<'a> {
     pub builtins: *mut ffi::PyObject,
     /// Whether generic ops may specialize themselves (off for the "tier 1 generic" path).
     pub quicken: bool,
+    /// Set once any of this call ran in native code (for stats).
+    pub ran_native: std::cell::Cell<bool>,
 }
 
 /// How an op failed: a new exception (gets a traceback line) or a re-raise (keeps its own).
-enum Failure {
+pub(crate) enum Failure {
     New,
     Reraise,
 }
@@ -33,13 +37,15 @@ enum Failure {
 /// How many backward jumps run between polls for signals (Ctrl-C in a tight loop).
 const POLL_INTERVAL: u32 = 1 << 12;
 
-/// Runs `c` with its argument registers already filled; returns the result or `Raised`.
+/// Runs `c` from instruction `start` with its registers as set up (arguments, or the state
+/// native code left); returns the result or `Raised`. A loop that gets hot enters native
+/// code at its header (OSR) and finishes there.
 ///
 /// # Safety
 /// GIL held; `regs.len() == c.linear.nregs`; `func` is the live function `c` came from.
-pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
+pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value> {
     let lin = &ctx.compiled.linear;
-    let mut pc = 0usize;
+    let mut pc = start;
     let mut poll = POLL_INTERVAL;
     let counting = stats::counting_enabled();
     loop {
@@ -51,21 +57,10 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
                 }
                 match exec(ctx, op, inst, pc, regs) {
                     Ok(()) => pc += 1,
-                    Err(how) => {
-                        if let Failure::New = how {
-                            crate::traceback::add_frame(ctx, inst.offset);
-                        }
-                        if inst.unwind == NO_EDGE {
-                            return Err(Raised);
-                        }
-                        let exc = crate::traceback::fetch_normalized();
-                        let e = lin.edges[inst.unwind as usize];
-                        if take_edge(lin, e, regs).is_err() {
-                            return Err(Raised); // out of memory while unwinding
-                        }
-                        regs[e.exc_reg as usize] = exc;
-                        pc = e.target as usize;
-                    }
+                    Err(how) => match unwind(ctx, inst, how, regs) {
+                        Some(target) => pc = target,
+                        None => return Err(Raised),
+                    },
                 }
             }
             LKind::Jump(e) => {
@@ -74,8 +69,7 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
                     poll -= 1;
                     if poll == 0 {
                         poll = POLL_INTERVAL;
-                        if ffi::PyErr_CheckSignals() < 0 {
-                            crate::traceback::add_frame(ctx, inst.offset);
+                        if poll_at(ctx, pc) != 0 {
                             return Err(Raised);
                         }
                     }
@@ -85,24 +79,23 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
                     return Err(Raised);
                 }
                 pc = e.target as usize;
+                if e.backward {
+                    if let Some(native) = ctx.compiled.native_for_osr(ctx) {
+                        match run_native(ctx, native, regs, pc) {
+                            NativeExit::Done(r) => return r,
+                            NativeExit::Resume(at) => pc = at,
+                        }
+                    }
+                }
             }
             LKind::Branch {
                 cond,
                 then_edge,
                 else_edge,
             } => {
-                let truth = match &regs[cond as usize] {
-                    Value::Bool(b) => *b,
-                    other => {
-                        // Conditions are bools by construction; anything else (hand-made
-                        // code cannot reach here, but be total) uses Python truth.
-                        let t = ffi::PyObject_IsTrue(other.as_ptr());
-                        if t < 0 {
-                            crate::traceback::add_frame(ctx, inst.offset);
-                            return Err(Raised);
-                        }
-                        t != 0
-                    }
+                let truth = match truth_at(ctx, regs, pc, cond as usize) {
+                    t if t < 0 => return Err(Raised),
+                    t => t != 0,
                 };
                 let e = lin.edges[if truth { then_edge } else { else_edge } as usize];
                 if take_edge(lin, e, regs).is_err() {
@@ -121,6 +114,113 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value]) -> PyResult<Value> {
             }
         }
     }
+}
+
+/// How native code left.
+pub enum NativeExit {
+    /// The function returned or raised.
+    Done(PyResult<Value>),
+    /// The code was invalidated: continue in tier 1 at this instruction.
+    Resume(usize),
+}
+
+/// Runs native code from instruction `start`.
+///
+/// # Safety
+/// As `run`; `native` was compiled from `ctx.compiled`.
+pub unsafe fn run_native(
+    ctx: &Ctx,
+    native: crate::native::NativeFn,
+    regs: &mut [Value],
+    start: usize,
+) -> NativeExit {
+    ctx.ran_native.set(true);
+    let mut out = Value::Null;
+    match native(ctx, regs.as_mut_ptr(), start as u32, &mut out) {
+        0 => NativeExit::Done(Ok(out)),
+        1 => NativeExit::Done(Err(Raised)),
+        s => NativeExit::Resume((s - 2) as usize),
+    }
+}
+
+/// After an op failed: adds the traceback line (new exceptions only) and, if a handler
+/// covers the op, sets up its registers and returns where it starts.
+unsafe fn unwind(ctx: &Ctx, inst: &LInst, how: Failure, regs: &mut [Value]) -> Option<usize> {
+    if let Failure::New = how {
+        crate::traceback::add_frame(ctx, inst.offset);
+    }
+    if inst.unwind == NO_EDGE {
+        return None;
+    }
+    let lin = &ctx.compiled.linear;
+    let exc = crate::traceback::fetch_normalized();
+    let e = lin.edges[inst.unwind as usize];
+    if take_edge(lin, e, regs).is_err() {
+        return None; // out of memory while unwinding
+    }
+    regs[e.exc_reg as usize] = exc;
+    Some(e.target as usize)
+}
+
+/// Runs op `pc` in tier 1 for native code: 0 done, 1 exception leaves the function,
+/// 2 + handler instruction when a handler catches it.
+///
+/// # Safety
+/// GIL held; `regs` is the function's register file.
+pub unsafe fn exec_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
+    let inst = &ctx.compiled.linear.insts[pc];
+    let LKind::Op(op) = inst.kind else { return 0 };
+    if stats::counting_enabled() {
+        stats::count_op(op.kind());
+    }
+    match exec(ctx, op, inst, pc, regs) {
+        Ok(()) => 0,
+        Err(how) => match unwind(ctx, inst, how, regs) {
+            Some(target) => 2 + target as i64,
+            None => 1,
+        },
+    }
+}
+
+/// Takes edge `edge` of instruction `pc` for native code: 0 ok, 1 exception.
+///
+/// # Safety
+/// As `exec_at`.
+pub unsafe fn edge_at(ctx: &Ctx, regs: &mut [Value], pc: usize, edge: usize) -> i64 {
+    let lin = &ctx.compiled.linear;
+    if take_edge(lin, lin.edges[edge], regs).is_err() {
+        crate::traceback::add_frame(ctx, lin.insts[pc].offset);
+        return 1;
+    }
+    0
+}
+
+/// The truth of register `reg` as a branch condition at `pc`: 0, 1, or -1 with an
+/// exception set (and the traceback line added).
+///
+/// # Safety
+/// As `exec_at`.
+pub unsafe fn truth_at(ctx: &Ctx, regs: &mut [Value], pc: usize, reg: usize) -> i64 {
+    match ops::compare::truth(&regs[reg]) {
+        Ok(Value::Bool(b)) => b as i64,
+        Ok(_) => 1,
+        Err(Raised) => {
+            crate::traceback::add_frame(ctx, ctx.compiled.linear.insts[pc].offset);
+            -1
+        }
+    }
+}
+
+/// Polls for signals at a back edge: 0, or 1 with the exception set.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn poll_at(ctx: &Ctx, pc: usize) -> i64 {
+    if ffi::PyErr_CheckSignals() < 0 {
+        crate::traceback::add_frame(ctx, ctx.compiled.linear.insts[pc].offset);
+        return 1;
+    }
+    0
 }
 
 /// Performs the edge's moves into the target's parameters (already ordered by lowering).

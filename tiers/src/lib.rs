@@ -10,6 +10,7 @@ pub mod coverage;
 pub mod cpy;
 pub mod interp;
 pub mod lower;
+pub mod native;
 pub mod ops;
 pub mod quick;
 pub mod runtime;

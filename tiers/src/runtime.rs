@@ -29,6 +29,20 @@ pub struct Compiled {
     pub lines: LineTable,
     /// Specialization state per linear instruction (quickening).
     pub quick: Vec<crate::quick::QuickCell>,
+    /// Tier 2: native code once compiled, or why it could not be.
+    native: RefCell<NativeState>,
+    /// Calls so far (for the tier-2 threshold).
+    calls: Cell<u64>,
+    /// Loop back edges run in tier 1 so far (for OSR).
+    backedges: Cell<u64>,
+    /// Failed template guards in native code (ops run in tier 1 instead).
+    pub deopts: Cell<u64>,
+    /// The argument types this is specialized for (`None`: the generic compilation).
+    pub signature: Option<String>,
+    deopts_since_compile: Cell<u64>,
+    recompiles: Cell<u32>,
+    /// Replaced native code, kept mapped for activations still inside it.
+    retired: RefCell<Vec<crate::native::NativeCode>>,
     /// Empty code objects named like the function, one per source line, for its traceback
     /// frames: 3.11 computes `tb_lineno` from the frame's code and `tb_lasti`, not from
     /// `f_lineno`, so the line must be the code's first line.
@@ -57,6 +71,116 @@ impl Compiled {
         let p = c.ptr();
         self.tb_codes.borrow_mut().insert(line, c);
         Ok(p)
+    }
+
+    /// Native code for a call, compiling it once the function is hot.
+    ///
+    /// # Safety
+    /// GIL held.
+    pub unsafe fn native_for_call(&self, _ctx: &Ctx) -> Option<crate::native::NativeFn> {
+        let cfg = config();
+        if !cfg.jit {
+            return None;
+        }
+        let n = self.calls.get() + 1;
+        self.calls.set(n);
+        self.native_if(n > cfg.jit_threshold)
+    }
+
+    /// Native code to continue a hot loop in (OSR), compiling it once loops are hot.
+    ///
+    /// # Safety
+    /// GIL held.
+    pub unsafe fn native_for_osr(&self, _ctx: &Ctx) -> Option<crate::native::NativeFn> {
+        let cfg = config();
+        if !cfg.jit {
+            return None;
+        }
+        let n = self.backedges.get() + 1;
+        self.backedges.set(n);
+        self.native_if(n > cfg.osr_threshold)
+    }
+
+    unsafe fn native_if(&self, hot: bool) -> Option<crate::native::NativeFn> {
+        if let NativeState::Ready(code) = &*self.native.borrow() {
+            return Some(code.entry);
+        }
+        if !hot || !matches!(*self.native.borrow(), NativeState::Cold) {
+            return None;
+        }
+        self.deopts_since_compile.set(0);
+        let state = match crate::native::compile(self) {
+            Ok(code) => NativeState::Ready(Box::new(code)),
+            // Compile errors never reach the user: the function stays in tier 1.
+            Err(why) => NativeState::Failed(why),
+        };
+        *self.native.borrow_mut() = state;
+        match &*self.native.borrow() {
+            NativeState::Ready(code) => Some(code.entry),
+            _ => None,
+        }
+    }
+
+    /// Counts a failed template guard at instruction `pc`. Native code whose guards keep
+    /// failing (the types changed since it was compiled) is invalidated: running loops
+    /// leave it for tier 1, whose quickening has meanwhile followed the new types, and the
+    /// next hot call or loop recompiles. Recompiles are bounded, so types that keep
+    /// changing settle on the last code (its failed guards just run tier-1 helpers).
+    pub fn count_deopt(&self, pc: usize) {
+        self.deopts.set(self.deopts.get() + 1);
+        if let crate::lower::LKind::Op(op) = self.linear.insts[pc].kind {
+            crate::stats::count_deopt(op.kind());
+        }
+        let since = self.deopts_since_compile.get() + 1;
+        self.deopts_since_compile.set(since);
+        if since >= DEOPT_LIMIT && self.recompiles.get() < RECOMPILE_LIMIT {
+            let old = std::mem::replace(&mut *self.native.borrow_mut(), NativeState::Cold);
+            if let NativeState::Ready(code) = old {
+                code.invalid.set(1);
+                // Activations may still be running it: keep its memory mapped.
+                self.retired.borrow_mut().push(*code);
+            }
+            self.recompiles.set(self.recompiles.get() + 1);
+            self.calls.set(0);
+            self.backedges.set(0);
+        }
+    }
+
+    /// A description of the tier-2 state, with the Cranelift IR and machine code if
+    /// `detail` (for `dump`).
+    pub fn native_text(&self, detail: bool) -> String {
+        match &*self.native.borrow() {
+            NativeState::Cold => "not compiled yet (not hot)".to_string(),
+            NativeState::Failed(why) => format!("compile failed, staying in tier 1: {why}"),
+            NativeState::Ready(code) => {
+                let with: Vec<String> = code
+                    .templates
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(pc, t)| t.map(|t| format!("{pc}:{t}")))
+                    .collect();
+                let mut s = format!(
+                    "compiled; native templates at {}",
+                    if with.is_empty() {
+                        "no instruction".to_string()
+                    } else {
+                        with.join(", ")
+                    }
+                );
+                if detail {
+                    s.push_str("\n\n== Cranelift IR ==\n");
+                    s.push_str(&code.clif);
+                    s.push_str("\n== machine code ==\n");
+                    s.push_str(&code.disasm);
+                }
+                s
+            }
+        }
+    }
+
+    /// Whether native code exists for this function.
+    pub fn is_native(&self) -> bool {
+        matches!(*self.native.borrow(), NativeState::Ready(_))
     }
 
     /// The IR with each instruction's current quickened variant, e.g. `Binary[BinaryInt]`.
@@ -90,6 +214,21 @@ impl Compiled {
     }
 }
 
+/// Failed guards after which native code is replaced.
+const DEOPT_LIMIT: u64 = 200;
+/// How often a function's native code may be replaced.
+const RECOMPILE_LIMIT: u32 = 4;
+
+/// Tier-2 state of a compiled function.
+enum NativeState {
+    /// Not compiled (not hot yet).
+    Cold,
+    /// Compiled.
+    Ready(Box<crate::native::NativeCode>),
+    /// Cranelift refused it; the reason is kept for `dump`.
+    Failed(String),
+}
+
 /// A cell only touched with the GIL held.
 struct GilCell<T>(UnsafeCell<T>);
 // SAFETY: every access goes through `with`, whose callers hold the GIL (crate invariant), so
@@ -107,6 +246,11 @@ struct Registry {
     /// Compiled code by code-object address (each entry owns its code object, so the
     /// address cannot be reused while it is here).
     compiled: HashMap<usize, Rc<Compiled>>,
+    /// Specializations by code and argument types: each has its own quickening state and
+    /// native code, so `f(int, int)` and `f(str, int)` each get code for their types.
+    specialized: HashMap<(usize, TypeKey), Rc<Compiled>>,
+    /// How many specializations each code has (bounded by MAX_SPECIALIZATIONS).
+    specialization_count: HashMap<usize, usize>,
     /// Code objects nested in tiered code (comprehensions, lambdas, inner defs): calls to
     /// functions made from them run in tier 1 too.
     nested: HashSet<usize>,
@@ -120,6 +264,8 @@ unsafe fn registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
     REGISTRY.with(|r| {
         f(r.get_or_insert_with(|| Registry {
             compiled: HashMap::new(),
+            specialized: HashMap::new(),
+            specialization_count: HashMap::new(),
             nested: HashSet::new(),
             nested_refs: Vec::new(),
         }))
@@ -150,6 +296,107 @@ pub unsafe fn compiled_for(code: *mut ffi::PyObject) -> PyResult<Rc<Compiled>> {
     Ok(c)
 }
 
+/// The exact types of a call's first positional arguments: what specializations are keyed
+/// on. Type objects are compared by address; a freed type's address reused by another only
+/// picks a less fitting specialization, never a wrong result (every op guards its types).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct TypeKey {
+    nargs: u8,
+    types: [usize; 4],
+}
+
+impl TypeKey {
+    /// The key of a vectorcall argument array.
+    ///
+    /// # Safety
+    /// `args` holds at least `nargs` live objects.
+    #[inline]
+    pub unsafe fn of(args: *const *mut ffi::PyObject, nargs: usize) -> TypeKey {
+        let mut types = [0usize; 4];
+        for (i, t) in types.iter_mut().enumerate().take(nargs.min(4)) {
+            *t = ffi::Py_TYPE(*args.add(i)) as usize;
+        }
+        TypeKey {
+            nargs: nargs.min(255) as u8,
+            types,
+        }
+    }
+
+    /// The argument type names, for dumps (the types are alive while their specialization is
+    /// being described, as it is called with them).
+    ///
+    /// # Safety
+    /// GIL held.
+    pub unsafe fn describe(&self) -> String {
+        let names: Vec<String> = self
+            .types
+            .iter()
+            .take(self.nargs.min(4) as usize)
+            .map(|&t| {
+                std::ffi::CStr::from_ptr((*(t as *mut ffi::PyTypeObject)).tp_name)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        let more = if self.nargs > 4 { ", ..." } else { "" };
+        format!("({}{more})", names.join(", "))
+    }
+}
+
+/// Specializations per code object before further argument types share the generic one.
+const MAX_SPECIALIZATIONS: usize = 8;
+
+/// The specialization of `code` for these argument types (compiled on first use); the
+/// generic compiled code when it cannot run in our tiers or too many types were seen.
+///
+/// # Safety
+/// GIL held; `code` live; `args` holds `nargs` live objects.
+pub unsafe fn compiled_for_args(
+    code: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: usize,
+) -> PyResult<Rc<Compiled>> {
+    let generic = compiled_for(code)?;
+    if !generic.runnable() {
+        return Ok(generic);
+    }
+    let key = TypeKey::of(args, nargs);
+    if let Some(c) = registry(|r| r.specialized.get(&(code as usize, key)).cloned()) {
+        return Ok(c);
+    }
+    if registry(|r| {
+        r.specialization_count
+            .get(&(code as usize))
+            .copied()
+            .unwrap_or(0)
+    }) >= MAX_SPECIALIZATIONS
+    {
+        return Ok(generic);
+    }
+    let mut c = compile(code)?;
+    c.signature = Some(key.describe());
+    let c = Rc::new(c);
+    registry(|r| {
+        *r.specialization_count.entry(code as usize).or_default() += 1;
+        r.specialized.insert((code as usize, key), c.clone());
+    });
+    Ok(c)
+}
+
+/// Every specialization of `code` made so far.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn specializations_of(code: *mut ffi::PyObject) -> Vec<Rc<Compiled>> {
+    registry(|r| {
+        r.specialized
+            .iter()
+            .filter(|((k, _), _)| *k == code as usize)
+            .map(|(_, c)| c.clone())
+            .collect()
+    })
+}
+
 unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
     let (info, objects) = read_code(code)?;
     let t = translate(&info);
@@ -172,6 +419,14 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         info,
         tb_codes: RefCell::new(HashMap::new()),
         quick,
+        signature: None,
+        native: RefCell::new(NativeState::Cold),
+        calls: Cell::new(0),
+        backedges: Cell::new(0),
+        deopts: Cell::new(0),
+        deopts_since_compile: Cell::new(0),
+        recompiles: Cell::new(0),
+        retired: RefCell::new(Vec::new()),
     })
 }
 
@@ -195,8 +450,6 @@ pub struct FuncStats {
     pub interp_calls: Cell<u64>,
     /// Calls that ran native code (tier 2; none yet).
     pub native_calls: Cell<u64>,
-    /// Guard failures that left native code (none yet).
-    pub deopts: Cell<u64>,
 }
 
 fn bump(c: &Cell<u64>) {
@@ -215,6 +468,8 @@ pub struct Entry {
     compiled: RefCell<Option<Rc<Compiled>>>,
     /// Why the last fallback happened.
     pub last_fallback: RefCell<Option<String>>,
+    /// The last specialization used, by argument types (the common case is one).
+    last_specialization: RefCell<Option<(TypeKey, Rc<Compiled>)>>,
 }
 
 impl Entry {
@@ -226,6 +481,7 @@ impl Entry {
             stats: FuncStats::default(),
             compiled: RefCell::new(None),
             last_fallback: RefCell::new(None),
+            last_specialization: RefCell::new(None),
         }
     }
 
@@ -242,6 +498,30 @@ impl Entry {
         }
         let c = compiled_for(code)?;
         *self.compiled.borrow_mut() = Some(c.clone());
+        Ok(c)
+    }
+
+    /// The specialization for this call's argument types (`generic` is the function's
+    /// compiled code, known to be runnable).
+    ///
+    /// # Safety
+    /// GIL held; vectorcall's argument contract.
+    #[inline]
+    unsafe fn specialization(
+        &self,
+        generic: Rc<Compiled>,
+        args: *const *mut ffi::PyObject,
+        nargsf: usize,
+    ) -> PyResult<Rc<Compiled>> {
+        let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
+        let key = TypeKey::of(args, nargs);
+        if let Some((k, c)) = self.last_specialization.borrow().as_ref() {
+            if *k == key && c.objects.code.ptr() == generic.objects.code.ptr() {
+                return Ok(c.clone());
+            }
+        }
+        let c = compiled_for_args(generic.objects.code.ptr(), args, nargs)?;
+        *self.last_specialization.borrow_mut() = Some((key, c.clone()));
         Ok(c)
     }
 
@@ -276,9 +556,17 @@ impl Entry {
         if !c.runnable() {
             return self.fallback(args, nargsf, kwnames, &c.fallback_reason());
         }
+        let c = match self.specialization(c, args, nargsf) {
+            Ok(c) => c,
+            Err(Raised) => return std::ptr::null_mut(),
+        };
         match call_compiled(&c, func, args, nargsf, kwnames) {
-            CallOutcome::Ran(r) => {
-                bump(&self.stats.interp_calls);
+            CallOutcome::Ran(r, native) => {
+                bump(if native {
+                    &self.stats.native_calls
+                } else {
+                    &self.stats.interp_calls
+                });
                 r
             }
             CallOutcome::CpythonRan(r) => {
@@ -367,8 +655,8 @@ unsafe fn raise_unsupported(msg: &str) {
 
 /// How a call into compiled code went.
 pub enum CallOutcome {
-    /// Tier 1 ran it (result or NULL with an exception).
-    Ran(*mut ffi::PyObject),
+    /// Our tiers ran it (result or NULL with an exception); true if native code ran.
+    Ran(*mut ffi::PyObject, bool),
     /// The arguments did not bind; CPython was called to raise its exact error (or, if our
     /// binder was wrong, to run the function).
     CpythonRan(*mut ffi::PyObject),
@@ -401,32 +689,38 @@ pub unsafe fn call_compiled(
         kwnames,
         &mut regs,
     ) {
-        Err(crate::bind::BindError::Raised) => CallOutcome::Ran(std::ptr::null_mut()),
+        Err(crate::bind::BindError::Raised) => CallOutcome::Ran(std::ptr::null_mut(), false),
         Err(crate::bind::BindError::Mismatch) => {
             regs.clear();
             CallOutcome::CpythonRan(ffi::PyObject_Vectorcall(func, args, nargsf, kwnames))
         }
-        Ok(()) => CallOutcome::Ran(run_bound(c, func, &mut regs)),
+        Ok(()) => {
+            let (r, native) = run_bound(c, func, &mut regs);
+            CallOutcome::Ran(r, native)
+        }
     };
     regs.clear();
     REG_POOL.with(|p| p.borrow_mut().push(regs));
     outcome
 }
 
+/// Runs a bound call: native code if the function is hot enough to have it, else tier 1
+/// (which may itself enter native code at a hot loop). Returns the result and whether
+/// native code ran.
 unsafe fn run_bound(
     c: &Compiled,
     func: *mut ffi::PyObject,
     regs: &mut [Value],
-) -> *mut ffi::PyObject {
+) -> (*mut ffi::PyObject, bool) {
     if crate::stack::nearly_exhausted() {
         ffi::PyErr_SetString(
             ffi::PyExc_RecursionError,
             c"maximum recursion depth exceeded".as_ptr(),
         );
-        return std::ptr::null_mut();
+        return (std::ptr::null_mut(), false);
     }
     if ffi::Py_EnterRecursiveCall(c"".as_ptr()) != 0 {
-        return std::ptr::null_mut();
+        return (std::ptr::null_mut(), false);
     }
     let f = func as *mut ffi::PyFunctionObject;
     let ctx = Ctx {
@@ -435,12 +729,20 @@ unsafe fn run_bound(
         globals: (*f).func_globals,
         builtins: (*f).func_builtins,
         quicken: config().quicken,
+        ran_native: Cell::new(false),
     };
-    let r = interp::run(&ctx, regs);
+    let r = match c.native_for_call(&ctx) {
+        Some(native) => match interp::run_native(&ctx, native, regs, 0) {
+            interp::NativeExit::Done(r) => r,
+            interp::NativeExit::Resume(pc) => interp::run(&ctx, regs, pc),
+        },
+        None => interp::run(&ctx, regs, 0),
+    };
     ffi::Py_LeaveRecursiveCall();
+    let native = ctx.ran_native.get();
     match r {
-        Ok(v) => v.into_ptr(),
-        Err(Raised) => std::ptr::null_mut(),
+        Ok(v) => (v.into_ptr(), native),
+        Err(Raised) => (std::ptr::null_mut(), native),
     }
 }
 
@@ -457,10 +759,10 @@ pub unsafe fn call_function(
 ) -> *mut ffi::PyObject {
     let code = (*(func as *mut ffi::PyFunctionObject)).func_code;
     if !crate::cpy::tracing_active() && is_nested_tiered(code) {
-        match compiled_for(code) {
+        match compiled_for_args(code, args, ffi::PyVectorcall_NARGS(nargsf) as usize) {
             Ok(c) if c.runnable() => {
                 return match call_compiled(&c, func, args, nargsf, kwnames) {
-                    CallOutcome::Ran(r) | CallOutcome::CpythonRan(r) => r,
+                    CallOutcome::Ran(r, _) | CallOutcome::CpythonRan(r) => r,
                 };
             }
             Ok(_) => {}
@@ -470,20 +772,42 @@ pub unsafe fn call_function(
     ffi::PyObject_Vectorcall(func, args, nargsf, kwnames)
 }
 
-/// Process-wide settings, read once from the environment.
+/// Process-wide settings, read once from the environment (documented in the README).
 pub struct Config {
     /// Whether tier 1 quickens (`TIERED_QUICKEN=0` turns it off: the generic path).
     pub quicken: bool,
+    /// Whether tier 2 exists at all (`TIERED_JIT=0` keeps everything in tier 1).
+    pub jit: bool,
+    /// Calls of a function before it is compiled to native code (`TIERED_JIT_THRESHOLD`).
+    pub jit_threshold: u64,
+    /// Loop back edges in tier 1 before the function is compiled and the loop continues in
+    /// native code (`TIERED_OSR_THRESHOLD`).
+    pub osr_threshold: u64,
+}
+
+fn env_flag(name: &str, default: bool) -> bool {
+    match std::env::var(name).as_deref() {
+        Ok("0") | Ok("false") | Ok("no") | Ok("off") => false,
+        Ok("") | Err(_) => default,
+        Ok(_) => true,
+    }
+}
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 /// The settings.
 pub fn config() -> &'static Config {
     static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
     CONFIG.get_or_init(|| Config {
-        quicken: !matches!(
-            std::env::var("TIERED_QUICKEN").as_deref(),
-            Ok("0") | Ok("false") | Ok("no") | Ok("off")
-        ),
+        quicken: env_flag("TIERED_QUICKEN", true),
+        jit: env_flag("TIERED_JIT", true),
+        jit_threshold: env_u64("TIERED_JIT_THRESHOLD", 20),
+        osr_threshold: env_u64("TIERED_OSR_THRESHOLD", 500),
     })
 }
 

@@ -9,12 +9,41 @@ use tiered_ir::{OpKind, ALL_OPS};
 static COUNTING: AtomicBool = AtomicBool::new(false);
 
 static TIER1_COUNTS: [AtomicU64; 128] = [const { AtomicU64::new(0) }; 128];
+static TIER2_COUNTS: [AtomicU64; 128] = [const { AtomicU64::new(0) }; 128];
+
+/// Where native code counts runs of an op's template (when counting was on at compile time).
+pub fn tier2_counter(k: OpKind) -> Option<*const AtomicU64> {
+    TIER2_COUNTS.get(k as usize).map(|c| c as *const AtomicU64)
+}
 
 thread_local! {
     static FALLBACK_REASONS: RefCell<BTreeMap<String, u64>> = const { RefCell::new(BTreeMap::new()) };
 }
 
 static MISSES: AtomicU64 = AtomicU64::new(0);
+static DEOPTS: [AtomicU64; 128] = [const { AtomicU64::new(0) }; 128];
+
+/// Counts a failed native template guard of an op (it ran in tier 1 instead).
+#[inline]
+pub fn count_deopt(k: OpKind) {
+    if let Some(c) = DEOPTS.get(k as usize) {
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Native deopts per op name (non-zero ones).
+pub fn deopt_counts() -> Vec<(&'static str, u64)> {
+    ALL_OPS
+        .iter()
+        .filter_map(|o| {
+            let n = DEOPTS
+                .get(o.kind as usize)
+                .map(|c| c.load(Ordering::Relaxed))
+                .unwrap_or(0);
+            (n > 0).then_some((o.name, n))
+        })
+        .collect()
+}
 
 /// Counts a failed quickening guard in tier 1.
 #[inline]
@@ -46,17 +75,20 @@ pub fn count_op(k: OpKind) {
     }
 }
 
-/// Tier-1 execution counts per op name.
-pub fn op_counts() -> Vec<(&'static str, u64)> {
+/// Execution counts per op name: (tier 1, tier 2 native templates).
+pub fn op_counts() -> Vec<(&'static str, u64, u64)> {
+    let get = |t: &[AtomicU64; 128], k: OpKind| {
+        t.get(k as usize)
+            .map(|c| c.load(Ordering::Relaxed))
+            .unwrap_or(0)
+    };
     ALL_OPS
         .iter()
         .map(|o| {
             (
                 o.name,
-                TIER1_COUNTS
-                    .get(o.kind as usize)
-                    .map(|c| c.load(Ordering::Relaxed))
-                    .unwrap_or(0),
+                get(&TIER1_COUNTS, o.kind),
+                get(&TIER2_COUNTS, o.kind),
             )
         })
         .collect()
@@ -77,10 +109,13 @@ pub fn fallback_reasons() -> Vec<(String, u64)> {
 
 /// Clears all counters.
 pub fn reset() {
-    for c in TIER1_COUNTS.iter() {
+    for c in TIER1_COUNTS.iter().chain(TIER2_COUNTS.iter()) {
         c.store(0, Ordering::Relaxed);
     }
     MISSES.store(0, Ordering::Relaxed);
+    for c in DEOPTS.iter() {
+        c.store(0, Ordering::Relaxed);
+    }
     FALLBACK_REASONS.with(|m| m.borrow_mut().clear());
 }
 

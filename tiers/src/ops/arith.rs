@@ -1,7 +1,11 @@
 //! Binary, in-place and unary operators, through CPython's number protocol (which gives
 //! int overflow to big ints, float division semantics and the exact error messages).
 
-use crate::value::{PyResult, Value};
+use crate::native::emit::{mem, Emit};
+use crate::quick::Quick;
+use crate::value::{tag, PyResult, Value};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder, MemFlagsData, Value as CValue};
 use pyo3_ffi as ffi;
 use tiered_ir::{BinOp, UnaryOp};
 
@@ -253,6 +257,170 @@ pub fn binary_quick(op: BinOp, v: BinaryVariant, a: &Value, b: &Value) -> Option
                 }
                 _ => return None,
             }))
+        }
+    }
+}
+
+/// Native code for an operand read as i64: an unboxed int, or a one-digit exact PyLong;
+/// anything else branches to `fail`.
+pub(crate) fn emit_int_of(e: &mut Emit, r: u32, fail: Block) -> CValue {
+    let t = e.tag(r);
+    let join = e.b.create_block();
+    e.b.append_block_param(join, types::I64);
+    let unboxed = e.b.create_block();
+    let boxed = e.b.create_block();
+    let is_int = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::INT as i64);
+    e.b.ins().brif(is_int, unboxed, &[], boxed, &[]);
+    e.b.switch_to_block(unboxed);
+    let v = e.payload(r, types::I64);
+    e.b.ins().jump(join, &[BlockArg::Value(v)]);
+    e.b.switch_to_block(boxed);
+    e.guard_eq(t, tag::OBJ as i64, fail);
+    let p = e.payload(r, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+    e.guard_eq(ty, std::ptr::addr_of_mut!(ffi::PyLong_Type) as i64, fail);
+    // 3.11 PyLongObject: ob_size at 16 (sign = the number's), 30-bit digits from 24.
+    let size = e.b.ins().load(types::I64, mem(), p, 16);
+    let biased = e.b.ins().iadd_imm_s(size, 1);
+    let big = e.b.ins().icmp_imm_s(IntCC::UnsignedGreaterThan, biased, 2);
+    e.fail_if(big, fail);
+    let d = e.b.ins().load(types::I32, mem(), p, 24);
+    let d = e.b.ins().uextend(types::I64, d);
+    // size is -1, 0 or 1: the value is digit * size.
+    let v = e.b.ins().imul(d, size);
+    e.b.ins().jump(join, &[BlockArg::Value(v)]);
+    e.b.switch_to_block(join);
+    e.b.block_params(join)[0]
+}
+
+/// Native code for a float operand: (value, 1 if it was a float rather than an int);
+/// branches to `fail` for anything but floats and i64 ints.
+pub(crate) fn emit_float_operand(e: &mut Emit, r: u32, fail: Block) -> (CValue, CValue) {
+    let t = e.tag(r);
+    let join = e.b.create_block();
+    e.b.append_block_param(join, types::F64);
+    e.b.append_block_param(join, types::I64);
+    let unboxed_f = e.b.create_block();
+    let other = e.b.create_block();
+    let is_f = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::FLOAT as i64);
+    e.b.ins().brif(is_f, unboxed_f, &[], other, &[]);
+    e.b.switch_to_block(unboxed_f);
+    let x = e.payload(r, types::F64);
+    let one = e.b.ins().iconst(types::I64, 1);
+    e.b.ins()
+        .jump(join, &[BlockArg::Value(x), BlockArg::Value(one)]);
+    e.b.switch_to_block(other);
+    let is_obj = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+    let obj = e.b.create_block();
+    let int_like = e.b.create_block();
+    e.b.ins().brif(is_obj, obj, &[], int_like, &[]);
+    e.b.switch_to_block(obj);
+    let p = e.payload(r, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+    let is_pyfloat = e.b.ins().icmp_imm_s(
+        IntCC::Equal,
+        ty,
+        std::ptr::addr_of_mut!(ffi::PyFloat_Type) as i64,
+    );
+    let pyfloat = e.b.create_block();
+    e.b.ins().brif(is_pyfloat, pyfloat, &[], int_like, &[]);
+    e.b.switch_to_block(pyfloat);
+    // PyFloatObject: ob_fval at 16.
+    let x = e.b.ins().load(types::F64, mem(), p, 16);
+    let one = e.b.ins().iconst(types::I64, 1);
+    e.b.ins()
+        .jump(join, &[BlockArg::Value(x), BlockArg::Value(one)]);
+    e.b.switch_to_block(int_like);
+    let i = emit_int_of(e, r, fail);
+    // i64 to f64 rounds to nearest-even, as PyLong_AsDouble does.
+    let x = e.b.ins().fcvt_from_sint(types::F64, i);
+    let zero = e.b.ins().iconst(types::I64, 0);
+    e.b.ins()
+        .jump(join, &[BlockArg::Value(x), BlockArg::Value(zero)]);
+    e.b.switch_to_block(join);
+    let ps = e.b.block_params(join);
+    (ps[0], ps[1])
+}
+
+/// The native template of a quickened Binary (int: + - * & | ^ with overflow checks;
+/// float: + - * /), or `None` to use the tier-1 helper.
+pub(crate) fn emit_binary(
+    e: &mut Emit,
+    pc: usize,
+    op: BinOp,
+    q: Quick,
+    fail: Block,
+) -> Option<&'static str> {
+    let Quick::Binary(v) = q else { return None };
+    let inst = e.c.linear.insts[pc];
+    let (a, b) = (
+        e.c.linear.operands[inst.args as usize],
+        e.c.linear.operands[inst.args as usize + 1],
+    );
+    let base = op.base();
+    match v {
+        BinaryVariant::Int => {
+            if !matches!(
+                base,
+                BinOp::Add
+                    | BinOp::Subtract
+                    | BinOp::Multiply
+                    | BinOp::And
+                    | BinOp::Or
+                    | BinOp::Xor
+            ) {
+                return None;
+            }
+            let x = emit_int_of(e, a, fail);
+            let y = emit_int_of(e, b, fail);
+            let r = match base {
+                BinOp::Add | BinOp::Subtract | BinOp::Multiply => {
+                    let (r, of) = match base {
+                        BinOp::Add => e.b.ins().sadd_overflow(x, y),
+                        BinOp::Subtract => e.b.ins().ssub_overflow(x, y),
+                        _ => e.b.ins().smul_overflow(x, y),
+                    };
+                    // Overflow continues with CPython's big ints on the slow path: an
+                    // expected case, not a failed guard.
+                    let slow = e.slow_block();
+                    e.fail_if(of, slow);
+                    r
+                }
+                BinOp::And => e.b.ins().band(x, y),
+                BinOp::Or => e.b.ins().bor(x, y),
+                _ => e.b.ins().bxor(x, y),
+            };
+            e.set(inst.dst, tag::INT, r);
+            Some(BINARY_VARIANTS[0])
+        }
+        BinaryVariant::Float => {
+            if !matches!(
+                base,
+                BinOp::Add | BinOp::Subtract | BinOp::Multiply | BinOp::TrueDivide
+            ) {
+                return None;
+            }
+            let (x, fx) = emit_float_operand(e, a, fail);
+            let (y, fy) = emit_float_operand(e, b, fail);
+            // int op int is not a float operation.
+            let any = e.b.ins().bor(fx, fy);
+            let none = e.b.ins().icmp_imm_s(IntCC::Equal, any, 0);
+            e.fail_if(none, fail);
+            let r = match base {
+                BinOp::Add => e.b.ins().fadd(x, y),
+                BinOp::Subtract => e.b.ins().fsub(x, y),
+                BinOp::Multiply => e.b.ins().fmul(x, y),
+                _ => {
+                    // Division by zero raises ZeroDivisionError on the slow path.
+                    let zero = e.b.ins().f64const(0.0);
+                    let is_zero = e.b.ins().fcmp(FloatCC::Equal, y, zero);
+                    e.fail_if(is_zero, fail);
+                    e.b.ins().fdiv(x, y)
+                }
+            };
+            let bits = e.b.ins().bitcast(types::I64, MemFlagsData::new(), r);
+            e.set(inst.dst, tag::FLOAT, bits);
+            Some(BINARY_VARIANTS[1])
         }
     }
 }

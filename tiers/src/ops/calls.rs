@@ -117,7 +117,12 @@ pub unsafe fn observe_call(
         return None;
     }
     let code = (*(c.callable as *mut ffi::PyFunctionObject)).func_code;
-    match crate::runtime::compiled_for(code) {
+    // The callee is specialized for the argument types this site passes.
+    match crate::runtime::compiled_for_args(
+        code,
+        c.args,
+        ffi::PyVectorcall_NARGS(c.nargsf) as usize,
+    ) {
         Ok(compiled) if compiled.runnable() => Some(CallVariant::PyFunction {
             func: c.callable,
             code,
@@ -156,7 +161,7 @@ pub unsafe fn call_quick(
                 return None;
             }
             match crate::runtime::call_compiled(&*compiled, func, c.args, c.nargsf, c.kwnames) {
-                crate::runtime::CallOutcome::Ran(r)
+                crate::runtime::CallOutcome::Ran(r, _)
                 | crate::runtime::CallOutcome::CpythonRan(r) => r,
             }
         }

@@ -1,6 +1,10 @@
 //! Comparisons, membership and truth.
 
-use crate::value::{PyResult, Raised, Value};
+use crate::native::emit::Emit;
+use crate::quick::Quick;
+use crate::value::{tag, PyResult, Raised, Value};
+use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
+use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder};
 use pyo3_ffi as ffi;
 use tiered_ir::CmpOp;
 
@@ -146,4 +150,104 @@ pub fn compare_quick(op: CmpOp, v: CompareVariant, a: &Value, b: &Value) -> Opti
         }
     };
     Some(Value::Bool(r))
+}
+
+/// The native template of a quickened Compare (an unboxed bool), or `None`.
+pub(crate) fn emit_compare(
+    e: &mut Emit,
+    pc: usize,
+    op: CmpOp,
+    q: Quick,
+    fail: Block,
+) -> Option<&'static str> {
+    let Quick::Compare(v) = q else { return None };
+    let inst = e.c.linear.insts[pc];
+    let (a, b) = (
+        e.c.linear.operands[inst.args as usize],
+        e.c.linear.operands[inst.args as usize + 1],
+    );
+    let r = match v {
+        CompareVariant::Int => {
+            let x = super::arith::emit_int_of(e, a, fail);
+            let y = super::arith::emit_int_of(e, b, fail);
+            let cc = match op {
+                CmpOp::Lt => IntCC::SignedLessThan,
+                CmpOp::Le => IntCC::SignedLessThanOrEqual,
+                CmpOp::Eq => IntCC::Equal,
+                CmpOp::Ne => IntCC::NotEqual,
+                CmpOp::Gt => IntCC::SignedGreaterThan,
+                CmpOp::Ge => IntCC::SignedGreaterThanOrEqual,
+            };
+            e.b.ins().icmp(cc, x, y)
+        }
+        CompareVariant::Float => {
+            let (x, fx) = super::arith::emit_float_operand(e, a, fail);
+            let (y, fy) = super::arith::emit_float_operand(e, b, fail);
+            let any = e.b.ins().bor(fx, fy);
+            let none = e.b.ins().icmp_imm_s(IntCC::Equal, any, 0);
+            e.fail_if(none, fail);
+            // An int operand converts exactly only below 2**53; larger ones compare
+            // exactly on the slow path, as float_richcompare does.
+            for (val, is_float) in [(x, fx), (y, fy)] {
+                let limit = e.b.ins().f64const(9007199254740992.0);
+                let mag = e.b.ins().fabs(val);
+                let too_big = e.b.ins().fcmp(FloatCC::GreaterThan, mag, limit);
+                let was_int = e.b.ins().icmp_imm_s(IntCC::Equal, is_float, 0);
+                let bad = e.b.ins().band(too_big, was_int);
+                e.fail_if(bad, fail);
+            }
+            let cc = match op {
+                CmpOp::Lt => FloatCC::LessThan,
+                CmpOp::Le => FloatCC::LessThanOrEqual,
+                CmpOp::Eq => FloatCC::Equal,
+                CmpOp::Ne => FloatCC::NotEqual,
+                CmpOp::Gt => FloatCC::GreaterThan,
+                CmpOp::Ge => FloatCC::GreaterThanOrEqual,
+            };
+            e.b.ins().fcmp(cc, x, y)
+        }
+    };
+    let r = e.b.ins().uextend(types::I64, r);
+    e.set(inst.dst, tag::BOOL, r);
+    Some(v.name())
+}
+
+/// The native template of Truth for unboxed bools, ints and floats (objects take the
+/// tier-1 helper).
+pub(crate) fn emit_truth(e: &mut Emit, pc: usize, fail: Block) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let a = e.c.linear.operands[inst.args as usize];
+    let t = e.tag(a);
+    let join = e.b.create_block();
+    e.b.append_block_param(join, types::I64);
+    let not_bool = e.b.create_block();
+    let is_bool_b = e.b.create_block();
+    let is_bool = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::BOOL as i64);
+    e.b.ins().brif(is_bool, is_bool_b, &[], not_bool, &[]);
+    e.b.switch_to_block(is_bool_b);
+    let v = e.payload(a, types::I8);
+    let v = e.b.ins().uextend(types::I64, v);
+    e.b.ins().jump(join, &[BlockArg::Value(v)]);
+    e.b.switch_to_block(not_bool);
+    let int_b = e.b.create_block();
+    let not_int = e.b.create_block();
+    let is_int = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::INT as i64);
+    e.b.ins().brif(is_int, int_b, &[], not_int, &[]);
+    e.b.switch_to_block(int_b);
+    let i = e.payload(a, types::I64);
+    let nz = e.b.ins().icmp_imm_s(IntCC::NotEqual, i, 0);
+    let nz = e.b.ins().uextend(types::I64, nz);
+    e.b.ins().jump(join, &[BlockArg::Value(nz)]);
+    e.b.switch_to_block(not_int);
+    e.guard_eq(t, tag::FLOAT as i64, fail);
+    let x = e.payload(a, types::F64);
+    let zero = e.b.ins().f64const(0.0);
+    // NotEqual is true for NaN, as bool(nan) is.
+    let nz = e.b.ins().fcmp(FloatCC::NotEqual, x, zero);
+    let nz = e.b.ins().uextend(types::I64, nz);
+    e.b.ins().jump(join, &[BlockArg::Value(nz)]);
+    e.b.switch_to_block(join);
+    let r = e.b.block_params(join)[0];
+    e.set(inst.dst, tag::BOOL, r);
+    Some("TruthUnboxed")
 }

@@ -1,7 +1,10 @@
 //! Module globals and builtins, looked up at every run so rebinding is always seen.
 
 use crate::interp::Ctx;
-use crate::value::{status, PyResult, Raised, Value};
+use crate::native::emit::{mem, Emit};
+use crate::quick::Quick;
+use crate::value::{status, tag, PyResult, Raised, Value};
+use cranelift_codegen::ir::{types, Block, InstBuilder};
 use pyo3_ffi as ffi;
 use tiered_ir::NameIdx;
 
@@ -168,4 +171,30 @@ pub unsafe fn load_global_quick(ctx: &Ctx, c: GlobalCache) -> Option<Value> {
         return None;
     }
     Some(Value::from_borrowed(c.value))
+}
+
+/// The native template of a cached LoadGlobal: both dict versions compared with the ones
+/// the cache holds at compile time, then the cached object.
+pub(crate) fn emit_load_global(
+    e: &mut Emit,
+    pc: usize,
+    q: Quick,
+    fail: Block,
+) -> Option<&'static str> {
+    let Quick::Global(c) = q else { return None };
+    let inst = e.c.linear.insts[pc];
+    let ctx = e.ctx();
+    for (off, version) in [
+        (Emit::ctx_offset_globals(), c.globals_version),
+        (Emit::ctx_offset_builtins(), c.builtins_version),
+    ] {
+        let d = e.b.ins().load(e.ptr, mem(), ctx, off);
+        // PyDictObject: ma_version_tag at 24.
+        let v = e.b.ins().load(types::I64, mem(), d, 24);
+        e.guard_eq(v, version as i64, fail);
+    }
+    let p = e.b.ins().iconst(e.ptr, c.value as i64);
+    e.incref(p);
+    e.set(inst.dst, tag::OBJ, p);
+    Some(GLOBAL_VARIANTS[0])
 }

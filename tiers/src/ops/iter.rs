@@ -1,6 +1,10 @@
 //! Iteration: `iter()` and the FOR_ITER step.
 
-use crate::value::{PyResult, Raised, Value};
+use crate::native::emit::{mem, Emit};
+use crate::quick::Quick;
+use crate::value::{tag, PyResult, Raised, Value};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, Block, InstBuilder};
 use pyo3_ffi as ffi;
 
 /// GetIter: `iter(v)`.
@@ -168,4 +172,73 @@ pub unsafe fn for_iter_quick(v: ForIterVariant, it: &Value) -> Option<Value> {
             }
         }
     }
+}
+
+/// The native template of a quickened ForIter over a list or a range (tuples and the
+/// exhausted case take the tier-1 helper).
+pub(crate) fn emit_for_iter(
+    e: &mut Emit,
+    pc: usize,
+    q: Quick,
+    fail: Block,
+) -> Option<&'static str> {
+    let Quick::ForIter(v) = q else { return None };
+    let inst = e.c.linear.insts[pc];
+    let it_reg = e.c.linear.operands[inst.args as usize];
+    let t = e.tag(it_reg);
+    e.guard_eq(t, tag::OBJ as i64, fail);
+    let it = e.payload(it_reg, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), it, 8);
+    match v {
+        ForIterVariant::List => {
+            e.guard_eq(
+                ty,
+                std::ptr::addr_of_mut!(ffi::PyListIter_Type) as i64,
+                fail,
+            );
+            // listiterobject: it_index at 16, it_seq at 24 (NULL once exhausted).
+            let seq = e.b.ins().load(e.ptr, mem(), it, 24);
+            // Exhaustion is the loop's normal end: the uncounted slow path handles it.
+            let gone = e.b.ins().icmp_imm_s(IntCC::Equal, seq, 0);
+            let slow = e.slow_block();
+            e.fail_if(gone, slow);
+            let idx = e.b.ins().load(types::I64, mem(), it, 16);
+            // PyListObject: ob_size at 16, ob_item at 24.
+            let n = e.b.ins().load(types::I64, mem(), seq, 16);
+            let done = e.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, idx, n);
+            e.fail_if(done, slow);
+            let items = e.b.ins().load(e.ptr, mem(), seq, 24);
+            let off = e.b.ins().ishl_imm_u(idx, 3);
+            let addr = e.b.ins().iadd(items, off);
+            let item = e.b.ins().load(e.ptr, mem(), addr, 0);
+            let next = e.b.ins().iadd_imm_s(idx, 1);
+            e.b.ins().store(mem(), next, it, 16);
+            e.incref(item);
+            e.set(inst.dst, tag::OBJ, item);
+        }
+        ForIterVariant::Range => {
+            e.guard_eq(
+                ty,
+                std::ptr::addr_of_mut!(ffi::PyRangeIter_Type) as i64,
+                fail,
+            );
+            // rangeiterobject: index 16, start 24, step 32, len 40.
+            let idx = e.b.ins().load(types::I64, mem(), it, 16);
+            let len = e.b.ins().load(types::I64, mem(), it, 40);
+            let done = e.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, idx, len);
+            let slow = e.slow_block();
+            e.fail_if(done, slow);
+            let start = e.b.ins().load(types::I64, mem(), it, 24);
+            let step = e.b.ins().load(types::I64, mem(), it, 32);
+            let off = e.b.ins().imul(idx, step);
+            let x = e.b.ins().iadd(start, off);
+            let next = e.b.ins().iadd_imm_s(idx, 1);
+            e.b.ins().store(mem(), next, it, 16);
+            e.set(inst.dst, tag::INT, x);
+        }
+        ForIterVariant::Tuple => return None,
+    }
+    let f = e.b.ins().iconst(types::I64, 0);
+    e.set(inst.dst + 1, tag::BOOL, f);
+    Some(v.name())
 }

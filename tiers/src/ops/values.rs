@@ -1,7 +1,9 @@
 //! Constants and local-variable checks.
 
 use crate::interp::Ctx;
-use crate::value::{PyResult, Raised, Value};
+use crate::native::emit::Emit;
+use crate::value::{tag, PyResult, Raised, Value};
+use cranelift_codegen::ir::{types, InstBuilder};
 use pyo3_ffi as ffi;
 use tiered_ir::{ConstIdx, LocalIdx};
 
@@ -53,4 +55,23 @@ pub unsafe fn local_name(ctx: &Ctx, local: LocalIdx) -> String {
         Some(n) => super::str_of(n.ptr()),
         None => "?".into(),
     }
+}
+
+/// The native template of Const: the constant's address is known at compile time (the
+/// code object keeps it alive), so it is an incref and a store.
+pub(crate) fn emit_const(e: &mut Emit, pc: usize, index: ConstIdx) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let &p = e.c.objects.consts.get(index.0 as usize)?;
+    let v = e.b.ins().iconst(e.ptr, p as i64);
+    e.incref(v);
+    e.set(inst.dst, tag::OBJ, v);
+    Some("Const")
+}
+
+/// The native template of Null.
+pub(crate) fn emit_null(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let z = e.b.ins().iconst(types::I64, 0);
+    e.set(inst.dst, tag::NULL, z);
+    Some("Null")
 }

@@ -1,0 +1,616 @@
+//! The code emitter native templates are written against: register access, refcounts,
+//! helper calls, control flow, and the generic slow path every op falls back to.
+
+use crate::interp::Ctx;
+use crate::lower::{Edge, NO_EDGE};
+use crate::ops;
+use crate::runtime::Compiled;
+use crate::value::tag;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{
+    types, AbiParam, Block, BlockArg, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature,
+    Type, Value,
+};
+use cranelift_codegen::isa::TargetFrontendConfig;
+use cranelift_frontend::{FunctionBuilder, Variable};
+use tiered_ir::Op;
+
+/// How many back edges run between signal polls in native loops.
+const POLL_INTERVAL: i64 = 1 << 12;
+
+/// Emission state for one function.
+pub struct Emit<'a> {
+    /// The Cranelift builder (templates emit through it).
+    pub b: FunctionBuilder<'a>,
+    /// The function being compiled.
+    pub c: &'a Compiled,
+    /// The pointer type.
+    pub ptr: Type,
+    blocks: Vec<Block>,
+    ctx_v: Option<Value>,
+    regs_v: Option<Value>,
+    out_v: Option<Value>,
+    poll: Option<Variable>,
+    templates: Vec<Option<&'static str>>,
+    sig_cache: Vec<(usize, SigRef)>,
+    /// The current op's uncounted slow path (expected cases: exhaustion, overflow).
+    plain_slow: Option<Block>,
+    /// Address of the byte that, once set, makes loops leave this code for tier 1.
+    invalid_flag: usize,
+}
+
+/// Memory flags for register-file and object accesses (aligned, never trapping).
+pub fn mem() -> MemFlagsData {
+    MemFlagsData::trusted()
+}
+
+impl<'a> Emit<'a> {
+    /// Starts emitting `c`.
+    pub fn new(
+        b: FunctionBuilder<'a>,
+        c: &'a Compiled,
+        ptr: Type,
+        invalid_flag: usize,
+    ) -> Emit<'a> {
+        Emit {
+            b,
+            c,
+            ptr,
+            blocks: Vec::new(),
+            ctx_v: None,
+            regs_v: None,
+            out_v: None,
+            poll: None,
+            templates: vec![None; c.linear.insts.len()],
+            sig_cache: Vec::new(),
+            plain_slow: None,
+            invalid_flag,
+        }
+    }
+
+    /// The slow path for an expected case (not a failed guard, so not a deopt).
+    pub fn slow_block(&mut self) -> Block {
+        self.plain_slow.expect("templates run inside Emit::op")
+    }
+
+    /// The entry: dispatch on the start instruction (0 for a call, a loop header for OSR).
+    pub fn prologue(&mut self) {
+        let entry = self.b.create_block();
+        self.b.append_block_params_for_function_params(entry);
+        self.b.switch_to_block(entry);
+        let p = self.b.block_params(entry).to_vec();
+        self.ctx_v = Some(p[0]);
+        self.regs_v = Some(p[1]);
+        self.out_v = Some(p[3]);
+        let poll = self.b.declare_var(types::I64);
+        let n = self.b.ins().iconst(types::I64, POLL_INTERVAL);
+        self.b.def_var(poll, n);
+        self.poll = Some(poll);
+        self.blocks = (0..self.c.linear.insts.len())
+            .map(|_| self.b.create_block())
+            .collect();
+        let bad = self.b.create_block();
+        let table: Vec<_> = self
+            .blocks
+            .iter()
+            .map(|&bl| self.b.func.dfg.block_call(bl, &[]))
+            .collect();
+        let def = self.b.func.dfg.block_call(bad, &[]);
+        let jt = self.b.create_jump_table(JumpTableData::new(def, &table));
+        self.b.ins().br_table(p[2], jt);
+        self.b.switch_to_block(bad);
+        self.call_unreachable_and_fail();
+    }
+
+    /// Starts instruction `pc`'s code.
+    pub fn begin(&mut self, pc: usize) {
+        self.b.switch_to_block(self.blocks[pc]);
+    }
+
+    /// Seals everything and finishes; returns the template chosen per instruction.
+    pub fn finish(mut self, cfg: TargetFrontendConfig) -> Vec<Option<&'static str>> {
+        self.b.seal_all_blocks();
+        self.b.finalize(cfg);
+        self.templates
+    }
+
+    /// The `Ctx*` argument.
+    pub fn ctx(&self) -> Value {
+        self.ctx_v.expect("prologue ran")
+    }
+    fn regs(&self) -> Value {
+        self.regs_v.expect("prologue ran")
+    }
+
+    /// Loads register `r`'s tag.
+    pub fn tag(&mut self, r: u32) -> Value {
+        let regs = self.regs();
+        self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32)
+    }
+    /// Loads register `r`'s payload as `ty`.
+    pub fn payload(&mut self, r: u32, ty: Type) -> Value {
+        let regs = self.regs();
+        self.b.ins().load(ty, mem(), regs, (r * 16 + 8) as i32)
+    }
+    /// Overwrites register `r` (dropping its old content) with `tag` and `payload`.
+    pub fn set(&mut self, r: u32, t: u8, payload: Value) {
+        self.drop_reg(r);
+        let regs = self.regs();
+        let tv = self.b.ins().iconst(types::I64, t as i64);
+        self.b.ins().store(mem(), tv, regs, (r * 16) as i32);
+        self.b
+            .ins()
+            .store(mem(), payload, regs, (r * 16 + 8) as i32);
+    }
+    /// Stores the NULL tag without dropping (after the content was moved out).
+    fn clear(&mut self, r: u32) {
+        let regs = self.regs();
+        let z = self.b.ins().iconst(types::I64, tag::NULL as i64);
+        self.b.ins().store(mem(), z, regs, (r * 16) as i32);
+    }
+
+    /// Branches to `fail` unless `v == k`.
+    pub fn guard_eq(&mut self, v: Value, k: i64, fail: Block) {
+        let ok = self.b.create_block();
+        let c = self.b.ins().icmp_imm_s(IntCC::Equal, v, k);
+        self.b.ins().brif(c, ok, &[], fail, &[]);
+        self.b.switch_to_block(ok);
+    }
+    /// Branches to `fail` if `c` is non-zero.
+    pub fn fail_if(&mut self, c: Value, fail: Block) {
+        let ok = self.b.create_block();
+        self.b.ins().brif(c, fail, &[], ok, &[]);
+        self.b.switch_to_block(ok);
+    }
+
+    /// `Py_INCREF(p)`.
+    pub fn incref(&mut self, p: Value) {
+        let rc = self.b.ins().load(types::I64, mem(), p, 0);
+        let rc = self.b.ins().iadd_imm_s(rc, 1);
+        self.b.ins().store(mem(), rc, p, 0);
+    }
+    /// `Py_DECREF(p)`.
+    pub fn decref(&mut self, p: Value) {
+        let rc = self.b.ins().load(types::I64, mem(), p, 0);
+        let rc = self.b.ins().iadd_imm_s(rc, -1);
+        self.b.ins().store(mem(), rc, p, 0);
+        let free = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(rc, done, &[], free, &[]);
+        self.b.switch_to_block(free);
+        self.call(
+            super::helpers::dealloc as *const () as usize,
+            &[self.ptr],
+            None,
+            &[p],
+        );
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+    /// Drops whatever register `r` owns.
+    pub fn drop_reg(&mut self, r: u32) {
+        let t = self.tag(r);
+        let is_obj = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+        let obj = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.ins().brif(is_obj, obj, &[], done, &[]);
+        self.b.switch_to_block(obj);
+        let p = self.payload(r, self.ptr);
+        self.decref(p);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
+    /// Calls a helper at `addr` with the given parameter types and optional i64 result.
+    pub fn call(
+        &mut self,
+        addr: usize,
+        params: &[Type],
+        ret: Option<Type>,
+        args: &[Value],
+    ) -> Option<Value> {
+        let sig = match self.sig_cache.iter().find(|(a, _)| *a == addr) {
+            Some(&(_, s)) => s,
+            None => {
+                let mut sig = Signature::new(self.b.func.signature.call_conv);
+                sig.params.extend(params.iter().map(|&t| AbiParam::new(t)));
+                sig.returns.extend(ret.map(AbiParam::new));
+                let s = self.b.import_signature(sig);
+                self.sig_cache.push((addr, s));
+                s
+            }
+        };
+        let f = self.b.ins().iconst(self.ptr, addr as i64);
+        let call = self.b.ins().call_indirect(sig, f, args);
+        self.b.inst_results(call).first().copied()
+    }
+
+    fn call_unreachable_and_fail(&mut self) {
+        let r = self
+            .call(
+                super::helpers::unreachable as *const () as usize,
+                &[],
+                Some(types::I64),
+                &[],
+            )
+            .expect("returns");
+        self.b.ins().return_(&[r]);
+    }
+
+    fn return_status(&mut self, status: i64) {
+        let v = self.b.ins().iconst(types::I64, status);
+        self.b.ins().return_(&[v]);
+    }
+
+    /// The generic path of instruction `pc`: its tier-1 implementation, then the next
+    /// instruction, the handler (if it raised and one covers it), or leaving with status 1.
+    fn slow_path(&mut self, pc: usize) {
+        let ctx = self.ctx();
+        let regs = self.regs();
+        let pcv = self.b.ins().iconst(types::I32, pc as i64);
+        let r = self
+            .call(
+                super::helpers::exec as *const () as usize,
+                &[self.ptr, self.ptr, types::I32],
+                Some(types::I64),
+                &[ctx, regs, pcv],
+            )
+            .expect("returns");
+        let next = self.blocks[pc + 1];
+        let raised = self.b.create_block();
+        self.b.ins().brif(r, raised, &[], next, &[]);
+        self.b.switch_to_block(raised);
+        let unwind = self.c.linear.insts[pc].unwind;
+        if unwind == NO_EDGE {
+            self.return_status(1);
+        } else {
+            let target = self.blocks[self.c.linear.edges[unwind as usize].target as usize];
+            let left = self.b.ins().icmp_imm_s(IntCC::Equal, r, 1);
+            let leave = self.b.create_block();
+            self.b.ins().brif(left, leave, &[], target, &[]);
+            self.b.switch_to_block(leave);
+            self.return_status(1);
+        }
+    }
+
+    /// Instruction `pc`, an op: its template if its current specialization has one (whose
+    /// failed guards take the slow path, counted as a deopt), else the slow path.
+    pub fn op(&mut self, pc: usize, op: Op) {
+        let slow = self.b.create_block();
+        let plain_slow = self.b.create_block();
+        self.plain_slow = Some(plain_slow);
+        let q = self.c.quick[pc].get();
+        let next = self.blocks[pc + 1];
+        let template = match op {
+            Op::Binary { op } => ops::arith::emit_binary(self, pc, op, q, slow),
+            Op::Compare { op } => ops::compare::emit_compare(self, pc, op, q, slow),
+            Op::Truth {} => ops::compare::emit_truth(self, pc, slow),
+            Op::ForIter {} => ops::iter::emit_for_iter(self, pc, q, slow),
+            Op::LoadGlobal { .. } => ops::globals::emit_load_global(self, pc, q, slow),
+            Op::Const { index } => ops::values::emit_const(self, pc, index),
+            Op::Null {} => ops::values::emit_null(self, pc),
+            Op::CheckBound { .. }
+            | Op::LoadAssertionError {}
+            | Op::LoadBuildClass {}
+            | Op::StoreGlobal { .. }
+            | Op::DeleteGlobal { .. }
+            | Op::Unary { .. }
+            | Op::Is { .. }
+            | Op::Contains { .. }
+            | Op::IsNone {}
+            | Op::GetIter {}
+            | Op::LoadAttr { .. }
+            | Op::StoreAttr { .. }
+            | Op::DeleteAttr { .. }
+            | Op::LoadMethod { .. }
+            | Op::Subscr {}
+            | Op::StoreSubscr {}
+            | Op::DeleteSubscr {}
+            | Op::BuildSlice { .. }
+            | Op::Call { .. }
+            | Op::CallEx { .. }
+            | Op::MakeFunction { .. }
+            | Op::BuildTuple {}
+            | Op::BuildList {}
+            | Op::BuildSet {}
+            | Op::BuildMap {}
+            | Op::BuildConstKeyMap {}
+            | Op::BuildString {}
+            | Op::FormatValue { .. }
+            | Op::ListAppend {}
+            | Op::SetAdd {}
+            | Op::MapAdd {}
+            | Op::ListExtend {}
+            | Op::SetUpdate {}
+            | Op::DictUpdate {}
+            | Op::DictMerge {}
+            | Op::ListToTuple {}
+            | Op::UnpackSequence { .. }
+            | Op::UnpackEx { .. }
+            | Op::MakeCell {}
+            | Op::LoadClosure { .. }
+            | Op::LoadDeref { .. }
+            | Op::StoreDeref {}
+            | Op::DeleteDeref { .. }
+            | Op::PushExcInfo {}
+            | Op::PopExcept {}
+            | Op::CheckExcMatch {}
+            | Op::Raise { .. }
+            | Op::Reraise {}
+            | Op::BeforeWith {}
+            | Op::WithExceptStart {}
+            | Op::ImportName { .. }
+            | Op::ImportFrom { .. }
+            | Op::GetLen {}
+            | Op::MatchMapping {}
+            | Op::MatchSequence {}
+            | Op::MatchKeys {}
+            | Op::MatchClass { .. }
+            | Op::CheckEgMatch {}
+            | Op::PrepReraiseStar {}
+            | Op::Unsupported { .. } => None,
+        };
+        match template {
+            Some(name) => {
+                self.templates[pc] = Some(name);
+                if crate::stats::counting_enabled() {
+                    if let Some(counter) = crate::stats::tier2_counter(op.kind()) {
+                        // Counting is per process and single-threaded under the GIL: a
+                        // plain increment of the atomic's storage is enough.
+                        let a = self.b.ins().iconst(self.ptr, counter as i64);
+                        let n = self.b.ins().load(types::I64, mem(), a, 0);
+                        let n = self.b.ins().iadd_imm_s(n, 1);
+                        self.b.ins().store(mem(), n, a, 0);
+                    }
+                }
+                self.b.ins().jump(next, &[]);
+                self.b.switch_to_block(slow);
+                let ctx = self.ctx();
+                let pcv = self.b.ins().iconst(types::I32, pc as i64);
+                self.call(
+                    super::helpers::deopt as *const () as usize,
+                    &[self.ptr, types::I32],
+                    None,
+                    &[ctx, pcv],
+                );
+                self.b.ins().jump(plain_slow, &[]);
+            }
+            None => {
+                self.b.ins().jump(slow, &[]);
+                self.b.switch_to_block(slow);
+                self.b.ins().jump(plain_slow, &[]);
+            }
+        }
+        self.b.switch_to_block(plain_slow);
+        self.slow_path(pc);
+        self.plain_slow = None;
+    }
+
+    /// Takes edge `e` from instruction `pc`: its moves (inline when all are moves of
+    /// values dead afterwards, else through the helper), a signal poll on back edges, then
+    /// the jump.
+    fn edge(&mut self, pc: usize, ei: u32) {
+        let e: Edge = self.c.linear.edges[ei as usize];
+        let moves =
+            &self.c.linear.moves[e.moves_start as usize..(e.moves_start + e.moves_len) as usize];
+        if moves.iter().all(|&(_, _, movable)| movable) {
+            for &(s, d, _) in moves {
+                self.drop_reg(d);
+                let t = self.tag(s);
+                let p = self.payload(s, types::I64);
+                let regs = self.regs();
+                self.b.ins().store(mem(), t, regs, (d * 16) as i32);
+                self.b.ins().store(mem(), p, regs, (d * 16 + 8) as i32);
+                self.clear(s);
+            }
+        } else {
+            let ctx = self.ctx();
+            let regs = self.regs();
+            let pcv = self.b.ins().iconst(types::I32, pc as i64);
+            let ev = self.b.ins().iconst(types::I32, ei as i64);
+            let r = self
+                .call(
+                    super::helpers::edge as *const () as usize,
+                    &[self.ptr, self.ptr, types::I32, types::I32],
+                    Some(types::I64),
+                    &[ctx, regs, pcv, ev],
+                )
+                .expect("returns");
+            let ok = self.b.create_block();
+            let fail = self.b.create_block();
+            self.b.ins().brif(r, fail, &[], ok, &[]);
+            self.b.switch_to_block(fail);
+            self.return_status(1);
+            self.b.switch_to_block(ok);
+        }
+        if e.backward {
+            // Code invalidated (too many deopts) leaves at the loop header for tier 1,
+            // which continues exactly there and recompiles with fresh specializations.
+            let flag_addr = self.b.ins().iconst(self.ptr, self.invalid_flag as i64);
+            let flag = self.b.ins().load(types::I8, mem(), flag_addr, 0);
+            let leave = self.b.create_block();
+            let stay = self.b.create_block();
+            self.b.ins().brif(flag, leave, &[], stay, &[]);
+            self.b.switch_to_block(leave);
+            self.return_status(2 + e.target as i64);
+            self.b.switch_to_block(stay);
+            let poll = self.poll.expect("prologue ran");
+            let n = self.b.use_var(poll);
+            let n = self.b.ins().iadd_imm_s(n, -1);
+            self.b.def_var(poll, n);
+            let go = self.b.create_block();
+            let check = self.b.create_block();
+            self.b.ins().brif(n, go, &[], check, &[]);
+            self.b.switch_to_block(check);
+            let reset = self.b.ins().iconst(types::I64, POLL_INTERVAL);
+            self.b.def_var(poll, reset);
+            let ctx = self.ctx();
+            let pcv = self.b.ins().iconst(types::I32, pc as i64);
+            let r = self
+                .call(
+                    super::helpers::poll as *const () as usize,
+                    &[self.ptr, types::I32],
+                    Some(types::I64),
+                    &[ctx, pcv],
+                )
+                .expect("returns");
+            let fail = self.b.create_block();
+            self.b.ins().brif(r, fail, &[], go, &[]);
+            self.b.switch_to_block(fail);
+            self.return_status(1);
+            self.b.switch_to_block(go);
+        }
+        let target = self.blocks[e.target as usize];
+        self.b.ins().jump(target, &[]);
+    }
+
+    /// A Jump terminator.
+    pub fn jump(&mut self, pc: usize, edge: u32) {
+        self.edge(pc, edge);
+    }
+
+    /// A Branch terminator: unboxed bools are tested inline, anything else by the helper.
+    pub fn branch(&mut self, pc: usize, cond: u32, then_edge: u32, else_edge: u32) {
+        let t = self.tag(cond);
+        let is_bool = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::BOOL as i64);
+        let fast = self.b.create_block();
+        let slow = self.b.create_block();
+        let decide = self.b.create_block();
+        self.b.append_block_param(decide, types::I64);
+        self.b.ins().brif(is_bool, fast, &[], slow, &[]);
+        self.b.switch_to_block(fast);
+        let v = self.payload(cond, types::I8);
+        let v = self.b.ins().uextend(types::I64, v);
+        self.b.ins().jump(decide, &[BlockArg::Value(v)]);
+        self.b.switch_to_block(slow);
+        let ctx = self.ctx();
+        let regs = self.regs();
+        let pcv = self.b.ins().iconst(types::I32, pc as i64);
+        let rv = self.b.ins().iconst(types::I32, cond as i64);
+        let r = self
+            .call(
+                super::helpers::truth as *const () as usize,
+                &[self.ptr, self.ptr, types::I32, types::I32],
+                Some(types::I64),
+                &[ctx, regs, pcv, rv],
+            )
+            .expect("returns");
+        let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, r, 0);
+        let fail = self.b.create_block();
+        let ok = self.b.create_block();
+        self.b.ins().brif(neg, fail, &[], ok, &[]);
+        self.b.switch_to_block(fail);
+        self.return_status(1);
+        self.b.switch_to_block(ok);
+        self.b.ins().jump(decide, &[BlockArg::Value(r)]);
+        self.b.switch_to_block(decide);
+        let truth = self.b.block_params(decide)[0];
+        let on_true = self.b.create_block();
+        let on_false = self.b.create_block();
+        self.b.ins().brif(truth, on_true, &[], on_false, &[]);
+        self.b.switch_to_block(on_true);
+        self.edge(pc, then_edge);
+        self.b.switch_to_block(on_false);
+        self.edge(pc, else_edge);
+    }
+
+    /// A Return terminator: the value moves to `*out`; status 0.
+    pub fn ret(&mut self, r: u32) {
+        let t = self.tag(r);
+        let p = self.payload(r, types::I64);
+        let out = self.out_v.expect("prologue ran");
+        self.b.ins().store(mem(), t, out, 0);
+        self.b.ins().store(mem(), p, out, 8);
+        self.clear(r);
+        self.return_status(0);
+    }
+
+    /// An Unreachable terminator.
+    pub fn unreachable(&mut self) {
+        self.call_unreachable_and_fail();
+    }
+
+    /// Offset of a `Ctx` field, for templates reading it.
+    pub fn ctx_offset_globals() -> i32 {
+        std::mem::offset_of!(Ctx, globals) as i32
+    }
+    /// Offset of `Ctx::builtins`.
+    pub fn ctx_offset_builtins() -> i32 {
+        std::mem::offset_of!(Ctx, builtins) as i32
+    }
+}
+
+/// The native templates an op has, by quickened variant (for coverage; exhaustive, so a new
+/// op must say). Every other variant and op runs its tier-1 helper from native code.
+pub fn templates(kind: tiered_ir::OpKind) -> &'static [&'static str] {
+    use tiered_ir::OpKind;
+    match kind {
+        OpKind::Binary => &["BinaryInt (+ - * & | ^)", "BinaryFloat (+ - * /)"],
+        OpKind::Compare => &["CompareInt", "CompareFloat"],
+        OpKind::Truth => &["TruthUnboxed"],
+        OpKind::ForIter => &["ForIterList", "ForIterRange"],
+        OpKind::LoadGlobal => &["LoadGlobalCached"],
+        OpKind::Const => &["Const"],
+        OpKind::Null => &["Null"],
+        OpKind::CheckBound
+        | OpKind::LoadAssertionError
+        | OpKind::LoadBuildClass
+        | OpKind::StoreGlobal
+        | OpKind::DeleteGlobal
+        | OpKind::Unary
+        | OpKind::Is
+        | OpKind::Contains
+        | OpKind::IsNone
+        | OpKind::GetIter
+        | OpKind::LoadAttr
+        | OpKind::StoreAttr
+        | OpKind::DeleteAttr
+        | OpKind::LoadMethod
+        | OpKind::Subscr
+        | OpKind::StoreSubscr
+        | OpKind::DeleteSubscr
+        | OpKind::BuildSlice
+        | OpKind::Call
+        | OpKind::CallEx
+        | OpKind::MakeFunction
+        | OpKind::BuildTuple
+        | OpKind::BuildList
+        | OpKind::BuildSet
+        | OpKind::BuildMap
+        | OpKind::BuildConstKeyMap
+        | OpKind::BuildString
+        | OpKind::FormatValue
+        | OpKind::ListAppend
+        | OpKind::SetAdd
+        | OpKind::MapAdd
+        | OpKind::ListExtend
+        | OpKind::SetUpdate
+        | OpKind::DictUpdate
+        | OpKind::DictMerge
+        | OpKind::ListToTuple
+        | OpKind::UnpackSequence
+        | OpKind::UnpackEx
+        | OpKind::MakeCell
+        | OpKind::LoadClosure
+        | OpKind::LoadDeref
+        | OpKind::StoreDeref
+        | OpKind::DeleteDeref
+        | OpKind::PushExcInfo
+        | OpKind::PopExcept
+        | OpKind::CheckExcMatch
+        | OpKind::Raise
+        | OpKind::Reraise
+        | OpKind::BeforeWith
+        | OpKind::WithExceptStart
+        | OpKind::CheckEgMatch
+        | OpKind::PrepReraiseStar
+        | OpKind::ImportName
+        | OpKind::ImportFrom
+        | OpKind::GetLen
+        | OpKind::MatchMapping
+        | OpKind::MatchSequence
+        | OpKind::MatchKeys
+        | OpKind::MatchClass
+        | OpKind::Unsupported => &[],
+    }
+}

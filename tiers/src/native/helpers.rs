@@ -1,0 +1,99 @@
+//! What native code calls back into: the tier-1 implementation of any op, edge moves that
+//! need boxing or copies, truth tests, signal polls. All `extern "C"`; none lets a panic
+//! cross into native code (it becomes SystemError).
+
+use crate::interp::{self, Ctx};
+use crate::value::Value;
+use pyo3_ffi as ffi;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+unsafe fn regs<'a>(ctx: *const Ctx, regs: *mut Value) -> &'a mut [Value] {
+    // SAFETY (caller): `regs` is the live register file of `ctx`'s function, nregs long.
+    std::slice::from_raw_parts_mut(regs, (*ctx).compiled.linear.nregs as usize)
+}
+
+fn guarded<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(_) => {
+            // SAFETY: native code only runs with the GIL held.
+            unsafe {
+                ffi::PyErr_SetString(
+                    ffi::PyExc_SystemError,
+                    c"tiered: internal error in native code helper".as_ptr(),
+                )
+            };
+            on_panic
+        }
+    }
+}
+
+/// Runs instruction `pc` in tier 1. Returns 0 (done), 1 (exception leaves the function) or
+/// 2 + the handler's instruction (exception caught; registers set up for the handler).
+///
+/// # Safety
+/// Called by native code with the GIL held and the function's own register file.
+pub unsafe extern "C" fn exec(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
+    guarded(1, || interp::exec_at(&*ctx, regs(ctx, r), pc as usize))
+}
+
+/// Counts a failed template guard (a deopt of one op to tier 1).
+///
+/// # Safety
+/// Called by native code with the GIL held.
+pub unsafe extern "C" fn deopt(ctx: *const Ctx, pc: u32) {
+    guarded((), || (*ctx).compiled.count_deopt(pc as usize))
+}
+
+/// Takes edge `edge` the general way (copies, boxing). 0 ok, 1 exception.
+///
+/// # Safety
+/// As `exec`.
+pub unsafe extern "C" fn edge(ctx: *const Ctx, r: *mut Value, pc: u32, edge: u32) -> i64 {
+    guarded(1, || {
+        interp::edge_at(&*ctx, regs(ctx, r), pc as usize, edge as usize)
+    })
+}
+
+/// The truth of register `reg` (a non-bool branch condition): 0, 1, or -1 on exception.
+///
+/// # Safety
+/// As `exec`.
+pub unsafe extern "C" fn truth(ctx: *const Ctx, r: *mut Value, pc: u32, reg: u32) -> i64 {
+    guarded(-1, || {
+        interp::truth_at(&*ctx, regs(ctx, r), pc as usize, reg as usize)
+    })
+}
+
+/// Polls for signals on a loop's back edge: 0 ok, 1 exception (e.g. KeyboardInterrupt).
+///
+/// # Safety
+/// As `exec`.
+pub unsafe extern "C" fn poll(ctx: *const Ctx, pc: u32) -> i64 {
+    guarded(1, || interp::poll_at(&*ctx, pc as usize))
+}
+
+/// Raises SystemError for reaching unreachable code; returns 1.
+///
+/// # Safety
+/// GIL held.
+pub unsafe extern "C" fn unreachable() -> i64 {
+    ffi::PyErr_SetString(
+        ffi::PyExc_SystemError,
+        c"tiered: reached unreachable code".as_ptr(),
+    );
+    1
+}
+
+/// Frees an object whose refcount native code dropped to zero.
+///
+/// # Safety
+/// GIL held; `p` has refcount 0.
+pub unsafe extern "C" fn dealloc(p: *mut ffi::PyObject) {
+    _Py_Dealloc(p)
+}
+
+extern "C" {
+    /// CPython's deallocation entry (what Py_DECREF calls at zero); exported by libpython.
+    fn _Py_Dealloc(p: *mut ffi::PyObject);
+}

@@ -1,0 +1,116 @@
+//! Tier 2: Cranelift. A hot function's linear form is compiled into one native function
+//! that works on the same register file as tier 1: each quickened op with a template is
+//! emitted inline (its op family's file has the template), every other op calls its tier-1
+//! implementation through `helpers::exec`. A failed guard runs that one op in tier 1 (a
+//! counted deopt) and native code continues; since registers are shared, entering native
+//! code at any instruction (a loop header: OSR) or leaving it loses nothing.
+
+pub mod emit;
+pub mod helpers;
+
+use crate::interp::Ctx;
+use crate::lower::LKind;
+use crate::runtime::Compiled;
+use crate::value::Value;
+use cranelift_codegen::ir::{types, AbiParam, Signature, UserFuncName};
+use cranelift_codegen::settings::{self, Configurable};
+use cranelift_codegen::Context;
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+use cranelift_jit::{JITBuilder, JITModule};
+use cranelift_module::Module;
+
+/// The native entry: run from instruction `start` with the registers as tier 1 left them;
+/// returns 0 with the result in `*out`, 1 with a Python exception set, or 2 + pc when the
+/// code was invalidated and tier 1 must continue at instruction pc.
+pub type NativeFn =
+    unsafe extern "C" fn(ctx: *const Ctx, regs: *mut Value, start: u32, out: *mut Value) -> i64;
+
+/// A compiled native function and what made it.
+pub struct NativeCode {
+    /// The entry point.
+    pub entry: NativeFn,
+    /// Cranelift IR, kept for `dump`.
+    pub clif: String,
+    /// The machine code listing, kept for `dump`.
+    pub disasm: String,
+    /// Per linear instruction: the template emitted for it (`None`: its tier-1 helper).
+    pub templates: Vec<Option<&'static str>>,
+    /// Set to make running loops leave this code (it has been replaced).
+    pub invalid: Box<std::cell::Cell<u8>>,
+    /// Keeps the code's memory mapped.
+    _module: JITModule,
+}
+
+/// Compiles `c` with the quickened state its instructions have now.
+///
+/// # Safety
+/// GIL held (templates read current specializations and CPython type addresses).
+pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
+    let mut flags = settings::builder();
+    flags.set("opt_level", "speed").map_err(|e| e.to_string())?;
+    let isa_builder = cranelift_native::builder().map_err(|e| e.to_string())?;
+    let isa = isa_builder
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| e.to_string())?;
+    let mut module = JITModule::new(JITBuilder::with_isa(
+        isa,
+        cranelift_module::default_libcall_names(),
+    ));
+    let ptr = module.target_config().pointer_type();
+    let mut sig = Signature::new(module.isa().default_call_conv());
+    for t in [ptr, ptr, types::I32, ptr] {
+        sig.params.push(AbiParam::new(t));
+    }
+    sig.returns.push(AbiParam::new(types::I64));
+    let id = module
+        .declare_anonymous_function(&sig)
+        .map_err(|e| e.to_string())?;
+    let mut ctx = Context::new();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    ctx.set_disasm(true);
+    let mut fctx = FunctionBuilderContext::new();
+    let templates;
+    let invalid = Box::new(std::cell::Cell::new(0u8));
+    {
+        let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
+        let mut e = emit::Emit::new(b, c, ptr, invalid.as_ptr() as usize);
+        e.prologue();
+        for pc in 0..c.linear.insts.len() {
+            e.begin(pc);
+            let inst = c.linear.insts[pc];
+            match inst.kind {
+                LKind::Op(op) => e.op(pc, op),
+                LKind::Jump(edge) => e.jump(pc, edge),
+                LKind::Branch {
+                    cond,
+                    then_edge,
+                    else_edge,
+                } => e.branch(pc, cond, then_edge, else_edge),
+                LKind::Return(r) => e.ret(r),
+                LKind::Unreachable => e.unreachable(),
+            }
+        }
+        templates = e.finish(module.isa().frontend_config());
+    }
+    let clif = ctx.func.display().to_string();
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| format!("{e:?}"))?;
+    let disasm = ctx
+        .compiled_code()
+        .and_then(|cc| cc.vcode.clone())
+        .unwrap_or_default();
+    module.finalize_definitions().map_err(|e| e.to_string())?;
+    let code = module.get_finalized_function(id);
+    // SAFETY: the function was declared with exactly NativeFn's signature.
+    let entry = std::mem::transmute::<*const u8, NativeFn>(code);
+    Ok(NativeCode {
+        entry,
+        clif,
+        disasm,
+        templates,
+        invalid,
+        _module: module,
+    })
+}
