@@ -211,14 +211,39 @@ pub unsafe fn truth_at(ctx: &Ctx, regs: &mut [Value], pc: usize, reg: usize) -> 
     }
 }
 
-/// Polls for signals at a back edge: 0, or 1 with the exception set.
+/// What CPython's eval breaker does at a loop's back edge, for long-running tiered loops:
+/// runs signal handlers and pending calls (Ctrl-C raises KeyboardInterrupt here), and lets
+/// other threads take the GIL once the switch interval has passed. Returns 0, or 1 with
+/// the exception set.
 ///
 /// # Safety
 /// GIL held.
 pub unsafe fn poll_at(ctx: &Ctx, pc: usize) -> i64 {
-    if ffi::PyErr_CheckSignals() < 0 {
+    if ffi::Py_MakePendingCalls() < 0 {
         crate::traceback::add_frame(ctx, ctx.compiled.linear.insts[pc].offset);
         return 1;
+    }
+    thread_local! {
+        static LAST_SWITCH: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
+    }
+    // CPython's default switch interval.
+    const SWITCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
+    let now = std::time::Instant::now();
+    let due = LAST_SWITCH.with(|l| match l.get() {
+        Some(t) if now.duration_since(t) < SWITCH_INTERVAL => false,
+        _ => {
+            l.set(Some(now));
+            true
+        }
+    });
+    if due {
+        // SAFETY: nothing of ours is touched while the GIL is released; the thread state
+        // is restored before returning.
+        let ts = ffi::PyEval_SaveThread();
+        // A thread waiting for the GIL must get to run before we take it back: CPython's
+        // own switch relies on a drop request we cannot see, so give up the CPU briefly.
+        std::thread::sleep(std::time::Duration::from_micros(1));
+        ffi::PyEval_RestoreThread(ts);
     }
     0
 }

@@ -393,17 +393,51 @@ impl<'a> Emit<'a> {
         let e: Edge = self.c.linear.edges[ei as usize];
         let moves =
             &self.c.linear.moves[e.moves_start as usize..(e.moves_start + e.moves_len) as usize];
-        if moves.iter().all(|&(_, _, movable)| movable) {
-            for &(s, d, _) in moves {
-                self.drop_reg(d);
+        // Copies of unboxed numbers must box them first (one object per value): that, and
+        // only that, takes the helper; everything else moves or increfs inline.
+        let done = self.b.create_block();
+        let inline = self.b.create_block();
+        let helper = self.b.create_block();
+        let copies: Vec<u32> = moves.iter().filter(|m| !m.2).map(|m| m.0).collect();
+        if copies.is_empty() {
+            self.b.ins().jump(inline, &[]);
+        } else {
+            let mut any_unboxed = self.b.ins().iconst(types::I8, 0);
+            for &s in &copies {
                 let t = self.tag(s);
-                let p = self.payload(s, types::I64);
-                let regs = self.regs();
-                self.b.ins().store(mem(), t, regs, (d * 16) as i32);
-                self.b.ins().store(mem(), p, regs, (d * 16 + 8) as i32);
+                let is_num =
+                    self.b
+                        .ins()
+                        .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, t, tag::INT as i64);
+                any_unboxed = self.b.ins().bor(any_unboxed, is_num);
+            }
+            self.b.ins().brif(any_unboxed, helper, &[], inline, &[]);
+        }
+        self.b.switch_to_block(inline);
+        for &(s, d, movable) in moves {
+            let t = self.tag(s);
+            let p = self.payload(s, types::I64);
+            if !movable {
+                let is_obj = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+                let obj = self.b.create_block();
+                let go = self.b.create_block();
+                self.b.ins().brif(is_obj, obj, &[], go, &[]);
+                self.b.switch_to_block(obj);
+                self.incref(p);
+                self.b.ins().jump(go, &[]);
+                self.b.switch_to_block(go);
+            }
+            self.drop_reg(d);
+            let regs = self.regs();
+            self.b.ins().store(mem(), t, regs, (d * 16) as i32);
+            self.b.ins().store(mem(), p, regs, (d * 16 + 8) as i32);
+            if movable {
                 self.clear(s);
             }
-        } else {
+        }
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(helper);
+        if !copies.is_empty() {
             let ctx = self.ctx();
             let regs = self.regs();
             let pcv = self.b.ins().iconst(types::I32, pc as i64);
@@ -416,13 +450,14 @@ impl<'a> Emit<'a> {
                     &[ctx, regs, pcv, ev],
                 )
                 .expect("returns");
-            let ok = self.b.create_block();
             let fail = self.b.create_block();
-            self.b.ins().brif(r, fail, &[], ok, &[]);
+            self.b.ins().brif(r, fail, &[], done, &[]);
             self.b.switch_to_block(fail);
             self.return_status(1);
-            self.b.switch_to_block(ok);
+        } else {
+            self.b.ins().jump(done, &[]);
         }
+        self.b.switch_to_block(done);
         if e.backward {
             // Code invalidated (too many deopts) leaves at the loop header for tier 1,
             // which continues exactly there and recompiles with fresh specializations.

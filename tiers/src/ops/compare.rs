@@ -1,6 +1,6 @@
 //! Comparisons, membership and truth.
 
-use crate::native::emit::Emit;
+use crate::native::emit::{mem, Emit};
 use crate::quick::Quick;
 use crate::value::{tag, PyResult, Raised, Value};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
@@ -214,7 +214,7 @@ pub(crate) fn emit_compare(
 
 /// The native template of Truth for unboxed bools, ints and floats (objects take the
 /// tier-1 helper).
-pub(crate) fn emit_truth(e: &mut Emit, pc: usize, fail: Block) -> Option<&'static str> {
+pub(crate) fn emit_truth(e: &mut Emit, pc: usize, _fail: Block) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
     let a = e.c.linear.operands[inst.args as usize];
     let t = e.tag(a);
@@ -239,11 +239,27 @@ pub(crate) fn emit_truth(e: &mut Emit, pc: usize, fail: Block) -> Option<&'stati
     let nz = e.b.ins().uextend(types::I64, nz);
     e.b.ins().jump(join, &[BlockArg::Value(nz)]);
     e.b.switch_to_block(not_int);
-    e.guard_eq(t, tag::FLOAT as i64, fail);
+    // Objects other than exact ints take the generic path: expected, not a deopt.
+    let slow = e.slow_block();
+    let float_b = e.b.create_block();
+    let not_float = e.b.create_block();
+    let is_float = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::FLOAT as i64);
+    e.b.ins().brif(is_float, float_b, &[], not_float, &[]);
+    e.b.switch_to_block(float_b);
     let x = e.payload(a, types::F64);
     let zero = e.b.ins().f64const(0.0);
     // NotEqual is true for NaN, as bool(nan) is.
     let nz = e.b.ins().fcmp(FloatCC::NotEqual, x, zero);
+    let nz = e.b.ins().uextend(types::I64, nz);
+    e.b.ins().jump(join, &[BlockArg::Value(nz)]);
+    e.b.switch_to_block(not_float);
+    e.guard_eq(t, tag::OBJ as i64, slow);
+    let p = e.payload(a, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+    e.guard_eq(ty, std::ptr::addr_of_mut!(ffi::PyLong_Type) as i64, slow);
+    // An exact int is true unless ob_size is 0.
+    let size = e.b.ins().load(types::I64, mem(), p, 16);
+    let nz = e.b.ins().icmp_imm_s(IntCC::NotEqual, size, 0);
     let nz = e.b.ins().uextend(types::I64, nz);
     e.b.ins().jump(join, &[BlockArg::Value(nz)]);
     e.b.switch_to_block(join);
