@@ -157,6 +157,22 @@ def callee_code_swapped(f, g, n):
     return out
 
 
+def str_building_keeps_aliases(n):
+    # s += t may append in place only when nothing else holds s
+    s = "ab" * 3
+    alias = s
+    s += "x"
+    snapshots = []
+    for i in range(n):
+        s += str(i)
+        if i % 3 == 0:
+            snapshots.append(s)
+        held = s
+        s += "-"
+        snapshots.append(held)
+    return s, alias, snapshots
+
+
 def _double(x):
     return 2 * x
 
@@ -189,6 +205,7 @@ CASES = cases(
     (division_edges, ([(7, 2), (-7, 2), (7, -2), (-7, -2), (1, 0), (2**60, 3), (-(2**63), -1), (1.5, 0), (9, 0.5)],)),
     (shifts, ([(1, 62), (1, 63), (-1, 64), (5, -1), (2**40, 30), (-5, 100)],)),
     (calls_plain_function, (50,)),
+    (str_building_keeps_aliases, (40,)),
     (callee_code_swapped, (None, None, 10)),
 )
 

@@ -182,6 +182,46 @@ pub unsafe fn exec_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
     }
 }
 
+/// A quickened Call for native code, without the generic op's dispatch: -1 if the callee
+/// is not the one specialized on (the template's guard), else as `exec_at`.
+///
+/// # Safety
+/// As `exec_at`.
+pub unsafe fn call_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
+    let inst = &ctx.compiled.linear.insts[pc];
+    let (LKind::Op(Op::Call { kwnames }), Quick::Call(v)) =
+        (inst.kind, ctx.compiled.quick[pc].get())
+    else {
+        return -1;
+    };
+    let ops_ix =
+        &ctx.compiled.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
+    let mut small = [std::ptr::null_mut::<ffi::PyObject>(); 12];
+    if ops_ix.len() > small.len() {
+        return -1;
+    }
+    for (slot, &r) in small.iter_mut().zip(ops_ix) {
+        if regs[r as usize].box_in_place().is_err() {
+            return match unwind(ctx, inst, Failure::New, regs) {
+                Some(target) => 2 + target as i64,
+                None => 1,
+            };
+        }
+        *slot = regs[r as usize].as_ptr();
+    }
+    match ops::calls::call_quick(ctx, v, kwnames, &mut small[..ops_ix.len()]) {
+        None => -1,
+        Some(Ok(value)) => {
+            regs[inst.dst as usize] = value;
+            0
+        }
+        Some(Err(Raised)) => match unwind(ctx, inst, Failure::New, regs) {
+            Some(target) => 2 + target as i64,
+            None => 1,
+        },
+    }
+}
+
 /// Takes edge `edge` of instruction `pc` for native code: 0 ok, 1 exception.
 ///
 /// # Safety
@@ -395,6 +435,16 @@ unsafe fn exec(
                 }
             }
             box_operands!();
+            if ctx.compiled.linear.last_use[inst.args as usize] && ops_ix[0] != ops_ix[1] {
+                let (l, r) = (ops_ix[0] as usize, ops_ix[1] as usize);
+                let right = std::mem::take(&mut regs[r]);
+                let appended = ops::arith::str_append_in_place(op, &mut regs[l], &right);
+                regs[r] = right;
+                if let Some(v) = appended {
+                    set!(v);
+                    return Ok(());
+                }
+            }
             set!(ops::arith::binary(op, a!(0), a!(1)))
         }
         Op::Unary { op } => set!(ops::arith::unary(op, a!(0))),

@@ -69,6 +69,9 @@ pub struct Linear {
     pub insts: Vec<LInst>,
     /// Operand registers.
     pub operands: Vec<u32>,
+    /// Per operand: whether this is the value's last use (nothing reads it afterwards, not
+    /// even a handler), so an op may consume it (e.g. append to a str in place).
+    pub last_use: Vec<bool>,
     /// Edges.
     pub edges: Vec<Edge>,
     /// Edge moves in execution order: (source, destination, whether the source can be
@@ -153,11 +156,13 @@ pub fn lower(f: &Function) -> Linear {
         out.edges.len() as u32 - 1
     };
     for &b in &f.layout {
+        let last = last_uses(f, b, &live_in);
         for &i in &f.blocks[b].insts {
             let inst = &f.insts[i];
             let here = out.insts.len() as u32;
             let args = out.operands.len() as u32;
             out.operands.extend(inst.args.iter().map(r));
+            out.last_use.extend(last[&i].iter().copied());
             let unwind = match &inst.unwind {
                 Some(c) => edge(&mut out, c, here, true),
                 None => NO_EDGE,
@@ -222,6 +227,58 @@ fn sequentialize(parallel: Vec<(u32, u32)>, tmp: u32) -> Vec<(u32, u32)> {
                     }
                 }
             }
+        }
+    }
+    out
+}
+
+/// For each instruction of block `b`, which of its operands are last uses: not read by a
+/// later instruction, the terminator, a successor, or (if it raises) its handler.
+fn last_uses(
+    f: &Function,
+    b: Block,
+    live_in: &HashMap<Block, HashSet<Value>>,
+) -> HashMap<tiered_ir::Inst, Vec<bool>> {
+    let data = &f.blocks[b];
+    let mut live: HashSet<Value> = HashSet::new();
+    for c in data.term.successors() {
+        live.extend(live_in[&c.block].iter().copied());
+        live.extend(c.args.iter().copied());
+    }
+    match &data.term {
+        Terminator::Branch { cond, .. } => {
+            live.insert(*cond);
+        }
+        Terminator::Return(v) => {
+            live.insert(*v);
+        }
+        _ => {}
+    }
+    let mut out = HashMap::new();
+    for &i in data.insts.iter().rev() {
+        let inst = &f.insts[i];
+        for r in &inst.results {
+            live.remove(r);
+        }
+        // If the op raises, its handler still gets these.
+        let mut at = live.clone();
+        if let Some(u) = &inst.unwind {
+            at.extend(live_in[&u.block].iter().copied());
+            at.extend(u.args.iter().copied());
+        }
+        let flags = inst
+            .args
+            .iter()
+            .enumerate()
+            .map(|(k, a)| {
+                !at.contains(a) && !inst.args[k + 1..].contains(a) && !inst.args[..k].contains(a)
+            })
+            .collect();
+        out.insert(i, flags);
+        live.extend(inst.args.iter().copied());
+        if let Some(u) = &inst.unwind {
+            live.extend(u.args.iter().copied());
+            live.extend(live_in[&u.block].iter().copied());
         }
     }
     out

@@ -506,7 +506,7 @@ impl Entry {
     ///
     /// # Safety
     /// GIL held; vectorcall's argument contract.
-    #[inline]
+    #[inline(always)]
     unsafe fn specialization(
         &self,
         generic: Rc<Compiled>,
@@ -678,8 +678,33 @@ pub unsafe fn call_compiled(
     nargsf: usize,
     kwnames: *mut ffi::PyObject,
 ) -> CallOutcome {
+    let n = c.linear.nregs as usize;
+    if n <= SMALL_FRAME {
+        // Small functions (most calls) keep their registers on the native stack: no
+        // thread-local pool, no allocation.
+        let mut regs: [Value; SMALL_FRAME] = Default::default();
+        return call_with_registers(c, func, args, nargsf, kwnames, &mut regs[..n]);
+    }
     let mut regs = REG_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-    regs.resize_with(c.linear.nregs as usize, Value::default);
+    regs.resize_with(n, Value::default);
+    let outcome = call_with_registers(c, func, args, nargsf, kwnames, &mut regs);
+    regs.clear();
+    REG_POOL.with(|p| p.borrow_mut().push(regs));
+    outcome
+}
+
+/// Register files up to this size live on the native stack.
+const SMALL_FRAME: usize = 24;
+
+/// Binds and runs a call in a fresh (all-NULL) register file; clears it before returning.
+unsafe fn call_with_registers(
+    c: &Compiled,
+    func: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargsf: usize,
+    kwnames: *mut ffi::PyObject,
+    regs: &mut [Value],
+) -> CallOutcome {
     let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
     let outcome = match crate::bind::bind(
         c,
@@ -687,20 +712,20 @@ pub unsafe fn call_compiled(
         args,
         nargs,
         kwnames,
-        &mut regs,
+        regs,
     ) {
         Err(crate::bind::BindError::Raised) => CallOutcome::Ran(std::ptr::null_mut(), false),
         Err(crate::bind::BindError::Mismatch) => {
-            regs.clear();
+            regs.iter_mut().for_each(|r| *r = Value::Null);
             CallOutcome::CpythonRan(ffi::PyObject_Vectorcall(func, args, nargsf, kwnames))
         }
         Ok(()) => {
-            let (r, native) = run_bound(c, func, &mut regs);
+            let (r, native) = run_bound(c, func, regs);
             CallOutcome::Ran(r, native)
         }
     };
-    regs.clear();
-    REG_POOL.with(|p| p.borrow_mut().push(regs));
+    // Registers hold owned references until here; releasing them may run __del__.
+    regs.iter_mut().for_each(|r| *r = Value::Null);
     outcome
 }
 

@@ -256,9 +256,17 @@ impl<'a> Emit<'a> {
                 &[ctx, regs, pcv],
             )
             .expect("returns");
+        self.check_status(pc, r);
         let next = self.blocks[pc + 1];
+        self.b.ins().jump(next, &[]);
+    }
+
+    /// After a helper ran instruction `pc` and returned `r` (0 done, 1 exception leaves,
+    /// 2 + handler): continues in a fresh block when 0, else leaves or enters the handler.
+    pub fn check_status(&mut self, pc: usize, r: Value) {
+        let ok = self.b.create_block();
         let raised = self.b.create_block();
-        self.b.ins().brif(r, raised, &[], next, &[]);
+        self.b.ins().brif(r, raised, &[], ok, &[]);
         self.b.switch_to_block(raised);
         let unwind = self.c.linear.insts[pc].unwind;
         if unwind == NO_EDGE {
@@ -271,6 +279,26 @@ impl<'a> Emit<'a> {
             self.b.switch_to_block(leave);
             self.return_status(1);
         }
+        self.b.switch_to_block(ok);
+    }
+
+    /// Calls a helper running instruction `pc` with the status protocol, where -1 means
+    /// its guard failed (branch to `fail`).
+    pub fn call_guarded_helper(&mut self, pc: usize, helper: usize, fail: Block) {
+        let ctx = self.ctx();
+        let regs = self.regs();
+        let pcv = self.b.ins().iconst(types::I32, pc as i64);
+        let r = self
+            .call(
+                helper,
+                &[self.ptr, self.ptr, types::I32],
+                Some(types::I64),
+                &[ctx, regs, pcv],
+            )
+            .expect("returns");
+        let missed = self.b.ins().icmp_imm_s(IntCC::Equal, r, -1);
+        self.fail_if(missed, fail);
+        self.check_status(pc, r);
     }
 
     /// Instruction `pc`, an op: its template if its current specialization has one (whose
@@ -289,6 +317,7 @@ impl<'a> Emit<'a> {
             Op::LoadGlobal { .. } => ops::globals::emit_load_global(self, pc, q, slow),
             Op::Const { index } => ops::values::emit_const(self, pc, index),
             Op::Null {} => ops::values::emit_null(self, pc),
+            Op::Call { .. } => ops::calls::emit_call(self, pc, q, slow),
             Op::CheckBound { .. }
             | Op::LoadAssertionError {}
             | Op::LoadBuildClass {}
@@ -307,7 +336,6 @@ impl<'a> Emit<'a> {
             | Op::StoreSubscr {}
             | Op::DeleteSubscr {}
             | Op::BuildSlice { .. }
-            | Op::Call { .. }
             | Op::CallEx { .. }
             | Op::MakeFunction { .. }
             | Op::BuildTuple {}
@@ -585,6 +613,7 @@ pub fn templates(kind: tiered_ir::OpKind) -> &'static [&'static str] {
         OpKind::Truth => &["TruthUnboxed"],
         OpKind::ForIter => &["ForIterList", "ForIterRange"],
         OpKind::LoadGlobal => &["LoadGlobalCached"],
+        OpKind::Call => &["CallPyFunction", "CallTiered"],
         OpKind::Const => &["Const"],
         OpKind::Null => &["Null"],
         OpKind::CheckBound
@@ -605,7 +634,6 @@ pub fn templates(kind: tiered_ir::OpKind) -> &'static [&'static str] {
         | OpKind::StoreSubscr
         | OpKind::DeleteSubscr
         | OpKind::BuildSlice
-        | OpKind::Call
         | OpKind::CallEx
         | OpKind::MakeFunction
         | OpKind::BuildTuple

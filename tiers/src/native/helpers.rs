@@ -37,6 +37,15 @@ pub unsafe extern "C" fn exec(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
     guarded(1, || interp::exec_at(&*ctx, regs(ctx, r), pc as usize))
 }
 
+/// A quickened Call (the CallPyFunction/CallTiered template): -1 when the callee is not
+/// the one specialized on, else as `exec`.
+///
+/// # Safety
+/// As `exec`.
+pub unsafe extern "C" fn call(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
+    guarded(1, || interp::call_at(&*ctx, regs(ctx, r), pc as usize))
+}
+
 /// Counts a failed template guard (a deopt of one op to tier 1).
 ///
 /// # Safety

@@ -47,6 +47,36 @@ pub unsafe fn binary(op: BinOp, a: &Value, b: &Value) -> PyResult<Value> {
     Value::from_owned(r)
 }
 
+/// `s += t` on exact strs whose left operand is a last use held by nothing else: appends
+/// in place (resizing the string), as CPython's BINARY_OP_INPLACE_ADD_UNICODE does, so
+/// building a string in a loop stays linear. `None` when the conditions do not hold.
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn str_append_in_place(
+    op: BinOp,
+    left: &mut Value,
+    right: &Value,
+) -> Option<PyResult<Value>> {
+    if !matches!(op, BinOp::InplaceAdd | BinOp::Add) {
+        return None;
+    }
+    let (l, r) = (left.as_ptr(), right.as_ptr());
+    if l.is_null()
+        || r.is_null()
+        || ffi::PyUnicode_CheckExact(l) == 0
+        || ffi::PyUnicode_CheckExact(r) == 0
+        || ffi::Py_REFCNT(l) != 1
+    {
+        return None;
+    }
+    // The register's reference is the only one: hand it to PyUnicode_Append.
+    let mut p = std::mem::take(left).into_ptr();
+    ffi::PyUnicode_Append(&mut p, r);
+    Some(Value::from_owned(p))
+}
+
 /// Unary: `-a`, `+a`, `~a`, `not a`.
 ///
 /// # Safety

@@ -286,3 +286,18 @@ pub unsafe fn make_function(ctx: &Ctx, flags: u32, ops: &[*mut ffi::PyObject]) -
     }
     Ok(f.into_value())
 }
+
+/// The native template of a quickened Call: one direct helper call that checks the callee
+/// and enters it (no generic op dispatch); another callee takes the slow path.
+pub(crate) fn emit_call(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    q: crate::quick::Quick,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<&'static str> {
+    let crate::quick::Quick::Call(v) = q else {
+        return None;
+    };
+    e.call_guarded_helper(pc, crate::native::helpers::call as *const () as usize, fail);
+    Some(v.name())
+}
