@@ -9,10 +9,26 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 use pyo3_ffi as ffi;
 
-/// Wraps a Python function for tiered execution.
+/// Wraps a Python function for tiered execution; unset options keep the environment's
+/// defaults.
 #[pyfunction]
-#[pyo3(signature = (func, strict = false))]
-fn jit(py: Python<'_>, func: &Bound<'_, PyAny>, strict: bool) -> PyResult<Py<PyAny>> {
+#[pyo3(signature = (func, strict = false, quicken = None, jit = None, jit_threshold = None, osr_threshold = None))]
+fn jit(
+    py: Python<'_>,
+    func: &Bound<'_, PyAny>,
+    strict: bool,
+    quicken: Option<bool>,
+    jit: Option<bool>,
+    jit_threshold: Option<u64>,
+    osr_threshold: Option<u64>,
+) -> PyResult<Py<PyAny>> {
+    let d = *tiered_tiers::runtime::config();
+    let tuning = tiered_tiers::runtime::Tuning {
+        quicken: quicken.unwrap_or(d.quicken),
+        jit: jit.unwrap_or(d.jit),
+        jit_threshold: jit_threshold.unwrap_or(d.jit_threshold),
+        osr_threshold: osr_threshold.unwrap_or(d.osr_threshold),
+    };
     // SAFETY: GIL held (py token); func is live.
     unsafe {
         if ffi::PyFunction_Check(func.as_ptr()) == 0 {
@@ -21,7 +37,7 @@ fn jit(py: Python<'_>, func: &Bound<'_, PyAny>, strict: bool) -> PyResult<Py<PyA
                 "tiered can only compile Python functions, not '{tn}'"
             )));
         }
-        let w = wrapper::new_wrapper(func.as_ptr(), strict);
+        let w = wrapper::new_wrapper(func.as_ptr(), strict, tuning);
         Ok(Bound::from_owned_ptr_or_err(py, w)?.unbind())
     }
 }

@@ -53,7 +53,11 @@ pub unsafe fn entry_of<'a>(o: *mut ffi::PyObject) -> Option<&'a Entry> {
 ///
 /// # Safety
 /// GIL held; `func` is a function object.
-pub unsafe fn new_wrapper(func: *mut ffi::PyObject, strict: bool) -> *mut ffi::PyObject {
+pub unsafe fn new_wrapper(
+    func: *mut ffi::PyObject,
+    strict: bool,
+    tuning: tiered_tiers::runtime::Tuning,
+) -> *mut ffi::PyObject {
     let tp = type_object() as *mut ffi::PyTypeObject;
     let alloc = match (*tp).tp_alloc {
         Some(a) => a,
@@ -69,7 +73,7 @@ pub unsafe fn new_wrapper(func: *mut ffi::PyObject, strict: bool) -> *mut ffi::P
     };
     let t = o as *mut TieredObject;
     (*t).vectorcall = Some(vectorcall);
-    (*t).entry = Box::into_raw(Box::new(Entry::new(f, strict)));
+    (*t).entry = Box::into_raw(Box::new(Entry::new(f, strict, tuning)));
     o
 }
 

@@ -65,14 +65,14 @@ _MISSING = object()
 
 
 @overload
-def tiered(func: None = None, /, *, strict: bool | None = None) -> _Decorator: ...
+def tiered(func: None = None, /, *, strict: bool | None = None, quicken: bool | None = None, jit: bool | None = None, jit_threshold: int | None = None, osr_threshold: int | None = None) -> _Decorator: ...
 @overload
-def tiered(func: _Wrapper, /, *, strict: bool | None = None) -> _Wrapper: ...  # type: ignore[overload-overlap]
+def tiered(func: _Wrapper, /, *, strict: bool | None = None, quicken: bool | None = None, jit: bool | None = None, jit_threshold: int | None = None, osr_threshold: int | None = None) -> _Wrapper: ...  # type: ignore[overload-overlap]
 @overload
-def tiered(func: Callable[_P, _R], /, *, strict: bool | None = None) -> TieredFunction[_P, _R]: ...
+def tiered(func: Callable[_P, _R], /, *, strict: bool | None = None, quicken: bool | None = None, jit: bool | None = None, jit_threshold: int | None = None, osr_threshold: int | None = None) -> TieredFunction[_P, _R]: ...
 
 
-def tiered(func: Any = None, /, *, strict: bool | None = None) -> Any:
+def tiered(func: Any = None, /, *, strict: bool | None = None, quicken: bool | None = None, jit: bool | None = None, jit_threshold: int | None = None, osr_threshold: int | None = None) -> Any:
     """Compile ``func`` with tiered. Usable as ``@tiered``, ``@tiered()``,
     ``@tiered(strict=True)`` or ``tiered(func, strict=True)``.
 
@@ -80,19 +80,29 @@ def tiered(func: Any = None, /, *, strict: bool | None = None) -> Any:
     run the function in CPython; the default comes from ``TIERED_STRICT``.
     Staticmethod and classmethod objects are unwrapped, compiled and re-wrapped,
     so the decorator may go on either side of ``@staticmethod``/``@classmethod``.
+
+    Tiering options (default: the environment variables of the same names, see the
+    README): ``quicken`` (tier 1 specializes its ops), ``jit`` (tier 2 exists),
+    ``jit_threshold`` (calls before native code), ``osr_threshold`` (loop back edges
+    before a running loop continues in native code).
     """
-    if strict is not None and not isinstance(strict, bool):
-        raise TypeError(f"tiered(): strict must be a bool, not {type(strict).__name__}")
+    for name, value in (("strict", strict), ("quicken", quicken), ("jit", jit)):
+        if value is not None and not isinstance(value, bool):
+            raise TypeError(f"tiered(): {name} must be a bool, not {type(value).__name__}")
+    for name, value in (("jit_threshold", jit_threshold), ("osr_threshold", osr_threshold)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise TypeError(f"tiered(): {name} must be a non-negative int, not {value!r}")
+    opts = {"quicken": quicken, "jit": jit, "jit_threshold": jit_threshold, "osr_threshold": osr_threshold}
     if func is None:
-        return functools.partial(_tiered, strict=strict)
-    return _tiered(func, strict=strict)
+        return functools.partial(_tiered, strict=strict, **opts)
+    return _tiered(func, strict=strict, **opts)
 
 
-def _tiered(func: Any, strict: bool | None) -> Any:
+def _tiered(func: Any, strict: bool | None, **opts: Any) -> Any:
     if isinstance(func, (staticmethod, classmethod)):
         # Re-wrap with the same descriptor type: `@tiered @staticmethod def f` works
         # like `@staticmethod @tiered def f`.
-        return type(func)(_tiered(func.__func__, strict))
+        return type(func)(_tiered(func.__func__, strict, **opts))
     if isinstance(func, TieredFunction):
         # Re-decorating compiles the original function again (e.g. to change strictness).
         func = getattr(func, "__wrapped__", func)
@@ -100,7 +110,7 @@ def _tiered(func: Any, strict: bool | None) -> Any:
         raise TypeError(_not_a_function_message("tiered()", func))
     if _DISABLED:
         return func
-    wrapper = _native.jit(func, _STRICT_DEFAULT if strict is None else strict)
+    wrapper = _native.jit(func, _STRICT_DEFAULT if strict is None else strict, **opts)
     # Attributes the native wrapper already forwards to `func` (e.g. a read-only
     # __annotations__) need no copy; copying them could fail on a read-only slot.
     assigned = tuple(

@@ -67,7 +67,14 @@ class TierCounts(TypedDict):
     tier1: int
     tier2: int
 
-def jit(func: Callable[_P, _T], strict: bool) -> TieredFunction[_P, _T]:
+def jit(
+    func: Callable[_P, _T],
+    strict: bool = ...,
+    quicken: bool | None = ...,
+    jit: bool | None = ...,
+    jit_threshold: int | None = ...,
+    osr_threshold: int | None = ...,
+) -> TieredFunction[_P, _T]:
     """Wrap a plain Python function; TypeError for anything else."""
 
 def stats(f: TieredFunction[..., Any]) -> Stats:

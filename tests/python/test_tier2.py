@@ -200,3 +200,23 @@ except KeyboardInterrupt:
     r = run_python(code, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.startswith("interrupted 1"), (r.stdout, r.stderr)
+
+
+def test_decorator_tiering_options():
+    def loop(n):
+        total = 0
+        for i in range(n):
+            total += i
+        return total
+
+    eager = tiered(loop, jit=True, jit_threshold=0)
+    assert eager(100) == loop(100)
+    assert stats(eager)["native_calls"] == 1
+    tier1_only = tiered(loop, jit=False)
+    assert tier1_only(10_000) == loop(10_000)
+    s = stats(tier1_only)
+    assert s["native_calls"] == 0 and s["interp_calls"] == 1, s
+    with pytest.raises(TypeError, match="jit_threshold must be a non-negative int"):
+        tiered(loop, jit_threshold=-1)
+    with pytest.raises(TypeError, match="quicken must be a bool"):
+        tiered(loop, quicken="yes")

@@ -22,8 +22,8 @@ pub struct Ctx<'a> {
     pub globals: *mut ffi::PyObject,
     /// Its builtins dict.
     pub builtins: *mut ffi::PyObject,
-    /// Whether generic ops may specialize themselves (off for the "tier 1 generic" path).
-    pub quicken: bool,
+    /// How the function tiers up (quickening on or off, tier-2 thresholds).
+    pub tuning: crate::runtime::Tuning,
     /// Set once any of this call ran in native code (for stats).
     pub ran_native: std::cell::Cell<bool>,
 }
@@ -409,7 +409,7 @@ unsafe fn exec(
                 q.miss();
             }
             let v = ops::globals::load_global(ctx, name).map_err(|_| Failure::New)?;
-            if ctx.quicken && q.may_specialize() {
+            if ctx.tuning.quicken && q.may_specialize() {
                 if let Some(c) = ops::globals::observe_global(ctx, &v) {
                     q.specialize(Quick::Global(c));
                 }
@@ -425,7 +425,7 @@ unsafe fn exec(
                     return Ok(());
                 }
                 q.miss();
-            } else if ctx.quicken && q.may_specialize() {
+            } else if ctx.tuning.quicken && q.may_specialize() {
                 if let Some(v) = ops::arith::observe_binary(op, a!(0), a!(1)) {
                     q.specialize(Quick::Binary(v));
                     if let Some(r) = ops::arith::binary_quick(op, v, a!(0), a!(1)) {
@@ -455,7 +455,7 @@ unsafe fn exec(
                     return Ok(());
                 }
                 q.miss();
-            } else if ctx.quicken && q.may_specialize() {
+            } else if ctx.tuning.quicken && q.may_specialize() {
                 if let Some(v) = ops::compare::observe_compare(a!(0), a!(1)) {
                     q.specialize(Quick::Compare(v));
                     if let Some(r) = ops::compare::compare_quick(op, v, a!(0), a!(1)) {
@@ -479,7 +479,7 @@ unsafe fn exec(
                 if quick_item.is_none() {
                     q.miss();
                 }
-            } else if ctx.quicken && q.may_specialize() {
+            } else if ctx.tuning.quicken && q.may_specialize() {
                 if let Some(v) = ops::iter::observe_for_iter(a!(0)) {
                     q.specialize(Quick::ForIter(v));
                     quick_item = ops::iter::for_iter_quick(v, a!(0));
@@ -508,7 +508,7 @@ unsafe fn exec(
                     return Ok(());
                 }
                 q.miss();
-            } else if ctx.quicken && q.may_specialize() {
+            } else if ctx.tuning.quicken && q.may_specialize() {
                 if let Some(v) = ops::subscr::observe_subscr(a!(0), a!(1)) {
                     q.specialize(Quick::Subscr(v));
                     if let Some(r) = ops::subscr::subscr_quick(v, a!(0), a!(1)) {
@@ -538,7 +538,7 @@ unsafe fn exec(
                     return Ok(());
                 }
                 q.miss();
-            } else if ctx.quicken && q.may_specialize() {
+            } else if ctx.tuning.quicken && q.may_specialize() {
                 if let Some(v) = ops::calls::observe_call(ctx, kwnames, ptrs) {
                     q.specialize(Quick::Call(v));
                     if let Some(r) = ops::calls::call_quick(ctx, v, kwnames, ptrs) {

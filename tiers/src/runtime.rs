@@ -77,8 +77,8 @@ impl Compiled {
     ///
     /// # Safety
     /// GIL held.
-    pub unsafe fn native_for_call(&self, _ctx: &Ctx) -> Option<crate::native::NativeFn> {
-        let cfg = config();
+    pub unsafe fn native_for_call(&self, ctx: &Ctx) -> Option<crate::native::NativeFn> {
+        let cfg = &ctx.tuning;
         if !cfg.jit {
             return None;
         }
@@ -91,8 +91,8 @@ impl Compiled {
     ///
     /// # Safety
     /// GIL held.
-    pub unsafe fn native_for_osr(&self, _ctx: &Ctx) -> Option<crate::native::NativeFn> {
-        let cfg = config();
+    pub unsafe fn native_for_osr(&self, ctx: &Ctx) -> Option<crate::native::NativeFn> {
+        let cfg = &ctx.tuning;
         if !cfg.jit {
             return None;
         }
@@ -462,6 +462,8 @@ pub struct Entry {
     pub func: Owned,
     /// Raise `UnsupportedError` instead of falling back.
     pub strict: bool,
+    /// How this function tiers up.
+    pub tuning: Tuning,
     /// Counters.
     pub stats: FuncStats,
     /// The compiled form of the function's current code.
@@ -474,10 +476,11 @@ pub struct Entry {
 
 impl Entry {
     /// Wraps a Python function (the caller checked it is one).
-    pub fn new(func: Owned, strict: bool) -> Entry {
+    pub fn new(func: Owned, strict: bool, tuning: Tuning) -> Entry {
         Entry {
             func,
             strict,
+            tuning,
             stats: FuncStats::default(),
             compiled: RefCell::new(None),
             last_fallback: RefCell::new(None),
@@ -501,30 +504,6 @@ impl Entry {
         Ok(c)
     }
 
-    /// The specialization for this call's argument types (`generic` is the function's
-    /// compiled code, known to be runnable).
-    ///
-    /// # Safety
-    /// GIL held; vectorcall's argument contract.
-    #[inline(always)]
-    unsafe fn specialization(
-        &self,
-        generic: Rc<Compiled>,
-        args: *const *mut ffi::PyObject,
-        nargsf: usize,
-    ) -> PyResult<Rc<Compiled>> {
-        let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
-        let key = TypeKey::of(args, nargs);
-        if let Some((k, c)) = self.last_specialization.borrow().as_ref() {
-            if *k == key && c.objects.code.ptr() == generic.objects.code.ptr() {
-                return Ok(c.clone());
-            }
-        }
-        let c = compiled_for_args(generic.objects.code.ptr(), args, nargs)?;
-        *self.last_specialization.borrow_mut() = Some((key, c.clone()));
-        Ok(c)
-    }
-
     /// The vectorcall entry of the wrapper.
     ///
     /// # Safety
@@ -540,27 +519,42 @@ impl Entry {
         if crate::cpy::tracing_active() {
             return self.fallback(args, nargsf, kwnames, "a trace or profile function is set");
         }
-        let c = match self.compiled() {
-            Ok(c) => c,
-            Err(Raised) => {
-                // A code object we cannot even read: CPython decides what it does.
-                let why = describe_and_clear();
-                return self.fallback(
-                    args,
-                    nargsf,
-                    kwnames,
-                    &format!("cannot read the code object: {why}"),
-                );
+        // Fast path: the same code and argument types as the last call.
+        let key = TypeKey::of(args, ffi::PyVectorcall_NARGS(nargsf) as usize);
+        let code = (*(func as *mut ffi::PyFunctionObject)).func_code;
+        let hit = match self.last_specialization.borrow().as_ref() {
+            Some((k, c)) if *k == key && c.objects.code.ptr() == code => Some(c.clone()),
+            _ => None,
+        };
+        let c = match hit {
+            Some(c) => c,
+            None => {
+                let c = match self.compiled() {
+                    Ok(c) => c,
+                    Err(Raised) => {
+                        // A code object we cannot even read: CPython decides what it does.
+                        let why = describe_and_clear();
+                        return self.fallback(
+                            args,
+                            nargsf,
+                            kwnames,
+                            &format!("cannot read the code object: {why}"),
+                        );
+                    }
+                };
+                if !c.runnable() {
+                    return self.fallback(args, nargsf, kwnames, &c.fallback_reason());
+                }
+                match compiled_for_args(code, args, ffi::PyVectorcall_NARGS(nargsf) as usize) {
+                    Ok(spec) => {
+                        *self.last_specialization.borrow_mut() = Some((key, spec.clone()));
+                        spec
+                    }
+                    Err(Raised) => return std::ptr::null_mut(),
+                }
             }
         };
-        if !c.runnable() {
-            return self.fallback(args, nargsf, kwnames, &c.fallback_reason());
-        }
-        let c = match self.specialization(c, args, nargsf) {
-            Ok(c) => c,
-            Err(Raised) => return std::ptr::null_mut(),
-        };
-        match call_compiled(&c, func, args, nargsf, kwnames) {
+        match call_compiled(&c, func, args, nargsf, kwnames, self.tuning) {
             CallOutcome::Ran(r, native) => {
                 bump(if native {
                     &self.stats.native_calls
@@ -677,17 +671,18 @@ pub unsafe fn call_compiled(
     args: *const *mut ffi::PyObject,
     nargsf: usize,
     kwnames: *mut ffi::PyObject,
+    tuning: Tuning,
 ) -> CallOutcome {
     let n = c.linear.nregs as usize;
     if n <= SMALL_FRAME {
         // Small functions (most calls) keep their registers on the native stack: no
         // thread-local pool, no allocation.
         let mut regs: [Value; SMALL_FRAME] = Default::default();
-        return call_with_registers(c, func, args, nargsf, kwnames, &mut regs[..n]);
+        return call_with_registers(c, func, args, nargsf, kwnames, &mut regs[..n], tuning);
     }
     let mut regs = REG_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
     regs.resize_with(n, Value::default);
-    let outcome = call_with_registers(c, func, args, nargsf, kwnames, &mut regs);
+    let outcome = call_with_registers(c, func, args, nargsf, kwnames, &mut regs, tuning);
     regs.clear();
     REG_POOL.with(|p| p.borrow_mut().push(regs));
     outcome
@@ -704,6 +699,7 @@ unsafe fn call_with_registers(
     nargsf: usize,
     kwnames: *mut ffi::PyObject,
     regs: &mut [Value],
+    tuning: Tuning,
 ) -> CallOutcome {
     let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
     let outcome = match crate::bind::bind(
@@ -720,7 +716,7 @@ unsafe fn call_with_registers(
             CallOutcome::CpythonRan(ffi::PyObject_Vectorcall(func, args, nargsf, kwnames))
         }
         Ok(()) => {
-            let (r, native) = run_bound(c, func, regs);
+            let (r, native) = run_bound(c, func, regs, tuning);
             CallOutcome::Ran(r, native)
         }
     };
@@ -736,6 +732,7 @@ unsafe fn run_bound(
     c: &Compiled,
     func: *mut ffi::PyObject,
     regs: &mut [Value],
+    tuning: Tuning,
 ) -> (*mut ffi::PyObject, bool) {
     if crate::stack::nearly_exhausted() {
         ffi::PyErr_SetString(
@@ -753,7 +750,7 @@ unsafe fn run_bound(
         func: f,
         globals: (*f).func_globals,
         builtins: (*f).func_builtins,
-        quicken: config().quicken,
+        tuning,
         ran_native: Cell::new(false),
     };
     let r = match c.native_for_call(&ctx) {
@@ -786,7 +783,7 @@ pub unsafe fn call_function(
     if !crate::cpy::tracing_active() && is_nested_tiered(code) {
         match compiled_for_args(code, args, ffi::PyVectorcall_NARGS(nargsf) as usize) {
             Ok(c) if c.runnable() => {
-                return match call_compiled(&c, func, args, nargsf, kwnames) {
+                return match call_compiled(&c, func, args, nargsf, kwnames, *config()) {
                     CallOutcome::Ran(r, _) | CallOutcome::CpythonRan(r) => r,
                 };
             }
@@ -797,13 +794,17 @@ pub unsafe fn call_function(
     ffi::PyObject_Vectorcall(func, args, nargsf, kwnames)
 }
 
-/// Process-wide settings, read once from the environment (documented in the README).
-pub struct Config {
+/// How a function tiers up. The defaults come from the environment (documented in the
+/// README); `@tiered(...)` options override them per function, and callees entered from
+/// tiered code inherit their caller's.
+#[derive(Clone, Copy, Debug)]
+pub struct Tuning {
     /// Whether tier 1 quickens (`TIERED_QUICKEN=0` turns it off: the generic path).
     pub quicken: bool,
     /// Whether tier 2 exists at all (`TIERED_JIT=0` keeps everything in tier 1).
     pub jit: bool,
-    /// Calls of a function before it is compiled to native code (`TIERED_JIT_THRESHOLD`).
+    /// Calls of a specialization before it is compiled to native code
+    /// (`TIERED_JIT_THRESHOLD`).
     pub jit_threshold: u64,
     /// Loop back edges in tier 1 before the function is compiled and the loop continues in
     /// native code (`TIERED_OSR_THRESHOLD`).
@@ -825,10 +826,10 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-/// The settings.
-pub fn config() -> &'static Config {
-    static CONFIG: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
-    CONFIG.get_or_init(|| Config {
+/// The default tuning, read once from the environment.
+pub fn config() -> &'static Tuning {
+    static CONFIG: std::sync::OnceLock<Tuning> = std::sync::OnceLock::new();
+    CONFIG.get_or_init(|| Tuning {
         quicken: env_flag("TIERED_QUICKEN", true),
         jit: env_flag("TIERED_JIT", true),
         jit_threshold: env_u64("TIERED_JIT_THRESHOLD", 20),

@@ -160,7 +160,10 @@ pub unsafe fn call_quick(
             {
                 return None;
             }
-            match crate::runtime::call_compiled(&*compiled, func, c.args, c.nargsf, c.kwnames) {
+            // Callees entered from tiered code tier up as their caller does.
+            match crate::runtime::call_compiled(
+                &*compiled, func, c.args, c.nargsf, c.kwnames, ctx.tuning,
+            ) {
                 crate::runtime::CallOutcome::Ran(r, _)
                 | crate::runtime::CallOutcome::CpythonRan(r) => r,
             }
