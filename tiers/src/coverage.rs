@@ -37,8 +37,8 @@ pub fn table() -> Vec<CoverageRow> {
                 .collect(),
             // Every op but Unsupported has a tier-1 implementation (interp::exec is exhaustive).
             interpreted: o.kind != OpKind::Unsupported,
-            quickened: crate::quick::variants(o.kind).to_vec(),
-            native: crate::native::emit::templates(o.kind).to_vec(),
+            quickened: crate::quick::tiers_of(o.kind).0.to_vec(),
+            native: crate::quick::tiers_of(o.kind).1.to_vec(),
         })
         .collect()
 }

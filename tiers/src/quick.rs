@@ -91,17 +91,24 @@ impl QuickCell {
     }
 }
 
-/// The quickened variants of an op, for coverage (exhaustive: a new op must say).
-pub fn variants(kind: OpKind) -> &'static [&'static str] {
+/// What the faster tiers have for an op: its quickened variants, and the native templates
+/// tier 2 emits (every other variant and op runs its tier-1 helper from native code). One
+/// exhaustive table, so a new op must say; the coverage report is derived from it.
+pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static str]) {
     match kind {
-        OpKind::LoadGlobal => globals::GLOBAL_VARIANTS,
-        OpKind::Binary => arith::BINARY_VARIANTS,
-        OpKind::Compare => compare::COMPARE_VARIANTS,
-        OpKind::ForIter => iter::FOR_ITER_VARIANTS,
-        OpKind::Call => calls::CALL_VARIANTS,
-        OpKind::Subscr => subscr::SUBSCR_VARIANTS,
-        OpKind::Const
-        | OpKind::Null
+        OpKind::LoadGlobal => (globals::GLOBAL_VARIANTS, &["LoadGlobalCached"]),
+        OpKind::Binary => (
+            arith::BINARY_VARIANTS,
+            &["BinaryInt (+ - * & | ^)", "BinaryFloat (+ - * /)"],
+        ),
+        OpKind::Compare => (compare::COMPARE_VARIANTS, &["CompareInt", "CompareFloat"]),
+        OpKind::ForIter => (iter::FOR_ITER_VARIANTS, &["ForIterList", "ForIterRange"]),
+        OpKind::Call => (calls::CALL_VARIANTS, &["CallPyFunction", "CallTiered"]),
+        OpKind::Subscr => (subscr::SUBSCR_VARIANTS, &[]),
+        OpKind::Const => (&[], &["Const"]),
+        OpKind::Null => (&[], &["Null"]),
+        OpKind::Truth => (&[], &["TruthUnboxed"]),
+        OpKind::Unsupported
         | OpKind::CheckBound
         | OpKind::LoadAssertionError
         | OpKind::LoadBuildClass
@@ -110,7 +117,6 @@ pub fn variants(kind: OpKind) -> &'static [&'static str] {
         | OpKind::Unary
         | OpKind::Is
         | OpKind::Contains
-        | OpKind::Truth
         | OpKind::IsNone
         | OpKind::GetIter
         | OpKind::LoadAttr
@@ -159,7 +165,6 @@ pub fn variants(kind: OpKind) -> &'static [&'static str] {
         | OpKind::MatchMapping
         | OpKind::MatchSequence
         | OpKind::MatchKeys
-        | OpKind::MatchClass
-        | OpKind::Unsupported => &[],
+        | OpKind::MatchClass => (&[], &[]),
     }
 }

@@ -5,23 +5,16 @@ use crate::value::{status, PyResult, Raised, Value};
 use pyo3_ffi as ffi;
 use tiered_ir::NameIdx;
 
-#[inline]
-unsafe fn name_obj(ctx: &Ctx, name: NameIdx) -> PyResult<*mut ffi::PyObject> {
-    ctx.compiled
-        .objects
-        .names
-        .get(name.0 as usize)
-        .copied()
-        .ok_or_else(|| super::raise(ffi::PyExc_SystemError, "tiered: name index out of range"))
-}
-
 /// LoadAttr: `o.name`.
 ///
 /// # Safety
 /// GIL held; the operand is an object.
 #[inline]
 pub unsafe fn load_attr(ctx: &Ctx, name: NameIdx, o: &Value) -> PyResult<Value> {
-    Value::from_owned(ffi::PyObject_GetAttr(o.as_ptr(), name_obj(ctx, name)?))
+    Value::from_owned(ffi::PyObject_GetAttr(
+        o.as_ptr(),
+        super::name_obj(ctx, name)?,
+    ))
 }
 
 /// StoreAttr: `o.name = v`.
@@ -32,7 +25,7 @@ pub unsafe fn load_attr(ctx: &Ctx, name: NameIdx, o: &Value) -> PyResult<Value> 
 pub unsafe fn store_attr(ctx: &Ctx, name: NameIdx, o: &Value, v: &Value) -> PyResult<()> {
     status(ffi::PyObject_SetAttr(
         o.as_ptr(),
-        name_obj(ctx, name)?,
+        super::name_obj(ctx, name)?,
         v.as_ptr(),
     ))
 }
@@ -45,7 +38,7 @@ pub unsafe fn store_attr(ctx: &Ctx, name: NameIdx, o: &Value, v: &Value) -> PyRe
 pub unsafe fn delete_attr(ctx: &Ctx, name: NameIdx, o: &Value) -> PyResult<()> {
     status(ffi::PyObject_SetAttr(
         o.as_ptr(),
-        name_obj(ctx, name)?,
+        super::name_obj(ctx, name)?,
         std::ptr::null_mut(),
     ))
 }
@@ -58,7 +51,7 @@ pub unsafe fn delete_attr(ctx: &Ctx, name: NameIdx, o: &Value) -> PyResult<()> {
 #[inline]
 pub unsafe fn load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> PyResult<(Value, Value)> {
     let mut meth: *mut ffi::PyObject = std::ptr::null_mut();
-    let found = crate::cpy::_PyObject_GetMethod(o.as_ptr(), name_obj(ctx, name)?, &mut meth);
+    let found = crate::cpy::_PyObject_GetMethod(o.as_ptr(), super::name_obj(ctx, name)?, &mut meth);
     if meth.is_null() {
         return Err(Raised);
     }

@@ -8,15 +8,6 @@ use cranelift_codegen::ir::{types, Block, InstBuilder};
 use pyo3_ffi as ffi;
 use tiered_ir::NameIdx;
 
-unsafe fn name_obj(ctx: &Ctx, name: NameIdx) -> PyResult<*mut ffi::PyObject> {
-    ctx.compiled
-        .objects
-        .names
-        .get(name.0 as usize)
-        .copied()
-        .ok_or_else(|| super::raise(ffi::PyExc_SystemError, "tiered: name index out of range"))
-}
-
 /// Looks `key` up in a mapping: `Ok(None)` when missing (KeyError swallowed).
 unsafe fn lookup(map: *mut ffi::PyObject, key: *mut ffi::PyObject) -> PyResult<Option<Value>> {
     if ffi::PyDict_CheckExact(map) != 0 {
@@ -67,7 +58,7 @@ unsafe fn name_error(name: *mut ffi::PyObject) -> Raised {
 /// # Safety
 /// GIL held.
 pub unsafe fn load_global(ctx: &Ctx, name: NameIdx) -> PyResult<Value> {
-    let n = name_obj(ctx, name)?;
+    let n = super::name_obj(ctx, name)?;
     if let Some(v) = lookup(ctx.globals, n)? {
         return Ok(v);
     }
@@ -82,7 +73,7 @@ pub unsafe fn load_global(ctx: &Ctx, name: NameIdx) -> PyResult<Value> {
 /// # Safety
 /// GIL held.
 pub unsafe fn store_global(ctx: &Ctx, name: NameIdx, v: &Value) -> PyResult<()> {
-    let n = name_obj(ctx, name)?;
+    let n = super::name_obj(ctx, name)?;
     status(ffi::PyDict_SetItem(ctx.globals, n, v.as_ptr()))
 }
 
@@ -91,7 +82,7 @@ pub unsafe fn store_global(ctx: &Ctx, name: NameIdx, v: &Value) -> PyResult<()> 
 /// # Safety
 /// GIL held.
 pub unsafe fn delete_global(ctx: &Ctx, name: NameIdx) -> PyResult<()> {
-    let n = name_obj(ctx, name)?;
+    let n = super::name_obj(ctx, name)?;
     if ffi::PyDict_DelItem(ctx.globals, n) < 0 {
         if ffi::PyErr_ExceptionMatches(ffi::PyExc_KeyError) != 0 {
             ffi::PyErr_Clear();

@@ -5,15 +5,6 @@ use crate::value::{Owned, PyResult, Raised, Value};
 use pyo3_ffi as ffi;
 use tiered_ir::NameIdx;
 
-unsafe fn name_obj(ctx: &Ctx, name: NameIdx) -> PyResult<*mut ffi::PyObject> {
-    ctx.compiled
-        .objects
-        .names
-        .get(name.0 as usize)
-        .copied()
-        .ok_or_else(|| super::raise(ffi::PyExc_SystemError, "tiered: name index out of range"))
-}
-
 /// ImportName: `builtins.__import__(name, globals, None, fromlist, level)`, as IMPORT_NAME
 /// calls it for a function frame (whose locals are None).
 ///
@@ -25,7 +16,7 @@ pub unsafe fn import_name(
     level: &Value,
     fromlist: &Value,
 ) -> PyResult<Value> {
-    let n = name_obj(ctx, name)?;
+    let n = super::name_obj(ctx, name)?;
     let key = Owned::new(ffi::PyUnicode_InternFromString(c"__import__".as_ptr()))?;
     let import = ffi::PyDict_GetItemWithError(ctx.builtins, key.ptr());
     if import.is_null() {
@@ -55,7 +46,7 @@ pub unsafe fn import_name(
 /// # Safety
 /// GIL held.
 pub unsafe fn import_from(ctx: &Ctx, name: NameIdx, module: &Value) -> PyResult<Value> {
-    let n = name_obj(ctx, name)?;
+    let n = super::name_obj(ctx, name)?;
     let m = module.as_ptr();
     let mut x = std::ptr::null_mut();
     match crate::cpy::_PyObject_LookupAttr(m, n, &mut x) {

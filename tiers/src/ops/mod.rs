@@ -54,3 +54,20 @@ pub(crate) unsafe fn str_of(o: *mut ffi::PyObject) -> String {
     }
     String::from_utf8_lossy(std::slice::from_raw_parts(p as *const u8, n as usize)).into_owned()
 }
+
+/// `co_names[name]` of the running function.
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub(crate) unsafe fn name_obj(
+    ctx: &crate::interp::Ctx,
+    name: tiered_ir::NameIdx,
+) -> crate::value::PyResult<*mut ffi::PyObject> {
+    ctx.compiled
+        .objects
+        .names
+        .get(name.0 as usize)
+        .copied()
+        .ok_or_else(|| raise(ffi::PyExc_SystemError, "tiered: name index out of range"))
+}
