@@ -322,8 +322,17 @@ def coverage_report(
     return report
 
 
-def _names(items: Sequence[str]) -> str:
-    return ", ".join(items) if items else "-"
+def _names(items: Sequence[str], width: int = 44) -> str:
+    """Comma-separated names, shortened to about ``width`` columns with a count of the rest
+    (``--json`` has the full lists)."""
+    if not items:
+        return "-"
+    shown: list[str] = []
+    for i, name in enumerate(items):
+        if shown and len(", ".join(shown + [name])) > width:
+            return ", ".join(shown) + f" (+{len(items) - i} more)"
+        shown.append(name)
+    return ", ".join(shown)
 
 
 def render_coverage(report: dict[str, Any], top: int = 10) -> str:

@@ -97,10 +97,9 @@ impl QuickCell {
 pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static str]) {
     match kind {
         OpKind::LoadGlobal => (globals::GLOBAL_VARIANTS, &["LoadGlobalCached"]),
-        OpKind::Binary => (
-            arith::BINARY_VARIANTS,
-            &["BinaryInt (+ - * & | ^)", "BinaryFloat (+ - * /)"],
-        ),
+        // BinaryInt's template covers + - * & | ^, BinaryFloat's + - * /; other operators
+        // take the tier-1 helper.
+        OpKind::Binary => (arith::BINARY_VARIANTS, arith::BINARY_VARIANTS),
         OpKind::Compare => (compare::COMPARE_VARIANTS, &["CompareInt", "CompareFloat"]),
         OpKind::ForIter => (iter::FOR_ITER_VARIANTS, &["ForIterList", "ForIterRange"]),
         OpKind::Call => (calls::CALL_VARIANTS, &["CallPyFunction", "CallTiered"]),
