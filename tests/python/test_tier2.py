@@ -220,3 +220,24 @@ def test_decorator_tiering_options():
         tiered(loop, jit_threshold=-1)
     with pytest.raises(TypeError, match="quicken must be a bool"):
         tiered(loop, quicken="yes")
+
+
+def test_threads_share_tiered_code():
+    # Long loops hand the GIL over: several threads run the same tiered code (and its
+    # specializations and native code) interleaved, each with its own registers.
+    import threading
+
+    w = tiered(nested_loops)
+    results = {}
+
+    def work(k):
+        results[k] = [w(20_000 + k) for _ in range(3)]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert results == {k: [nested_loops(20_000 + k)] * 3 for k in range(4)}
+    s = stats(w)
+    assert s["calls"] == 12 and s["fallback_calls"] == 0, s

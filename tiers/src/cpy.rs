@@ -89,6 +89,32 @@ pub fn tracing_active() -> bool {
     }
 }
 
+/// `Py_EnterRecursiveCall("")` without the call: 3.11's inline version decrements
+/// `recursion_remaining` and only calls into CPython (for the RecursionError) when it runs
+/// out. Returns false with RecursionError set.
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn enter_recursive_call() -> bool {
+    let ts = ffi::PyThreadState_Get() as *mut ThreadStateHead;
+    if (*ts).recursion_remaining > 0 {
+        (*ts).recursion_remaining -= 1;
+        return true;
+    }
+    ffi::Py_EnterRecursiveCall(c"".as_ptr()) == 0
+}
+
+/// `Py_LeaveRecursiveCall()`, inline as in 3.11 (after a successful `enter_recursive_call`).
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn leave_recursive_call() {
+    let ts = ffi::PyThreadState_Get() as *mut ThreadStateHead;
+    (*ts).recursion_remaining += 1;
+}
+
 /// The head of 3.11's `PyFrameObject` (Include/internal/pycore_frame.h) up to `f_lineno`.
 #[repr(C)]
 pub struct FrameHead {

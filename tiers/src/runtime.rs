@@ -677,8 +677,16 @@ pub unsafe fn call_compiled(
     if n <= SMALL_FRAME {
         // Small functions (most calls) keep their registers on the native stack: no
         // thread-local pool, no allocation.
-        let mut regs: [Value; SMALL_FRAME] = Default::default();
-        return call_with_registers(c, func, args, nargsf, kwnames, &mut regs[..n], tuning);
+        let mut buf = std::mem::MaybeUninit::<[Value; SMALL_FRAME]>::uninit();
+        let base = buf.as_mut_ptr() as *mut Value;
+        for i in 0..n {
+            base.add(i).write(Value::Null);
+        }
+        // SAFETY: n <= SMALL_FRAME and the first n registers were just initialized; only
+        // those are used. call_with_registers leaves them all Null, so nothing in the
+        // buffer needs dropping when it goes out of scope.
+        let regs = std::slice::from_raw_parts_mut(base, n);
+        return call_with_registers(c, func, args, nargsf, kwnames, regs, tuning);
     }
     let mut regs = REG_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
     regs.resize_with(n, Value::default);
@@ -741,7 +749,7 @@ unsafe fn run_bound(
         );
         return (std::ptr::null_mut(), false);
     }
-    if ffi::Py_EnterRecursiveCall(c"".as_ptr()) != 0 {
+    if !crate::cpy::enter_recursive_call() {
         return (std::ptr::null_mut(), false);
     }
     let f = func as *mut ffi::PyFunctionObject;
@@ -760,7 +768,7 @@ unsafe fn run_bound(
         },
         None => interp::run(&ctx, regs, 0),
     };
-    ffi::Py_LeaveRecursiveCall();
+    crate::cpy::leave_recursive_call();
     let native = ctx.ran_native.get();
     match r {
         Ok(v) => (v.into_ptr(), native),
