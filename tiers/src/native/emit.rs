@@ -37,6 +37,36 @@ pub struct Emit<'a> {
     plain_slow: Option<Block>,
     /// Address of the byte that, once set, makes loops leave this code for tier 1.
     invalid_flag: usize,
+    /// Registers that only ever hold an unboxed bool or NULL: written only by ops whose
+    /// result is always a bool (Truth, IsNone, Is, Contains, ForIter's exhausted flag...),
+    /// so nothing needs dropping or tag-testing there.
+    bool_regs: Vec<bool>,
+}
+
+/// Which registers only ever hold an unboxed bool (or NULL before their definition).
+fn bool_registers(c: &Compiled) -> Vec<bool> {
+    let mut b = vec![false; c.linear.nregs as usize];
+    for inst in &c.linear.insts {
+        if let crate::lower::LKind::Op(op) = inst.kind {
+            let r = match op {
+                Op::Truth {}
+                | Op::IsNone {}
+                | Op::Is { .. }
+                | Op::Contains { .. }
+                | Op::CheckExcMatch {} => Some(inst.dst),
+                Op::ForIter {} => Some(inst.dst + 1),
+                _ => None,
+            };
+            if let Some(r) = r {
+                b[r as usize] = true;
+            }
+        }
+    }
+    // A register also written by an edge move may receive anything.
+    for &(_, d, _) in &c.linear.moves {
+        b[d as usize] = false;
+    }
+    b
 }
 
 /// Memory flags for register-file and object accesses (aligned, never trapping).
@@ -65,6 +95,7 @@ impl<'a> Emit<'a> {
             sig_cache: Vec::new(),
             plain_slow: None,
             invalid_flag,
+            bool_regs: bool_registers(c),
         }
     }
 
@@ -134,7 +165,9 @@ impl<'a> Emit<'a> {
     }
     /// Overwrites register `r` (dropping its old content) with `tag` and `payload`.
     pub fn set(&mut self, r: u32, t: u8, payload: Value) {
-        self.drop_reg(r);
+        if !self.bool_regs[r as usize] {
+            self.drop_reg(r);
+        }
         let regs = self.regs();
         let tv = self.b.ins().iconst(types::I64, t as i64);
         self.b.ins().store(mem(), tv, regs, (r * 16) as i32);
@@ -534,6 +567,18 @@ impl<'a> Emit<'a> {
 
     /// A Branch terminator: unboxed bools are tested inline, anything else by the helper.
     pub fn branch(&mut self, pc: usize, cond: u32, then_edge: u32, else_edge: u32) {
+        if self.bool_regs[cond as usize] {
+            // Always an unboxed bool here: test its payload directly.
+            let v = self.payload(cond, types::I8);
+            let on_true = self.b.create_block();
+            let on_false = self.b.create_block();
+            self.b.ins().brif(v, on_true, &[], on_false, &[]);
+            self.b.switch_to_block(on_true);
+            self.edge(pc, then_edge);
+            self.b.switch_to_block(on_false);
+            self.edge(pc, else_edge);
+            return;
+        }
         let t = self.tag(cond);
         let is_bool = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::BOOL as i64);
         let fast = self.b.create_block();
