@@ -118,35 +118,30 @@ pub fn observe_compare(a: &Value, b: &Value) -> Option<CompareVariant> {
     None
 }
 
+/// `x op y` with IEEE semantics for floats (NaN compares unequal to everything).
+#[inline]
+fn cmp<T: PartialOrd>(op: CmpOp, x: T, y: T) -> bool {
+    match op {
+        CmpOp::Lt => x < y,
+        CmpOp::Le => x <= y,
+        CmpOp::Eq => x == y,
+        CmpOp::Ne => x != y,
+        CmpOp::Gt => x > y,
+        CmpOp::Ge => x >= y,
+    }
+}
+
 /// The quickened Compare (`None` when the guard fails).
 #[inline]
 pub fn compare_quick(op: CmpOp, v: CompareVariant, a: &Value, b: &Value) -> Option<Value> {
     use super::arith::{float_of, int_of};
     let r = match v {
-        CompareVariant::Int => {
-            let (x, y) = (int_of(a)?, int_of(b)?);
-            match op {
-                CmpOp::Lt => x < y,
-                CmpOp::Le => x <= y,
-                CmpOp::Eq => x == y,
-                CmpOp::Ne => x != y,
-                CmpOp::Gt => x > y,
-                CmpOp::Ge => x >= y,
-            }
-        }
+        CompareVariant::Int => cmp(op, int_of(a)?, int_of(b)?),
         CompareVariant::Float => {
             if float_of(a).is_none() && float_of(b).is_none() {
                 return None;
             }
-            let (x, y) = (exact_float(a)?, exact_float(b)?);
-            match op {
-                CmpOp::Lt => x < y,
-                CmpOp::Le => x <= y,
-                CmpOp::Eq => x == y,
-                CmpOp::Ne => x != y,
-                CmpOp::Gt => x > y,
-                CmpOp::Ge => x >= y,
-            }
+            cmp(op, exact_float(a)?, exact_float(b)?)
         }
     };
     Some(Value::Bool(r))
