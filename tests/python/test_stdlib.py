@@ -108,3 +108,47 @@ def test_cpython_suite_ran_function_in_tier1(modname, name):
         assert s["interp_calls"] + s["native_calls"] > 0, f"{modname}.{name}: {s}"
         assert s["fallback_calls"] == 0, f"{modname}.{name}: {s}"
         assert s["unsupported"] == [], f"{modname}.{name}: {s}"
+
+
+# More of CPython's own suites, each in a fresh interpreter (the functions of the module
+# under test are replaced by tiered ones for the whole process): pure-Python modules
+# whose tests are quick. Tier 2 comes in after two calls, so most calls run native code.
+MORE_SUITES = [
+    ("textwrap", "test.test_textwrap"),
+    ("difflib", "test.test_difflib"),
+    ("colorsys", "test.test_colorsys"),
+    ("shlex", "test.test_shlex"),
+    ("fractions", "test.test_fractions"),
+]
+
+_SUITE_PROGRAM = r"""
+import sys, types, unittest, importlib
+from tiered import tiered, stats
+modname, testname = sys.argv[1], sys.argv[2]
+mod = importlib.import_module(modname)
+wrapped = []
+for k, v in list(vars(mod).items()):
+    if isinstance(v, types.FunctionType) and v.__module__ == modname:
+        w = tiered(v); setattr(mod, k, w); wrapped.append(w)
+    elif isinstance(v, type) and v.__module__ == modname:
+        for kk, vv in list(vars(v).items()):
+            if isinstance(vv, types.FunctionType):
+                w = tiered(vv); setattr(v, kk, w); wrapped.append(w)
+t = importlib.import_module(testname)
+suite = unittest.defaultTestLoader.loadTestsFromModule(t)
+r = unittest.TextTestRunner(verbosity=0, stream=sys.stderr).run(suite)
+s = [stats(w) for w in wrapped]
+print(r.testsRun, len(r.failures) + len(r.errors), sum(x["interp_calls"] + x["native_calls"] for x in s))
+"""
+
+
+@pytest.mark.parametrize("modname,testname", MORE_SUITES)
+def test_cpython_suite_with_tiered_module(modname, testname):
+    from harness import run_python
+
+    env = {"TIERED_JIT_THRESHOLD": "2"}
+    r = run_python(_SUITE_PROGRAM.replace("sys.argv[1], sys.argv[2]", f"{modname!r}, {testname!r}"), env=env, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    ran, bad, ours = map(int, r.stdout.split())
+    assert ran > 0 and bad == 0, r.stderr[-3000:]
+    assert ours > 0, "no call of the module's functions ran in tiered's tiers"
