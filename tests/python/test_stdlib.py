@@ -119,6 +119,10 @@ MORE_SUITES = [
     ("colorsys", "test.test_colorsys"),
     ("shlex", "test.test_shlex"),
     ("fractions", "test.test_fractions"),
+    ("ipaddress", "test.test_ipaddress"),
+    ("pprint", "test.test_pprint"),
+    ("calendar", "test.test_calendar"),
+    ("statistics", "test.test_statistics"),
 ]
 
 _SUITE_PROGRAM = r"""
