@@ -160,14 +160,21 @@ fn set_counting(enabled: bool) {
     tiered_tiers::stats::set_counting(enabled)
 }
 
-/// Per-op execution counts per tier.
+/// Per-op execution counts per tier, and failed native guards (deopts) per op.
 #[pyfunction]
 fn op_counts(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     let d = PyDict::new(py);
+    let deopts = tiered_tiers::stats::deopt_counts();
     for (name, t1, t2) in tiered_tiers::stats::op_counts() {
         let row = PyDict::new(py);
         row.set_item("tier1", t1)?;
         row.set_item("tier2", t2)?;
+        let n = deopts
+            .iter()
+            .find(|(op, _)| *op == name)
+            .map(|(_, n)| *n)
+            .unwrap_or(0);
+        row.set_item("deopts", n)?;
         d.set_item(name, row)?;
     }
     Ok(d)

@@ -300,6 +300,7 @@ def coverage_report(
         for row in ops:
             c = counts.get(row["op"], {})
             row["tier1"], row["tier2"] = int(c.get("tier1", 0)), int(c.get("tier2", 0))
+            row["deopts"] = int(c.get("deopts", 0))
             seen.add(row["op"])
         for op in sorted(set(counts) - seen):  # counted but not in the table: still show it
             c = counts[op]
@@ -314,6 +315,7 @@ def coverage_report(
                     "native": [],
                     "tier1": int(c.get("tier1", 0)),
                     "tier2": int(c.get("tier2", 0)),
+                    "deopts": int(c.get("deopts", 0)),
                 }
             )
     report: dict[str, Any] = {"ops": ops, "untranslated": [dict(r) for r in _native.untranslated_opcodes()]}
@@ -374,6 +376,12 @@ def render_coverage(report: dict[str, Any], top: int = 10) -> str:
         total1 = sum(r["tier1"] for r in ops)
         total2 = sum(r["tier2"] for r in ops)
         parts.append(f"ops executed: {total1:,} in tier 1, {total2:,} in tier 2")
+        deopts = sorted(((r.get("deopts", 0), r["op"]) for r in ops if r.get("deopts", 0)), reverse=True)[:top]
+        if deopts:
+            parts.append("top native guard failures (deopts: the op ran in tier 1 instead): "
+                         + ", ".join(f"{op} {n:,}" for n, op in deopts))
+        else:
+            parts.append("no native guard failed (no deopts)")
     if untranslated:
         parts += ["", "CPython opcodes that fall back to CPython (Unsupported):"]
         parts.append(_demo.render_table(["opcode", "reason"], [[u["opcode"], u["reason"]] for u in untranslated]))

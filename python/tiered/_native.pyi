@@ -66,6 +66,7 @@ class UntranslatedOpcode(TypedDict):
 class TierCounts(TypedDict):
     tier1: int
     tier2: int
+    deopts: int
 
 def jit(
     func: Callable[_P, _T],
