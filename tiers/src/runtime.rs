@@ -448,7 +448,7 @@ pub struct FuncStats {
     pub fallback_calls: Cell<u64>,
     /// Calls that ran in tier 1.
     pub interp_calls: Cell<u64>,
-    /// Calls that ran native code (tier 2; none yet).
+    /// Calls that ran native code (tier 2), entirely or after a loop tiered up.
     pub native_calls: Cell<u64>,
 }
 
