@@ -2,7 +2,7 @@
 //! execution fills in from the operand types it sees, and that a failed guard empties again.
 //! The variants themselves live in their op family's file.
 
-use crate::ops::{arith, attrs, calls, compare, globals, iter, subscr};
+use crate::ops::{arith, calls, compare, globals, iter, subscr};
 use std::cell::Cell;
 use tiered_ir::OpKind;
 
@@ -24,8 +24,6 @@ pub enum Quick {
     Call(calls::CallVariant),
     /// A Subscr variant.
     Subscr(subscr::SubscrVariant),
-    /// A LoadAttr variant.
-    Attr(attrs::AttrVariant),
 }
 
 impl Quick {
@@ -39,7 +37,6 @@ impl Quick {
             Quick::Global(_) => Some(globals::GLOBAL_VARIANTS[0]),
             Quick::Call(v) => Some(v.name()),
             Quick::Subscr(v) => Some(v.name()),
-            Quick::Attr(v) => Some(v.name()),
         }
     }
 }
@@ -107,7 +104,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::ForIter => (iter::FOR_ITER_VARIANTS, &["ForIterList", "ForIterRange"]),
         OpKind::Call => (calls::CALL_VARIANTS, &["CallPyFunction", "CallTiered"]),
         OpKind::Subscr => (subscr::SUBSCR_VARIANTS, &[]),
-        OpKind::LoadAttr => (attrs::ATTR_VARIANTS, &[]),
         OpKind::Const => (&[], &["Const"]),
         OpKind::Null => (&[], &["Null"]),
         OpKind::Truth => (&[], &["TruthUnboxed"]),
@@ -122,6 +118,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::Contains
         | OpKind::IsNone
         | OpKind::GetIter
+        | OpKind::LoadAttr
         | OpKind::StoreAttr
         | OpKind::DeleteAttr
         | OpKind::LoadMethod
