@@ -173,6 +173,63 @@ def str_building_keeps_aliases(n):
     return s, alias, snapshots
 
 
+class Point:
+    def __init__(self, x, y):
+        self.x = x
+        self.y = y
+
+
+class Other:
+    def __init__(self):
+        self.x = "other"
+
+
+def attr_reads_while_classes_change(n):
+    p = Point(1, 2)
+    out = []
+    for i in range(n):
+        out.append(p.x + p.y)
+        if i == 5:
+            Point.y = property(lambda self: 100)  # a data descriptor now wins
+        if i == 10:
+            del Point.y
+        if i == 15:
+            p.__class__ = Other  # type changes under the cached read
+            p.y = 7
+        if i == 20:
+            del p.x
+            try:
+                p.x
+            except AttributeError as e:
+                out.append(str(e))
+            p.x = "back"
+    return out
+
+
+def attr_missing_then_present(objs):
+    out = []
+    for o in objs:
+        try:
+            out.append(o.x)
+        except AttributeError as e:
+            out.append(("missing", str(e)))
+    return out
+
+
+class Slotted:
+    __slots__ = ("x",)
+
+    def __init__(self, x):
+        self.x = x
+
+
+class WithGetattr:
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)  # keep copy/deepcopy protocols away
+        return ("dynamic", name)
+
+
 def _double(x):
     return 2 * x
 
@@ -206,6 +263,8 @@ CASES = cases(
     (shifts, ([(1, 62), (1, 63), (-1, 64), (5, -1), (2**40, 30), (-5, 100)],)),
     (calls_plain_function, (50,)),
     (str_building_keeps_aliases, (40,)),
+    (attr_reads_while_classes_change, (30,)),
+    (attr_missing_then_present, ([Point(1, 2), Other(), Slotted(3), WithGetattr(), Point(4, 5), object()] * 10,)),
     (callee_code_swapped, (None, None, 10)),
 )
 
