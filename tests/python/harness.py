@@ -275,16 +275,22 @@ def assert_tier1(w: Any, f: Callable | None = None) -> None:
     assert s["unsupported"] == [], f"{name}: unsupported ops: {s!r}"
 
 
-def check_fallback(f: Callable, reason: str | tuple[str, ...], /, *args: Any, **kwargs: Any) -> Outcome:
-    """Agrees with CPython AND fell back with a reason containing ``reason``
-    (case-insensitive; a tuple means any of them); the strict wrapper raises
-    UnsupportedError instead."""
+def _check_non_strict(f: Callable, args: tuple, kwargs: dict) -> tuple[Outcome, Any]:
+    """CPython's outcome, and a non-strict wrapper that agreed with it REPEAT times."""
     _skip_if_tracing()
     expected = run(f, args, kwargs)
     w = tiered(f)
     for i in range(REPEAT):
         got = run(w, args, kwargs)
         assert_same(expected, got, f"{f.__qualname__} (non-strict tiered call {i + 1})")
+    return expected, w
+
+
+def check_fallback(f: Callable, reason: str | tuple[str, ...], /, *args: Any, **kwargs: Any) -> Outcome:
+    """Agrees with CPython AND fell back with a reason containing ``reason``
+    (case-insensitive; a tuple means any of them); the strict wrapper raises
+    UnsupportedError instead."""
+    expected, w = _check_non_strict(f, args, kwargs)
     s = stats(w)
     assert s["fallback_calls"] >= 1, f"{f.__qualname__}: expected a fallback: {s!r}"
     reasons = [u["reason"] for u in s["unsupported"]]
@@ -312,12 +318,7 @@ def check_fallback(f: Callable, reason: str | tuple[str, ...], /, *args: Any, **
 def check_agrees(f: Callable, /, *args: Any, **kwargs: Any) -> Outcome:
     """Agrees with CPython; tier 1 or fallback both fine, but a fallback must
     come with a non-empty reason."""
-    _skip_if_tracing()
-    expected = run(f, args, kwargs)
-    w = tiered(f)
-    for i in range(REPEAT):
-        got = run(w, args, kwargs)
-        assert_same(expected, got, f"{f.__qualname__} (non-strict tiered call {i + 1})")
+    expected, w = _check_non_strict(f, args, kwargs)
     s = stats(w)
     assert s["calls"] == REPEAT, s
     if s["fallback_calls"]:

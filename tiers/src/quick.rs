@@ -76,7 +76,6 @@ impl QuickCell {
     pub fn miss(&self) {
         let m = self.misses.get() + 1;
         self.misses.set(m);
-        crate::stats::count_miss();
         if m >= MISS_LIMIT {
             self.state.set(Quick::Generic);
             self.misses.set(0);

@@ -20,7 +20,6 @@ thread_local! {
     static FALLBACK_REASONS: RefCell<BTreeMap<String, u64>> = const { RefCell::new(BTreeMap::new()) };
 }
 
-static MISSES: AtomicU64 = AtomicU64::new(0);
 static DEOPTS: [AtomicU64; 128] = [const { AtomicU64::new(0) }; 128];
 
 /// Counts a failed native template guard of an op (it ran in tier 1 instead).
@@ -43,17 +42,6 @@ pub fn deopt_counts() -> Vec<(&'static str, u64)> {
             (n > 0).then_some((o.name, n))
         })
         .collect()
-}
-
-/// Counts a failed quickening guard in tier 1.
-#[inline]
-pub fn count_miss() {
-    MISSES.fetch_add(1, Ordering::Relaxed);
-}
-
-/// Failed quickening guards so far.
-pub fn misses() -> u64 {
-    MISSES.load(Ordering::Relaxed)
 }
 
 /// Whether per-op counting is on.
@@ -112,7 +100,6 @@ pub fn reset() {
     for c in TIER1_COUNTS.iter().chain(TIER2_COUNTS.iter()) {
         c.store(0, Ordering::Relaxed);
     }
-    MISSES.store(0, Ordering::Relaxed);
     for c in DEOPTS.iter() {
         c.store(0, Ordering::Relaxed);
     }

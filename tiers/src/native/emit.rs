@@ -258,6 +258,21 @@ impl<'a> Emit<'a> {
         self.b.inst_results(call).first().copied()
     }
 
+    /// Calls a helper taking (ctx, regs, pc[, extra]) and returning an i64 status.
+    fn call_pc_helper(&mut self, addr: usize, pc: usize, extra: Option<u32>) -> Value {
+        let ctx = self.ctx();
+        let regs = self.regs();
+        let pcv = self.b.ins().iconst(types::I32, pc as i64);
+        let mut params = vec![self.ptr, self.ptr, types::I32];
+        let mut args = vec![ctx, regs, pcv];
+        if let Some(x) = extra {
+            params.push(types::I32);
+            args.push(self.b.ins().iconst(types::I32, x as i64));
+        }
+        self.call(addr, &params, Some(types::I64), &args)
+            .expect("returns")
+    }
+
     fn call_unreachable_and_fail(&mut self) {
         let r = self
             .call(
@@ -278,17 +293,7 @@ impl<'a> Emit<'a> {
     /// The generic path of instruction `pc`: its tier-1 implementation, then the next
     /// instruction, the handler (if it raised and one covers it), or leaving with status 1.
     fn slow_path(&mut self, pc: usize) {
-        let ctx = self.ctx();
-        let regs = self.regs();
-        let pcv = self.b.ins().iconst(types::I32, pc as i64);
-        let r = self
-            .call(
-                super::helpers::exec as *const () as usize,
-                &[self.ptr, self.ptr, types::I32],
-                Some(types::I64),
-                &[ctx, regs, pcv],
-            )
-            .expect("returns");
+        let r = self.call_pc_helper(super::helpers::exec as *const () as usize, pc, None);
         self.check_status(pc, r);
         let next = self.blocks[pc + 1];
         self.b.ins().jump(next, &[]);
@@ -318,17 +323,7 @@ impl<'a> Emit<'a> {
     /// Calls a helper running instruction `pc` with the status protocol, where -1 means
     /// its guard failed (branch to `fail`).
     pub fn call_guarded_helper(&mut self, pc: usize, helper: usize, fail: Block) {
-        let ctx = self.ctx();
-        let regs = self.regs();
-        let pcv = self.b.ins().iconst(types::I32, pc as i64);
-        let r = self
-            .call(
-                helper,
-                &[self.ptr, self.ptr, types::I32],
-                Some(types::I64),
-                &[ctx, regs, pcv],
-            )
-            .expect("returns");
+        let r = self.call_pc_helper(helper, pc, None);
         let missed = self.b.ins().icmp_imm_s(IntCC::Equal, r, -1);
         self.fail_if(missed, fail);
         self.check_status(pc, r);
@@ -499,18 +494,7 @@ impl<'a> Emit<'a> {
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(helper);
         if !copies.is_empty() {
-            let ctx = self.ctx();
-            let regs = self.regs();
-            let pcv = self.b.ins().iconst(types::I32, pc as i64);
-            let ev = self.b.ins().iconst(types::I32, ei as i64);
-            let r = self
-                .call(
-                    super::helpers::edge as *const () as usize,
-                    &[self.ptr, self.ptr, types::I32, types::I32],
-                    Some(types::I64),
-                    &[ctx, regs, pcv, ev],
-                )
-                .expect("returns");
+            let r = self.call_pc_helper(super::helpers::edge as *const () as usize, pc, Some(ei));
             let fail = self.b.create_block();
             self.b.ins().brif(r, fail, &[], done, &[]);
             self.b.switch_to_block(fail);
@@ -591,18 +575,7 @@ impl<'a> Emit<'a> {
         let v = self.b.ins().uextend(types::I64, v);
         self.b.ins().jump(decide, &[BlockArg::Value(v)]);
         self.b.switch_to_block(slow);
-        let ctx = self.ctx();
-        let regs = self.regs();
-        let pcv = self.b.ins().iconst(types::I32, pc as i64);
-        let rv = self.b.ins().iconst(types::I32, cond as i64);
-        let r = self
-            .call(
-                super::helpers::truth as *const () as usize,
-                &[self.ptr, self.ptr, types::I32, types::I32],
-                Some(types::I64),
-                &[ctx, regs, pcv, rv],
-            )
-            .expect("returns");
+        let r = self.call_pc_helper(super::helpers::truth as *const () as usize, pc, Some(cond));
         let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, r, 0);
         let fail = self.b.create_block();
         let ok = self.b.create_block();
