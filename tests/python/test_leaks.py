@@ -105,6 +105,32 @@ def objects_and_methods(x):
     return p.z, getattr(p, "x"), [p][0].y
 
 
+def _join(s, t):
+    return s + t
+
+
+def _every_third_raises(i, x):
+    if i % 3 == 0:
+        raise ValueError(x)
+    return (i, x)
+
+
+def _down(n, x):
+    return x if n == 0 else _down(n - 1, x)
+
+
+def direct_calls(x):
+    # Loops and recursion get native code that calls its callees' native code directly.
+    out = []
+    for i in range(30):
+        out.append(_join(x, "y"))
+        try:
+            out.append(_every_third_raises(i, x))
+        except ValueError:
+            out.append(None)
+    return len(out), _down(10, x)
+
+
 def _gen(x):
     yield x
     yield x + 1
@@ -124,6 +150,7 @@ CATEGORIES = {
     "comprehensions": (comprehensions, (2,), "tier1"),
     "string-building": (string_building, ("ab",), "tier1"),
     "objects-methods": (objects_and_methods, (5,), "tier1"),
+    "direct-native-calls": (direct_calls, ("a string argument",), "tier1"),
     "fallback-generator": (_gen, (2**70,), "fallback"),
     "wrong-call-shape": (wrong_shape_target, (1, 2, 3), None),  # TypeError on every call
 }

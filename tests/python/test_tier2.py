@@ -107,7 +107,172 @@ def truth_mixed(items):
     return c
 
 
+# Calls from native code straight into a callee's native code (direct calls): arguments
+# moved in unboxed, results coming back unboxed, and everything that must send a call
+# back to the ordinary path: an argument still used afterwards, other types, a callee
+# rebound or given another __code__, exceptions in the callee, shadowed builtins.
+
+
+def helper(a, b):
+    return a * b + 1
+
+
+def calls_in_loop(n):
+    total = 0
+    for i in range(n):
+        total += helper(i, 3) + helper(i, i)
+    return total
+
+
+SAVED = []
+
+
+def keep(x):
+    SAVED.append(x)
+    return x
+
+
+def identity_across_call(n):
+    same = 0
+    for i in range(n):
+        x = i * 3 + 100_000  # an unboxed int, also used after the call
+        keep(x)
+        if SAVED[-1] is x:
+            same += 1
+        SAVED.clear()
+    return same
+
+
+def mixed_argument_types(n):
+    out = []
+    for i in range(n):
+        v = i if i % 3 else (i + 0.5 if i % 2 else str(i))
+        out.append(helper(v, 2))
+    return len(out), out[-3:]
+
+
+def maybe_raise(i):
+    if i % 100 == 99:
+        raise ValueError(f"bad {i}")
+    return i
+
+
+def callee_raises_caught(n):
+    total = 0
+    for i in range(n):
+        try:
+            total += maybe_raise(i)
+        except ValueError as e:
+            total -= len(str(e))
+    return total
+
+
+def callee_raises_escapes(n):
+    total = 0
+    for i in range(n):
+        total += maybe_raise(i if i < n - 5 else 99)
+    return total
+
+
+def plus_one(x):
+    return x + 1
+
+
+def minus_one(x):
+    return x - 1
+
+
+def callee_code_swapped(n):
+    def callee(x):
+        return x + 1
+
+    total = 0
+    for i in range(n):
+        total += callee(i)
+        if i == n // 2:
+            callee.__code__ = minus_one.__code__
+    return total
+
+
+CALLEE = plus_one
+
+
+def set_callee(f):
+    global CALLEE
+    CALLEE = f
+
+
+def callee_rebound(n):
+    set_callee(plus_one)
+    total = 0
+    for i in range(n):
+        total += CALLEE(i)
+        if i == n // 2:
+            set_callee(minus_one)
+    set_callee(plus_one)
+    return total
+
+
+def is_even(n):
+    return True if n == 0 else is_odd(n - 1)
+
+
+def is_odd(n):
+    return False if n == 0 else is_even(n - 1)
+
+
+def mutual_recursion(n):
+    return [is_even(i) for i in range(n)].count(True)
+
+
+def with_default(a, b=2):
+    return a * b
+
+
+def defaults_and_keywords(n):
+    total = 0
+    for i in range(n):
+        total += with_default(i) + with_default(i, 3) + with_default(a=i, b=1)
+    return total
+
+
+def shadow_len(v):
+    if v is None:
+        globals().pop("len", None)
+    else:
+        globals()["len"] = v
+
+
+def builtin_shadowed_mid_loop(items, n):
+    total = 0
+    try:
+        for i in range(n):
+            total += len(items)
+            if i == n // 3:
+                shadow_len(lambda x: 1000)
+            if i == 2 * n // 3:
+                shadow_len(None)
+    finally:
+        shadow_len(None)
+    return total
+
+
+def deep(n):
+    return 0 if n == 0 else 1 + deep(n - 1)
+
+
 CASES = cases(
+    (calls_in_loop, (N,)),
+    (identity_across_call, (N,)),
+    (mixed_argument_types, (N,)),
+    (callee_raises_caught, (N,)),
+    (callee_raises_escapes, (N,)),
+    (callee_code_swapped, (N,)),
+    (callee_rebound, (N,)),
+    (mutual_recursion, (300,)),
+    (defaults_and_keywords, (N,)),
+    (builtin_shadowed_mid_loop, ([1, 2, 3], N)),
+    (deep, (500,)),
     (types_change_in_native_loop, ([1] * N + [0.5] * 10 + [2**70] + [1] * 10,)),
     (types_change_in_native_loop, ([1] * N + ["no"],)),
     (compare_types_change, ([i % 5 for i in range(N)] + [0.5, 2**80, -1.5, float("nan"), 3],)),
@@ -179,10 +344,54 @@ def test_deopts_are_counted_and_code_is_replaced():
     assert "BinaryFloat" in text, text
 
 
+@needs_jit
+def test_direct_native_calls_count_as_native_calls():
+    g = {"__builtins__": __builtins__}
+    exec(compile("def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n", __file__, "exec"), g)
+    g["fib"] = tiered(g["fib"])
+    assert g["fib"](20) == fib(20)
+    s = stats(g["fib"])
+    # Every call is counted, whether it came through the wrapper or directly from native code.
+    assert s["calls"] == 21891 and s["native_calls"] + s["interp_calls"] == s["calls"], s
+
+
+@needs_default_thresholds
+def test_ops_first_run_after_compiling_get_templates():
+    # The first calls of fib go down its left spine: the + after the recursive calls has
+    # not run when the code is compiled, so native code is recompiled once it has.
+    g = {"__builtins__": __builtins__}
+    exec(compile("def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n", __file__, "exec"), g)
+    g["fib"] = tiered(g["fib"])
+    g["fib"](20)
+    from tiered import dump
+
+    line = next(ln for ln in dump(g["fib"]).splitlines() if "native templates at" in ln)
+    assert line.count(":BinaryInt") == 3, line
+
+
+@needs_default_thresholds
+def test_rebinding_globals_costs_no_deopts():
+    # Module-level loops rebind globals all the time (`for i in ...`): cached global and
+    # builtin loads read the dicts in place, so that costs no deopts.
+    g = {"__builtins__": __builtins__}
+    src = "def f(xs):\n    return helper(len(xs)) + len(xs)\ndef helper(n):\n    return n + 1\n"
+    exec(compile(src, __file__, "exec"), g)
+    w = tiered(g["f"])
+    for i in range(200):
+        g["counter"] = i
+        assert w([1, 2, 3]) == 7
+    s = stats(w)
+    assert s["deopts"] == 0 and s["native_calls"] > 100, s
+
+
 def test_keyboard_interrupt_reaches_native_loop():
     code = r"""
-import _thread, threading, sys
+import _thread, signal, threading, sys
 from tiered import tiered, stats
+
+# A shell may start this with SIGINT ignored (a background job): interrupt_main is then a
+# no-op, so install Python's own handler.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 @tiered
 def spin():

@@ -77,6 +77,18 @@ struct ThreadStateHead {
     c_tracefunc: *mut c_void,
 }
 
+/// Byte offsets in 3.11's thread state, for native code: the recursion counter and the
+/// profile and trace hooks (non-NULL while set).
+pub mod tstate_offset {
+    /// `recursion_remaining` (a C int).
+    pub const RECURSION_REMAINING: i32 =
+        std::mem::offset_of!(super::ThreadStateHead, recursion_remaining) as i32;
+    /// `c_profilefunc`.
+    pub const PROFILEFUNC: i32 = std::mem::offset_of!(super::ThreadStateHead, c_profilefunc) as i32;
+    /// `c_tracefunc`.
+    pub const TRACEFUNC: i32 = std::mem::offset_of!(super::ThreadStateHead, c_tracefunc) as i32;
+}
+
 /// Whether `sys.settrace` or `sys.setprofile` is active on this thread: then calls run in
 /// CPython so debuggers, profilers and coverage see every line.
 #[inline]

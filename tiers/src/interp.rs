@@ -26,6 +26,11 @@ pub struct Ctx<'a> {
     pub tuning: crate::runtime::Tuning,
     /// Set once any of this call ran in native code (for stats).
     pub ran_native: std::cell::Cell<bool>,
+    /// The current thread state (3.11 layout in `cpy`), read once per call from CPython
+    /// and handed down by direct native calls.
+    pub tstate: *mut std::ffi::c_void,
+    /// `stack::limit()` of this thread, likewise.
+    pub stack_limit: usize,
 }
 
 /// How an op failed: a new exception (gets a traceback line) or a re-raise (keeps its own).
@@ -173,7 +178,11 @@ pub unsafe fn exec_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
     if stats::counting_enabled() {
         stats::count_op(op.kind());
     }
-    match exec(ctx, op, inst, pc, regs) {
+    let r = exec(ctx, op, inst, pc, regs);
+    if !matches!(ctx.compiled.quick[pc].get(), Quick::Generic) {
+        ctx.compiled.specialized_late(pc);
+    }
+    match r {
         Ok(()) => 0,
         Err(how) => match unwind(ctx, inst, how, regs) {
             Some(target) => 2 + target as i64,
@@ -219,6 +228,33 @@ pub unsafe fn call_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
             Some(target) => 2 + target as i64,
             None => 1,
         },
+    }
+}
+
+/// After a direct native call at `pc` raised: the traceback line and handler, as for any
+/// op that raised. Returns 1 (leaves) or 2 + the handler's instruction.
+///
+/// # Safety
+/// As `exec_at`, with the exception set.
+pub unsafe fn fail_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
+    match unwind(ctx, &ctx.compiled.linear.insts[pc], Failure::New, regs) {
+        Some(target) => 2 + target as i64,
+        None => 1,
+    }
+}
+
+/// Continues a function in tier 1 at `pc` after its native code was invalidated under a
+/// direct native call; the result goes to `*out`. Returns 0, or 1 with an exception set.
+///
+/// # Safety
+/// As `run`; `out` is NULL (empty).
+pub unsafe fn resume_at(ctx: &Ctx, regs: &mut [Value], pc: usize, out: &mut Value) -> i64 {
+    match run(ctx, regs, pc) {
+        Ok(v) => {
+            *out = v;
+            0
+        }
+        Err(Raised) => 1,
     }
 }
 
@@ -402,7 +438,7 @@ unsafe fn exec(
         Op::LoadBuildClass {} => set!(ops::globals::load_build_class(ctx)),
         Op::LoadGlobal { name } => {
             if let Quick::Global(c) = q.get() {
-                if let Some(v) = ops::globals::load_global_quick(ctx, c) {
+                if let Some(v) = ops::globals::load_global_quick(ctx, pc, c) {
                     regs[dst] = v;
                     return Ok(());
                 }
@@ -410,7 +446,7 @@ unsafe fn exec(
             }
             let v = ops::globals::load_global(ctx, name).map_err(|_| Failure::New)?;
             if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(c) = ops::globals::observe_global(ctx, &v) {
+                if let Some(c) = ops::globals::observe_global(ctx, pc, name) {
                     q.specialize(Quick::Global(c));
                 }
             }

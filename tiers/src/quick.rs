@@ -34,7 +34,7 @@ impl Quick {
             Quick::Binary(v) => Some(v.name()),
             Quick::Compare(v) => Some(v.name()),
             Quick::ForIter(v) => Some(v.name()),
-            Quick::Global(_) => Some(globals::GLOBAL_VARIANTS[0]),
+            Quick::Global(c) => Some(c.name()),
             Quick::Call(v) => Some(v.name()),
             Quick::Subscr(v) => Some(v.name()),
         }
@@ -95,7 +95,7 @@ impl QuickCell {
 /// exhaustive table, so a new op must say; the coverage report is derived from it.
 pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static str]) {
     match kind {
-        OpKind::LoadGlobal => (globals::GLOBAL_VARIANTS, &["LoadGlobalCached"]),
+        OpKind::LoadGlobal => (globals::GLOBAL_VARIANTS, globals::GLOBAL_VARIANTS),
         // BinaryInt's template covers + - * & | ^, BinaryFloat's + - * /; other operators
         // take the tier-1 helper.
         OpKind::Binary => (arith::BINARY_VARIANTS, arith::BINARY_VARIANTS),

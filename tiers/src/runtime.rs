@@ -29,6 +29,9 @@ pub struct Compiled {
     pub lines: LineTable,
     /// Specialization state per linear instruction (quickening).
     pub quick: Vec<crate::quick::QuickCell>,
+    /// Per linear instruction: the globals' version at which a LoadGlobal cached as a
+    /// builtin last found its name absent from them (native code reads it in place).
+    pub global_versions: Vec<Cell<u64>>,
     /// Tier 2: native code once compiled, or why it could not be.
     native: RefCell<NativeState>,
     /// Calls so far (for the tier-2 threshold).
@@ -39,6 +42,14 @@ pub struct Compiled {
     pub deopts: Cell<u64>,
     /// The argument types this is specialized for (`None`: the generic compilation).
     pub signature: Option<String>,
+    /// The same, as compared at call sites (`None`: the generic compilation).
+    pub type_key: Option<TypeKey>,
+    /// The native entry while native code is ready, else 0: native callers read it at
+    /// every direct call, so replaced or invalidated code is never entered from them.
+    pub native_entry: Cell<usize>,
+    /// Callables this code's call sites are specialized on, kept alive so the identity
+    /// compared by a guard can never be a new object at a freed one's address.
+    keep_alive: RefCell<Vec<Owned>>,
     deopts_since_compile: Cell<u64>,
     recompiles: Cell<u32>,
     /// Replaced native code, kept mapped for activations still inside it.
@@ -53,6 +64,20 @@ impl Compiled {
     /// Whether tier 1 can run it.
     pub fn runnable(&self) -> bool {
         self.unsupported.is_empty()
+    }
+
+    /// Keeps `o` alive as long as this code (a callable a call site is specialized on).
+    ///
+    /// # Safety
+    /// GIL held; `o` live.
+    pub unsafe fn keep_alive(&self, o: *mut ffi::PyObject) {
+        let mut keep = self.keep_alive.borrow_mut();
+        if !keep.iter().any(|k| k.ptr() == o) {
+            ffi::Py_INCREF(o);
+            if let Ok(k) = Owned::new(o) {
+                keep.push(k);
+            }
+        }
     }
     /// The traceback code object for `line`, made on first use (exceptions only).
     ///
@@ -116,7 +141,10 @@ impl Compiled {
         };
         *self.native.borrow_mut() = state;
         match &*self.native.borrow() {
-            NativeState::Ready(code) => Some(code.entry),
+            NativeState::Ready(code) => {
+                self.native_entry.set(code.entry as usize);
+                Some(code.entry)
+            }
             _ => None,
         }
     }
@@ -133,17 +161,48 @@ impl Compiled {
         }
         let since = self.deopts_since_compile.get() + 1;
         self.deopts_since_compile.set(since);
-        if since >= DEOPT_LIMIT && self.recompiles.get() < RECOMPILE_LIMIT {
-            let old = std::mem::replace(&mut *self.native.borrow_mut(), NativeState::Cold);
-            if let NativeState::Ready(code) = old {
-                code.invalid.set(1);
-                // Activations may still be running it: keep its memory mapped.
-                self.retired.borrow_mut().push(*code);
-            }
-            self.recompiles.set(self.recompiles.get() + 1);
-            self.calls.set(0);
-            self.backedges.set(0);
+        if since >= DEOPT_LIMIT {
+            self.invalidate();
         }
+    }
+
+    /// Called when native code ran instruction `pc`, now quickened, through its tier-1
+    /// helper: if the op was still generic when the code was compiled (a branch the first
+    /// calls did not reach, such as the `+` after fib's recursive calls) and its variant
+    /// has a template, the code is recompiled (within the same bound).
+    pub fn specialized_late(&self, pc: usize) {
+        let q = self.quick[pc].get();
+        let (Some(name), crate::lower::LKind::Op(op)) = (q.name(), self.linear.insts[pc].kind)
+        else {
+            return;
+        };
+        let stale = match &*self.native.borrow() {
+            NativeState::Ready(code) => {
+                code.generic_at_compile[pc] && crate::quick::tiers_of(op.kind()).1.contains(&name)
+            }
+            _ => false,
+        };
+        if stale {
+            self.invalidate();
+        }
+    }
+
+    /// Retires the native code (running loops leave it for tier 1; the next hot call or
+    /// loop recompiles), unless it was replaced RECOMPILE_LIMIT times already.
+    fn invalidate(&self) {
+        if self.recompiles.get() >= RECOMPILE_LIMIT {
+            return;
+        }
+        let old = std::mem::replace(&mut *self.native.borrow_mut(), NativeState::Cold);
+        self.native_entry.set(0);
+        if let NativeState::Ready(code) = old {
+            code.invalid.set(1);
+            // Activations may still be running it: keep its memory mapped.
+            self.retired.borrow_mut().push(*code);
+        }
+        self.recompiles.set(self.recompiles.get() + 1);
+        self.calls.set(0);
+        self.backedges.set(0);
     }
 
     /// A description of the tier-2 state, with the Cranelift IR and machine code if
@@ -306,6 +365,11 @@ pub struct TypeKey {
 }
 
 impl TypeKey {
+    /// The types of the first (up to four) arguments.
+    pub fn types(&self) -> &[usize] {
+        &self.types[..self.nargs.min(4) as usize]
+    }
+
     /// The key of a vectorcall argument array.
     ///
     /// # Safety
@@ -375,6 +439,7 @@ pub unsafe fn compiled_for_args(
     }
     let mut c = compile(code)?;
     c.signature = Some(key.describe());
+    c.type_key = Some(key);
     let c = Rc::new(c);
     registry(|r| {
         *r.specialization_count.entry(code as usize).or_default() += 1;
@@ -407,7 +472,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         }
     }
     let linear = lower(&t.func);
-    let quick = (0..linear.insts.len())
+    let quick: Vec<crate::quick::QuickCell> = (0..linear.insts.len())
         .map(|_| crate::quick::QuickCell::default())
         .collect();
     Ok(Compiled {
@@ -418,8 +483,12 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         linear,
         info,
         tb_codes: RefCell::new(HashMap::new()),
+        global_versions: (0..quick.len()).map(|_| Cell::new(0)).collect(),
         quick,
         signature: None,
+        type_key: None,
+        native_entry: Cell::new(0),
+        keep_alive: RefCell::new(Vec::new()),
         native: RefCell::new(NativeState::Cold),
         calls: Cell::new(0),
         backedges: Cell::new(0),
@@ -760,6 +829,8 @@ unsafe fn run_bound(
         builtins: (*f).func_builtins,
         tuning,
         ran_native: Cell::new(false),
+        tstate: ffi::PyThreadState_Get() as *mut std::ffi::c_void,
+        stack_limit: crate::stack::limit(),
     };
     let r = match c.native_for_call(&ctx) {
         Some(native) => match interp::run_native(&ctx, native, regs, 0) {

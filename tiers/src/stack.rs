@@ -31,18 +31,25 @@ fn compute_limit() -> usize {
     }
 }
 
-/// Whether the native stack is nearly exhausted at this point.
+/// The lowest stack address this thread may run tiered code at (0 when unknown: never
+/// trips). Native code compares its stack pointer with it before a direct call.
 #[inline]
-pub fn nearly_exhausted() -> bool {
-    // A local's address is the stack pointer, near enough (a literal's would be static).
-    let marker = 0u8;
-    let here = std::hint::black_box(&marker) as *const u8 as usize;
+pub fn limit() -> usize {
     LIMIT.with(|l| {
         let mut limit = l.get();
         if limit == 0 {
             limit = compute_limit();
             l.set(limit);
         }
-        here < limit
+        limit
     })
+}
+
+/// Whether the native stack is nearly exhausted at this point.
+#[inline]
+pub fn nearly_exhausted() -> bool {
+    // A local's address is the stack pointer, near enough (a literal's would be static).
+    let marker = 0u8;
+    let here = std::hint::black_box(&marker) as *const u8 as usize;
+    here < limit()
 }

@@ -9,7 +9,7 @@ use crate::value::tag;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     types, AbiParam, Block, BlockArg, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature,
-    Type, Value,
+    StackSlot, StackSlotData, StackSlotKind, Type, Value,
 };
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -37,6 +37,8 @@ pub struct Emit<'a> {
     plain_slow: Option<Block>,
     /// Address of the byte that, once set, makes loops leave this code for tier 1.
     invalid_flag: usize,
+    /// The stack area direct calls build their callee's registers and context in.
+    call_slot: Option<StackSlot>,
     /// Registers that only ever hold an unboxed bool or NULL: written only by ops whose
     /// result is always a bool (Truth, IsNone, Is, Contains, ForIter's exhausted flag...),
     /// so nothing needs dropping or tag-testing there.
@@ -95,6 +97,7 @@ impl<'a> Emit<'a> {
             sig_cache: Vec::new(),
             plain_slow: None,
             invalid_flag,
+            call_slot: None,
             bool_regs: bool_registers(c),
         }
     }
@@ -149,7 +152,8 @@ impl<'a> Emit<'a> {
     pub fn ctx(&self) -> Value {
         self.ctx_v.expect("prologue ran")
     }
-    fn regs(&self) -> Value {
+    /// The `regs` argument: this function's register file.
+    pub fn regs(&self) -> Value {
         self.regs_v.expect("prologue ran")
     }
 
@@ -175,8 +179,15 @@ impl<'a> Emit<'a> {
             .ins()
             .store(mem(), payload, regs, (r * 16 + 8) as i32);
     }
+    /// Empties register `r` (dropping its content) before an op writes it in memory.
+    pub fn reset(&mut self, r: u32) {
+        if !self.bool_regs[r as usize] {
+            self.drop_reg(r);
+        }
+        self.clear(r);
+    }
     /// Stores the NULL tag without dropping (after the content was moved out).
-    fn clear(&mut self, r: u32) {
+    pub fn clear(&mut self, r: u32) {
         let regs = self.regs();
         let z = self.b.ins().iconst(types::I64, tag::NULL as i64);
         self.b.ins().store(mem(), z, regs, (r * 16) as i32);
@@ -222,13 +233,18 @@ impl<'a> Emit<'a> {
     }
     /// Drops whatever register `r` owns.
     pub fn drop_reg(&mut self, r: u32) {
-        let t = self.tag(r);
+        let regs = self.regs();
+        self.drop_value_at(regs, (r * 16) as i32);
+    }
+    /// Drops whatever the `Value` at `base + off` owns (another register file's register).
+    pub fn drop_value_at(&mut self, base: Value, off: i32) {
+        let t = self.b.ins().load(types::I64, mem(), base, off);
         let is_obj = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
         let obj = self.b.create_block();
         let done = self.b.create_block();
         self.b.ins().brif(is_obj, obj, &[], done, &[]);
         self.b.switch_to_block(obj);
-        let p = self.payload(r, self.ptr);
+        let p = self.b.ins().load(self.ptr, mem(), base, off + 8);
         self.decref(p);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
@@ -242,6 +258,21 @@ impl<'a> Emit<'a> {
         ret: Option<Type>,
         args: &[Value],
     ) -> Option<Value> {
+        let f = self.b.ins().iconst(self.ptr, addr as i64);
+        self.call_value(addr, f, params, ret, args)
+    }
+
+    /// Calls the function pointer `f` (a runtime value); `key` names its signature (the
+    /// helper's address, or any other number unique to the signature).
+    pub fn call_value(
+        &mut self,
+        key: usize,
+        f: Value,
+        params: &[Type],
+        ret: Option<Type>,
+        args: &[Value],
+    ) -> Option<Value> {
+        let addr = key;
         let sig = match self.sig_cache.iter().find(|(a, _)| *a == addr) {
             Some(&(_, s)) => s,
             None => {
@@ -253,13 +284,12 @@ impl<'a> Emit<'a> {
                 s
             }
         };
-        let f = self.b.ins().iconst(self.ptr, addr as i64);
         let call = self.b.ins().call_indirect(sig, f, args);
         self.b.inst_results(call).first().copied()
     }
 
     /// Calls a helper taking (ctx, regs, pc[, extra]) and returning an i64 status.
-    fn call_pc_helper(&mut self, addr: usize, pc: usize, extra: Option<u32>) -> Value {
+    pub fn call_pc_helper(&mut self, addr: usize, pc: usize, extra: Option<u32>) -> Value {
         let ctx = self.ctx();
         let regs = self.regs();
         let pcv = self.b.ins().iconst(types::I32, pc as i64);
@@ -609,6 +639,25 @@ impl<'a> Emit<'a> {
     /// An Unreachable terminator.
     pub fn unreachable(&mut self) {
         self.call_unreachable_and_fail();
+    }
+
+    /// The address of this function's frame area for direct calls (see
+    /// `ops::calls::direct_frame_size`), made on first use.
+    pub fn call_frame(&mut self) -> Value {
+        let slot = match self.call_slot {
+            Some(s) => s,
+            None => {
+                let size = ops::calls::direct_frame_size(self.c);
+                let s = self.b.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    size,
+                    4,
+                ));
+                self.call_slot = Some(s);
+                s
+            }
+        };
+        self.b.ins().stack_addr(self.ptr, slot, 0)
     }
 
     /// Offset of a `Ctx` field, for templates reading it.

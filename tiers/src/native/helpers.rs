@@ -46,6 +46,40 @@ pub unsafe extern "C" fn call(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
     guarded(1, || interp::call_at(&*ctx, regs(ctx, r), pc as usize))
 }
 
+/// After a direct native call at `pc` raised: 1 (leave) or 2 + handler, as `exec`.
+///
+/// # Safety
+/// As `exec`, with the exception set.
+pub unsafe extern "C" fn call_failed(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
+    guarded(1, || interp::fail_at(&*ctx, regs(ctx, r), pc as usize))
+}
+
+/// Continues a callee whose native code left with status `2 + pc` (it was invalidated) in
+/// tier 1, writing its result to `*out`: 0, or 1 with an exception set.
+///
+/// # Safety
+/// As `exec`, for the callee's context and registers; `out` points to a NULL `Value`.
+pub unsafe extern "C" fn resume(
+    ctx: *const Ctx,
+    r: *mut Value,
+    status: i64,
+    out: *mut Value,
+) -> i64 {
+    guarded(1, || {
+        interp::resume_at(&*ctx, regs(ctx, r), (status - 2) as usize, &mut *out)
+    })
+}
+
+/// Whether a LoadGlobal cached as a builtin still holds after the globals changed: 1 or 0.
+///
+/// # Safety
+/// As `exec`.
+pub unsafe extern "C" fn recheck_builtin(ctx: *const Ctx, _r: *mut Value, pc: u32) -> i64 {
+    guarded(0, || {
+        crate::ops::globals::recheck_builtin(&*ctx, pc as usize)
+    })
+}
+
 /// Counts a failed template guard (a deopt of one op to tier 1).
 ///
 /// # Safety

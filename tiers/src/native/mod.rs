@@ -35,6 +35,8 @@ pub struct NativeCode {
     pub disasm: String,
     /// Per linear instruction: the template emitted for it (`None`: its tier-1 helper).
     pub templates: Vec<Option<&'static str>>,
+    /// Per linear instruction: whether it was not quickened yet when compiled.
+    pub generic_at_compile: Vec<bool>,
     /// Set to make running loops leave this code (it has been replaced).
     pub invalid: Box<std::cell::Cell<u8>>,
     /// Keeps the code's memory mapped.
@@ -107,6 +109,7 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
     let entry = std::mem::transmute::<*const u8, NativeFn>(code);
     Ok(NativeCode {
         entry,
+        generic_at_compile: c.quick.iter().map(|q| q.get().name().is_none()).collect(),
         clif,
         disasm,
         templates,

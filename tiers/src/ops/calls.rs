@@ -1,10 +1,19 @@
 //! Calls and function creation.
 
+use crate::cpy::tstate_offset;
 use crate::interp::Ctx;
+use crate::lower::LKind;
+use crate::native::emit::{mem, Emit};
+use crate::quick::Quick;
 use crate::runtime::Compiled;
+use crate::value::tag;
 use crate::value::{Owned, PyResult, Raised, Value};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder, Value as CValue};
 use pyo3_ffi as ffi;
+use tiered_frontend::code::flags;
 use tiered_ir::KwNames;
+use tiered_ir::Op;
 
 /// A call site's pieces: callable, argument array (writable one slot before, as
 /// PY_VECTORCALL_ARGUMENTS_OFFSET allows), nargsf and kwnames.
@@ -82,6 +91,9 @@ pub enum CallVariant {
     Tiered {
         /// The wrapper seen (compared by identity).
         callable: *mut ffi::PyObject,
+        /// The specialization its function had for the argument types seen (NULL: none),
+        /// which native callers enter directly.
+        compiled: *const Compiled,
     },
 }
 
@@ -108,32 +120,36 @@ pub unsafe fn observe_call(
     ptrs: &mut [*mut ffi::PyObject],
 ) -> Option<CallVariant> {
     let c = shape(ctx, kwnames, ptrs);
-    if crate::runtime::entry_of_wrapper(c.callable).is_some() {
-        return Some(CallVariant::Tiered {
-            callable: c.callable,
-        });
-    }
-    if ffi::PyFunction_Check(c.callable) == 0 {
-        return None;
-    }
-    let code = (*(c.callable as *mut ffi::PyFunctionObject)).func_code;
+    let nargs = ffi::PyVectorcall_NARGS(c.nargsf) as usize;
     // The callee is specialized for the argument types this site passes.
-    match crate::runtime::compiled_for_args(
-        code,
-        c.args,
-        ffi::PyVectorcall_NARGS(c.nargsf) as usize,
-    ) {
-        Ok(compiled) if compiled.runnable() => Some(CallVariant::PyFunction {
-            func: c.callable,
-            code,
-            compiled: std::rc::Rc::as_ptr(&compiled),
-        }),
-        Ok(_) => None,
-        Err(_) => {
-            ffi::PyErr_Clear();
-            None
+    let specialization = |func: *mut ffi::PyObject| {
+        let code = (*(func as *mut ffi::PyFunctionObject)).func_code;
+        match crate::runtime::compiled_for_args(code, c.args, nargs) {
+            Ok(compiled) if compiled.runnable() => Some(std::rc::Rc::as_ptr(&compiled)),
+            Ok(_) => None,
+            Err(_) => {
+                ffi::PyErr_Clear();
+                None
+            }
         }
-    }
+    };
+    let v = if let Some(entry) = crate::runtime::entry_of_wrapper(c.callable) {
+        CallVariant::Tiered {
+            callable: c.callable,
+            compiled: specialization(entry.func.ptr()).unwrap_or(std::ptr::null()),
+        }
+    } else if ffi::PyFunction_Check(c.callable) != 0 {
+        CallVariant::PyFunction {
+            func: c.callable,
+            code: (*(c.callable as *mut ffi::PyFunctionObject)).func_code,
+            compiled: specialization(c.callable)?,
+        }
+    } else {
+        return None;
+    };
+    // The guards compare the callable by identity: it must stay this object.
+    ctx.compiled.keep_alive(c.callable);
+    Some(v)
 }
 
 /// The quickened Call (`None` when the callable is not the one specialized on).
@@ -168,7 +184,7 @@ pub unsafe fn call_quick(
                 | crate::runtime::CallOutcome::CpythonRan(r) => r,
             }
         }
-        CallVariant::Tiered { callable } => {
+        CallVariant::Tiered { callable, .. } => {
             if c.callable != callable {
                 return None;
             }
@@ -290,17 +306,369 @@ pub unsafe fn make_function(ctx: &Ctx, flags: u32, ops: &[*mut ffi::PyObject]) -
     Ok(f.into_value())
 }
 
-/// The native template of a quickened Call: one direct helper call that checks the callee
-/// and enters it (no generic op dispatch); another callee takes the slow path.
+/// The native template of a quickened Call: a direct native call when the site qualifies
+/// (`direct`), else one helper call that checks the callee and enters it (no generic op
+/// dispatch); another callee takes the slow path.
 pub(crate) fn emit_call(
-    e: &mut crate::native::emit::Emit,
+    e: &mut Emit,
     pc: usize,
     q: crate::quick::Quick,
-    fail: cranelift_codegen::ir::Block,
+    fail: Block,
 ) -> Option<&'static str> {
     let crate::quick::Quick::Call(v) = q else {
         return None;
     };
+    let done = e.b.create_block();
+    let helper = e.b.create_block();
+    // SAFETY: compiling runs with the GIL held; `direct` only reads objects the site's
+    // specialization keeps alive.
+    match unsafe { direct(e.c, pc) } {
+        Some(d) => emit_direct(e, pc, &d, helper, done),
+        None => {
+            e.b.ins().jump(helper, &[]);
+        }
+    }
+    e.b.switch_to_block(helper);
     e.call_guarded_helper(pc, crate::native::helpers::call as *const () as usize, fail);
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(done);
     Some(v.name())
+}
+
+/// Registers a callee may have for a direct call (its register file lives in the caller's
+/// native frame).
+const DIRECT_MAX_REGS: u32 = 64;
+
+/// A quickened Call site whose callee native code enters directly: the callee's registers
+/// and context are built in the caller's native frame and its native code is called with
+/// no Rust in between, arguments moved in unboxed.
+pub(crate) struct Direct<'c> {
+    /// The callable the site is specialized on (kept alive by the caller's code).
+    callable: *mut ffi::PyObject,
+    /// The function that runs (the wrapper's function for a `@tiered` callee).
+    func: *mut ffi::PyFunctionObject,
+    /// Its code when compiled (a reassigned `__code__` fails the guard).
+    code: *mut ffi::PyObject,
+    /// The callee's specialization.
+    callee: &'c Compiled,
+    /// The wrapper's entry for a `@tiered` callee (its counters and tuning).
+    entry: Option<&'c crate::runtime::Entry>,
+}
+
+/// Whether Call `pc` of `c` can be a direct native call: a positional call without a
+/// bound `self`, to a callee whose parameters are exactly its positional arguments.
+///
+/// # Safety
+/// GIL held.
+pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
+    let inst = c.linear.insts[pc];
+    let (LKind::Op(Op::Call { kwnames }), Quick::Call(v)) = (inst.kind, c.quick[pc].get()) else {
+        return None;
+    };
+    if kwnames.0.is_some() || inst.nargs < 2 {
+        return None;
+    }
+    let (callable, func, callee, entry) = match v {
+        CallVariant::PyFunction { func, compiled, .. } => {
+            (func, func as *mut ffi::PyFunctionObject, compiled, None)
+        }
+        CallVariant::Tiered { callable, compiled } => {
+            let entry = crate::runtime::entry_of_wrapper(callable)?;
+            let f = entry.func.ptr() as *mut ffi::PyFunctionObject;
+            (callable, f, compiled, Some(entry))
+        }
+    };
+    // SAFETY: specializations live in the registry for the process's life.
+    let callee = callee.as_ref()?;
+    let info = &callee.info;
+    let plain = info.flags & (flags::VARARGS | flags::VARKEYWORDS) == 0
+        && info.kwonlyargcount == 0
+        && info.argcount == inst.nargs - 2;
+    let code = callee.objects.code.ptr();
+    if !plain
+        || !callee.runnable()
+        || callee.linear.nregs > DIRECT_MAX_REGS
+        || (*func).func_code != code
+    {
+        return None;
+    }
+    Some(Direct {
+        callable,
+        func,
+        code,
+        callee,
+        entry,
+    })
+}
+
+/// Bytes of the frame area `c`'s direct calls need (the largest callee's registers, its
+/// context and the result); at least 16.
+pub(crate) fn direct_frame_size(c: &Compiled) -> u32 {
+    (0..c.linear.insts.len())
+        // SAFETY: called while compiling, with the GIL held.
+        .filter_map(|pc| unsafe { direct(c, pc) })
+        .map(|d| d.callee.linear.nregs * 16 + std::mem::size_of::<Ctx>() as u32 + 16)
+        .max()
+        .unwrap_or(0)
+        .max(16)
+        .next_multiple_of(16)
+}
+
+/// Emits a direct native call (see `Direct`); any guard that fails before the call goes
+/// to `helper` (the ordinary call path, not a deopt), and success continues at `done`.
+fn emit_direct(e: &mut Emit, pc: usize, d: &Direct, helper: Block, done: Block) {
+    let inst = e.c.linear.insts[pc];
+    let ops: Vec<u32> =
+        e.c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
+    let last: Vec<bool> =
+        e.c.linear.last_use[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
+    let ptr = e.ptr;
+    // Guards, with no side effect yet: no bound self, the callable, its code.
+    let t0 = e.tag(ops[0]);
+    e.guard_eq(t0, tag::NULL as i64, helper);
+    let t1 = e.tag(ops[1]);
+    e.guard_eq(t1, tag::OBJ as i64, helper);
+    let p1 = e.payload(ops[1], ptr);
+    e.guard_eq(p1, d.callable as i64, helper);
+    let f = e.b.ins().iconst(ptr, d.func as i64);
+    let code = e.b.ins().load(
+        ptr,
+        mem(),
+        f,
+        std::mem::offset_of!(ffi::PyFunctionObject, func_code) as i32,
+    );
+    e.guard_eq(code, d.code as i64, helper);
+    // The arguments: the types the callee is specialized for (the helper path would pick
+    // another specialization), and no unboxed number that is also used later (that would
+    // need boxing first, so both uses share one object).
+    let key_types: Vec<usize> = d
+        .callee
+        .type_key
+        .map(|k| k.types().to_vec())
+        .unwrap_or_default();
+    for (i, (&r, &last_use)) in ops[2..].iter().zip(&last[2..]).enumerate() {
+        let t = e.tag(r);
+        if !last_use {
+            let unboxed =
+                e.b.ins()
+                    .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, t, tag::INT as i64);
+            e.fail_if(unboxed, helper);
+        }
+        if let Some(&ty) = key_types.get(i) {
+            emit_type_guard(e, r, t, ty, helper);
+        }
+    }
+    // Native code of the callee right now (0 while cold or after invalidation).
+    let slot = e.b.ins().iconst(ptr, d.callee.native_entry.as_ptr() as i64);
+    let entry = e.b.ins().load(ptr, mem(), slot, 0);
+    let cold = e.b.ins().icmp_imm_s(IntCC::Equal, entry, 0);
+    e.fail_if(cold, helper);
+    // No tracer or profiler (they see calls in CPython), stack and recursion depth left
+    // (the helper path raises RecursionError).
+    let ctx = e.ctx();
+    let ts =
+        e.b.ins()
+            .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tstate) as i32);
+    let prof = e.b.ins().load(ptr, mem(), ts, tstate_offset::PROFILEFUNC);
+    let trace = e.b.ins().load(ptr, mem(), ts, tstate_offset::TRACEFUNC);
+    let hooks = e.b.ins().bor(prof, trace);
+    e.fail_if(hooks, helper);
+    let limit = e.b.ins().load(
+        ptr,
+        mem(),
+        ctx,
+        std::mem::offset_of!(Ctx, stack_limit) as i32,
+    );
+    let sp = e.b.ins().get_stack_pointer(ptr);
+    let low = e.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
+    e.fail_if(low, helper);
+    let rr =
+        e.b.ins()
+            .load(types::I32, mem(), ts, tstate_offset::RECURSION_REMAINING);
+    let none_left = e.b.ins().icmp_imm_s(IntCC::SignedLessThanOrEqual, rr, 0);
+    e.fail_if(none_left, helper);
+    // Committed: enter the recursion level, build the callee's registers and context.
+    let rr = e.b.ins().iadd_imm_s(rr, -1);
+    e.b.ins()
+        .store(mem(), rr, ts, tstate_offset::RECURSION_REMAINING);
+    let nregs = d.callee.linear.nregs;
+    let cregs = e.call_frame();
+    let cctx = e.b.ins().iadd_imm_s(cregs, (nregs * 16) as i64);
+    let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
+    for r in 0..nregs {
+        e.b.ins().store(mem(), null, cregs, (r * 16) as i32);
+    }
+    for (i, (&r, &last_use)) in ops[2..].iter().zip(&last[2..]).enumerate() {
+        let t = e.tag(r);
+        let p = e.payload(r, types::I64);
+        if last_use {
+            e.clear(r);
+        } else {
+            // An object (checked above): the callee gets its own reference.
+            let is_obj = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+            let obj = e.b.create_block();
+            let go = e.b.create_block();
+            e.b.ins().brif(is_obj, obj, &[], go, &[]);
+            e.b.switch_to_block(obj);
+            e.incref(p);
+            e.b.ins().jump(go, &[]);
+            e.b.switch_to_block(go);
+        }
+        e.b.ins().store(mem(), t, cregs, (i * 16) as i32);
+        e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
+    }
+    let field = |name: usize| name as i32;
+    let store_const = |e: &mut Emit, v: i64, off: i32| {
+        let k = e.b.ins().iconst(ptr, v);
+        e.b.ins().store(mem(), k, cctx, off);
+    };
+    // SAFETY: the function is kept alive by the caller's code (it is the callable, or the
+    // wrapper's function); its globals and builtins cannot be reassigned.
+    let (globals, builtins) = unsafe { ((*d.func).func_globals, (*d.func).func_builtins) };
+    store_const(
+        e,
+        d.callee as *const Compiled as i64,
+        field(std::mem::offset_of!(Ctx, compiled)),
+    );
+    store_const(e, d.func as i64, field(std::mem::offset_of!(Ctx, func)));
+    store_const(e, globals as i64, field(std::mem::offset_of!(Ctx, globals)));
+    store_const(
+        e,
+        builtins as i64,
+        field(std::mem::offset_of!(Ctx, builtins)),
+    );
+    // A `@tiered` callee tiers up by its own options; a plain one inherits its caller's.
+    let (tuning_base, tuning_off) = match d.entry {
+        Some(entry) => (e.b.ins().iconst(ptr, &entry.tuning as *const _ as i64), 0),
+        None => (ctx, field(std::mem::offset_of!(Ctx, tuning))),
+    };
+    let to = field(std::mem::offset_of!(Ctx, tuning));
+    for w in 0..(std::mem::size_of::<crate::runtime::Tuning>() as u32).div_ceil(8) as i32 {
+        let v =
+            e.b.ins()
+                .load(types::I64, mem(), tuning_base, tuning_off + w * 8);
+        e.b.ins().store(mem(), v, cctx, to + w * 8);
+    }
+    let no = e.b.ins().iconst(types::I8, 0);
+    e.b.ins().store(
+        mem(),
+        no,
+        cctx,
+        field(std::mem::offset_of!(Ctx, ran_native)),
+    );
+    e.b.ins()
+        .store(mem(), ts, cctx, field(std::mem::offset_of!(Ctx, tstate)));
+    e.b.ins().store(
+        mem(),
+        limit,
+        cctx,
+        field(std::mem::offset_of!(Ctx, stack_limit)),
+    );
+    if let Some(entry) = d.entry {
+        // The wrapper's counters, as its own entry point counts a native call.
+        for counter in [&entry.stats.calls, &entry.stats.native_calls] {
+            let a = e.b.ins().iconst(ptr, counter.as_ptr() as i64);
+            let n = e.b.ins().load(types::I64, mem(), a, 0);
+            let n = e.b.ins().iadd_imm_s(n, 1);
+            e.b.ins().store(mem(), n, a, 0);
+        }
+    }
+    // The result comes back in the frame's last Value (empty until then).
+    let out =
+        e.b.ins()
+            .iadd_imm_s(cctx, std::mem::size_of::<Ctx>() as i64);
+    e.b.ins().store(mem(), null, out, 0);
+    let start = e.b.ins().iconst(types::I32, 0);
+    let status = e
+        .call_value(
+            NATIVE_SIGNATURE_KEY,
+            entry,
+            &[ptr, ptr, types::I32, ptr],
+            Some(types::I64),
+            &[cctx, cregs, start, out],
+        )
+        .expect("returns");
+    // Left for tier 1 (its code was invalidated meanwhile): finish the call there.
+    let after = e.b.create_block();
+    e.b.append_block_param(after, types::I64);
+    let resume = e.b.create_block();
+    let invalidated =
+        e.b.ins()
+            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, status, 2);
+    e.b.ins()
+        .brif(invalidated, resume, &[], after, &[BlockArg::Value(status)]);
+    e.b.switch_to_block(resume);
+    let resumed = e
+        .call(
+            crate::native::helpers::resume as *const () as usize,
+            &[ptr, ptr, types::I64, ptr],
+            Some(types::I64),
+            &[cctx, cregs, status, out],
+        )
+        .expect("returns");
+    e.b.ins().jump(after, &[BlockArg::Value(resumed)]);
+    e.b.switch_to_block(after);
+    let status = e.b.block_params(after)[0];
+    // Leave the recursion level and release what the callee's registers still hold.
+    let rr =
+        e.b.ins()
+            .load(types::I32, mem(), ts, tstate_offset::RECURSION_REMAINING);
+    let rr = e.b.ins().iadd_imm_s(rr, 1);
+    e.b.ins()
+        .store(mem(), rr, ts, tstate_offset::RECURSION_REMAINING);
+    for r in 0..nregs {
+        e.drop_value_at(cregs, (r * 16) as i32);
+    }
+    let raised = e.b.create_block();
+    let returned = e.b.create_block();
+    e.b.ins().brif(status, raised, &[], returned, &[]);
+    e.b.switch_to_block(returned);
+    // As CPython stores a call's result: the old value is released after the call.
+    let t = e.b.ins().load(types::I64, mem(), out, 0);
+    let p = e.b.ins().load(types::I64, mem(), out, 8);
+    e.reset(inst.dst);
+    let regs = e.regs();
+    e.b.ins().store(mem(), t, regs, (inst.dst * 16) as i32);
+    e.b.ins().store(mem(), p, regs, (inst.dst * 16 + 8) as i32);
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(raised);
+    let r = e.call_pc_helper(
+        crate::native::helpers::call_failed as *const () as usize,
+        pc,
+        None,
+    );
+    e.check_status(pc, r);
+    e.b.ins().jump(done, &[]);
+}
+
+/// Signature key of native entry points (`NativeFn`) among the emitter's call signatures.
+const NATIVE_SIGNATURE_KEY: usize = usize::MAX;
+
+/// Branches to `fail` unless register `r` (tag `t`) holds a value of exact type `ty`.
+fn emit_type_guard(e: &mut Emit, r: u32, t: CValue, ty: usize, fail: Block) {
+    // Taking the addresses of CPython's static type objects reads nothing.
+    let unboxed_tag = {
+        if ty == std::ptr::addr_of_mut!(ffi::PyLong_Type) as usize {
+            Some(tag::INT)
+        } else if ty == std::ptr::addr_of_mut!(ffi::PyFloat_Type) as usize {
+            Some(tag::FLOAT)
+        } else if ty == std::ptr::addr_of_mut!(ffi::PyBool_Type) as usize {
+            Some(tag::BOOL)
+        } else {
+            None
+        }
+    };
+    let join = e.b.create_block();
+    if let Some(ut) = unboxed_tag {
+        let is_unboxed = e.b.ins().icmp_imm_s(IntCC::Equal, t, ut as i64);
+        let boxed = e.b.create_block();
+        e.b.ins().brif(is_unboxed, join, &[], boxed, &[]);
+        e.b.switch_to_block(boxed);
+    }
+    e.guard_eq(t, tag::OBJ as i64, fail);
+    let p = e.payload(r, e.ptr);
+    let pt = e.b.ins().load(e.ptr, mem(), p, 8);
+    e.guard_eq(pt, ty as i64, fail);
+    e.b.ins().jump(join, &[]);
+    e.b.switch_to_block(join);
 }

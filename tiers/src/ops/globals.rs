@@ -4,7 +4,8 @@ use crate::interp::Ctx;
 use crate::native::emit::{mem, Emit};
 use crate::quick::Quick;
 use crate::value::{status, tag, PyResult, Raised, Value};
-use cranelift_codegen::ir::{types, Block, InstBuilder};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, Block, InstBuilder, Value as CValue};
 use pyo3_ffi as ffi;
 use tiered_ir::NameIdx;
 
@@ -109,63 +110,223 @@ pub unsafe fn load_build_class(ctx: &Ctx) -> PyResult<Value> {
     }
 }
 
-/// A LoadGlobal specialized on the versions of the globals and builtins dicts: while neither
-/// dict changed, the name still denotes `value` (3.11 dict versions are globally unique and
-/// change on every mutation, so a stale cache can never be hit).
+/// Where a name's entry sits in an exact dict's keys object, as 3.11's LOAD_GLOBAL_MODULE
+/// caches it by index: read live, so rebinding the name (or any other) is seen without
+/// invalidating anything. While the dict still has these keys with this layout, the entry
+/// at `offset` is a real entry; it is the name's while its key is the name object (3.11
+/// empties both key and value of a deleted entry, and zeroes unused ones).
 #[derive(Clone, Copy, Debug)]
-pub struct GlobalCache {
-    globals_version: u64,
-    builtins_version: u64,
-    /// Borrowed: kept alive by the dict that held it, unchanged since.
-    value: *mut ffi::PyObject,
+pub struct EntrySlot {
+    /// The keys object (compared by address; never dereferenced unless it is the dict's).
+    keys: usize,
+    /// Its size, index width and kind bytes (`dk_log2_size`, `dk_log2_index_bytes`,
+    /// `dk_kind`): the same keys address with these fixes where the entries are.
+    layout: u32,
+    /// Byte offset of the entry's key from the keys object (the value follows it).
+    offset: i32,
+    /// The name (one of the code's names, alive as long as the code).
+    name: *mut ffi::PyObject,
+}
+
+/// A LoadGlobal specialized on where the name is found.
+#[derive(Clone, Copy, Debug)]
+pub enum GlobalCache {
+    /// In the globals.
+    Module(EntrySlot),
+    /// In the builtins, and absent from the globals when their version was the one in the
+    /// compiled code's per-instruction slot (re-checked and refreshed when it changes).
+    Builtin(EntrySlot),
 }
 
 /// Names of LoadGlobal's variants, for coverage.
-pub const GLOBAL_VARIANTS: &[&str] = &["LoadGlobalCached"];
+pub const GLOBAL_VARIANTS: &[&str] = &["LoadGlobalModule", "LoadGlobalBuiltin"];
 
-/// 3.11's PyDictObject head, up to its version tag.
+impl GlobalCache {
+    /// The variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            GlobalCache::Module(_) => GLOBAL_VARIANTS[0],
+            GlobalCache::Builtin(_) => GLOBAL_VARIANTS[1],
+        }
+    }
+}
+
+/// 3.11's PyDictObject (Include/cpython/dictobject.h).
 #[repr(C)]
 struct DictHead {
     ob_base: ffi::PyObject,
     ma_used: ffi::Py_ssize_t,
     ma_version_tag: u64,
+    ma_keys: *mut u8,
+    ma_values: *mut u8,
+}
+
+/// 3.11's PyDictKeysObject head (Include/internal/pycore_dict.h); indices, then entries,
+/// follow it.
+#[repr(C)]
+struct KeysHead {
+    dk_refcnt: ffi::Py_ssize_t,
+    dk_log2_size: u8,
+    dk_log2_index_bytes: u8,
+    dk_kind: u8,
+    dk_version: u32,
+    dk_usable: ffi::Py_ssize_t,
+    dk_nentries: ffi::Py_ssize_t,
+}
+
+/// `dk_kind` of a split table (instance dicts sharing keys): not cached.
+const DICT_KEYS_SPLIT: u8 = 2;
+/// `dk_kind` of a table with any keys (entries carry the hash first).
+const DICT_KEYS_GENERAL: u8 = 0;
+/// The layout bytes as one masked word (the fourth byte is padding).
+const LAYOUT_MASK: u32 = 0x00ff_ffff;
+
+#[inline]
+unsafe fn version(d: *mut ffi::PyObject) -> u64 {
+    (*(d as *const DictHead)).ma_version_tag
 }
 
 #[inline]
-unsafe fn version(d: *mut ffi::PyObject) -> Option<u64> {
+unsafe fn layout(keys: *const u8) -> u32 {
+    (keys.add(8) as *const u32).read_unaligned() & LAYOUT_MASK
+}
+
+/// The slot of `name` in exact dict `d` if it holds that very object as a key.
+unsafe fn find_slot(d: *mut ffi::PyObject, name: *mut ffi::PyObject) -> Option<EntrySlot> {
     if ffi::PyDict_CheckExact(d) == 0 {
         return None;
     }
-    // SAFETY: an exact dict has 3.11's PyDictObject layout.
-    Some((*(d as *const DictHead)).ma_version_tag)
+    // SAFETY: an exact dict has 3.11's layout; its keys object is live.
+    let head = &*(d as *const DictHead);
+    let keys = head.ma_keys;
+    let k = &*(keys as *const KeysHead);
+    if !head.ma_values.is_null() || k.dk_kind == DICT_KEYS_SPLIT {
+        return None;
+    }
+    let (size, key_at) = if k.dk_kind == DICT_KEYS_GENERAL {
+        (24, 8)
+    } else {
+        (16, 0)
+    };
+    let entries = std::mem::size_of::<KeysHead>() + (1usize << k.dk_log2_index_bytes);
+    (0..k.dk_nentries as usize)
+        .map(|i| entries + i * size + key_at)
+        .find(|&off| *(keys.add(off) as *const *mut ffi::PyObject) == name)
+        .map(|off| EntrySlot {
+            keys: keys as usize,
+            layout: layout(keys),
+            offset: off as i32,
+            name,
+        })
 }
 
-/// The cache for a global just loaded generically (exact dicts only).
+/// The value in `slot` of `d` (borrowed), if `d` still has that entry for the name.
+#[inline]
+unsafe fn slot_value(d: *mut ffi::PyObject, slot: EntrySlot) -> Option<*mut ffi::PyObject> {
+    // SAFETY: ctx dicts are exact dicts when a slot was cached (checked by find_slot, and
+    // a function's globals and builtins cannot be replaced).
+    let keys = (*(d as *const DictHead)).ma_keys;
+    if keys as usize != slot.keys || layout(keys) != slot.layout {
+        return None;
+    }
+    let entry = keys.add(slot.offset as usize) as *const *mut ffi::PyObject;
+    let v = *entry.add(1);
+    (*entry == slot.name && !v.is_null()).then_some(v)
+}
+
+/// Whether `name` is (still) absent from the globals while their version is the one
+/// cached for instruction `pc`, re-checking and refreshing that version when it changed.
+unsafe fn absent_from_globals(ctx: &Ctx, pc: usize, name: *mut ffi::PyObject) -> bool {
+    let cached = &ctx.compiled.global_versions[pc];
+    let now = version(ctx.globals);
+    if now == cached.get() {
+        return true;
+    }
+    let v = ffi::PyDict_GetItemWithError(ctx.globals, name);
+    if !v.is_null() {
+        return false;
+    }
+    if !ffi::PyErr_Occurred().is_null() {
+        // The generic lookup will raise it again.
+        ffi::PyErr_Clear();
+        return false;
+    }
+    cached.set(now);
+    true
+}
+
+/// The cache for a global just loaded generically (exact dicts holding the name object).
 ///
 /// # Safety
-/// GIL held; `value` was just read from the globals or builtins.
-pub unsafe fn observe_global(ctx: &Ctx, value: &Value) -> Option<GlobalCache> {
-    Some(GlobalCache {
-        globals_version: version(ctx.globals)?,
-        builtins_version: version(ctx.builtins)?,
-        value: value.as_ptr(),
-    })
+/// GIL held.
+pub unsafe fn observe_global(ctx: &Ctx, pc: usize, name: NameIdx) -> Option<GlobalCache> {
+    let n = super::name_obj(ctx, name).ok()?;
+    if ffi::PyDict_CheckExact(ctx.globals) == 0 || ffi::PyDict_CheckExact(ctx.builtins) == 0 {
+        return None;
+    }
+    if let Some(slot) = find_slot(ctx.globals, n) {
+        return Some(GlobalCache::Module(slot));
+    }
+    ctx.compiled.global_versions[pc].set(0);
+    let slot = find_slot(ctx.builtins, n)?;
+    absent_from_globals(ctx, pc, n).then_some(GlobalCache::Builtin(slot))
 }
 
-/// The cached LoadGlobal (`None` when either dict changed).
+/// The cached LoadGlobal (`None` when the cache no longer holds).
 ///
 /// # Safety
 /// GIL held.
 #[inline]
-pub unsafe fn load_global_quick(ctx: &Ctx, c: GlobalCache) -> Option<Value> {
-    if version(ctx.globals)? != c.globals_version || version(ctx.builtins)? != c.builtins_version {
-        return None;
-    }
-    Some(Value::from_borrowed(c.value))
+pub unsafe fn load_global_quick(ctx: &Ctx, pc: usize, c: GlobalCache) -> Option<Value> {
+    let v = match c {
+        GlobalCache::Module(slot) => slot_value(ctx.globals, slot)?,
+        GlobalCache::Builtin(slot) => {
+            if !absent_from_globals(ctx, pc, slot.name) {
+                return None;
+            }
+            slot_value(ctx.builtins, slot)?
+        }
+    };
+    Some(Value::from_borrowed(v))
 }
 
-/// The native template of a cached LoadGlobal: both dict versions compared with the ones
-/// the cache holds at compile time, then the cached object.
+/// For native code: whether the Builtin cache of instruction `pc` still holds after the
+/// globals changed (refreshing its version): 1 yes, 0 no.
+///
+/// # Safety
+/// GIL held; `pc` is a LoadGlobal specialized as Builtin.
+pub unsafe fn recheck_builtin(ctx: &Ctx, pc: usize) -> i64 {
+    match ctx.compiled.quick[pc].get() {
+        Quick::Global(GlobalCache::Builtin(slot)) => absent_from_globals(ctx, pc, slot.name) as i64,
+        _ => 0,
+    }
+}
+
+/// Native code reading the value of `slot` in the dict at `ctx + dict_off`; a changed
+/// entry branches to `fail`.
+fn emit_slot_value(e: &mut Emit, dict_off: i32, slot: EntrySlot, fail: Block) -> CValue {
+    let ctx = e.ctx();
+    let d = e.b.ins().load(e.ptr, mem(), ctx, dict_off);
+    let keys = e.b.ins().load(
+        e.ptr,
+        mem(),
+        d,
+        std::mem::offset_of!(DictHead, ma_keys) as i32,
+    );
+    e.guard_eq(keys, slot.keys as i64, fail);
+    let lay = e.b.ins().load(types::I32, mem(), keys, 8);
+    let lay = e.b.ins().band_imm_u(lay, LAYOUT_MASK as i64);
+    e.guard_eq(lay, slot.layout as i64, fail);
+    let key = e.b.ins().load(e.ptr, mem(), keys, slot.offset);
+    e.guard_eq(key, slot.name as i64, fail);
+    let v = e.b.ins().load(e.ptr, mem(), keys, slot.offset + 8);
+    let gone = e.b.ins().icmp_imm_s(IntCC::Equal, v, 0);
+    e.fail_if(gone, fail);
+    v
+}
+
+/// The native template of a cached LoadGlobal: the entry read in place (for a builtin,
+/// after the globals' version is found unchanged, or re-checked by a helper).
 pub(crate) fn emit_load_global(
     e: &mut Emit,
     pc: usize,
@@ -174,18 +335,45 @@ pub(crate) fn emit_load_global(
 ) -> Option<&'static str> {
     let Quick::Global(c) = q else { return None };
     let inst = e.c.linear.insts[pc];
+    let slot = match c {
+        GlobalCache::Module(slot) => {
+            let v = emit_slot_value(e, Emit::ctx_offset_globals(), slot, fail);
+            e.incref(v);
+            e.set(inst.dst, tag::OBJ, v);
+            return Some(c.name());
+        }
+        GlobalCache::Builtin(slot) => slot,
+    };
     let ctx = e.ctx();
-    for (off, version) in [
-        (Emit::ctx_offset_globals(), c.globals_version),
-        (Emit::ctx_offset_builtins(), c.builtins_version),
-    ] {
-        let d = e.b.ins().load(e.ptr, mem(), ctx, off);
-        // PyDictObject: ma_version_tag at 24.
-        let v = e.b.ins().load(types::I64, mem(), d, 24);
-        e.guard_eq(v, version as i64, fail);
-    }
-    let p = e.b.ins().iconst(e.ptr, c.value as i64);
-    e.incref(p);
-    e.set(inst.dst, tag::OBJ, p);
-    Some(GLOBAL_VARIANTS[0])
+    let g =
+        e.b.ins()
+            .load(e.ptr, mem(), ctx, Emit::ctx_offset_globals());
+    let now = e.b.ins().load(
+        types::I64,
+        mem(),
+        g,
+        std::mem::offset_of!(DictHead, ma_version_tag) as i32,
+    );
+    let cached_at =
+        e.b.ins()
+            .iconst(e.ptr, e.c.global_versions[pc].as_ptr() as i64);
+    let cached = e.b.ins().load(types::I64, mem(), cached_at, 0);
+    let same = e.b.ins().icmp(IntCC::Equal, now, cached);
+    let checked = e.b.create_block();
+    let recheck = e.b.create_block();
+    e.b.ins().brif(same, checked, &[], recheck, &[]);
+    e.b.switch_to_block(recheck);
+    let ok = e.call_pc_helper(
+        crate::native::helpers::recheck_builtin as *const () as usize,
+        pc,
+        None,
+    );
+    let shadowed = e.b.ins().icmp_imm_s(IntCC::Equal, ok, 0);
+    e.fail_if(shadowed, fail);
+    e.b.ins().jump(checked, &[]);
+    e.b.switch_to_block(checked);
+    let v = emit_slot_value(e, Emit::ctx_offset_builtins(), slot, fail);
+    e.incref(v);
+    e.set(inst.dst, tag::OBJ, v);
+    Some(c.name())
 }
