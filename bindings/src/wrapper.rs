@@ -92,7 +92,14 @@ unsafe extern "C" fn vectorcall(
         return null_mut();
     }
     // Panics never cross into Python: they become SystemError.
-    match catch_unwind(AssertUnwindSafe(|| (*e).call(args, nargsf, kwnames))) {
+    match catch_unwind(AssertUnwindSafe(|| {
+        (*e).call(
+            tiered_tiers::cpy::ThreadState::current(),
+            args,
+            nargsf,
+            kwnames,
+        )
+    })) {
         Ok(r) => r,
         Err(p) => {
             let msg = p

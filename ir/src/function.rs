@@ -245,6 +245,22 @@ impl Function {
         }
         (g, nodes)
     }
+
+    /// Per block of the layout: whether it lies on a cycle of the CFG (exception edges
+    /// included), i.e. can run more than once in one call.
+    pub fn blocks_in_cycles(&self) -> Vec<bool> {
+        let (g, nodes) = self.cfg();
+        let mut on = vec![false; nodes.len()];
+        for scc in petgraph::algo::tarjan_scc(&g) {
+            let cyclic = scc.len() > 1 || scc.iter().any(|&n| g.contains_edge(n, n));
+            if cyclic {
+                for n in scc {
+                    on[n.index()] = true;
+                }
+            }
+        }
+        on
+    }
 }
 
 impl ImmCtx for Function {

@@ -257,6 +257,24 @@ def builtin_shadowed_mid_loop(items, n):
     return total
 
 
+def constants_keep_identity(n):
+    # Small ints and bools may live unboxed in native code: boxing must give back the
+    # very objects CPython uses, and other constants stay the code's own objects.
+    out = []
+    flag = True
+    for i in range(n):
+        out.append(1000)
+        out.append(7)
+        out.append(flag)
+        out.append(-5 + i % 2)
+    return (
+        all(x is out[0] for x in out[0::4]),
+        all(x is out[1] for x in out[1::4]),
+        all(x is True for x in out[2::4]),
+        sum(out[3::4]),
+    )
+
+
 def deep(n):
     return 0 if n == 0 else 1 + deep(n - 1)
 
@@ -273,6 +291,7 @@ CASES = cases(
     (defaults_and_keywords, (N,)),
     (builtin_shadowed_mid_loop, ([1, 2, 3], N)),
     (deep, (500,)),
+    (constants_keep_identity, (N,)),
     (types_change_in_native_loop, ([1] * N + [0.5] * 10 + [2**70] + [1] * 10,)),
     (types_change_in_native_loop, ([1] * N + ["no"],)),
     (compare_types_change, ([i % 5 for i in range(N)] + [0.5, 2**80, -1.5, float("nan"), 3],)),

@@ -89,42 +89,79 @@ pub mod tstate_offset {
     pub const TRACEFUNC: i32 = std::mem::offset_of!(super::ThreadStateHead, c_tracefunc) as i32;
 }
 
-/// Whether `sys.settrace` or `sys.setprofile` is active on this thread: then calls run in
-/// CPython so debuggers, profilers and coverage see every line.
+/// The calling thread's state, read once per call from CPython and handed down (each
+/// `PyThreadState_Get` is a call into libpython). Native code reads the same fields through
+/// `tstate_offset`.
+#[derive(Clone, Copy, Debug)]
+#[repr(transparent)]
+pub struct ThreadState(*mut ThreadStateHead);
+
+impl ThreadState {
+    /// The current thread's state.
+    ///
+    /// # Safety
+    /// GIL held (the state is then live and has 3.11's layout: this crate only builds for
+    /// 3.11).
+    #[inline]
+    pub unsafe fn current() -> ThreadState {
+        ThreadState(ffi::PyThreadState_Get() as *mut ThreadStateHead)
+    }
+
+    /// The state's address (identifies the thread while it runs).
+    #[inline]
+    pub fn addr(self) -> usize {
+        self.0 as usize
+    }
+
+    /// The state's id, unique among the interpreter's thread states (never reused).
+    ///
+    /// # Safety
+    /// GIL held.
+    #[inline]
+    pub unsafe fn id(self) -> u64 {
+        ffi::PyThreadState_GetID(self.0 as *mut ffi::PyThreadState) as u64
+    }
+
+    /// Whether `sys.settrace` or `sys.setprofile` is active on this thread: then calls run
+    /// in CPython so debuggers, profilers and coverage see every line.
+    #[inline]
+    pub fn tracing(self) -> bool {
+        // SAFETY: `current` only makes live states, used on their own thread.
+        unsafe { !(*self.0).c_profilefunc.is_null() || !(*self.0).c_tracefunc.is_null() }
+    }
+
+    /// `Py_EnterRecursiveCall("")` without the call: 3.11's inline version decrements
+    /// `recursion_remaining` and only calls into CPython (for the RecursionError) when it
+    /// runs out. Returns false with RecursionError set.
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread.
+    #[inline]
+    pub unsafe fn enter_recursive_call(self) -> bool {
+        if (*self.0).recursion_remaining > 0 {
+            (*self.0).recursion_remaining -= 1;
+            return true;
+        }
+        ffi::Py_EnterRecursiveCall(c"".as_ptr()) == 0
+    }
+
+    /// `Py_LeaveRecursiveCall()`, inline as in 3.11 (after a successful
+    /// `enter_recursive_call`).
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread.
+    #[inline]
+    pub unsafe fn leave_recursive_call(self) {
+        (*self.0).recursion_remaining += 1;
+    }
+}
+
+/// Whether a trace or profile function is set on the current thread (see
+/// `ThreadState::tracing`).
 #[inline]
 pub fn tracing_active() -> bool {
-    // SAFETY: with the GIL held the current thread state is live, and its first fields
-    // have 3.11's layout above (this crate only builds for 3.11).
-    unsafe {
-        let ts = ffi::PyThreadState_Get() as *const ThreadStateHead;
-        !(*ts).c_profilefunc.is_null() || !(*ts).c_tracefunc.is_null()
-    }
-}
-
-/// `Py_EnterRecursiveCall("")` without the call: 3.11's inline version decrements
-/// `recursion_remaining` and only calls into CPython (for the RecursionError) when it runs
-/// out. Returns false with RecursionError set.
-///
-/// # Safety
-/// GIL held.
-#[inline]
-pub unsafe fn enter_recursive_call() -> bool {
-    let ts = ffi::PyThreadState_Get() as *mut ThreadStateHead;
-    if (*ts).recursion_remaining > 0 {
-        (*ts).recursion_remaining -= 1;
-        return true;
-    }
-    ffi::Py_EnterRecursiveCall(c"".as_ptr()) == 0
-}
-
-/// `Py_LeaveRecursiveCall()`, inline as in 3.11 (after a successful `enter_recursive_call`).
-///
-/// # Safety
-/// GIL held.
-#[inline]
-pub unsafe fn leave_recursive_call() {
-    let ts = ffi::PyThreadState_Get() as *mut ThreadStateHead;
-    (*ts).recursion_remaining += 1;
+    // SAFETY: tiered code only runs with the GIL held.
+    unsafe { ThreadState::current().tracing() }
 }
 
 /// The head of 3.11's `PyFrameObject` (Include/internal/pycore_frame.h) up to `f_lineno`.

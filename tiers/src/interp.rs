@@ -26,9 +26,9 @@ pub struct Ctx<'a> {
     pub tuning: crate::runtime::Tuning,
     /// Set once any of this call ran in native code (for stats).
     pub ran_native: std::cell::Cell<bool>,
-    /// The current thread state (3.11 layout in `cpy`), read once per call from CPython
-    /// and handed down by direct native calls.
-    pub tstate: *mut std::ffi::c_void,
+    /// The current thread state, read once per call from CPython and handed down by
+    /// calls from tiered code.
+    pub tstate: crate::cpy::ThreadState,
     /// `stack::limit()` of this thread, likewise.
     pub stack_limit: usize,
 }

@@ -81,6 +81,10 @@ pub struct Linear {
     pub nregs: u32,
     /// Registers `0..nparams` receive the arguments.
     pub nparams: u32,
+    /// Per instruction: whether it lies on a cycle (a loop, through handlers too), i.e. may
+    /// run more than once per call. Registers written only outside cycles are still NULL
+    /// when written, whatever tier ran the call so far.
+    pub in_cycle: Vec<bool>,
 }
 
 /// Lowers `f` (which must have no `Unsupported` ops to be executable; they lower anyway).
@@ -155,7 +159,10 @@ pub fn lower(f: &Function) -> Linear {
         });
         out.edges.len() as u32 - 1
     };
-    for &b in &f.layout {
+    let cyclic = f.blocks_in_cycles();
+    for (bi, &b) in f.layout.iter().enumerate() {
+        let n = f.blocks[b].insts.len() + 1;
+        out.in_cycle.extend(std::iter::repeat_n(cyclic[bi], n));
         let last = last_uses(f, b, &live_in);
         for &i in &f.blocks[b].insts {
             let inst = &f.insts[i];

@@ -2,6 +2,7 @@
 //! per-wrapper counters, and the fallback to CPython.
 
 use crate::code::{read_code, CodeObjects};
+use crate::cpy::ThreadState;
 use crate::interp::{self, Ctx};
 use crate::lower::{lower, Linear};
 use crate::value::{Owned, PyResult, Raised, Value};
@@ -126,10 +127,18 @@ impl Compiled {
         self.native_if(n > cfg.osr_threshold)
     }
 
+    #[inline]
     unsafe fn native_if(&self, hot: bool) -> Option<crate::native::NativeFn> {
-        if let NativeState::Ready(code) = &*self.native.borrow() {
-            return Some(code.entry);
+        let ready = self.native_entry.get();
+        if ready != 0 {
+            // SAFETY: native_entry only ever holds a NativeCode's entry (or 0).
+            return Some(std::mem::transmute::<usize, crate::native::NativeFn>(ready));
         }
+        self.compile_if(hot)
+    }
+
+    #[inline(never)]
+    unsafe fn compile_if(&self, hot: bool) -> Option<crate::native::NativeFn> {
         if !hot || !matches!(*self.native.borrow(), NativeState::Cold) {
             return None;
         }
@@ -289,14 +298,18 @@ enum NativeState {
 }
 
 /// A cell only touched with the GIL held.
-struct GilCell<T>(UnsafeCell<T>);
+pub(crate) struct GilCell<T>(UnsafeCell<T>);
 // SAFETY: every access goes through `with`, whose callers hold the GIL (crate invariant), so
 // no two threads touch the contents at once.
 unsafe impl<T> Sync for GilCell<T> {}
 impl<T> GilCell<T> {
+    /// A cell holding `v`.
+    pub(crate) const fn new(v: T) -> GilCell<T> {
+        GilCell(UnsafeCell::new(v))
+    }
     /// # Safety
     /// GIL held, and `f` does not re-enter `with` on the same cell.
-    unsafe fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+    pub(crate) unsafe fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         f(&mut *self.0.get())
     }
 }
@@ -365,6 +378,17 @@ pub struct TypeKey {
 }
 
 impl TypeKey {
+    /// Whether a vectorcall argument array has this key (without building one: comparing
+    /// a key just written field by field stalls on store forwarding).
+    ///
+    /// # Safety
+    /// `args` holds at least `nargs` live objects.
+    #[inline]
+    pub unsafe fn matches(&self, args: *const *mut ffi::PyObject, nargs: usize) -> bool {
+        self.nargs as usize == nargs.min(255)
+            && (0..nargs.min(4)).all(|i| self.types[i] == ffi::Py_TYPE(*args.add(i)) as usize)
+    }
+
     /// The types of the first (up to four) arguments.
     pub fn types(&self) -> &[usize] {
         &self.types[..self.nargs.min(4) as usize]
@@ -539,8 +563,9 @@ pub struct Entry {
     compiled: RefCell<Option<Rc<Compiled>>>,
     /// Why the last fallback happened.
     pub last_fallback: RefCell<Option<String>>,
-    /// The last specialization used, by argument types (the common case is one).
-    last_specialization: RefCell<Option<(TypeKey, Rc<Compiled>)>>,
+    /// The last specialization used, by argument types (the common case is one). The
+    /// registry keeps every specialization for the process's life.
+    last_specialization: Cell<Option<(TypeKey, *const Compiled)>>,
 }
 
 impl Entry {
@@ -553,7 +578,7 @@ impl Entry {
             stats: FuncStats::default(),
             compiled: RefCell::new(None),
             last_fallback: RefCell::new(None),
-            last_specialization: RefCell::new(None),
+            last_specialization: Cell::new(None),
         }
     }
 
@@ -579,20 +604,22 @@ impl Entry {
     /// GIL held; vectorcall's argument contract.
     pub unsafe fn call(
         &self,
+        ts: ThreadState,
         args: *const *mut ffi::PyObject,
         nargsf: usize,
         kwnames: *mut ffi::PyObject,
     ) -> *mut ffi::PyObject {
         bump(&self.stats.calls);
         let func = self.func.ptr();
-        if crate::cpy::tracing_active() {
+        if ts.tracing() {
             return self.fallback(args, nargsf, kwnames, "a trace or profile function is set");
         }
         // Fast path: the same code and argument types as the last call.
-        let key = TypeKey::of(args, ffi::PyVectorcall_NARGS(nargsf) as usize);
+        let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
         let code = (*(func as *mut ffi::PyFunctionObject)).func_code;
-        let hit = match self.last_specialization.borrow().as_ref() {
-            Some((k, c)) if *k == key && c.objects.code.ptr() == code => Some(c.clone()),
+        let hit = match self.last_specialization.get() {
+            // SAFETY: the registry keeps specializations alive (see the field).
+            Some((k, c)) if k.matches(args, nargs) && (*c).objects.code.ptr() == code => Some(&*c),
             _ => None,
         };
         let c = match hit {
@@ -614,16 +641,19 @@ impl Entry {
                 if !c.runnable() {
                     return self.fallback(args, nargsf, kwnames, &c.fallback_reason());
                 }
-                match compiled_for_args(code, args, ffi::PyVectorcall_NARGS(nargsf) as usize) {
+                match compiled_for_args(code, args, nargs) {
                     Ok(spec) => {
-                        *self.last_specialization.borrow_mut() = Some((key, spec.clone()));
-                        spec
+                        let spec = Rc::as_ptr(&spec);
+                        self.last_specialization
+                            .set(Some((TypeKey::of(args, nargs), spec)));
+                        // SAFETY: as above.
+                        &*spec
                     }
                     Err(Raised) => return std::ptr::null_mut(),
                 }
             }
         };
-        match call_compiled(&c, func, args, nargsf, kwnames, self.tuning) {
+        match call_compiled(c, func, args, nargsf, kwnames, self.tuning, ts) {
             CallOutcome::Ran(r, native) => {
                 bump(if native {
                     &self.stats.native_calls
@@ -741,6 +771,7 @@ pub unsafe fn call_compiled(
     nargsf: usize,
     kwnames: *mut ffi::PyObject,
     tuning: Tuning,
+    ts: ThreadState,
 ) -> CallOutcome {
     let n = c.linear.nregs as usize;
     if n <= SMALL_FRAME {
@@ -755,11 +786,11 @@ pub unsafe fn call_compiled(
         // those are used. call_with_registers leaves them all Null, so nothing in the
         // buffer needs dropping when it goes out of scope.
         let regs = std::slice::from_raw_parts_mut(base, n);
-        return call_with_registers(c, func, args, nargsf, kwnames, regs, tuning);
+        return call_with_registers(c, func, (args, nargsf, kwnames), regs, tuning, ts);
     }
     let mut regs = REG_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
     regs.resize_with(n, Value::default);
-    let outcome = call_with_registers(c, func, args, nargsf, kwnames, &mut regs, tuning);
+    let outcome = call_with_registers(c, func, (args, nargsf, kwnames), &mut regs, tuning, ts);
     regs.clear();
     REG_POOL.with(|p| p.borrow_mut().push(regs));
     outcome
@@ -768,15 +799,15 @@ pub unsafe fn call_compiled(
 /// Register files up to this size live on the native stack.
 const SMALL_FRAME: usize = 24;
 
-/// Binds and runs a call in a fresh (all-NULL) register file; clears it before returning.
+/// Binds and runs a call (vectorcall's args, nargsf, kwnames) in a fresh (all-NULL)
+/// register file; clears it before returning.
 unsafe fn call_with_registers(
     c: &Compiled,
     func: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargsf: usize,
-    kwnames: *mut ffi::PyObject,
+    (args, nargsf, kwnames): (*const *mut ffi::PyObject, usize, *mut ffi::PyObject),
     regs: &mut [Value],
     tuning: Tuning,
+    ts: ThreadState,
 ) -> CallOutcome {
     let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
     let outcome = match crate::bind::bind(
@@ -793,7 +824,7 @@ unsafe fn call_with_registers(
             CallOutcome::CpythonRan(ffi::PyObject_Vectorcall(func, args, nargsf, kwnames))
         }
         Ok(()) => {
-            let (r, native) = run_bound(c, func, regs, tuning);
+            let (r, native) = run_bound(c, func, regs, tuning, ts);
             CallOutcome::Ran(r, native)
         }
     };
@@ -810,15 +841,17 @@ unsafe fn run_bound(
     func: *mut ffi::PyObject,
     regs: &mut [Value],
     tuning: Tuning,
+    ts: ThreadState,
 ) -> (*mut ffi::PyObject, bool) {
-    if crate::stack::nearly_exhausted() {
+    let stack_limit = crate::stack::limit_for(ts);
+    if crate::stack::nearly_exhausted(stack_limit) {
         ffi::PyErr_SetString(
             ffi::PyExc_RecursionError,
             c"maximum recursion depth exceeded".as_ptr(),
         );
         return (std::ptr::null_mut(), false);
     }
-    if !crate::cpy::enter_recursive_call() {
+    if !ts.enter_recursive_call() {
         return (std::ptr::null_mut(), false);
     }
     let f = func as *mut ffi::PyFunctionObject;
@@ -829,8 +862,8 @@ unsafe fn run_bound(
         builtins: (*f).func_builtins,
         tuning,
         ran_native: Cell::new(false),
-        tstate: ffi::PyThreadState_Get() as *mut std::ffi::c_void,
-        stack_limit: crate::stack::limit(),
+        tstate: ts,
+        stack_limit,
     };
     let r = match c.native_for_call(&ctx) {
         Some(native) => match interp::run_native(&ctx, native, regs, 0) {
@@ -839,7 +872,7 @@ unsafe fn run_bound(
         },
         None => interp::run(&ctx, regs, 0),
     };
-    crate::cpy::leave_recursive_call();
+    ts.leave_recursive_call();
     let native = ctx.ran_native.get();
     match r {
         Ok(v) => (v.into_ptr(), native),
@@ -853,16 +886,17 @@ unsafe fn run_bound(
 /// # Safety
 /// GIL held; vectorcall's argument contract.
 pub unsafe fn call_function(
+    ts: ThreadState,
     func: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
     nargsf: usize,
     kwnames: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
     let code = (*(func as *mut ffi::PyFunctionObject)).func_code;
-    if !crate::cpy::tracing_active() && is_nested_tiered(code) {
+    if !ts.tracing() && is_nested_tiered(code) {
         match compiled_for_args(code, args, ffi::PyVectorcall_NARGS(nargsf) as usize) {
             Ok(c) if c.runnable() => {
-                return match call_compiled(&c, func, args, nargsf, kwnames, *config()) {
+                return match call_compiled(&c, func, args, nargsf, kwnames, *config(), ts) {
                     CallOutcome::Ran(r, _) | CallOutcome::CpythonRan(r) => r,
                 };
             }

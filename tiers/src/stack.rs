@@ -31,7 +31,7 @@ fn compute_limit() -> usize {
     }
 }
 
-/// The lowest stack address this thread may run tiered code at (0 when unknown: never
+/// The lowest stack address this thread may run tiered code at (1 when unknown: never
 /// trips). Native code compares its stack pointer with it before a direct call.
 #[inline]
 pub fn limit() -> usize {
@@ -45,11 +45,32 @@ pub fn limit() -> usize {
     })
 }
 
-/// Whether the native stack is nearly exhausted at this point.
+/// `limit()` for the thread whose state is `ts`: a one-entry cache in front of the
+/// thread-local (reaching a thread-local from a shared library is a call). The key is the
+/// state's address and its unique id, so a dead thread's state reused at the same address
+/// never hands out the dead thread's stack.
+///
+/// # Safety
+/// GIL held (the cache is shared by all threads, and only the GIL holder touches it);
+/// `ts` is the calling thread's state.
 #[inline]
-pub fn nearly_exhausted() -> bool {
+pub unsafe fn limit_for(ts: crate::cpy::ThreadState) -> usize {
+    static CACHE: crate::runtime::GilCell<(usize, u64, usize)> =
+        crate::runtime::GilCell::new((0, 0, 0));
+    let id = ts.id();
+    CACHE.with(|c| {
+        if c.0 != ts.addr() || c.1 != id {
+            *c = (ts.addr(), id, limit());
+        }
+        c.2
+    })
+}
+
+/// Whether the native stack is nearly exhausted at this point (`limit` from `limit()`).
+#[inline]
+pub fn nearly_exhausted(limit: usize) -> bool {
     // A local's address is the stack pointer, near enough (a literal's would be static).
     let marker = 0u8;
     let here = std::hint::black_box(&marker) as *const u8 as usize;
-    here < limit()
+    here < limit
 }

@@ -39,6 +39,11 @@ pub struct Emit<'a> {
     invalid_flag: usize,
     /// The stack area direct calls build their callee's registers and context in.
     call_slot: Option<StackSlot>,
+    /// The instruction being emitted.
+    pc: usize,
+    /// Per register: the small int (or bool) constant it holds when a Const writes it and
+    /// nothing else does (SSA), so its uses can take the value as an immediate.
+    const_ints: Vec<Option<i64>>,
     /// Registers that only ever hold an unboxed bool or NULL: written only by ops whose
     /// result is always a bool (Truth, IsNone, Is, Contains, ForIter's exhausted flag...),
     /// so nothing needs dropping or tag-testing there.
@@ -98,6 +103,8 @@ impl<'a> Emit<'a> {
             plain_slow: None,
             invalid_flag,
             call_slot: None,
+            pc: 0,
+            const_ints: ops::values::const_int_registers(c),
             bool_regs: bool_registers(c),
         }
     }
@@ -138,7 +145,21 @@ impl<'a> Emit<'a> {
 
     /// Starts instruction `pc`'s code.
     pub fn begin(&mut self, pc: usize) {
+        self.pc = pc;
         self.b.switch_to_block(self.blocks[pc]);
+    }
+
+    /// The small int constant register `r` holds, if a Const of one defines it.
+    pub fn const_int(&self, r: u32) -> Option<i64> {
+        self.const_ints[r as usize]
+    }
+
+    /// Whether writing register `r` at the current instruction may find an old value to
+    /// drop: not for a bool-only register, nor for one written outside any cycle (it is
+    /// written at most once per call, onto NULL). The move scratch register is shared by
+    /// all edges, so it always may.
+    fn may_hold_old(&self, r: u32, at: usize) -> bool {
+        !self.bool_regs[r as usize] && (self.c.linear.in_cycle[at] || r + 1 == self.c.linear.nregs)
     }
 
     /// Seals everything and finishes; returns the template chosen per instruction.
@@ -169,7 +190,7 @@ impl<'a> Emit<'a> {
     }
     /// Overwrites register `r` (dropping its old content) with `tag` and `payload`.
     pub fn set(&mut self, r: u32, t: u8, payload: Value) {
-        if !self.bool_regs[r as usize] {
+        if self.may_hold_old(r, self.pc) {
             self.drop_reg(r);
         }
         let regs = self.regs();
@@ -181,7 +202,7 @@ impl<'a> Emit<'a> {
     }
     /// Empties register `r` (dropping its content) before an op writes it in memory.
     pub fn reset(&mut self, r: u32) {
-        if !self.bool_regs[r as usize] {
+        if self.may_hold_old(r, self.pc) {
             self.drop_reg(r);
         }
         self.clear(r);
@@ -513,7 +534,9 @@ impl<'a> Emit<'a> {
                 self.b.ins().jump(go, &[]);
                 self.b.switch_to_block(go);
             }
-            self.drop_reg(d);
+            if self.may_hold_old(d, e.target as usize) {
+                self.drop_reg(d);
+            }
             let regs = self.regs();
             self.b.ins().store(mem(), t, regs, (d * 16) as i32);
             self.b.ins().store(mem(), p, regs, (d * 16 + 8) as i32);

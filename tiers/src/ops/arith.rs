@@ -294,6 +294,9 @@ pub fn binary_quick(op: BinOp, v: BinaryVariant, a: &Value, b: &Value) -> Option
 /// Native code for an operand read as i64: an unboxed int, or a one-digit exact PyLong;
 /// anything else branches to `fail`.
 pub(crate) fn emit_int_of(e: &mut Emit, r: u32, fail: Block) -> CValue {
+    if let Some(k) = e.const_int(r) {
+        return e.b.ins().iconst(types::I64, k);
+    }
     let t = e.tag(r);
     let join = e.b.create_block();
     e.b.append_block_param(join, types::I64);

@@ -67,7 +67,7 @@ pub unsafe fn call(
 ) -> PyResult<Value> {
     let c = shape(ctx, kwnames, ptrs);
     let r = if ffi::PyFunction_Check(c.callable) != 0 {
-        crate::runtime::call_function(c.callable, c.args, c.nargsf, c.kwnames)
+        crate::runtime::call_function(ctx.tstate, c.callable, c.args, c.nargsf, c.kwnames)
     } else {
         ffi::PyObject_Vectorcall(c.callable, c.args, c.nargsf, c.kwnames)
     };
@@ -172,13 +172,13 @@ pub unsafe fn call_quick(
         } => {
             if c.callable != func
                 || (*(func as *mut ffi::PyFunctionObject)).func_code != code
-                || crate::cpy::tracing_active()
+                || ctx.tstate.tracing()
             {
                 return None;
             }
             // Callees entered from tiered code tier up as their caller does.
             match crate::runtime::call_compiled(
-                &*compiled, func, c.args, c.nargsf, c.kwnames, ctx.tuning,
+                &*compiled, func, c.args, c.nargsf, c.kwnames, ctx.tuning, ctx.tstate,
             ) {
                 crate::runtime::CallOutcome::Ran(r, _)
                 | crate::runtime::CallOutcome::CpythonRan(r) => r,
@@ -188,7 +188,8 @@ pub unsafe fn call_quick(
             if c.callable != callable {
                 return None;
             }
-            crate::runtime::entry_of_wrapper(callable)?.call(c.args, c.nargsf, c.kwnames)
+            crate::runtime::entry_of_wrapper(callable)?
+                .call(ctx.tstate, c.args, c.nargsf, c.kwnames)
         }
     };
     Some(Value::from_owned(r))

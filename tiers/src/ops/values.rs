@@ -57,11 +57,51 @@ pub unsafe fn local_name(ctx: &Ctx, local: LocalIdx) -> String {
     }
 }
 
-/// The native template of Const: the constant's address is known at compile time (the
-/// code object keeps it alive), so it is an incref and a store.
+/// The value of a constant that may live unboxed: a bool, or an int CPython caches
+/// (-5..=256), whose boxing gives back the very same object, so nothing can tell.
+fn small_int(o: *mut ffi::PyObject) -> Option<(u8, i64)> {
+    // SAFETY: constants are live objects owned by the code object; reading an exact int's
+    // value raises nothing.
+    unsafe {
+        if o == ffi::Py_True() || o == ffi::Py_False() {
+            return Some((tag::BOOL, (o == ffi::Py_True()) as i64));
+        }
+        if ffi::PyLong_CheckExact(o) == 0 {
+            return None;
+        }
+        let mut overflow = 0;
+        let v = ffi::PyLong_AsLongLongAndOverflow(o, &mut overflow);
+        (overflow == 0 && (-5..=256).contains(&v)).then_some((tag::INT, v))
+    }
+}
+
+/// Per register: the small int or bool constant a Const writes there (see `small_int`).
+/// In SSA nothing else writes a Const's register.
+pub(crate) fn const_int_registers(c: &crate::runtime::Compiled) -> Vec<Option<i64>> {
+    let mut out = vec![None; c.linear.nregs as usize];
+    for inst in &c.linear.insts {
+        if let crate::lower::LKind::Op(tiered_ir::Op::Const { index }) = inst.kind {
+            if let Some(&o) = c.objects.consts.get(index.0 as usize) {
+                if let Some((tag::INT, v)) = small_int(o) {
+                    out[inst.dst as usize] = Some(v);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The native template of Const: a small int or bool is stored unboxed (no refcounting);
+/// any other constant's address is known at compile time (the code object keeps it
+/// alive), so it is an incref and a store.
 pub(crate) fn emit_const(e: &mut Emit, pc: usize, index: ConstIdx) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
     let &p = e.c.objects.consts.get(index.0 as usize)?;
+    if let Some((t, v)) = small_int(p) {
+        let v = e.b.ins().iconst(types::I64, v);
+        e.set(inst.dst, t, v);
+        return Some("Const");
+    }
     let v = e.b.ins().iconst(e.ptr, p as i64);
     e.incref(v);
     e.set(inst.dst, tag::OBJ, v);
