@@ -28,23 +28,23 @@ pub unsafe fn bind(
     kwnames: *mut ffi::PyObject,
     regs: &mut [Value],
 ) -> Result<(), BindError> {
-    let info = &c.info;
-    let argcount = info.argcount as usize;
     let nkw = if kwnames.is_null() {
         0
     } else {
         ffi::PyTuple_GET_SIZE(kwnames) as usize
     };
-    let varargs = info.flags & flags::VARARGS != 0;
-    let varkw = info.flags & flags::VARKEYWORDS != 0;
-    let kwonly = info.kwonlyargcount as usize;
     // The common shape: exactly the positional parameters, nothing else.
-    if nkw == 0 && nargs == argcount && !varargs && !varkw && kwonly == 0 {
+    if nkw == 0 && c.plain_arity == Some(nargs) {
         for (i, r) in regs.iter_mut().take(nargs).enumerate() {
             *r = Value::from_borrowed(*args.add(i));
         }
         return Ok(());
     }
+    let info = &c.info;
+    let argcount = info.argcount as usize;
+    let varargs = info.flags & flags::VARARGS != 0;
+    let varkw = info.flags & flags::VARKEYWORDS != 0;
+    let kwonly = info.kwonlyargcount as usize;
     if nargs > argcount && !varargs {
         return Err(BindError::Mismatch);
     }

@@ -45,6 +45,9 @@ pub struct Compiled {
     pub signature: Option<String>,
     /// The same, as compared at call sites (`None`: the generic compilation).
     pub type_key: Option<TypeKey>,
+    /// The argument count when the parameters are exactly the positional ones (no
+    /// `*args`, `**kwargs` or keyword-only parameters): such calls bind by copying.
+    pub plain_arity: Option<usize>,
     /// The native entry while native code is ready, else 0: native callers read it at
     /// every direct call, so replaced or invalidated code is never entered from them.
     pub native_entry: Cell<usize>,
@@ -496,6 +499,12 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         }
     }
     let linear = lower(&t.func);
+    let plain_arity = {
+        use tiered_frontend::code::flags;
+        let special =
+            info.flags & (flags::VARARGS | flags::VARKEYWORDS) != 0 || info.kwonlyargcount != 0;
+        (!special).then_some(info.argcount as usize)
+    };
     let quick: Vec<crate::quick::QuickCell> = (0..linear.insts.len())
         .map(|_| crate::quick::QuickCell::default())
         .collect();
@@ -511,6 +520,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         quick,
         signature: None,
         type_key: None,
+        plain_arity,
         native_entry: Cell::new(0),
         keep_alive: RefCell::new(Vec::new()),
         native: RefCell::new(NativeState::Cold),

@@ -11,7 +11,6 @@ use crate::value::{Owned, PyResult, Raised, Value};
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder, Value as CValue};
 use pyo3_ffi as ffi;
-use tiered_frontend::code::flags;
 use tiered_ir::KwNames;
 use tiered_ir::Op;
 
@@ -381,10 +380,7 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
     };
     // SAFETY: specializations live in the registry for the process's life.
     let callee = callee.as_ref()?;
-    let info = &callee.info;
-    let plain = info.flags & (flags::VARARGS | flags::VARKEYWORDS) == 0
-        && info.kwonlyargcount == 0
-        && info.argcount == inst.nargs - 2;
+    let plain = callee.plain_arity == Some(inst.nargs as usize - 2);
     let code = callee.objects.code.ptr();
     if !plain
         || !callee.runnable()
