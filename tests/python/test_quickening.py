@@ -230,6 +230,63 @@ class WithGetattr:
         return ("dynamic", name)
 
 
+def attr_stores_in_loop(slotted, n):
+    # Reads and writes of existing attributes (inline values or slots), with the
+    # attribute deleted, re-added, the instance __dict__ made, and the class changed.
+    # The classes are made here, so each run starts from the same ones.
+    if slotted:
+        class Counter:
+            __slots__ = ("n", "step")
+
+            def __init__(self):
+                self.n = 0
+                self.step = 1
+    else:
+        class Counter:
+            def __init__(self):
+                self.n = 0
+                self.step = 1
+    obj = Counter()
+    out = []
+    for i in range(n):
+        obj.n = obj.n + obj.step
+        if i == n // 4:
+            del obj.n
+            obj.n = 100  # first assignment again: the generic op records it
+        if i == n // 2 and not slotted:
+            vars(obj)  # the inline values move into a real dict
+        if i == 3 * n // 4:
+            Counter.n = property(lambda self: -1, lambda self, v: None)
+        out.append(obj.n)
+    return out[-5:], obj.step
+
+
+class Base:
+    def __init__(self, v):
+        self.v = v
+
+
+class Derived(Base):
+    pass
+
+
+def attr_mixed_types(objs):
+    total = 0
+    for o in objs:
+        total += o.v
+        o.v = o.v + 1
+    return total, [o.v for o in objs[:4]]
+
+
+def attr_value_identity(n):
+    p = Point([1], "s")
+    same = 0
+    for _ in range(n):
+        if p.x is p.x and p.y is p.y:
+            same += 1
+    return same, p.x
+
+
 def _double(x):
     return 2 * x
 
@@ -266,6 +323,10 @@ CASES = cases(
     (attr_reads_while_classes_change, (30,)),
     (attr_missing_then_present, ([Point(1, 2), Other(), Slotted(3), WithGetattr(), Point(4, 5), object()] * 10,)),
     (callee_code_swapped, (None, None, 10)),
+    (attr_stores_in_loop, (False, 40)),
+    (attr_stores_in_loop, (True, 40)),
+    (attr_mixed_types, ([Base(1), Derived(2), Base(3.5), Derived("x" if False else 4)] * 20,)),
+    (attr_value_identity, (30,)),
 )
 
 

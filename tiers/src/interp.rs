@@ -529,8 +529,33 @@ unsafe fn exec(
             regs[dst] = item;
             regs[dst + 1] = Value::Bool(done);
         }
-        Op::LoadAttr { name } => set!(ops::attrs::load_attr(ctx, name, a!(0))),
-        Op::StoreAttr { name } => run!(ops::attrs::store_attr(ctx, name, a!(0), a!(1))),
+        Op::LoadAttr { name } => {
+            if let Quick::Attr(v) = q.get() {
+                if let Some(r) = ops::attrs::load_attr_quick(v, a!(0)) {
+                    regs[dst] = r;
+                    return Ok(());
+                }
+                q.miss();
+            } else if ctx.tuning.quicken && q.may_specialize() {
+                if let Some(v) = ops::attrs::observe_load_attr(ctx, name, a!(0)) {
+                    q.specialize(Quick::Attr(v));
+                }
+            }
+            set!(ops::attrs::load_attr(ctx, name, a!(0)))
+        }
+        Op::StoreAttr { name } => {
+            if let Quick::Attr(v) = q.get() {
+                if ops::attrs::store_attr_quick(v, a!(0), a!(1)).is_some() {
+                    return Ok(());
+                }
+                q.miss();
+            } else if ctx.tuning.quicken && q.may_specialize() {
+                if let Some(v) = ops::attrs::observe_store_attr(ctx, name, a!(0)) {
+                    q.specialize(Quick::Attr(v));
+                }
+            }
+            run!(ops::attrs::store_attr(ctx, name, a!(0), a!(1)))
+        }
         Op::DeleteAttr { name } => run!(ops::attrs::delete_attr(ctx, name, a!(0))),
         Op::LoadMethod { name } => {
             let (m, s) = ops::attrs::load_method(ctx, name, a!(0)).map_err(|_| Failure::New)?;

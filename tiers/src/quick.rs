@@ -2,7 +2,7 @@
 //! execution fills in from the operand types it sees, and that a failed guard empties again.
 //! The variants themselves live in their op family's file.
 
-use crate::ops::{arith, calls, compare, globals, iter, subscr};
+use crate::ops::{arith, attrs, calls, compare, globals, iter, subscr};
 use std::cell::Cell;
 use tiered_ir::OpKind;
 
@@ -24,6 +24,8 @@ pub enum Quick {
     Call(calls::CallVariant),
     /// A Subscr variant.
     Subscr(subscr::SubscrVariant),
+    /// A LoadAttr or StoreAttr variant.
+    Attr(attrs::AttrVariant),
 }
 
 impl Quick {
@@ -37,6 +39,7 @@ impl Quick {
             Quick::Global(c) => Some(c.name()),
             Quick::Call(v) => Some(v.name()),
             Quick::Subscr(v) => Some(v.name()),
+            Quick::Attr(v) => Some(v.name()),
         }
     }
 }
@@ -103,6 +106,8 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::ForIter => (iter::FOR_ITER_VARIANTS, &["ForIterList", "ForIterRange"]),
         OpKind::Call => (calls::CALL_VARIANTS, &["CallPyFunction", "CallTiered"]),
         OpKind::Subscr => (subscr::SUBSCR_VARIANTS, &[]),
+        OpKind::LoadAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
+        OpKind::StoreAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
         OpKind::Const => (&[], &["Const"]),
         OpKind::Null => (&[], &["Null"]),
         OpKind::Truth => (&[], &["TruthUnboxed"]),
@@ -117,8 +122,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::Contains
         | OpKind::IsNone
         | OpKind::GetIter
-        | OpKind::LoadAttr
-        | OpKind::StoreAttr
         | OpKind::DeleteAttr
         | OpKind::LoadMethod
         | OpKind::StoreSubscr

@@ -397,6 +397,8 @@ impl<'a> Emit<'a> {
             Op::Const { index } => ops::values::emit_const(self, pc, index),
             Op::Null {} => ops::values::emit_null(self, pc),
             Op::Call { .. } => ops::calls::emit_call(self, pc, q, slow),
+            Op::LoadAttr { .. } => ops::attrs::emit_load_attr(self, pc, q, slow),
+            Op::StoreAttr { .. } => ops::attrs::emit_store_attr(self, pc, q, slow),
             Op::CheckBound { .. }
             | Op::LoadAssertionError {}
             | Op::LoadBuildClass {}
@@ -407,8 +409,6 @@ impl<'a> Emit<'a> {
             | Op::Contains { .. }
             | Op::IsNone {}
             | Op::GetIter {}
-            | Op::LoadAttr { .. }
-            | Op::StoreAttr { .. }
             | Op::DeleteAttr { .. }
             | Op::LoadMethod { .. }
             | Op::Subscr {}

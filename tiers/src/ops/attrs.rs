@@ -62,3 +62,408 @@ pub unsafe fn load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> PyResult<(Valu
         Ok((Value::Null, meth))
     }
 }
+
+/// Quickened forms of LoadAttr and StoreAttr, as CPython 3.11 specializes them. Both guard
+/// on the exact type and its version tag: 3.11 gives a type a fresh, never reused tag
+/// whenever it or a base changes (a descriptor added, `__getattribute__` assigned...), so
+/// the lookup that chose the variant still holds while the tag is the same.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttrVariant {
+    /// An attribute kept in a plain instance's inline values (3.11's split "managed dict"
+    /// before any `__dict__` is made), at its index in the class's shared keys; the class
+    /// has no attribute of that name, so the instance is the only place it can be.
+    InstanceValue {
+        /// The type seen (kept alive by the code; compared by identity).
+        tp: *mut ffi::PyTypeObject,
+        /// Its version tag then.
+        version: u32,
+        /// Index of the name in the class's shared keys (and in each instance's values).
+        index: u32,
+    },
+    /// A `__slots__` member (an object slot at a fixed offset in the instance).
+    Slot {
+        /// The type seen (kept alive by the code; compared by identity).
+        tp: *mut ffi::PyTypeObject,
+        /// Its version tag then.
+        version: u32,
+        /// Byte offset of the slot in the instance.
+        offset: u32,
+    },
+}
+
+/// Names of the attribute variants, for coverage.
+pub const ATTR_VARIANTS: &[&str] = &["AttrInstanceValue", "AttrSlot"];
+
+impl AttrVariant {
+    /// The variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            AttrVariant::InstanceValue { .. } => ATTR_VARIANTS[0],
+            AttrVariant::Slot { .. } => ATTR_VARIANTS[1],
+        }
+    }
+}
+
+extern "C" {
+    /// The MRO lookup generic attribute access starts with (borrowed result, no error); it
+    /// also gives the type a version tag when it can have one.
+    fn _PyType_Lookup(tp: *mut ffi::PyTypeObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
+}
+
+/// 3.11 keeps a managed-dict object's inline values pointer four words before the object
+/// (Include/internal/pycore_object.h, `_PyObject_ValuesPointer`).
+const VALUES_OFFSET: i32 = -4 * std::mem::size_of::<*mut ffi::PyObject>() as i32;
+
+/// The inline values array of a managed-dict object (NULL once a `__dict__` exists).
+#[inline]
+unsafe fn values_of(p: *mut ffi::PyObject) -> *mut *mut ffi::PyObject {
+    *((p as *mut u8).offset(VALUES_OFFSET as isize) as *mut *mut *mut ffi::PyObject)
+}
+
+/// Whether `p`'s type still is the one a variant was made for.
+#[inline]
+unsafe fn type_holds(p: *mut ffi::PyObject, tp: *mut ffi::PyTypeObject, version: u32) -> bool {
+    ffi::Py_TYPE(p) == tp && (*tp).tp_version_tag == version
+}
+
+/// The variant for `o.name` on this object, if any: `store` for an assignment.
+unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Option<AttrVariant> {
+    let p = o.as_ptr();
+    if p.is_null() {
+        return None;
+    }
+    let n = super::name_obj(ctx, name).ok()?;
+    let tp = ffi::Py_TYPE(p);
+    // Only generic attribute access (no __getattribute__, __getattr__, __setattr__).
+    // libpython's exported functions have one address, which types store in their slots.
+    let generic = if store {
+        let f = ffi::PyObject_GenericSetAttr
+            as unsafe extern "C" fn(
+                *mut ffi::PyObject,
+                *mut ffi::PyObject,
+                *mut ffi::PyObject,
+            ) -> i32;
+        matches!((*tp).tp_setattro, Some(s) if std::ptr::fn_addr_eq(s, f))
+    } else {
+        let f = ffi::PyObject_GenericGetAttr
+            as unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
+        matches!((*tp).tp_getattro, Some(g) if std::ptr::fn_addr_eq(g, f))
+    };
+    if !generic || (*tp).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
+        return None;
+    }
+    let descr = _PyType_Lookup(tp, n);
+    if (*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0 || (*tp).tp_version_tag == 0 {
+        return None;
+    }
+    let version = (*tp).tp_version_tag;
+    let v = if descr.is_null() {
+        // Nothing on the class: the inline values, found by the shared keys' index.
+        if (*tp).tp_flags & ffi::Py_TPFLAGS_MANAGED_DICT == 0 || values_of(p).is_null() {
+            return None;
+        }
+        let keys = (*(tp as *mut ffi::PyHeapTypeObject)).ht_cached_keys as *const u8;
+        if keys.is_null() {
+            return None;
+        }
+        // PyDictKeysObject head: refcnt, log2 size, log2 index bytes, kind, version,
+        // usable, nentries; then the indices, then 16-byte unicode entries (key first).
+        let log2_index_bytes = *keys.add(9);
+        let kind = *keys.add(10);
+        let nentries = *(keys.add(24) as *const isize);
+        const DICT_KEYS_SPLIT: u8 = 2;
+        if kind != DICT_KEYS_SPLIT {
+            return None;
+        }
+        let entries = keys.add(32 + (1usize << log2_index_bytes));
+        let index = (0..nentries.max(0) as usize)
+            .find(|&i| *(entries.add(16 * i) as *const *mut ffi::PyObject) == n)?;
+        AttrVariant::InstanceValue {
+            tp,
+            version,
+            index: u32::try_from(index).ok()?,
+        }
+    } else if ffi::Py_TYPE(descr) == std::ptr::addr_of_mut!(ffi::PyMemberDescr_Type) {
+        // A __slots__ member holding an object (what 3.11's LOAD/STORE_ATTR_SLOT take).
+        let m = (*(descr as *mut ffi::PyMemberDescrObject)).d_member;
+        if (*m).type_code != ffi::Py_T_OBJECT_EX
+            || (store && (*m).flags & ffi::Py_READONLY != 0)
+            || (*m).offset <= 0
+        {
+            return None;
+        }
+        AttrVariant::Slot {
+            tp,
+            version,
+            offset: u32::try_from((*m).offset).ok()?,
+        }
+    } else {
+        return None;
+    };
+    // The guards compare the type by identity: it must stay this object.
+    ctx.compiled.keep_alive(tp as *mut ffi::PyObject);
+    Some(v)
+}
+
+/// Which LoadAttr variant fits this object, if any.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn observe_load_attr(ctx: &Ctx, name: NameIdx, o: &Value) -> Option<AttrVariant> {
+    observe_attr(ctx, name, o, false)
+}
+
+/// Which StoreAttr variant fits this object, if any.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn observe_store_attr(ctx: &Ctx, name: NameIdx, o: &Value) -> Option<AttrVariant> {
+    observe_attr(ctx, name, o, true)
+}
+
+/// The quickened LoadAttr (`None` when a guard fails or the attribute is not set: the
+/// generic op then raises AttributeError or finds it elsewhere).
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn load_attr_quick(v: AttrVariant, o: &Value) -> Option<Value> {
+    let p = o.as_ptr();
+    if p.is_null() {
+        return None;
+    }
+    let r = match v {
+        AttrVariant::InstanceValue { tp, version, index } => {
+            if !type_holds(p, tp, version) {
+                return None;
+            }
+            let values = values_of(p);
+            if values.is_null() {
+                return None;
+            }
+            *values.add(index as usize)
+        }
+        AttrVariant::Slot {
+            tp,
+            version,
+            offset,
+        } => {
+            if !type_holds(p, tp, version) {
+                return None;
+            }
+            *((p as *mut u8).add(offset as usize) as *mut *mut ffi::PyObject)
+        }
+    };
+    (!r.is_null()).then(|| Value::from_borrowed(r))
+}
+
+/// The quickened StoreAttr: `Some(())` when done, `None` when a guard fails or (inline
+/// values) the attribute is not set yet, whose first assignment the generic op makes (it
+/// also records the insertion order).
+///
+/// # Safety
+/// GIL held; `v` is an object.
+#[inline]
+pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Option<()> {
+    let p = o.as_ptr();
+    let x = value.as_ptr();
+    if p.is_null() || x.is_null() {
+        return None;
+    }
+    let slot = match v {
+        AttrVariant::InstanceValue { tp, version, index } => {
+            if !type_holds(p, tp, version) {
+                return None;
+            }
+            let values = values_of(p);
+            if values.is_null() || (*values.add(index as usize)).is_null() {
+                return None;
+            }
+            values.add(index as usize)
+        }
+        AttrVariant::Slot {
+            tp,
+            version,
+            offset,
+        } => {
+            if !type_holds(p, tp, version) {
+                return None;
+            }
+            (p as *mut u8).add(offset as usize) as *mut *mut ffi::PyObject
+        }
+    };
+    ffi::Py_INCREF(x);
+    let old = std::mem::replace(&mut *slot, x);
+    // Releasing the old value may run __del__: the slot is already consistent.
+    ffi::Py_XDECREF(old);
+    Some(())
+}
+
+/// The native template of a quickened LoadAttr: type and version guards, then the value
+/// read in place; a missing value takes the slow path (the generic op raises or finds it).
+pub(crate) fn emit_load_attr(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    q: crate::quick::Quick,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let crate::quick::Quick::Attr(v) = q else {
+        return None;
+    };
+    let inst = e.c.linear.insts[pc];
+    let r = e.c.linear.operands[inst.args as usize];
+    let (tp, version) = match v {
+        AttrVariant::InstanceValue { tp, version, .. } | AttrVariant::Slot { tp, version, .. } => {
+            (tp, version)
+        }
+    };
+    let t = e.tag(r);
+    e.guard_eq(t, crate::value::tag::OBJ as i64, fail);
+    let p = e.payload(r, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+    e.guard_eq(ty, tp as i64, fail);
+    let tpv = e.b.ins().iconst(e.ptr, tp as i64);
+    let ver = e.b.ins().load(
+        types::I32,
+        mem(),
+        tpv,
+        std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
+    );
+    e.guard_eq(ver, version as i64, fail);
+    let x = match v {
+        AttrVariant::InstanceValue { index, .. } => {
+            let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
+            let none = e.b.ins().icmp_imm_s(IntCC::Equal, values, 0);
+            e.fail_if(none, fail);
+            e.b.ins().load(e.ptr, mem(), values, (index * 8) as i32)
+        }
+        AttrVariant::Slot { offset, .. } => e.b.ins().load(e.ptr, mem(), p, offset as i32),
+    };
+    // Not set: the generic op raises AttributeError (an expected case, not a deopt).
+    let unset = e.b.ins().icmp_imm_s(IntCC::Equal, x, 0);
+    let slow = e.slow_block();
+    e.fail_if(unset, slow);
+    e.incref(x);
+    e.set(inst.dst, crate::value::tag::OBJ, x);
+    Some(v.name())
+}
+
+/// The native template of a quickened StoreAttr: type and version guards, the value boxed
+/// if it is an unboxed number, then the slot written in place. The first assignment of an
+/// inline value (which also records insertion order) takes the generic op.
+pub(crate) fn emit_store_attr(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    q: crate::quick::Quick,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use crate::value::tag;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let crate::quick::Quick::Attr(v) = q else {
+        return None;
+    };
+    let inst = e.c.linear.insts[pc];
+    let (o, val) = (
+        e.c.linear.operands[inst.args as usize],
+        e.c.linear.operands[inst.args as usize + 1],
+    );
+    let (tp, version) = match v {
+        AttrVariant::InstanceValue { tp, version, .. } | AttrVariant::Slot { tp, version, .. } => {
+            (tp, version)
+        }
+    };
+    let slow = e.slow_block();
+    let t = e.tag(o);
+    e.guard_eq(t, tag::OBJ as i64, fail);
+    let p = e.payload(o, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+    e.guard_eq(ty, tp as i64, fail);
+    let tpv = e.b.ins().iconst(e.ptr, tp as i64);
+    let ver = e.b.ins().load(
+        types::I32,
+        mem(),
+        tpv,
+        std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
+    );
+    e.guard_eq(ver, version as i64, fail);
+    let (base, off) = match v {
+        AttrVariant::InstanceValue { index, .. } => {
+            let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
+            let none = e.b.ins().icmp_imm_s(IntCC::Equal, values, 0);
+            e.fail_if(none, fail);
+            let old = e.b.ins().load(e.ptr, mem(), values, (index * 8) as i32);
+            let unset = e.b.ins().icmp_imm_s(IntCC::Equal, old, 0);
+            e.fail_if(unset, slow);
+            (values, (index * 8) as i32)
+        }
+        AttrVariant::Slot { offset, .. } => (p, offset as i32),
+    };
+    // The value as an object: unboxed numbers are boxed in place first, as tier 1 boxes
+    // the operands of ops that store them; anything but an object or a number (a bool
+    // result, NULL) takes the generic op.
+    let tv = e.tag(val);
+    let is_int = e.b.ins().icmp_imm_s(IntCC::Equal, tv, tag::INT as i64);
+    let is_float = e.b.ins().icmp_imm_s(IntCC::Equal, tv, tag::FLOAT as i64);
+    let (int_b, float_b, other, made, boxed) = (
+        e.b.create_block(),
+        e.b.create_block(),
+        e.b.create_block(),
+        e.b.create_block(),
+        e.b.create_block(),
+    );
+    e.b.append_block_param(made, e.ptr);
+    e.b.ins().brif(is_int, int_b, &[], other, &[]);
+    e.b.switch_to_block(other);
+    e.b.ins().brif(is_float, float_b, &[], boxed, &[]);
+    for (block, ctor, ty) in [
+        (
+            int_b,
+            ffi::PyLong_FromLongLong as *const () as usize,
+            types::I64,
+        ),
+        (
+            float_b,
+            ffi::PyFloat_FromDouble as *const () as usize,
+            types::F64,
+        ),
+    ] {
+        e.b.switch_to_block(block);
+        let n = e.payload(val, ty);
+        let x = e.call(ctor, &[ty], Some(e.ptr), &[n]).expect("returns");
+        e.b.ins()
+            .jump(made, &[cranelift_codegen::ir::BlockArg::Value(x)]);
+    }
+    e.b.switch_to_block(made);
+    let x = e.b.block_params(made)[0];
+    let failed = e.b.create_block();
+    let ok = e.b.create_block();
+    e.b.ins().brif(x, ok, &[], failed, &[]);
+    e.b.switch_to_block(failed);
+    // Out of memory: the generic op boxes again and raises it properly.
+    e.call(ffi::PyErr_Clear as *const () as usize, &[], None, &[]);
+    e.b.ins().jump(slow, &[]);
+    e.b.switch_to_block(ok);
+    e.set(val, tag::OBJ, x);
+    e.b.ins().jump(boxed, &[]);
+    e.b.switch_to_block(boxed);
+    let tv = e.tag(val);
+    e.guard_eq(tv, tag::OBJ as i64, slow);
+    let x = e.payload(val, e.ptr);
+    e.incref(x);
+    let old = e.b.ins().load(e.ptr, mem(), base, off);
+    e.b.ins().store(mem(), x, base, off);
+    // Releasing the old value may run __del__: the slot is already consistent.
+    let had = e.b.create_block();
+    let done = e.b.create_block();
+    e.b.ins().brif(old, had, &[], done, &[]);
+    e.b.switch_to_block(had);
+    e.decref(old);
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(done);
+    Some(v.name())
+}
