@@ -287,6 +287,60 @@ def attr_value_identity(n):
     return same, p.x
 
 
+def builtin_methods(items):
+    out = []
+    counts = {}
+    for x in items:
+        out.append(x)
+        counts[x] = counts.get(x, 0) + 1
+    return out[-3:], sorted(counts.items()), len(out), "-".join([str(len(out)), "x"])
+
+
+def method_receiver_changes(objs):
+    # The same call site sees list.count, then tuple.count, str.count, a missing method.
+    out = []
+    for o in objs:
+        try:
+            out.append(o.count(1))
+        except (AttributeError, TypeError) as e:
+            out.append((type(e).__name__, str(e)))
+    return out
+
+
+class Doubling(list):
+    def append(self, x):
+        list.append(self, x * 2)
+
+
+def append_receivers(lists, n):
+    for lst in lists:
+        for i in range(n):
+            lst.append(i)
+            lst.append(1.5 if i % 2 else True)
+    return [x[-4:] for x in lists], [len(x) for x in lists]
+
+
+def append_descriptor_misuse(n):
+    out = []
+    app = list.append
+    for i in range(n):
+        try:
+            app(out if i % 3 else (), i)
+        except TypeError as e:
+            out.append(str(e))
+    return out[-4:]
+
+
+def builtin_calls_raising(xs):
+    out = []
+    for x in xs:
+        try:
+            out.append(len(x))
+        except TypeError as e:
+            out.append(str(e))
+    return out
+
+
 def _double(x):
     return 2 * x
 
@@ -327,6 +381,11 @@ CASES = cases(
     (attr_stores_in_loop, (True, 40)),
     (attr_mixed_types, ([Base(1), Derived(2), Base(3.5), Derived("x" if False else 4)] * 20,)),
     (attr_value_identity, (30,)),
+    (builtin_methods, ([1, 2, 2, 3, 3, 3, "a", 1.5, True] * 10,)),
+    (method_receiver_changes, ([[1, 1, 2]] * 20 + [(1, 2, 1)] * 5 + ["1"] * 3 + [5, [1]],)),
+    (append_receivers, ([[], Doubling(), []], 30)),
+    (append_descriptor_misuse, (30,)),
+    (builtin_calls_raising, ([[1], "ab", (), 5, None, {1: 2}] * 10,)),
 )
 
 

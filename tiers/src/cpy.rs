@@ -12,6 +12,12 @@ extern "C" {
         name: *mut ffi::PyObject,
         method: *mut *mut ffi::PyObject,
     ) -> c_int;
+    /// The MRO lookup generic attribute access starts with (borrowed result, no error);
+    /// it also gives the type a version tag when it can have one.
+    pub fn _PyType_Lookup(
+        tp: *mut ffi::PyTypeObject,
+        name: *mut ffi::PyObject,
+    ) -> *mut ffi::PyObject;
     /// Special-method lookup on the type (what `with` uses).
     pub fn _PyObject_LookupSpecial(
         obj: *mut ffi::PyObject,

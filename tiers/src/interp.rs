@@ -558,6 +558,18 @@ unsafe fn exec(
         }
         Op::DeleteAttr { name } => run!(ops::attrs::delete_attr(ctx, name, a!(0))),
         Op::LoadMethod { name } => {
+            if let Quick::Method(v) = q.get() {
+                if let Some((m, s)) = ops::attrs::load_method_quick(v, a!(0)) {
+                    regs[dst] = m;
+                    regs[dst + 1] = s;
+                    return Ok(());
+                }
+                q.miss();
+            } else if ctx.tuning.quicken && q.may_specialize() {
+                if let Some(v) = ops::attrs::observe_load_method(ctx, name, a!(0)) {
+                    q.specialize(Quick::Method(v));
+                }
+            }
             let (m, s) = ops::attrs::load_method(ctx, name, a!(0)).map_err(|_| Failure::New)?;
             regs[dst] = m;
             regs[dst + 1] = s;

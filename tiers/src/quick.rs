@@ -26,6 +26,8 @@ pub enum Quick {
     Subscr(subscr::SubscrVariant),
     /// A LoadAttr or StoreAttr variant.
     Attr(attrs::AttrVariant),
+    /// A LoadMethod variant.
+    Method(attrs::MethodVariant),
 }
 
 impl Quick {
@@ -40,6 +42,7 @@ impl Quick {
             Quick::Call(v) => Some(v.name()),
             Quick::Subscr(v) => Some(v.name()),
             Quick::Attr(v) => Some(v.name()),
+            Quick::Method(v) => Some(v.name()),
         }
     }
 }
@@ -104,10 +107,11 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Binary => (arith::BINARY_VARIANTS, arith::BINARY_VARIANTS),
         OpKind::Compare => (compare::COMPARE_VARIANTS, &["CompareInt", "CompareFloat"]),
         OpKind::ForIter => (iter::FOR_ITER_VARIANTS, &["ForIterList", "ForIterRange"]),
-        OpKind::Call => (calls::CALL_VARIANTS, &["CallPyFunction", "CallTiered"]),
+        OpKind::Call => (calls::CALL_VARIANTS, calls::CALL_VARIANTS),
         OpKind::Subscr => (subscr::SUBSCR_VARIANTS, &[]),
         OpKind::LoadAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
         OpKind::StoreAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
+        OpKind::LoadMethod => (attrs::METHOD_VARIANTS, attrs::METHOD_VARIANTS),
         OpKind::Const => (&[], &["Const"]),
         OpKind::Null => (&[], &["Null"]),
         OpKind::Truth => (&[], &["TruthUnboxed"]),
@@ -123,7 +127,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::IsNone
         | OpKind::GetIter
         | OpKind::DeleteAttr
-        | OpKind::LoadMethod
         | OpKind::StoreSubscr
         | OpKind::DeleteSubscr
         | OpKind::BuildSlice

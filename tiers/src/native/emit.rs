@@ -39,6 +39,8 @@ pub struct Emit<'a> {
     invalid_flag: usize,
     /// The stack area direct calls build their callee's registers and context in.
     call_slot: Option<StackSlot>,
+    /// The argument array of native builtin calls.
+    args_slot: Option<StackSlot>,
     /// The instruction being emitted.
     pc: usize,
     /// Per register: the small int (or bool) constant it holds when a Const writes it and
@@ -103,6 +105,7 @@ impl<'a> Emit<'a> {
             plain_slow: None,
             invalid_flag,
             call_slot: None,
+            args_slot: None,
             pc: 0,
             const_ints: ops::values::const_int_registers(c),
             bool_regs: bool_registers(c),
@@ -212,6 +215,58 @@ impl<'a> Emit<'a> {
         let regs = self.regs();
         let z = self.b.ins().iconst(types::I64, tag::NULL as i64);
         self.b.ins().store(mem(), z, regs, (r * 16) as i32);
+    }
+
+    /// Boxes register `r` in place if it holds an unboxed int or float (as tier 1 boxes
+    /// the operands of ops that hand them to CPython), so it then holds an object unless
+    /// it held something else (a bool, NULL). Out of memory branches to `slow` with the
+    /// error cleared: the generic op there boxes again and raises it properly.
+    pub fn box_number(&mut self, r: u32, slow: Block) {
+        let t = self.tag(r);
+        let is_int = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::INT as i64);
+        let is_float = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::FLOAT as i64);
+        let (int_b, float_b, other, made, done) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.append_block_param(made, self.ptr);
+        self.b.ins().brif(is_int, int_b, &[], other, &[]);
+        self.b.switch_to_block(other);
+        self.b.ins().brif(is_float, float_b, &[], done, &[]);
+        for (block, ctor, ty) in [
+            (
+                int_b,
+                pyo3_ffi::PyLong_FromLongLong as *const () as usize,
+                types::I64,
+            ),
+            (
+                float_b,
+                pyo3_ffi::PyFloat_FromDouble as *const () as usize,
+                types::F64,
+            ),
+        ] {
+            self.b.switch_to_block(block);
+            let n = self.payload(r, ty);
+            let x = self
+                .call(ctor, &[ty], Some(self.ptr), &[n])
+                .expect("returns");
+            self.b.ins().jump(made, &[BlockArg::Value(x)]);
+        }
+        self.b.switch_to_block(made);
+        let x = self.b.block_params(made)[0];
+        let failed = self.b.create_block();
+        let ok = self.b.create_block();
+        self.b.ins().brif(x, ok, &[], failed, &[]);
+        self.b.switch_to_block(failed);
+        self.call(pyo3_ffi::PyErr_Clear as *const () as usize, &[], None, &[]);
+        self.b.ins().jump(slow, &[]);
+        self.b.switch_to_block(ok);
+        self.set(r, tag::OBJ, x);
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
     }
 
     /// Branches to `fail` unless `v == k`.
@@ -399,6 +454,7 @@ impl<'a> Emit<'a> {
             Op::Call { .. } => ops::calls::emit_call(self, pc, q, slow),
             Op::LoadAttr { .. } => ops::attrs::emit_load_attr(self, pc, q, slow),
             Op::StoreAttr { .. } => ops::attrs::emit_store_attr(self, pc, q, slow),
+            Op::LoadMethod { .. } => ops::attrs::emit_load_method(self, pc, q, slow),
             Op::CheckBound { .. }
             | Op::LoadAssertionError {}
             | Op::LoadBuildClass {}
@@ -410,7 +466,6 @@ impl<'a> Emit<'a> {
             | Op::IsNone {}
             | Op::GetIter {}
             | Op::DeleteAttr { .. }
-            | Op::LoadMethod { .. }
             | Op::Subscr {}
             | Op::StoreSubscr {}
             | Op::DeleteSubscr {}
@@ -677,6 +732,24 @@ impl<'a> Emit<'a> {
                     4,
                 ));
                 self.call_slot = Some(s);
+                s
+            }
+        };
+        self.b.ins().stack_addr(self.ptr, slot, 0)
+    }
+
+    /// The address of this function's argument array for native builtin calls (16
+    /// words: the vectorcall offset slot and up to 15 arguments), made on first use.
+    pub fn call_args_array(&mut self) -> Value {
+        let slot = match self.args_slot {
+            Some(s) => s,
+            None => {
+                let s = self.b.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    16 * 8,
+                    3,
+                ));
+                self.args_slot = Some(s);
                 s
             }
         };

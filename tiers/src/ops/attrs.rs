@@ -104,12 +104,6 @@ impl AttrVariant {
     }
 }
 
-extern "C" {
-    /// The MRO lookup generic attribute access starts with (borrowed result, no error); it
-    /// also gives the type a version tag when it can have one.
-    fn _PyType_Lookup(tp: *mut ffi::PyTypeObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
-}
-
 /// 3.11 keeps a managed-dict object's inline values pointer four words before the object
 /// (Include/internal/pycore_object.h, `_PyObject_ValuesPointer`).
 const VALUES_OFFSET: i32 = -4 * std::mem::size_of::<*mut ffi::PyObject>() as i32;
@@ -152,7 +146,7 @@ unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Opti
     if !generic || (*tp).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
         return None;
     }
-    let descr = _PyType_Lookup(tp, n);
+    let descr = crate::cpy::_PyType_Lookup(tp, n);
     if (*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0 || (*tp).tp_version_tag == 0 {
         return None;
     }
@@ -404,53 +398,9 @@ pub(crate) fn emit_store_attr(
         AttrVariant::Slot { offset, .. } => (p, offset as i32),
     };
     // The value as an object: unboxed numbers are boxed in place first, as tier 1 boxes
-    // the operands of ops that store them; anything but an object or a number (a bool
-    // result, NULL) takes the generic op.
-    let tv = e.tag(val);
-    let is_int = e.b.ins().icmp_imm_s(IntCC::Equal, tv, tag::INT as i64);
-    let is_float = e.b.ins().icmp_imm_s(IntCC::Equal, tv, tag::FLOAT as i64);
-    let (int_b, float_b, other, made, boxed) = (
-        e.b.create_block(),
-        e.b.create_block(),
-        e.b.create_block(),
-        e.b.create_block(),
-        e.b.create_block(),
-    );
-    e.b.append_block_param(made, e.ptr);
-    e.b.ins().brif(is_int, int_b, &[], other, &[]);
-    e.b.switch_to_block(other);
-    e.b.ins().brif(is_float, float_b, &[], boxed, &[]);
-    for (block, ctor, ty) in [
-        (
-            int_b,
-            ffi::PyLong_FromLongLong as *const () as usize,
-            types::I64,
-        ),
-        (
-            float_b,
-            ffi::PyFloat_FromDouble as *const () as usize,
-            types::F64,
-        ),
-    ] {
-        e.b.switch_to_block(block);
-        let n = e.payload(val, ty);
-        let x = e.call(ctor, &[ty], Some(e.ptr), &[n]).expect("returns");
-        e.b.ins()
-            .jump(made, &[cranelift_codegen::ir::BlockArg::Value(x)]);
-    }
-    e.b.switch_to_block(made);
-    let x = e.b.block_params(made)[0];
-    let failed = e.b.create_block();
-    let ok = e.b.create_block();
-    e.b.ins().brif(x, ok, &[], failed, &[]);
-    e.b.switch_to_block(failed);
-    // Out of memory: the generic op boxes again and raises it properly.
-    e.call(ffi::PyErr_Clear as *const () as usize, &[], None, &[]);
-    e.b.ins().jump(slow, &[]);
-    e.b.switch_to_block(ok);
-    e.set(val, tag::OBJ, x);
-    e.b.ins().jump(boxed, &[]);
-    e.b.switch_to_block(boxed);
+    // the operands of ops that store them; anything but an object (a bool result, NULL)
+    // takes the generic op.
+    e.box_number(val, slow);
     let tv = e.tag(val);
     e.guard_eq(tv, tag::OBJ as i64, slow);
     let x = e.payload(val, e.ptr);
@@ -465,5 +415,104 @@ pub(crate) fn emit_store_attr(
     e.decref(old);
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(done);
+    Some(v.name())
+}
+
+/// Quickened forms of LoadMethod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MethodVariant {
+    /// A method of a builtin type (`list.append`, `dict.get`, `str.join`...): the type is
+    /// static and immutable, its instances have no `__dict__`, and the method descriptor
+    /// found on it is what LOAD_METHOD pushes with the object as `self`.
+    Builtin {
+        /// The type seen (static: never freed; compared by identity).
+        tp: *mut ffi::PyTypeObject,
+        /// The method descriptor in its (immutable) dict.
+        method: *mut ffi::PyObject,
+    },
+}
+
+/// Names of LoadMethod's variants, for coverage.
+pub const METHOD_VARIANTS: &[&str] = &["LoadMethodBuiltin"];
+
+impl MethodVariant {
+    /// The variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodVariant::Builtin { .. } => METHOD_VARIANTS[0],
+        }
+    }
+}
+
+/// Which LoadMethod variant fits this object, if any.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn observe_load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> Option<MethodVariant> {
+    let p = o.as_ptr();
+    if p.is_null() {
+        return None;
+    }
+    let n = super::name_obj(ctx, name).ok()?;
+    let tp = ffi::Py_TYPE(p);
+    let generic = ffi::PyObject_GenericGetAttr
+        as unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
+    let flags = (*tp).tp_flags;
+    if flags & ffi::Py_TPFLAGS_HEAPTYPE != 0
+        || flags & ffi::Py_TPFLAGS_IMMUTABLETYPE == 0
+        || (*tp).tp_dictoffset != 0
+        || !matches!((*tp).tp_getattro, Some(g) if std::ptr::fn_addr_eq(g, generic))
+    {
+        return None;
+    }
+    let method = crate::cpy::_PyType_Lookup(tp, n);
+    if method.is_null() || (*ffi::Py_TYPE(method)).tp_flags & ffi::Py_TPFLAGS_METHOD_DESCRIPTOR == 0
+    {
+        return None;
+    }
+    Some(MethodVariant::Builtin { tp, method })
+}
+
+/// The quickened LoadMethod (`None` when the object has another type).
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn load_method_quick(v: MethodVariant, o: &Value) -> Option<(Value, Value)> {
+    let MethodVariant::Builtin { tp, method } = v;
+    let p = o.as_ptr();
+    if p.is_null() || ffi::Py_TYPE(p) != tp {
+        return None;
+    }
+    Some((Value::from_borrowed(method), o.clone()))
+}
+
+/// The native template of a quickened LoadMethod: a type guard, then the method and the
+/// object as `self`.
+pub(crate) fn emit_load_method(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    q: crate::quick::Quick,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use crate::value::tag;
+    use cranelift_codegen::ir::InstBuilder;
+    let crate::quick::Quick::Method(v) = q else {
+        return None;
+    };
+    let MethodVariant::Builtin { tp, method } = v;
+    let inst = e.c.linear.insts[pc];
+    let r = e.c.linear.operands[inst.args as usize];
+    let t = e.tag(r);
+    e.guard_eq(t, tag::OBJ as i64, fail);
+    let p = e.payload(r, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+    e.guard_eq(ty, tp as i64, fail);
+    let m = e.b.ins().iconst(e.ptr, method as i64);
+    e.incref(m);
+    e.set(inst.dst, tag::OBJ, m);
+    e.incref(p);
+    e.set(inst.dst + 1, tag::OBJ, p);
     Some(v.name())
 }

@@ -86,6 +86,12 @@ pub enum CallVariant {
         /// The compiled code (the registry keeps it for the process's life).
         compiled: *const Compiled,
     },
+    /// A builtin function or a method of a builtin type (`len`, `list.append`...):
+    /// called through vectorcall, from native code directly.
+    Builtin {
+        /// The callable seen (kept alive by the code; compared by identity).
+        callable: *mut ffi::PyObject,
+    },
     /// A `@tiered` wrapper, entered without the vectorcall protocol.
     Tiered {
         /// The wrapper seen (compared by identity).
@@ -97,7 +103,7 @@ pub enum CallVariant {
 }
 
 /// Names of Call's variants, for coverage.
-pub const CALL_VARIANTS: &[&str] = &["CallPyFunction", "CallTiered"];
+pub const CALL_VARIANTS: &[&str] = &["CallPyFunction", "CallTiered", "CallBuiltin"];
 
 impl CallVariant {
     /// The variant's name.
@@ -105,8 +111,17 @@ impl CallVariant {
         match self {
             CallVariant::PyFunction { .. } => CALL_VARIANTS[0],
             CallVariant::Tiered { .. } => CALL_VARIANTS[1],
+            CallVariant::Builtin { .. } => CALL_VARIANTS[2],
         }
     }
+}
+
+/// Whether `f` is a builtin function or a method descriptor of a builtin type (both
+/// vectorcall-capable C callables).
+unsafe fn is_builtin(f: *mut ffi::PyObject) -> bool {
+    let tp = ffi::Py_TYPE(f);
+    tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
+        || tp == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type)
 }
 
 /// Which variant fits this call site's callable, if any (compiling a Python callee's code).
@@ -142,6 +157,10 @@ pub unsafe fn observe_call(
             func: c.callable,
             code: (*(c.callable as *mut ffi::PyFunctionObject)).func_code,
             compiled: specialization(c.callable)?,
+        }
+    } else if is_builtin(c.callable) {
+        CallVariant::Builtin {
+            callable: c.callable,
         }
     } else {
         return None;
@@ -182,6 +201,12 @@ pub unsafe fn call_quick(
                 crate::runtime::CallOutcome::Ran(r, _)
                 | crate::runtime::CallOutcome::CpythonRan(r) => r,
             }
+        }
+        CallVariant::Builtin { callable } => {
+            if c.callable != callable {
+                return None;
+            }
+            ffi::PyObject_Vectorcall(callable, c.args, c.nargsf, c.kwnames)
         }
         CallVariant::Tiered { callable, .. } => {
             if c.callable != callable {
@@ -320,12 +345,16 @@ pub(crate) fn emit_call(
     };
     let done = e.b.create_block();
     let helper = e.b.create_block();
-    // SAFETY: compiling runs with the GIL held; `direct` only reads objects the site's
-    // specialization keeps alive.
-    match unsafe { direct(e.c, pc) } {
-        Some(d) => emit_direct(e, pc, &d, helper, done),
-        None => {
-            e.b.ins().jump(helper, &[]);
+    if let CallVariant::Builtin { callable } = v {
+        emit_builtin(e, pc, callable, helper, done);
+    } else {
+        // SAFETY: compiling runs with the GIL held; `direct` only reads objects the
+        // site's specialization keeps alive.
+        match unsafe { direct(e.c, pc) } {
+            Some(d) => emit_direct(e, pc, &d, helper, done),
+            None => {
+                e.b.ins().jump(helper, &[]);
+            }
         }
     }
     e.b.switch_to_block(helper);
@@ -377,6 +406,7 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
             let f = entry.func.ptr() as *mut ffi::PyFunctionObject;
             (callable, f, compiled, Some(entry))
         }
+        CallVariant::Builtin { .. } => return None,
     };
     // SAFETY: specializations live in the registry for the process's life.
     let callee = callee.as_ref()?;
@@ -635,6 +665,160 @@ fn emit_direct(e: &mut Emit, pc: usize, d: &Direct, helper: Block, done: Block) 
         None,
     );
     e.check_status(pc, r);
+    e.b.ins().jump(done, &[]);
+}
+
+/// The `list.append` method descriptor (static: it lives as long as the list type).
+///
+/// # Safety
+/// GIL held.
+unsafe fn list_append() -> *mut ffi::PyObject {
+    let name = ffi::PyUnicode_InternFromString(c"append".as_ptr());
+    if name.is_null() {
+        ffi::PyErr_Clear();
+        return std::ptr::null_mut();
+    }
+    let d = crate::cpy::_PyType_Lookup(std::ptr::addr_of_mut!(ffi::PyList_Type), name);
+    ffi::Py_DECREF(name);
+    d
+}
+
+/// Arguments a native builtin call passes in its stack array (more take the helper).
+const BUILTIN_MAX_ARGS: u32 = 15;
+
+/// A call of a builtin function or method (CallBuiltin) from native code: the callable
+/// checked by identity, unboxed numbers boxed in place, the arguments laid out in a stack
+/// array and handed to `PyObject_Vectorcall`, as tier 1 does. Anything else (keywords, a
+/// shape the site did not have) goes to `helper`; success continues at `done`.
+fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: Block, done: Block) {
+    let inst = e.c.linear.insts[pc];
+    let ops: Vec<u32> =
+        e.c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
+    let LKind::Op(Op::Call { kwnames }) = inst.kind else {
+        e.b.ins().jump(helper, &[]);
+        return;
+    };
+    // The shape LOAD_GLOBAL (NULL, f, args) or LOAD_METHOD (method, self, args) gave it:
+    // decided by what defines the first operand, checked at run time.
+    let null_first =
+        e.c.linear
+            .insts
+            .iter()
+            .any(|i| matches!(i.kind, LKind::Op(Op::Null {})) && i.dst == ops[0]);
+    let (callee, args) = if null_first {
+        (ops[1], &ops[2..])
+    } else {
+        (ops[0], &ops[1..])
+    };
+    if kwnames.0.is_some() || args.len() as u32 > BUILTIN_MAX_ARGS {
+        e.b.ins().jump(helper, &[]);
+        return;
+    }
+    let slow = helper;
+    if null_first {
+        let t0 = e.tag(ops[0]);
+        e.guard_eq(t0, tag::NULL as i64, slow);
+    }
+    let t = e.tag(callee);
+    e.guard_eq(t, tag::OBJ as i64, slow);
+    let f = e.payload(callee, e.ptr);
+    e.guard_eq(f, callable as i64, slow);
+    // Arguments as objects: numbers boxed in place (one object per value, as tier 1
+    // makes), bools as the singletons.
+    let array = e.call_args_array();
+    for (i, &r) in args.iter().enumerate() {
+        e.box_number(r, slow);
+        let t = e.tag(r);
+        let is_obj = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+        let is_bool = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::BOOL as i64);
+        let (obj, other, boolean, put) = (
+            e.b.create_block(),
+            e.b.create_block(),
+            e.b.create_block(),
+            e.b.create_block(),
+        );
+        e.b.append_block_param(put, e.ptr);
+        e.b.ins().brif(is_obj, obj, &[], other, &[]);
+        e.b.switch_to_block(other);
+        e.b.ins().brif(is_bool, boolean, &[], slow, &[]);
+        e.b.switch_to_block(boolean);
+        let b = e.payload(r, types::I8);
+        // SAFETY: taking the singletons' addresses reads nothing.
+        let (yes, no) = unsafe { (ffi::Py_True() as i64, ffi::Py_False() as i64) };
+        let yes = e.b.ins().iconst(e.ptr, yes);
+        let no = e.b.ins().iconst(e.ptr, no);
+        let o = e.b.ins().select(b, yes, no);
+        e.b.ins().jump(put, &[BlockArg::Value(o)]);
+        e.b.switch_to_block(obj);
+        let o = e.payload(r, e.ptr);
+        e.b.ins().jump(put, &[BlockArg::Value(o)]);
+        e.b.switch_to_block(put);
+        let o = e.b.block_params(put)[0];
+        // Slot 0 stays free for PY_VECTORCALL_ARGUMENTS_OFFSET.
+        e.b.ins().store(mem(), o, array, 8 * (i as i32 + 1));
+    }
+    // list.append(x), as 3.11's PRECALL_NO_KW_LIST_APPEND: no call protocol at all.
+    // SAFETY: compiling runs with the GIL held.
+    if args.len() == 2 && callable == unsafe { list_append() } {
+        let me = e.b.ins().load(e.ptr, mem(), array, 8);
+        let tp = e.b.ins().load(e.ptr, mem(), me, 8);
+        // A list subclass (or anything else) as self: the descriptor call checks it.
+        e.guard_eq(tp, std::ptr::addr_of_mut!(ffi::PyList_Type) as i64, slow);
+        let x = e.b.ins().load(e.ptr, mem(), array, 16);
+        let st = e
+            .call(
+                ffi::PyList_Append as *const () as usize,
+                &[e.ptr, e.ptr],
+                Some(types::I32),
+                &[me, x],
+            )
+            .expect("returns");
+        let raised = e.b.create_block();
+        let appended = e.b.create_block();
+        e.b.ins().brif(st, raised, &[], appended, &[]);
+        e.b.switch_to_block(appended);
+        // SAFETY: taking None's address reads nothing.
+        let none = e.b.ins().iconst(e.ptr, unsafe { ffi::Py_None() } as i64);
+        e.incref(none);
+        e.set(inst.dst, tag::OBJ, none);
+        e.b.ins().jump(done, &[]);
+        e.b.switch_to_block(raised);
+        let st = e.call_pc_helper(
+            crate::native::helpers::call_failed as *const () as usize,
+            pc,
+            None,
+        );
+        e.check_status(pc, st);
+        e.b.ins().jump(done, &[]);
+        return;
+    }
+    let argv = e.b.ins().iadd_imm_s(array, 8);
+    let nargsf = e.b.ins().iconst(
+        e.ptr,
+        (args.len() | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET) as i64,
+    );
+    let null = e.b.ins().iconst(e.ptr, 0);
+    let r = e
+        .call(
+            ffi::PyObject_Vectorcall as *const () as usize,
+            &[e.ptr, e.ptr, e.ptr, e.ptr],
+            Some(e.ptr),
+            &[f, argv, nargsf, null],
+        )
+        .expect("returns");
+    let raised = e.b.create_block();
+    let returned = e.b.create_block();
+    e.b.ins().brif(r, returned, &[], raised, &[]);
+    e.b.switch_to_block(returned);
+    e.set(inst.dst, tag::OBJ, r);
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(raised);
+    let st = e.call_pc_helper(
+        crate::native::helpers::call_failed as *const () as usize,
+        pc,
+        None,
+    );
+    e.check_status(pc, st);
     e.b.ins().jump(done, &[]);
 }
 
