@@ -257,6 +257,26 @@ def builtin_shadowed_mid_loop(items, n):
     return total
 
 
+def index_everywhere(seq, n):
+    # In range from both ends, out of range both ways (IndexError from the generic op),
+    # bools and big ints as indices, and the sequence shrinking under the loop.
+    total = 0
+    errors = 0
+    for i in range(-n, n):
+        try:
+            total += seq[i]
+        except IndexError:
+            errors += 1
+        if i == n // 2 and isinstance(seq, list):
+            del seq[len(seq) // 2 :]
+    for k in (True, False, 2**70, -(2**70)):
+        try:
+            total += seq[k]
+        except IndexError as e:
+            errors += len(str(e))
+    return total, errors
+
+
 def constants_keep_identity(n):
     # Small ints and bools may live unboxed in native code: boxing must give back the
     # very objects CPython uses, and other constants stay the code's own objects.
@@ -292,6 +312,8 @@ CASES = cases(
     (builtin_shadowed_mid_loop, ([1, 2, 3], N)),
     (deep, (500,)),
     (constants_keep_identity, (N,)),
+    (index_everywhere, (list(range(1000)), N // 2)),
+    (index_everywhere, (tuple(x * 0.5 for x in range(1000)), N // 2)),
     (types_change_in_native_loop, ([1] * N + [0.5] * 10 + [2**70] + [1] * 10,)),
     (types_change_in_native_loop, ([1] * N + ["no"],)),
     (compare_types_change, ([i % 5 for i in range(N)] + [0.5, 2**80, -1.5, float("nan"), 3],)),

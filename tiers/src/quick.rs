@@ -108,7 +108,11 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Compare => (compare::COMPARE_VARIANTS, &["CompareInt", "CompareFloat"]),
         OpKind::ForIter => (iter::FOR_ITER_VARIANTS, &["ForIterList", "ForIterRange"]),
         OpKind::Call => (calls::CALL_VARIANTS, calls::CALL_VARIANTS),
-        OpKind::Subscr => (subscr::SUBSCR_VARIANTS, &[]),
+        // SubscrDict runs its tier-1 helper.
+        OpKind::Subscr => (
+            subscr::SUBSCR_VARIANTS,
+            &["SubscrListInt", "SubscrTupleInt"],
+        ),
         OpKind::LoadAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
         OpKind::StoreAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
         OpKind::LoadMethod => (attrs::METHOD_VARIANTS, attrs::METHOD_VARIANTS),

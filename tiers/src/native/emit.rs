@@ -455,6 +455,7 @@ impl<'a> Emit<'a> {
             Op::LoadAttr { .. } => ops::attrs::emit_load_attr(self, pc, q, slow),
             Op::StoreAttr { .. } => ops::attrs::emit_store_attr(self, pc, q, slow),
             Op::LoadMethod { .. } => ops::attrs::emit_load_method(self, pc, q, slow),
+            Op::Subscr {} => ops::subscr::emit_subscr(self, pc, q, slow),
             Op::CheckBound { .. }
             | Op::LoadAssertionError {}
             | Op::LoadBuildClass {}
@@ -466,7 +467,6 @@ impl<'a> Emit<'a> {
             | Op::IsNone {}
             | Op::GetIter {}
             | Op::DeleteAttr { .. }
-            | Op::Subscr {}
             | Op::StoreSubscr {}
             | Op::DeleteSubscr {}
             | Op::BuildSlice { .. }

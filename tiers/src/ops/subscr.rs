@@ -138,3 +138,56 @@ pub unsafe fn subscr_quick(v: SubscrVariant, o: &Value, k: &Value) -> Option<PyR
         }
     }
 }
+
+/// Native templates of Subscr (for a list or tuple indexed by an int): type guard, the
+/// index as i64, negative indices from the end, a bounds check (out of range takes the
+/// generic op, which raises IndexError), then the item.
+pub(crate) fn emit_subscr(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    q: crate::quick::Quick,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use crate::value::tag;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let crate::quick::Quick::Subscr(v) = q else {
+        return None;
+    };
+    let tp = match v {
+        SubscrVariant::ListInt => std::ptr::addr_of_mut!(ffi::PyList_Type),
+        SubscrVariant::TupleInt => std::ptr::addr_of_mut!(ffi::PyTuple_Type),
+        SubscrVariant::Dict => return None,
+    };
+    let inst = e.c.linear.insts[pc];
+    let (o, k) = (
+        e.c.linear.operands[inst.args as usize],
+        e.c.linear.operands[inst.args as usize + 1],
+    );
+    let t = e.tag(o);
+    e.guard_eq(t, tag::OBJ as i64, fail);
+    let p = e.payload(o, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+    e.guard_eq(ty, tp as i64, fail);
+    let i = super::arith::emit_int_of(e, k, fail);
+    // PyVarObject: ob_size at 16; items follow at 24 (a tuple's inline, a list's behind
+    // its ob_item pointer).
+    let n = e.b.ins().load(types::I64, mem(), p, 16);
+    let neg = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, i, 0);
+    let wrapped = e.b.ins().iadd(i, n);
+    let i = e.b.ins().select(neg, wrapped, i);
+    let out = e.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, i, n);
+    let slow = e.slow_block();
+    e.fail_if(out, slow);
+    let off = e.b.ins().ishl_imm_u(i, 3);
+    let items = match v {
+        SubscrVariant::ListInt => e.b.ins().load(e.ptr, mem(), p, 24),
+        _ => e.b.ins().iadd_imm_s(p, 24),
+    };
+    let at = e.b.ins().iadd(items, off);
+    let item = e.b.ins().load(e.ptr, mem(), at, 0);
+    e.incref(item);
+    e.set(inst.dst, tag::OBJ, item);
+    Some(v.name())
+}
