@@ -277,6 +277,70 @@ def index_everywhere(seq, n):
     return total, errors
 
 
+def iterate_builtins(d, s, n):
+    # dict keys/values/items, str, enumerate, zip, set and generator iterators, with
+    # str comparisons and tuple unpacking in the loop bodies.
+    total = 0
+    for k in d:
+        total += k
+    for v in d.values():
+        total += v
+    for k, v in d.items():
+        total += k * v
+    for c in s:
+        total += (c == "a") + (c != "b")
+    for i, c in enumerate(s):
+        if c == "c":
+            total += i
+    for a, b in zip(s, s[1:]):
+        total += a == b
+    for x in {1, 2, 3}:
+        total += x
+    for x in (i * 2 for i in range(n)):
+        total += x
+    return total
+
+
+def dict_changes_size(d, n):
+    seen = 0
+    try:
+        for k in d:
+            seen += 1
+            if seen == n:
+                d[-1] = 0
+    except RuntimeError as e:
+        return seen, str(e)
+    return seen
+
+
+def unpack_shapes(pairs):
+    out = []
+    for p in pairs:
+        try:
+            a, b = p
+            out.append(a)
+        except (ValueError, TypeError) as e:
+            out.append(str(e))
+    return out
+
+
+def str_equality_mixed(xs):
+    hits = 0
+    for x in xs:
+        if x == "ab":
+            hits += 1
+        if x != "ab":
+            hits -= 1
+    return hits
+
+
+class StrSub(str):
+    def __eq__(self, other):
+        return True
+
+    __hash__ = str.__hash__
+
+
 def constants_keep_identity(n):
     # Small ints and bools may live unboxed in native code: boxing must give back the
     # very objects CPython uses, and other constants stay the code's own objects.
@@ -312,6 +376,10 @@ CASES = cases(
     (builtin_shadowed_mid_loop, ([1, 2, 3], N)),
     (deep, (500,)),
     (constants_keep_identity, (N,)),
+    (iterate_builtins, ({i: i * 2 for i in range(N)}, "abcab" * (N // 5), N)),
+    (dict_changes_size, ({i: i for i in range(N)}, N // 2)),
+    (unpack_shapes, ([(1, 2)] * N + [(1, 2, 3), [4, 5], "xy", 7, (8,)],)),
+    (str_equality_mixed, (["ab", "a" + "b", "abc", "", "b"] * (N // 5) + [1, None, StrSub("zz"), b"ab"],)),
     (index_everywhere, (list(range(1000)), N // 2)),
     (index_everywhere, (tuple(x * 0.5 for x in range(1000)), N // 2)),
     (types_change_in_native_loop, ([1] * N + [0.5] * 10 + [2**70] + [1] * 10,)),

@@ -243,6 +243,25 @@ pub unsafe fn fail_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
     }
 }
 
+/// After a builtin iterator's `tp_iternext` returned NULL in native code at ForIter `pc`:
+/// an error (not StopIteration) leaves or enters the handler like any raising op (1 or
+/// 2 + handler); otherwise the loop is over: the item register NULL, the flag true (0).
+///
+/// # Safety
+/// As `exec_at`.
+pub unsafe fn for_iter_end_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
+    if !ffi::PyErr_Occurred().is_null() {
+        if ffi::PyErr_ExceptionMatches(ffi::PyExc_StopIteration) == 0 {
+            return fail_at(ctx, regs, pc);
+        }
+        ffi::PyErr_Clear();
+    }
+    let dst = ctx.compiled.linear.insts[pc].dst as usize;
+    regs[dst] = Value::Null;
+    regs[dst + 1] = Value::Bool(true);
+    0
+}
+
 /// Continues a function in tier 1 at `pc` after its native code was invalidated under a
 /// direct native call; the result goes to `*out`. Returns 0, or 1 with an exception set.
 ///
@@ -492,7 +511,7 @@ unsafe fn exec(
                 }
                 q.miss();
             } else if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(v) = ops::compare::observe_compare(a!(0), a!(1)) {
+                if let Some(v) = ops::compare::observe_compare(op, a!(0), a!(1)) {
                     q.specialize(Quick::Compare(v));
                     if let Some(r) = ops::compare::compare_quick(op, v, a!(0), a!(1)) {
                         regs[dst] = r;
@@ -523,8 +542,9 @@ unsafe fn exec(
             }
             let item = match quick_item {
                 Some(item) => item,
-                None => ops::iter::for_iter(a!(0)).map_err(|_| Failure::New)?,
-            };
+                None => ops::iter::for_iter(a!(0)),
+            }
+            .map_err(|_| Failure::New)?;
             let done = item.is_null();
             regs[dst] = item;
             regs[dst + 1] = Value::Bool(done);

@@ -105,8 +105,8 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         // BinaryInt's template covers + - * & | ^, BinaryFloat's + - * /; other operators
         // take the tier-1 helper.
         OpKind::Binary => (arith::BINARY_VARIANTS, arith::BINARY_VARIANTS),
-        OpKind::Compare => (compare::COMPARE_VARIANTS, &["CompareInt", "CompareFloat"]),
-        OpKind::ForIter => (iter::FOR_ITER_VARIANTS, &["ForIterList", "ForIterRange"]),
+        OpKind::Compare => (compare::COMPARE_VARIANTS, compare::COMPARE_VARIANTS),
+        OpKind::ForIter => (iter::FOR_ITER_VARIANTS, iter::FOR_ITER_VARIANTS),
         OpKind::Call => (calls::CALL_VARIANTS, calls::CALL_VARIANTS),
         // SubscrDict runs its tier-1 helper.
         OpKind::Subscr => (
@@ -119,6 +119,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Const => (&[], &["Const"]),
         OpKind::Null => (&[], &["Null"]),
         OpKind::Truth => (&[], &["TruthUnboxed"]),
+        OpKind::UnpackSequence => (&[], &["UnpackTuple"]),
         OpKind::Unsupported
         | OpKind::CheckBound
         | OpKind::LoadAssertionError
@@ -151,7 +152,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::DictUpdate
         | OpKind::DictMerge
         | OpKind::ListToTuple
-        | OpKind::UnpackSequence
         | OpKind::UnpackEx
         | OpKind::MakeCell
         | OpKind::LoadClosure

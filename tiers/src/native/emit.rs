@@ -152,6 +152,11 @@ impl<'a> Emit<'a> {
         self.b.switch_to_block(self.blocks[pc]);
     }
 
+    /// The block of the instruction after `pc` (for templates that finish early).
+    pub fn next_block(&self, pc: usize) -> Block {
+        self.blocks[pc + 1]
+    }
+
     /// The small int constant register `r` holds, if a Const of one defines it.
     pub fn const_int(&self, r: u32) -> Option<i64> {
         self.const_ints[r as usize]
@@ -456,6 +461,7 @@ impl<'a> Emit<'a> {
             Op::StoreAttr { .. } => ops::attrs::emit_store_attr(self, pc, q, slow),
             Op::LoadMethod { .. } => ops::attrs::emit_load_method(self, pc, q, slow),
             Op::Subscr {} => ops::subscr::emit_subscr(self, pc, q, slow),
+            Op::UnpackSequence { count } => ops::build::emit_unpack_sequence(self, pc, count),
             Op::CheckBound { .. }
             | Op::LoadAssertionError {}
             | Op::LoadBuildClass {}
@@ -487,7 +493,6 @@ impl<'a> Emit<'a> {
             | Op::DictUpdate {}
             | Op::DictMerge {}
             | Op::ListToTuple {}
-            | Op::UnpackSequence { .. }
             | Op::UnpackEx { .. }
             | Op::MakeCell {}
             | Op::LoadClosure { .. }

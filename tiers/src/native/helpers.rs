@@ -80,6 +80,17 @@ pub unsafe extern "C" fn recheck_builtin(ctx: *const Ctx, _r: *mut Value, pc: u3
     })
 }
 
+/// A builtin iterator's `tp_iternext` returned NULL at ForIter `pc`: 0 (exhausted;
+/// registers set), 1 or 2 + handler (it raised), as `exec`.
+///
+/// # Safety
+/// As `exec`.
+pub unsafe extern "C" fn for_iter_end(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
+    guarded(1, || {
+        interp::for_iter_end_at(&*ctx, regs(ctx, r), pc as usize)
+    })
+}
+
 /// Counts a failed template guard (a deopt of one op to tier 1).
 ///
 /// # Safety

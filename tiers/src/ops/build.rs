@@ -379,3 +379,33 @@ pub unsafe fn unpack(v: &Value, before: usize, after: Option<usize>) -> PyResult
         }
     }
 }
+
+/// The native template of UnpackSequence for an exact tuple of the right length: its
+/// items in place. Anything else (lists, iterators, a wrong length and its error) takes
+/// the generic op: no guard of a specialization failed, so it is not a deopt.
+pub(crate) fn emit_unpack_sequence(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    count: u32,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use crate::value::tag;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let inst = e.c.linear.insts[pc];
+    let src = e.c.linear.operands[inst.args as usize];
+    let slow = e.slow_block();
+    let t = e.tag(src);
+    e.guard_eq(t, tag::OBJ as i64, slow);
+    let p = e.payload(src, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+    e.guard_eq(ty, std::ptr::addr_of_mut!(ffi::PyTuple_Type) as i64, slow);
+    // PyTupleObject: ob_size at 16, items inline from 24.
+    let n = e.b.ins().load(types::I64, mem(), p, 16);
+    e.guard_eq(n, count as i64, slow);
+    for k in 0..count {
+        let item = e.b.ins().load(e.ptr, mem(), p, 24 + 8 * k as i32);
+        e.incref(item);
+        e.set(inst.dst + k, tag::OBJ, item);
+    }
+    Some("UnpackTuple")
+}

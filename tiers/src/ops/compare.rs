@@ -76,10 +76,27 @@ pub enum CompareVariant {
     /// Floats (or a float and an int small enough to convert exactly): IEEE comparison,
     /// which is what float_richcompare does for such operands.
     Float,
+    /// `==` or `!=` of two exact strs: equal contents (what unicode_richcompare decides).
+    Str,
 }
 
 /// Names of Compare's variants, for coverage.
-pub const COMPARE_VARIANTS: &[&str] = &["CompareInt", "CompareFloat"];
+pub const COMPARE_VARIANTS: &[&str] = &["CompareInt", "CompareFloat", "CompareStr"];
+
+extern "C" {
+    /// Whether two exact strs have equal contents (libpython 3.11, cpython/unicodeobject.h).
+    fn _PyUnicode_EQ(a: *mut ffi::PyObject, b: *mut ffi::PyObject) -> std::os::raw::c_int;
+}
+
+/// Both operands exact strs.
+#[inline]
+fn both_str(a: &Value, b: &Value) -> bool {
+    let (x, y) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: reading the types of live objects.
+    !x.is_null()
+        && !y.is_null()
+        && unsafe { ffi::PyUnicode_CheckExact(x) != 0 && ffi::PyUnicode_CheckExact(y) != 0 }
+}
 
 impl CompareVariant {
     /// The variant's name.
@@ -87,6 +104,7 @@ impl CompareVariant {
         match self {
             CompareVariant::Int => COMPARE_VARIANTS[0],
             CompareVariant::Float => COMPARE_VARIANTS[1],
+            CompareVariant::Str => COMPARE_VARIANTS[2],
         }
     }
 }
@@ -104,10 +122,13 @@ fn exact_float(v: &Value) -> Option<f64> {
 
 /// Which variant fits these operands, if any.
 #[inline]
-pub fn observe_compare(a: &Value, b: &Value) -> Option<CompareVariant> {
+pub fn observe_compare(op: CmpOp, a: &Value, b: &Value) -> Option<CompareVariant> {
     use super::arith::{float_of, int_of};
     if int_of(a).is_some() && int_of(b).is_some() {
         return Some(CompareVariant::Int);
+    }
+    if matches!(op, CmpOp::Eq | CmpOp::Ne) && both_str(a, b) {
+        return Some(CompareVariant::Str);
     }
     if (float_of(a).is_some() || float_of(b).is_some())
         && exact_float(a).is_some()
@@ -142,6 +163,14 @@ pub fn compare_quick(op: CmpOp, v: CompareVariant, a: &Value, b: &Value) -> Opti
                 return None;
             }
             cmp(op, exact_float(a)?, exact_float(b)?)
+        }
+        CompareVariant::Str => {
+            if !both_str(a, b) {
+                return None;
+            }
+            // SAFETY: both are live exact strs.
+            let eq = unsafe { _PyUnicode_EQ(a.as_ptr(), b.as_ptr()) } != 0;
+            eq == (op == CmpOp::Eq)
         }
     };
     Some(Value::Bool(r))
@@ -200,6 +229,43 @@ pub(crate) fn emit_compare(
                 CmpOp::Ge => FloatCC::GreaterThanOrEqual,
             };
             e.b.ins().fcmp(cc, x, y)
+        }
+        CompareVariant::Str => {
+            let mut ptrs = Vec::new();
+            for r in [a, b] {
+                let t = e.tag(r);
+                e.guard_eq(t, tag::OBJ as i64, fail);
+                let p = e.payload(r, e.ptr);
+                let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+                e.guard_eq(ty, std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as i64, fail);
+                ptrs.push(p);
+            }
+            // The same object is equal to itself; otherwise compare contents.
+            let same = e.b.ins().icmp(IntCC::Equal, ptrs[0], ptrs[1]);
+            let (quick, call, join) = (e.b.create_block(), e.b.create_block(), e.b.create_block());
+            e.b.append_block_param(join, types::I8);
+            e.b.ins().brif(same, quick, &[], call, &[]);
+            e.b.switch_to_block(quick);
+            let one = e.b.ins().iconst(types::I8, 1);
+            e.b.ins().jump(join, &[BlockArg::Value(one)]);
+            e.b.switch_to_block(call);
+            let eq = e
+                .call(
+                    _PyUnicode_EQ as *const () as usize,
+                    &[e.ptr, e.ptr],
+                    Some(types::I32),
+                    &[ptrs[0], ptrs[1]],
+                )
+                .expect("returns");
+            let eq = e.b.ins().icmp_imm_s(IntCC::NotEqual, eq, 0);
+            e.b.ins().jump(join, &[BlockArg::Value(eq)]);
+            e.b.switch_to_block(join);
+            let eq = e.b.block_params(join)[0];
+            if op == CmpOp::Eq {
+                eq
+            } else {
+                e.b.ins().bxor_imm_u(eq, 1)
+            }
         }
     };
     let r = e.b.ins().uextend(types::I64, r);

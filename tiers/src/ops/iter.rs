@@ -54,10 +54,21 @@ pub enum ForIterVariant {
     Tuple,
     /// A `range_iterator`, yielding unboxed ints.
     Range,
+    /// Any other iterator of a static type (dict keys/values/items, str, set, zip,
+    /// enumerate...): its `tp_iternext` (which cannot change) called directly.
+    Builtin {
+        /// The iterator type seen (static: never freed).
+        tp: *mut ffi::PyTypeObject,
+    },
 }
 
 /// Names of ForIter's variants, for coverage.
-pub const FOR_ITER_VARIANTS: &[&str] = &["ForIterList", "ForIterTuple", "ForIterRange"];
+pub const FOR_ITER_VARIANTS: &[&str] = &[
+    "ForIterList",
+    "ForIterTuple",
+    "ForIterRange",
+    "ForIterBuiltin",
+];
 
 impl ForIterVariant {
     /// The variant's name.
@@ -66,6 +77,7 @@ impl ForIterVariant {
             ForIterVariant::List => FOR_ITER_VARIANTS[0],
             ForIterVariant::Tuple => FOR_ITER_VARIANTS[1],
             ForIterVariant::Range => FOR_ITER_VARIANTS[2],
+            ForIterVariant::Builtin { .. } => FOR_ITER_VARIANTS[3],
         }
     }
 }
@@ -104,7 +116,10 @@ pub fn observe_for_iter(it: &Value) -> Option<ForIterVariant> {
     } else if t == std::ptr::addr_of_mut!(ffi::PyRangeIter_Type) {
         Some(ForIterVariant::Range)
     } else {
-        None
+        // SAFETY: reading a live type's flags and slot.
+        let fixed =
+            unsafe { (*t).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 && (*t).tp_iternext.is_some() };
+        fixed.then_some(ForIterVariant::Builtin { tp: t })
     }
 }
 
@@ -114,18 +129,19 @@ pub fn observe_for_iter(it: &Value) -> Option<ForIterVariant> {
 /// # Safety
 /// GIL held.
 #[inline]
-pub unsafe fn for_iter_quick(v: ForIterVariant, it: &Value) -> Option<Value> {
+pub unsafe fn for_iter_quick(v: ForIterVariant, it: &Value) -> Option<PyResult<Value>> {
     if observe_for_iter(it) != Some(v) {
         return None;
     }
     let p = it.as_ptr();
-    match v {
+    Some(Ok(match v {
+        ForIterVariant::Builtin { .. } => return Some(for_iter(it)),
         ForIterVariant::List | ForIterVariant::Tuple => {
             // SAFETY: the type check above makes p a list/tuple iterator of 3.11's layout.
             let s = p as *mut SeqIter;
             let seq = (*s).it_seq;
             if seq.is_null() {
-                return Some(Value::Null);
+                return Some(Ok(Value::Null));
             }
             let (len, item) = if v == ForIterVariant::List {
                 let n = ffi::PyList_GET_SIZE(seq);
@@ -150,11 +166,11 @@ pub unsafe fn for_iter_quick(v: ForIterVariant, it: &Value) -> Option<Value> {
             };
             if (*s).it_index < len {
                 (*s).it_index += 1;
-                Some(Value::from_borrowed(item))
+                Value::from_borrowed(item)
             } else {
                 (*s).it_seq = std::ptr::null_mut();
                 ffi::Py_DECREF(seq);
-                Some(Value::Null)
+                Value::Null
             }
         }
         ForIterVariant::Range => {
@@ -166,16 +182,16 @@ pub unsafe fn for_iter_quick(v: ForIterVariant, it: &Value) -> Option<Value> {
                     .wrapping_add(((*r).index as u64).wrapping_mul((*r).step as u64))
                     as i64;
                 (*r).index += 1;
-                Some(Value::Int(x))
+                Value::Int(x)
             } else {
-                Some(Value::Null)
+                Value::Null
             }
         }
-    }
+    }))
 }
 
-/// The native template of a quickened ForIter over a list or a range (tuples and the
-/// exhausted case take the tier-1 helper).
+/// The native template of a quickened ForIter (exhaustion takes the tier-1 helper, or for
+/// a builtin iterator a helper telling exhaustion from an error).
 pub(crate) fn emit_for_iter(
     e: &mut Emit,
     pc: usize,
@@ -190,24 +206,29 @@ pub(crate) fn emit_for_iter(
     let it = e.payload(it_reg, e.ptr);
     let ty = e.b.ins().load(e.ptr, mem(), it, 8);
     match v {
-        ForIterVariant::List => {
-            e.guard_eq(
-                ty,
-                std::ptr::addr_of_mut!(ffi::PyListIter_Type) as i64,
-                fail,
-            );
-            // listiterobject: it_index at 16, it_seq at 24 (NULL once exhausted).
+        ForIterVariant::List | ForIterVariant::Tuple => {
+            let (tp, items_inline) = if v == ForIterVariant::List {
+                (std::ptr::addr_of_mut!(ffi::PyListIter_Type), false)
+            } else {
+                (std::ptr::addr_of_mut!(ffi::PyTupleIter_Type), true)
+            };
+            e.guard_eq(ty, tp as i64, fail);
+            // list/tuple iterator: it_index at 16, it_seq at 24 (NULL once exhausted).
             let seq = e.b.ins().load(e.ptr, mem(), it, 24);
             // Exhaustion is the loop's normal end: the uncounted slow path handles it.
             let gone = e.b.ins().icmp_imm_s(IntCC::Equal, seq, 0);
             let slow = e.slow_block();
             e.fail_if(gone, slow);
             let idx = e.b.ins().load(types::I64, mem(), it, 16);
-            // PyListObject: ob_size at 16, ob_item at 24.
+            // ob_size at 16; a tuple's items inline from 24, a list's behind ob_item at 24.
             let n = e.b.ins().load(types::I64, mem(), seq, 16);
             let done = e.b.ins().icmp(IntCC::SignedGreaterThanOrEqual, idx, n);
             e.fail_if(done, slow);
-            let items = e.b.ins().load(e.ptr, mem(), seq, 24);
+            let items = if items_inline {
+                e.b.ins().iadd_imm_s(seq, 24)
+            } else {
+                e.b.ins().load(e.ptr, mem(), seq, 24)
+            };
             let off = e.b.ins().ishl_imm_u(idx, 3);
             let addr = e.b.ins().iadd(items, off);
             let item = e.b.ins().load(e.ptr, mem(), addr, 0);
@@ -236,7 +257,28 @@ pub(crate) fn emit_for_iter(
             e.b.ins().store(mem(), next, it, 16);
             e.set(inst.dst, tag::INT, x);
         }
-        ForIterVariant::Tuple => return None,
+        ForIterVariant::Builtin { tp } => {
+            e.guard_eq(ty, tp as i64, fail);
+            // SAFETY: a static type's slot, read at compile time; it cannot change.
+            let next = unsafe { (*tp).tp_iternext }? as *const () as usize;
+            let item = e.call(next, &[e.ptr], Some(e.ptr), &[it]).expect("returns");
+            let got = e.b.create_block();
+            let end = e.b.create_block();
+            e.b.ins().brif(item, got, &[], end, &[]);
+            // NULL: exhausted, or an error (a dict changed size): a helper tells which
+            // and sets the registers (or the handler) up.
+            e.b.switch_to_block(end);
+            let r = e.call_pc_helper(
+                crate::native::helpers::for_iter_end as *const () as usize,
+                pc,
+                None,
+            );
+            e.check_status(pc, r);
+            let next_pc = e.next_block(pc);
+            e.b.ins().jump(next_pc, &[]);
+            e.b.switch_to_block(got);
+            e.set(inst.dst, tag::OBJ, item);
+        }
     }
     let f = e.b.ins().iconst(types::I64, 0);
     e.set(inst.dst + 1, tag::BOOL, f);
