@@ -131,6 +131,28 @@ def direct_calls(x):
     return len(out), _down(10, x)
 
 
+class _Box:
+    def __init__(self, v):
+        self.v = v
+
+
+def native_templates(x):
+    # Containers built, unpacked and iterated, attributes stored and loaded, builtin
+    # methods and functions called, all from native code once warm.
+    b = _Box(x)
+    pairs = []
+    for i in range(20):
+        t = (i, x, 1.5 * i, i > 3)
+        a, _, f, flag = t
+        pairs.append([a, f, flag])
+        b.v = b.v + str(i)
+    d = {k: v for k, v in enumerate(pairs)}
+    n = 0
+    for k, v in d.items():
+        n += len(v) + k
+    return n, len(b.v), (x == "a string argument")
+
+
 def _gen(x):
     yield x
     yield x + 1
@@ -151,6 +173,7 @@ CATEGORIES = {
     "string-building": (string_building, ("ab",), "tier1"),
     "objects-methods": (objects_and_methods, (5,), "tier1"),
     "direct-native-calls": (direct_calls, ("a string argument",), "tier1"),
+    "native-templates": (native_templates, ("a string argument",), "tier1"),
     "fallback-generator": (_gen, (2**70,), "fallback"),
     "wrong-call-shape": (wrong_shape_target, (1, 2, 3), None),  # TypeError on every call
 }

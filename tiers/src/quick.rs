@@ -120,6 +120,8 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Null => (&[], &["Null"]),
         OpKind::Truth => (&[], &["TruthUnboxed"]),
         OpKind::UnpackSequence => (&[], &["UnpackTuple"]),
+        OpKind::BuildTuple => (&[], &["BuildTuple"]),
+        OpKind::BuildList => (&[], &["BuildList"]),
         OpKind::Unsupported
         | OpKind::CheckBound
         | OpKind::LoadAssertionError
@@ -137,8 +139,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::BuildSlice
         | OpKind::CallEx
         | OpKind::MakeFunction
-        | OpKind::BuildTuple
-        | OpKind::BuildList
         | OpKind::BuildSet
         | OpKind::BuildMap
         | OpKind::BuildConstKeyMap

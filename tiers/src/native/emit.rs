@@ -274,6 +274,39 @@ impl<'a> Emit<'a> {
         self.b.switch_to_block(done);
     }
 
+    /// Register `r` as a borrowed object pointer, for handing to CPython: numbers are
+    /// boxed in place first (`box_number`), bools are the singletons; NULL (or boxing
+    /// out of memory) branches to `slow`.
+    pub fn object_of(&mut self, r: u32, slow: Block) -> Value {
+        self.box_number(r, slow);
+        let t = self.tag(r);
+        let is_obj = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+        let is_bool = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::BOOL as i64);
+        let (obj, other, boolean, put) = (
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+            self.b.create_block(),
+        );
+        self.b.append_block_param(put, self.ptr);
+        self.b.ins().brif(is_obj, obj, &[], other, &[]);
+        self.b.switch_to_block(other);
+        self.b.ins().brif(is_bool, boolean, &[], slow, &[]);
+        self.b.switch_to_block(boolean);
+        let b = self.payload(r, types::I8);
+        // SAFETY: taking the singletons' addresses reads nothing.
+        let (yes, no) = unsafe { (pyo3_ffi::Py_True() as i64, pyo3_ffi::Py_False() as i64) };
+        let yes = self.b.ins().iconst(self.ptr, yes);
+        let no = self.b.ins().iconst(self.ptr, no);
+        let o = self.b.ins().select(b, yes, no);
+        self.b.ins().jump(put, &[BlockArg::Value(o)]);
+        self.b.switch_to_block(obj);
+        let o = self.payload(r, self.ptr);
+        self.b.ins().jump(put, &[BlockArg::Value(o)]);
+        self.b.switch_to_block(put);
+        self.b.block_params(put)[0]
+    }
+
     /// Branches to `fail` unless `v == k`.
     pub fn guard_eq(&mut self, v: Value, k: i64, fail: Block) {
         let ok = self.b.create_block();
@@ -462,6 +495,8 @@ impl<'a> Emit<'a> {
             Op::LoadMethod { .. } => ops::attrs::emit_load_method(self, pc, q, slow),
             Op::Subscr {} => ops::subscr::emit_subscr(self, pc, q, slow),
             Op::UnpackSequence { count } => ops::build::emit_unpack_sequence(self, pc, count),
+            Op::BuildTuple {} => ops::build::emit_build_sequence(self, pc, false),
+            Op::BuildList {} => ops::build::emit_build_sequence(self, pc, true),
             Op::CheckBound { .. }
             | Op::LoadAssertionError {}
             | Op::LoadBuildClass {}
@@ -478,8 +513,6 @@ impl<'a> Emit<'a> {
             | Op::BuildSlice { .. }
             | Op::CallEx { .. }
             | Op::MakeFunction { .. }
-            | Op::BuildTuple {}
-            | Op::BuildList {}
             | Op::BuildSet {}
             | Op::BuildMap {}
             | Op::BuildConstKeyMap {}

@@ -409,3 +409,50 @@ pub(crate) fn emit_unpack_sequence(
     }
     Some("UnpackTuple")
 }
+
+/// The native template of BuildTuple and BuildList: the items as objects (numbers boxed
+/// in place) before anything is allocated, then the container made and filled. Anything
+/// unusual (a NULL operand, out of memory) takes the generic op.
+pub(crate) fn emit_build_sequence(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    list: bool,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use crate::value::tag;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let inst = e.c.linear.insts[pc];
+    let ops: Vec<u32> =
+        e.c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
+    let slow = e.slow_block();
+    let items: Vec<_> = ops.iter().map(|&r| e.object_of(r, slow)).collect();
+    let (ctor, name) = if list {
+        (ffi::PyList_New as *const () as usize, "BuildList")
+    } else {
+        (ffi::PyTuple_New as *const () as usize, "BuildTuple")
+    };
+    let n = e.b.ins().iconst(types::I64, ops.len() as i64);
+    let made = e
+        .call(ctor, &[types::I64], Some(e.ptr), &[n])
+        .expect("returns");
+    let failed = e.b.create_block();
+    let ok = e.b.create_block();
+    e.b.ins().brif(made, ok, &[], failed, &[]);
+    e.b.switch_to_block(failed);
+    // Out of memory: the generic op allocates again and raises it properly.
+    e.call(ffi::PyErr_Clear as *const () as usize, &[], None, &[]);
+    e.b.ins().jump(slow, &[]);
+    e.b.switch_to_block(ok);
+    // A tuple's items are inline from 24; a list's behind ob_item at 24.
+    let base = if list {
+        e.b.ins().load(e.ptr, mem(), made, 24)
+    } else {
+        e.b.ins().iadd_imm_s(made, 24)
+    };
+    for (k, &o) in items.iter().enumerate() {
+        e.incref(o);
+        e.b.ins().store(mem(), o, base, 8 * k as i32);
+    }
+    e.set(inst.dst, tag::OBJ, made);
+    Some(name)
+}

@@ -727,33 +727,7 @@ fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: B
     // makes), bools as the singletons.
     let array = e.call_args_array();
     for (i, &r) in args.iter().enumerate() {
-        e.box_number(r, slow);
-        let t = e.tag(r);
-        let is_obj = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
-        let is_bool = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::BOOL as i64);
-        let (obj, other, boolean, put) = (
-            e.b.create_block(),
-            e.b.create_block(),
-            e.b.create_block(),
-            e.b.create_block(),
-        );
-        e.b.append_block_param(put, e.ptr);
-        e.b.ins().brif(is_obj, obj, &[], other, &[]);
-        e.b.switch_to_block(other);
-        e.b.ins().brif(is_bool, boolean, &[], slow, &[]);
-        e.b.switch_to_block(boolean);
-        let b = e.payload(r, types::I8);
-        // SAFETY: taking the singletons' addresses reads nothing.
-        let (yes, no) = unsafe { (ffi::Py_True() as i64, ffi::Py_False() as i64) };
-        let yes = e.b.ins().iconst(e.ptr, yes);
-        let no = e.b.ins().iconst(e.ptr, no);
-        let o = e.b.ins().select(b, yes, no);
-        e.b.ins().jump(put, &[BlockArg::Value(o)]);
-        e.b.switch_to_block(obj);
-        let o = e.payload(r, e.ptr);
-        e.b.ins().jump(put, &[BlockArg::Value(o)]);
-        e.b.switch_to_block(put);
-        let o = e.b.block_params(put)[0];
+        let o = e.object_of(r, slow);
         // Slot 0 stays free for PY_VECTORCALL_ARGUMENTS_OFFSET.
         e.b.ins().store(mem(), o, array, 8 * (i as i32 + 1));
     }
