@@ -650,16 +650,6 @@ impl<'a> Emit<'a> {
         }
         self.b.switch_to_block(done);
         if e.backward {
-            // Code invalidated (too many deopts) leaves at the loop header for tier 1,
-            // which continues exactly there and recompiles with fresh specializations.
-            let flag_addr = self.b.ins().iconst(self.ptr, self.invalid_flag as i64);
-            let flag = self.b.ins().load(types::I8, mem(), flag_addr, 0);
-            let leave = self.b.create_block();
-            let stay = self.b.create_block();
-            self.b.ins().brif(flag, leave, &[], stay, &[]);
-            self.b.switch_to_block(leave);
-            self.return_status(2 + e.target as i64);
-            self.b.switch_to_block(stay);
             let poll = self.poll.expect("prologue ran");
             let n = self.b.use_var(poll);
             let n = self.b.ins().iadd_imm_s(n, -1);
@@ -670,6 +660,18 @@ impl<'a> Emit<'a> {
             self.b.switch_to_block(check);
             let reset = self.b.ins().iconst(types::I64, POLL_INTERVAL);
             self.b.def_var(poll, reset);
+            // Code invalidated (too many deopts) leaves at the loop header for tier 1,
+            // which continues exactly there and recompiles with fresh specializations.
+            // Invalidated code is still correct (its guards still hold), just slow, so
+            // looking every POLL_INTERVAL back edges keeps the check off the loop.
+            let flag_addr = self.b.ins().iconst(self.ptr, self.invalid_flag as i64);
+            let flag = self.b.ins().load(types::I8, mem(), flag_addr, 0);
+            let leave = self.b.create_block();
+            let stay = self.b.create_block();
+            self.b.ins().brif(flag, leave, &[], stay, &[]);
+            self.b.switch_to_block(leave);
+            self.return_status(2 + e.target as i64);
+            self.b.switch_to_block(stay);
             let ctx = self.ctx();
             let pcv = self.b.ins().iconst(types::I32, pc as i64);
             let r = self
