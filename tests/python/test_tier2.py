@@ -341,6 +341,61 @@ class StrSub(str):
     __hash__ = str.__hash__
 
 
+# Loop-carried values share their loop variable's register when the old value is dead
+# (see lower.rs): these read the old value after the new one is made, pass it along
+# another edge, or need it in a handler, so they must not share.
+
+
+def old_value_read_after(xs):
+    s = 0
+    olds = 0
+    for x in xs:
+        new = s + x
+        olds += s
+        s = new
+    return s, olds
+
+
+def fib_iter(n):
+    a, b = 0, 1
+    for _ in range(n):
+        a, b = b, a + b
+    return a % 1000003
+
+
+def binary_raises_in_try(xs):
+    s = 0
+    for x in xs:
+        try:
+            s = s + x
+        except TypeError:
+            s = -s
+    return s
+
+
+def while_bottom_test(n):
+    i = 0
+    total = 0
+    prev = -1
+    while i < n:
+        prev = total
+        total = total + i
+        i = i + 1
+    return total, prev, i
+
+
+def handler_after_update(xs):
+    s = 0
+    for x in xs:
+        s = s + x
+        try:
+            if x % 7 == 0:
+                raise KeyError(s)
+        except KeyError as e:
+            s = e.args[0] - 1
+    return s
+
+
 def constants_keep_identity(n):
     # Small ints and bools may live unboxed in native code: boxing must give back the
     # very objects CPython uses, and other constants stay the code's own objects.
@@ -376,6 +431,11 @@ CASES = cases(
     (builtin_shadowed_mid_loop, ([1, 2, 3], N)),
     (deep, (500,)),
     (constants_keep_identity, (N,)),
+    (old_value_read_after, (list(range(N)),)),
+    (fib_iter, (N,)),
+    (binary_raises_in_try, (list(range(N // 2)) + ["x"] + list(range(N // 2)),)),
+    (while_bottom_test, (N,)),
+    (handler_after_update, (list(range(1, N)),)),
     (iterate_builtins, ({i: i * 2 for i in range(N)}, "abcab" * (N // 5), N)),
     (dict_changes_size, ({i: i for i in range(N)}, N // 2)),
     (unpack_shapes, ([(1, 2)] * N + [(1, 2, 3), [4, 5], "xy", 7, (8,)],)),

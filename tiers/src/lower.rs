@@ -89,6 +89,8 @@ pub struct Linear {
 
 /// Lowers `f` (which must have no `Unsupported` ops to be executable; they lower anyway).
 pub fn lower(f: &Function) -> Linear {
+    let live_in = liveness(f);
+    let shared = loop_carried(f, &live_in);
     let mut reg: HashMap<Value, u32> = HashMap::new();
     let mut next = 0u32;
     for &b in &f.layout {
@@ -98,8 +100,15 @@ pub fn lower(f: &Function) -> Linear {
         }
         for &i in &f.blocks[b].insts {
             for &r in &f.insts[i].results {
-                reg.insert(r, next);
-                next += 1;
+                match shared.get(&r).and_then(|p| reg.get(p)).copied() {
+                    Some(pr) => {
+                        reg.insert(r, pr);
+                    }
+                    None => {
+                        reg.insert(r, next);
+                        next += 1;
+                    }
+                }
             }
         }
     }
@@ -111,7 +120,6 @@ pub fn lower(f: &Function) -> Linear {
         pc += f.blocks[b].insts.len() as u32 + 1;
     }
     let r = |v: &Value| reg.get(v).copied().unwrap_or(0);
-    let live_in = liveness(f);
     // One scratch register breaks cycles of moves (a swap of two loop variables).
     let tmp = next;
     let mut out = Linear {
@@ -239,6 +247,70 @@ fn sequentialize(parallel: Vec<(u32, u32)>, tmp: u32) -> Vec<(u32, u32)> {
     out
 }
 
+/// Loop-carried values that can live in their loop parameter's register, so the back
+/// edge has no move (and native code no load-store round trip): `s = s + x` in a loop
+/// body writes `s`'s register directly. For a back edge (a jump or a branch to a loop
+/// header `H` laid out before the block) giving `a` to
+/// parameter `p`, `a` must be the result of a Binary in the jumping block (its templates
+/// and tier 1 compute a result before writing it, so reading `p` as an operand and
+/// writing the same register is safe) and `p` must be dead once `a` is made: no later
+/// instruction of the block, no handler they may raise to, no other edge argument, the
+/// branch condition, nor another successor reads it. (Other edges may take `a`: it is
+/// in that register.) Returns `a -> p`.
+fn loop_carried(f: &Function, live_in: &HashMap<Block, HashSet<Value>>) -> HashMap<Value, Value> {
+    let pos: HashMap<Block, usize> = f.layout.iter().enumerate().map(|(i, &b)| (b, i)).collect();
+    let mut shared = HashMap::new();
+    let mut taken: HashSet<Value> = HashSet::new();
+    for (bi, &b) in f.layout.iter().enumerate() {
+        let term = &f.blocks[b].term;
+        let cond = match term {
+            Terminator::Jump(_) => None,
+            Terminator::Branch { cond, .. } => Some(*cond),
+            Terminator::Return(_) | Terminator::Unreachable => continue,
+        };
+        let succ = term.successors();
+        // Only back edges: the parameter's register is assigned before the body's values.
+        for (ci, c) in succ.iter().enumerate().filter(|(_, c)| pos[&c.block] <= bi) {
+            let insts = &f.blocks[b].insts;
+            for (k, (&a, &p)) in c.args.iter().zip(&f.blocks[c.block].params).enumerate() {
+                let Some(at) = insts.iter().position(|&i| f.insts[i].results.contains(&a)) else {
+                    continue;
+                };
+                if !matches!(f.insts[insts[at]].op, Op::Binary { .. })
+                    || taken.contains(&p)
+                    || shared.contains_key(&a)
+                {
+                    continue;
+                }
+                let read_later = insts[at + 1..].iter().any(|&j| {
+                    let inst = &f.insts[j];
+                    inst.args.contains(&p)
+                        || inst
+                            .unwind
+                            .as_ref()
+                            .is_some_and(|u| u.args.contains(&p) || live_in[&u.block].contains(&p))
+                });
+                // The terminator: its condition, every edge's arguments but this one, and
+                // what the other successors read directly.
+                let read_by_term = cond == Some(p)
+                    || succ.iter().enumerate().any(|(cj, d)| {
+                        d.args
+                            .iter()
+                            .enumerate()
+                            .any(|(j, &x)| (cj, j) != (ci, k) && x == p)
+                            || (cj != ci && live_in[&d.block].contains(&p))
+                    });
+                if read_later || read_by_term {
+                    continue;
+                }
+                shared.insert(a, p);
+                taken.insert(p);
+            }
+        }
+    }
+    shared
+}
+
 /// For each instruction of block `b`, which of its operands are last uses: not read by a
 /// later instruction, the terminator, a successor, or (if it raises) its handler.
 fn last_uses(
@@ -356,7 +428,66 @@ fn liveness(f: &Function) -> HashMap<Block, HashSet<Value>> {
 
 #[cfg(test)]
 mod tests {
-    use super::sequentialize;
+    use super::{lower, sequentialize};
+    use tiered_ir::{BinOp, BlockCall, Function, Op, Terminator};
+
+    /// `s = 0; loop: s = s + x (x a parameter); if s: continue, else return s`, with
+    /// `read_old` making the body also read the old `s` after the addition.
+    fn accumulate(read_old: bool) -> Function {
+        let mut f = Function::new("acc");
+        let entry = f.entry();
+        let x = f.add_param(entry);
+        let head = f.add_block(2);
+        let s = f.add_param(head);
+        let body = f.add_block(4);
+        let exit = f.add_block(8);
+        let r = f.add_param(exit);
+        f.blocks[entry].term = Terminator::Jump(BlockCall {
+            block: head,
+            args: vec![x],
+        });
+        f.blocks[head].term = Terminator::Jump(BlockCall {
+            block: body,
+            args: vec![],
+        });
+        let add = Op::Binary { op: BinOp::Add };
+        let i = f.push_inst(body, add, vec![s, x], None, 4);
+        let new = f.insts[i].results[0];
+        let cond = if read_old {
+            let j = f.push_inst(body, add, vec![s, s], None, 5);
+            f.insts[j].results[0]
+        } else {
+            new
+        };
+        f.blocks[body].term = Terminator::Branch {
+            cond,
+            then_to: BlockCall {
+                block: head,
+                args: vec![new],
+            },
+            else_to: BlockCall {
+                block: exit,
+                args: vec![new],
+            },
+        };
+        f.blocks[exit].term = Terminator::Return(r);
+        f
+    }
+
+    #[test]
+    fn loop_carried_result_shares_its_parameters_register() {
+        let lin = lower(&accumulate(false));
+        // The back edge moves nothing; the exit edge still moves the sum out.
+        let back = lin.edges.iter().find(|e| e.backward).expect("a back edge");
+        assert_eq!(back.moves_len, 0, "{lin:?}");
+    }
+
+    #[test]
+    fn old_value_still_read_keeps_its_own_register() {
+        let lin = lower(&accumulate(true));
+        let back = lin.edges.iter().find(|e| e.backward).expect("a back edge");
+        assert_eq!(back.moves_len, 1, "{lin:?}");
+    }
 
     #[test]
     fn swap_uses_the_scratch_register() {
