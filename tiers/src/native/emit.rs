@@ -43,6 +43,12 @@ pub struct Emit<'a> {
     args_slot: Option<StackSlot>,
     /// The instruction being emitted.
     pc: usize,
+    /// The last unboxed bool a template wrote: (register, value, block it was written in),
+    /// so a Branch on it right after can be taken without reading it back.
+    last_bool: Option<(u32, Value, Block)>,
+    /// Per Branch on a bool-only register: its true and false sides, made on first use so
+    /// the op before it can jump straight to one.
+    branch_sides: std::collections::HashMap<usize, (Block, Block)>,
     /// Per register: the small int (or bool) constant it holds when a Const writes it and
     /// nothing else does (SSA), so its uses can take the value as an immediate.
     const_ints: Vec<Option<i64>>,
@@ -107,6 +113,8 @@ impl<'a> Emit<'a> {
             call_slot: None,
             args_slot: None,
             pc: 0,
+            last_bool: None,
+            branch_sides: std::collections::HashMap::new(),
             const_ints: ops::values::const_int_registers(c),
             bool_regs: bool_registers(c),
         }
@@ -201,6 +209,10 @@ impl<'a> Emit<'a> {
         if self.may_hold_old(r, self.pc) {
             self.drop_reg(r);
         }
+        self.last_bool = match (t, self.b.current_block()) {
+            (tag::BOOL, Some(block)) => Some((r, payload, block)),
+            _ => None,
+        };
         let regs = self.regs();
         let tv = self.b.ins().iconst(types::I64, t as i64);
         self.b.ins().store(mem(), tv, regs, (r * 16) as i32);
@@ -476,11 +488,11 @@ impl<'a> Emit<'a> {
     /// Instruction `pc`, an op: its template if its current specialization has one (whose
     /// failed guards take the slow path, counted as a deopt), else the slow path.
     pub fn op(&mut self, pc: usize, op: Op) {
+        self.last_bool = None;
         let slow = self.b.create_block();
         let plain_slow = self.b.create_block();
         self.plain_slow = Some(plain_slow);
         let q = self.c.quick[pc].get();
-        let next = self.blocks[pc + 1];
         let template = match op {
             Op::Binary { op } => ops::arith::emit_binary(self, pc, op, q, slow),
             Op::Compare { op } => ops::compare::emit_compare(self, pc, op, q, slow),
@@ -563,7 +575,7 @@ impl<'a> Emit<'a> {
                         self.b.ins().store(mem(), n, a, 0);
                     }
                 }
-                self.b.ins().jump(next, &[]);
+                self.continue_after(pc);
                 self.b.switch_to_block(slow);
                 let ctx = self.ctx();
                 let pcv = self.b.ins().iconst(types::I32, pc as i64);
@@ -702,8 +714,7 @@ impl<'a> Emit<'a> {
         if self.bool_regs[cond as usize] {
             // Always an unboxed bool here: test its payload directly.
             let v = self.payload(cond, types::I8);
-            let on_true = self.b.create_block();
-            let on_false = self.b.create_block();
+            let (on_true, on_false) = self.branch_sides(pc);
             self.b.ins().brif(v, on_true, &[], on_false, &[]);
             self.b.switch_to_block(on_true);
             self.edge(pc, then_edge);
@@ -741,6 +752,42 @@ impl<'a> Emit<'a> {
         self.edge(pc, then_edge);
         self.b.switch_to_block(on_false);
         self.edge(pc, else_edge);
+    }
+
+    /// The true and false sides of the Branch at `pc` (on a bool-only register).
+    fn branch_sides(&mut self, pc: usize) -> (Block, Block) {
+        if let Some(&sides) = self.branch_sides.get(&pc) {
+            return sides;
+        }
+        let sides = (self.b.create_block(), self.b.create_block());
+        self.branch_sides.insert(pc, sides);
+        sides
+    }
+
+    /// Where instruction `pc`'s template continues: the next instruction, or, when that
+    /// is a Branch on the bool the template just wrote, straight to the Branch's side
+    /// (the value is in a machine register already; the register file has it too).
+    fn continue_after(&mut self, pc: usize) {
+        let next = self.blocks[pc + 1];
+        let fused = match (self.last_bool, self.c.linear.insts[pc + 1].kind) {
+            (Some((r, v, block)), crate::lower::LKind::Branch { cond, .. })
+                if r == cond
+                    && self.bool_regs[r as usize]
+                    && self.b.current_block() == Some(block) =>
+            {
+                Some(v)
+            }
+            _ => None,
+        };
+        match fused {
+            Some(v) => {
+                let (on_true, on_false) = self.branch_sides(pc + 1);
+                self.b.ins().brif(v, on_true, &[], on_false, &[]);
+            }
+            None => {
+                self.b.ins().jump(next, &[]);
+            }
+        }
     }
 
     /// A Return terminator: the value moves to `*out`; status 0.
