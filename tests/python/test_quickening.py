@@ -341,6 +341,38 @@ def builtin_calls_raising(xs):
     return out
 
 
+def module_attributes(n):
+    # math.sqrt and friends read from the module dict in place: rebinding is seen, a
+    # missing name raises, and a module whose class became a subclass with a property
+    # takes the property.
+    import math
+    import types
+
+    out = []
+    mod = types.ModuleType("m")
+    mod.x = 1
+    for i in range(n):
+        out.append(math.floor(math.sqrt(i)) + mod.x)
+        if i == n // 3:
+            mod.x = 100
+        if i == n // 2:
+            del mod.x
+            try:
+                mod.x
+            except AttributeError as e:
+                out.append(str(e))
+            mod.x = 5
+        if i == 2 * n // 3:
+
+            class Lazy(types.ModuleType):
+                @property
+                def x(self):
+                    return -7
+
+            mod.__class__ = Lazy
+    return out[-6:], sum(out[:-6] if isinstance(out[-1], int) else [])
+
+
 def _double(x):
     return 2 * x
 
@@ -382,6 +414,7 @@ CASES = cases(
     (attr_mixed_types, ([Base(1), Derived(2), Base(3.5), Derived("x" if False else 4)] * 20,)),
     (attr_value_identity, (30,)),
     (builtin_methods, ([1, 2, 2, 3, 3, 3, "a", 1.5, True] * 10,)),
+    (module_attributes, (60,)),
     (method_receiver_changes, ([[1, 1, 2]] * 20 + [(1, 2, 1)] * 5 + ["1"] * 3 + [5, [1]],)),
     (append_receivers, ([[], Doubling(), []], 30)),
     (append_descriptor_misuse, (30,)),

@@ -114,7 +114,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
             &["SubscrListInt", "SubscrTupleInt"],
         ),
         OpKind::LoadAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
-        OpKind::StoreAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
+        OpKind::StoreAttr => (attrs::STORE_ATTR_VARIANTS, attrs::STORE_ATTR_VARIANTS),
         OpKind::LoadMethod => (attrs::METHOD_VARIANTS, attrs::METHOD_VARIANTS),
         OpKind::Const => (&[], &["Const"]),
         OpKind::Null => (&[], &["Null"]),

@@ -80,6 +80,14 @@ pub enum AttrVariant {
         /// Index of the name in the class's shared keys (and in each instance's values).
         index: u32,
     },
+    /// An attribute of a module (`math.sqrt`): read in place from the module dict's
+    /// entry, as a cached global is, so rebinding it is seen at once.
+    Module {
+        /// The module seen (kept alive by the code; compared by identity).
+        module: *mut ffi::PyObject,
+        /// Where the name's entry is in its dict.
+        slot: super::globals::EntrySlot,
+    },
     /// A `__slots__` member (an object slot at a fixed offset in the instance).
     Slot {
         /// The type seen (kept alive by the code; compared by identity).
@@ -92,7 +100,10 @@ pub enum AttrVariant {
 }
 
 /// Names of the attribute variants, for coverage.
-pub const ATTR_VARIANTS: &[&str] = &["AttrInstanceValue", "AttrSlot"];
+pub const ATTR_VARIANTS: &[&str] = &["AttrInstanceValue", "AttrSlot", "AttrModule"];
+
+/// Names of StoreAttr's variants (module attributes are only read), for coverage.
+pub const STORE_ATTR_VARIANTS: &[&str] = &["AttrInstanceValue", "AttrSlot"];
 
 impl AttrVariant {
     /// The variant's name.
@@ -100,6 +111,7 @@ impl AttrVariant {
         match self {
             AttrVariant::InstanceValue { .. } => ATTR_VARIANTS[0],
             AttrVariant::Slot { .. } => ATTR_VARIANTS[1],
+            AttrVariant::Module { .. } => ATTR_VARIANTS[2],
         }
     }
 }
@@ -204,7 +216,39 @@ unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Opti
 /// # Safety
 /// GIL held.
 pub unsafe fn observe_load_attr(ctx: &Ctx, name: NameIdx, o: &Value) -> Option<AttrVariant> {
+    let p = o.as_ptr();
+    if !p.is_null() && ffi::Py_TYPE(p) == std::ptr::addr_of_mut!(ffi::PyModule_Type) {
+        return observe_module_attr(ctx, name, p);
+    }
     observe_attr(ctx, name, o, false)
+}
+
+/// 3.11's PyModuleObject head: the dict follows the object header (never replaced).
+#[repr(C)]
+struct ModuleHead {
+    ob_base: ffi::PyObject,
+    md_dict: *mut ffi::PyObject,
+}
+
+/// An exact module's attribute found in its dict, where nothing on the module type
+/// (`__dict__`, `__class__`...) intercepts the name.
+unsafe fn observe_module_attr(
+    ctx: &Ctx,
+    name: NameIdx,
+    module: *mut ffi::PyObject,
+) -> Option<AttrVariant> {
+    let n = super::name_obj(ctx, name).ok()?;
+    let tp = std::ptr::addr_of_mut!(ffi::PyModule_Type);
+    if !crate::cpy::_PyType_Lookup(tp, n).is_null() {
+        return None;
+    }
+    let d = (*(module as *mut ModuleHead)).md_dict;
+    if d.is_null() {
+        return None;
+    }
+    let slot = super::globals::find_slot(d, n)?;
+    ctx.compiled.keep_alive(module);
+    Some(AttrVariant::Module { module, slot })
 }
 
 /// Which StoreAttr variant fits this object, if any.
@@ -227,6 +271,13 @@ pub unsafe fn load_attr_quick(v: AttrVariant, o: &Value) -> Option<Value> {
         return None;
     }
     let r = match v {
+        AttrVariant::Module { module, slot } => {
+            // The type too: `__class__` may be set to a module subclass (lazy modules).
+            if p != module || ffi::Py_TYPE(p) != std::ptr::addr_of_mut!(ffi::PyModule_Type) {
+                return None;
+            }
+            super::globals::slot_value((*(module as *mut ModuleHead)).md_dict, slot)?
+        }
         AttrVariant::InstanceValue { tp, version, index } => {
             if !type_holds(p, tp, version) {
                 return None;
@@ -265,6 +316,7 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
         return None;
     }
     let slot = match v {
+        AttrVariant::Module { .. } => return None,
         AttrVariant::InstanceValue { tp, version, index } => {
             if !type_holds(p, tp, version) {
                 return None;
@@ -309,14 +361,27 @@ pub(crate) fn emit_load_attr(
     };
     let inst = e.c.linear.insts[pc];
     let r = e.c.linear.operands[inst.args as usize];
+    let t = e.tag(r);
+    e.guard_eq(t, crate::value::tag::OBJ as i64, fail);
+    let p = e.payload(r, e.ptr);
     let (tp, version) = match v {
         AttrVariant::InstanceValue { tp, version, .. } | AttrVariant::Slot { tp, version, .. } => {
             (tp, version)
         }
+        AttrVariant::Module { module, slot } => {
+            e.guard_eq(p, module as i64, fail);
+            // The type too: `__class__` may be set to a module subclass (lazy modules).
+            let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+            e.guard_eq(ty, std::ptr::addr_of_mut!(ffi::PyModule_Type) as i64, fail);
+            // SAFETY: the module is kept alive by the code, and its dict is never replaced.
+            let d = unsafe { (*(module as *mut ModuleHead)).md_dict };
+            let d = e.b.ins().iconst(e.ptr, d as i64);
+            let x = super::globals::emit_slot_value(e, d, slot, fail);
+            e.incref(x);
+            e.set(inst.dst, crate::value::tag::OBJ, x);
+            return Some(v.name());
+        }
     };
-    let t = e.tag(r);
-    e.guard_eq(t, crate::value::tag::OBJ as i64, fail);
-    let p = e.payload(r, e.ptr);
     let ty = e.b.ins().load(e.ptr, mem(), p, 8);
     e.guard_eq(ty, tp as i64, fail);
     let tpv = e.b.ins().iconst(e.ptr, tp as i64);
@@ -335,6 +400,7 @@ pub(crate) fn emit_load_attr(
             e.b.ins().load(e.ptr, mem(), values, (index * 8) as i32)
         }
         AttrVariant::Slot { offset, .. } => e.b.ins().load(e.ptr, mem(), p, offset as i32),
+        AttrVariant::Module { .. } => return None,
     };
     // Not set: the generic op raises AttributeError (an expected case, not a deopt).
     let unset = e.b.ins().icmp_imm_s(IntCC::Equal, x, 0);
@@ -370,6 +436,7 @@ pub(crate) fn emit_store_attr(
         AttrVariant::InstanceValue { tp, version, .. } | AttrVariant::Slot { tp, version, .. } => {
             (tp, version)
         }
+        AttrVariant::Module { .. } => return None,
     };
     let slow = e.slow_block();
     let t = e.tag(o);
@@ -396,6 +463,7 @@ pub(crate) fn emit_store_attr(
             (values, (index * 8) as i32)
         }
         AttrVariant::Slot { offset, .. } => (p, offset as i32),
+        AttrVariant::Module { .. } => return None,
     };
     // The value as an object: unboxed numbers are boxed in place first, as tier 1 boxes
     // the operands of ops that store them; anything but an object (a bool result, NULL)

@@ -115,7 +115,7 @@ pub unsafe fn load_build_class(ctx: &Ctx) -> PyResult<Value> {
 /// invalidating anything. While the dict still has these keys with this layout, the entry
 /// at `offset` is a real entry; it is the name's while its key is the name object (3.11
 /// empties both key and value of a deleted entry, and zeroes unused ones).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntrySlot {
     /// The keys object (compared by address; never dereferenced unless it is the dict's).
     keys: usize,
@@ -192,7 +192,10 @@ unsafe fn layout(keys: *const u8) -> u32 {
 }
 
 /// The slot of `name` in exact dict `d` if it holds that very object as a key.
-unsafe fn find_slot(d: *mut ffi::PyObject, name: *mut ffi::PyObject) -> Option<EntrySlot> {
+pub(crate) unsafe fn find_slot(
+    d: *mut ffi::PyObject,
+    name: *mut ffi::PyObject,
+) -> Option<EntrySlot> {
     if ffi::PyDict_CheckExact(d) == 0 {
         return None;
     }
@@ -222,7 +225,10 @@ unsafe fn find_slot(d: *mut ffi::PyObject, name: *mut ffi::PyObject) -> Option<E
 
 /// The value in `slot` of `d` (borrowed), if `d` still has that entry for the name.
 #[inline]
-unsafe fn slot_value(d: *mut ffi::PyObject, slot: EntrySlot) -> Option<*mut ffi::PyObject> {
+pub(crate) unsafe fn slot_value(
+    d: *mut ffi::PyObject,
+    slot: EntrySlot,
+) -> Option<*mut ffi::PyObject> {
     // SAFETY: ctx dicts are exact dicts when a slot was cached (checked by find_slot, and
     // a function's globals and builtins cannot be replaced).
     let keys = (*(d as *const DictHead)).ma_keys;
@@ -302,11 +308,9 @@ pub unsafe fn recheck_builtin(ctx: &Ctx, pc: usize) -> i64 {
     }
 }
 
-/// Native code reading the value of `slot` in the dict at `ctx + dict_off`; a changed
-/// entry branches to `fail`.
-fn emit_slot_value(e: &mut Emit, dict_off: i32, slot: EntrySlot, fail: Block) -> CValue {
-    let ctx = e.ctx();
-    let d = e.b.ins().load(e.ptr, mem(), ctx, dict_off);
+/// Native code reading the value of `slot` in exact dict `d`; a changed entry branches
+/// to `fail`.
+pub(crate) fn emit_slot_value(e: &mut Emit, d: CValue, slot: EntrySlot, fail: Block) -> CValue {
     let keys = e.b.ins().load(
         e.ptr,
         mem(),
@@ -337,7 +341,11 @@ pub(crate) fn emit_load_global(
     let inst = e.c.linear.insts[pc];
     let slot = match c {
         GlobalCache::Module(slot) => {
-            let v = emit_slot_value(e, Emit::ctx_offset_globals(), slot, fail);
+            let ctx = e.ctx();
+            let g =
+                e.b.ins()
+                    .load(e.ptr, mem(), ctx, Emit::ctx_offset_globals());
+            let v = emit_slot_value(e, g, slot, fail);
             e.incref(v);
             e.set(inst.dst, tag::OBJ, v);
             return Some(c.name());
@@ -372,7 +380,11 @@ pub(crate) fn emit_load_global(
     e.fail_if(shadowed, fail);
     e.b.ins().jump(checked, &[]);
     e.b.switch_to_block(checked);
-    let v = emit_slot_value(e, Emit::ctx_offset_builtins(), slot, fail);
+    let ctx = e.ctx();
+    let bd =
+        e.b.ins()
+            .load(e.ptr, mem(), ctx, Emit::ctx_offset_builtins());
+    let v = emit_slot_value(e, bd, slot, fail);
     e.incref(v);
     e.set(inst.dst, tag::OBJ, v);
     Some(c.name())
