@@ -334,6 +334,18 @@ def str_equality_mixed(xs):
     return hits
 
 
+def unrelated_equality(xs, ys):
+    # == and != between builtin types that do not compare (identity decides), next to
+    # ones that do (int and float, set and frozenset) and ones with their own __eq__.
+    eq = ne = 0
+    for x, y in zip(xs, ys):
+        if x == y:
+            eq += 1
+        if x != y:
+            ne += 1
+    return eq, ne
+
+
 class StrSub(str):
     def __eq__(self, other):
         return True
@@ -439,6 +451,8 @@ CASES = cases(
     (iterate_builtins, ({i: i * 2 for i in range(N)}, "abcab" * (N // 5), N)),
     (dict_changes_size, ({i: i for i in range(N)}, N // 2)),
     (unpack_shapes, ([(1, 2)] * N + [(1, 2, 3), [4, 5], "xy", 7, (8,)],)),
+    (unrelated_equality, ([1, "a", None, (1,), [1], {1: 2}, 1.0, {1}] * (N // 8) + [1, 2.0, {1}, None],
+                          ["a", 1, [], [1], (1,), 1, "1.0", frozenset({1})] * (N // 8) + [1.0, 2, frozenset({1}), None])),
     (str_equality_mixed, (["ab", "a" + "b", "abc", "", "b"] * (N // 5) + [1, None, StrSub("zz"), b"ab"],)),
     (index_everywhere, (list(range(1000)), N // 2)),
     (index_everywhere, (tuple(x * 0.5 for x in range(1000)), N // 2)),

@@ -800,7 +800,7 @@ fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: B
 const NATIVE_SIGNATURE_KEY: usize = usize::MAX;
 
 /// Branches to `fail` unless register `r` (tag `t`) holds a value of exact type `ty`.
-fn emit_type_guard(e: &mut Emit, r: u32, t: CValue, ty: usize, fail: Block) {
+pub(crate) fn emit_type_guard(e: &mut Emit, r: u32, t: CValue, ty: usize, fail: Block) {
     // Taking the addresses of CPython's static type objects reads nothing.
     let unboxed_tag = {
         if ty == std::ptr::addr_of_mut!(ffi::PyLong_Type) as usize {

@@ -78,10 +78,62 @@ pub enum CompareVariant {
     Float,
     /// `==` or `!=` of two exact strs: equal contents (what unicode_richcompare decides).
     Str,
+    /// `==` or `!=` of exact builtin types that do not compare with each other (an int
+    /// and a str, None and a list...): both sides return NotImplemented, so CPython falls
+    /// back to identity, and objects of different types are never the same object.
+    Unrelated {
+        /// The left operand's type (static).
+        a: *mut ffi::PyTypeObject,
+        /// The right operand's type (static).
+        b: *mut ffi::PyTypeObject,
+    },
 }
 
 /// Names of Compare's variants, for coverage.
-pub const COMPARE_VARIANTS: &[&str] = &["CompareInt", "CompareFloat", "CompareStr"];
+pub const COMPARE_VARIANTS: &[&str] = &[
+    "CompareInt",
+    "CompareFloat",
+    "CompareStr",
+    "CompareUnrelated",
+];
+
+/// Which group of mutually comparable builtin types an exact type belongs to, if it is
+/// one whose `==` returns NotImplemented for every other type here (bytes is left out:
+/// `python -b` warns when it meets a str).
+fn comparable_group(t: *mut ffi::PyTypeObject) -> Option<u8> {
+    // SAFETY: taking the addresses of CPython's static types reads nothing.
+    unsafe {
+        let groups: [(*mut ffi::PyTypeObject, u8); 9] = [
+            (std::ptr::addr_of_mut!(ffi::PyLong_Type), 0),
+            (std::ptr::addr_of_mut!(ffi::PyFloat_Type), 0),
+            (std::ptr::addr_of_mut!(ffi::PyUnicode_Type), 1),
+            (std::ptr::addr_of_mut!(ffi::PyTuple_Type), 2),
+            (std::ptr::addr_of_mut!(ffi::PyList_Type), 3),
+            (std::ptr::addr_of_mut!(ffi::PyDict_Type), 4),
+            (std::ptr::addr_of_mut!(ffi::PySet_Type), 5),
+            (std::ptr::addr_of_mut!(ffi::PyFrozenSet_Type), 5),
+            (ffi::Py_TYPE(ffi::Py_None()), 6),
+        ];
+        groups.iter().find(|(g, _)| *g == t).map(|&(_, k)| k)
+    }
+}
+
+/// The exact type of a register's value (unboxed numbers by their tag).
+fn type_of(v: &Value) -> Option<*mut ffi::PyTypeObject> {
+    match v {
+        Value::Int(_) => Some(std::ptr::addr_of_mut!(ffi::PyLong_Type)),
+        Value::Float(_) => Some(std::ptr::addr_of_mut!(ffi::PyFloat_Type)),
+        // SAFETY: reading the type of a live object.
+        Value::Obj(p) => Some(unsafe { ffi::Py_TYPE(p.as_ptr()) }),
+        Value::Null | Value::Bool(_) => None,
+    }
+}
+
+/// Both operands' types when they are unrelated builtin types (see `Unrelated`).
+fn unrelated(a: &Value, b: &Value) -> Option<(*mut ffi::PyTypeObject, *mut ffi::PyTypeObject)> {
+    let (ta, tb) = (type_of(a)?, type_of(b)?);
+    (comparable_group(ta)? != comparable_group(tb)?).then_some((ta, tb))
+}
 
 extern "C" {
     /// Whether two exact strs have equal contents (libpython 3.11, cpython/unicodeobject.h).
@@ -105,6 +157,7 @@ impl CompareVariant {
             CompareVariant::Int => COMPARE_VARIANTS[0],
             CompareVariant::Float => COMPARE_VARIANTS[1],
             CompareVariant::Str => COMPARE_VARIANTS[2],
+            CompareVariant::Unrelated { .. } => COMPARE_VARIANTS[3],
         }
     }
 }
@@ -129,6 +182,11 @@ pub fn observe_compare(op: CmpOp, a: &Value, b: &Value) -> Option<CompareVariant
     }
     if matches!(op, CmpOp::Eq | CmpOp::Ne) && both_str(a, b) {
         return Some(CompareVariant::Str);
+    }
+    if matches!(op, CmpOp::Eq | CmpOp::Ne) {
+        if let Some((a, b)) = unrelated(a, b) {
+            return Some(CompareVariant::Unrelated { a, b });
+        }
     }
     if (float_of(a).is_some() || float_of(b).is_some())
         && exact_float(a).is_some()
@@ -171,6 +229,12 @@ pub fn compare_quick(op: CmpOp, v: CompareVariant, a: &Value, b: &Value) -> Opti
             // SAFETY: both are live exact strs.
             let eq = unsafe { _PyUnicode_EQ(a.as_ptr(), b.as_ptr()) } != 0;
             eq == (op == CmpOp::Eq)
+        }
+        CompareVariant::Unrelated { a: ta, b: tb } => {
+            if type_of(a) != Some(ta) || type_of(b) != Some(tb) {
+                return None;
+            }
+            op == CmpOp::Ne
         }
     };
     Some(Value::Bool(r))
@@ -266,6 +330,13 @@ pub(crate) fn emit_compare(
             } else {
                 e.b.ins().bxor_imm_u(eq, 1)
             }
+        }
+        CompareVariant::Unrelated { a: ta, b: tb } => {
+            for (r, ty) in [(a, ta), (b, tb)] {
+                let t = e.tag(r);
+                super::calls::emit_type_guard(e, r, t, ty as usize, fail);
+            }
+            e.b.ins().iconst(types::I8, (op == CmpOp::Ne) as i64)
         }
     };
     let r = e.b.ins().uextend(types::I64, r);
