@@ -476,6 +476,13 @@ impl<'a> Emit<'a> {
         self.b.switch_to_block(ok);
     }
 
+    /// After an op's C call at `pc` raised (outside any tier-1 helper): the traceback
+    /// line, then the handler covering `pc` or leaving with status 1.
+    pub fn raise_at(&mut self, pc: usize) {
+        let r = self.call_pc_helper(super::helpers::call_failed as *const () as usize, pc, None);
+        self.check_status(pc, r);
+    }
+
     /// Calls a helper running instruction `pc` with the status protocol, where -1 means
     /// its guard failed (branch to `fail`).
     pub fn call_guarded_helper(&mut self, pc: usize, helper: usize, fail: Block) {

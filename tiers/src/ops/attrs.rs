@@ -345,6 +345,39 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
     Some(())
 }
 
+/// Native guards of the instance variants: register `r` holds an object of exactly the
+/// variant's type with the version tag it had; returns the object. `None` for a module
+/// attribute (its own guards).
+fn emit_instance_guards(
+    e: &mut crate::native::emit::Emit,
+    r: u32,
+    v: AttrVariant,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<cranelift_codegen::ir::Value> {
+    use crate::native::emit::mem;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let (tp, version) = match v {
+        AttrVariant::InstanceValue { tp, version, .. } | AttrVariant::Slot { tp, version, .. } => {
+            (tp, version)
+        }
+        AttrVariant::Module { .. } => return None,
+    };
+    let t = e.tag(r);
+    e.guard_eq(t, crate::value::tag::OBJ as i64, fail);
+    let p = e.payload(r, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+    e.guard_eq(ty, tp as i64, fail);
+    let tpv = e.b.ins().iconst(e.ptr, tp as i64);
+    let ver = e.b.ins().load(
+        types::I32,
+        mem(),
+        tpv,
+        std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
+    );
+    e.guard_eq(ver, version as i64, fail);
+    Some(p)
+}
+
 /// The native template of a quickened LoadAttr: type and version guards, then the value
 /// read in place; a missing value takes the slow path (the generic op raises or finds it).
 pub(crate) fn emit_load_attr(
@@ -355,20 +388,21 @@ pub(crate) fn emit_load_attr(
 ) -> Option<&'static str> {
     use crate::native::emit::mem;
     use cranelift_codegen::ir::condcodes::IntCC;
-    use cranelift_codegen::ir::{types, InstBuilder};
+    use cranelift_codegen::ir::InstBuilder;
     let crate::quick::Quick::Attr(v) = q else {
         return None;
     };
     let inst = e.c.linear.insts[pc];
     let r = e.c.linear.operands[inst.args as usize];
-    let t = e.tag(r);
-    e.guard_eq(t, crate::value::tag::OBJ as i64, fail);
-    let p = e.payload(r, e.ptr);
-    let (tp, version) = match v {
-        AttrVariant::InstanceValue { tp, version, .. } | AttrVariant::Slot { tp, version, .. } => {
-            (tp, version)
-        }
-        AttrVariant::Module { module, slot } => {
+    let p = match emit_instance_guards(e, r, v, fail) {
+        Some(p) => p,
+        None => {
+            let AttrVariant::Module { module, slot } = v else {
+                return None;
+            };
+            let t = e.tag(r);
+            e.guard_eq(t, crate::value::tag::OBJ as i64, fail);
+            let p = e.payload(r, e.ptr);
             e.guard_eq(p, module as i64, fail);
             // The type too: `__class__` may be set to a module subclass (lazy modules).
             let ty = e.b.ins().load(e.ptr, mem(), p, 8);
@@ -382,16 +416,6 @@ pub(crate) fn emit_load_attr(
             return Some(v.name());
         }
     };
-    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-    e.guard_eq(ty, tp as i64, fail);
-    let tpv = e.b.ins().iconst(e.ptr, tp as i64);
-    let ver = e.b.ins().load(
-        types::I32,
-        mem(),
-        tpv,
-        std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
-    );
-    e.guard_eq(ver, version as i64, fail);
     let x = match v {
         AttrVariant::InstanceValue { index, .. } => {
             let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
@@ -423,7 +447,7 @@ pub(crate) fn emit_store_attr(
     use crate::native::emit::mem;
     use crate::value::tag;
     use cranelift_codegen::ir::condcodes::IntCC;
-    use cranelift_codegen::ir::{types, InstBuilder};
+    use cranelift_codegen::ir::InstBuilder;
     let crate::quick::Quick::Attr(v) = q else {
         return None;
     };
@@ -432,26 +456,8 @@ pub(crate) fn emit_store_attr(
         e.c.linear.operands[inst.args as usize],
         e.c.linear.operands[inst.args as usize + 1],
     );
-    let (tp, version) = match v {
-        AttrVariant::InstanceValue { tp, version, .. } | AttrVariant::Slot { tp, version, .. } => {
-            (tp, version)
-        }
-        AttrVariant::Module { .. } => return None,
-    };
     let slow = e.slow_block();
-    let t = e.tag(o);
-    e.guard_eq(t, tag::OBJ as i64, fail);
-    let p = e.payload(o, e.ptr);
-    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-    e.guard_eq(ty, tp as i64, fail);
-    let tpv = e.b.ins().iconst(e.ptr, tp as i64);
-    let ver = e.b.ins().load(
-        types::I32,
-        mem(),
-        tpv,
-        std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
-    );
-    e.guard_eq(ver, version as i64, fail);
+    let p = emit_instance_guards(e, o, v, fail)?;
     let (base, off) = match v {
         AttrVariant::InstanceValue { index, .. } => {
             let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);

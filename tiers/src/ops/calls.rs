@@ -659,12 +659,7 @@ fn emit_direct(e: &mut Emit, pc: usize, d: &Direct, helper: Block, done: Block) 
     e.b.ins().store(mem(), p, regs, (inst.dst * 16 + 8) as i32);
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(raised);
-    let r = e.call_pc_helper(
-        crate::native::helpers::call_failed as *const () as usize,
-        pc,
-        None,
-    );
-    e.check_status(pc, r);
+    e.raise_at(pc);
     e.b.ins().jump(done, &[]);
 }
 
@@ -757,12 +752,7 @@ fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: B
         e.set(inst.dst, tag::OBJ, none);
         e.b.ins().jump(done, &[]);
         e.b.switch_to_block(raised);
-        let st = e.call_pc_helper(
-            crate::native::helpers::call_failed as *const () as usize,
-            pc,
-            None,
-        );
-        e.check_status(pc, st);
+        e.raise_at(pc);
         e.b.ins().jump(done, &[]);
         return;
     }
@@ -787,12 +777,7 @@ fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: B
     e.set(inst.dst, tag::OBJ, r);
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(raised);
-    let st = e.call_pc_helper(
-        crate::native::helpers::call_failed as *const () as usize,
-        pc,
-        None,
-    );
-    e.check_status(pc, st);
+    e.raise_at(pc);
     e.b.ins().jump(done, &[]);
 }
 
