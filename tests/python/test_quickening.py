@@ -342,19 +342,21 @@ def builtin_calls_raising(xs):
 
 
 def module_attributes(n):
-    # math.sqrt and friends read from the module dict in place: rebinding is seen, a
-    # missing name raises, and a module whose class became a subclass with a property
-    # takes the property.
+    # math.sqrt and friends (LoadMethod on a module) and mod.x (LoadAttr) read from the
+    # module dict in place: rebinding is seen, a missing name raises, and a module whose
+    # class became a subclass with properties takes the properties.
     import math
     import types
 
     out = []
     mod = types.ModuleType("m")
     mod.x = 1
+    mod.f = lambda: 10
     for i in range(n):
-        out.append(math.floor(math.sqrt(i)) + mod.x)
+        out.append(math.floor(math.sqrt(i)) + mod.x + mod.f())
         if i == n // 3:
             mod.x = 100
+            mod.f = lambda: 20
         if i == n // 2:
             del mod.x
             try:
@@ -369,8 +371,12 @@ def module_attributes(n):
                 def x(self):
                     return -7
 
+                @property
+                def f(self):
+                    return lambda: -70
+
             mod.__class__ = Lazy
-    return out[-6:], sum(out[:-6] if isinstance(out[-1], int) else [])
+    return out[-6:], sum(x for x in out if isinstance(x, int))
 
 
 def _double(x):

@@ -567,6 +567,62 @@ def test_rebinding_globals_costs_no_deopts():
     assert s["deopts"] == 0 and s["native_calls"] > 100, s
 
 
+class _Pt:
+    __slots__ = ("a",)
+
+    def __init__(self, a):
+        self.a = a
+
+
+class _Obj:
+    def __init__(self, v):
+        self.v = v
+
+
+def _uses_every_template(items, objs, slotted, d):
+    import math
+
+    total = 0.0
+    out = []
+    for x in items:
+        total += math.sqrt(x) + math.pi + len(items) + items[-1] + N
+        out.append((x, x))
+    for i in range(3):
+        total += i
+    for k, v in d.items():
+        a, b = out[k]
+        total += a + v + (k == "s") + ("a" == "a")
+    for c in "abc":
+        total += c == "b"
+    for o in objs:
+        o.v = o.v + 1
+        total += o.v
+    for p in slotted:
+        total += p.a
+    for t in tuple(out):
+        total += t[0]
+    return total, [1, 2]
+
+
+@needs_default_thresholds
+def test_quickened_variants_get_their_templates():
+    # The differential cases would still pass if a variant were never chosen (the
+    # generic ops give the same answers): check each one reaches native code.
+    w = tiered(_uses_every_template)
+    args = (list(range(1, 50)), [_Obj(i) for i in range(10)], [_Pt(i) for i in range(10)], {i: i for i in range(20)})
+    for _ in range(40):
+        w(*args)
+    from tiered import dump
+
+    line = next(ln for ln in dump(w).splitlines() if "native templates at" in ln)
+    expected = ["AttrModule", "LoadMethodModule", "CallBuiltin", "LoadMethodBuiltin", "SubscrListInt",
+                "SubscrTupleInt", "ForIterBuiltin", "ForIterTuple", "ForIterList", "ForIterRange",
+                "UnpackTuple", "BuildTuple", "BuildList", "CompareStr", "CompareUnrelated",
+                "AttrInstanceValue", "AttrSlot", "LoadGlobalModule", "LoadGlobalBuiltin", "BinaryFloat"]
+    missing = [name for name in expected if f":{name}" not in line]
+    assert not missing, (missing, line)
+
+
 def test_keyboard_interrupt_reaches_native_loop():
     code = r"""
 import _thread, signal, threading, sys

@@ -188,10 +188,13 @@ impl Compiled {
         else {
             return;
         };
+        // Most helper runs are of variants without a template (SubscrDict): answer those
+        // from the static table, before looking at the native code.
+        if !crate::quick::tiers_of(op.kind()).1.contains(&name) {
+            return;
+        }
         let stale = match &*self.native.borrow() {
-            NativeState::Ready(code) => {
-                code.generic_at_compile[pc] && crate::quick::tiers_of(op.kind()).1.contains(&name)
-            }
+            NativeState::Ready(code) => code.generic_at_compile[pc],
             _ => false,
         };
         if stale {

@@ -319,6 +319,27 @@ impl<'a> Emit<'a> {
         self.b.block_params(put)[0]
     }
 
+    /// Branches to `fail` unless object `p`'s type is exactly `tp`.
+    pub fn guard_type(&mut self, p: Value, tp: *mut pyo3_ffi::PyTypeObject, fail: Block) {
+        let ty = self.b.ins().load(self.ptr, mem(), p, 8);
+        self.guard_eq(ty, tp as i64, fail);
+    }
+
+    /// Register `r` as an object of exactly type `tp` (its pointer), else branches to
+    /// `fail`: the guard most templates start with.
+    pub fn object_of_type(
+        &mut self,
+        r: u32,
+        tp: *mut pyo3_ffi::PyTypeObject,
+        fail: Block,
+    ) -> Value {
+        let t = self.tag(r);
+        self.guard_eq(t, tag::OBJ as i64, fail);
+        let p = self.payload(r, self.ptr);
+        self.guard_type(p, tp, fail);
+        p
+    }
+
     /// Branches to `fail` unless `v == k`.
     pub fn guard_eq(&mut self, v: Value, k: i64, fail: Block) {
         let ok = self.b.create_block();

@@ -362,11 +362,7 @@ fn emit_instance_guards(
         }
         AttrVariant::Module { .. } => return None,
     };
-    let t = e.tag(r);
-    e.guard_eq(t, crate::value::tag::OBJ as i64, fail);
-    let p = e.payload(r, e.ptr);
-    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-    e.guard_eq(ty, tp as i64, fail);
+    let p = e.object_of_type(r, tp, fail);
     let tpv = e.b.ins().iconst(e.ptr, tp as i64);
     let ver = e.b.ins().load(
         types::I32,
@@ -376,6 +372,28 @@ fn emit_instance_guards(
     );
     e.guard_eq(ver, version as i64, fail);
     Some(p)
+}
+
+/// Native code for a module attribute: register `r` must hold that very module, still of
+/// the exact module type, and the name's entry must still be in its dict; returns a new
+/// reference to the value.
+fn emit_module_attr(
+    e: &mut crate::native::emit::Emit,
+    r: u32,
+    module: *mut ffi::PyObject,
+    slot: super::globals::EntrySlot,
+    fail: cranelift_codegen::ir::Block,
+) -> cranelift_codegen::ir::Value {
+    use cranelift_codegen::ir::InstBuilder;
+    // The type too: `__class__` may be set to a module subclass (lazy modules).
+    let p = e.object_of_type(r, std::ptr::addr_of_mut!(ffi::PyModule_Type), fail);
+    e.guard_eq(p, module as i64, fail);
+    // SAFETY: the module is kept alive by the code, and its dict is never replaced.
+    let d = unsafe { (*(module as *mut ModuleHead)).md_dict };
+    let d = e.b.ins().iconst(e.ptr, d as i64);
+    let x = super::globals::emit_slot_value(e, d, slot, fail);
+    e.incref(x);
+    x
 }
 
 /// The native template of a quickened LoadAttr: type and version guards, then the value
@@ -400,18 +418,7 @@ pub(crate) fn emit_load_attr(
             let AttrVariant::Module { module, slot } = v else {
                 return None;
             };
-            let t = e.tag(r);
-            e.guard_eq(t, crate::value::tag::OBJ as i64, fail);
-            let p = e.payload(r, e.ptr);
-            e.guard_eq(p, module as i64, fail);
-            // The type too: `__class__` may be set to a module subclass (lazy modules).
-            let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-            e.guard_eq(ty, std::ptr::addr_of_mut!(ffi::PyModule_Type) as i64, fail);
-            // SAFETY: the module is kept alive by the code, and its dict is never replaced.
-            let d = unsafe { (*(module as *mut ModuleHead)).md_dict };
-            let d = e.b.ins().iconst(e.ptr, d as i64);
-            let x = super::globals::emit_slot_value(e, d, slot, fail);
-            e.incref(x);
+            let x = emit_module_attr(e, r, module, slot, fail);
             e.set(inst.dst, crate::value::tag::OBJ, x);
             return Some(v.name());
         }
@@ -504,16 +511,20 @@ pub enum MethodVariant {
         /// The method descriptor in its (immutable) dict.
         method: *mut ffi::PyObject,
     },
+    /// `module.function(...)`: a module has no methods, so LOAD_METHOD pushes NULL and
+    /// the attribute, read as LoadAttr's AttrModule reads it (the variant inside).
+    Module(AttrVariant),
 }
 
 /// Names of LoadMethod's variants, for coverage.
-pub const METHOD_VARIANTS: &[&str] = &["LoadMethodBuiltin"];
+pub const METHOD_VARIANTS: &[&str] = &["LoadMethodBuiltin", "LoadMethodModule"];
 
 impl MethodVariant {
     /// The variant's name.
     pub fn name(self) -> &'static str {
         match self {
             MethodVariant::Builtin { .. } => METHOD_VARIANTS[0],
+            MethodVariant::Module(_) => METHOD_VARIANTS[1],
         }
     }
 }
@@ -526,6 +537,11 @@ pub unsafe fn observe_load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> Option
     let p = o.as_ptr();
     if p.is_null() {
         return None;
+    }
+    if ffi::Py_TYPE(p) == std::ptr::addr_of_mut!(ffi::PyModule_Type) {
+        // Module getattro is not the generic one: _PyObject_GetMethod returns the plain
+        // attribute with no self.
+        return observe_module_attr(ctx, name, p).map(MethodVariant::Module);
     }
     let n = super::name_obj(ctx, name).ok()?;
     let tp = ffi::Py_TYPE(p);
@@ -553,12 +569,16 @@ pub unsafe fn observe_load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> Option
 /// GIL held.
 #[inline]
 pub unsafe fn load_method_quick(v: MethodVariant, o: &Value) -> Option<(Value, Value)> {
-    let MethodVariant::Builtin { tp, method } = v;
-    let p = o.as_ptr();
-    if p.is_null() || ffi::Py_TYPE(p) != tp {
-        return None;
+    match v {
+        MethodVariant::Builtin { tp, method } => {
+            let p = o.as_ptr();
+            if p.is_null() || ffi::Py_TYPE(p) != tp {
+                return None;
+            }
+            Some((Value::from_borrowed(method), o.clone()))
+        }
+        MethodVariant::Module(attr) => Some((Value::Null, load_attr_quick(attr, o)?)),
     }
-    Some((Value::from_borrowed(method), o.clone()))
 }
 
 /// The native template of a quickened LoadMethod: a type guard, then the method and the
@@ -569,20 +589,25 @@ pub(crate) fn emit_load_method(
     q: crate::quick::Quick,
     fail: cranelift_codegen::ir::Block,
 ) -> Option<&'static str> {
-    use crate::native::emit::mem;
     use crate::value::tag;
-    use cranelift_codegen::ir::InstBuilder;
+    use cranelift_codegen::ir::{types, InstBuilder};
     let crate::quick::Quick::Method(v) = q else {
         return None;
     };
-    let MethodVariant::Builtin { tp, method } = v;
     let inst = e.c.linear.insts[pc];
     let r = e.c.linear.operands[inst.args as usize];
-    let t = e.tag(r);
-    e.guard_eq(t, tag::OBJ as i64, fail);
-    let p = e.payload(r, e.ptr);
-    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-    e.guard_eq(ty, tp as i64, fail);
+    let (tp, method) = match v {
+        MethodVariant::Builtin { tp, method } => (tp, method),
+        MethodVariant::Module(AttrVariant::Module { module, slot }) => {
+            let x = emit_module_attr(e, r, module, slot, fail);
+            let null = e.b.ins().iconst(types::I64, 0);
+            e.set(inst.dst, tag::NULL, null);
+            e.set(inst.dst + 1, tag::OBJ, x);
+            return Some(v.name());
+        }
+        MethodVariant::Module(_) => return None,
+    };
+    let p = e.object_of_type(r, tp, fail);
     let m = e.b.ins().iconst(e.ptr, method as i64);
     e.incref(m);
     e.set(inst.dst, tag::OBJ, m);

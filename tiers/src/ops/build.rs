@@ -394,11 +394,7 @@ pub(crate) fn emit_unpack_sequence(
     let inst = e.c.linear.insts[pc];
     let src = e.c.linear.operands[inst.args as usize];
     let slow = e.slow_block();
-    let t = e.tag(src);
-    e.guard_eq(t, tag::OBJ as i64, slow);
-    let p = e.payload(src, e.ptr);
-    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-    e.guard_eq(ty, std::ptr::addr_of_mut!(ffi::PyTuple_Type) as i64, slow);
+    let p = e.object_of_type(src, std::ptr::addr_of_mut!(ffi::PyTuple_Type), slow);
     // PyTupleObject: ob_size at 16, items inline from 24.
     let n = e.b.ins().load(types::I64, mem(), p, 16);
     e.guard_eq(n, count as i64, slow);

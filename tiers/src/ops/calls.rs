@@ -730,9 +730,8 @@ fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: B
     // SAFETY: compiling runs with the GIL held.
     if args.len() == 2 && callable == unsafe { list_append() } {
         let me = e.b.ins().load(e.ptr, mem(), array, 8);
-        let tp = e.b.ins().load(e.ptr, mem(), me, 8);
         // A list subclass (or anything else) as self: the descriptor call checks it.
-        e.guard_eq(tp, std::ptr::addr_of_mut!(ffi::PyList_Type) as i64, slow);
+        e.guard_type(me, std::ptr::addr_of_mut!(ffi::PyList_Type), slow);
         let x = e.b.ins().load(e.ptr, mem(), array, 16);
         let st = e
             .call(
@@ -805,10 +804,7 @@ pub(crate) fn emit_type_guard(e: &mut Emit, r: u32, t: CValue, ty: usize, fail: 
         e.b.ins().brif(is_unboxed, join, &[], boxed, &[]);
         e.b.switch_to_block(boxed);
     }
-    e.guard_eq(t, tag::OBJ as i64, fail);
-    let p = e.payload(r, e.ptr);
-    let pt = e.b.ins().load(e.ptr, mem(), p, 8);
-    e.guard_eq(pt, ty as i64, fail);
+    e.object_of_type(r, ty as *mut ffi::PyTypeObject, fail);
     e.b.ins().jump(join, &[]);
     e.b.switch_to_block(join);
 }

@@ -295,15 +295,11 @@ pub(crate) fn emit_compare(
             e.b.ins().fcmp(cc, x, y)
         }
         CompareVariant::Str => {
-            let mut ptrs = Vec::new();
-            for r in [a, b] {
-                let t = e.tag(r);
-                e.guard_eq(t, tag::OBJ as i64, fail);
-                let p = e.payload(r, e.ptr);
-                let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-                e.guard_eq(ty, std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as i64, fail);
-                ptrs.push(p);
-            }
+            let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type);
+            let ptrs = [
+                e.object_of_type(a, str_type, fail),
+                e.object_of_type(b, str_type, fail),
+            ];
             // The same object is equal to itself; otherwise compare contents.
             let same = e.b.ins().icmp(IntCC::Equal, ptrs[0], ptrs[1]);
             let (quick, call, join) = (e.b.create_block(), e.b.create_block(), e.b.create_block());

@@ -201,18 +201,16 @@ pub(crate) fn emit_for_iter(
     let Quick::ForIter(v) = q else { return None };
     let inst = e.c.linear.insts[pc];
     let it_reg = e.c.linear.operands[inst.args as usize];
-    let t = e.tag(it_reg);
-    e.guard_eq(t, tag::OBJ as i64, fail);
-    let it = e.payload(it_reg, e.ptr);
-    let ty = e.b.ins().load(e.ptr, mem(), it, 8);
+    let tp = match v {
+        ForIterVariant::List => std::ptr::addr_of_mut!(ffi::PyListIter_Type),
+        ForIterVariant::Tuple => std::ptr::addr_of_mut!(ffi::PyTupleIter_Type),
+        ForIterVariant::Range => std::ptr::addr_of_mut!(ffi::PyRangeIter_Type),
+        ForIterVariant::Builtin { tp } => tp,
+    };
+    let it = e.object_of_type(it_reg, tp, fail);
     match v {
         ForIterVariant::List | ForIterVariant::Tuple => {
-            let (tp, items_inline) = if v == ForIterVariant::List {
-                (std::ptr::addr_of_mut!(ffi::PyListIter_Type), false)
-            } else {
-                (std::ptr::addr_of_mut!(ffi::PyTupleIter_Type), true)
-            };
-            e.guard_eq(ty, tp as i64, fail);
+            let items_inline = v == ForIterVariant::Tuple;
             // list/tuple iterator: it_index at 16, it_seq at 24 (NULL once exhausted).
             let seq = e.b.ins().load(e.ptr, mem(), it, 24);
             // Exhaustion is the loop's normal end: the uncounted slow path handles it.
@@ -238,11 +236,6 @@ pub(crate) fn emit_for_iter(
             e.set(inst.dst, tag::OBJ, item);
         }
         ForIterVariant::Range => {
-            e.guard_eq(
-                ty,
-                std::ptr::addr_of_mut!(ffi::PyRangeIter_Type) as i64,
-                fail,
-            );
             // rangeiterobject: index 16, start 24, step 32, len 40.
             let idx = e.b.ins().load(types::I64, mem(), it, 16);
             let len = e.b.ins().load(types::I64, mem(), it, 40);
@@ -258,7 +251,6 @@ pub(crate) fn emit_for_iter(
             e.set(inst.dst, tag::INT, x);
         }
         ForIterVariant::Builtin { tp } => {
-            e.guard_eq(ty, tp as i64, fail);
             // SAFETY: a static type's slot, read at compile time; it cannot change.
             let next = unsafe { (*tp).tp_iternext }? as *const () as usize;
             let item = e.call(next, &[e.ptr], Some(e.ptr), &[it]).expect("returns");

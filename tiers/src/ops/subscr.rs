@@ -165,11 +165,7 @@ pub(crate) fn emit_subscr(
         e.c.linear.operands[inst.args as usize],
         e.c.linear.operands[inst.args as usize + 1],
     );
-    let t = e.tag(o);
-    e.guard_eq(t, tag::OBJ as i64, fail);
-    let p = e.payload(o, e.ptr);
-    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-    e.guard_eq(ty, tp as i64, fail);
+    let p = e.object_of_type(o, tp, fail);
     let i = super::arith::emit_int_of(e, k, fail);
     // PyVarObject: ob_size at 16; items follow at 24 (a tuple's inline, a list's behind
     // its ob_item pointer).
