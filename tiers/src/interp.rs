@@ -133,6 +133,7 @@ pub enum NativeExit {
 ///
 /// # Safety
 /// As `run`; `native` was compiled from `ctx.compiled`.
+#[inline]
 pub unsafe fn run_native(
     ctx: &Ctx,
     native: crate::native::NativeFn,

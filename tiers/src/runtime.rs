@@ -611,10 +611,12 @@ impl Entry {
         Ok(c)
     }
 
-    /// The vectorcall entry of the wrapper.
+    /// The vectorcall entry of the wrapper. Inlined into it: a call whose code and argument
+    /// types match the last call's goes straight to `call_compiled`.
     ///
     /// # Safety
     /// GIL held; vectorcall's argument contract.
+    #[inline]
     pub unsafe fn call(
         &self,
         ts: ThreadState,
@@ -623,48 +625,19 @@ impl Entry {
         kwnames: *mut ffi::PyObject,
     ) -> *mut ffi::PyObject {
         bump(&self.stats.calls);
-        let func = self.func.ptr();
         if ts.tracing() {
             return self.fallback(args, nargsf, kwnames, "a trace or profile function is set");
         }
-        // Fast path: the same code and argument types as the last call.
+        let func = self.func.ptr();
         let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
         let code = (*(func as *mut ffi::PyFunctionObject)).func_code;
-        let hit = match self.last_specialization.get() {
+        let c = match self.last_specialization.get() {
             // SAFETY: the registry keeps specializations alive (see the field).
-            Some((k, c)) if k.matches(args, nargs) && (*c).objects.code.ptr() == code => Some(&*c),
-            _ => None,
-        };
-        let c = match hit {
-            Some(c) => c,
-            None => {
-                let c = match self.compiled() {
-                    Ok(c) => c,
-                    Err(Raised) => {
-                        // A code object we cannot even read: CPython decides what it does.
-                        let why = describe_and_clear();
-                        return self.fallback(
-                            args,
-                            nargsf,
-                            kwnames,
-                            &format!("cannot read the code object: {why}"),
-                        );
-                    }
-                };
-                if !c.runnable() {
-                    return self.fallback(args, nargsf, kwnames, &c.fallback_reason());
-                }
-                match compiled_for_args(code, args, nargs) {
-                    Ok(spec) => {
-                        let spec = Rc::as_ptr(&spec);
-                        self.last_specialization
-                            .set(Some((TypeKey::of(args, nargs), spec)));
-                        // SAFETY: as above.
-                        &*spec
-                    }
-                    Err(Raised) => return std::ptr::null_mut(),
-                }
-            }
+            Some((k, c)) if k.matches(args, nargs) && (*c).objects.code.ptr() == code => &*c,
+            _ => match self.specialize(code, args, nargsf, kwnames) {
+                Ok(c) => c,
+                Err(r) => return r,
+            },
         };
         match call_compiled(c, func, args, nargsf, kwnames, self.tuning, ts) {
             CallOutcome::Ran(r, native) => {
@@ -686,6 +659,47 @@ impl Entry {
         }
     }
 
+    /// The specialization of `code` for these arguments' types (remembered for the next
+    /// call), or the call's result when it cannot run in our tiers (run by CPython, or
+    /// NULL with an exception set).
+    #[inline(never)]
+    unsafe fn specialize(
+        &self,
+        code: *mut ffi::PyObject,
+        args: *const *mut ffi::PyObject,
+        nargsf: usize,
+        kwnames: *mut ffi::PyObject,
+    ) -> Result<&Compiled, *mut ffi::PyObject> {
+        let c = match self.compiled() {
+            Ok(c) => c,
+            Err(Raised) => {
+                // A code object we cannot even read: CPython decides what it does.
+                let why = describe_and_clear();
+                return Err(self.fallback(
+                    args,
+                    nargsf,
+                    kwnames,
+                    &format!("cannot read the code object: {why}"),
+                ));
+            }
+        };
+        if !c.runnable() {
+            return Err(self.fallback(args, nargsf, kwnames, &c.fallback_reason()));
+        }
+        let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
+        match compiled_for_args(code, args, nargs) {
+            Ok(spec) => {
+                let spec = Rc::as_ptr(&spec);
+                self.last_specialization
+                    .set(Some((TypeKey::of(args, nargs), spec)));
+                // SAFETY: the registry keeps specializations alive (see the field).
+                Ok(&*spec)
+            }
+            Err(Raised) => Err(std::ptr::null_mut()),
+        }
+    }
+
+    #[inline(never)]
     unsafe fn fallback(
         &self,
         args: *const *mut ffi::PyObject,
@@ -787,9 +801,41 @@ pub unsafe fn call_compiled(
     ts: ThreadState,
 ) -> CallOutcome {
     let n = c.linear.nregs as usize;
+    let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
+    if n <= SMALL_FRAME && kwnames.is_null() && c.plain_arity == Some(nargs) {
+        // The common call (exactly the positional parameters, a small function) is bound
+        // here, inline: registers on the native stack, no general binder, no pool. Calls
+        // from CPython pay this path on every call, so each instruction shows.
+        let mut buf = std::mem::MaybeUninit::<[Value; SMALL_FRAME]>::uninit();
+        let base = buf.as_mut_ptr() as *mut Value;
+        for i in 0..nargs {
+            base.add(i).write(Value::from_borrowed(*args.add(i)));
+        }
+        for i in nargs..n {
+            base.add(i).write(Value::Null);
+        }
+        // SAFETY: nargs <= n <= SMALL_FRAME (a function has a register per parameter) and
+        // the first n registers were just initialized; only those are used, and they are
+        // all Null again (cleared below) when the buffer goes out of scope.
+        let regs = std::slice::from_raw_parts_mut(base, n);
+        let (r, native) = run_bound(c, func, regs, tuning, ts);
+        clear(regs);
+        return CallOutcome::Ran(r, native);
+    }
+    call_compiled_general(c, func, (args, nargsf, kwnames), tuning, ts)
+}
+
+/// `call_compiled` for every other call shape and for large register files.
+#[inline(never)]
+unsafe fn call_compiled_general(
+    c: &Compiled,
+    func: *mut ffi::PyObject,
+    call: (*const *mut ffi::PyObject, usize, *mut ffi::PyObject),
+    tuning: Tuning,
+    ts: ThreadState,
+) -> CallOutcome {
+    let n = c.linear.nregs as usize;
     if n <= SMALL_FRAME {
-        // Small functions (most calls) keep their registers on the native stack: no
-        // thread-local pool, no allocation.
         let mut buf = std::mem::MaybeUninit::<[Value; SMALL_FRAME]>::uninit();
         let base = buf.as_mut_ptr() as *mut Value;
         for i in 0..n {
@@ -799,14 +845,20 @@ pub unsafe fn call_compiled(
         // those are used. call_with_registers leaves them all Null, so nothing in the
         // buffer needs dropping when it goes out of scope.
         let regs = std::slice::from_raw_parts_mut(base, n);
-        return call_with_registers(c, func, (args, nargsf, kwnames), regs, tuning, ts);
+        return call_with_registers(c, func, call, regs, tuning, ts);
     }
     let mut regs = REG_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
     regs.resize_with(n, Value::default);
-    let outcome = call_with_registers(c, func, (args, nargsf, kwnames), &mut regs, tuning, ts);
+    let outcome = call_with_registers(c, func, call, &mut regs, tuning, ts);
     regs.clear();
     REG_POOL.with(|p| p.borrow_mut().push(regs));
     outcome
+}
+
+/// Releases every register (owned references until here; releasing them may run __del__).
+#[inline]
+fn clear(regs: &mut [Value]) {
+    regs.iter_mut().for_each(|r| *r = Value::Null);
 }
 
 /// Register files up to this size live on the native stack.
@@ -833,7 +885,7 @@ unsafe fn call_with_registers(
     ) {
         Err(crate::bind::BindError::Raised) => CallOutcome::Ran(std::ptr::null_mut(), false),
         Err(crate::bind::BindError::Mismatch) => {
-            regs.iter_mut().for_each(|r| *r = Value::Null);
+            clear(regs);
             CallOutcome::CpythonRan(ffi::PyObject_Vectorcall(func, args, nargsf, kwnames))
         }
         Ok(()) => {
@@ -841,14 +893,14 @@ unsafe fn call_with_registers(
             CallOutcome::Ran(r, native)
         }
     };
-    // Registers hold owned references until here; releasing them may run __del__.
-    regs.iter_mut().for_each(|r| *r = Value::Null);
+    clear(regs);
     outcome
 }
 
 /// Runs a bound call: native code if the function is hot enough to have it, else tier 1
 /// (which may itself enter native code at a hot loop). Returns the result and whether
 /// native code ran.
+#[inline(always)]
 unsafe fn run_bound(
     c: &Compiled,
     func: *mut ffi::PyObject,

@@ -205,20 +205,28 @@ impl<'a> Emit<'a> {
         self.b.ins().load(ty, mem(), regs, (r * 16 + 8) as i32)
     }
     /// Overwrites register `r` (dropping its old content) with `tag` and `payload`.
+    ///
+    /// The old content is read first and released after the store: the release may call
+    /// a deallocator, and a result computed before it would have to survive that call
+    /// (a float in an XMM register is spilled across any call on x86-64, which put a
+    /// stack round trip into every float loop's dependency chain).
     pub fn set(&mut self, r: u32, t: u8, payload: Value) {
-        if self.may_hold_old(r, self.pc) {
-            self.drop_reg(r);
-        }
-        self.last_bool = match (t, self.b.current_block()) {
-            (tag::BOOL, Some(block)) => Some((r, payload, block)),
-            _ => None,
-        };
+        let old = self
+            .may_hold_old(r, self.pc)
+            .then(|| (self.tag(r), self.payload(r, self.ptr)));
         let regs = self.regs();
         let tv = self.b.ins().iconst(types::I64, t as i64);
         self.b.ins().store(mem(), tv, regs, (r * 16) as i32);
         self.b
             .ins()
             .store(mem(), payload, regs, (r * 16 + 8) as i32);
+        if let Some((old_tag, old_payload)) = old {
+            self.drop_loaded(old_tag, old_payload);
+        }
+        self.last_bool = match (t, self.b.current_block()) {
+            (tag::BOOL, Some(block)) => Some((r, payload, block)),
+            _ => None,
+        };
     }
     /// Empties register `r` (dropping its content) before an op writes it in memory.
     pub fn reset(&mut self, r: u32) {
@@ -385,14 +393,19 @@ impl<'a> Emit<'a> {
     }
     /// Drops whatever the `Value` at `base + off` owns (another register file's register).
     pub fn drop_value_at(&mut self, base: Value, off: i32) {
+        // Both words are always readable; the payload is only used for an object.
         let t = self.b.ins().load(types::I64, mem(), base, off);
+        let p = self.b.ins().load(self.ptr, mem(), base, off + 8);
+        self.drop_loaded(t, p);
+    }
+    /// Drops a `Value` already read out of its register (tag and payload).
+    fn drop_loaded(&mut self, t: Value, payload: Value) {
         let is_obj = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
         let obj = self.b.create_block();
         let done = self.b.create_block();
         self.b.ins().brif(is_obj, obj, &[], done, &[]);
         self.b.switch_to_block(obj);
-        let p = self.b.ins().load(self.ptr, mem(), base, off + 8);
-        self.decref(p);
+        self.decref(payload);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
     }
