@@ -8,7 +8,7 @@ use crate::runtime::Compiled;
 use crate::value::tag;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    types, AbiParam, Block, BlockArg, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature,
+    types, AbiParam, Block, BlockArg, Inst, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature,
     StackSlot, StackSlotData, StackSlotKind, Type, Value,
 };
 use cranelift_codegen::isa::TargetFrontendConfig;
@@ -43,9 +43,13 @@ pub struct Emit<'a> {
     args_slot: Option<StackSlot>,
     /// The instruction being emitted.
     pc: usize,
-    /// The last unboxed bool a template wrote: (register, value, block it was written in),
-    /// so a Branch on it right after can be taken without reading it back.
-    last_bool: Option<(u32, Value, Block)>,
+    /// The last unboxed bool a template wrote: (register, value, block it was written in,
+    /// the two stores that wrote it), so a Branch on it right after can be taken without
+    /// reading it back (and the stores dropped when nothing else reads the register).
+    last_bool: Option<(u32, Value, Block, [Inst; 2])>,
+    /// Per register: how many places read it (operands, branch conditions, returns,
+    /// edge moves).
+    reads: Vec<u32>,
     /// Per Branch on a bool-only register: its true and false sides, made on first use so
     /// the op before it can jump straight to one.
     branch_sides: std::collections::HashMap<usize, (Block, Block)>,
@@ -84,6 +88,29 @@ fn bool_registers(c: &Compiled) -> Vec<bool> {
     b
 }
 
+/// Per register, how many places in `c`'s linear code read it.
+fn register_reads(c: &Compiled) -> Vec<u32> {
+    let lin = &c.linear;
+    let mut n = vec![0u32; lin.nregs as usize];
+    for inst in &lin.insts {
+        match inst.kind {
+            crate::lower::LKind::Op(_) => {
+                for &r in &lin.operands[inst.args as usize..(inst.args + inst.nargs) as usize] {
+                    n[r as usize] += 1;
+                }
+            }
+            crate::lower::LKind::Branch { cond: r, .. } | crate::lower::LKind::Return(r) => {
+                n[r as usize] += 1
+            }
+            crate::lower::LKind::Jump(_) | crate::lower::LKind::Unreachable => {}
+        }
+    }
+    for &(src, _, _) in &lin.moves {
+        n[src as usize] += 1;
+    }
+    n
+}
+
 /// Memory flags for register-file and object accesses (aligned, never trapping).
 pub fn mem() -> MemFlagsData {
     MemFlagsData::trusted()
@@ -117,6 +144,7 @@ impl<'a> Emit<'a> {
             branch_sides: std::collections::HashMap::new(),
             const_ints: ops::values::const_int_registers(c),
             bool_regs: bool_registers(c),
+            reads: register_reads(c),
         }
     }
 
@@ -216,15 +244,16 @@ impl<'a> Emit<'a> {
             .then(|| (self.tag(r), self.payload(r, self.ptr)));
         let regs = self.regs();
         let tv = self.b.ins().iconst(types::I64, t as i64);
-        self.b.ins().store(mem(), tv, regs, (r * 16) as i32);
-        self.b
+        let store_tag = self.b.ins().store(mem(), tv, regs, (r * 16) as i32);
+        let store_payload = self
+            .b
             .ins()
             .store(mem(), payload, regs, (r * 16 + 8) as i32);
         if let Some((old_tag, old_payload)) = old {
             self.drop_loaded(old_tag, old_payload);
         }
         self.last_bool = match (t, self.b.current_block()) {
-            (tag::BOOL, Some(block)) => Some((r, payload, block)),
+            (tag::BOOL, Some(block)) => Some((r, payload, block, [store_tag, store_payload])),
             _ => None,
         };
     }
@@ -811,17 +840,25 @@ impl<'a> Emit<'a> {
     fn continue_after(&mut self, pc: usize) {
         let next = self.blocks[pc + 1];
         let fused = match (self.last_bool, self.c.linear.insts[pc + 1].kind) {
-            (Some((r, v, block)), crate::lower::LKind::Branch { cond, .. })
+            (Some((r, v, block, stores)), crate::lower::LKind::Branch { cond, .. })
                 if r == cond
                     && self.bool_regs[r as usize]
                     && self.b.current_block() == Some(block) =>
             {
-                Some(v)
+                Some((r, v, stores))
             }
             _ => None,
         };
         match fused {
-            Some(v) => {
+            Some((r, v, stores)) => {
+                if self.reads[r as usize] == 1 {
+                    // The Branch is the register's only reader and takes the value from
+                    // here: nothing will read what the template stored (the slow path
+                    // stores its own), so the stores go.
+                    for st in stores {
+                        self.b.func.layout.remove_inst(st);
+                    }
+                }
                 let (on_true, on_false) = self.branch_sides(pc + 1);
                 self.b.ins().brif(v, on_true, &[], on_false, &[]);
             }
