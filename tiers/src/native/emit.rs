@@ -403,6 +403,7 @@ impl<'a> Emit<'a> {
         let rc = self.b.ins().iadd_imm_s(rc, -1);
         self.b.ins().store(mem(), rc, p, 0);
         let free = self.b.create_block();
+        self.b.set_cold_block(free);
         let done = self.b.create_block();
         self.b.ins().brif(rc, done, &[], free, &[]);
         self.b.switch_to_block(free);
@@ -523,6 +524,7 @@ impl<'a> Emit<'a> {
     pub fn check_status(&mut self, pc: usize, r: Value) {
         let ok = self.b.create_block();
         let raised = self.b.create_block();
+        self.b.set_cold_block(raised);
         self.b.ins().brif(r, raised, &[], ok, &[]);
         self.b.switch_to_block(raised);
         let unwind = self.c.linear.insts[pc].unwind;
@@ -561,6 +563,10 @@ impl<'a> Emit<'a> {
         self.last_bool = None;
         let slow = self.b.create_block();
         let plain_slow = self.b.create_block();
+        // Slow paths go after all hot code: templates' fast paths then fall through (no
+        // taken jump per guard) and sit together in the instruction cache.
+        self.b.set_cold_block(slow);
+        self.b.set_cold_block(plain_slow);
         self.plain_slow = Some(plain_slow);
         let q = self.c.quick[pc].get();
         let template = match op {
@@ -680,6 +686,7 @@ impl<'a> Emit<'a> {
         let done = self.b.create_block();
         let inline = self.b.create_block();
         let helper = self.b.create_block();
+        self.b.set_cold_block(helper);
         let copies: Vec<u32> = moves.iter().filter(|m| !m.2).map(|m| m.0).collect();
         if copies.is_empty() {
             self.b.ins().jump(inline, &[]);
@@ -738,6 +745,7 @@ impl<'a> Emit<'a> {
             self.b.def_var(poll, n);
             let go = self.b.create_block();
             let check = self.b.create_block();
+            self.b.set_cold_block(check);
             self.b.ins().brif(n, go, &[], check, &[]);
             self.b.switch_to_block(check);
             let reset = self.b.ins().iconst(types::I64, POLL_INTERVAL);
