@@ -8,8 +8,8 @@ use crate::runtime::Compiled;
 use crate::value::tag;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
-    types, AbiParam, Block, BlockArg, Inst, InstBuilder, JumpTableData, MemFlagsData, SigRef, Signature,
-    StackSlot, StackSlotData, StackSlotKind, Type, Value,
+    types, AbiParam, Block, BlockArg, Inst, InstBuilder, JumpTableData, MemFlagsData, SigRef,
+    Signature, StackSlot, StackSlotData, StackSlotKind, Type, Value,
 };
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -177,7 +177,13 @@ impl<'a> Emit<'a> {
             .collect();
         let def = self.b.func.dfg.block_call(bad, &[]);
         let jt = self.b.create_jump_table(JumpTableData::new(def, &table));
+        // Calls start at 0 (every call, native or not, enters here); only OSR and
+        // resumption need the table, whose indirect jump costs more than a test.
+        let osr = self.b.create_block();
+        self.b.ins().brif(p[2], osr, &[], self.blocks[0], &[]);
+        self.b.switch_to_block(osr);
         self.b.ins().br_table(p[2], jt);
+        self.b.set_cold_block(bad);
         self.b.switch_to_block(bad);
         self.call_unreachable_and_fail();
     }
