@@ -341,6 +341,62 @@ def builtin_calls_raising(xs):
     return out
 
 
+class StrSub(str):
+    pass
+
+
+class StrSubReturner:
+    # __str__ may return a str subclass: str(x) hands it back as is (no conversion).
+    def __str__(self):
+        return StrSub("sub")
+
+
+class StrRaises:
+    def __str__(self):
+        raise ValueError("no str for you")
+
+
+class StrNotStr:
+    def __str__(self):
+        return 5
+
+
+def builtin_class_calls(items):
+    # str/int/tuple/float called as builtin classes: str(x) is PyObject_Str(x), the
+    # others go through vectorcall; odd shapes (no argument, two, keywords) and raising
+    # conversions take the generic path or raise exactly as CPython does.
+    out = []
+    for x in items:
+        try:
+            s = str(x)
+            out.append((s, type(s).__name__))
+        except (ValueError, TypeError) as e:
+            out.append((type(e).__name__, str(e)))
+        try:
+            out.append(int(x))
+        except (ValueError, TypeError) as e:
+            out.append((type(e).__name__, str(e)))
+        try:
+            out.append(tuple(x))
+        except TypeError as e:
+            out.append(str(e))
+        out.append((str(), str(b"ab", "ascii"), str(object=1), float("1.5")))
+    return out
+
+
+def builtin_class_rebound(n):
+    # `str` shadowed by a global mid-loop, then restored: the identity guard sees both.
+    global str
+    out = []
+    for i in range(n):
+        out.append(str(i))
+        if i == n // 3:
+            str = lambda v: "<%s>" % (v,)  # noqa: A001
+        if i == 2 * n // 3:
+            del str
+    return out
+
+
 def module_attributes(n):
     # math.sqrt and friends (LoadMethod on a module) and mod.x (LoadAttr) read from the
     # module dict in place: rebinding is seen, a missing name raises, and a module whose
@@ -425,6 +481,8 @@ CASES = cases(
     (append_receivers, ([[], Doubling(), []], 30)),
     (append_descriptor_misuse, (30,)),
     (builtin_calls_raising, ([[1], "ab", (), 5, None, {1: 2}] * 10,)),
+    (builtin_class_calls, ([7, "12", 2**80, "x", 1.5, StrSubReturner(), StrRaises(), StrNotStr(), [1, 2], None] * 4,)),
+    (builtin_class_rebound, (30,)),
 )
 
 

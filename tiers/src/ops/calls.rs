@@ -86,8 +86,9 @@ pub enum CallVariant {
         /// The compiled code (the registry keeps it for the process's life).
         compiled: *const Compiled,
     },
-    /// A builtin function or a method of a builtin type (`len`, `list.append`...):
-    /// called through vectorcall, from native code directly.
+    /// A builtin function, a method of a builtin type or a builtin class (`len`,
+    /// `list.append`, `str`...): called through vectorcall (`str(x)` as `PyObject_Str`),
+    /// from native code directly.
     Builtin {
         /// The callable seen (kept alive by the code; compared by identity).
         callable: *mut ffi::PyObject,
@@ -122,6 +123,17 @@ unsafe fn is_builtin(f: *mut ffi::PyObject) -> bool {
     let tp = ffi::Py_TYPE(f);
     tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
         || tp == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type)
+        // Builtin classes (`str`, `int`, `tuple`...): static types, whose calls run no
+        // Python code of their own (CPython's PRECALL_BUILTIN_CLASS and friends).
+        || (ffi::PyType_Check(f) != 0
+            && (*(f as *mut ffi::PyTypeObject)).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0)
+}
+
+/// `str(x)` with one positional argument is `PyObject_Str(x)`, as CPython's
+/// PRECALL_NO_KW_STR_1 runs it: no argument tuple, no `str.__new__` parsing.
+fn is_str_of_one(callable: *mut ffi::PyObject, nargs: usize) -> bool {
+    // Taking the address of the static str type reads nothing.
+    nargs == 1 && callable == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut ffi::PyObject
 }
 
 /// Which variant fits this call site's callable, if any (compiling a Python callee's code).
@@ -206,7 +218,12 @@ pub unsafe fn call_quick(
             if c.callable != callable {
                 return None;
             }
-            ffi::PyObject_Vectorcall(callable, c.args, c.nargsf, c.kwnames)
+            let nargs = ffi::PyVectorcall_NARGS(c.nargsf) as usize;
+            if c.kwnames.is_null() && is_str_of_one(callable, nargs) {
+                ffi::PyObject_Str(*c.args)
+            } else {
+                ffi::PyObject_Vectorcall(callable, c.args, c.nargsf, c.kwnames)
+            }
         }
         CallVariant::Tiered { callable, .. } => {
             if c.callable != callable {
@@ -755,20 +772,30 @@ fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: B
         e.b.ins().jump(done, &[]);
         return;
     }
-    let argv = e.b.ins().iadd_imm_s(array, 8);
-    let nargsf = e.b.ins().iconst(
-        e.ptr,
-        (args.len() | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET) as i64,
-    );
-    let null = e.b.ins().iconst(e.ptr, 0);
-    let r = e
-        .call(
+    let r = if is_str_of_one(callable, args.len()) {
+        let x = e.b.ins().load(e.ptr, mem(), array, 8);
+        e.call(
+            ffi::PyObject_Str as *const () as usize,
+            &[e.ptr],
+            Some(e.ptr),
+            &[x],
+        )
+        .expect("returns")
+    } else {
+        let argv = e.b.ins().iadd_imm_s(array, 8);
+        let nargsf = e.b.ins().iconst(
+            e.ptr,
+            (args.len() | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET) as i64,
+        );
+        let null = e.b.ins().iconst(e.ptr, 0);
+        e.call(
             ffi::PyObject_Vectorcall as *const () as usize,
             &[e.ptr, e.ptr, e.ptr, e.ptr],
             Some(e.ptr),
             &[f, argv, nargsf, null],
         )
-        .expect("returns");
+        .expect("returns")
+    };
     let raised = e.b.create_block();
     let returned = e.b.create_block();
     e.b.ins().brif(r, returned, &[], raised, &[]);
