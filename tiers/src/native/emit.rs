@@ -50,6 +50,12 @@ pub struct Emit<'a> {
     /// Per register: how many places read it (operands, branch conditions, returns,
     /// edge moves).
     reads: Vec<u32>,
+    /// Per register: the variables (tag, payload as i64) that cache it in machine
+    /// registers, for the few registers loops read most (`cached_registers`). The cache
+    /// is write-through (memory always holds the value too, so helpers, exits and tier 1
+    /// see it) and reloaded after every call (a helper may write registers; and no cached
+    /// value then lives across a call, where it would be spilled).
+    cached: Vec<Option<Cached>>,
     /// Per Branch on a bool-only register: its true and false sides, made on first use so
     /// the op before it can jump straight to one.
     branch_sides: std::collections::HashMap<usize, (Block, Block)>,
@@ -111,6 +117,50 @@ fn register_reads(c: &Compiled) -> Vec<u32> {
     n
 }
 
+/// The variables caching one register: its tag and payload as i64, and the payload as
+/// f64 (meaningful while the tag says float), so float loops keep their values in XMM
+/// registers without moving them through integer registers.
+#[derive(Clone, Copy)]
+struct Cached {
+    tag: Variable,
+    payload: Variable,
+    float: Variable,
+}
+
+/// How many registers `cached_registers` picks at most: each takes two machine registers
+/// in loops, and more than this made the register allocator spill.
+const MAX_CACHED: usize = 4;
+
+/// The registers worth caching in machine registers: the ones instructions inside loops
+/// read most often (bool-only registers excepted: their reader takes the value straight
+/// from the op that made it).
+fn cached_registers(c: &Compiled, bool_regs: &[bool]) -> Vec<u32> {
+    let lin = &c.linear;
+    let mut n = vec![0u32; lin.nregs as usize];
+    for (pc, inst) in lin.insts.iter().enumerate() {
+        if !lin.in_cycle[pc] {
+            continue;
+        }
+        match inst.kind {
+            crate::lower::LKind::Op(_) => {
+                for &r in &lin.operands[inst.args as usize..(inst.args + inst.nargs) as usize] {
+                    n[r as usize] += 1;
+                }
+            }
+            crate::lower::LKind::Branch { cond: r, .. } | crate::lower::LKind::Return(r) => {
+                n[r as usize] += 1
+            }
+            crate::lower::LKind::Jump(_) | crate::lower::LKind::Unreachable => {}
+        }
+    }
+    let mut picked: Vec<u32> = (0..lin.nregs)
+        .filter(|&r| n[r as usize] > 0 && !bool_regs[r as usize])
+        .collect();
+    picked.sort_by_key(|&r| (std::cmp::Reverse(n[r as usize]), r));
+    picked.truncate(MAX_CACHED);
+    picked
+}
+
 /// Memory flags for register-file and object accesses (aligned, never trapping).
 pub fn mem() -> MemFlagsData {
     MemFlagsData::trusted()
@@ -145,6 +195,7 @@ impl<'a> Emit<'a> {
             const_ints: ops::values::const_int_registers(c),
             bool_regs: bool_registers(c),
             reads: register_reads(c),
+            cached: vec![None; c.linear.nregs as usize],
         }
     }
 
@@ -162,6 +213,15 @@ impl<'a> Emit<'a> {
         self.ctx_v = Some(p[0]);
         self.regs_v = Some(p[1]);
         self.out_v = Some(p[3]);
+        // The register file is authoritative on entry (a call or OSR alike).
+        for r in cached_registers(self.c, &self.bool_regs) {
+            self.cached[r as usize] = Some(Cached {
+                tag: self.b.declare_var(types::I64),
+                payload: self.b.declare_var(types::I64),
+                float: self.b.declare_var(types::F64),
+            });
+        }
+        self.reload_cached();
         let poll = self.b.declare_var(types::I64);
         let n = self.b.ins().iconst(types::I64, POLL_INTERVAL);
         self.b.def_var(poll, n);
@@ -228,15 +288,87 @@ impl<'a> Emit<'a> {
         self.regs_v.expect("prologue ran")
     }
 
-    /// Loads register `r`'s tag.
+    /// Register `r`'s tag.
     pub fn tag(&mut self, r: u32) -> Value {
+        if let Some(v) = self.cached[r as usize] {
+            return self.b.use_var(v.tag);
+        }
         let regs = self.regs();
         self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32)
     }
-    /// Loads register `r`'s payload as `ty`.
+    /// Register `r`'s payload as `ty`.
     pub fn payload(&mut self, r: u32, ty: Type) -> Value {
+        if let Some(v) = self.cached[r as usize] {
+            if ty == types::F64 {
+                return self.b.use_var(v.float);
+            }
+            let p = self.b.use_var(v.payload);
+            return match ty {
+                types::I64 => p,
+                t if t.is_int() => self.b.ins().ireduce(t, p),
+                t => unreachable!("register payloads are read as ints or f64, not {t}"),
+            };
+        }
         let regs = self.regs();
         self.b.ins().load(ty, mem(), regs, (r * 16 + 8) as i32)
+    }
+    /// Writes register `r`'s tag and payload (no drop), in memory and in its cache;
+    /// returns the two stores.
+    pub fn store_reg(&mut self, r: u32, t: Value, payload: Value) -> [Inst; 2] {
+        let regs = self.regs();
+        let store_tag = self.b.ins().store(mem(), t, regs, (r * 16) as i32);
+        let store_payload = self
+            .b
+            .ins()
+            .store(mem(), payload, regs, (r * 16 + 8) as i32);
+        if let Some(v) = self.cached[r as usize] {
+            self.b.def_var(v.tag, t);
+            // Both views of the payload; whichever is unused is dead code.
+            match self.b.func.dfg.value_type(payload) {
+                types::F64 => {
+                    let bits = self
+                        .b
+                        .ins()
+                        .bitcast(types::I64, MemFlagsData::new(), payload);
+                    self.b.def_var(v.payload, bits);
+                    self.b.def_var(v.float, payload);
+                }
+                types::I64 => {
+                    let x = self
+                        .b
+                        .ins()
+                        .bitcast(types::F64, MemFlagsData::new(), payload);
+                    self.b.def_var(v.payload, payload);
+                    self.b.def_var(v.float, x);
+                }
+                // A narrower payload (a bool's byte) leaves the word's upper bytes as
+                // they were in memory; readers of such a register read only its width,
+                // and the float view is only read under a float tag.
+                _ => {
+                    let p = self.b.ins().uextend(types::I64, payload);
+                    self.b.def_var(v.payload, p);
+                }
+            }
+        }
+        [store_tag, store_payload]
+    }
+    /// Reloads every cached register from the register file (after a call, which may
+    /// have written it).
+    fn reload_cached(&mut self) {
+        let Some(regs) = self.regs_v else { return };
+        for r in 0..self.cached.len() {
+            if let Some(v) = self.cached[r] {
+                let t = self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32);
+                let p = self
+                    .b
+                    .ins()
+                    .load(types::I64, mem(), regs, (r * 16 + 8) as i32);
+                let x = self.b.ins().bitcast(types::F64, MemFlagsData::new(), p);
+                self.b.def_var(v.tag, t);
+                self.b.def_var(v.payload, p);
+                self.b.def_var(v.float, x);
+            }
+        }
     }
     /// Overwrites register `r` (dropping its old content) with `tag` and `payload`.
     ///
@@ -245,21 +377,24 @@ impl<'a> Emit<'a> {
     /// (a float in an XMM register is spilled across any call on x86-64, which put a
     /// stack round trip into every float loop's dependency chain).
     pub fn set(&mut self, r: u32, t: u8, payload: Value) {
-        let old = self
-            .may_hold_old(r, self.pc)
-            .then(|| (self.tag(r), self.payload(r, self.ptr)));
-        let regs = self.regs();
+        // The old payload comes from memory even for a cached register: the cached word
+        // would otherwise stay live across the loop just for this (a float register's
+        // integer view, spilled every iteration).
+        let old = self.may_hold_old(r, self.pc).then(|| {
+            let regs = self.regs();
+            let p = self
+                .b
+                .ins()
+                .load(self.ptr, mem(), regs, (r * 16 + 8) as i32);
+            (self.tag(r), p)
+        });
         let tv = self.b.ins().iconst(types::I64, t as i64);
-        let store_tag = self.b.ins().store(mem(), tv, regs, (r * 16) as i32);
-        let store_payload = self
-            .b
-            .ins()
-            .store(mem(), payload, regs, (r * 16 + 8) as i32);
+        let stores = self.store_reg(r, tv, payload);
         if let Some((old_tag, old_payload)) = old {
             self.drop_loaded(old_tag, old_payload);
         }
         self.last_bool = match (t, self.b.current_block()) {
-            (tag::BOOL, Some(block)) => Some((r, payload, block, [store_tag, store_payload])),
+            (tag::BOOL, Some(block)) => Some((r, payload, block, stores)),
             _ => None,
         };
     }
@@ -275,6 +410,9 @@ impl<'a> Emit<'a> {
         let regs = self.regs();
         let z = self.b.ins().iconst(types::I64, tag::NULL as i64);
         self.b.ins().store(mem(), z, regs, (r * 16) as i32);
+        if let Some(v) = self.cached[r as usize] {
+            self.b.def_var(v.tag, z);
+        }
     }
 
     /// Boxes register `r` in place if it holds an unboxed int or float (as tier 1 boxes
@@ -424,8 +562,9 @@ impl<'a> Emit<'a> {
     }
     /// Drops whatever register `r` owns.
     pub fn drop_reg(&mut self, r: u32) {
-        let regs = self.regs();
-        self.drop_value_at(regs, (r * 16) as i32);
+        let t = self.tag(r);
+        let p = self.payload(r, self.ptr);
+        self.drop_loaded(t, p);
     }
     /// Drops whatever the `Value` at `base + off` owns (another register file's register).
     pub fn drop_value_at(&mut self, base: Value, off: i32) {
@@ -481,7 +620,9 @@ impl<'a> Emit<'a> {
             }
         };
         let call = self.b.ins().call_indirect(sig, f, args);
-        self.b.inst_results(call).first().copied()
+        let result = self.b.inst_results(call).first().copied();
+        self.reload_cached();
+        result
     }
 
     /// Calls a helper taking (ctx, regs, pc[, extra]) and returning an i64 status.
@@ -725,9 +866,7 @@ impl<'a> Emit<'a> {
             if self.may_hold_old(d, e.target as usize) {
                 self.drop_reg(d);
             }
-            let regs = self.regs();
-            self.b.ins().store(mem(), t, regs, (d * 16) as i32);
-            self.b.ins().store(mem(), p, regs, (d * 16 + 8) as i32);
+            self.store_reg(d, t, p);
             if movable {
                 self.clear(s);
             }

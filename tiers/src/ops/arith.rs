@@ -5,7 +5,7 @@ use crate::native::emit::{mem, Emit};
 use crate::quick::Quick;
 use crate::value::{tag, PyResult, Value};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder, MemFlagsData, Value as CValue};
+use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder, Value as CValue};
 use pyo3_ffi as ffi;
 use tiered_ir::{BinOp, UnaryOp};
 
@@ -451,8 +451,8 @@ pub(crate) fn emit_binary(
                     e.b.ins().fdiv(x, y)
                 }
             };
-            let bits = e.b.ins().bitcast(types::I64, MemFlagsData::new(), r);
-            e.set(inst.dst, tag::FLOAT, bits);
+            // Stored as f64: a cached register keeps it in an XMM register too.
+            e.set(inst.dst, tag::FLOAT, r);
             Some(BINARY_VARIANTS[1])
         }
     }

@@ -671,9 +671,7 @@ fn emit_direct(e: &mut Emit, pc: usize, d: &Direct, helper: Block, done: Block) 
     let t = e.b.ins().load(types::I64, mem(), out, 0);
     let p = e.b.ins().load(types::I64, mem(), out, 8);
     e.reset(inst.dst);
-    let regs = e.regs();
-    e.b.ins().store(mem(), t, regs, (inst.dst * 16) as i32);
-    e.b.ins().store(mem(), p, regs, (inst.dst * 16 + 8) as i32);
+    e.store_reg(inst.dst, t, p);
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(raised);
     e.raise_at(pc);
