@@ -397,6 +397,58 @@ def builtin_class_rebound(n):
     return out
 
 
+def cached_accumulator_escapes(n):
+    # Loops keep their most-read registers in machine registers: an accumulator boxed in
+    # place when it escapes (one object, seen again by identity), turned float, read by
+    # a generic op, then int again.
+    s = 0
+    out = []
+    for i in range(n):
+        s += i
+        out.append(s)
+        out.append(s is out[-1])
+        if i % 7 == 3:
+            s += 0.5
+            out.append(repr(s))
+        if i % 11 == 5:
+            s = -s // 3
+        out.append(divmod(s, 7))
+    return out[-8:], s
+
+
+def cached_with_exceptions(xs):
+    # Handlers inside the loop write registers the loop caches.
+    total = 0
+    bad = 0
+    for x in xs:
+        try:
+            total += 10 // x
+            total -= 1
+        except ZeroDivisionError:
+            bad += 1
+            total += 0.5
+        except TypeError:
+            total = int(total) + 1
+    return total, bad
+
+
+def cached_deleted_and_rebound(n):
+    # A cached loop variable deleted (NULL) and rebound in the same loop.
+    acc = []
+    y = 0
+    for i in range(n):
+        y += i
+        if i % 4 == 1:
+            del y
+            try:
+                y  # noqa: B018
+            except NameError as e:
+                acc.append(type(e).__name__)
+            y = i * 1.5
+        acc.append(y)
+    return acc[-6:]
+
+
 def module_attributes(n):
     # math.sqrt and friends (LoadMethod on a module) and mod.x (LoadAttr) read from the
     # module dict in place: rebinding is seen, a missing name raises, and a module whose
@@ -483,6 +535,9 @@ CASES = cases(
     (builtin_calls_raising, ([[1], "ab", (), 5, None, {1: 2}] * 10,)),
     (builtin_class_calls, ([7, "12", 2**80, "x", 1.5, StrSubReturner(), StrRaises(), StrNotStr(), [1, 2], None] * 4,)),
     (builtin_class_rebound, (30,)),
+    (cached_accumulator_escapes, (60,)),
+    (cached_with_exceptions, ([1, 2, 0, 5, None, 3, 0, 2**70, 7] * 8,)),
+    (cached_deleted_and_rebound, (40,)),
 )
 
 
