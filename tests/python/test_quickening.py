@@ -449,6 +449,96 @@ def cached_deleted_and_rebound(n):
     return acc[-6:]
 
 
+class ListSub(list):
+    def __setitem__(self, i, v):
+        list.__setitem__(self, i, ("sub", v))
+
+
+class DictSub(dict):
+    def __setitem__(self, k, v):
+        dict.__setitem__(self, k, ("sub", v))
+
+
+class NoisyKey:
+    # Hashing and comparing run user code: each must run once per store or lookup.
+    calls = []
+
+    def __init__(self, k):
+        self.k = k
+
+    def __hash__(self):
+        NoisyKey.calls.append("hash")
+        return hash(self.k)
+
+    def __eq__(self, other):
+        NoisyKey.calls.append("eq")
+        return isinstance(other, NoisyKey) and self.k == other.k
+
+
+class Dying:
+    # Releasing the replaced item runs __del__, which reads the list being stored into.
+    seen = []
+
+    def __init__(self, lst):
+        self.lst = lst
+
+    def __del__(self):
+        Dying.seen.append(len(self.lst))
+
+
+def stores_into_containers(targets, n):
+    # xs[i] = v and d[k] = v on exact lists and dicts (in place), then subclasses with
+    # their own __setitem__, tuples (TypeError), out-of-range and negative indices, big
+    # int indices, unhashable and user-hashed keys, and unboxed numbers as values.
+    NoisyKey.calls = []
+    Dying.seen = []
+    out = []
+    for t in targets:
+        for i in range(-n, n + 2):
+            try:
+                t[i] = i * 2
+                t[i % 3] = i * 0.5
+                t[i // 2] = i > 2
+                out.append(t[i])
+            except (IndexError, TypeError, KeyError) as e:
+                out.append((type(e).__name__, str(e)))
+        try:
+            t[2**70] = 1
+        except (IndexError, TypeError) as e:
+            out.append(type(e).__name__)
+        try:
+            t[[1]] = 1
+        except TypeError as e:
+            out.append(str(e))
+        try:
+            t[NoisyKey(1)] = NoisyKey(1)
+            out.append(t[NoisyKey(1)].k)
+        except (TypeError, KeyError) as e:
+            out.append(type(e).__name__)
+    return out, [sorted(map(str, t.items())) if isinstance(t, dict) else list(t) for t in targets], NoisyKey.calls
+
+
+def store_releases_old_item(n):
+    Dying.seen = []
+    xs = [None] * 4
+    for i in range(n):
+        xs[i % 4] = Dying(xs)
+        xs[-1] = i
+    return Dying.seen[-5:], xs[-1]
+
+
+def dict_lookups(d, keys):
+    out = []
+    for k in keys:
+        try:
+            out.append(d[k])
+        except KeyError as e:
+            out.append(("KeyError", e.args))
+        except TypeError as e:
+            out.append(str(e))
+    return out
+
+
 def module_attributes(n):
     # math.sqrt and friends (LoadMethod on a module) and mod.x (LoadAttr) read from the
     # module dict in place: rebinding is seen, a missing name raises, and a module whose
@@ -538,6 +628,9 @@ CASES = cases(
     (cached_accumulator_escapes, (60,)),
     (cached_with_exceptions, ([1, 2, 0, 5, None, 3, 0, 2**70, 7] * 8,)),
     (cached_deleted_and_rebound, (40,)),
+    (stores_into_containers, ([[0] * 6, {}, ListSub([0] * 6), DictSub(), (1, 2, 3)], 6)),
+    (store_releases_old_item, (30,)),
+    (dict_lookups, ({1: "a", "b": 2, 2**70: "big", (1, 2): "t", 1.5: "f"}, [1, "b", 3, 2**70, (1, 2), 1.5, True, [1], "zz"] * 6)),
 )
 
 

@@ -601,7 +601,11 @@ def _uses_every_template(items, objs, slotted, d):
         total += p.a
     for t in tuple(out):
         total += t[0]
-    return total, [1, 2]
+    counts = {}
+    for k in d:
+        counts[k] = d[k] + 1
+        out[k] = out[-k]
+    return total, [1, 2], counts
 
 
 @needs_default_thresholds
@@ -618,7 +622,8 @@ def test_quickened_variants_get_their_templates():
     expected = ["AttrModule", "LoadMethodModule", "CallBuiltin", "LoadMethodBuiltin", "SubscrListInt",
                 "SubscrTupleInt", "ForIterBuiltin", "ForIterTuple", "ForIterList", "ForIterRange",
                 "UnpackTuple", "BuildTuple", "BuildList", "CompareStr", "CompareUnrelated",
-                "AttrInstanceValue", "AttrSlot", "LoadGlobalModule", "LoadGlobalBuiltin", "BinaryFloat"]
+                "AttrInstanceValue", "AttrSlot", "LoadGlobalModule", "LoadGlobalBuiltin", "BinaryFloat",
+                "SubscrDict", "StoreSubscrDict", "StoreSubscrListInt"]
     missing = [name for name in expected if f":{name}" not in line]
     assert not missing, (missing, line)
 

@@ -614,7 +614,24 @@ unsafe fn exec(
             box_operands!();
             set!(ops::subscr::subscr(a!(0), a!(1)))
         }
-        Op::StoreSubscr {} => run!(ops::subscr::store_subscr(a!(0), a!(1), a!(2))),
+        Op::StoreSubscr {} => {
+            if let Quick::StoreSubscr(v) = q.get() {
+                if let Some(r) = ops::subscr::store_subscr_quick(v, a!(0), a!(1), a!(2)) {
+                    run!(r);
+                    return Ok(());
+                }
+                q.miss();
+            } else if ctx.tuning.quicken && q.may_specialize() {
+                if let Some(v) = ops::subscr::observe_store_subscr(a!(1), a!(2)) {
+                    q.specialize(Quick::StoreSubscr(v));
+                    if let Some(r) = ops::subscr::store_subscr_quick(v, a!(0), a!(1), a!(2)) {
+                        run!(r);
+                        return Ok(());
+                    }
+                }
+            }
+            run!(ops::subscr::store_subscr(a!(0), a!(1), a!(2)))
+        }
         Op::DeleteSubscr {} => run!(ops::subscr::delete_subscr(a!(0), a!(1))),
         Op::BuildSlice { count } => set!(ops::subscr::build_slice(
             a!(0),

@@ -24,6 +24,8 @@ pub enum Quick {
     Call(calls::CallVariant),
     /// A Subscr variant.
     Subscr(subscr::SubscrVariant),
+    /// A StoreSubscr variant.
+    StoreSubscr(subscr::StoreSubscrVariant),
     /// A LoadAttr or StoreAttr variant.
     Attr(attrs::AttrVariant),
     /// A LoadMethod variant.
@@ -41,6 +43,7 @@ impl Quick {
             Quick::Global(c) => Some(c.name()),
             Quick::Call(v) => Some(v.name()),
             Quick::Subscr(v) => Some(v.name()),
+            Quick::StoreSubscr(v) => Some(v.name()),
             Quick::Attr(v) => Some(v.name()),
             Quick::Method(v) => Some(v.name()),
         }
@@ -108,11 +111,8 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Compare => (compare::COMPARE_VARIANTS, compare::COMPARE_VARIANTS),
         OpKind::ForIter => (iter::FOR_ITER_VARIANTS, iter::FOR_ITER_VARIANTS),
         OpKind::Call => (calls::CALL_VARIANTS, calls::CALL_VARIANTS),
-        // SubscrDict runs its tier-1 helper.
-        OpKind::Subscr => (
-            subscr::SUBSCR_VARIANTS,
-            &["SubscrListInt", "SubscrTupleInt"],
-        ),
+        OpKind::Subscr => (subscr::SUBSCR_VARIANTS, subscr::SUBSCR_VARIANTS),
+        OpKind::StoreSubscr => (subscr::STORE_SUBSCR_VARIANTS, subscr::STORE_SUBSCR_VARIANTS),
         OpKind::LoadAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
         OpKind::StoreAttr => (attrs::STORE_ATTR_VARIANTS, attrs::STORE_ATTR_VARIANTS),
         OpKind::LoadMethod => (attrs::METHOD_VARIANTS, attrs::METHOD_VARIANTS),
@@ -134,7 +134,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::IsNone
         | OpKind::GetIter
         | OpKind::DeleteAttr
-        | OpKind::StoreSubscr
         | OpKind::DeleteSubscr
         | OpKind::BuildSlice
         | OpKind::CallEx

@@ -621,6 +621,9 @@ impl<'a> Emit<'a> {
         };
         let call = self.b.ins().call_indirect(sig, f, args);
         let result = self.b.inst_results(call).first().copied();
+        // After every call, not only those given the register file: a cached value
+        // live across any call gets spilled by the register allocator, which measured
+        // slower than these reloads (pysum 2.4 -> 2.9 us).
         self.reload_cached();
         result
     }
@@ -729,6 +732,7 @@ impl<'a> Emit<'a> {
             Op::StoreAttr { .. } => ops::attrs::emit_store_attr(self, pc, q, slow),
             Op::LoadMethod { .. } => ops::attrs::emit_load_method(self, pc, q, slow),
             Op::Subscr {} => ops::subscr::emit_subscr(self, pc, q, slow),
+            Op::StoreSubscr {} => ops::subscr::emit_store_subscr(self, pc, q, slow),
             Op::UnpackSequence { count } => ops::build::emit_unpack_sequence(self, pc, count),
             Op::BuildTuple {} => ops::build::emit_build_sequence(self, pc, false),
             Op::BuildList {} => ops::build::emit_build_sequence(self, pc, true),
@@ -743,7 +747,6 @@ impl<'a> Emit<'a> {
             | Op::IsNone {}
             | Op::GetIter {}
             | Op::DeleteAttr { .. }
-            | Op::StoreSubscr {}
             | Op::DeleteSubscr {}
             | Op::BuildSlice { .. }
             | Op::CallEx { .. }

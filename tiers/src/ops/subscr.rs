@@ -139,9 +139,176 @@ pub unsafe fn subscr_quick(v: SubscrVariant, o: &Value, k: &Value) -> Option<PyR
     }
 }
 
+/// Quickened forms of StoreSubscr (CPython's STORE_SUBSCR_LIST_INT and _DICT).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreSubscrVariant {
+    /// An exact list, an i64 index (negative from the end) in range.
+    ListInt,
+    /// An exact dict, any key.
+    Dict,
+}
+
+/// Names of StoreSubscr's variants, for coverage.
+pub const STORE_SUBSCR_VARIANTS: &[&str] = &["StoreSubscrListInt", "StoreSubscrDict"];
+
+impl StoreSubscrVariant {
+    /// The variant's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            StoreSubscrVariant::ListInt => STORE_SUBSCR_VARIANTS[0],
+            StoreSubscrVariant::Dict => STORE_SUBSCR_VARIANTS[1],
+        }
+    }
+}
+
+/// Which StoreSubscr variant fits `o[k] = ...` (operands are objects here), if any.
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn observe_store_subscr(o: &Value, k: &Value) -> Option<StoreSubscrVariant> {
+    let p = o.as_ptr();
+    if p.is_null() {
+        return None;
+    }
+    if ffi::PyList_CheckExact(p) != 0 && super::arith::int_of(k).is_some() {
+        return Some(StoreSubscrVariant::ListInt);
+    }
+    if ffi::PyDict_CheckExact(p) != 0 {
+        return Some(StoreSubscrVariant::Dict);
+    }
+    None
+}
+
+/// The quickened StoreSubscr: `None` when the guard fails or the index is out of range
+/// (the generic op then raises IndexError).
+///
+/// # Safety
+/// GIL held; operands are objects.
+#[inline]
+pub unsafe fn store_subscr_quick(
+    v: StoreSubscrVariant,
+    value: &Value,
+    o: &Value,
+    k: &Value,
+) -> Option<PyResult<()>> {
+    if observe_store_subscr(o, k) != Some(v) {
+        return None;
+    }
+    let p = o.as_ptr();
+    match v {
+        StoreSubscrVariant::ListInt => {
+            let i = super::arith::int_of(k)?;
+            let n = ffi::PyList_GET_SIZE(p) as i64;
+            let i = if i < 0 { i + n } else { i };
+            if !(0..n).contains(&i) {
+                return None;
+            }
+            // As list_ass_item: the new reference in, then the old one released (which
+            // may run __del__, after the list is consistent).
+            let x = value.as_ptr();
+            ffi::Py_INCREF(x);
+            let slot = (*(p as *mut ffi::PyListObject)).ob_item.add(i as usize);
+            let old = std::mem::replace(&mut *slot, x);
+            ffi::Py_DECREF(old);
+            Some(Ok(()))
+        }
+        // Decided here, never retried generically: hashing the key may run user code.
+        StoreSubscrVariant::Dict => {
+            Some(status(ffi::PyDict_SetItem(p, k.as_ptr(), value.as_ptr())))
+        }
+    }
+}
+
+/// Looks `k` up in the exact dict `d`: a new reference, or NULL with KeyError (an exact
+/// dict has no `__missing__`) or the lookup's own exception set. For native code.
+///
+/// # Safety
+/// GIL held; `d` an exact dict, `k` an object.
+pub unsafe extern "C" fn dict_item(
+    d: *mut ffi::PyObject,
+    k: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let r = ffi::PyDict_GetItemWithError(d, k);
+    if r.is_null() {
+        if ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_SetObject(ffi::PyExc_KeyError, k);
+        }
+        return std::ptr::null_mut();
+    }
+    ffi::Py_INCREF(r);
+    r
+}
+
+/// Native templates of StoreSubscr: a list item replaced in place (index as for Subscr,
+/// out of range takes the generic op), or `PyDict_SetItem` on an exact dict.
+pub(crate) fn emit_store_subscr(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    q: crate::quick::Quick,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let crate::quick::Quick::StoreSubscr(v) = q else {
+        return None;
+    };
+    let inst = e.c.linear.insts[pc];
+    let ops = &e.c.linear.operands[inst.args as usize..(inst.args + 3) as usize];
+    let (x, o, k) = (ops[0], ops[1], ops[2]);
+    let done = e.b.create_block();
+    match v {
+        StoreSubscrVariant::ListInt => {
+            let p = e.object_of_type(o, std::ptr::addr_of_mut!(ffi::PyList_Type), fail);
+            let i = super::arith::emit_int_of(e, k, fail);
+            let n = e.b.ins().load(types::I64, mem(), p, 16);
+            let neg = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, i, 0);
+            let wrapped = e.b.ins().iadd(i, n);
+            let i = e.b.ins().select(neg, wrapped, i);
+            let out = e.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, i, n);
+            let slow = e.slow_block();
+            e.fail_if(out, slow);
+            // The value as an object (a number boxed in place, as the generic op would).
+            let xv = e.object_of(x, slow);
+            e.incref(xv);
+            let off = e.b.ins().ishl_imm_u(i, 3);
+            let items = e.b.ins().load(e.ptr, mem(), p, 24);
+            let at = e.b.ins().iadd(items, off);
+            let old = e.b.ins().load(e.ptr, mem(), at, 0);
+            e.b.ins().store(mem(), xv, at, 0);
+            e.decref(old);
+            e.b.ins().jump(done, &[]);
+        }
+        StoreSubscrVariant::Dict => {
+            let p = e.object_of_type(o, std::ptr::addr_of_mut!(ffi::PyDict_Type), fail);
+            let slow = e.slow_block();
+            let kv = e.object_of(k, slow);
+            let xv = e.object_of(x, slow);
+            let st = e
+                .call(
+                    ffi::PyDict_SetItem as *const () as usize,
+                    &[e.ptr, e.ptr, e.ptr],
+                    Some(types::I32),
+                    &[p, kv, xv],
+                )
+                .expect("returns");
+            let raised = e.b.create_block();
+            e.b.set_cold_block(raised);
+            e.b.ins().brif(st, raised, &[], done, &[]);
+            e.b.switch_to_block(raised);
+            e.raise_at(pc);
+            e.b.ins().jump(done, &[]);
+        }
+    }
+    e.b.switch_to_block(done);
+    Some(v.name())
+}
+
 /// Native templates of Subscr (for a list or tuple indexed by an int): type guard, the
 /// index as i64, negative indices from the end, a bounds check (out of range takes the
-/// generic op, which raises IndexError), then the item.
+/// generic op, which raises IndexError), then the item. An exact dict with a str or int
+/// key is looked up by `dict_item`.
 pub(crate) fn emit_subscr(
     e: &mut crate::native::emit::Emit,
     pc: usize,
@@ -155,16 +322,19 @@ pub(crate) fn emit_subscr(
     let crate::quick::Quick::Subscr(v) = q else {
         return None;
     };
-    let tp = match v {
-        SubscrVariant::ListInt => std::ptr::addr_of_mut!(ffi::PyList_Type),
-        SubscrVariant::TupleInt => std::ptr::addr_of_mut!(ffi::PyTuple_Type),
-        SubscrVariant::Dict => return None,
-    };
     let inst = e.c.linear.insts[pc];
     let (o, k) = (
         e.c.linear.operands[inst.args as usize],
         e.c.linear.operands[inst.args as usize + 1],
     );
+    let tp = match v {
+        SubscrVariant::ListInt => std::ptr::addr_of_mut!(ffi::PyList_Type),
+        SubscrVariant::TupleInt => std::ptr::addr_of_mut!(ffi::PyTuple_Type),
+        SubscrVariant::Dict => {
+            emit_subscr_dict(e, pc, o, k, fail);
+            return Some(v.name());
+        }
+    };
     let p = e.object_of_type(o, tp, fail);
     let i = super::arith::emit_int_of(e, k, fail);
     // PyVarObject: ob_size at 16; items follow at 24 (a tuple's inline, a list's behind
@@ -186,4 +356,55 @@ pub(crate) fn emit_subscr(
     e.incref(item);
     e.set(inst.dst, tag::OBJ, item);
     Some(v.name())
+}
+
+/// SubscrDict's template: an exact dict and an exact str or int key (whose hashing and
+/// comparison run no user code), looked up by `dict_item`.
+fn emit_subscr_dict(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    o: u32,
+    k: u32,
+    fail: cranelift_codegen::ir::Block,
+) {
+    use crate::value::tag;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::InstBuilder;
+    let inst = e.c.linear.insts[pc];
+    let p = e.object_of_type(o, std::ptr::addr_of_mut!(ffi::PyDict_Type), fail);
+    let kv = e.object_of(k, fail);
+    let kt = e.b.ins().load(e.ptr, crate::native::emit::mem(), kv, 8);
+    let is_str = e.b.ins().icmp_imm_s(
+        IntCC::Equal,
+        kt,
+        std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as i64,
+    );
+    let is_int = e.b.ins().icmp_imm_s(
+        IntCC::Equal,
+        kt,
+        std::ptr::addr_of_mut!(ffi::PyLong_Type) as i64,
+    );
+    let ok = e.b.ins().bor(is_str, is_int);
+    let other = e.b.ins().icmp_imm_s(IntCC::Equal, ok, 0);
+    e.fail_if(other, fail);
+    let r = e
+        .call(
+            dict_item as *const () as usize,
+            &[e.ptr, e.ptr],
+            Some(e.ptr),
+            &[p, kv],
+        )
+        .expect("returns");
+    let found = e.b.create_block();
+    let raised = e.b.create_block();
+    e.b.set_cold_block(raised);
+    let done = e.b.create_block();
+    e.b.ins().brif(r, found, &[], raised, &[]);
+    e.b.switch_to_block(found);
+    e.set(inst.dst, tag::OBJ, r);
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(raised);
+    e.raise_at(pc);
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(done);
 }
