@@ -539,6 +539,91 @@ def dict_lookups(d, keys):
     return out
 
 
+class Pair:
+    def __init__(self, a, b=10, *, flag=False):
+        if flag:
+            self.b = b
+            self.a = a
+        else:
+            self.a = a
+            self.b = b
+
+
+class PairChild(Pair):
+    pass
+
+
+class BadInit:
+    def __init__(self, x):
+        self.x = x
+        if x == 3:
+            return 5  # noqa: PLE0101
+        if x == 4:
+            raise ValueError("four")
+
+
+class WithNew:
+    def __new__(cls, x):
+        o = object.__new__(cls)
+        o.made_by_new = x
+        return o
+
+    def __init__(self, x):
+        self.x = x
+
+
+class Meta(type):
+    def __call__(cls, *args):
+        return ("meta", args)
+
+
+class ByMeta(metaclass=Meta):
+    def __init__(self, x):
+        self.x = x
+
+
+class Slotted2:
+    __slots__ = ("u", "v")
+
+    def __init__(self, u, v):
+        self.u = u
+        self.v = v
+
+
+def instantiate_classes(n):
+    # Calls of Python classes (object.__new__, then __init__ entered in our tiers):
+    # defaults and keywords, attribute order in __dict__, subclasses, __init__ that
+    # returns a value or raises, wrong argument counts, a class with __new__, a
+    # metaclass with __call__, __slots__, and __init__ replaced mid-loop.
+    out = []
+    orig = Pair.__init__
+    try:
+        _instantiate_loop(n, out)
+    finally:
+        Pair.__init__ = orig  # each run starts with the class as defined
+    return out[-12:]
+
+
+def _instantiate_loop(n, out):
+    for i in range(n):
+        p = Pair(i, flag=i % 3 == 0)
+        q = PairChild(i * 0.5)
+        out.append((p.a, p.b, list(p.__dict__), list(vars(q)), type(q).__name__))
+        try:
+            out.append(BadInit(i % 6).x)
+        except (TypeError, ValueError) as e:
+            out.append((type(e).__name__, str(e)))
+        try:
+            Pair()
+        except TypeError as e:
+            out.append(str(e))
+        w = WithNew(i)
+        out.append((w.x, w.made_by_new, ByMeta(i), Slotted2(i, -i).v))
+        if i == n // 2:
+            Pair.__init__ = lambda self, a, b=1, flag=False: setattr(self, "z", a)
+            out.append(sorted(vars(Pair(7))))
+
+
 def module_attributes(n):
     # math.sqrt and friends (LoadMethod on a module) and mod.x (LoadAttr) read from the
     # module dict in place: rebinding is seen, a missing name raises, and a module whose
@@ -631,6 +716,7 @@ CASES = cases(
     (stores_into_containers, ([[0] * 6, {}, ListSub([0] * 6), DictSub(), (1, 2, 3)], 6)),
     (store_releases_old_item, (30,)),
     (dict_lookups, ({1: "a", "b": 2, 2**70: "big", (1, 2): "t", 1.5: "f"}, [1, "b", 3, 2**70, (1, 2), 1.5, True, [1], "zz"] * 6)),
+    (instantiate_classes, (30,)),
 )
 
 

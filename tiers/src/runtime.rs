@@ -395,6 +395,27 @@ impl TypeKey {
             && (0..nargs.min(4)).all(|i| self.types[i] == ffi::Py_TYPE(*args.add(i)) as usize)
     }
 
+    /// The key of a call `f(self, *args)` whose `self` will be an instance of `tp`
+    /// (made before the instance is).
+    ///
+    /// # Safety
+    /// `args` holds at least `nargs` live objects.
+    pub unsafe fn with_self(
+        tp: *mut ffi::PyTypeObject,
+        args: *const *mut ffi::PyObject,
+        nargs: usize,
+    ) -> TypeKey {
+        let mut types = [0usize; 4];
+        types[0] = tp as usize;
+        for (i, t) in types.iter_mut().enumerate().skip(1).take(nargs.min(3)) {
+            *t = ffi::Py_TYPE(*args.add(i - 1)) as usize;
+        }
+        TypeKey {
+            nargs: (nargs + 1).min(255) as u8,
+            types,
+        }
+    }
+
     /// The types of the first (up to four) arguments.
     pub fn types(&self) -> &[usize] {
         &self.types[..self.nargs.min(4) as usize]
@@ -450,11 +471,18 @@ pub unsafe fn compiled_for_args(
     args: *const *mut ffi::PyObject,
     nargs: usize,
 ) -> PyResult<Rc<Compiled>> {
+    compiled_for_key(code, TypeKey::of(args, nargs))
+}
+
+/// `compiled_for_args` for argument types given as a key.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn compiled_for_key(code: *mut ffi::PyObject, key: TypeKey) -> PyResult<Rc<Compiled>> {
     let generic = compiled_for(code)?;
     if !generic.runnable() {
         return Ok(generic);
     }
-    let key = TypeKey::of(args, nargs);
     if let Some(c) = registry(|r| r.specialized.get(&(code as usize, key)).cloned()) {
         return Ok(c);
     }

@@ -126,6 +126,20 @@ unsafe fn values_of(p: *mut ffi::PyObject) -> *mut *mut ffi::PyObject {
     *((p as *mut u8).offset(VALUES_OFFSET as isize) as *mut *mut *mut ffi::PyObject)
 }
 
+/// Records that inline value `index` was set (3.11's _PyDictValues_AddToInsertionOrder):
+/// the byte before the values is the count of set values, and the set indices are stored
+/// in order in the bytes before it.
+///
+/// # Safety
+/// `values` is a live inline values array of a type whose shared keys have `index`.
+#[inline]
+unsafe fn add_to_insertion_order(values: *mut *mut ffi::PyObject, index: u32) {
+    let size_ptr = (values as *mut u8).sub(2);
+    let size = *size_ptr as usize + 1;
+    *size_ptr.sub(size) = index as u8;
+    *size_ptr = size as u8;
+}
+
 /// Whether `p`'s type still is the one a variant was made for.
 #[inline]
 unsafe fn type_holds(p: *mut ffi::PyObject, tp: *mut ffi::PyTypeObject, version: u32) -> bool {
@@ -322,8 +336,16 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
                 return None;
             }
             let values = values_of(p);
-            if values.is_null() || (*values.add(index as usize)).is_null() {
+            if values.is_null() {
                 return None;
+            }
+            if (*values.add(index as usize)).is_null() {
+                // A first assignment (as in __init__): the value, then its place in the
+                // insertion order, as STORE_ATTR_INSTANCE_VALUE does.
+                ffi::Py_INCREF(x);
+                *values.add(index as usize) = x;
+                add_to_insertion_order(values, index);
+                return Some(());
             }
             values.add(index as usize)
         }
@@ -454,7 +476,7 @@ pub(crate) fn emit_store_attr(
     use crate::native::emit::mem;
     use crate::value::tag;
     use cranelift_codegen::ir::condcodes::IntCC;
-    use cranelift_codegen::ir::InstBuilder;
+    use cranelift_codegen::ir::{types, InstBuilder};
     let crate::quick::Quick::Attr(v) = q else {
         return None;
     };
@@ -470,9 +492,6 @@ pub(crate) fn emit_store_attr(
             let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
             let none = e.b.ins().icmp_imm_s(IntCC::Equal, values, 0);
             e.fail_if(none, fail);
-            let old = e.b.ins().load(e.ptr, mem(), values, (index * 8) as i32);
-            let unset = e.b.ins().icmp_imm_s(IntCC::Equal, old, 0);
-            e.fail_if(unset, slow);
             (values, (index * 8) as i32)
         }
         AttrVariant::Slot { offset, .. } => (p, offset as i32),
@@ -490,10 +509,24 @@ pub(crate) fn emit_store_attr(
     e.b.ins().store(mem(), x, base, off);
     // Releasing the old value may run __del__: the slot is already consistent.
     let had = e.b.create_block();
+    let first = e.b.create_block();
     let done = e.b.create_block();
-    e.b.ins().brif(old, had, &[], done, &[]);
+    e.b.ins().brif(old, had, &[], first, &[]);
     e.b.switch_to_block(had);
     e.decref(old);
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(first);
+    if let AttrVariant::InstanceValue { index, .. } = v {
+        // A first assignment: record the index in the insertion order (see
+        // `add_to_insertion_order`): size byte at values - 2, order bytes before it.
+        let size = e.b.ins().load(types::I8, mem(), base, -2);
+        let size = e.b.ins().iadd_imm_s(size, 1);
+        e.b.ins().store(mem(), size, base, -2);
+        let size = e.b.ins().uextend(e.ptr, size);
+        let at = e.b.ins().isub(base, size);
+        let ix = e.b.ins().iconst(types::I8, index as i64);
+        e.b.ins().store(mem(), ix, at, -2);
+    }
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(done);
     Some(v.name())

@@ -93,6 +93,20 @@ pub enum CallVariant {
         /// The callable seen (kept alive by the code; compared by identity).
         callable: *mut ffi::PyObject,
     },
+    /// A Python class whose instances come from `object.__new__` and whose `__init__`
+    /// is a Python function (3.12's CALL_ALLOC_AND_ENTER_INIT): the instance is made and
+    /// `__init__` entered in our tiers, instead of type_call, slot_tp_init and a CPython
+    /// frame.
+    Class {
+        /// The class (compared by identity; kept alive by the code).
+        cls: *mut ffi::PyObject,
+        /// Its version tag then: any change to it or its bases' namespaces changes it.
+        version: u32,
+        /// Its `__init__` then.
+        init: *mut ffi::PyObject,
+        /// The specialization of `__init__` for (instance, argument types).
+        compiled: *const Compiled,
+    },
     /// A `@tiered` wrapper, entered without the vectorcall protocol.
     Tiered {
         /// The wrapper seen (compared by identity).
@@ -104,7 +118,7 @@ pub enum CallVariant {
 }
 
 /// Names of Call's variants, for coverage.
-pub const CALL_VARIANTS: &[&str] = &["CallPyFunction", "CallTiered", "CallBuiltin"];
+pub const CALL_VARIANTS: &[&str] = &["CallPyFunction", "CallTiered", "CallBuiltin", "CallClass"];
 
 impl CallVariant {
     /// The variant's name.
@@ -113,6 +127,7 @@ impl CallVariant {
             CallVariant::PyFunction { .. } => CALL_VARIANTS[0],
             CallVariant::Tiered { .. } => CALL_VARIANTS[1],
             CallVariant::Builtin { .. } => CALL_VARIANTS[2],
+            CallVariant::Class { .. } => CALL_VARIANTS[3],
         }
     }
 }
@@ -175,11 +190,127 @@ pub unsafe fn observe_call(
             callable: c.callable,
         }
     } else {
-        return None;
+        observe_class(c.callable, c.args, nargs)?
     };
     // The guards compare the callable by identity: it must stay this object.
     ctx.compiled.keep_alive(c.callable);
     Some(v)
+}
+
+/// The Class variant for calling `cls`, if it is a plain Python class: metaclass
+/// `type`, instances from `object.__new__`, not abstract, `__init__` a Python function
+/// whose code runs in our tiers, a valid version tag.
+///
+/// # Safety
+/// GIL held; `args` holds `nargs` live objects.
+unsafe fn observe_class(
+    cls: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: usize,
+) -> Option<CallVariant> {
+    if ffi::Py_TYPE(cls) != std::ptr::addr_of_mut!(ffi::PyType_Type) {
+        return None;
+    }
+    let tp = cls as *mut ffi::PyTypeObject;
+    let object_new = (*std::ptr::addr_of_mut!(ffi::PyBaseObject_Type)).tp_new;
+    let same_new = match ((*tp).tp_new, object_new) {
+        (Some(a), Some(b)) => std::ptr::fn_addr_eq(a, b),
+        _ => false,
+    };
+    if (*tp).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0
+        || (*tp).tp_flags & ffi::Py_TPFLAGS_IS_ABSTRACT != 0
+        || !same_new
+    {
+        return None;
+    }
+    let name = ffi::PyUnicode_InternFromString(c"__init__".as_ptr());
+    if name.is_null() {
+        ffi::PyErr_Clear();
+        return None;
+    }
+    // Looking it up also gives the type a version tag.
+    let init = crate::cpy::_PyType_Lookup(tp, name);
+    ffi::Py_DECREF(name);
+    if init.is_null()
+        || ffi::PyFunction_Check(init) == 0
+        || (*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0
+        || (*tp).tp_version_tag == 0
+    {
+        return None;
+    }
+    let code = (*(init as *mut ffi::PyFunctionObject)).func_code;
+    let key = crate::runtime::TypeKey::with_self(tp, args, nargs);
+    let compiled = match crate::runtime::compiled_for_key(code, key) {
+        Ok(c) if c.runnable() => std::rc::Rc::as_ptr(&c),
+        Ok(_) => return None,
+        Err(_) => {
+            ffi::PyErr_Clear();
+            return None;
+        }
+    };
+    Some(CallVariant::Class {
+        cls,
+        version: (*tp).tp_version_tag,
+        init,
+        compiled,
+    })
+}
+
+/// `cls(*args)` for a Class variant (its guards held): `object.__new__(cls)` as
+/// type_call makes it, then `__init__(self, *args)` entered in our tiers (the slot
+/// before `args` holds `self` meanwhile, as PY_VECTORCALL_ARGUMENTS_OFFSET allows), and
+/// slot_tp_init's check that it returned None.
+///
+/// # Safety
+/// GIL held; `c` is a call whose args[-1] may be written.
+unsafe fn instantiate(
+    ctx: &Ctx,
+    c: &CallShape,
+    cls: *mut ffi::PyObject,
+    init: *mut ffi::PyObject,
+    compiled: &Compiled,
+) -> *mut ffi::PyObject {
+    let tp = cls as *mut ffi::PyTypeObject;
+    let Some(new) = (*tp).tp_new else {
+        return std::ptr::null_mut();
+    };
+    // object_new ignores its arguments here (the class defines __init__).
+    let empty = ffi::PyTuple_New(0);
+    if empty.is_null() {
+        return std::ptr::null_mut();
+    }
+    let obj = new(tp, empty, std::ptr::null_mut());
+    ffi::Py_DECREF(empty);
+    if obj.is_null() {
+        return obj;
+    }
+    let slot = (c.args as *mut *mut ffi::PyObject).sub(1);
+    let saved = std::mem::replace(&mut *slot, obj);
+    let nargs = ffi::PyVectorcall_NARGS(c.nargsf) as usize + 1;
+    let r = match crate::runtime::call_compiled(
+        compiled, init, slot, nargs, c.kwnames, ctx.tuning, ctx.tstate,
+    ) {
+        crate::runtime::CallOutcome::Ran(r, _) | crate::runtime::CallOutcome::CpythonRan(r) => r,
+    };
+    *slot = saved;
+    if r.is_null() {
+        ffi::Py_DECREF(obj);
+        return r;
+    }
+    let none = r == ffi::Py_None();
+    if !none {
+        let msg = format!(
+            "__init__() should return None, not '{}'",
+            super::type_name(r)
+        );
+        ffi::Py_DECREF(r);
+        ffi::Py_DECREF(obj);
+        let m = std::ffi::CString::new(msg).unwrap_or_default();
+        ffi::PyErr_SetString(ffi::PyExc_TypeError, m.as_ptr());
+        return std::ptr::null_mut();
+    }
+    ffi::Py_DECREF(r);
+    obj
 }
 
 /// The quickened Call (`None` when the callable is not the one specialized on).
@@ -224,6 +355,18 @@ pub unsafe fn call_quick(
             } else {
                 ffi::PyObject_Vectorcall(callable, c.args, c.nargsf, c.kwnames)
             }
+        }
+        CallVariant::Class {
+            cls,
+            version,
+            init,
+            compiled,
+        } => {
+            let tp = cls as *mut ffi::PyTypeObject;
+            if c.callable != cls || (*tp).tp_version_tag != version || ctx.tstate.tracing() {
+                return None;
+            }
+            instantiate(ctx, &c, cls, init, &*compiled)
         }
         CallVariant::Tiered { callable, .. } => {
             if c.callable != callable {
@@ -423,7 +566,8 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
             let f = entry.func.ptr() as *mut ffi::PyFunctionObject;
             (callable, f, compiled, Some(entry))
         }
-        CallVariant::Builtin { .. } => return None,
+        // A class call allocates the instance first: its helper does that.
+        CallVariant::Builtin { .. } | CallVariant::Class { .. } => return None,
     };
     // SAFETY: specializations live in the registry for the process's life.
     let callee = callee.as_ref()?;
