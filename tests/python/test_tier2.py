@@ -426,6 +426,50 @@ def constants_keep_identity(n):
     )
 
 
+SCALE = 2
+
+
+def scaled(x):
+    # Small and loop-free: emitted inline at direct calls. Reads a global the caller
+    # rebinds, and its + may stop fitting its quickened int form (a deopt inside the
+    # inlined body).
+    return x * SCALE + 1
+
+
+def guarded(x):
+    try:
+        return 10 // x
+    except ZeroDivisionError:
+        return -1
+
+
+def failing(x):
+    return x.missing_attribute
+
+
+def inlined_callees(xs):
+    global SCALE
+    out = []
+    try:
+        for i, x in enumerate(xs):
+            out.append(scaled(x) + guarded(x))
+            if i == len(xs) // 2:
+                SCALE = 2.5
+            if i % 7 == 3:
+                try:
+                    failing(x)
+                except AttributeError as e:
+                    tb = e.__traceback__
+                    names = []
+                    while tb is not None:
+                        names.append(tb.tb_frame.f_code.co_name if tb.tb_next else "failing?")
+                        tb = tb.tb_next
+                    out.append((str(e), len(names)))
+    finally:
+        SCALE = 2
+    return out
+
+
 def deep(n):
     return 0 if n == 0 else 1 + deep(n - 1)
 
@@ -442,6 +486,7 @@ CASES = cases(
     (defaults_and_keywords, (N,)),
     (builtin_shadowed_mid_loop, ([1, 2, 3], N)),
     (deep, (500,)),
+    (inlined_callees, ([1, 0, 3, 2**62, -5, 0, 7] * 6,)),
     (constants_keep_identity, (N,)),
     (old_value_read_after, (list(range(N)),)),
     (fib_iter, (N,)),

@@ -66,7 +66,87 @@ pub struct Emit<'a> {
     /// result is always a bool (Truth, IsNone, Is, Contains, ForIter's exhausted flag...),
     /// so nothing needs dropping or tag-testing there.
     bool_regs: Vec<bool>,
+    /// While a callee is emitted inline (`inline_body`): the block its exits jump to,
+    /// with the status a native function would return.
+    exit: Option<Block>,
+    /// Whether a callee is being emitted inline (one level only: a callee inlined into
+    /// a callee could recurse through mutual calls).
+    inlining: bool,
+    /// While a callee is emitted inline: how to fill its context, which is written only
+    /// where something reads it (helpers, deopts), not on the inlined fast path.
+    ctx_fill: Option<CtxFill>,
 }
+
+/// The contents of a direct call's callee context (`Ctx`), for `Emit::store_ctx`.
+#[derive(Clone, Copy)]
+pub struct CtxFill {
+    /// The callee's `Compiled`.
+    pub compiled: i64,
+    /// Its function object.
+    pub func: i64,
+    /// The function's globals.
+    pub globals: i64,
+    /// The function's builtins.
+    pub builtins: i64,
+    /// Where its `Tuning` is copied from (base, offset).
+    pub tuning: (Value, i32),
+    /// The thread state.
+    pub tstate: Value,
+    /// The stack limit.
+    pub stack_limit: Value,
+}
+
+/// The per-function part of `Emit`, swapped out while a callee is emitted inline.
+struct Scope<'a> {
+    c: &'a Compiled,
+    blocks: Vec<Block>,
+    ctx_v: Option<Value>,
+    regs_v: Option<Value>,
+    out_v: Option<Value>,
+    poll: Option<Variable>,
+    templates: Vec<Option<&'static str>>,
+    plain_slow: Option<Block>,
+    call_slot: Option<StackSlot>,
+    pc: usize,
+    last_bool: Option<(u32, Value, Block, [Inst; 2])>,
+    reads: Vec<u32>,
+    cached: Vec<Option<Cached>>,
+    branch_sides: std::collections::HashMap<usize, (Block, Block)>,
+    const_ints: Vec<Option<i64>>,
+    bool_regs: Vec<bool>,
+    exit: Option<Block>,
+    ctx_fill: Option<CtxFill>,
+}
+
+impl<'a> Scope<'a> {
+    /// A fresh scope for emitting `c`.
+    fn new(c: &'a Compiled) -> Scope<'a> {
+        let bool_regs = bool_registers(c);
+        Scope {
+            c,
+            blocks: Vec::new(),
+            ctx_v: None,
+            regs_v: None,
+            out_v: None,
+            poll: None,
+            templates: vec![None; c.linear.insts.len()],
+            plain_slow: None,
+            call_slot: None,
+            pc: 0,
+            last_bool: None,
+            reads: register_reads(c),
+            cached: vec![None; c.linear.nregs as usize],
+            branch_sides: std::collections::HashMap::new(),
+            const_ints: ops::values::const_int_registers(c),
+            bool_regs,
+            exit: None,
+            ctx_fill: None,
+        }
+    }
+}
+
+/// Callees at most this long (linear instructions) are emitted inline at direct calls.
+const INLINE_MAX_INSTS: usize = 24;
 
 /// Which registers only ever hold an unboxed bool (or NULL before their definition).
 fn bool_registers(c: &Compiled) -> Vec<bool> {
@@ -174,28 +254,129 @@ impl<'a> Emit<'a> {
         ptr: Type,
         invalid_flag: usize,
     ) -> Emit<'a> {
+        let s = Scope::new(c);
         Emit {
             b,
             c,
             ptr,
-            blocks: Vec::new(),
-            ctx_v: None,
-            regs_v: None,
-            out_v: None,
-            poll: None,
-            templates: vec![None; c.linear.insts.len()],
+            blocks: s.blocks,
+            ctx_v: s.ctx_v,
+            regs_v: s.regs_v,
+            out_v: s.out_v,
+            poll: s.poll,
+            templates: s.templates,
             sig_cache: Vec::new(),
-            plain_slow: None,
+            plain_slow: s.plain_slow,
             invalid_flag,
-            call_slot: None,
+            call_slot: s.call_slot,
             args_slot: None,
-            pc: 0,
-            last_bool: None,
-            branch_sides: std::collections::HashMap::new(),
-            const_ints: ops::values::const_int_registers(c),
-            bool_regs: bool_registers(c),
-            reads: register_reads(c),
-            cached: vec![None; c.linear.nregs as usize],
+            pc: s.pc,
+            last_bool: s.last_bool,
+            branch_sides: s.branch_sides,
+            const_ints: s.const_ints,
+            bool_regs: s.bool_regs,
+            reads: s.reads,
+            cached: s.cached,
+            exit: s.exit,
+            inlining: false,
+            ctx_fill: s.ctx_fill,
+        }
+    }
+
+    /// Exchanges the per-function state with `s`.
+    fn swap_scope(&mut self, s: &mut Scope<'a>) {
+        use std::mem::swap;
+        swap(&mut self.c, &mut s.c);
+        swap(&mut self.blocks, &mut s.blocks);
+        swap(&mut self.ctx_v, &mut s.ctx_v);
+        swap(&mut self.regs_v, &mut s.regs_v);
+        swap(&mut self.out_v, &mut s.out_v);
+        swap(&mut self.poll, &mut s.poll);
+        swap(&mut self.templates, &mut s.templates);
+        swap(&mut self.plain_slow, &mut s.plain_slow);
+        swap(&mut self.call_slot, &mut s.call_slot);
+        swap(&mut self.pc, &mut s.pc);
+        swap(&mut self.last_bool, &mut s.last_bool);
+        swap(&mut self.reads, &mut s.reads);
+        swap(&mut self.cached, &mut s.cached);
+        swap(&mut self.branch_sides, &mut s.branch_sides);
+        swap(&mut self.const_ints, &mut s.const_ints);
+        swap(&mut self.bool_regs, &mut s.bool_regs);
+        swap(&mut self.exit, &mut s.exit);
+        swap(&mut self.ctx_fill, &mut s.ctx_fill);
+    }
+
+    /// Emits every instruction of the current function, from its first block on.
+    pub fn body(&mut self) {
+        for pc in 0..self.c.linear.insts.len() {
+            self.begin(pc);
+            let inst = self.c.linear.insts[pc];
+            match inst.kind {
+                crate::lower::LKind::Op(op) => self.op(pc, op),
+                crate::lower::LKind::Jump(edge) => self.jump(pc, edge),
+                crate::lower::LKind::Branch {
+                    cond,
+                    then_edge,
+                    else_edge,
+                } => self.branch(pc, cond, then_edge, else_edge),
+                crate::lower::LKind::Return(r) => self.ret(r),
+                crate::lower::LKind::Unreachable => self.unreachable(),
+            }
+        }
+    }
+
+    /// Whether a direct call's callee is emitted inline rather than called: small, without
+    /// loops (whose polls and OSR exits need a native function of their own), not the
+    /// function itself, and not from inside another inlined callee.
+    pub fn inlinable(&self, callee: &Compiled) -> bool {
+        !self.inlining
+            && !std::ptr::eq(self.c, callee)
+            && callee.linear.insts.len() <= INLINE_MAX_INSTS
+            && !callee.linear.in_cycle.iter().any(|&c| c)
+    }
+
+    /// Emits `callee` (see `inlinable`) inline, working on the frame a direct call built
+    /// (`ctx`, `regs`, `out` as its native entry would get them, from instruction 0): its
+    /// templates, helpers and handlers run exactly as in its own native code, and where
+    /// that would return a status, control reaches the returned block with it as its
+    /// parameter (0 returned, 1 raised).
+    pub fn inline_body(
+        &mut self,
+        callee: &'a Compiled,
+        ctx: (Value, CtxFill),
+        regs: Value,
+        out: Value,
+    ) -> Block {
+        let exit = self.b.create_block();
+        self.b.append_block_param(exit, types::I64);
+        let mut scope = Scope::new(callee);
+        scope.ctx_v = Some(ctx.0);
+        scope.ctx_fill = Some(ctx.1);
+        scope.regs_v = Some(regs);
+        scope.out_v = Some(out);
+        scope.exit = Some(exit);
+        self.swap_scope(&mut scope);
+        self.blocks = (0..callee.linear.insts.len())
+            .map(|_| self.b.create_block())
+            .collect();
+        let first = self.blocks[0];
+        self.b.ins().jump(first, &[]);
+        self.inlining = true;
+        self.body();
+        self.inlining = false;
+        self.swap_scope(&mut scope);
+        exit
+    }
+
+    /// Leaves the function with status `v` (or, inline, goes to the caller's exit block).
+    fn leave(&mut self, v: Value) {
+        match self.exit {
+            Some(exit) => {
+                self.b.ins().jump(exit, &[BlockArg::Value(v)]);
+            }
+            None => {
+                self.b.ins().return_(&[v]);
+            }
         }
     }
 
@@ -279,9 +460,73 @@ impl<'a> Emit<'a> {
         self.templates
     }
 
-    /// The `Ctx*` argument.
-    pub fn ctx(&self) -> Value {
-        self.ctx_v.expect("prologue ran")
+    /// The `Ctx*` argument (for an inlined callee: its context, filled in here first).
+    pub fn ctx(&mut self) -> Value {
+        let ctx = self.ctx_v.expect("prologue ran");
+        if let Some(fill) = self.ctx_fill {
+            self.store_ctx(ctx, &fill);
+        }
+        ctx
+    }
+
+    /// Writes a callee context at `ctx`.
+    pub fn store_ctx(&mut self, ctx: Value, f: &CtxFill) {
+        let ptr = self.ptr;
+        for (v, off) in [
+            (f.compiled, std::mem::offset_of!(Ctx, compiled)),
+            (f.func, std::mem::offset_of!(Ctx, func)),
+            (f.globals, std::mem::offset_of!(Ctx, globals)),
+            (f.builtins, std::mem::offset_of!(Ctx, builtins)),
+        ] {
+            let k = self.b.ins().iconst(ptr, v);
+            self.b.ins().store(mem(), k, ctx, off as i32);
+        }
+        let to = std::mem::offset_of!(Ctx, tuning) as i32;
+        let (base, from) = f.tuning;
+        for w in 0..(std::mem::size_of::<crate::runtime::Tuning>() as u32).div_ceil(8) as i32 {
+            let v = self.b.ins().load(types::I64, mem(), base, from + w * 8);
+            self.b.ins().store(mem(), v, ctx, to + w * 8);
+        }
+        let no = self.b.ins().iconst(types::I8, 0);
+        let off = |o: usize| o as i32;
+        self.b
+            .ins()
+            .store(mem(), no, ctx, off(std::mem::offset_of!(Ctx, ran_native)));
+        self.b
+            .ins()
+            .store(mem(), f.tstate, ctx, off(std::mem::offset_of!(Ctx, tstate)));
+        self.b.ins().store(
+            mem(),
+            f.stack_limit,
+            ctx,
+            off(std::mem::offset_of!(Ctx, stack_limit)),
+        );
+    }
+
+    /// The running function's globals dict (a constant in an inlined callee).
+    pub fn globals_ptr(&mut self) -> Value {
+        match self.ctx_fill {
+            Some(f) => self.b.ins().iconst(self.ptr, f.globals),
+            None => {
+                let ctx = self.ctx();
+                self.b
+                    .ins()
+                    .load(self.ptr, mem(), ctx, Self::ctx_offset_globals())
+            }
+        }
+    }
+
+    /// The running function's builtins dict (a constant in an inlined callee).
+    pub fn builtins_ptr(&mut self) -> Value {
+        match self.ctx_fill {
+            Some(f) => self.b.ins().iconst(self.ptr, f.builtins),
+            None => {
+                let ctx = self.ctx();
+                self.b
+                    .ins()
+                    .load(self.ptr, mem(), ctx, Self::ctx_offset_builtins())
+            }
+        }
     }
     /// The `regs` argument: this function's register file.
     pub fn regs(&self) -> Value {
@@ -652,12 +897,12 @@ impl<'a> Emit<'a> {
                 &[],
             )
             .expect("returns");
-        self.b.ins().return_(&[r]);
+        self.leave(r);
     }
 
     fn return_status(&mut self, status: i64) {
         let v = self.b.ins().iconst(types::I64, status);
-        self.b.ins().return_(&[v]);
+        self.leave(v);
     }
 
     /// The generic path of instruction `pc`: its tier-1 implementation, then the next

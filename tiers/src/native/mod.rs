@@ -9,7 +9,6 @@ pub mod emit;
 pub mod helpers;
 
 use crate::interp::Ctx;
-use crate::lower::LKind;
 use crate::runtime::Compiled;
 use crate::value::Value;
 use cranelift_codegen::ir::{types, AbiParam, Signature, UserFuncName};
@@ -78,21 +77,7 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
         let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
         let mut e = emit::Emit::new(b, c, ptr, invalid.as_ptr() as usize);
         e.prologue();
-        for pc in 0..c.linear.insts.len() {
-            e.begin(pc);
-            let inst = c.linear.insts[pc];
-            match inst.kind {
-                LKind::Op(op) => e.op(pc, op),
-                LKind::Jump(edge) => e.jump(pc, edge),
-                LKind::Branch {
-                    cond,
-                    then_edge,
-                    else_edge,
-                } => e.branch(pc, cond, then_edge, else_edge),
-                LKind::Return(r) => e.ret(r),
-                LKind::Unreachable => e.unreachable(),
-            }
-        }
+        e.body();
         templates = e.finish(module.isa().frontend_config());
     }
     let clif = ctx.func.display().to_string();

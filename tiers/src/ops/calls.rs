@@ -604,7 +604,7 @@ pub(crate) fn direct_frame_size(c: &Compiled) -> u32 {
 
 /// Emits a direct native call (see `Direct`); any guard that fails before the call goes
 /// to `helper` (the ordinary call path, not a deopt), and success continues at `done`.
-fn emit_direct(e: &mut Emit, pc: usize, d: &Direct, helper: Block, done: Block) {
+fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, done: Block) {
     let inst = e.c.linear.insts[pc];
     let ops: Vec<u32> =
         e.c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
@@ -705,53 +705,27 @@ fn emit_direct(e: &mut Emit, pc: usize, d: &Direct, helper: Block, done: Block) 
         e.b.ins().store(mem(), t, cregs, (i * 16) as i32);
         e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
     }
-    let field = |name: usize| name as i32;
-    let store_const = |e: &mut Emit, v: i64, off: i32| {
-        let k = e.b.ins().iconst(ptr, v);
-        e.b.ins().store(mem(), k, cctx, off);
-    };
     // SAFETY: the function is kept alive by the caller's code (it is the callable, or the
     // wrapper's function); its globals and builtins cannot be reassigned.
     let (globals, builtins) = unsafe { ((*d.func).func_globals, (*d.func).func_builtins) };
-    store_const(
-        e,
-        d.callee as *const Compiled as i64,
-        field(std::mem::offset_of!(Ctx, compiled)),
-    );
-    store_const(e, d.func as i64, field(std::mem::offset_of!(Ctx, func)));
-    store_const(e, globals as i64, field(std::mem::offset_of!(Ctx, globals)));
-    store_const(
-        e,
-        builtins as i64,
-        field(std::mem::offset_of!(Ctx, builtins)),
-    );
     // A `@tiered` callee tiers up by its own options; a plain one inherits its caller's.
-    let (tuning_base, tuning_off) = match d.entry {
+    let tuning = match d.entry {
         Some(entry) => (e.b.ins().iconst(ptr, &entry.tuning as *const _ as i64), 0),
-        None => (ctx, field(std::mem::offset_of!(Ctx, tuning))),
+        None => (ctx, std::mem::offset_of!(Ctx, tuning) as i32),
     };
-    let to = field(std::mem::offset_of!(Ctx, tuning));
-    for w in 0..(std::mem::size_of::<crate::runtime::Tuning>() as u32).div_ceil(8) as i32 {
-        let v =
-            e.b.ins()
-                .load(types::I64, mem(), tuning_base, tuning_off + w * 8);
-        e.b.ins().store(mem(), v, cctx, to + w * 8);
+    let fill = crate::native::emit::CtxFill {
+        compiled: d.callee as *const Compiled as i64,
+        func: d.func as i64,
+        globals: globals as i64,
+        builtins: builtins as i64,
+        tuning,
+        tstate: ts,
+        stack_limit: limit,
+    };
+    let inline = e.inlinable(d.callee);
+    if !inline {
+        e.store_ctx(cctx, &fill);
     }
-    let no = e.b.ins().iconst(types::I8, 0);
-    e.b.ins().store(
-        mem(),
-        no,
-        cctx,
-        field(std::mem::offset_of!(Ctx, ran_native)),
-    );
-    e.b.ins()
-        .store(mem(), ts, cctx, field(std::mem::offset_of!(Ctx, tstate)));
-    e.b.ins().store(
-        mem(),
-        limit,
-        cctx,
-        field(std::mem::offset_of!(Ctx, stack_limit)),
-    );
     if let Some(entry) = d.entry {
         // The wrapper's counters, as its own entry point counts a native call.
         for counter in [&entry.stats.calls, &entry.stats.native_calls] {
@@ -766,37 +740,46 @@ fn emit_direct(e: &mut Emit, pc: usize, d: &Direct, helper: Block, done: Block) 
         e.b.ins()
             .iadd_imm_s(cctx, std::mem::size_of::<Ctx>() as i64);
     e.b.ins().store(mem(), null, out, 0);
-    let start = e.b.ins().iconst(types::I32, 0);
-    let status = e
-        .call_value(
-            NATIVE_SIGNATURE_KEY,
-            entry,
-            &[ptr, ptr, types::I32, ptr],
-            Some(types::I64),
-            &[cctx, cregs, start, out],
-        )
-        .expect("returns");
-    // Left for tier 1 (its code was invalidated meanwhile): finish the call there.
-    let after = e.b.create_block();
-    e.b.append_block_param(after, types::I64);
-    let resume = e.b.create_block();
-    let invalidated =
+    let status = if inline {
+        // The callee's code right here: no call, no prologue, no entry dispatch, its
+        // context written only where something reads it; its exits only ever return 0
+        // or 1 (it has no loop to leave for tier 1 from).
+        let returned = e.inline_body(d.callee, (cctx, fill), cregs, out);
+        e.b.switch_to_block(returned);
+        e.b.block_params(returned)[0]
+    } else {
+        let start = e.b.ins().iconst(types::I32, 0);
+        let status = e
+            .call_value(
+                NATIVE_SIGNATURE_KEY,
+                entry,
+                &[ptr, ptr, types::I32, ptr],
+                Some(types::I64),
+                &[cctx, cregs, start, out],
+            )
+            .expect("returns");
+        // Left for tier 1 (its code was invalidated meanwhile): finish the call there.
+        let after = e.b.create_block();
+        e.b.append_block_param(after, types::I64);
+        let resume = e.b.create_block();
+        let invalidated =
+            e.b.ins()
+                .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, status, 2);
         e.b.ins()
-            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, status, 2);
-    e.b.ins()
-        .brif(invalidated, resume, &[], after, &[BlockArg::Value(status)]);
-    e.b.switch_to_block(resume);
-    let resumed = e
-        .call(
-            crate::native::helpers::resume as *const () as usize,
-            &[ptr, ptr, types::I64, ptr],
-            Some(types::I64),
-            &[cctx, cregs, status, out],
-        )
-        .expect("returns");
-    e.b.ins().jump(after, &[BlockArg::Value(resumed)]);
-    e.b.switch_to_block(after);
-    let status = e.b.block_params(after)[0];
+            .brif(invalidated, resume, &[], after, &[BlockArg::Value(status)]);
+        e.b.switch_to_block(resume);
+        let resumed = e
+            .call(
+                crate::native::helpers::resume as *const () as usize,
+                &[ptr, ptr, types::I64, ptr],
+                Some(types::I64),
+                &[cctx, cregs, status, out],
+            )
+            .expect("returns");
+        e.b.ins().jump(after, &[BlockArg::Value(resumed)]);
+        e.b.switch_to_block(after);
+        e.b.block_params(after)[0]
+    };
     // Leave the recursion level and release what the callee's registers still hold.
     let rr =
         e.b.ins()

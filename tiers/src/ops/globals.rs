@@ -341,10 +341,7 @@ pub(crate) fn emit_load_global(
     let inst = e.c.linear.insts[pc];
     let slot = match c {
         GlobalCache::Module(slot) => {
-            let ctx = e.ctx();
-            let g =
-                e.b.ins()
-                    .load(e.ptr, mem(), ctx, Emit::ctx_offset_globals());
+            let g = e.globals_ptr();
             let v = emit_slot_value(e, g, slot, fail);
             e.incref(v);
             e.set(inst.dst, tag::OBJ, v);
@@ -352,10 +349,7 @@ pub(crate) fn emit_load_global(
         }
         GlobalCache::Builtin(slot) => slot,
     };
-    let ctx = e.ctx();
-    let g =
-        e.b.ins()
-            .load(e.ptr, mem(), ctx, Emit::ctx_offset_globals());
+    let g = e.globals_ptr();
     let now = e.b.ins().load(
         types::I64,
         mem(),
@@ -380,10 +374,7 @@ pub(crate) fn emit_load_global(
     e.fail_if(shadowed, fail);
     e.b.ins().jump(checked, &[]);
     e.b.switch_to_block(checked);
-    let ctx = e.ctx();
-    let bd =
-        e.b.ins()
-            .load(e.ptr, mem(), ctx, Emit::ctx_offset_builtins());
+    let bd = e.builtins_ptr();
     let v = emit_slot_value(e, bd, slot, fail);
     e.incref(v);
     e.set(inst.dst, tag::OBJ, v);
