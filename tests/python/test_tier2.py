@@ -470,6 +470,26 @@ def inlined_callees(xs):
     return out
 
 
+def returns_kinds(k):
+    # Called from CPython, so through the native trampoline once compiled: each kind of
+    # result it boxes (unboxed int and float, bool, an overflowed int, None, an object)
+    # and an exception.
+    x = k * 0.5
+    if k == 0:
+        return x + 1.5
+    if k == 1:
+        return k == 1
+    if k == 2:
+        return 2**62 + 2**62 + k
+    if k == 3:
+        return None
+    if k == 4:
+        raise ValueError(k)
+    if k == 5:
+        return [k, x]
+    return k * 3
+
+
 def deep(n):
     return 0 if n == 0 else 1 + deep(n - 1)
 
@@ -486,6 +506,7 @@ CASES = cases(
     (defaults_and_keywords, (N,)),
     (builtin_shadowed_mid_loop, ([1, 2, 3], N)),
     (deep, (500,)),
+    *[(returns_kinds, (k,)) for k in range(7)],
     (inlined_callees, ([1, 0, 3, 2**62, -5, 0, 7] * 6,)),
     (constants_keep_identity, (N,)),
     (old_value_read_after, (list(range(N)),)),

@@ -51,6 +51,9 @@ pub struct Compiled {
     /// The native entry while native code is ready, else 0: native callers read it at
     /// every direct call, so replaced or invalidated code is never entered from them.
     pub native_entry: Cell<usize>,
+    /// The native code's trampoline for calls from CPython (`native::trampoline`) while
+    /// it is ready, else 0.
+    pub vector_entry: Cell<usize>,
     /// Callables this code's call sites are specialized on, kept alive so the identity
     /// compared by a guard can never be a new object at a freed one's address.
     keep_alive: RefCell<Vec<Owned>>,
@@ -155,6 +158,8 @@ impl Compiled {
         match &*self.native.borrow() {
             NativeState::Ready(code) => {
                 self.native_entry.set(code.entry as usize);
+                self.vector_entry
+                    .set(code.vector_entry.map_or(0, |f| f as usize));
                 Some(code.entry)
             }
             _ => None,
@@ -210,6 +215,7 @@ impl Compiled {
         }
         let old = std::mem::replace(&mut *self.native.borrow_mut(), NativeState::Cold);
         self.native_entry.set(0);
+        self.vector_entry.set(0);
         if let NativeState::Ready(code) = old {
             code.invalid.set(1);
             // Activations may still be running it: keep its memory mapped.
@@ -553,6 +559,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         type_key: None,
         plain_arity,
         native_entry: Cell::new(0),
+        vector_entry: Cell::new(0),
         keep_alive: RefCell::new(Vec::new()),
         native: RefCell::new(NativeState::Cold),
         calls: Cell::new(0),
@@ -667,6 +674,25 @@ impl Entry {
                 Err(r) => return r,
             },
         };
+        let tramp = c.vector_entry.get();
+        if tramp != 0 && kwnames.is_null() && c.plain_arity == Some(nargs) && self.tuning.jit {
+            // The native trampoline does the rest (registers, context, boxing); here only
+            // what may raise before it: the stack and recursion depth.
+            let limit = crate::stack::limit_for(ts);
+            if !crate::stack::nearly_exhausted(limit) {
+                if !ts.enter_recursive_call() {
+                    return std::ptr::null_mut();
+                }
+                // SAFETY: vector_entry only ever holds a ready NativeCode's trampoline (or
+                // 0), made for this specialization's plain signature, whose argument
+                // count and types were just checked.
+                let f = std::mem::transmute::<usize, crate::native::trampoline::VectorFn>(tramp);
+                let r = f(func, args, &self.tuning, ts, limit);
+                ts.leave_recursive_call();
+                bump(&self.stats.native_calls);
+                return r;
+            }
+        }
         match call_compiled(c, func, args, nargsf, kwnames, self.tuning, ts) {
             CallOutcome::Ran(r, native) => {
                 bump(if native {

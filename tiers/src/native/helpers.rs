@@ -54,6 +54,24 @@ pub unsafe extern "C" fn call_failed(ctx: *const Ctx, r: *mut Value, pc: u32) ->
     guarded(1, || interp::fail_at(&*ctx, regs(ctx, r), pc as usize))
 }
 
+/// A call's result `Value` (not an object: a float or bool) as a new reference, taken
+/// out of `*out`; NULL with an exception set when boxing fails.
+///
+/// # Safety
+/// GIL held; `out` is a live `Value` the caller gives up.
+pub unsafe extern "C" fn into_object(out: *mut Value) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || {
+        let r = std::mem::take(&mut *out).into_ptr();
+        if r.is_null() && ffi::PyErr_Occurred().is_null() {
+            ffi::PyErr_SetString(
+                ffi::PyExc_SystemError,
+                c"tiered: a function returned no value".as_ptr(),
+            );
+        }
+        r
+    })
+}
+
 /// Continues a callee whose native code left with status `2 + pc` (it was invalidated) in
 /// tier 1, writing its result to `*out`: 0, or 1 with an exception set.
 ///

@@ -7,6 +7,7 @@
 
 pub mod emit;
 pub mod helpers;
+pub mod trampoline;
 
 use crate::interp::Ctx;
 use crate::runtime::Compiled;
@@ -28,6 +29,9 @@ pub type NativeFn =
 pub struct NativeCode {
     /// The entry point.
     pub entry: NativeFn,
+    /// The entry for calls from CPython with exactly the positional parameters (see
+    /// `trampoline`); `None` for other signatures.
+    pub vector_entry: Option<trampoline::VectorFn>,
     /// Cranelift IR, kept for `dump`.
     pub clif: String,
     /// The machine code listing, kept for `dump`.
@@ -88,12 +92,41 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
         .compiled_code()
         .and_then(|cc| cc.vcode.clone())
         .unwrap_or_default();
+    // The trampoline for calls from CPython, when the signature is plain.
+    let tramp_id = match c.plain_arity {
+        Some(nargs) => {
+            let tsig = trampoline::signature(module.isa().default_call_conv(), ptr);
+            let tid = module
+                .declare_anonymous_function(&tsig)
+                .map_err(|e| e.to_string())?;
+            let mut tctx = Context::new();
+            tctx.func.signature = tsig;
+            tctx.func.name = UserFuncName::user(0, tid.as_u32());
+            {
+                let mut b = FunctionBuilder::new(&mut tctx.func, &mut fctx);
+                let main = module.declare_func_in_func(id, b.func);
+                trampoline::emit(&mut b, c, nargs, main, ptr);
+                b.seal_all_blocks();
+                b.finalize(module.isa().frontend_config());
+            }
+            module
+                .define_function(tid, &mut tctx)
+                .map_err(|e| format!("{e:?}"))?;
+            Some(tid)
+        }
+        None => None,
+    };
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let code = module.get_finalized_function(id);
     // SAFETY: the function was declared with exactly NativeFn's signature.
     let entry = std::mem::transmute::<*const u8, NativeFn>(code);
+    // SAFETY: declared with the trampoline's signature (`trampoline::signature`).
+    let vector_entry = tramp_id.map(|tid| {
+        std::mem::transmute::<*const u8, trampoline::VectorFn>(module.get_finalized_function(tid))
+    });
     Ok(NativeCode {
         entry,
+        vector_entry,
         generic_at_compile: c.quick.iter().map(|q| q.get().name().is_none()).collect(),
         clif,
         disasm,
