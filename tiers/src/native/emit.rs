@@ -81,13 +81,13 @@ pub struct Emit<'a> {
 #[derive(Clone, Copy)]
 pub struct CtxFill {
     /// The callee's `Compiled`.
-    pub compiled: i64,
+    pub compiled: Value,
     /// Its function object.
-    pub func: i64,
+    pub func: Value,
     /// The function's globals.
-    pub globals: i64,
+    pub globals: Value,
     /// The function's builtins.
-    pub builtins: i64,
+    pub builtins: Value,
     /// Where its `Tuning` is copied from (base, offset).
     pub tuning: (Value, i32),
     /// The thread state.
@@ -143,6 +143,11 @@ impl<'a> Scope<'a> {
             ctx_fill: None,
         }
     }
+}
+
+/// Whether `c` has no loop (so no back-edge polls or OSR exits: it can run inline).
+pub fn loop_free(c: &Compiled) -> bool {
+    !c.linear.in_cycle.iter().any(|&x| x)
 }
 
 /// Callees at most this long (linear instructions) are emitted inline at direct calls.
@@ -332,7 +337,7 @@ impl<'a> Emit<'a> {
         !self.inlining
             && !std::ptr::eq(self.c, callee)
             && callee.linear.insts.len() <= INLINE_MAX_INSTS
-            && !callee.linear.in_cycle.iter().any(|&c| c)
+            && loop_free(callee)
     }
 
     /// Emits `callee` (see `inlinable`) inline, working on the frame a direct call built
@@ -471,15 +476,13 @@ impl<'a> Emit<'a> {
 
     /// Writes a callee context at `ctx`.
     pub fn store_ctx(&mut self, ctx: Value, f: &CtxFill) {
-        let ptr = self.ptr;
         for (v, off) in [
             (f.compiled, std::mem::offset_of!(Ctx, compiled)),
             (f.func, std::mem::offset_of!(Ctx, func)),
             (f.globals, std::mem::offset_of!(Ctx, globals)),
             (f.builtins, std::mem::offset_of!(Ctx, builtins)),
         ] {
-            let k = self.b.ins().iconst(ptr, v);
-            self.b.ins().store(mem(), k, ctx, off as i32);
+            self.b.ins().store(mem(), v, ctx, off as i32);
         }
         let to = std::mem::offset_of!(Ctx, tuning) as i32;
         let (base, from) = f.tuning;
@@ -503,10 +506,11 @@ impl<'a> Emit<'a> {
         );
     }
 
-    /// The running function's globals dict (a constant in an inlined callee).
+    /// The running function's globals dict (known without reading the context in an
+    /// inlined callee).
     pub fn globals_ptr(&mut self) -> Value {
         match self.ctx_fill {
-            Some(f) => self.b.ins().iconst(self.ptr, f.globals),
+            Some(f) => f.globals,
             None => {
                 let ctx = self.ctx();
                 self.b
@@ -516,10 +520,10 @@ impl<'a> Emit<'a> {
         }
     }
 
-    /// The running function's builtins dict (a constant in an inlined callee).
+    /// The running function's builtins dict (likewise).
     pub fn builtins_ptr(&mut self) -> Value {
         match self.ctx_fill {
-            Some(f) => self.b.ins().iconst(self.ptr, f.builtins),
+            Some(f) => f.builtins,
             None => {
                 let ctx = self.ctx();
                 self.b

@@ -103,11 +103,12 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
             tctx.func.signature = tsig;
             tctx.func.name = UserFuncName::user(0, tid.as_u32());
             {
-                let mut b = FunctionBuilder::new(&mut tctx.func, &mut fctx);
+                let b = FunctionBuilder::new(&mut tctx.func, &mut fctx);
                 let main = module.declare_func_in_func(id, b.func);
-                trampoline::emit(&mut b, c, nargs, main, ptr);
-                b.seal_all_blocks();
-                b.finalize(module.isa().frontend_config());
+                // No loops run in a trampoline: nothing reads the invalidation flag.
+                let mut e = emit::Emit::new(b, c, ptr, 0);
+                trampoline::emit(&mut e, nargs, main);
+                e.finish(module.isa().frontend_config());
             }
             module
                 .define_function(tid, &mut tctx)

@@ -714,10 +714,10 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         None => (ctx, std::mem::offset_of!(Ctx, tuning) as i32),
     };
     let fill = crate::native::emit::CtxFill {
-        compiled: d.callee as *const Compiled as i64,
-        func: d.func as i64,
-        globals: globals as i64,
-        builtins: builtins as i64,
+        compiled: e.b.ins().iconst(ptr, d.callee as *const Compiled as i64),
+        func: e.b.ins().iconst(ptr, d.func as i64),
+        globals: e.b.ins().iconst(ptr, globals as i64),
+        builtins: e.b.ins().iconst(ptr, builtins as i64),
         tuning,
         tstate: ts,
         stack_limit: limit,
