@@ -84,16 +84,13 @@ pub struct CtxFill {
     pub compiled: Value,
     /// Its function object.
     pub func: Value,
-    /// The function's globals.
-    pub globals: Value,
-    /// The function's builtins.
-    pub builtins: Value,
+    /// Its globals and builtins dicts, when known (else read from `func` where needed,
+    /// so they are not kept in machine registers until then).
+    pub dicts: Option<(Value, Value)>,
     /// Where its `Tuning` is copied from (base, offset).
     pub tuning: (Value, i32),
-    /// The thread state.
-    pub tstate: Value,
-    /// The stack limit.
-    pub stack_limit: Value,
+    /// The thread state and stack limit, unless the context has them already.
+    pub thread: Option<(Value, Value)>,
 }
 
 /// The per-function part of `Emit`, swapped out while a callee is emitted inline.
@@ -476,11 +473,12 @@ impl<'a> Emit<'a> {
 
     /// Writes a callee context at `ctx`.
     pub fn store_ctx(&mut self, ctx: Value, f: &CtxFill) {
+        let (globals, builtins) = self.dicts_of(f);
         for (v, off) in [
             (f.compiled, std::mem::offset_of!(Ctx, compiled)),
             (f.func, std::mem::offset_of!(Ctx, func)),
-            (f.globals, std::mem::offset_of!(Ctx, globals)),
-            (f.builtins, std::mem::offset_of!(Ctx, builtins)),
+            (globals, std::mem::offset_of!(Ctx, globals)),
+            (builtins, std::mem::offset_of!(Ctx, builtins)),
         ] {
             self.b.ins().store(mem(), v, ctx, off as i32);
         }
@@ -491,26 +489,45 @@ impl<'a> Emit<'a> {
             self.b.ins().store(mem(), v, ctx, to + w * 8);
         }
         let no = self.b.ins().iconst(types::I8, 0);
-        let off = |o: usize| o as i32;
         self.b
             .ins()
-            .store(mem(), no, ctx, off(std::mem::offset_of!(Ctx, ran_native)));
+            .store(mem(), no, ctx, std::mem::offset_of!(Ctx, ran_native) as i32);
+        if let Some((tstate, limit)) = f.thread {
+            self.store_ctx_thread(ctx, tstate, limit);
+        }
+    }
+
+    /// Writes the thread state and stack limit of a context.
+    pub fn store_ctx_thread(&mut self, ctx: Value, tstate: Value, limit: Value) {
         self.b
             .ins()
-            .store(mem(), f.tstate, ctx, off(std::mem::offset_of!(Ctx, tstate)));
+            .store(mem(), tstate, ctx, std::mem::offset_of!(Ctx, tstate) as i32);
         self.b.ins().store(
             mem(),
-            f.stack_limit,
+            limit,
             ctx,
-            off(std::mem::offset_of!(Ctx, stack_limit)),
+            std::mem::offset_of!(Ctx, stack_limit) as i32,
         );
+    }
+
+    /// The globals and builtins of a callee context.
+    fn dicts_of(&mut self, f: &CtxFill) -> (Value, Value) {
+        if let Some(d) = f.dicts {
+            return d;
+        }
+        let [g, bd] = [
+            std::mem::offset_of!(pyo3_ffi::PyFunctionObject, func_globals),
+            std::mem::offset_of!(pyo3_ffi::PyFunctionObject, func_builtins),
+        ]
+        .map(|off| self.b.ins().load(self.ptr, mem(), f.func, off as i32));
+        (g, bd)
     }
 
     /// The running function's globals dict (known without reading the context in an
     /// inlined callee).
     pub fn globals_ptr(&mut self) -> Value {
         match self.ctx_fill {
-            Some(f) => f.globals,
+            Some(f) => self.dicts_of(&f).0,
             None => {
                 let ctx = self.ctx();
                 self.b
@@ -523,7 +540,7 @@ impl<'a> Emit<'a> {
     /// The running function's builtins dict (likewise).
     pub fn builtins_ptr(&mut self) -> Value {
         match self.ctx_fill {
-            Some(f) => f.builtins,
+            Some(f) => self.dicts_of(&f).1,
             None => {
                 let ctx = self.ctx();
                 self.b

@@ -88,7 +88,7 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
     module
         .define_function(id, &mut ctx)
         .map_err(|e| format!("{e:?}"))?;
-    let disasm = ctx
+    let mut disasm = ctx
         .compiled_code()
         .and_then(|cc| cc.vcode.clone())
         .unwrap_or_default();
@@ -102,6 +102,7 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
             let mut tctx = Context::new();
             tctx.func.signature = tsig;
             tctx.func.name = UserFuncName::user(0, tid.as_u32());
+            tctx.set_disasm(true);
             {
                 let b = FunctionBuilder::new(&mut tctx.func, &mut fctx);
                 let main = module.declare_func_in_func(id, b.func);
@@ -113,6 +114,12 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
             module
                 .define_function(tid, &mut tctx)
                 .map_err(|e| format!("{e:?}"))?;
+            let listing = tctx
+                .compiled_code()
+                .and_then(|cc| cc.vcode.clone())
+                .unwrap_or_default();
+            disasm.push_str("\n== entry from CPython (trampoline) ==\n");
+            disasm.push_str(&listing);
             Some(tid)
         }
         None => None,

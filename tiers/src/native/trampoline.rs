@@ -77,27 +77,15 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef) {
         }
     }
     e.b.ins().store(mem(), null, out, 0);
-    // The context, as run_bound builds it.
-    let globals = e.b.ins().load(
-        ptr,
-        mem(),
-        func,
-        std::mem::offset_of!(ffi::PyFunctionObject, func_globals) as i32,
-    );
-    let builtins = e.b.ins().load(
-        ptr,
-        mem(),
-        func,
-        std::mem::offset_of!(ffi::PyFunctionObject, func_builtins) as i32,
-    );
+    // The context, as run_bound builds it: the thread's fields now (so they need not be
+    // kept in machine registers), the rest where something reads it (see CtxFill).
+    e.store_ctx_thread(ctx, ts, limit);
     let fill = CtxFill {
         compiled: e.b.ins().iconst(ptr, c as *const Compiled as i64),
         func,
-        globals,
-        builtins,
+        dicts: None,
         tuning: (tuning, 0),
-        tstate: ts,
-        stack_limit: limit,
+        thread: None,
     };
     let status = if loop_free(c) {
         let returned = e.inline_body(c, (ctx, fill), regs, out);

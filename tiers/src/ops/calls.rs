@@ -716,11 +716,12 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     let fill = crate::native::emit::CtxFill {
         compiled: e.b.ins().iconst(ptr, d.callee as *const Compiled as i64),
         func: e.b.ins().iconst(ptr, d.func as i64),
-        globals: e.b.ins().iconst(ptr, globals as i64),
-        builtins: e.b.ins().iconst(ptr, builtins as i64),
+        dicts: Some((
+            e.b.ins().iconst(ptr, globals as i64),
+            e.b.ins().iconst(ptr, builtins as i64),
+        )),
         tuning,
-        tstate: ts,
-        stack_limit: limit,
+        thread: Some((ts, limit)),
     };
     let inline = e.inlinable(d.callee);
     if !inline {
