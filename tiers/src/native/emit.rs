@@ -22,59 +22,20 @@ const POLL_INTERVAL: i64 = 1 << 12;
 pub struct Emit<'a> {
     /// The Cranelift builder (templates emit through it).
     pub b: FunctionBuilder<'a>,
-    /// The function being compiled.
+    /// The function being compiled (while a callee is emitted inline: the callee).
     pub c: &'a Compiled,
     /// The pointer type.
     pub ptr: Type,
-    blocks: Vec<Block>,
-    ctx_v: Option<Value>,
-    regs_v: Option<Value>,
-    out_v: Option<Value>,
-    poll: Option<Variable>,
-    templates: Vec<Option<&'static str>>,
+    /// Per-function state (swapped while a callee is emitted inline).
+    s: Scope<'a>,
     sig_cache: Vec<(usize, SigRef)>,
-    /// The current op's uncounted slow path (expected cases: exhaustion, overflow).
-    plain_slow: Option<Block>,
     /// Address of the byte that, once set, makes loops leave this code for tier 1.
     invalid_flag: usize,
-    /// The stack area direct calls build their callee's registers and context in.
-    call_slot: Option<StackSlot>,
     /// The argument array of native builtin calls.
     args_slot: Option<StackSlot>,
-    /// The instruction being emitted.
-    pc: usize,
-    /// The last unboxed bool a template wrote: (register, value, block it was written in,
-    /// the two stores that wrote it), so a Branch on it right after can be taken without
-    /// reading it back (and the stores dropped when nothing else reads the register).
-    last_bool: Option<(u32, Value, Block, [Inst; 2])>,
-    /// Per register: how many places read it (operands, branch conditions, returns,
-    /// edge moves).
-    reads: Vec<u32>,
-    /// Per register: the variables (tag, payload as i64) that cache it in machine
-    /// registers, for the few registers loops read most (`cached_registers`). The cache
-    /// is write-through (memory always holds the value too, so helpers, exits and tier 1
-    /// see it) and reloaded after every call (a helper may write registers; and no cached
-    /// value then lives across a call, where it would be spilled).
-    cached: Vec<Option<Cached>>,
-    /// Per Branch on a bool-only register: its true and false sides, made on first use so
-    /// the op before it can jump straight to one.
-    branch_sides: std::collections::HashMap<usize, (Block, Block)>,
-    /// Per register: the small int (or bool) constant it holds when a Const writes it and
-    /// nothing else does (SSA), so its uses can take the value as an immediate.
-    const_ints: Vec<Option<i64>>,
-    /// Registers that only ever hold an unboxed bool or NULL: written only by ops whose
-    /// result is always a bool (Truth, IsNone, Is, Contains, ForIter's exhausted flag...),
-    /// so nothing needs dropping or tag-testing there.
-    bool_regs: Vec<bool>,
-    /// While a callee is emitted inline (`inline_body`): the block its exits jump to,
-    /// with the status a native function would return.
-    exit: Option<Block>,
     /// Whether a callee is being emitted inline (one level only: a callee inlined into
     /// a callee could recurse through mutual calls).
     inlining: bool,
-    /// While a callee is emitted inline: how to fill its context, which is written only
-    /// where something reads it (helpers, deopts), not on the inlined fast path.
-    ctx_fill: Option<CtxFill>,
 }
 
 /// The contents of a direct call's callee context (`Ctx`), for `Emit::store_ctx`.
@@ -95,23 +56,52 @@ pub struct CtxFill {
 
 /// The per-function part of `Emit`, swapped out while a callee is emitted inline.
 struct Scope<'a> {
+    /// The function these are for.
     c: &'a Compiled,
+    /// Per linear instruction: its block.
     blocks: Vec<Block>,
+    /// The `Ctx*`, register file and result pointer.
     ctx_v: Option<Value>,
     regs_v: Option<Value>,
     out_v: Option<Value>,
+    /// Back edges left until the next signal poll.
     poll: Option<Variable>,
+    /// Per linear instruction: the template emitted for it.
     templates: Vec<Option<&'static str>>,
+    /// The current op's uncounted slow path (expected cases: exhaustion, overflow).
     plain_slow: Option<Block>,
+    /// The stack area direct calls build their callee's registers and context in.
     call_slot: Option<StackSlot>,
+    /// The instruction being emitted.
     pc: usize,
+    /// The last unboxed bool a template wrote: (register, value, block it was written in,
+    /// the two stores that wrote it), so a Branch on it right after can be taken without
+    /// reading it back (and the stores dropped when nothing else reads the register).
     last_bool: Option<(u32, Value, Block, [Inst; 2])>,
+    /// Per register: how many places read it (operands, branch conditions, returns,
+    /// edge moves).
     reads: Vec<u32>,
+    /// Per register: the variables that cache it in machine registers, for the few
+    /// registers loops read most (`cached_registers`). The cache is write-through
+    /// (memory always holds the value too, so helpers, exits and tier 1 see it) and
+    /// reloaded after every call (a helper may write registers; and no cached value then
+    /// lives across a call, where it would be spilled).
     cached: Vec<Option<Cached>>,
+    /// Per Branch on a bool-only register: its true and false sides, made on first use so
+    /// the op before it can jump straight to one.
     branch_sides: std::collections::HashMap<usize, (Block, Block)>,
+    /// Per register: the small int (or bool) constant it holds when a Const writes it and
+    /// nothing else does (SSA), so its uses can take the value as an immediate.
     const_ints: Vec<Option<i64>>,
+    /// Registers that only ever hold an unboxed bool or NULL: written only by ops whose
+    /// result is always a bool (Truth, IsNone, Is, Contains, ForIter's exhausted flag...),
+    /// so nothing needs dropping or tag-testing there.
     bool_regs: Vec<bool>,
+    /// While a callee is emitted inline (`inline_body`): the block its exits jump to,
+    /// with the status a native function would return.
     exit: Option<Block>,
+    /// While a callee is emitted inline: how to fill its context, which is written only
+    /// where something reads it (helpers, deopts), not on the inlined fast path.
     ctx_fill: Option<CtxFill>,
 }
 
@@ -256,56 +246,22 @@ impl<'a> Emit<'a> {
         ptr: Type,
         invalid_flag: usize,
     ) -> Emit<'a> {
-        let s = Scope::new(c);
         Emit {
             b,
             c,
             ptr,
-            blocks: s.blocks,
-            ctx_v: s.ctx_v,
-            regs_v: s.regs_v,
-            out_v: s.out_v,
-            poll: s.poll,
-            templates: s.templates,
+            s: Scope::new(c),
             sig_cache: Vec::new(),
-            plain_slow: s.plain_slow,
             invalid_flag,
-            call_slot: s.call_slot,
             args_slot: None,
-            pc: s.pc,
-            last_bool: s.last_bool,
-            branch_sides: s.branch_sides,
-            const_ints: s.const_ints,
-            bool_regs: s.bool_regs,
-            reads: s.reads,
-            cached: s.cached,
-            exit: s.exit,
             inlining: false,
-            ctx_fill: s.ctx_fill,
         }
     }
 
     /// Exchanges the per-function state with `s`.
     fn swap_scope(&mut self, s: &mut Scope<'a>) {
-        use std::mem::swap;
-        swap(&mut self.c, &mut s.c);
-        swap(&mut self.blocks, &mut s.blocks);
-        swap(&mut self.ctx_v, &mut s.ctx_v);
-        swap(&mut self.regs_v, &mut s.regs_v);
-        swap(&mut self.out_v, &mut s.out_v);
-        swap(&mut self.poll, &mut s.poll);
-        swap(&mut self.templates, &mut s.templates);
-        swap(&mut self.plain_slow, &mut s.plain_slow);
-        swap(&mut self.call_slot, &mut s.call_slot);
-        swap(&mut self.pc, &mut s.pc);
-        swap(&mut self.last_bool, &mut s.last_bool);
-        swap(&mut self.reads, &mut s.reads);
-        swap(&mut self.cached, &mut s.cached);
-        swap(&mut self.branch_sides, &mut s.branch_sides);
-        swap(&mut self.const_ints, &mut s.const_ints);
-        swap(&mut self.bool_regs, &mut s.bool_regs);
-        swap(&mut self.exit, &mut s.exit);
-        swap(&mut self.ctx_fill, &mut s.ctx_fill);
+        std::mem::swap(&mut self.s, s);
+        self.c = self.s.c;
     }
 
     /// Emits every instruction of the current function, from its first block on.
@@ -358,10 +314,10 @@ impl<'a> Emit<'a> {
         scope.out_v = Some(out);
         scope.exit = Some(exit);
         self.swap_scope(&mut scope);
-        self.blocks = (0..callee.linear.insts.len())
+        self.s.blocks = (0..callee.linear.insts.len())
             .map(|_| self.b.create_block())
             .collect();
-        let first = self.blocks[0];
+        let first = self.s.blocks[0];
         self.b.ins().jump(first, &[]);
         self.inlining = true;
         self.body();
@@ -372,7 +328,7 @@ impl<'a> Emit<'a> {
 
     /// Leaves the function with status `v` (or, inline, goes to the caller's exit block).
     fn leave(&mut self, v: Value) {
-        match self.exit {
+        match self.s.exit {
             Some(exit) => {
                 self.b.ins().jump(exit, &[BlockArg::Value(v)]);
             }
@@ -384,7 +340,7 @@ impl<'a> Emit<'a> {
 
     /// The slow path for an expected case (not a failed guard, so not a deopt).
     pub fn slow_block(&mut self) -> Block {
-        self.plain_slow.expect("templates run inside Emit::op")
+        self.s.plain_slow.expect("templates run inside Emit::op")
     }
 
     /// The entry: dispatch on the start instruction (0 for a call, a loop header for OSR).
@@ -393,12 +349,12 @@ impl<'a> Emit<'a> {
         self.b.append_block_params_for_function_params(entry);
         self.b.switch_to_block(entry);
         let p = self.b.block_params(entry).to_vec();
-        self.ctx_v = Some(p[0]);
-        self.regs_v = Some(p[1]);
-        self.out_v = Some(p[3]);
+        self.s.ctx_v = Some(p[0]);
+        self.s.regs_v = Some(p[1]);
+        self.s.out_v = Some(p[3]);
         // The register file is authoritative on entry (a call or OSR alike).
-        for r in cached_registers(self.c, &self.bool_regs) {
-            self.cached[r as usize] = Some(Cached {
+        for r in cached_registers(self.c, &self.s.bool_regs) {
+            self.s.cached[r as usize] = Some(Cached {
                 tag: self.b.declare_var(types::I64),
                 payload: self.b.declare_var(types::I64),
                 float: self.b.declare_var(types::F64),
@@ -408,12 +364,13 @@ impl<'a> Emit<'a> {
         let poll = self.b.declare_var(types::I64);
         let n = self.b.ins().iconst(types::I64, POLL_INTERVAL);
         self.b.def_var(poll, n);
-        self.poll = Some(poll);
-        self.blocks = (0..self.c.linear.insts.len())
+        self.s.poll = Some(poll);
+        self.s.blocks = (0..self.c.linear.insts.len())
             .map(|_| self.b.create_block())
             .collect();
         let bad = self.b.create_block();
         let table: Vec<_> = self
+            .s
             .blocks
             .iter()
             .map(|&bl| self.b.func.dfg.block_call(bl, &[]))
@@ -423,7 +380,7 @@ impl<'a> Emit<'a> {
         // Calls start at 0 (every call, native or not, enters here); only OSR and
         // resumption need the table, whose indirect jump costs more than a test.
         let osr = self.b.create_block();
-        self.b.ins().brif(p[2], osr, &[], self.blocks[0], &[]);
+        self.b.ins().brif(p[2], osr, &[], self.s.blocks[0], &[]);
         self.b.switch_to_block(osr);
         self.b.ins().br_table(p[2], jt);
         self.b.set_cold_block(bad);
@@ -433,18 +390,18 @@ impl<'a> Emit<'a> {
 
     /// Starts instruction `pc`'s code.
     pub fn begin(&mut self, pc: usize) {
-        self.pc = pc;
-        self.b.switch_to_block(self.blocks[pc]);
+        self.s.pc = pc;
+        self.b.switch_to_block(self.s.blocks[pc]);
     }
 
     /// The block of the instruction after `pc` (for templates that finish early).
     pub fn next_block(&self, pc: usize) -> Block {
-        self.blocks[pc + 1]
+        self.s.blocks[pc + 1]
     }
 
     /// The small int constant register `r` holds, if a Const of one defines it.
     pub fn const_int(&self, r: u32) -> Option<i64> {
-        self.const_ints[r as usize]
+        self.s.const_ints[r as usize]
     }
 
     /// Whether writing register `r` at the current instruction may find an old value to
@@ -452,20 +409,21 @@ impl<'a> Emit<'a> {
     /// written at most once per call, onto NULL). The move scratch register is shared by
     /// all edges, so it always may.
     fn may_hold_old(&self, r: u32, at: usize) -> bool {
-        !self.bool_regs[r as usize] && (self.c.linear.in_cycle[at] || r + 1 == self.c.linear.nregs)
+        !self.s.bool_regs[r as usize]
+            && (self.c.linear.in_cycle[at] || r + 1 == self.c.linear.nregs)
     }
 
     /// Seals everything and finishes; returns the template chosen per instruction.
     pub fn finish(mut self, cfg: TargetFrontendConfig) -> Vec<Option<&'static str>> {
         self.b.seal_all_blocks();
         self.b.finalize(cfg);
-        self.templates
+        self.s.templates
     }
 
     /// The `Ctx*` argument (for an inlined callee: its context, filled in here first).
     pub fn ctx(&mut self) -> Value {
-        let ctx = self.ctx_v.expect("prologue ran");
-        if let Some(fill) = self.ctx_fill {
+        let ctx = self.s.ctx_v.expect("prologue ran");
+        if let Some(fill) = self.s.ctx_fill {
             self.store_ctx(ctx, &fill);
         }
         ctx
@@ -526,7 +484,7 @@ impl<'a> Emit<'a> {
     /// The running function's globals dict (known without reading the context in an
     /// inlined callee).
     pub fn globals_ptr(&mut self) -> Value {
-        match self.ctx_fill {
+        match self.s.ctx_fill {
             Some(f) => self.dicts_of(&f).0,
             None => {
                 let ctx = self.ctx();
@@ -539,7 +497,7 @@ impl<'a> Emit<'a> {
 
     /// The running function's builtins dict (likewise).
     pub fn builtins_ptr(&mut self) -> Value {
-        match self.ctx_fill {
+        match self.s.ctx_fill {
             Some(f) => self.dicts_of(&f).1,
             None => {
                 let ctx = self.ctx();
@@ -551,12 +509,12 @@ impl<'a> Emit<'a> {
     }
     /// The `regs` argument: this function's register file.
     pub fn regs(&self) -> Value {
-        self.regs_v.expect("prologue ran")
+        self.s.regs_v.expect("prologue ran")
     }
 
     /// Register `r`'s tag.
     pub fn tag(&mut self, r: u32) -> Value {
-        if let Some(v) = self.cached[r as usize] {
+        if let Some(v) = self.s.cached[r as usize] {
             return self.b.use_var(v.tag);
         }
         let regs = self.regs();
@@ -564,7 +522,7 @@ impl<'a> Emit<'a> {
     }
     /// Register `r`'s payload as `ty`.
     pub fn payload(&mut self, r: u32, ty: Type) -> Value {
-        if let Some(v) = self.cached[r as usize] {
+        if let Some(v) = self.s.cached[r as usize] {
             if ty == types::F64 {
                 return self.b.use_var(v.float);
             }
@@ -587,7 +545,7 @@ impl<'a> Emit<'a> {
             .b
             .ins()
             .store(mem(), payload, regs, (r * 16 + 8) as i32);
-        if let Some(v) = self.cached[r as usize] {
+        if let Some(v) = self.s.cached[r as usize] {
             self.b.def_var(v.tag, t);
             // Both views of the payload; whichever is unused is dead code.
             match self.b.func.dfg.value_type(payload) {
@@ -621,9 +579,9 @@ impl<'a> Emit<'a> {
     /// Reloads every cached register from the register file (after a call, which may
     /// have written it).
     fn reload_cached(&mut self) {
-        let Some(regs) = self.regs_v else { return };
-        for r in 0..self.cached.len() {
-            if let Some(v) = self.cached[r] {
+        let Some(regs) = self.s.regs_v else { return };
+        for r in 0..self.s.cached.len() {
+            if let Some(v) = self.s.cached[r] {
                 let t = self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32);
                 let p = self
                     .b
@@ -646,7 +604,7 @@ impl<'a> Emit<'a> {
         // The old payload comes from memory even for a cached register: the cached word
         // would otherwise stay live across the loop just for this (a float register's
         // integer view, spilled every iteration).
-        let old = self.may_hold_old(r, self.pc).then(|| {
+        let old = self.may_hold_old(r, self.s.pc).then(|| {
             let regs = self.regs();
             let p = self
                 .b
@@ -659,14 +617,14 @@ impl<'a> Emit<'a> {
         if let Some((old_tag, old_payload)) = old {
             self.drop_loaded(old_tag, old_payload);
         }
-        self.last_bool = match (t, self.b.current_block()) {
+        self.s.last_bool = match (t, self.b.current_block()) {
             (tag::BOOL, Some(block)) => Some((r, payload, block, stores)),
             _ => None,
         };
     }
     /// Empties register `r` (dropping its content) before an op writes it in memory.
     pub fn reset(&mut self, r: u32) {
-        if self.may_hold_old(r, self.pc) {
+        if self.may_hold_old(r, self.s.pc) {
             self.drop_reg(r);
         }
         self.clear(r);
@@ -676,7 +634,7 @@ impl<'a> Emit<'a> {
         let regs = self.regs();
         let z = self.b.ins().iconst(types::I64, tag::NULL as i64);
         self.b.ins().store(mem(), z, regs, (r * 16) as i32);
-        if let Some(v) = self.cached[r as usize] {
+        if let Some(v) = self.s.cached[r as usize] {
             self.b.def_var(v.tag, z);
         }
     }
@@ -931,7 +889,7 @@ impl<'a> Emit<'a> {
     fn slow_path(&mut self, pc: usize) {
         let r = self.call_pc_helper(super::helpers::exec as *const () as usize, pc, None);
         self.check_status(pc, r);
-        let next = self.blocks[pc + 1];
+        let next = self.s.blocks[pc + 1];
         self.b.ins().jump(next, &[]);
     }
 
@@ -947,7 +905,7 @@ impl<'a> Emit<'a> {
         if unwind == NO_EDGE {
             self.return_status(1);
         } else {
-            let target = self.blocks[self.c.linear.edges[unwind as usize].target as usize];
+            let target = self.s.blocks[self.c.linear.edges[unwind as usize].target as usize];
             let left = self.b.ins().icmp_imm_s(IntCC::Equal, r, 1);
             let leave = self.b.create_block();
             self.b.ins().brif(left, leave, &[], target, &[]);
@@ -976,14 +934,14 @@ impl<'a> Emit<'a> {
     /// Instruction `pc`, an op: its template if its current specialization has one (whose
     /// failed guards take the slow path, counted as a deopt), else the slow path.
     pub fn op(&mut self, pc: usize, op: Op) {
-        self.last_bool = None;
+        self.s.last_bool = None;
         let slow = self.b.create_block();
         let plain_slow = self.b.create_block();
         // Slow paths go after all hot code: templates' fast paths then fall through (no
         // taken jump per guard) and sit together in the instruction cache.
         self.b.set_cold_block(slow);
         self.b.set_cold_block(plain_slow);
-        self.plain_slow = Some(plain_slow);
+        self.s.plain_slow = Some(plain_slow);
         let q = self.c.quick[pc].get();
         let template = match op {
             Op::Binary { op } => ops::arith::emit_binary(self, pc, op, q, slow),
@@ -1056,7 +1014,7 @@ impl<'a> Emit<'a> {
         };
         match template {
             Some(name) => {
-                self.templates[pc] = Some(name);
+                self.s.templates[pc] = Some(name);
                 if crate::stats::counting_enabled() {
                     if let Some(counter) = crate::stats::tier2_counter(op.kind()) {
                         // Counting is per process and single-threaded under the GIL: a
@@ -1087,7 +1045,7 @@ impl<'a> Emit<'a> {
         }
         self.b.switch_to_block(plain_slow);
         self.slow_path(pc);
-        self.plain_slow = None;
+        self.s.plain_slow = None;
     }
 
     /// Takes edge `e` from instruction `pc`: its moves (inline when all are moves of
@@ -1153,7 +1111,7 @@ impl<'a> Emit<'a> {
         }
         self.b.switch_to_block(done);
         if e.backward {
-            let poll = self.poll.expect("prologue ran");
+            let poll = self.s.poll.expect("prologue ran");
             let n = self.b.use_var(poll);
             let n = self.b.ins().iadd_imm_s(n, -1);
             self.b.def_var(poll, n);
@@ -1192,7 +1150,7 @@ impl<'a> Emit<'a> {
             self.return_status(1);
             self.b.switch_to_block(go);
         }
-        let target = self.blocks[e.target as usize];
+        let target = self.s.blocks[e.target as usize];
         self.b.ins().jump(target, &[]);
     }
 
@@ -1203,7 +1161,7 @@ impl<'a> Emit<'a> {
 
     /// A Branch terminator: unboxed bools are tested inline, anything else by the helper.
     pub fn branch(&mut self, pc: usize, cond: u32, then_edge: u32, else_edge: u32) {
-        if self.bool_regs[cond as usize] {
+        if self.s.bool_regs[cond as usize] {
             // Always an unboxed bool here: test its payload directly.
             let v = self.payload(cond, types::I8);
             let (on_true, on_false) = self.branch_sides(pc);
@@ -1248,11 +1206,11 @@ impl<'a> Emit<'a> {
 
     /// The true and false sides of the Branch at `pc` (on a bool-only register).
     fn branch_sides(&mut self, pc: usize) -> (Block, Block) {
-        if let Some(&sides) = self.branch_sides.get(&pc) {
+        if let Some(&sides) = self.s.branch_sides.get(&pc) {
             return sides;
         }
         let sides = (self.b.create_block(), self.b.create_block());
-        self.branch_sides.insert(pc, sides);
+        self.s.branch_sides.insert(pc, sides);
         sides
     }
 
@@ -1260,11 +1218,11 @@ impl<'a> Emit<'a> {
     /// is a Branch on the bool the template just wrote, straight to the Branch's side
     /// (the value is in a machine register already; the register file has it too).
     fn continue_after(&mut self, pc: usize) {
-        let next = self.blocks[pc + 1];
-        let fused = match (self.last_bool, self.c.linear.insts[pc + 1].kind) {
+        let next = self.s.blocks[pc + 1];
+        let fused = match (self.s.last_bool, self.c.linear.insts[pc + 1].kind) {
             (Some((r, v, block, stores)), crate::lower::LKind::Branch { cond, .. })
                 if r == cond
-                    && self.bool_regs[r as usize]
+                    && self.s.bool_regs[r as usize]
                     && self.b.current_block() == Some(block) =>
             {
                 Some((r, v, stores))
@@ -1273,7 +1231,7 @@ impl<'a> Emit<'a> {
         };
         match fused {
             Some((r, v, stores)) => {
-                if self.reads[r as usize] == 1 {
+                if self.s.reads[r as usize] == 1 {
                     // The Branch is the register's only reader and takes the value from
                     // here: nothing will read what the template stored (the slow path
                     // stores its own), so the stores go.
@@ -1294,7 +1252,7 @@ impl<'a> Emit<'a> {
     pub fn ret(&mut self, r: u32) {
         let t = self.tag(r);
         let p = self.payload(r, types::I64);
-        let out = self.out_v.expect("prologue ran");
+        let out = self.s.out_v.expect("prologue ran");
         self.b.ins().store(mem(), t, out, 0);
         self.b.ins().store(mem(), p, out, 8);
         self.clear(r);
@@ -1309,7 +1267,7 @@ impl<'a> Emit<'a> {
     /// The address of this function's frame area for direct calls (see
     /// `ops::calls::direct_frame_size`), made on first use.
     pub fn call_frame(&mut self) -> Value {
-        let slot = match self.call_slot {
+        let slot = match self.s.call_slot {
             Some(s) => s,
             None => {
                 let size = ops::calls::direct_frame_size(self.c);
@@ -1318,7 +1276,7 @@ impl<'a> Emit<'a> {
                     size,
                     4,
                 ));
-                self.call_slot = Some(s);
+                self.s.call_slot = Some(s);
                 s
             }
         };

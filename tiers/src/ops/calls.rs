@@ -104,6 +104,9 @@ pub enum CallVariant {
         version: u32,
         /// Its `__init__` then.
         init: *mut ffi::PyObject,
+        /// That function's code then (assigning `__init__.__code__` leaves the class's
+        /// version tag as it was).
+        code: *mut ffi::PyObject,
         /// The specialization of `__init__` for (instance, argument types).
         compiled: *const Compiled,
     },
@@ -252,6 +255,7 @@ unsafe fn observe_class(
         cls,
         version: (*tp).tp_version_tag,
         init,
+        code,
         compiled,
     })
 }
@@ -360,10 +364,15 @@ pub unsafe fn call_quick(
             cls,
             version,
             init,
+            code,
             compiled,
         } => {
             let tp = cls as *mut ffi::PyTypeObject;
-            if c.callable != cls || (*tp).tp_version_tag != version || ctx.tstate.tracing() {
+            if c.callable != cls
+                || (*tp).tp_version_tag != version
+                || (*(init as *mut ffi::PyFunctionObject)).func_code != code
+                || ctx.tstate.tracing()
+            {
                 return None;
             }
             instantiate(ctx, &c, cls, init, &*compiled)
