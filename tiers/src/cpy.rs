@@ -65,7 +65,9 @@ extern "C" {
     pub fn PyEval_GetFuncName(f: *mut ffi::PyObject) -> *const c_char;
 }
 
-/// The head of 3.11's `PyThreadState` (Include/cpython/pystate.h) up to the trace hooks.
+/// The head of 3.11's `PyThreadState` (Include/cpython/pystate.h) up to `id`. The fields
+/// past the trace hooks are only read once `ThreadState::id` has checked the layout
+/// against libpython's own accessors.
 #[repr(C)]
 struct ThreadStateHead {
     prev: *mut c_void,
@@ -81,6 +83,36 @@ struct ThreadStateHead {
     cframe: *mut c_void,
     c_profilefunc: *mut c_void,
     c_tracefunc: *mut c_void,
+    c_profileobj: *mut c_void,
+    c_traceobj: *mut c_void,
+    curexc_type: *mut c_void,
+    curexc_value: *mut c_void,
+    curexc_traceback: *mut c_void,
+    exc_info: *mut c_void,
+    dict: *mut c_void,
+    gilstate_counter: c_int,
+    async_exc: *mut c_void,
+    thread_id: std::ffi::c_ulong,
+    native_thread_id: std::ffi::c_ulong,
+    trash_delete_nesting: c_int,
+    trash_delete_later: *mut c_void,
+    on_delete: *mut c_void,
+    on_delete_data: *mut c_void,
+    coroutine_origin_tracking_depth: c_int,
+    async_gen_firstiter: *mut c_void,
+    async_gen_finalizer: *mut c_void,
+    context: *mut c_void,
+    context_ver: u64,
+    id: u64,
+}
+
+/// Whether `ThreadStateHead`'s `id` is where libpython keeps it: 0 not checked yet, 1 yes,
+/// 2 no (then `PyThreadState_GetID` is called each time).
+static ID_LAYOUT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+extern "C" {
+    /// The calling thread's identifier (`threading.get_ident()`).
+    fn PyThread_get_thread_ident() -> std::ffi::c_ulong;
 }
 
 /// Byte offsets in 3.11's thread state, for native code: the recursion counter and the
@@ -123,9 +155,28 @@ impl ThreadState {
     ///
     /// # Safety
     /// GIL held.
-    #[inline]
+    #[inline(always)]
     pub unsafe fn id(self) -> u64 {
-        ffi::PyThreadState_GetID(self.0 as *mut ffi::PyThreadState) as u64
+        if ID_LAYOUT.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+            return (*self.0).id;
+        }
+        self.id_checked()
+    }
+
+    /// `id` before the mirror's layout is known to hold (or when it does not).
+    #[cold]
+    #[inline(never)]
+    unsafe fn id_checked(self) -> u64 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let real = ffi::PyThreadState_GetID(self.0 as *mut ffi::PyThreadState) as u64;
+        if ID_LAYOUT.load(Relaxed) == 0 {
+            // Read through the mirror only if it agrees with libpython on this state: its
+            // id, and the thread id before it (this state is the calling thread's, which
+            // created it).
+            let ok = (*self.0).id == real && (*self.0).thread_id == PyThread_get_thread_ident();
+            ID_LAYOUT.store(if ok { 1 } else { 2 }, Relaxed);
+        }
+        real
     }
 
     /// Whether `sys.settrace` or `sys.setprofile` is active on this thread: then calls run

@@ -53,7 +53,7 @@ pub fn limit() -> usize {
 /// # Safety
 /// GIL held (the cache is shared by all threads, and only the GIL holder touches it);
 /// `ts` is the calling thread's state.
-#[inline]
+#[inline(always)]
 pub unsafe fn limit_for(ts: crate::cpy::ThreadState) -> usize {
     static CACHE: crate::runtime::GilCell<(usize, u64, usize)> =
         crate::runtime::GilCell::new((0, 0, 0));
