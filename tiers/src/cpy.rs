@@ -113,6 +113,9 @@ static ID_LAYOUT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new
 extern "C" {
     /// The calling thread's identifier (`threading.get_ident()`).
     fn PyThread_get_thread_ident() -> std::ffi::c_ulong;
+    /// The current thread state, without `PyThreadState_Get`'s NULL check (3.11 exports
+    /// it; with the GIL held it is never NULL).
+    fn _PyThreadState_UncheckedGet() -> *mut ffi::PyThreadState;
 }
 
 /// Byte offsets in 3.11's thread state, for native code: the recursion counter and the
@@ -142,7 +145,7 @@ impl ThreadState {
     /// 3.11).
     #[inline]
     pub unsafe fn current() -> ThreadState {
-        ThreadState(ffi::PyThreadState_Get() as *mut ThreadStateHead)
+        ThreadState(_PyThreadState_UncheckedGet() as *mut ThreadStateHead)
     }
 
     /// The state's address (identifies the thread while it runs).

@@ -408,7 +408,7 @@ impl<'a> Emit<'a> {
     /// drop: not for a bool-only register, nor for one written outside any cycle (it is
     /// written at most once per call, onto NULL). The move scratch register is shared by
     /// all edges, so it always may.
-    fn may_hold_old(&self, r: u32, at: usize) -> bool {
+    pub(crate) fn may_hold_old(&self, r: u32, at: usize) -> bool {
         !self.s.bool_regs[r as usize]
             && (self.c.linear.in_cycle[at] || r + 1 == self.c.linear.nregs)
     }

@@ -111,7 +111,11 @@ pub(crate) fn emit_const(e: &mut Emit, pc: usize, index: ConstIdx) -> Option<&'s
 /// The native template of Null.
 pub(crate) fn emit_null(e: &mut Emit, pc: usize) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
-    let z = e.b.ins().iconst(types::I64, 0);
-    e.set(inst.dst, tag::NULL, z);
+    // A register written only outside loops is still NULL here (see may_hold_old):
+    // nothing to write.
+    if e.may_hold_old(inst.dst, pc) {
+        let z = e.b.ins().iconst(types::I64, 0);
+        e.set(inst.dst, tag::NULL, z);
+    }
     Some("Null")
 }
