@@ -166,21 +166,32 @@ fn bool_registers(c: &Compiled) -> Vec<bool> {
     b
 }
 
+/// The registers instruction `inst` reads (operands, a branch's condition, the returned
+/// register; edge moves are counted separately).
+fn read_by<'l>(
+    lin: &'l crate::lower::Linear,
+    inst: &crate::lower::LInst,
+) -> impl Iterator<Item = u32> + 'l {
+    let (ops, one): (&[u32], Option<u32>) = match inst.kind {
+        crate::lower::LKind::Op(_) => (
+            &lin.operands[inst.args as usize..(inst.args + inst.nargs) as usize],
+            None,
+        ),
+        crate::lower::LKind::Branch { cond: r, .. } | crate::lower::LKind::Return(r) => {
+            (&[], Some(r))
+        }
+        crate::lower::LKind::Jump(_) | crate::lower::LKind::Unreachable => (&[], None),
+    };
+    ops.iter().copied().chain(one)
+}
+
 /// Per register, how many places in `c`'s linear code read it.
 fn register_reads(c: &Compiled) -> Vec<u32> {
     let lin = &c.linear;
     let mut n = vec![0u32; lin.nregs as usize];
     for inst in &lin.insts {
-        match inst.kind {
-            crate::lower::LKind::Op(_) => {
-                for &r in &lin.operands[inst.args as usize..(inst.args + inst.nargs) as usize] {
-                    n[r as usize] += 1;
-                }
-            }
-            crate::lower::LKind::Branch { cond: r, .. } | crate::lower::LKind::Return(r) => {
-                n[r as usize] += 1
-            }
-            crate::lower::LKind::Jump(_) | crate::lower::LKind::Unreachable => {}
+        for r in read_by(lin, inst) {
+            n[r as usize] += 1;
         }
     }
     for &(src, _, _) in &lin.moves {
@@ -210,19 +221,10 @@ fn cached_registers(c: &Compiled, bool_regs: &[bool]) -> Vec<u32> {
     let lin = &c.linear;
     let mut n = vec![0u32; lin.nregs as usize];
     for (pc, inst) in lin.insts.iter().enumerate() {
-        if !lin.in_cycle[pc] {
-            continue;
-        }
-        match inst.kind {
-            crate::lower::LKind::Op(_) => {
-                for &r in &lin.operands[inst.args as usize..(inst.args + inst.nargs) as usize] {
-                    n[r as usize] += 1;
-                }
+        if lin.in_cycle[pc] {
+            for r in read_by(lin, inst) {
+                n[r as usize] += 1;
             }
-            crate::lower::LKind::Branch { cond: r, .. } | crate::lower::LKind::Return(r) => {
-                n[r as usize] += 1
-            }
-            crate::lower::LKind::Jump(_) | crate::lower::LKind::Unreachable => {}
         }
     }
     let mut picked: Vec<u32> = (0..lin.nregs)
