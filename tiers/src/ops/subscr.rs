@@ -112,10 +112,7 @@ pub unsafe fn subscr_quick(v: SubscrVariant, o: &Value, k: &Value) -> Option<PyR
             } else {
                 ffi::PyTuple_GET_SIZE(p)
             } as i64;
-            let i = if i < 0 { i + n } else { i };
-            if !(0..n).contains(&i) {
-                return None;
-            }
+            let i = index_in(i, n)?;
             let item = if v == SubscrVariant::ListInt {
                 ffi::PyList_GET_ITEM(p, i as ffi::Py_ssize_t)
             } else {
@@ -200,10 +197,7 @@ pub unsafe fn store_subscr_quick(
         StoreSubscrVariant::ListInt => {
             let i = super::arith::int_of(k)?;
             let n = ffi::PyList_GET_SIZE(p) as i64;
-            let i = if i < 0 { i + n } else { i };
-            if !(0..n).contains(&i) {
-                return None;
-            }
+            let i = index_in(i, n)?;
             // As list_ass_item: the new reference in, then the old one released (which
             // may run __del__, after the list is consistent).
             let x = value.as_ptr();
@@ -249,7 +243,6 @@ pub(crate) fn emit_store_subscr(
     fail: cranelift_codegen::ir::Block,
 ) -> Option<&'static str> {
     use crate::native::emit::mem;
-    use cranelift_codegen::ir::condcodes::IntCC;
     use cranelift_codegen::ir::{types, InstBuilder};
     let crate::quick::Quick::StoreSubscr(v) = q else {
         return None;
@@ -261,20 +254,11 @@ pub(crate) fn emit_store_subscr(
     match v {
         StoreSubscrVariant::ListInt => {
             let p = e.object_of_type(o, std::ptr::addr_of_mut!(ffi::PyList_Type), fail);
-            let i = super::arith::emit_int_of(e, k, fail);
-            let n = e.b.ins().load(types::I64, mem(), p, 16);
-            let neg = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, i, 0);
-            let wrapped = e.b.ins().iadd(i, n);
-            let i = e.b.ins().select(neg, wrapped, i);
-            let out = e.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, i, n);
-            let slow = e.slow_block();
-            e.fail_if(out, slow);
             // The value as an object (a number boxed in place, as the generic op would).
+            let slow = e.slow_block();
             let xv = e.object_of(x, slow);
+            let at = emit_item_slot(e, p, k, false, fail);
             e.incref(xv);
-            let off = e.b.ins().ishl_imm_u(i, 3);
-            let items = e.b.ins().load(e.ptr, mem(), p, 24);
-            let at = e.b.ins().iadd(items, off);
             let old = e.b.ins().load(e.ptr, mem(), at, 0);
             e.b.ins().store(mem(), xv, at, 0);
             e.decref(old);
@@ -317,8 +301,7 @@ pub(crate) fn emit_subscr(
 ) -> Option<&'static str> {
     use crate::native::emit::mem;
     use crate::value::tag;
-    use cranelift_codegen::ir::condcodes::IntCC;
-    use cranelift_codegen::ir::{types, InstBuilder};
+    use cranelift_codegen::ir::InstBuilder;
     let crate::quick::Quick::Subscr(v) = q else {
         return None;
     };
@@ -336,22 +319,7 @@ pub(crate) fn emit_subscr(
         }
     };
     let p = e.object_of_type(o, tp, fail);
-    let i = super::arith::emit_int_of(e, k, fail);
-    // PyVarObject: ob_size at 16; items follow at 24 (a tuple's inline, a list's behind
-    // its ob_item pointer).
-    let n = e.b.ins().load(types::I64, mem(), p, 16);
-    let neg = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, i, 0);
-    let wrapped = e.b.ins().iadd(i, n);
-    let i = e.b.ins().select(neg, wrapped, i);
-    let out = e.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, i, n);
-    let slow = e.slow_block();
-    e.fail_if(out, slow);
-    let off = e.b.ins().ishl_imm_u(i, 3);
-    let items = match v {
-        SubscrVariant::ListInt => e.b.ins().load(e.ptr, mem(), p, 24),
-        _ => e.b.ins().iadd_imm_s(p, 24),
-    };
-    let at = e.b.ins().iadd(items, off);
+    let at = emit_item_slot(e, p, k, v == SubscrVariant::TupleInt, fail);
     let item = e.b.ins().load(e.ptr, mem(), at, 0);
     e.incref(item);
     e.set(inst.dst, tag::OBJ, item);
@@ -407,4 +375,45 @@ fn emit_subscr_dict(
     e.raise_at(pc);
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(done);
+}
+
+/// An index `i` into a sequence of `n` items as CPython takes it (negative counts from
+/// the end), if it is in range.
+#[inline]
+fn index_in(i: i64, n: i64) -> Option<i64> {
+    let i = if i < 0 { i + n } else { i };
+    (0..n).contains(&i).then_some(i)
+}
+
+/// Native code for the address of item `k` (an int register) of the list or tuple at `p`
+/// (`inline_items`: a tuple's items follow its header; a list's are behind `ob_item`):
+/// negative indices from the end, out of range to the op's slow path (the generic op
+/// raises IndexError), a non-int index to `fail`.
+fn emit_item_slot(
+    e: &mut crate::native::emit::Emit,
+    p: cranelift_codegen::ir::Value,
+    k: u32,
+    inline_items: bool,
+    fail: cranelift_codegen::ir::Block,
+) -> cranelift_codegen::ir::Value {
+    use crate::native::emit::mem;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let i = super::arith::emit_int_of(e, k, fail);
+    // PyVarObject: ob_size at 16; items follow at 24 (a tuple's inline, a list's behind
+    // its ob_item pointer).
+    let n = e.b.ins().load(types::I64, mem(), p, 16);
+    let neg = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, i, 0);
+    let wrapped = e.b.ins().iadd(i, n);
+    let i = e.b.ins().select(neg, wrapped, i);
+    let out = e.b.ins().icmp(IntCC::UnsignedGreaterThanOrEqual, i, n);
+    let slow = e.slow_block();
+    e.fail_if(out, slow);
+    let off = e.b.ins().ishl_imm_u(i, 3);
+    let items = if inline_items {
+        e.b.ins().iadd_imm_s(p, 24)
+    } else {
+        e.b.ins().load(e.ptr, mem(), p, 24)
+    };
+    e.b.ins().iadd(items, off)
 }
