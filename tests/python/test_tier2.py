@@ -695,6 +695,30 @@ def test_quickened_variants_get_their_templates():
     assert not missing, (missing, line)
 
 
+def _small(x):
+    return x * 2 + 1
+
+
+def _calls_small(n):
+    t = 0
+    for i in range(n):
+        t += _small(i)
+    return t
+
+
+@needs_default_thresholds
+def test_small_callees_are_emitted_inline():
+    # The differential cases agree whether or not a callee is inlined: check that a
+    # small loop-free callee really is.
+    w = tiered(_calls_small)
+    for _ in range(40):
+        assert w(50) == _calls_small(50)
+    from tiered import dump
+
+    line = next(ln for ln in dump(w).splitlines() if "native templates at" in ln)
+    assert "calls emitted inline: _small" in line, line
+
+
 def test_keyboard_interrupt_reaches_native_loop():
     code = r"""
 import _thread, signal, threading, sys

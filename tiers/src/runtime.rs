@@ -247,6 +247,12 @@ impl Compiled {
                         with.join(", ")
                     }
                 );
+                if !code.inlined.is_empty() {
+                    s.push_str(&format!(
+                        "; calls emitted inline: {}",
+                        code.inlined.join(", ")
+                    ));
+                }
                 if detail {
                     s.push_str("\n\n== Cranelift IR ==\n");
                     s.push_str(&code.clif);

@@ -36,6 +36,8 @@ pub struct Emit<'a> {
     /// Whether a callee is being emitted inline (one level only: a callee inlined into
     /// a callee could recurse through mutual calls).
     inlining: bool,
+    /// The callees emitted inline, by name (for `dump`).
+    inlined: Vec<String>,
 }
 
 /// The contents of a direct call's callee context (`Ctx`), for `Emit::store_ctx`.
@@ -257,6 +259,7 @@ impl<'a> Emit<'a> {
             invalid_flag,
             args_slot: None,
             inlining: false,
+            inlined: Vec::new(),
         }
     }
 
@@ -309,6 +312,9 @@ impl<'a> Emit<'a> {
     ) -> Block {
         let exit = self.b.create_block();
         self.b.append_block_param(exit, types::I64);
+        if !self.inlined.contains(&callee.info.qualname) {
+            self.inlined.push(callee.info.qualname.clone());
+        }
         let mut scope = Scope::new(callee);
         scope.ctx_v = Some(ctx.0);
         scope.ctx_fill = Some(ctx.1);
@@ -415,11 +421,12 @@ impl<'a> Emit<'a> {
             && (self.c.linear.in_cycle[at] || r + 1 == self.c.linear.nregs)
     }
 
-    /// Seals everything and finishes; returns the template chosen per instruction.
-    pub fn finish(mut self, cfg: TargetFrontendConfig) -> Vec<Option<&'static str>> {
+    /// Seals everything and finishes; returns the template chosen per instruction and the
+    /// callees emitted inline.
+    pub fn finish(mut self, cfg: TargetFrontendConfig) -> (Vec<Option<&'static str>>, Vec<String>) {
         self.b.seal_all_blocks();
         self.b.finalize(cfg);
-        self.s.templates
+        (self.s.templates, self.inlined)
     }
 
     /// The `Ctx*` argument (for an inlined callee: its context, filled in here first).

@@ -38,6 +38,8 @@ pub struct NativeCode {
     pub disasm: String,
     /// Per linear instruction: the template emitted for it (`None`: its tier-1 helper).
     pub templates: Vec<Option<&'static str>>,
+    /// The callees whose code was emitted inline at direct calls.
+    pub inlined: Vec<String>,
     /// Per linear instruction: whether it was not quickened yet when compiled.
     pub generic_at_compile: Vec<bool>,
     /// Set to make running loops leave this code (it has been replaced).
@@ -76,13 +78,14 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
     ctx.set_disasm(true);
     let mut fctx = FunctionBuilderContext::new();
     let templates;
+    let inlined;
     let invalid = Box::new(std::cell::Cell::new(0u8));
     {
         let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
         let mut e = emit::Emit::new(b, c, ptr, invalid.as_ptr() as usize);
         e.prologue();
         e.body();
-        templates = e.finish(module.isa().frontend_config());
+        (templates, inlined) = e.finish(module.isa().frontend_config());
     }
     let clif = ctx.func.display().to_string();
     module
@@ -139,6 +142,7 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
         clif,
         disasm,
         templates,
+        inlined,
         invalid,
         _module: module,
     })
