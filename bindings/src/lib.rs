@@ -92,6 +92,10 @@ fn stats<'py>(py: Python<'py>, f: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyD
     }
     d.set_item("unsupported", unsupported)?;
     d.set_item("last_fallback", e.last_fallback.borrow().clone())?;
+    // SAFETY: GIL held; `entry` checked `f` is a live TieredFunction.
+    d.set_item("native_entry", unsafe {
+        wrapper::native_entry_installed(f.as_ptr())
+    })?;
     Ok(d)
 }
 

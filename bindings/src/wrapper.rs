@@ -49,6 +49,16 @@ pub unsafe fn entry_of<'a>(o: *mut ffi::PyObject) -> Option<&'a Entry> {
     }
 }
 
+/// Whether calls of wrapper `o` from CPython currently enter a native trampoline directly
+/// (its vectorcall slot points at one, see `tiered_tiers::native::trampoline`).
+///
+/// # Safety
+/// GIL held; `o` is a live TieredFunction.
+pub unsafe fn native_entry_installed(o: *mut ffi::PyObject) -> bool {
+    let slot = (*(o as *mut TieredObject)).vectorcall;
+    slot.map_or(0, |f| f as usize) != vectorcall as *const () as usize
+}
+
 /// A new TieredFunction around `func` (a Python function).
 ///
 /// # Safety
@@ -94,6 +104,7 @@ unsafe extern "C" fn vectorcall(
     // Panics never cross into Python: they become SystemError.
     match catch_unwind(AssertUnwindSafe(|| {
         (*e).call(
+            callable,
             tiered_tiers::cpy::ThreadState::current(),
             args,
             nargsf,
@@ -310,7 +321,12 @@ pub unsafe fn create_type() -> *mut ffi::PyObject {
     let t = ffi::PyType_FromSpec(spec);
     TYPE = t;
     if !t.is_null() {
-        tiered_tiers::runtime::register_wrapper_type(t, std::mem::offset_of!(TieredObject, entry));
+        tiered_tiers::runtime::register_wrapper_type(tiered_tiers::runtime::WrapperAbi {
+            tp: t as usize,
+            entry_offset: std::mem::offset_of!(TieredObject, entry) as i32,
+            slot_offset: std::mem::offset_of!(TieredObject, vectorcall) as i32,
+            generic: vectorcall as *const () as usize,
+        });
     }
     t
 }

@@ -49,6 +49,8 @@ class Stats(TypedDict):
     native_calls: int
     deopts: int
     unsupported: list[UnsupportedOp]
+    last_fallback: str | None
+    native_entry: bool
 
 class CoverageRow(TypedDict):
     op: str

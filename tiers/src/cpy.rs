@@ -128,6 +128,19 @@ pub mod tstate_offset {
     pub const PROFILEFUNC: i32 = std::mem::offset_of!(super::ThreadStateHead, c_profilefunc) as i32;
     /// `c_tracefunc`.
     pub const TRACEFUNC: i32 = std::mem::offset_of!(super::ThreadStateHead, c_tracefunc) as i32;
+    /// `id` (read only once `id_layout_holds`).
+    pub const ID: i32 = std::mem::offset_of!(super::ThreadStateHead, id) as i32;
+}
+
+/// Whether `ThreadStateHead::id` was checked against libpython and holds, so native code
+/// may read it at `tstate_offset::ID`.
+pub fn id_layout_holds() -> bool {
+    ID_LAYOUT.load(std::sync::atomic::Ordering::Relaxed) == 1
+}
+
+/// The address of libpython's `_PyThreadState_UncheckedGet`, for native code.
+pub fn current_fn() -> usize {
+    _PyThreadState_UncheckedGet as *const () as usize
 }
 
 /// The calling thread's state, read once per call from CPython and handed down (each

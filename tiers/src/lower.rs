@@ -85,6 +85,10 @@ pub struct Linear {
     /// run more than once per call. Registers written only outside cycles are still NULL
     /// when written, whatever tier ran the call so far.
     pub in_cycle: Vec<bool>,
+    /// Per register: whether it may ever own an object: a parameter, a result of an op
+    /// other than Null, the destination of a move or of a caught exception. The others
+    /// stay NULL throughout a call, so nothing needs to release them.
+    pub owning: Vec<bool>,
 }
 
 /// Lowers `f` (which must have no `Unsupported` ops to be executable; they lower anyway).
@@ -127,6 +131,7 @@ pub fn lower(f: &Function) -> Linear {
         nparams: f.blocks[f.entry()].params.len() as u32,
         ..Linear::default()
     };
+    out.owning = (0..out.nregs).map(|x| x < out.nparams).collect();
     let edge = |out: &mut Linear, c: &BlockCall, from: u32, exc: bool| -> u32 {
         let params = &f.blocks[c.block].params;
         let moves_start = out.moves.len() as u32;
@@ -182,6 +187,11 @@ pub fn lower(f: &Function) -> Linear {
                 Some(c) => edge(&mut out, c, here, true),
                 None => NO_EDGE,
             };
+            if !matches!(inst.op, Op::Null {}) {
+                for v in &inst.results {
+                    out.owning[r(v) as usize] = true;
+                }
+            }
             out.insts.push(LInst {
                 kind: LKind::Op(inst.op),
                 dst: inst.results.first().map(r).unwrap_or(0),
@@ -219,6 +229,12 @@ pub fn lower(f: &Function) -> Linear {
             unwind: NO_EDGE,
             offset,
         });
+    }
+    for &(_, d, _) in &out.moves {
+        out.owning[d as usize] = true;
+    }
+    for e in &out.edges {
+        out.owning[e.exc_reg as usize] = true;
     }
     out
 }

@@ -54,6 +54,9 @@ pub struct Compiled {
     /// The native code's trampoline for calls from CPython (`native::trampoline`) while
     /// it is ready, else 0.
     pub vector_entry: Cell<usize>,
+    /// The same trampoline made to be a wrapper's vectorcall slot (it checks what
+    /// `Entry::call` checks first) while the native code is ready, else 0.
+    pub slot_entry: Cell<usize>,
     /// Callables this code's call sites are specialized on, kept alive so the identity
     /// compared by a guard can never be a new object at a freed one's address.
     keep_alive: RefCell<Vec<Owned>>,
@@ -160,6 +163,8 @@ impl Compiled {
                 self.native_entry.set(code.entry as usize);
                 self.vector_entry
                     .set(code.vector_entry.map_or(0, |f| f as usize));
+                self.slot_entry
+                    .set(code.slot_entry.map_or(0, |f| f as usize));
                 Some(code.entry)
             }
             _ => None,
@@ -216,6 +221,7 @@ impl Compiled {
         let old = std::mem::replace(&mut *self.native.borrow_mut(), NativeState::Cold);
         self.native_entry.set(0);
         self.vector_entry.set(0);
+        self.slot_entry.set(0);
         if let NativeState::Ready(code) = old {
             code.invalid.set(1);
             // Activations may still be running it: keep its memory mapped.
@@ -329,6 +335,10 @@ impl<T> GilCell<T> {
     /// GIL held, and `f` does not re-enter `with` on the same cell.
     pub(crate) unsafe fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         f(&mut *self.0.get())
+    }
+    /// The contents' address, for native code (which touches them under the GIL only).
+    pub(crate) fn addr(&self) -> usize {
+        self.0.get() as usize
     }
 }
 
@@ -566,6 +576,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         plain_arity,
         native_entry: Cell::new(0),
         vector_entry: Cell::new(0),
+        slot_entry: Cell::new(0),
         keep_alive: RefCell::new(Vec::new()),
         native: RefCell::new(NativeState::Cold),
         calls: Cell::new(0),
@@ -623,6 +634,15 @@ pub struct Entry {
 }
 
 impl Entry {
+    /// Byte offset of `func` (a transparent `Owned`: the function pointer), for native code.
+    pub const FUNC_OFFSET: i32 = std::mem::offset_of!(Entry, func) as i32;
+    /// Byte offset of `tuning`.
+    pub const TUNING_OFFSET: i32 = std::mem::offset_of!(Entry, tuning) as i32;
+    /// Byte offsets of the `calls` and `native_calls` counters (transparent `Cell<u64>`s).
+    pub const CALLS_OFFSET: i32 = std::mem::offset_of!(Entry, stats.calls) as i32;
+    /// See `CALLS_OFFSET`.
+    pub const NATIVE_CALLS_OFFSET: i32 = std::mem::offset_of!(Entry, stats.native_calls) as i32;
+
     /// Wraps a Python function (the caller checked it is one).
     pub fn new(func: Owned, strict: bool, tuning: Tuning) -> Entry {
         Entry {
@@ -653,13 +673,16 @@ impl Entry {
     }
 
     /// The vectorcall entry of the wrapper. Inlined into it: a call whose code and argument
-    /// types match the last call's goes straight to `call_compiled`.
+    /// types match the last call's goes straight to the native trampoline, and from then
+    /// on the wrapper's vectorcall `slot` points at the trampoline's slot form, so further
+    /// calls from CPython skip this function altogether (see `native::trampoline`).
     ///
     /// # Safety
-    /// GIL held; vectorcall's argument contract.
+    /// GIL held; vectorcall's argument contract; `callable` is the wrapper holding `self`.
     #[inline]
     pub unsafe fn call(
         &self,
+        callable: *mut ffi::PyObject,
         ts: ThreadState,
         args: *const *mut ffi::PyObject,
         nargsf: usize,
@@ -672,11 +695,13 @@ impl Entry {
         let func = self.func.ptr();
         let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
         let code = (*(func as *mut ffi::PyFunctionObject)).func_code;
-        let c = match self.last_specialization.get() {
+        let (c, again) = match self.last_specialization.get() {
             // SAFETY: the registry keeps specializations alive (see the field).
-            Some((k, c)) if k.matches(args, nargs) && (*c).objects.code.ptr() == code => &*c,
+            Some((k, c)) if k.matches(args, nargs) && (*c).objects.code.ptr() == code => {
+                (&*c, true)
+            }
             _ => match self.specialize(code, args, nargsf, kwnames) {
-                Ok(c) => c,
+                Ok(c) => (c, false),
                 Err(r) => return r,
             },
         };
@@ -696,6 +721,13 @@ impl Entry {
                 let r = f(func, args, &self.tuning, ts, limit);
                 ts.leave_recursive_call();
                 bump(&self.stats.native_calls);
+                // Twice in a row with these types: calls from CPython may enter the
+                // trampoline directly (sites alternating between types stay here, where
+                // switching specializations costs less than a failed slot check).
+                let slot_entry = c.slot_entry.get();
+                if again && slot_entry != 0 && crate::cpy::id_layout_holds() {
+                    install_slot(callable, slot_entry);
+                }
                 return r;
             }
         }
@@ -780,6 +812,16 @@ impl Entry {
         }
         ffi::PyObject_Vectorcall(self.func.ptr(), args, nargsf, kwnames)
     }
+}
+
+/// Points wrapper `callable`'s vectorcall slot at `f` (a slot trampoline).
+///
+/// # Safety
+/// GIL held; `callable` is a live wrapper.
+#[inline(never)]
+unsafe fn install_slot(callable: *mut ffi::PyObject, f: usize) {
+    let w = WRAPPER.with(|w| *w);
+    *((callable as *mut u8).add(w.slot_offset as usize) as *mut usize) = f;
 }
 
 /// The current exception's text, cleared.
@@ -1075,16 +1117,48 @@ pub fn config() -> &'static Tuning {
     })
 }
 
-/// The `@tiered` wrapper type and where its instances keep their `Entry` pointer,
-/// registered by the bindings so calls between tiered functions skip vectorcall.
-static WRAPPER_TYPE: GilCell<(usize, usize)> = GilCell(UnsafeCell::new((0, 0)));
+/// The `@tiered` wrapper type and its instances' layout, registered by the bindings (which
+/// define it) so calls between tiered functions skip vectorcall, and native trampolines can
+/// be a wrapper's vectorcall slot.
+#[derive(Clone, Copy, Debug)]
+pub struct WrapperAbi {
+    /// The type object.
+    pub tp: usize,
+    /// Offset of the `*const Entry` in an instance.
+    pub entry_offset: i32,
+    /// Offset of its vectorcall function pointer.
+    pub slot_offset: i32,
+    /// The type's generic vectorcall function (which calls `Entry::call`).
+    pub generic: usize,
+}
+
+static WRAPPER: GilCell<WrapperAbi> = GilCell::new(WrapperAbi {
+    tp: 0,
+    entry_offset: 0,
+    slot_offset: 0,
+    generic: 0,
+});
 
 /// Registers the wrapper type (called once at module init).
 ///
 /// # Safety
-/// GIL held; instances of `tp` hold a `*const Entry` at byte `entry_offset`.
-pub unsafe fn register_wrapper_type(tp: *mut ffi::PyObject, entry_offset: usize) {
-    WRAPPER_TYPE.with(|w| *w = (tp as usize, entry_offset));
+/// GIL held; `abi` describes the type's instances.
+pub unsafe fn register_wrapper_type(abi: WrapperAbi) {
+    WRAPPER.with(|w| *w = abi);
+}
+
+/// The registered wrapper type, if any.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn wrapper_abi() -> Option<WrapperAbi> {
+    WRAPPER.with(|w| *w).into_some()
+}
+
+impl WrapperAbi {
+    fn into_some(self) -> Option<WrapperAbi> {
+        (self.tp != 0).then_some(self)
+    }
 }
 
 /// The entry of a `@tiered` wrapper object, if `o` is one.
@@ -1093,10 +1167,10 @@ pub unsafe fn register_wrapper_type(tp: *mut ffi::PyObject, entry_offset: usize)
 /// GIL held; `o` live.
 #[inline]
 pub unsafe fn entry_of_wrapper<'a>(o: *mut ffi::PyObject) -> Option<&'a Entry> {
-    let (tp, off) = WRAPPER_TYPE.with(|w| *w);
-    if tp == 0 || ffi::Py_TYPE(o) as usize != tp {
+    let w = WRAPPER.with(|w| *w);
+    if w.tp == 0 || ffi::Py_TYPE(o) as usize != w.tp {
         return None;
     }
-    let e = *((o as *const u8).add(off) as *const *const Entry);
+    let e = *((o as *const u8).add(w.entry_offset as usize) as *const *const Entry);
     e.as_ref()
 }

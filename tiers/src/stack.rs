@@ -45,24 +45,49 @@ pub fn limit() -> usize {
     })
 }
 
-/// `limit()` for the thread whose state is `ts`: a one-entry cache in front of the
-/// thread-local (reaching a thread-local from a shared library is a call). The key is the
-/// state's address and its unique id, so a dead thread's state reused at the same address
-/// never hands out the dead thread's stack.
+/// The one-entry cache in front of `limit()` (reaching a thread-local from a shared library
+/// is a call): the thread state it is for, by address and unique id (so a dead thread's
+/// state reused at the same address never hands out the dead thread's stack), and that
+/// thread's limit. Native entries read it too (`native::trampoline`), by these offsets.
+#[repr(C)]
+pub struct LimitCache {
+    /// The thread state's address.
+    pub tstate: usize,
+    /// Its id (`ThreadState::id`).
+    pub id: u64,
+    /// `limit()` of its thread.
+    pub limit: usize,
+}
+
+static LIMIT_CACHE: crate::runtime::GilCell<LimitCache> =
+    crate::runtime::GilCell::new(LimitCache {
+        tstate: 0,
+        id: 0,
+        limit: 0,
+    });
+
+/// The address of the cache (for native code, which reads it under the GIL).
+pub fn limit_cache_addr() -> usize {
+    LIMIT_CACHE.addr()
+}
+
+/// `limit()` for the thread whose state is `ts`, through the cache.
 ///
 /// # Safety
 /// GIL held (the cache is shared by all threads, and only the GIL holder touches it);
 /// `ts` is the calling thread's state.
 #[inline(always)]
 pub unsafe fn limit_for(ts: crate::cpy::ThreadState) -> usize {
-    static CACHE: crate::runtime::GilCell<(usize, u64, usize)> =
-        crate::runtime::GilCell::new((0, 0, 0));
     let id = ts.id();
-    CACHE.with(|c| {
-        if c.0 != ts.addr() || c.1 != id {
-            *c = (ts.addr(), id, limit());
+    LIMIT_CACHE.with(|c| {
+        if c.tstate != ts.addr() || c.id != id {
+            *c = LimitCache {
+                tstate: ts.addr(),
+                id,
+                limit: limit(),
+            };
         }
-        c.2
+        c.limit
     })
 }
 

@@ -175,7 +175,9 @@ impl Drop for Value {
     }
 }
 
-/// An owned reference for temporaries inside ops (decref'd on drop).
+/// An owned reference for temporaries inside ops (decref'd on drop). Transparent: native
+/// code reads the pointer out of structs holding one (`Entry::func`).
+#[repr(transparent)]
 pub struct Owned(NonNull<ffi::PyObject>);
 
 impl Owned {

@@ -799,12 +799,18 @@ impl<'a> Emit<'a> {
         let p = self.payload(r, self.ptr);
         self.drop_loaded(t, p);
     }
-    /// Drops whatever the `Value` at `base + off` owns (another register file's register).
-    pub fn drop_value_at(&mut self, base: Value, off: i32) {
-        // Both words are always readable; the payload is only used for an object.
-        let t = self.b.ins().load(types::I64, mem(), base, off);
-        let p = self.b.ins().load(self.ptr, mem(), base, off + 8);
-        self.drop_loaded(t, p);
+    /// Drops what a finished call of `callee` left in its register file `regs` (only the
+    /// registers that may own something: see `Linear::owning`).
+    pub fn release_registers(&mut self, callee: &Compiled, regs: Value) {
+        for r in (0..callee.linear.nregs).filter(|&r| callee.linear.owning[r as usize]) {
+            // Both words are always readable; the payload is only used for an object.
+            let t = self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32);
+            let p = self
+                .b
+                .ins()
+                .load(self.ptr, mem(), regs, (r * 16 + 8) as i32);
+            self.drop_loaded(t, p);
+        }
     }
     /// Drops a `Value` already read out of its register (tag and payload).
     fn drop_loaded(&mut self, t: Value, payload: Value) {

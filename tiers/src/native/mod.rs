@@ -18,6 +18,7 @@ use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::Module;
+use pyo3_ffi as ffi;
 
 /// The native entry: run from instruction `start` with the registers as tier 1 left them;
 /// returns 0 with the result in `*out`, 1 with a Python exception set, or 2 + pc when the
@@ -32,6 +33,8 @@ pub struct NativeCode {
     /// The entry for calls from CPython with exactly the positional parameters (see
     /// `trampoline`); `None` for other signatures.
     pub vector_entry: Option<trampoline::VectorFn>,
+    /// The same as a wrapper's vectorcall slot (`trampoline::Form::Slot`).
+    pub slot_entry: Option<ffi::vectorcallfunc>,
     /// Cranelift IR, kept for `dump`.
     pub clif: String,
     /// The machine code listing, kept for `dump`.
@@ -95,49 +98,69 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
         .compiled_code()
         .and_then(|cc| cc.vcode.clone())
         .unwrap_or_default();
-    // The trampoline for calls from CPython, when the signature is plain.
-    let tramp_id = match c.plain_arity {
-        Some(nargs) => {
-            let tsig = trampoline::signature(module.isa().default_call_conv(), ptr);
-            let tid = module
-                .declare_anonymous_function(&tsig)
-                .map_err(|e| e.to_string())?;
-            let mut tctx = Context::new();
-            tctx.func.signature = tsig;
-            tctx.func.name = UserFuncName::user(0, tid.as_u32());
-            tctx.set_disasm(true);
-            {
-                let b = FunctionBuilder::new(&mut tctx.func, &mut fctx);
-                let main = module.declare_func_in_func(id, b.func);
-                // No loops run in a trampoline: nothing reads the invalidation flag.
-                let mut e = emit::Emit::new(b, c, ptr, 0);
-                trampoline::emit(&mut e, nargs, main);
-                e.finish(module.isa().frontend_config());
-            }
-            module
-                .define_function(tid, &mut tctx)
-                .map_err(|e| format!("{e:?}"))?;
-            let listing = tctx
-                .compiled_code()
-                .and_then(|cc| cc.vcode.clone())
-                .unwrap_or_default();
-            disasm.push_str("\n== entry from CPython (trampoline) ==\n");
-            disasm.push_str(&listing);
-            Some(tid)
+    // The trampolines for calls from CPython, when the signature is plain: the one
+    // `Entry::call` calls, and (for a typed specialization, once the wrapper's layout is
+    // registered) the one a wrapper's vectorcall slot may point at.
+    let mut forms = Vec::new();
+    if c.plain_arity.is_some() {
+        forms.push(trampoline::Form::FromRust);
+        if let (Some(abi), Some(_)) = (crate::runtime::wrapper_abi(), c.type_key) {
+            forms.push(trampoline::Form::Slot {
+                abi,
+                invalid: invalid.as_ptr() as usize,
+            });
         }
-        None => None,
-    };
+    }
+    let mut tramp_ids = Vec::new();
+    for &form in &forms {
+        let nargs = c.plain_arity.expect("forms are made for plain signatures");
+        let tsig = trampoline::signature(form, module.isa().default_call_conv(), ptr);
+        let tid = module
+            .declare_anonymous_function(&tsig)
+            .map_err(|e| e.to_string())?;
+        let mut tctx = Context::new();
+        tctx.func.signature = tsig;
+        tctx.func.name = UserFuncName::user(0, tid.as_u32());
+        tctx.set_disasm(true);
+        {
+            let b = FunctionBuilder::new(&mut tctx.func, &mut fctx);
+            let main = module.declare_func_in_func(id, b.func);
+            // No loops run in a trampoline: nothing reads the invalidation flag there.
+            let mut e = emit::Emit::new(b, c, ptr, 0);
+            trampoline::emit(&mut e, nargs, main, form);
+            e.finish(module.isa().frontend_config());
+        }
+        module
+            .define_function(tid, &mut tctx)
+            .map_err(|e| format!("{e:?}"))?;
+        let listing = tctx
+            .compiled_code()
+            .and_then(|cc| cc.vcode.clone())
+            .unwrap_or_default();
+        disasm.push_str(match form {
+            trampoline::Form::FromRust => "\n== entry from CPython (trampoline) ==\n",
+            trampoline::Form::Slot { .. } => {
+                "\n== entry from CPython (trampoline as the wrapper's vectorcall) ==\n"
+            }
+        });
+        disasm.push_str(&listing);
+        tramp_ids.push(tid);
+    }
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let code = module.get_finalized_function(id);
     // SAFETY: the function was declared with exactly NativeFn's signature.
     let entry = std::mem::transmute::<*const u8, NativeFn>(code);
-    // SAFETY: declared with the trampoline's signature (`trampoline::signature`).
-    let vector_entry = tramp_id.map(|tid| {
+    // SAFETY: each was declared with its form's signature (`trampoline::signature`).
+    let vector_entry = tramp_ids.first().map(|&tid| {
         std::mem::transmute::<*const u8, trampoline::VectorFn>(module.get_finalized_function(tid))
+    });
+    let slot_entry = tramp_ids.get(1).map(|&tid| {
+        std::mem::transmute::<*const u8, ffi::vectorcallfunc>(module.get_finalized_function(tid))
     });
     Ok(NativeCode {
         entry,
         vector_entry,
+        slot_entry,
         generic_at_compile: c.quick.iter().map(|q| q.get().name().is_none()).collect(),
         clif,
         disasm,

@@ -2,13 +2,23 @@
 //! that does what `runtime::call_compiled` and `run_bound` do for the common call (exactly
 //! the positional parameters), with the function's constants baked in: the register file
 //! and context on its own stack, arguments moved in, the native code called, the result
-//! boxed, the registers released. Rust keeps the checks (tracing, argument types, stack
-//! and recursion depth) and calls it; a call through Rust cost about 300 instructions
-//! around the function's own code, most of it generic bookkeeping this does not need.
+//! boxed, the registers released. A call through Rust cost about 300 instructions around
+//! the function's own code, most of it generic bookkeeping this does not need.
+//!
+//! It comes in two forms, emitted from the same code:
+//! - `Form::FromRust`: `Entry::call` did the checks (tracing, argument types, stack and
+//!   recursion depth) and calls it;
+//! - `Form::Slot`: the wrapper's own vectorcall slot, installed by `Entry::call` once a
+//!   site calls with the same types twice. CPython 3.11 never specializes calls of
+//!   objects other than functions, builtins and classes, so its generic call path reaches
+//!   the slot directly; this form makes the same checks as `Entry::call` inline, against
+//!   this specialization's constants, and when one fails it puts the generic vectorcall
+//!   back into the slot and calls it (which may install another specialization's slot).
 
 use super::emit::{loop_free, mem, CtxFill, Emit};
+use crate::cpy::tstate_offset;
 use crate::interp::Ctx;
-use crate::runtime::Compiled;
+use crate::runtime::{Compiled, Entry, WrapperAbi};
 use crate::value::tag;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
@@ -17,9 +27,10 @@ use cranelift_codegen::ir::{
 };
 use pyo3_ffi as ffi;
 
-/// The trampoline: (function object, argument array, the wrapper's `Tuning`, thread
-/// state, stack limit) -> new reference, or NULL with an exception set. The caller has
-/// checked the argument count and types, entered the recursion level and the stack.
+/// The trampoline called from Rust: (function object, argument array, the wrapper's
+/// `Tuning`, thread state, stack limit) -> new reference, or NULL with an exception set.
+/// The caller has checked the argument count and types, entered the recursion level and
+/// the stack.
 pub type VectorFn = unsafe extern "C" fn(
     func: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
@@ -28,20 +39,136 @@ pub type VectorFn = unsafe extern "C" fn(
     stack_limit: usize,
 ) -> *mut ffi::PyObject;
 
-/// The trampoline's signature.
-pub fn signature(call_conv: cranelift_codegen::isa::CallConv, ptr: Type) -> Signature {
+/// Which form of the trampoline to emit (see the module doc).
+#[derive(Clone, Copy)]
+pub enum Form {
+    /// Called by `Entry::call` (`VectorFn`).
+    FromRust,
+    /// A wrapper's vectorcall slot (`ffi::vectorcallfunc`); `invalid` is the address of
+    /// the native code's invalidation flag.
+    Slot { abi: WrapperAbi, invalid: usize },
+}
+
+/// The signature of a trampoline of `form`.
+pub fn signature(form: Form, call_conv: cranelift_codegen::isa::CallConv, ptr: Type) -> Signature {
     let mut sig = Signature::new(call_conv);
-    for _ in 0..5 {
+    let n = match form {
+        Form::FromRust => 5,
+        Form::Slot { .. } => 4,
+    };
+    for _ in 0..n {
         sig.params.push(AbiParam::new(ptr));
     }
     sig.returns.push(AbiParam::new(ptr));
     sig
 }
 
-/// Emits the trampoline of `e.c` (whose `plain_arity` is `nargs`); `main` is the
-/// function's native entry. A function without loops is emitted inline right here (its
-/// context then written only where something reads it); others are called.
-pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef) {
+/// What the body of a trampoline works with.
+struct Call {
+    func: Value,
+    args: Value,
+    tuning: (Value, i32),
+    ts: Value,
+    limit: Value,
+}
+
+/// The slot form's checks, on the vectorcall arguments in `p`: anything `Entry::call`
+/// would not send straight to this specialization's trampoline branches to a cold block
+/// that restores the generic vectorcall and calls it. Enters the recursion level and
+/// counts the call, as `Entry::call` does.
+fn slot_checks(e: &mut Emit, nargs: usize, abi: WrapperAbi, invalid: usize, p: &[Value]) -> Call {
+    let ptr = e.ptr;
+    let c = e.c;
+    let (callable, args, nargsf, kwnames) = (p[0], p[1], p[2], p[3]);
+    let miss = e.b.create_block();
+    e.b.set_cold_block(miss);
+    // Keyword arguments or another count.
+    e.guard_eq(kwnames, 0, miss);
+    let mask =
+        e.b.ins()
+            .iconst(ptr, !(ffi::PY_VECTORCALL_ARGUMENTS_OFFSET as i64));
+    let n = e.b.ins().band(nargsf, mask);
+    e.guard_eq(n, nargs as i64, miss);
+    // Other argument types (the key's, as `TypeKey::matches` compares them).
+    let key = c
+        .type_key
+        .expect("slot forms are made for typed specializations");
+    for (i, &t) in key.types().iter().enumerate() {
+        let a = e.b.ins().load(ptr, mem(), args, (i * 8) as i32);
+        let ty = e.b.ins().load(ptr, mem(), a, 8);
+        e.guard_eq(ty, t as i64, miss);
+    }
+    // Another `__code__`, or this code replaced (invalidated).
+    let entry = e.b.ins().load(ptr, mem(), callable, abi.entry_offset);
+    let func = e.b.ins().load(ptr, mem(), entry, Entry::FUNC_OFFSET);
+    let code_off = std::mem::offset_of!(ffi::PyFunctionObject, func_code) as i32;
+    let code = e.b.ins().load(ptr, mem(), func, code_off);
+    e.guard_eq(code, c.objects.code.ptr() as i64, miss);
+    let flag = e.b.ins().iconst(ptr, invalid as i64);
+    let flag = e.b.ins().load(types::I8, mem(), flag, 0);
+    e.fail_if(flag, miss);
+    // A trace or profile function.
+    let ts = e
+        .call(crate::cpy::current_fn(), &[], Some(ptr), &[])
+        .expect("returns");
+    let prof = e.b.ins().load(ptr, mem(), ts, tstate_offset::PROFILEFUNC);
+    let trace = e.b.ins().load(ptr, mem(), ts, tstate_offset::TRACEFUNC);
+    let hooked = e.b.ins().bor(prof, trace);
+    e.fail_if(hooked, miss);
+    // The stack: another thread than the limit cache's (Rust refills it), or too deep.
+    let cache =
+        e.b.ins()
+            .iconst(ptr, crate::stack::limit_cache_addr() as i64);
+    let cached_ts = e.b.ins().load(ptr, mem(), cache, 0);
+    let other = e.b.ins().icmp(IntCC::NotEqual, cached_ts, ts);
+    e.fail_if(other, miss);
+    let id_off = std::mem::offset_of!(crate::stack::LimitCache, id) as i32;
+    let cached_id = e.b.ins().load(types::I64, mem(), cache, id_off);
+    let id = e.b.ins().load(types::I64, mem(), ts, tstate_offset::ID);
+    let other = e.b.ins().icmp(IntCC::NotEqual, cached_id, id);
+    e.fail_if(other, miss);
+    let limit_off = std::mem::offset_of!(crate::stack::LimitCache, limit) as i32;
+    let limit = e.b.ins().load(ptr, mem(), cache, limit_off);
+    let sp = e.b.ins().get_stack_pointer(ptr);
+    let deep = e.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
+    e.fail_if(deep, miss);
+    // The recursion limit (Rust raises RecursionError).
+    let left =
+        e.b.ins()
+            .load(types::I32, mem(), ts, tstate_offset::RECURSION_REMAINING);
+    let none_left = e.b.ins().icmp_imm_s(IntCC::SignedLessThanOrEqual, left, 0);
+    e.fail_if(none_left, miss);
+    let left = e.b.ins().iadd_imm_s(left, -1);
+    e.b.ins()
+        .store(mem(), left, ts, tstate_offset::RECURSION_REMAINING);
+    for off in [Entry::CALLS_OFFSET, Entry::NATIVE_CALLS_OFFSET] {
+        let n = e.b.ins().load(types::I64, mem(), entry, off);
+        let n = e.b.ins().iadd_imm_s(n, 1);
+        e.b.ins().store(mem(), n, entry, off);
+    }
+    let go = e.b.current_block().expect("in a block");
+    // The miss: the generic vectorcall back in the slot, then called.
+    e.b.switch_to_block(miss);
+    let generic = e.b.ins().iconst(ptr, abi.generic as i64);
+    e.b.ins().store(mem(), generic, callable, abi.slot_offset);
+    let r = e
+        .call_value(abi.generic, generic, &[ptr; 4], Some(ptr), p)
+        .expect("returns");
+    e.b.ins().return_(&[r]);
+    e.b.switch_to_block(go);
+    Call {
+        func,
+        args,
+        tuning: (entry, Entry::TUNING_OFFSET),
+        ts,
+        limit,
+    }
+}
+
+/// Emits the trampoline of `e.c` (whose `plain_arity` is `nargs`) in `form`; `main` is
+/// the function's native entry. A function without loops is emitted inline right here
+/// (its context then written only where something reads it); others are called.
+pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
     let c = e.c;
     let ptr = e.ptr;
     let nregs = c.linear.nregs as usize;
@@ -49,7 +176,22 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef) {
     e.b.append_block_params_for_function_params(entry);
     e.b.switch_to_block(entry);
     let p = e.b.block_params(entry).to_vec();
-    let (func, args, tuning, ts, limit) = (p[0], p[1], p[2], p[3], p[4]);
+    let Call {
+        func,
+        args,
+        tuning,
+        ts,
+        limit,
+    } = match form {
+        Form::FromRust => Call {
+            func: p[0],
+            args: p[1],
+            tuning: (p[2], 0),
+            ts: p[3],
+            limit: p[4],
+        },
+        Form::Slot { abi, invalid } => slot_checks(e, nargs, abi, invalid, &p),
+    };
     let ctx_size = std::mem::size_of::<Ctx>();
     let size = nregs * 16 + ctx_size + 16;
     let slot = e.b.create_sized_stack_slot(StackSlotData::new(
@@ -84,7 +226,7 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef) {
         compiled: e.b.ins().iconst(ptr, c as *const Compiled as i64),
         func,
         dicts: None,
-        tuning: (tuning, 0),
+        tuning,
         thread: None,
     };
     let status = if loop_free(c) {
@@ -123,8 +265,15 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef) {
     // singleton (NULL after an exception, or if boxing ran out of memory).
     let result = box_out(e, status, out);
     // Release what the registers still own (may run __del__, after the result exists).
-    for i in 0..nregs {
-        e.drop_value_at(regs, (i * 16) as i32);
+    e.release_registers(c, regs);
+    if let Form::Slot { .. } = form {
+        // Leave the recursion level the checks entered.
+        let left =
+            e.b.ins()
+                .load(types::I32, mem(), ts, tstate_offset::RECURSION_REMAINING);
+        let left = e.b.ins().iadd_imm_s(left, 1);
+        e.b.ins()
+            .store(mem(), left, ts, tstate_offset::RECURSION_REMAINING);
     }
     e.b.ins().return_(&[result]);
 }

@@ -382,7 +382,7 @@ pub unsafe fn call_quick(
                 return None;
             }
             crate::runtime::entry_of_wrapper(callable)?
-                .call(ctx.tstate, c.args, c.nargsf, c.kwnames)
+                .call(callable, ctx.tstate, c.args, c.nargsf, c.kwnames)
         }
     };
     Some(Value::from_owned(r))
@@ -797,9 +797,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     let rr = e.b.ins().iadd_imm_s(rr, 1);
     e.b.ins()
         .store(mem(), rr, ts, tstate_offset::RECURSION_REMAINING);
-    for r in 0..nregs {
-        e.drop_value_at(cregs, (r * 16) as i32);
-    }
+    e.release_registers(d.callee, cregs);
     let raised = e.b.create_block();
     let returned = e.b.create_block();
     e.b.ins().brif(status, raised, &[], returned, &[]);
