@@ -426,6 +426,26 @@ def constants_keep_identity(n):
     )
 
 
+INT_EDGES = [-(2**30) - 1, -(2**30), -(2**30) + 1, -6, -5, -4, -1, 0, 1, 255, 256, 257,
+             2**30 - 1, 2**30, 2**30 + 1, 2**62, -(2**63)]
+
+
+def ints_boxed_at_edges(ks):
+    # Ints made unboxed in native code, then boxed: small ints must be CPython's cached
+    # objects, one-digit ints are built inline, larger ones by the C API.
+    out = []
+    for k in ks:
+        v = k - 1
+        out.append(v + 1)
+    small = [x for x in out if -5 <= x <= 256]
+    return out, all(x is int(str(x)) for x in small), all(type(x) is int for x in out)
+
+
+def int_returned(k):
+    # Loop-free: the trampoline boxes the result.
+    return k - 1 + 1
+
+
 SCALE = 2
 
 
@@ -509,6 +529,8 @@ CASES = cases(
     *[(returns_kinds, (k,)) for k in range(7)],
     (inlined_callees, ([1, 0, 3, 2**62, -5, 0, 7] * 6,)),
     (constants_keep_identity, (N,)),
+    (ints_boxed_at_edges, (INT_EDGES * 50,)),
+    *[(int_returned, (k,)) for k in INT_EDGES],
     (old_value_read_after, (list(range(N)),)),
     (fib_iter, (N,)),
     (binary_raises_in_try, (list(range(N // 2)) + ["x"] + list(range(N // 2)),)),

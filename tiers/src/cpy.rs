@@ -259,3 +259,41 @@ pub struct BaseExceptionGroupObject {
     /// The sub-exceptions (a non-empty tuple).
     pub excs: *mut ffi::PyObject,
 }
+
+extern "C" {
+    /// Gives a new object its first reference (and tells tracemalloc). 3.11 exports it;
+    /// `PyLong_FromLongLong` calls it for every int it allocates.
+    pub fn _Py_NewReference(op: *mut ffi::PyObject);
+}
+
+/// Size of a one-digit `PyLongObject` in 3.11 (head, one 30-bit digit, padding).
+pub const ONE_DIGIT_INT_SIZE: usize = 32;
+
+/// The largest magnitude one 30-bit digit holds.
+pub const DIGIT_MASK: i64 = (1 << 30) - 1;
+
+/// The address of 3.11's preallocated small int -5, when the ints -5..=256 are laid out
+/// one after the other, `ONE_DIGIT_INT_SIZE` bytes apart (checked once against
+/// `PyLong_FromLong`), so native code can hand them out without a call.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn small_ints() -> Option<usize> {
+    static TABLE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *TABLE.get_or_init(|| {
+        let at = |v: i64| {
+            let p = ffi::PyLong_FromLongLong(v);
+            if p.is_null() {
+                ffi::PyErr_Clear();
+                return 0;
+            }
+            // The cache holds its own reference: the address stays valid.
+            ffi::Py_DECREF(p);
+            p as usize
+        };
+        let base = at(-5);
+        let laid_out =
+            base != 0 && (-5..=256).all(|v| at(v) == base + (v + 5) as usize * ONE_DIGIT_INT_SIZE);
+        laid_out.then_some(base)
+    })
+}

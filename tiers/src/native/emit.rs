@@ -667,25 +667,21 @@ impl<'a> Emit<'a> {
         self.b.ins().brif(is_int, int_b, &[], other, &[]);
         self.b.switch_to_block(other);
         self.b.ins().brif(is_float, float_b, &[], done, &[]);
-        for (block, ctor, ty) in [
-            (
-                int_b,
-                pyo3_ffi::PyLong_FromLongLong as *const () as usize,
-                types::I64,
-            ),
-            (
-                float_b,
+        self.b.switch_to_block(int_b);
+        let n = self.payload(r, types::I64);
+        let x = self.new_int(n);
+        self.b.ins().jump(made, &[BlockArg::Value(x)]);
+        self.b.switch_to_block(float_b);
+        let n = self.payload(r, types::F64);
+        let x = self
+            .call(
                 pyo3_ffi::PyFloat_FromDouble as *const () as usize,
-                types::F64,
-            ),
-        ] {
-            self.b.switch_to_block(block);
-            let n = self.payload(r, ty);
-            let x = self
-                .call(ctor, &[ty], Some(self.ptr), &[n])
-                .expect("returns");
-            self.b.ins().jump(made, &[BlockArg::Value(x)]);
-        }
+                &[types::F64],
+                Some(self.ptr),
+                &[n],
+            )
+            .expect("returns");
+        self.b.ins().jump(made, &[BlockArg::Value(x)]);
         self.b.switch_to_block(made);
         let x = self.b.block_params(made)[0];
         let failed = self.b.create_block();
@@ -698,6 +694,90 @@ impl<'a> Emit<'a> {
         self.set(r, tag::OBJ, x);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
+    }
+
+    /// A new reference to the int `v` (an i64), or NULL with MemoryError set:
+    /// `PyLong_FromLongLong` with its common cases inline, as 3.11 does them: a small int
+    /// from CPython's own table (when `cpy::small_ints` found it), or a one-digit int
+    /// allocated and initialized here. Larger ints take the call.
+    pub fn new_int(&mut self, v: Value) -> Value {
+        use crate::cpy::{DIGIT_MASK, ONE_DIGIT_INT_SIZE};
+        let ptr = self.ptr;
+        let done = self.b.create_block();
+        self.b.append_block_param(done, ptr);
+        let one_digit = self.b.create_block();
+        let call = self.b.create_block();
+        self.b.set_cold_block(call);
+        // -MASK <= v <= MASK, as one unsigned comparison.
+        let biased = self.b.ins().iadd_imm_s(v, DIGIT_MASK);
+        let fits = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedLessThanOrEqual, biased, 2 * DIGIT_MASK);
+        self.b.ins().brif(fits, one_digit, &[], call, &[]);
+        self.b.switch_to_block(one_digit);
+        // SAFETY: GIL held while compiling (compile's contract).
+        if let Some(base) = unsafe { crate::cpy::small_ints() } {
+            let idx = self.b.ins().iadd_imm_s(v, 5);
+            let small = self
+                .b
+                .ins()
+                .icmp_imm_u(IntCC::UnsignedLessThanOrEqual, idx, 261);
+            let cached = self.b.create_block();
+            let alloc = self.b.create_block();
+            self.b.ins().brif(small, cached, &[], alloc, &[]);
+            self.b.switch_to_block(cached);
+            let off = self.b.ins().imul_imm_s(idx, ONE_DIGIT_INT_SIZE as i64);
+            let p = self.b.ins().iadd_imm_s(off, base as i64);
+            self.incref(p);
+            self.b.ins().jump(done, &[BlockArg::Value(p)]);
+            self.b.switch_to_block(alloc);
+        }
+        let size = self.b.ins().iconst(ptr, ONE_DIGIT_INT_SIZE as i64);
+        let p = self
+            .call(
+                pyo3_ffi::PyObject_Malloc as *const () as usize,
+                &[ptr],
+                Some(ptr),
+                &[size],
+            )
+            .expect("returns");
+        let init = self.b.create_block();
+        // Out of memory: the call below fails the same way and sets MemoryError.
+        self.b.ins().brif(p, init, &[], call, &[]);
+        self.b.switch_to_block(init);
+        // 3.11's _PyLong_FromMedium: the (static) type, the sign as the size, the digit,
+        // then the first reference.
+        let long_type = std::ptr::addr_of_mut!(pyo3_ffi::PyLong_Type) as i64;
+        let tp = self.b.ins().iconst(ptr, long_type);
+        self.b.ins().store(mem(), tp, p, 8);
+        let neg = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, v, 0);
+        let minus = self.b.ins().iconst(types::I64, -1);
+        let plus = self.b.ins().iconst(types::I64, 1);
+        let sign = self.b.ins().select(neg, minus, plus);
+        self.b.ins().store(mem(), sign, p, 16);
+        let mag = self.b.ins().iabs(v);
+        let digit = self.b.ins().ireduce(types::I32, mag);
+        self.b.ins().store(mem(), digit, p, 24);
+        self.call(
+            crate::cpy::_Py_NewReference as *const () as usize,
+            &[ptr],
+            None,
+            &[p],
+        );
+        self.b.ins().jump(done, &[BlockArg::Value(p)]);
+        self.b.switch_to_block(call);
+        let p = self
+            .call(
+                pyo3_ffi::PyLong_FromLongLong as *const () as usize,
+                &[types::I64],
+                Some(ptr),
+                &[v],
+            )
+            .expect("returns");
+        self.b.ins().jump(done, &[BlockArg::Value(p)]);
+        self.b.switch_to_block(done);
+        self.b.block_params(done)[0]
     }
 
     /// Register `r` as a borrowed object pointer, for handing to CPython: numbers are

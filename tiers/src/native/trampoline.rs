@@ -305,14 +305,7 @@ fn box_out(e: &mut Emit, status: Value, out: Value) -> Value {
     e.b.ins().brif(is_int, int, &[], rest, &[]);
     e.b.switch_to_block(int);
     let i = e.b.ins().load(types::I64, mem(), out, 8);
-    let r = e
-        .call(
-            ffi::PyLong_FromLongLong as *const () as usize,
-            &[types::I64],
-            Some(ptr),
-            &[i],
-        )
-        .expect("returns");
+    let r = e.new_int(i);
     e.b.ins().jump(done, &[BlockArg::Value(r)]);
     e.b.switch_to_block(rest);
     // Floats, bools (and a NULL that cannot happen): the Value's own conversion.
