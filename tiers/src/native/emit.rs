@@ -879,6 +879,51 @@ impl<'a> Emit<'a> {
         let p = self.payload(r, self.ptr);
         self.drop_loaded(t, p);
     }
+    /// What a call into tiered code checks before entering it, as `Entry::call` does: no
+    /// trace or profile function on thread state `ts` (they must see the call in
+    /// CPython), the stack pointer above `limit`, and a recursion level left, which it
+    /// then enters (`leave_recursion` leaves it). Anything else branches to `fail`.
+    pub fn enter_checked(&mut self, ts: Value, limit: Value, fail: Block) {
+        use crate::cpy::tstate_offset;
+        let prof = self
+            .b
+            .ins()
+            .load(self.ptr, mem(), ts, tstate_offset::PROFILEFUNC);
+        let trace = self
+            .b
+            .ins()
+            .load(self.ptr, mem(), ts, tstate_offset::TRACEFUNC);
+        let hooked = self.b.ins().bor(prof, trace);
+        self.fail_if(hooked, fail);
+        let sp = self.b.ins().get_stack_pointer(self.ptr);
+        let deep = self.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
+        self.fail_if(deep, fail);
+        let left = self
+            .b
+            .ins()
+            .load(types::I32, mem(), ts, tstate_offset::RECURSION_REMAINING);
+        let none_left = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::SignedLessThanOrEqual, left, 0);
+        self.fail_if(none_left, fail);
+        let left = self.b.ins().iadd_imm_s(left, -1);
+        self.b
+            .ins()
+            .store(mem(), left, ts, tstate_offset::RECURSION_REMAINING);
+    }
+    /// Leaves the recursion level `enter_checked` entered.
+    pub fn leave_recursion(&mut self, ts: Value) {
+        use crate::cpy::tstate_offset;
+        let left = self
+            .b
+            .ins()
+            .load(types::I32, mem(), ts, tstate_offset::RECURSION_REMAINING);
+        let left = self.b.ins().iadd_imm_s(left, 1);
+        self.b
+            .ins()
+            .store(mem(), left, ts, tstate_offset::RECURSION_REMAINING);
+    }
     /// Drops what a finished call of `callee` left in its register file `regs` (only the
     /// registers that may own something: see `Linear::owning`).
     pub fn release_registers(&mut self, callee: &Compiled, regs: Value) {

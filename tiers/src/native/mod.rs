@@ -51,6 +51,22 @@ pub struct NativeCode {
     _module: JITModule,
 }
 
+/// Declares a function of signature `sig` in `module`; returns it and the context to
+/// build it in (keeping its machine code listing for `dump`).
+fn declare(
+    module: &mut JITModule,
+    sig: Signature,
+) -> Result<(cranelift_module::FuncId, Context), String> {
+    let id = module
+        .declare_anonymous_function(&sig)
+        .map_err(|e| e.to_string())?;
+    let mut ctx = Context::new();
+    ctx.func.signature = sig;
+    ctx.func.name = UserFuncName::user(0, id.as_u32());
+    ctx.set_disasm(true);
+    Ok((id, ctx))
+}
+
 /// Compiles `c` with the quickened state its instructions have now.
 ///
 /// # Safety
@@ -72,13 +88,7 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
         sig.params.push(AbiParam::new(t));
     }
     sig.returns.push(AbiParam::new(types::I64));
-    let id = module
-        .declare_anonymous_function(&sig)
-        .map_err(|e| e.to_string())?;
-    let mut ctx = Context::new();
-    ctx.func.signature = sig;
-    ctx.func.name = UserFuncName::user(0, id.as_u32());
-    ctx.set_disasm(true);
+    let (id, mut ctx) = declare(&mut module, sig)?;
     let mut fctx = FunctionBuilderContext::new();
     let templates;
     let inlined;
@@ -115,13 +125,7 @@ pub unsafe fn compile(c: &Compiled) -> Result<NativeCode, String> {
     for &form in &forms {
         let nargs = c.plain_arity.expect("forms are made for plain signatures");
         let tsig = trampoline::signature(form, module.isa().default_call_conv(), ptr);
-        let tid = module
-            .declare_anonymous_function(&tsig)
-            .map_err(|e| e.to_string())?;
-        let mut tctx = Context::new();
-        tctx.func.signature = tsig;
-        tctx.func.name = UserFuncName::user(0, tid.as_u32());
-        tctx.set_disasm(true);
+        let (tid, mut tctx) = declare(&mut module, tsig)?;
         {
             let b = FunctionBuilder::new(&mut tctx.func, &mut fctx);
             let main = module.declare_func_in_func(id, b.func);

@@ -107,15 +107,11 @@ fn slot_checks(e: &mut Emit, nargs: usize, abi: WrapperAbi, invalid: usize, p: &
     let flag = e.b.ins().iconst(ptr, invalid as i64);
     let flag = e.b.ins().load(types::I8, mem(), flag, 0);
     e.fail_if(flag, miss);
-    // A trace or profile function.
+    // The stack limit, from the cache `Entry::call` keeps: another thread than the
+    // cache's goes there (to refill it).
     let ts = e
         .call(crate::cpy::current_fn(), &[], Some(ptr), &[])
         .expect("returns");
-    let prof = e.b.ins().load(ptr, mem(), ts, tstate_offset::PROFILEFUNC);
-    let trace = e.b.ins().load(ptr, mem(), ts, tstate_offset::TRACEFUNC);
-    let hooked = e.b.ins().bor(prof, trace);
-    e.fail_if(hooked, miss);
-    // The stack: another thread than the limit cache's (Rust refills it), or too deep.
     let cache =
         e.b.ins()
             .iconst(ptr, crate::stack::limit_cache_addr() as i64);
@@ -129,18 +125,8 @@ fn slot_checks(e: &mut Emit, nargs: usize, abi: WrapperAbi, invalid: usize, p: &
     e.fail_if(other, miss);
     let limit_off = std::mem::offset_of!(crate::stack::LimitCache, limit) as i32;
     let limit = e.b.ins().load(ptr, mem(), cache, limit_off);
-    let sp = e.b.ins().get_stack_pointer(ptr);
-    let deep = e.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
-    e.fail_if(deep, miss);
-    // The recursion limit (Rust raises RecursionError).
-    let left =
-        e.b.ins()
-            .load(types::I32, mem(), ts, tstate_offset::RECURSION_REMAINING);
-    let none_left = e.b.ins().icmp_imm_s(IntCC::SignedLessThanOrEqual, left, 0);
-    e.fail_if(none_left, miss);
-    let left = e.b.ins().iadd_imm_s(left, -1);
-    e.b.ins()
-        .store(mem(), left, ts, tstate_offset::RECURSION_REMAINING);
+    // Trace hooks, the stack, the recursion limit (Rust raises RecursionError).
+    e.enter_checked(ts, limit, miss);
     for off in [Entry::CALLS_OFFSET, Entry::NATIVE_CALLS_OFFSET] {
         let n = e.b.ins().load(types::I64, mem(), entry, off);
         let n = e.b.ins().iadd_imm_s(n, 1);
@@ -268,12 +254,7 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
     e.release_registers(c, regs);
     if let Form::Slot { .. } = form {
         // Leave the recursion level the checks entered.
-        let left =
-            e.b.ins()
-                .load(types::I32, mem(), ts, tstate_offset::RECURSION_REMAINING);
-        let left = e.b.ins().iadd_imm_s(left, 1);
-        e.b.ins()
-            .store(mem(), left, ts, tstate_offset::RECURSION_REMAINING);
+        e.leave_recursion(ts);
     }
     e.b.ins().return_(&[result]);
 }

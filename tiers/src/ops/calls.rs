@@ -1,6 +1,5 @@
 //! Calls and function creation.
 
-use crate::cpy::tstate_offset;
 use crate::interp::Ctx;
 use crate::lower::LKind;
 use crate::native::emit::{mem, Emit};
@@ -666,28 +665,14 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     let ts =
         e.b.ins()
             .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tstate) as i32);
-    let prof = e.b.ins().load(ptr, mem(), ts, tstate_offset::PROFILEFUNC);
-    let trace = e.b.ins().load(ptr, mem(), ts, tstate_offset::TRACEFUNC);
-    let hooks = e.b.ins().bor(prof, trace);
-    e.fail_if(hooks, helper);
     let limit = e.b.ins().load(
         ptr,
         mem(),
         ctx,
         std::mem::offset_of!(Ctx, stack_limit) as i32,
     );
-    let sp = e.b.ins().get_stack_pointer(ptr);
-    let low = e.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
-    e.fail_if(low, helper);
-    let rr =
-        e.b.ins()
-            .load(types::I32, mem(), ts, tstate_offset::RECURSION_REMAINING);
-    let none_left = e.b.ins().icmp_imm_s(IntCC::SignedLessThanOrEqual, rr, 0);
-    e.fail_if(none_left, helper);
-    // Committed: enter the recursion level, build the callee's registers and context.
-    let rr = e.b.ins().iadd_imm_s(rr, -1);
-    e.b.ins()
-        .store(mem(), rr, ts, tstate_offset::RECURSION_REMAINING);
+    // Committed past this: the recursion level is entered.
+    e.enter_checked(ts, limit, helper);
     let nregs = d.callee.linear.nregs;
     let cregs = e.call_frame();
     let cctx = e.b.ins().iadd_imm_s(cregs, (nregs * 16) as i64);
@@ -791,12 +776,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         e.b.block_params(after)[0]
     };
     // Leave the recursion level and release what the callee's registers still hold.
-    let rr =
-        e.b.ins()
-            .load(types::I32, mem(), ts, tstate_offset::RECURSION_REMAINING);
-    let rr = e.b.ins().iadd_imm_s(rr, 1);
-    e.b.ins()
-        .store(mem(), rr, ts, tstate_offset::RECURSION_REMAINING);
+    e.leave_recursion(ts);
     e.release_registers(d.callee, cregs);
     let raised = e.b.create_block();
     let returned = e.b.create_block();
