@@ -4,6 +4,7 @@ with thresholds at zero and one. Every case agrees with CPython, and the stats s
 code really ran."""
 
 import os
+import re
 
 import pytest
 
@@ -426,6 +427,23 @@ def constants_keep_identity(n):
     )
 
 
+def identity_kinds(xs):
+    # `is` / `is not` / `is None` on unboxed ints and floats, bools, None and objects:
+    # numbers are boxed once, so a value compared with itself stays identical.
+    out = []
+    prev = None
+    for x in xs:
+        y = x
+        z = x + 0 if type(x) is int else x
+        out.append((x is None, x is not None, x is y, x is not prev, x is True, z is x, prev is None))
+        if x is None:  # IsNone (a jump), the others are Is
+            out.append("none")
+        elif x is not None and prev is not None:
+            out.append("both")
+        prev = x
+    return out
+
+
 INT_EDGES = [-(2**30) - 1, -(2**30), -(2**30) + 1, -6, -5, -4, -1, 0, 1, 255, 256, 257,
              2**30 - 1, 2**30, 2**30 + 1, 2**62, -(2**63)]
 
@@ -530,6 +548,7 @@ CASES = cases(
     (inlined_callees, ([1, 0, 3, 2**62, -5, 0, 7] * 6,)),
     (constants_keep_identity, (N,)),
     (ints_boxed_at_edges, (INT_EDGES * 50,)),
+    (identity_kinds, ([1, 1000, 2**70, 0.5, True, False, None, "s", (), [], 1000] * 300,)),
     *[(int_returned, (k,)) for k in INT_EDGES],
     (old_value_read_after, (list(range(N)),)),
     (fib_iter, (N,)),
@@ -682,6 +701,9 @@ def _uses_every_template(items, objs, slotted, d):
         total += a + v + (k == "s") + ("a" == "a")
     for c in "abc":
         total += c == "b"
+        total += (c is None) + (c is not out)
+        if c is None:  # POP_JUMP_IF_NONE: IsNone
+            total -= 1
     for o in objs:
         o.v = o.v + 1
         total += o.v
@@ -712,8 +734,9 @@ def test_quickened_variants_get_their_templates():
                 "SubscrTupleInt", "ForIterBuiltin", "ForIterTuple", "ForIterList", "ForIterRange",
                 "UnpackTuple", "BuildTuple", "BuildList", "CompareStr", "CompareUnrelated",
                 "AttrInstanceValue", "AttrSlot", "LoadGlobalModule", "LoadGlobalBuiltin", "BinaryFloat",
-                "SubscrDict", "StoreSubscrDict", "StoreSubscrListInt", "CallClass"]
-    missing = [name for name in expected if f":{name}" not in line]
+                "SubscrDict", "StoreSubscrDict", "StoreSubscrListInt", "CallClass", "Is", "IsNone"]
+    # Whole names: ":Is" must not be found inside ":IsNone".
+    missing = [name for name in expected if not re.search(rf":{name}\b", line)]
     assert not missing, (missing, line)
 
 

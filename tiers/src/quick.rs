@@ -119,6 +119,8 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Const => (&[], &["Const"]),
         OpKind::Null => (&[], &["Null"]),
         OpKind::Truth => (&[], &["TruthUnboxed"]),
+        OpKind::Is => (&[], &["Is"]),
+        OpKind::IsNone => (&[], &["IsNone"]),
         OpKind::UnpackSequence => (&[], &["UnpackTuple"]),
         OpKind::BuildTuple => (&[], &["BuildTuple"]),
         OpKind::BuildList => (&[], &["BuildList"]),
@@ -129,9 +131,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::StoreGlobal
         | OpKind::DeleteGlobal
         | OpKind::Unary
-        | OpKind::Is
         | OpKind::Contains
-        | OpKind::IsNone
         | OpKind::GetIter
         | OpKind::DeleteAttr
         | OpKind::DeleteSubscr

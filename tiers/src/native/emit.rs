@@ -1087,6 +1087,8 @@ impl<'a> Emit<'a> {
             Op::Binary { op } => ops::arith::emit_binary(self, pc, op, q, slow),
             Op::Compare { op } => ops::compare::emit_compare(self, pc, op, q, slow),
             Op::Truth {} => ops::compare::emit_truth(self, pc, slow),
+            Op::Is { invert } => ops::compare::emit_is(self, pc, invert),
+            Op::IsNone {} => ops::compare::emit_is_none(self, pc),
             Op::ForIter {} => ops::iter::emit_for_iter(self, pc, q, slow),
             Op::LoadGlobal { .. } => ops::globals::emit_load_global(self, pc, q, slow),
             Op::Const { index } => ops::values::emit_const(self, pc, index),
@@ -1106,9 +1108,7 @@ impl<'a> Emit<'a> {
             | Op::StoreGlobal { .. }
             | Op::DeleteGlobal { .. }
             | Op::Unary { .. }
-            | Op::Is { .. }
             | Op::Contains { .. }
-            | Op::IsNone {}
             | Op::GetIter {}
             | Op::DeleteAttr { .. }
             | Op::DeleteSubscr {}

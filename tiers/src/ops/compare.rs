@@ -1,4 +1,4 @@
-//! Comparisons, membership and truth.
+//! Comparisons, identity, membership and truth.
 
 use crate::native::emit::{mem, Emit};
 use crate::quick::Quick;
@@ -394,4 +394,45 @@ pub(crate) fn emit_truth(e: &mut Emit, pc: usize, _fail: Block) -> Option<&'stat
     let r = e.b.block_params(join)[0];
     e.set(inst.dst, tag::BOOL, r);
     Some("TruthUnboxed")
+}
+
+/// The native template of Is (`a is b`, or `is not`): the two objects' addresses, with
+/// numbers boxed in place first as tier 1 boxes them (one object per value, so identity
+/// holds as in CPython) and bools as their singletons. Boxing out of memory takes the
+/// generic op.
+pub(crate) fn emit_is(e: &mut Emit, pc: usize, invert: bool) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let (ra, rb) = (
+        e.c.linear.operands[inst.args as usize],
+        e.c.linear.operands[inst.args as usize + 1],
+    );
+    let slow = e.slow_block();
+    let a = e.object_of(ra, slow);
+    let b = e.object_of(rb, slow);
+    let cc = if invert {
+        IntCC::NotEqual
+    } else {
+        IntCC::Equal
+    };
+    let same = e.b.ins().icmp(cc, a, b);
+    let v = e.b.ins().uextend(types::I64, same);
+    e.set(inst.dst, tag::BOOL, v);
+    Some("Is")
+}
+
+/// The native template of IsNone: an object register holding None's address; an
+/// unboxed number or bool is never None (as tier 1 reads it, without boxing).
+pub(crate) fn emit_is_none(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let r = e.c.linear.operands[inst.args as usize];
+    let t = e.tag(r);
+    let p = e.payload(r, e.ptr);
+    let is_obj = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+    // SAFETY: taking the singleton's address reads nothing.
+    let none = unsafe { ffi::Py_None() } as i64;
+    let is_none = e.b.ins().icmp_imm_s(IntCC::Equal, p, none);
+    let both = e.b.ins().band(is_obj, is_none);
+    let v = e.b.ins().uextend(types::I64, both);
+    e.set(inst.dst, tag::BOOL, v);
+    Some("IsNone")
 }
