@@ -444,6 +444,34 @@ def identity_kinds(xs):
     return out
 
 
+class Picky:
+    def __contains__(self, x):
+        if x == 13:
+            raise KeyError(x)
+        return x % 2 == 0
+
+
+def membership_kinds(xs, d, lst, st, text, escape):
+    # `in` / `not in` on dicts, lists, sets, strs and a class whose __contains__ raises
+    # (caught inside the loop, and once escaping at the end); unboxed ints as items.
+    out = []
+    picky = Picky()
+    for x in xs:
+        k = x + 1
+        row = [k in d, k not in lst, x in st, str(x) in text]
+        try:
+            row.append(k in picky)
+        except KeyError as e:
+            row.append(("raised", e.args))
+        if k in d and k not in st:
+            row.append("branch")
+        out.append(row)
+    out.append(1.5 in lst)
+    if escape:
+        out.append(13 in picky)
+    return out
+
+
 INT_EDGES = [-(2**30) - 1, -(2**30), -(2**30) + 1, -6, -5, -4, -1, 0, 1, 255, 256, 257,
              2**30 - 1, 2**30, 2**30 + 1, 2**62, -(2**63)]
 
@@ -548,6 +576,8 @@ CASES = cases(
     (inlined_callees, ([1, 0, 3, 2**62, -5, 0, 7] * 6,)),
     (constants_keep_identity, (N,)),
     (ints_boxed_at_edges, (INT_EDGES * 50,)),
+    *[(membership_kinds, (list(range(40)) * 60, {i: i for i in range(0, 40, 3)}, list(range(0, 40, 2)),
+                          set(range(5, 25)), "0123456789", escape)) for escape in (False, True)],
     (identity_kinds, ([1, 1000, 2**70, 0.5, True, False, None, "s", (), [], 1000] * 300,)),
     *[(int_returned, (k,)) for k in INT_EDGES],
     (old_value_read_after, (list(range(N)),)),
@@ -704,6 +734,7 @@ def _uses_every_template(items, objs, slotted, d):
         total += (c is None) + (c is not out)
         if c is None:  # POP_JUMP_IF_NONE: IsNone
             total -= 1
+        total += c in "xbz"
     for o in objs:
         o.v = o.v + 1
         total += o.v
@@ -734,7 +765,8 @@ def test_quickened_variants_get_their_templates():
                 "SubscrTupleInt", "ForIterBuiltin", "ForIterTuple", "ForIterList", "ForIterRange",
                 "UnpackTuple", "BuildTuple", "BuildList", "CompareStr", "CompareUnrelated",
                 "AttrInstanceValue", "AttrSlot", "LoadGlobalModule", "LoadGlobalBuiltin", "BinaryFloat",
-                "SubscrDict", "StoreSubscrDict", "StoreSubscrListInt", "CallClass", "Is", "IsNone"]
+                "SubscrDict", "StoreSubscrDict", "StoreSubscrListInt", "CallClass", "Is", "IsNone",
+                "Contains"]
     # Whole names: ":Is" must not be found inside ":IsNone".
     missing = [name for name in expected if not re.search(rf":{name}\b", line)]
     assert not missing, (missing, line)

@@ -121,6 +121,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Truth => (&[], &["TruthUnboxed"]),
         OpKind::Is => (&[], &["Is"]),
         OpKind::IsNone => (&[], &["IsNone"]),
+        OpKind::Contains => (&[], &["Contains"]),
         OpKind::UnpackSequence => (&[], &["UnpackTuple"]),
         OpKind::BuildTuple => (&[], &["BuildTuple"]),
         OpKind::BuildList => (&[], &["BuildList"]),
@@ -131,7 +132,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::StoreGlobal
         | OpKind::DeleteGlobal
         | OpKind::Unary
-        | OpKind::Contains
         | OpKind::GetIter
         | OpKind::DeleteAttr
         | OpKind::DeleteSubscr

@@ -436,3 +436,44 @@ pub(crate) fn emit_is_none(e: &mut Emit, pc: usize) -> Option<&'static str> {
     e.set(inst.dst, tag::BOOL, v);
     Some("IsNone")
 }
+
+/// The native template of Contains (`item in container`, or `not in`): PySequence_Contains
+/// called directly, on the operands as objects (numbers boxed in place first, as tier 1
+/// boxes them); an exception it raises goes to the handler, as the generic op's would.
+pub(crate) fn emit_contains(e: &mut Emit, pc: usize, invert: bool) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let (ri, rc) = (
+        e.c.linear.operands[inst.args as usize],
+        e.c.linear.operands[inst.args as usize + 1],
+    );
+    let slow = e.slow_block();
+    let item = e.object_of(ri, slow);
+    let container = e.object_of(rc, slow);
+    let r = e
+        .call(
+            ffi::PySequence_Contains as *const () as usize,
+            &[e.ptr, e.ptr],
+            Some(types::I32),
+            &[container, item],
+        )
+        .expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, r, 0);
+    let raised = e.b.create_block();
+    e.b.set_cold_block(raised);
+    let ok = e.b.create_block();
+    e.b.ins().brif(failed, raised, &[], ok, &[]);
+    e.b.switch_to_block(raised);
+    e.raise_at(pc);
+    // raise_at never continues here (the status after a raise is never 0).
+    e.b.ins().jump(ok, &[]);
+    e.b.switch_to_block(ok);
+    let cc = if invert {
+        IntCC::NotEqual
+    } else {
+        IntCC::Equal
+    };
+    let found = e.b.ins().icmp_imm_s(cc, r, 1);
+    let v = e.b.ins().uextend(types::I64, found);
+    e.set(inst.dst, tag::BOOL, v);
+    Some("Contains")
+}
