@@ -472,6 +472,41 @@ def membership_kinds(xs, d, lst, st, text, escape):
     return out
 
 
+class Neg:
+    def __neg__(self):
+        return "neg"
+
+    def __invert__(self):
+        return "inv"
+
+    def __bool__(self):
+        return False
+
+
+def unary_kinds(xs):
+    # -x, +x, ~x and `not x` on values made unboxed right before (ints up to the i64
+    # edges, where -x overflows, floats with -0.0, nan and inf), then on bools, None,
+    # objects with the methods and without (TypeError, caught) through the generic op.
+    out = []
+    for x in xs:
+        if type(x) is int:
+            y = x * 2  # unboxed in native code while it fits in i64
+            row = (-y, ~y, +y, not y, y)
+        elif type(x) is float:
+            y = x * 1.0
+            row = (-y, +y, not y, repr(-y))
+        else:
+            row = []
+            for f in (lambda v: -v, lambda v: +v, lambda v: ~v):
+                try:
+                    row.append(f(x))
+                except TypeError as e:
+                    row.append(str(e))
+            row.append(not x)
+        out.append(row)
+    return out
+
+
 INT_EDGES = [-(2**30) - 1, -(2**30), -(2**30) + 1, -6, -5, -4, -1, 0, 1, 255, 256, 257,
              2**30 - 1, 2**30, 2**30 + 1, 2**62, -(2**63)]
 
@@ -578,6 +613,8 @@ CASES = cases(
     (ints_boxed_at_edges, (INT_EDGES * 50,)),
     *[(membership_kinds, (list(range(40)) * 60, {i: i for i in range(0, 40, 3)}, list(range(0, 40, 2)),
                           set(range(5, 25)), "0123456789", escape)) for escape in (False, True)],
+    (unary_kinds, ([0, 1, -1, 7, 2**61, -(2**62), 2**62, 0.0, -0.0, 1.5, float("nan"), float("inf"), True,
+                    False, None, "s", Neg(), 2**70] * 40,)),
     (identity_kinds, ([1, 1000, 2**70, 0.5, True, False, None, "s", (), [], 1000] * 300,)),
     *[(int_returned, (k,)) for k in INT_EDGES],
     (old_value_read_after, (list(range(N)),)),
@@ -735,6 +772,7 @@ def _uses_every_template(items, objs, slotted, d):
         if c is None:  # POP_JUMP_IF_NONE: IsNone
             total -= 1
         total += c in "xbz"
+        total += -total + (not c)
     for o in objs:
         o.v = o.v + 1
         total += o.v
@@ -766,7 +804,7 @@ def test_quickened_variants_get_their_templates():
                 "UnpackTuple", "BuildTuple", "BuildList", "CompareStr", "CompareUnrelated",
                 "AttrInstanceValue", "AttrSlot", "LoadGlobalModule", "LoadGlobalBuiltin", "BinaryFloat",
                 "SubscrDict", "StoreSubscrDict", "StoreSubscrListInt", "CallClass", "Is", "IsNone",
-                "Contains"]
+                "Contains", "UnaryUnboxed"]
     # Whole names: ":Is" must not be found inside ":IsNone".
     missing = [name for name in expected if not re.search(rf":{name}\b", line)]
     assert not missing, (missing, line)

@@ -122,6 +122,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Is => (&[], &["Is"]),
         OpKind::IsNone => (&[], &["IsNone"]),
         OpKind::Contains => (&[], &["Contains"]),
+        OpKind::Unary => (&[], &["UnaryUnboxed"]),
         OpKind::UnpackSequence => (&[], &["UnpackTuple"]),
         OpKind::BuildTuple => (&[], &["BuildTuple"]),
         OpKind::BuildList => (&[], &["BuildList"]),
@@ -131,7 +132,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::LoadBuildClass
         | OpKind::StoreGlobal
         | OpKind::DeleteGlobal
-        | OpKind::Unary
         | OpKind::GetIter
         | OpKind::DeleteAttr
         | OpKind::DeleteSubscr

@@ -1090,6 +1090,7 @@ impl<'a> Emit<'a> {
             Op::Is { invert } => ops::compare::emit_is(self, pc, invert),
             Op::IsNone {} => ops::compare::emit_is_none(self, pc),
             Op::Contains { invert } => ops::compare::emit_contains(self, pc, invert),
+            Op::Unary { op } => ops::arith::emit_unary(self, pc, op),
             Op::ForIter {} => ops::iter::emit_for_iter(self, pc, q, slow),
             Op::LoadGlobal { .. } => ops::globals::emit_load_global(self, pc, q, slow),
             Op::Const { index } => ops::values::emit_const(self, pc, index),
@@ -1108,7 +1109,6 @@ impl<'a> Emit<'a> {
             | Op::LoadBuildClass {}
             | Op::StoreGlobal { .. }
             | Op::DeleteGlobal { .. }
-            | Op::Unary { .. }
             | Op::GetIter {}
             | Op::DeleteAttr { .. }
             | Op::DeleteSubscr {}

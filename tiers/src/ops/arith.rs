@@ -98,6 +98,65 @@ pub unsafe fn unary(op: UnaryOp, a: &Value) -> PyResult<Value> {
     }
 }
 
+/// The native template of Unary on unboxed numbers: `-x`, `+x`, `~x` of an unboxed int
+/// (`-` of the smallest i64 overflows into the generic op), `-x` and `+x` of an unboxed
+/// float, and `not x` of whatever Truth's template reads. Anything else (objects, `~` of
+/// a float) takes the generic op: an expected case, not a deopt.
+pub(crate) fn emit_unary(e: &mut Emit, pc: usize, op: UnaryOp) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let a = e.c.linear.operands[inst.args as usize];
+    if let UnaryOp::Not = op {
+        let t = super::compare::emit_truth_value(e, a);
+        let v = e.b.ins().bxor_imm_u(t, 1);
+        e.set(inst.dst, tag::BOOL, v);
+        return Some("UnaryUnboxed");
+    }
+    let slow = e.slow_block();
+    let t = e.tag(a);
+    let (int_b, not_int, float_b, done) = (
+        e.b.create_block(),
+        e.b.create_block(),
+        e.b.create_block(),
+        e.b.create_block(),
+    );
+    let is_int = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::INT as i64);
+    e.b.ins().brif(is_int, int_b, &[], not_int, &[]);
+    e.b.switch_to_block(int_b);
+    let x = e.payload(a, types::I64);
+    let r = match op {
+        UnaryOp::Negative => {
+            let min = e.b.ins().icmp_imm_s(IntCC::Equal, x, i64::MIN);
+            e.fail_if(min, slow);
+            e.b.ins().ineg(x)
+        }
+        UnaryOp::Positive => x,
+        UnaryOp::Invert => e.b.ins().bnot(x),
+        UnaryOp::Not => unreachable!("handled above"),
+    };
+    e.set(inst.dst, tag::INT, r);
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(not_int);
+    let is_float = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::FLOAT as i64);
+    e.b.ins().brif(is_float, float_b, &[], slow, &[]);
+    e.b.switch_to_block(float_b);
+    let x = e.payload(a, types::F64);
+    let r = match op {
+        UnaryOp::Negative => e.b.ins().fneg(x),
+        UnaryOp::Positive => x,
+        // TypeError, from the generic op.
+        UnaryOp::Invert => {
+            e.b.ins().jump(slow, &[]);
+            e.b.switch_to_block(done);
+            return Some("UnaryUnboxed");
+        }
+        UnaryOp::Not => unreachable!("handled above"),
+    };
+    e.set(inst.dst, tag::FLOAT, r);
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(done);
+    Some("UnaryUnboxed")
+}
+
 /// Quickened forms of Binary.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BinaryVariant {

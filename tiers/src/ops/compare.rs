@@ -4,7 +4,7 @@ use crate::native::emit::{mem, Emit};
 use crate::quick::Quick;
 use crate::value::{tag, PyResult, Raised, Value};
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
-use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder};
+use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder, Value as CValue};
 use pyo3_ffi as ffi;
 use tiered_ir::CmpOp;
 
@@ -345,6 +345,15 @@ pub(crate) fn emit_compare(
 pub(crate) fn emit_truth(e: &mut Emit, pc: usize, _fail: Block) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
     let a = e.c.linear.operands[inst.args as usize];
+    let r = emit_truth_value(e, a);
+    e.set(inst.dst, tag::BOOL, r);
+    Some("TruthUnboxed")
+}
+
+/// Native code for `bool(a)` as an i64 (0 or 1) for unboxed bools, ints and floats, exact
+/// ints and None; anything else takes the current op's generic path (an expected case,
+/// not a deopt).
+pub(crate) fn emit_truth_value(e: &mut Emit, a: u32) -> CValue {
     let t = e.tag(a);
     let join = e.b.create_block();
     e.b.append_block_param(join, types::I64);
@@ -391,9 +400,7 @@ pub(crate) fn emit_truth(e: &mut Emit, pc: usize, _fail: Block) -> Option<&'stat
     let nz = e.b.ins().uextend(types::I64, nz);
     e.b.ins().jump(join, &[BlockArg::Value(nz)]);
     e.b.switch_to_block(join);
-    let r = e.b.block_params(join)[0];
-    e.set(inst.dst, tag::BOOL, r);
-    Some("TruthUnboxed")
+    e.b.block_params(join)[0]
 }
 
 /// The native template of Is (`a is b`, or `is not`): the two objects' addresses, with
