@@ -507,6 +507,35 @@ def unary_kinds(xs):
     return out
 
 
+class DictSub(dict):
+    pass
+
+
+def builtin_call_kinds(xs):
+    # Builtins CPython's specialized CALL runs by their C function (METH_FASTCALL, with
+    # and without keywords; method descriptors with exactly their type as self), next
+    # to ones it does not (METH_O, METH_VARARGS), and method descriptors given a subclass
+    # or another type as self (CPython's generic call accepts or rejects those).
+    d = {1: "one", 2: "two"}
+    sub = DictSub(d)
+    out = []
+    for x in xs:
+        row = [next(iter([x])), sum([x, 1]), sum([x], 10), divmod(x, 3), isinstance(x, int),
+               getattr(x, "real", None), d.get(x, "-"), sub.get(x, "+"), dict.get(d, x),
+               dict.get(sub, x, 0), "a,b,c".split(","), str.split("a b"), len([x]),
+               abs(-x), min(x, 2), ",".join(["a", str(x)])]
+        try:
+            row.append(dict.get(x, 1))
+        except TypeError as e:
+            row.append(str(e))
+        try:
+            row.append(divmod(x))
+        except TypeError as e:
+            row.append(str(e))
+        out.append(row)
+    return out
+
+
 INT_EDGES = [-(2**30) - 1, -(2**30), -(2**30) + 1, -6, -5, -4, -1, 0, 1, 255, 256, 257,
              2**30 - 1, 2**30, 2**30 + 1, 2**62, -(2**63)]
 
@@ -615,6 +644,7 @@ CASES = cases(
                           set(range(5, 25)), "0123456789", escape)) for escape in (False, True)],
     (unary_kinds, ([0, 1, -1, 7, 2**61, -(2**62), 2**62, 0.0, -0.0, 1.5, float("nan"), float("inf"), True,
                     False, None, "s", Neg(), 2**70] * 40,)),
+    (builtin_call_kinds, (list(range(-3, 30)) * 40,)),
     (identity_kinds, ([1, 1000, 2**70, 0.5, True, False, None, "s", (), [], 1000] * 300,)),
     *[(int_returned, (k,)) for k in INT_EDGES],
     (old_value_read_after, (list(range(N)),)),
@@ -879,6 +909,41 @@ def test_decorator_tiering_options():
         tiered(loop, jit_threshold=-1)
     with pytest.raises(TypeError, match="quicken must be a bool"):
         tiered(loop, quicken="yes")
+
+
+@pytest.mark.skipif(os.environ.get("TIERED_QUICKEN") == "0", reason="the generic call op counts levels as CPython's unspecialized CALL does")
+def test_recursion_through_builtins_reaches_cpythons_depth():
+    # CPython's specialized CALL runs METH_FASTCALL builtins without counting a
+    # recursion level (METH_O ones it counts): recursion through them must reach
+    # RecursionError at the same depth under tiered.
+    src = (
+        "def probe(k=0):\n"
+        "    try:\n"
+        "        return probe(k + 1)\n"
+        "    except RecursionError:\n"
+        "        return k\n"
+        "class A:\n"
+        "    def __init__(self, n):\n"
+        "        self.n = n\n"
+        "    def __abs__(self):\n"
+        "        return via_o(self.n - 1)\n"
+        "def via_fast(n):\n"
+        "    return probe() if n == 0 else next(map(via_fast, [n - 1]))\n"
+        "def via_fast_kw(n):\n"
+        "    return probe() if n == 0 else sum(map(via_fast_kw, [n - 1]))\n"
+        "def via_o(n):\n"
+        "    return probe() if n == 0 else abs(A(n))\n"
+    )
+    for name in ("via_fast", "via_fast_kw", "via_o"):
+        plain = {}
+        exec(compile(src, __file__, "exec"), plain)
+        ours = {}
+        exec(compile(src, __file__, "exec"), ours)
+        ours[name] = tiered(ours[name])
+        for _ in range(30):  # past CPython's specialization and our tiering up
+            plain[name](3)
+            ours[name](3)
+        assert ours[name](40) == plain[name](40), name
 
 
 def test_threads_share_tiered_code():

@@ -146,6 +146,87 @@ unsafe fn is_builtin(f: *mut ffi::PyObject) -> bool {
             && (*(f as *mut ffi::PyTypeObject)).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0)
 }
 
+/// A builtin whose C function CPython 3.11's specialized CALL runs directly, without the
+/// vectorcall wrapper (PRECALL_NO_KW_BUILTIN_FAST, PRECALL_BUILTIN_FAST_WITH_KEYWORDS,
+/// PRECALL_NO_KW_METHOD_DESCRIPTOR_FAST): METH_FASTCALL functions, with or without
+/// METH_KEYWORDS. Besides the wrapper's cost this skips its recursion-depth count, which
+/// CPython charges only to the other conventions (METH_O, METH_NOARGS...), so recursion
+/// through such builtins reaches RecursionError at CPython's depth.
+#[derive(Clone, Copy)]
+pub(crate) struct FastC {
+    /// The C function: `(self, args, nargs)`, plus `kwnames` (NULL here) with `kw`.
+    f: usize,
+    kw: bool,
+    /// A builtin function's bound `self`, or, for a method descriptor, `None`: then the
+    /// first argument is `self` and must be exactly `tp`.
+    bound: Option<*mut ffi::PyObject>,
+    tp: *mut ffi::PyTypeObject,
+}
+
+/// `callable`'s direct C entry, if CPython would call it directly (see `FastC`).
+///
+/// # Safety
+/// GIL held; `callable` live.
+pub(crate) unsafe fn fast_c(callable: *mut ffi::PyObject) -> Option<FastC> {
+    let tp = ffi::Py_TYPE(callable);
+    let (ml, bound, self_tp) = if tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
+        let f = callable as *mut ffi::PyCFunctionObject;
+        ((*f).m_ml, Some((*f).m_self), std::ptr::null_mut())
+    } else if tp == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) {
+        let d = callable as *mut ffi::PyMethodDescrObject;
+        ((*d).d_method, None, (*d).d_common.d_type)
+    } else {
+        return None;
+    };
+    if ml.is_null() {
+        return None;
+    }
+    let kw = match (*ml).ml_flags {
+        ffi::METH_FASTCALL => false,
+        x if x == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => true,
+        _ => return None,
+    };
+    let f = (*ml).ml_meth.PyCFunction as usize;
+    (f != 0).then_some(FastC {
+        f,
+        kw,
+        bound,
+        tp: self_tp,
+    })
+}
+
+/// Calls `fc` with `nargs` positional arguments at `args` (no keywords), as CPython's
+/// specialized CALL does; `None` when a method descriptor's `self` is missing or not
+/// exactly its type (vectorcall then raises CPython's own TypeError).
+///
+/// # Safety
+/// GIL held; `args` holds `nargs` live objects.
+unsafe fn call_fast_c(
+    fc: FastC,
+    args: *const *mut ffi::PyObject,
+    nargs: usize,
+) -> Option<*mut ffi::PyObject> {
+    let (me, args, nargs) = match fc.bound {
+        Some(me) => (me, args, nargs),
+        None => {
+            if nargs == 0 || ffi::Py_TYPE(*args) != fc.tp {
+                return None;
+            }
+            (*args, args.add(1), nargs - 1)
+        }
+    };
+    let n = nargs as ffi::Py_ssize_t;
+    Some(if fc.kw {
+        // SAFETY: METH_FASTCALL | METH_KEYWORDS functions have this signature.
+        let f = std::mem::transmute::<usize, ffi::PyCFunctionFastWithKeywords>(fc.f);
+        f(me, args, n, std::ptr::null_mut())
+    } else {
+        // SAFETY: METH_FASTCALL functions have this signature.
+        let f = std::mem::transmute::<usize, ffi::PyCFunctionFast>(fc.f);
+        f(me, args as *mut *mut ffi::PyObject, n)
+    })
+}
+
 /// `str(x)` with one positional argument is `PyObject_Str(x)`, as CPython's
 /// PRECALL_NO_KW_STR_1 runs it: no argument tuple, no `str.__new__` parsing.
 fn is_str_of_one(callable: *mut ffi::PyObject, nargs: usize) -> bool {
@@ -353,10 +434,16 @@ pub unsafe fn call_quick(
                 return None;
             }
             let nargs = ffi::PyVectorcall_NARGS(c.nargsf) as usize;
-            if c.kwnames.is_null() && is_str_of_one(callable, nargs) {
-                ffi::PyObject_Str(*c.args)
-            } else {
-                ffi::PyObject_Vectorcall(callable, c.args, c.nargsf, c.kwnames)
+            let direct = match fast_c(callable) {
+                Some(fc) if c.kwnames.is_null() => call_fast_c(fc, c.args, nargs),
+                _ => None,
+            };
+            match direct {
+                Some(r) => r,
+                None if c.kwnames.is_null() && is_str_of_one(callable, nargs) => {
+                    ffi::PyObject_Str(*c.args)
+                }
+                None => ffi::PyObject_Vectorcall(callable, c.args, c.nargsf, c.kwnames),
             }
         }
         CallVariant::Class {
@@ -885,7 +972,11 @@ fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: B
         e.b.ins().jump(done, &[]);
         return;
     }
-    let r = if is_str_of_one(callable, args.len()) {
+    // SAFETY: compiling runs with the GIL held; the site's code keeps `callable` alive.
+    let fast = unsafe { fast_c(callable) }.filter(|fc| fc.bound.is_some() || !args.is_empty());
+    let r = if let Some(fc) = fast {
+        emit_fast_c(e, fc, array, args.len(), slow)
+    } else if is_str_of_one(callable, args.len()) {
         let x = e.b.ins().load(e.ptr, mem(), array, 8);
         e.call(
             ffi::PyObject_Str as *const () as usize,
@@ -918,6 +1009,37 @@ fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: B
     e.b.switch_to_block(raised);
     e.raise_at(pc);
     e.b.ins().jump(done, &[]);
+}
+
+/// Native code for `call_fast_c` on the `nargs` arguments in `array` (from slot 1): a
+/// method descriptor's `self` of another type branches to `slow`.
+fn emit_fast_c(e: &mut Emit, fc: FastC, array: CValue, nargs: usize, slow: Block) -> CValue {
+    let ptr = e.ptr;
+    let (me, argv, n) = match fc.bound {
+        Some(me) => (
+            e.b.ins().iconst(ptr, me as i64),
+            e.b.ins().iadd_imm_s(array, 8),
+            nargs,
+        ),
+        None => {
+            let me = e.b.ins().load(ptr, mem(), array, 8);
+            e.guard_type(me, fc.tp, slow);
+            (me, e.b.ins().iadd_imm_s(array, 16), nargs - 1)
+        }
+    };
+    let n = e.b.ins().iconst(ptr, n as i64);
+    let mut params = vec![ptr, ptr, ptr];
+    let mut argvals = vec![me, argv, n];
+    if fc.kw {
+        params.push(ptr);
+        argvals.push(e.b.ins().iconst(ptr, 0));
+    }
+    // The signature key: any number unique to the signature (these two are not helper
+    // addresses).
+    let key = if fc.kw { 3 } else { 2 };
+    let f = e.b.ins().iconst(ptr, fc.f as i64);
+    e.call_value(key, f, &params, Some(ptr), &argvals)
+        .expect("returns")
 }
 
 /// Signature key of native entry points (`NativeFn`) among the emitter's call signatures.
