@@ -536,6 +536,52 @@ def builtin_call_kinds(xs):
     return out
 
 
+class StrSub2(str):
+    def __format__(self, spec):
+        return "fmt:" + str.__format__(self, spec)
+
+
+class BadFormat:
+    def __format__(self, spec):
+        raise ValueError("no format " + spec)
+
+    def __repr__(self):
+        return "BadFormat()"
+
+
+class BadStr:
+    def __str__(self):
+        raise KeyError("no str")
+
+
+def comprehensions_and_fstrings(xs):
+    # Comprehension appends (list, set, dict; unboxed values, an unhashable one raising
+    # inside) and f-strings of every kind of value, conversion and spec, some raising.
+    out = []
+    out.append([x * 2 for x in xs])
+    out.append(sorted({x % 7 for x in xs}))
+    out.append({x: x * 0.5 for x in xs})
+    try:
+        out.append({x if x < 5 else [x] for x in xs})
+    except TypeError as e:
+        out.append(str(e))
+    for v in [1, 2**70, -0.5, True, None, "s", StrSub2("t"), (1, 2), BadFormat(), BadStr()] * 3:
+        for f in (lambda v: f"{v}", lambda v: f"{v!r}", lambda v: f"{v!s}", lambda v: f"{v!a}",
+                  lambda v: f"<{v:>6}>", lambda v: f"{v}{v}{v}"):
+            try:
+                out.append(f(v))
+            except (ValueError, KeyError, TypeError) as e:
+                out.append(repr(e))
+    for x in xs:
+        y = x * 3
+        out.append(f"{x}:{y}|{x * 0.5}|{x == 1}|{x!r}")
+        out.append(f"{x}" f"{x}" * 2)
+    parts = list(range(20))
+    out.append(f"{parts[0]}{parts[1]}{parts[2]}{parts[3]}{parts[4]}{parts[5]}{parts[6]}{parts[7]}"
+               f"{parts[8]}{parts[9]}{parts[10]}{parts[11]}{parts[12]}{parts[13]}{parts[14]}{parts[15]}-")
+    return out
+
+
 INT_EDGES = [-(2**30) - 1, -(2**30), -(2**30) + 1, -6, -5, -4, -1, 0, 1, 255, 256, 257,
              2**30 - 1, 2**30, 2**30 + 1, 2**62, -(2**63)]
 
@@ -644,6 +690,7 @@ CASES = cases(
                           set(range(5, 25)), "0123456789", escape)) for escape in (False, True)],
     (unary_kinds, ([0, 1, -1, 7, 2**61, -(2**62), 2**62, 0.0, -0.0, 1.5, float("nan"), float("inf"), True,
                     False, None, "s", Neg(), 2**70] * 40,)),
+    (comprehensions_and_fstrings, (list(range(40)),)),
     (builtin_call_kinds, (list(range(-3, 30)) * 40,)),
     (identity_kinds, ([1, 1000, 2**70, 0.5, True, False, None, "s", (), [], 1000] * 300,)),
     *[(int_returned, (k,)) for k in INT_EDGES],
@@ -840,6 +887,35 @@ def test_quickened_variants_get_their_templates():
     assert not missing, (missing, line)
 
 
+def _comps_and_fstrings(xs):
+    a = [x * 2 for x in xs]
+    b = {x for x in xs}
+    c = {x: x for x in xs}
+    return a, b, c, [f"{x}:{x!r}" for x in xs]
+
+
+@needs_default_thresholds
+def test_comprehension_and_fstring_ops_get_their_templates():
+    # Comprehensions are nested code objects, compiled on their own once hot: look at
+    # their native code through functions made from the same code objects.
+    import types
+
+    from tiered import dump
+
+    w = tiered(_comps_and_fstrings)
+    for _ in range(40):
+        w(list(range(50)))
+    lines = []
+    for k in _comps_and_fstrings.__code__.co_consts:
+        if isinstance(k, types.CodeType):
+            f = types.FunctionType(k, globals())
+            lines += [ln for ln in dump(f).splitlines() if "native templates at" in ln]
+    text = " ".join(lines)
+    missing = [n for n in ("ListAppend", "SetAdd", "MapAdd", "FormatValue", "BuildString")
+               if not re.search(rf":{n}\b", text)]
+    assert not missing, (missing, text)
+
+
 def _small(x):
     return x * 2 + 1
 
@@ -862,6 +938,52 @@ def test_small_callees_are_emitted_inline():
 
     line = next(ln for ln in dump(w).splitlines() if "native templates at" in ln)
     assert "calls emitted inline: _small" in line, line
+
+
+def _while_spin(box, n):
+    i = 0
+    while i < n:  # tested at the bottom in 3.11: the back edge is a conditional jump
+        i += 1
+        box[0] = i
+    return i
+
+
+@needs_default_thresholds
+def test_while_loop_tiers_up_mid_call():
+    w = tiered(_while_spin)
+    assert w([0], 100_000) == 100_000
+    s = stats(w)
+    assert s["native_calls"] == 1 and s["calls"] == 1, s
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_async_exception_reaches_while_loop(jit):
+    # PyThreadState_SetAsyncExc (how timeouts stop worker threads): raised inside the loop
+    # at its next poll, in tier 1 and in native code, as CPython raises it at its next
+    # eval-breaker check; the traceback has the function, not tiered's machinery.
+    import ctypes
+    import threading
+    import time
+    import traceback
+
+    n = 50_000_000
+    for f in (_while_spin, tiered(_while_spin, jit=jit)):
+        box, out = [0], []
+
+        def run():
+            try:
+                out.append(("returned", f(box, n)))
+            except ValueError as e:
+                names = [fr.name for fr in traceback.extract_tb(e.__traceback__)]
+                out.append(("ValueError", box[0] < n, names[-1]))
+
+        t = threading.Thread(target=run)
+        t.start()
+        while box[0] == 0:
+            time.sleep(0.0005)
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(t.ident), ctypes.py_object(ValueError))
+        t.join()
+        assert out == [("ValueError", True, "_while_spin")], (f, out)
 
 
 def test_keyboard_interrupt_reaches_native_loop():

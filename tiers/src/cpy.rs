@@ -195,6 +195,18 @@ impl ThreadState {
         real
     }
 
+    /// Whether another thread asked to raise an exception in this one
+    /// (`PyThreadState_SetAsyncExc`), as the eval loop checks at its pending-work points.
+    /// Read through the mirror only once its layout was checked (`id`): `async_exc` sits
+    /// right before the checked `thread_id`.
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread.
+    pub unsafe fn has_async_exc(self) -> bool {
+        self.id();
+        id_layout_holds() && !(*self.0).async_exc.is_null()
+    }
+
     /// Whether `sys.settrace` or `sys.setprofile` is active on this thread: then calls run
     /// in CPython so debuggers, profilers and coverage see every line.
     #[inline]

@@ -1,7 +1,7 @@
 //! The tier-1 interpreter: runs a function's linear form over a register file. One
 //! exhaustive match dispatches every op to its family in `ops/`.
 
-use crate::lower::{LInst, LKind, NO_EDGE};
+use crate::lower::{Edge, LInst, LKind, NO_EDGE};
 use crate::ops;
 use crate::quick::Quick;
 use crate::runtime::Compiled;
@@ -53,6 +53,35 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value
     let mut pc = start;
     let mut poll = POLL_INTERVAL;
     let counting = stats::counting_enabled();
+    // Takes edge `e` of the instruction at `pc`: on a back edge a signal poll now and
+    // then, the moves, then on a back edge native code if the loop is hot (OSR).
+    macro_rules! follow {
+        ($e:expr) => {{
+            let e: Edge = $e;
+            if e.backward {
+                poll -= 1;
+                if poll == 0 {
+                    poll = POLL_INTERVAL;
+                    if poll_at(ctx, pc) != 0 {
+                        return Err(Raised);
+                    }
+                }
+            }
+            if take_edge(lin, e, regs).is_err() {
+                crate::traceback::add_frame(ctx, lin.insts[pc].offset);
+                return Err(Raised);
+            }
+            pc = e.target as usize;
+            if e.backward {
+                if let Some(native) = ctx.compiled.native_for_osr(ctx) {
+                    match run_native(ctx, native, regs, pc) {
+                        NativeExit::Done(r) => return r,
+                        NativeExit::Resume(at) => pc = at,
+                    }
+                }
+            }
+        }};
+    }
     loop {
         let inst = &lin.insts[pc];
         match inst.kind {
@@ -70,28 +99,7 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value
             }
             LKind::Jump(e) => {
                 let e = lin.edges[e as usize];
-                if e.backward {
-                    poll -= 1;
-                    if poll == 0 {
-                        poll = POLL_INTERVAL;
-                        if poll_at(ctx, pc) != 0 {
-                            return Err(Raised);
-                        }
-                    }
-                }
-                if take_edge(lin, e, regs).is_err() {
-                    crate::traceback::add_frame(ctx, inst.offset);
-                    return Err(Raised);
-                }
-                pc = e.target as usize;
-                if e.backward {
-                    if let Some(native) = ctx.compiled.native_for_osr(ctx) {
-                        match run_native(ctx, native, regs, pc) {
-                            NativeExit::Done(r) => return r,
-                            NativeExit::Resume(at) => pc = at,
-                        }
-                    }
-                }
+                follow!(e);
             }
             LKind::Branch {
                 cond,
@@ -103,11 +111,9 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value
                     t => t != 0,
                 };
                 let e = lin.edges[if truth { then_edge } else { else_edge } as usize];
-                if take_edge(lin, e, regs).is_err() {
-                    crate::traceback::add_frame(ctx, inst.offset);
-                    return Err(Raised);
-                }
-                pc = e.target as usize;
+                // A loop tested at its bottom (3.11's `while` loops) goes back through a
+                // branch: it polls and tiers up like any other back edge.
+                follow!(e);
             }
             LKind::Return(r) => return Ok(std::mem::take(&mut regs[r as usize])),
             LKind::Unreachable => {
@@ -315,7 +321,9 @@ pub unsafe fn truth_at(ctx: &Ctx, regs: &mut [Value], pc: usize, reg: usize) -> 
 /// # Safety
 /// GIL held.
 pub unsafe fn poll_at(ctx: &Ctx, pc: usize) -> i64 {
-    if ffi::Py_MakePendingCalls() < 0 {
+    if ffi::Py_MakePendingCalls() < 0
+        || (ctx.tstate.has_async_exc() && crate::runtime::deliver_async_exc())
+    {
         crate::traceback::add_frame(ctx, ctx.compiled.linear.insts[pc].offset);
         return 1;
     }

@@ -123,6 +123,11 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::IsNone => (&[], &["IsNone"]),
         OpKind::Contains => (&[], &["Contains"]),
         OpKind::Unary => (&[], &["UnaryUnboxed"]),
+        OpKind::ListAppend => (&[], &["ListAppend"]),
+        OpKind::SetAdd => (&[], &["SetAdd"]),
+        OpKind::MapAdd => (&[], &["MapAdd"]),
+        OpKind::FormatValue => (&[], &["FormatValue"]),
+        OpKind::BuildString => (&[], &["BuildString"]),
         OpKind::UnpackSequence => (&[], &["UnpackTuple"]),
         OpKind::BuildTuple => (&[], &["BuildTuple"]),
         OpKind::BuildList => (&[], &["BuildList"]),
@@ -141,11 +146,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::BuildSet
         | OpKind::BuildMap
         | OpKind::BuildConstKeyMap
-        | OpKind::BuildString
-        | OpKind::FormatValue
-        | OpKind::ListAppend
-        | OpKind::SetAdd
-        | OpKind::MapAdd
         | OpKind::ListExtend
         | OpKind::SetUpdate
         | OpKind::DictUpdate

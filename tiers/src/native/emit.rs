@@ -1091,6 +1091,28 @@ impl<'a> Emit<'a> {
             Op::IsNone {} => ops::compare::emit_is_none(self, pc),
             Op::Contains { invert } => ops::compare::emit_contains(self, pc, invert),
             Op::Unary { op } => ops::arith::emit_unary(self, pc, op),
+            Op::ListAppend {} => ops::build::emit_add_to(
+                self,
+                pc,
+                pyo3_ffi::PyList_Append as *const () as usize,
+                "ListAppend",
+            ),
+            Op::SetAdd {} => ops::build::emit_add_to(
+                self,
+                pc,
+                pyo3_ffi::PySet_Add as *const () as usize,
+                "SetAdd",
+            ),
+            Op::MapAdd {} => ops::build::emit_add_to(
+                self,
+                pc,
+                pyo3_ffi::PyDict_SetItem as *const () as usize,
+                "MapAdd",
+            ),
+            Op::FormatValue { conversion, spec } => {
+                ops::build::emit_format_value(self, pc, conversion, spec)
+            }
+            Op::BuildString {} => ops::build::emit_build_string(self, pc),
             Op::ForIter {} => ops::iter::emit_for_iter(self, pc, q, slow),
             Op::LoadGlobal { .. } => ops::globals::emit_load_global(self, pc, q, slow),
             Op::Const { index } => ops::values::emit_const(self, pc, index),
@@ -1118,11 +1140,6 @@ impl<'a> Emit<'a> {
             | Op::BuildSet {}
             | Op::BuildMap {}
             | Op::BuildConstKeyMap {}
-            | Op::BuildString {}
-            | Op::FormatValue { .. }
-            | Op::ListAppend {}
-            | Op::SetAdd {}
-            | Op::MapAdd {}
             | Op::ListExtend {}
             | Op::SetUpdate {}
             | Op::DictUpdate {}

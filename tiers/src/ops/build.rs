@@ -452,3 +452,160 @@ pub(crate) fn emit_build_sequence(
     e.set(inst.dst, tag::OBJ, made);
     Some(name)
 }
+
+/// The native template of ListAppend, SetAdd and MapAdd (the appends of comprehensions):
+/// `f` (PyList_Append, PySet_Add, PyDict_SetItem) called directly on the operands as
+/// objects (numbers boxed in place first, as tier 1 boxes them); an exception it raises
+/// goes to the handler, as the generic op's would.
+pub(crate) fn emit_add_to(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    f: usize,
+    name: &'static str,
+) -> Option<&'static str> {
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let inst = e.c.linear.insts[pc];
+    let ops: Vec<u32> =
+        e.c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
+    let slow = e.slow_block();
+    let objs: Vec<_> = ops.iter().map(|&r| e.object_of(r, slow)).collect();
+    let params = vec![e.ptr; objs.len()];
+    let st = e
+        .call(f, &params, Some(types::I32), &objs)
+        .expect("returns");
+    let raised = e.b.create_block();
+    e.b.set_cold_block(raised);
+    let ok = e.b.create_block();
+    e.b.ins().brif(st, raised, &[], ok, &[]);
+    e.b.switch_to_block(raised);
+    e.raise_at(pc);
+    // raise_at never continues here (the status after a raise is never 0).
+    e.b.ins().jump(ok, &[]);
+    e.b.switch_to_block(ok);
+    Some(name)
+}
+
+/// The native template of FormatValue without a format spec (`f"{x}"`, `f"{x!r}"`): an
+/// exact str is the result itself; anything else goes through PyObject_Str, _Repr or
+/// _Format as the generic op calls them (numbers boxed in place first). A spec, or `!a`,
+/// takes the generic op.
+pub(crate) fn emit_format_value(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    conversion: Conversion,
+    spec: bool,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use crate::value::tag;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{BlockArg, InstBuilder};
+    let convert = match (conversion, spec) {
+        (_, true) | (Conversion::Ascii, _) => return None,
+        (Conversion::None, false) => None,
+        (Conversion::Str, false) => Some(ffi::PyObject_Str as *const () as usize),
+        (Conversion::Repr, false) => Some(ffi::PyObject_Repr as *const () as usize),
+    };
+    let ptr = e.ptr;
+    let inst = e.c.linear.insts[pc];
+    let r = e.c.linear.operands[inst.args as usize];
+    let slow = e.slow_block();
+    let v = e.object_of(r, slow);
+    let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as i64;
+    let done = e.b.create_block();
+    e.b.append_block_param(done, ptr);
+    let raised = e.b.create_block();
+    e.b.set_cold_block(raised);
+    match convert {
+        None => {
+            // An exact str as is (a new reference); anything else formatted.
+            let is_str = e.b.create_block();
+            let other = e.b.create_block();
+            let ty = e.b.ins().load(ptr, mem(), v, 8);
+            let exact = e.b.ins().icmp_imm_s(IntCC::Equal, ty, str_type);
+            e.b.ins().brif(exact, is_str, &[], other, &[]);
+            e.b.switch_to_block(is_str);
+            e.incref(v);
+            e.b.ins().jump(done, &[BlockArg::Value(v)]);
+            e.b.switch_to_block(other);
+            let null = e.b.ins().iconst(ptr, 0);
+            let s = e
+                .call(
+                    ffi::PyObject_Format as *const () as usize,
+                    &[ptr, ptr],
+                    Some(ptr),
+                    &[v, null],
+                )
+                .expect("returns");
+            e.b.ins().brif(s, done, &[BlockArg::Value(s)], raised, &[]);
+        }
+        Some(f) => {
+            // str() and repr() always give an exact str (or raise).
+            let s = e.call(f, &[ptr], Some(ptr), &[v]).expect("returns");
+            e.b.ins().brif(s, done, &[BlockArg::Value(s)], raised, &[]);
+        }
+    }
+    e.b.switch_to_block(raised);
+    e.raise_at(pc);
+    let null = e.b.ins().iconst(ptr, 0);
+    // raise_at never continues here (the status after a raise is never 0).
+    e.b.ins().jump(done, &[BlockArg::Value(null)]);
+    e.b.switch_to_block(done);
+    let s = e.b.block_params(done)[0];
+    e.set(inst.dst, tag::OBJ, s);
+    Some("FormatValue")
+}
+
+/// The native template of BuildString (the join of an f-string's parts, at most 15):
+/// _PyUnicode_JoinArray on the parts as objects, as the generic op calls it.
+pub(crate) fn emit_build_string(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use crate::value::tag;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let inst = e.c.linear.insts[pc];
+    if inst.nargs > 15 {
+        return None;
+    }
+    // SAFETY: GIL held while compiling; the empty str is a static singleton in 3.11, so
+    // its address stays valid after this reference is given back.
+    let empty = unsafe {
+        let p = ffi::PyUnicode_FromStringAndSize(std::ptr::null(), 0);
+        if p.is_null() {
+            ffi::PyErr_Clear();
+            return None;
+        }
+        ffi::Py_DECREF(p);
+        p
+    };
+    let ops: Vec<u32> =
+        e.c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
+    let slow = e.slow_block();
+    let array = e.call_args_array();
+    for (k, &r) in ops.iter().enumerate() {
+        let o = e.object_of(r, slow);
+        e.b.ins().store(mem(), o, array, 8 * k as i32);
+    }
+    let sep = e.b.ins().iconst(e.ptr, empty as i64);
+    let n = e.b.ins().iconst(types::I64, ops.len() as i64);
+    let s = e
+        .call(
+            crate::cpy::_PyUnicode_JoinArray as *const () as usize,
+            &[e.ptr, e.ptr, types::I64],
+            Some(e.ptr),
+            &[sep, array, n],
+        )
+        .expect("returns");
+    let raised = e.b.create_block();
+    e.b.set_cold_block(raised);
+    let ok = e.b.create_block();
+    e.b.ins().brif(s, ok, &[], raised, &[]);
+    e.b.switch_to_block(raised);
+    e.raise_at(pc);
+    // raise_at never continues here (the status after a raise is never 0).
+    e.b.ins().jump(ok, &[]);
+    e.b.switch_to_block(ok);
+    e.set(inst.dst, tag::OBJ, s);
+    Some("BuildString")
+}

@@ -195,16 +195,19 @@ pub(crate) unsafe fn fast_c(callable: *mut ffi::PyObject) -> Option<FastC> {
     })
 }
 
-/// Calls `fc` with `nargs` positional arguments at `args` (no keywords), as CPython's
+/// Calls `fc` with `nargs` positional arguments at `args` and, for a METH_KEYWORDS one,
+/// the keyword arguments after them named by `kwnames` (NULL: none), as CPython's
 /// specialized CALL does; `None` when a method descriptor's `self` is missing or not
 /// exactly its type (vectorcall then raises CPython's own TypeError).
 ///
 /// # Safety
-/// GIL held; `args` holds `nargs` live objects.
+/// GIL held; `args` holds `nargs` live objects, then one per name in `kwnames`; `kwnames`
+/// is NULL unless `fc.kw`.
 unsafe fn call_fast_c(
     fc: FastC,
     args: *const *mut ffi::PyObject,
     nargs: usize,
+    kwnames: *mut ffi::PyObject,
 ) -> Option<*mut ffi::PyObject> {
     let (me, args, nargs) = match fc.bound {
         Some(me) => (me, args, nargs),
@@ -219,7 +222,7 @@ unsafe fn call_fast_c(
     Some(if fc.kw {
         // SAFETY: METH_FASTCALL | METH_KEYWORDS functions have this signature.
         let f = std::mem::transmute::<usize, ffi::PyCFunctionFastWithKeywords>(fc.f);
-        f(me, args, n, std::ptr::null_mut())
+        f(me, args, n, kwnames)
     } else {
         // SAFETY: METH_FASTCALL functions have this signature.
         let f = std::mem::transmute::<usize, ffi::PyCFunctionFast>(fc.f);
@@ -435,7 +438,9 @@ pub unsafe fn call_quick(
             }
             let nargs = ffi::PyVectorcall_NARGS(c.nargsf) as usize;
             let direct = match fast_c(callable) {
-                Some(fc) if c.kwnames.is_null() => call_fast_c(fc, c.args, nargs),
+                Some(fc) if fc.kw || c.kwnames.is_null() => {
+                    call_fast_c(fc, c.args, nargs, c.kwnames)
+                }
                 _ => None,
             };
             match direct {
