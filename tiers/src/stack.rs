@@ -4,7 +4,8 @@
 
 use std::cell::Cell;
 
-/// Headroom kept free below the guard: enough for CPython calls made by one op.
+/// Headroom kept free below the guard: enough for CPython calls made by one op (at most a
+/// quarter of the thread's stack).
 const HEADROOM: usize = 256 * 1024;
 
 thread_local! {
@@ -27,7 +28,9 @@ fn compute_limit() -> usize {
         if rc != 0 || addr.is_null() {
             return 1;
         }
-        (addr as usize).saturating_add(HEADROOM)
+        // A thread made with a small stack (threading.stack_size) keeps a quarter of it,
+        // not more than all of it.
+        (addr as usize).saturating_add(HEADROOM.min(size / 4))
     }
 }
 
