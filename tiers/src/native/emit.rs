@@ -813,6 +813,19 @@ impl<'a> Emit<'a> {
         self.b.block_params(put)[0]
     }
 
+    /// Instruction `pc`'s operands as objects (`object_of`), as tier 1 boxes an op's
+    /// operands before running it; anything unusual takes the op's generic path.
+    pub fn operand_objects(&mut self, pc: usize) -> Vec<Value> {
+        let inst = self.c.linear.insts[pc];
+        let slow = self.slow_block();
+        (inst.args..inst.args + inst.nargs)
+            .map(|i| {
+                let r = self.c.linear.operands[i as usize];
+                self.object_of(r, slow)
+            })
+            .collect()
+    }
+
     /// Branches to `fail` unless object `p`'s type is exactly `tp`.
     pub fn guard_type(&mut self, p: Value, tp: *mut pyo3_ffi::PyTypeObject, fail: Block) {
         let ty = self.b.ins().load(self.ptr, mem(), p, 8);
@@ -1060,6 +1073,20 @@ impl<'a> Emit<'a> {
     pub fn raise_at(&mut self, pc: usize) {
         let r = self.call_pc_helper(super::helpers::call_failed as *const () as usize, pc, None);
         self.check_status(pc, r);
+    }
+
+    /// After an op's C call at `pc`: if `failed` is non-zero the call raised, and that goes
+    /// as `raise_at` says; otherwise code continues in a fresh block.
+    pub fn raise_if(&mut self, pc: usize, failed: Value) {
+        let raised = self.b.create_block();
+        self.b.set_cold_block(raised);
+        let ok = self.b.create_block();
+        self.b.ins().brif(failed, raised, &[], ok, &[]);
+        self.b.switch_to_block(raised);
+        self.raise_at(pc);
+        // raise_at never continues here (the status after a raise is never 0).
+        self.b.ins().jump(ok, &[]);
+        self.b.switch_to_block(ok);
     }
 
     /// Calls a helper running instruction `pc` with the status protocol, where -1 means

@@ -418,16 +418,14 @@ pub(crate) fn emit_build_sequence(
     use crate::value::tag;
     use cranelift_codegen::ir::{types, InstBuilder};
     let inst = e.c.linear.insts[pc];
-    let ops: Vec<u32> =
-        e.c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
     let slow = e.slow_block();
-    let items: Vec<_> = ops.iter().map(|&r| e.object_of(r, slow)).collect();
+    let items = e.operand_objects(pc);
     let (ctor, name) = if list {
         (ffi::PyList_New as *const () as usize, "BuildList")
     } else {
         (ffi::PyTuple_New as *const () as usize, "BuildTuple")
     };
-    let n = e.b.ins().iconst(types::I64, ops.len() as i64);
+    let n = e.b.ins().iconst(types::I64, items.len() as i64);
     let made = e
         .call(ctor, &[types::I64], Some(e.ptr), &[n])
         .expect("returns");
@@ -463,25 +461,13 @@ pub(crate) fn emit_add_to(
     f: usize,
     name: &'static str,
 ) -> Option<&'static str> {
-    use cranelift_codegen::ir::{types, InstBuilder};
-    let inst = e.c.linear.insts[pc];
-    let ops: Vec<u32> =
-        e.c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
-    let slow = e.slow_block();
-    let objs: Vec<_> = ops.iter().map(|&r| e.object_of(r, slow)).collect();
+    use cranelift_codegen::ir::types;
+    let objs = e.operand_objects(pc);
     let params = vec![e.ptr; objs.len()];
     let st = e
         .call(f, &params, Some(types::I32), &objs)
         .expect("returns");
-    let raised = e.b.create_block();
-    e.b.set_cold_block(raised);
-    let ok = e.b.create_block();
-    e.b.ins().brif(st, raised, &[], ok, &[]);
-    e.b.switch_to_block(raised);
-    e.raise_at(pc);
-    // raise_at never continues here (the status after a raise is never 0).
-    e.b.ins().jump(ok, &[]);
-    e.b.switch_to_block(ok);
+    e.raise_if(pc, st);
     Some(name)
 }
 
@@ -513,8 +499,6 @@ pub(crate) fn emit_format_value(
     let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as i64;
     let done = e.b.create_block();
     e.b.append_block_param(done, ptr);
-    let raised = e.b.create_block();
-    e.b.set_cold_block(raised);
     match convert {
         None => {
             // An exact str as is (a new reference); anything else formatted.
@@ -536,21 +520,18 @@ pub(crate) fn emit_format_value(
                     &[v, null],
                 )
                 .expect("returns");
-            e.b.ins().brif(s, done, &[BlockArg::Value(s)], raised, &[]);
+            e.b.ins().jump(done, &[BlockArg::Value(s)]);
         }
         Some(f) => {
             // str() and repr() always give an exact str (or raise).
             let s = e.call(f, &[ptr], Some(ptr), &[v]).expect("returns");
-            e.b.ins().brif(s, done, &[BlockArg::Value(s)], raised, &[]);
+            e.b.ins().jump(done, &[BlockArg::Value(s)]);
         }
     }
-    e.b.switch_to_block(raised);
-    e.raise_at(pc);
-    let null = e.b.ins().iconst(ptr, 0);
-    // raise_at never continues here (the status after a raise is never 0).
-    e.b.ins().jump(done, &[BlockArg::Value(null)]);
     e.b.switch_to_block(done);
     let s = e.b.block_params(done)[0];
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, s, 0);
+    e.raise_if(pc, failed);
     e.set(inst.dst, tag::OBJ, s);
     Some("FormatValue")
 }
@@ -563,6 +544,7 @@ pub(crate) fn emit_build_string(
 ) -> Option<&'static str> {
     use crate::native::emit::mem;
     use crate::value::tag;
+    use cranelift_codegen::ir::condcodes::IntCC;
     use cranelift_codegen::ir::{types, InstBuilder};
     let inst = e.c.linear.insts[pc];
     if inst.nargs > 15 {
@@ -597,15 +579,8 @@ pub(crate) fn emit_build_string(
             &[sep, array, n],
         )
         .expect("returns");
-    let raised = e.b.create_block();
-    e.b.set_cold_block(raised);
-    let ok = e.b.create_block();
-    e.b.ins().brif(s, ok, &[], raised, &[]);
-    e.b.switch_to_block(raised);
-    e.raise_at(pc);
-    // raise_at never continues here (the status after a raise is never 0).
-    e.b.ins().jump(ok, &[]);
-    e.b.switch_to_block(ok);
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, s, 0);
+    e.raise_if(pc, failed);
     e.set(inst.dst, tag::OBJ, s);
     Some("BuildString")
 }

@@ -870,18 +870,12 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     // Leave the recursion level and release what the callee's registers still hold.
     e.leave_recursion(ts);
     e.release_registers(d.callee, cregs);
-    let raised = e.b.create_block();
-    let returned = e.b.create_block();
-    e.b.ins().brif(status, raised, &[], returned, &[]);
-    e.b.switch_to_block(returned);
+    e.raise_if(pc, status);
     // As CPython stores a call's result: the old value is released after the call.
     let t = e.b.ins().load(types::I64, mem(), out, 0);
     let p = e.b.ins().load(types::I64, mem(), out, 8);
     e.reset(inst.dst);
     e.store_reg(inst.dst, t, p);
-    e.b.ins().jump(done, &[]);
-    e.b.switch_to_block(raised);
-    e.raise_at(pc);
     e.b.ins().jump(done, &[]);
 }
 
@@ -963,17 +957,11 @@ fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: B
                 &[me, x],
             )
             .expect("returns");
-        let raised = e.b.create_block();
-        let appended = e.b.create_block();
-        e.b.ins().brif(st, raised, &[], appended, &[]);
-        e.b.switch_to_block(appended);
+        e.raise_if(pc, st);
         // SAFETY: taking None's address reads nothing.
         let none = e.b.ins().iconst(e.ptr, unsafe { ffi::Py_None() } as i64);
         e.incref(none);
         e.set(inst.dst, tag::OBJ, none);
-        e.b.ins().jump(done, &[]);
-        e.b.switch_to_block(raised);
-        e.raise_at(pc);
         e.b.ins().jump(done, &[]);
         return;
     }
@@ -1005,14 +993,9 @@ fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: B
         )
         .expect("returns")
     };
-    let raised = e.b.create_block();
-    let returned = e.b.create_block();
-    e.b.ins().brif(r, returned, &[], raised, &[]);
-    e.b.switch_to_block(returned);
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
+    e.raise_if(pc, failed);
     e.set(inst.dst, tag::OBJ, r);
-    e.b.ins().jump(done, &[]);
-    e.b.switch_to_block(raised);
-    e.raise_at(pc);
     e.b.ins().jump(done, &[]);
 }
 

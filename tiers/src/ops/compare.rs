@@ -409,13 +409,8 @@ pub(crate) fn emit_truth_value(e: &mut Emit, a: u32) -> CValue {
 /// generic op.
 pub(crate) fn emit_is(e: &mut Emit, pc: usize, invert: bool) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
-    let (ra, rb) = (
-        e.c.linear.operands[inst.args as usize],
-        e.c.linear.operands[inst.args as usize + 1],
-    );
-    let slow = e.slow_block();
-    let a = e.object_of(ra, slow);
-    let b = e.object_of(rb, slow);
+    let ab = e.operand_objects(pc);
+    let (a, b) = (ab[0], ab[1]);
     let cc = if invert {
         IntCC::NotEqual
     } else {
@@ -449,13 +444,8 @@ pub(crate) fn emit_is_none(e: &mut Emit, pc: usize) -> Option<&'static str> {
 /// boxes them); an exception it raises goes to the handler, as the generic op's would.
 pub(crate) fn emit_contains(e: &mut Emit, pc: usize, invert: bool) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
-    let (ri, rc) = (
-        e.c.linear.operands[inst.args as usize],
-        e.c.linear.operands[inst.args as usize + 1],
-    );
-    let slow = e.slow_block();
-    let item = e.object_of(ri, slow);
-    let container = e.object_of(rc, slow);
+    let ic = e.operand_objects(pc);
+    let (item, container) = (ic[0], ic[1]);
     let r = e
         .call(
             ffi::PySequence_Contains as *const () as usize,
@@ -465,15 +455,7 @@ pub(crate) fn emit_contains(e: &mut Emit, pc: usize, invert: bool) -> Option<&'s
         )
         .expect("returns");
     let failed = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, r, 0);
-    let raised = e.b.create_block();
-    e.b.set_cold_block(raised);
-    let ok = e.b.create_block();
-    e.b.ins().brif(failed, raised, &[], ok, &[]);
-    e.b.switch_to_block(raised);
-    e.raise_at(pc);
-    // raise_at never continues here (the status after a raise is never 0).
-    e.b.ins().jump(ok, &[]);
-    e.b.switch_to_block(ok);
+    e.raise_if(pc, failed);
     let cc = if invert {
         IntCC::NotEqual
     } else {

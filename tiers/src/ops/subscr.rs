@@ -277,11 +277,7 @@ pub(crate) fn emit_store_subscr(
                     &[p, kv, xv],
                 )
                 .expect("returns");
-            let raised = e.b.create_block();
-            e.b.set_cold_block(raised);
-            e.b.ins().brif(st, raised, &[], done, &[]);
-            e.b.switch_to_block(raised);
-            e.raise_at(pc);
+            e.raise_if(pc, st);
             e.b.ins().jump(done, &[]);
         }
     }
@@ -363,18 +359,9 @@ fn emit_subscr_dict(
             &[p, kv],
         )
         .expect("returns");
-    let found = e.b.create_block();
-    let raised = e.b.create_block();
-    e.b.set_cold_block(raised);
-    let done = e.b.create_block();
-    e.b.ins().brif(r, found, &[], raised, &[]);
-    e.b.switch_to_block(found);
+    let missing = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
+    e.raise_if(pc, missing);
     e.set(inst.dst, tag::OBJ, r);
-    e.b.ins().jump(done, &[]);
-    e.b.switch_to_block(raised);
-    e.raise_at(pc);
-    e.b.ins().jump(done, &[]);
-    e.b.switch_to_block(done);
 }
 
 /// An index `i` into a sequence of `n` items as CPython takes it (negative counts from
