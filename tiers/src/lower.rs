@@ -159,6 +159,11 @@ pub fn lower(f: &Function) -> Linear {
             out.moves.push((s, d, movable));
         }
         let target = start[&c.block];
+        if exc {
+            if let Some(p) = params.last() {
+                out.owning[r(p) as usize] = true;
+            }
+        }
         out.edges.push(Edge {
             target,
             moves_start,
@@ -232,9 +237,6 @@ pub fn lower(f: &Function) -> Linear {
     }
     for &(_, d, _) in &out.moves {
         out.owning[d as usize] = true;
-    }
-    for e in &out.edges {
-        out.owning[e.exc_reg as usize] = true;
     }
     out
 }

@@ -1205,13 +1205,8 @@ pub unsafe fn register_wrapper_type(abi: WrapperAbi) {
 /// # Safety
 /// GIL held.
 pub unsafe fn wrapper_abi() -> Option<WrapperAbi> {
-    WRAPPER.with(|w| *w).into_some()
-}
-
-impl WrapperAbi {
-    fn into_some(self) -> Option<WrapperAbi> {
-        (self.tp != 0).then_some(self)
-    }
+    let w = WRAPPER.with(|w| *w);
+    (w.tp != 0).then_some(w)
 }
 
 /// The entry of a `@tiered` wrapper object, if `o` is one.

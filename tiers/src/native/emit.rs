@@ -937,6 +937,47 @@ impl<'a> Emit<'a> {
             .ins()
             .store(mem(), left, ts, tstate_offset::RECURSION_REMAINING);
     }
+    /// A native call's status once its code returned: when it left for tier 1 instead
+    /// (2 + pc: its code was invalidated meanwhile), the call is finished there
+    /// (`helpers::resume`), whose status (0 or 1) is the call's.
+    pub fn finish_if_left(&mut self, status: Value, ctx: Value, regs: Value, out: Value) -> Value {
+        let ptr = self.ptr;
+        let ran = self.b.create_block();
+        self.b.append_block_param(ran, types::I64);
+        let resume = self.b.create_block();
+        self.b.set_cold_block(resume);
+        let left = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, status, 2);
+        self.b
+            .ins()
+            .brif(left, resume, &[], ran, &[BlockArg::Value(status)]);
+        self.b.switch_to_block(resume);
+        let resumed = self
+            .call(
+                super::helpers::resume as *const () as usize,
+                &[ptr, ptr, types::I64, ptr],
+                Some(types::I64),
+                &[ctx, regs, status, out],
+            )
+            .expect("returns");
+        self.b.ins().jump(ran, &[BlockArg::Value(resumed)]);
+        self.b.switch_to_block(ran);
+        self.b.block_params(ran)[0]
+    }
+
+    /// Counts a call of a `@tiered` wrapper that ran native code, in the wrapper's own
+    /// counters (`stats(f)`), as its Rust entry counts one; `entry` is its `Entry`.
+    pub fn count_native_call(&mut self, entry: Value) {
+        use crate::runtime::Entry;
+        for off in [Entry::CALLS_OFFSET, Entry::NATIVE_CALLS_OFFSET] {
+            let n = self.b.ins().load(types::I64, mem(), entry, off);
+            let n = self.b.ins().iadd_imm_s(n, 1);
+            self.b.ins().store(mem(), n, entry, off);
+        }
+    }
+
     /// Drops what a finished call of `callee` left in its register file `regs` (only the
     /// registers that may own something: see `Linear::owning`).
     pub fn release_registers(&mut self, callee: &Compiled, regs: Value) {

@@ -127,11 +127,7 @@ fn slot_checks(e: &mut Emit, nargs: usize, abi: WrapperAbi, invalid: usize, p: &
     let limit = e.b.ins().load(ptr, mem(), cache, limit_off);
     // Trace hooks, the stack, the recursion limit (Rust raises RecursionError).
     e.enter_checked(ts, limit, miss);
-    for off in [Entry::CALLS_OFFSET, Entry::NATIVE_CALLS_OFFSET] {
-        let n = e.b.ins().load(types::I64, mem(), entry, off);
-        let n = e.b.ins().iadd_imm_s(n, 1);
-        e.b.ins().store(mem(), n, entry, off);
-    }
+    e.count_native_call(entry);
     let go = e.b.current_block().expect("in a block");
     // The miss: the generic vectorcall back in the slot, then called.
     e.b.switch_to_block(miss);
@@ -225,27 +221,7 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
         let start = e.b.ins().iconst(types::I32, 0);
         let call = e.b.ins().call(main, &[ctx, regs, start, out]);
         let status = e.b.inst_results(call)[0];
-        let ran = e.b.create_block();
-        e.b.append_block_param(ran, types::I64);
-        let resume = e.b.create_block();
-        e.b.set_cold_block(resume);
-        let left =
-            e.b.ins()
-                .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, status, 2);
-        e.b.ins()
-            .brif(left, resume, &[], ran, &[BlockArg::Value(status)]);
-        e.b.switch_to_block(resume);
-        let resumed = e
-            .call(
-                super::helpers::resume as *const () as usize,
-                &[ptr, ptr, types::I64, ptr],
-                Some(types::I64),
-                &[ctx, regs, status, out],
-            )
-            .expect("returns");
-        e.b.ins().jump(ran, &[BlockArg::Value(resumed)]);
-        e.b.switch_to_block(ran);
-        e.b.block_params(ran)[0]
+        e.finish_if_left(status, ctx, regs, out)
     };
     // The result as an object: an unboxed int or float is boxed, a bool is its
     // singleton (NULL after an exception, or if boxing ran out of memory).

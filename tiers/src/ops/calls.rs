@@ -8,7 +8,7 @@ use crate::runtime::Compiled;
 use crate::value::tag;
 use crate::value::{Owned, PyResult, Raised, Value};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder, Value as CValue};
+use cranelift_codegen::ir::{types, Block, InstBuilder, Value as CValue};
 use pyo3_ffi as ffi;
 use tiered_ir::KwNames;
 use tiered_ir::Op;
@@ -814,13 +814,8 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         e.store_ctx(cctx, &fill);
     }
     if let Some(entry) = d.entry {
-        // The wrapper's counters, as its own entry point counts a native call.
-        for counter in [&entry.stats.calls, &entry.stats.native_calls] {
-            let a = e.b.ins().iconst(ptr, counter.as_ptr() as i64);
-            let n = e.b.ins().load(types::I64, mem(), a, 0);
-            let n = e.b.ins().iadd_imm_s(n, 1);
-            e.b.ins().store(mem(), n, a, 0);
-        }
+        let entry = e.b.ins().iconst(ptr, entry as *const _ as i64);
+        e.count_native_call(entry);
     }
     // The result comes back in the frame's last Value (empty until then).
     let out =
@@ -845,27 +840,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
                 &[cctx, cregs, start, out],
             )
             .expect("returns");
-        // Left for tier 1 (its code was invalidated meanwhile): finish the call there.
-        let after = e.b.create_block();
-        e.b.append_block_param(after, types::I64);
-        let resume = e.b.create_block();
-        let invalidated =
-            e.b.ins()
-                .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, status, 2);
-        e.b.ins()
-            .brif(invalidated, resume, &[], after, &[BlockArg::Value(status)]);
-        e.b.switch_to_block(resume);
-        let resumed = e
-            .call(
-                crate::native::helpers::resume as *const () as usize,
-                &[ptr, ptr, types::I64, ptr],
-                Some(types::I64),
-                &[cctx, cregs, status, out],
-            )
-            .expect("returns");
-        e.b.ins().jump(after, &[BlockArg::Value(resumed)]);
-        e.b.switch_to_block(after);
-        e.b.block_params(after)[0]
+        e.finish_if_left(status, cctx, cregs, out)
     };
     // Leave the recursion level and release what the callee's registers still hold.
     e.leave_recursion(ts);
