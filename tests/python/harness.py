@@ -394,3 +394,35 @@ def run_python(code: str, *, env: dict | None = None, timeout: float = 60) -> su
         full_env.update(env)
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=full_env, timeout=timeout)
+
+
+#: Prepended to programs run by :func:`same_as_cpython`: ``ours(*fs)`` asserts (only when
+#: tiered is enabled) that each tiered function ran in our tiers and never fell back.
+_OURS_PRELUDE = r"""
+import os as _os
+def ours(*fs):
+    if _os.environ.get("TIERED_DISABLE") == "1":
+        return
+    from tiered import stats as _stats
+    for _f in fs:
+        _s = _stats(_f)
+        assert _s["fallback_calls"] == 0 and _s["interp_calls"] + _s["native_calls"] > 0, (_f, _s)
+"""
+
+
+def same_as_cpython(code: str, *, timeout: float = 60, compare_stderr: bool = True,
+                    env: dict | None = None) -> subprocess.CompletedProcess:
+    """Runs ``code`` in a fresh interpreter twice, once with ``TIERED_DISABLE=1`` (plain
+    CPython) and once tiered, and asserts both give the same exit status, stdout and (by
+    default) stderr. ``ours(f, ...)`` is defined in the program (see ``_OURS_PRELUDE``).
+    Returns the tiered run."""
+    code = _OURS_PRELUDE + code
+    plain = run_python(code, env={**(env or {}), "TIERED_DISABLE": "1"}, timeout=timeout)
+    got = run_python(code, env=env, timeout=timeout)
+    assert (got.returncode, got.stdout) == (plain.returncode, plain.stdout), (
+        f"CPython: status {plain.returncode}\n{plain.stdout}\n{plain.stderr}\n"
+        f"tiered: status {got.returncode}\n{got.stdout}\n{got.stderr}"
+    )
+    if compare_stderr:
+        assert got.stderr == plain.stderr, f"CPython stderr:\n{plain.stderr}\ntiered stderr:\n{got.stderr}"
+    return got

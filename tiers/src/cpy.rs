@@ -63,6 +63,17 @@ extern "C" {
     pub fn PyEval_GetFuncDesc(f: *mut ffi::PyObject) -> *const c_char;
     /// The name of a callable for error messages.
     pub fn PyEval_GetFuncName(f: *mut ffi::PyObject) -> *const c_char;
+    /// Whether the interpreter is finalizing (3.11's name; 3.13 calls it `Py_IsFinalizing`).
+    fn _Py_IsFinalizing() -> c_int;
+}
+
+/// Whether the interpreter is finalizing (then threads other than the finalizing one are
+/// ended when they try to take the GIL).
+///
+/// # Safety
+/// Any thread, GIL or not: it reads one runtime field.
+pub unsafe fn is_finalizing() -> bool {
+    _Py_IsFinalizing() != 0
 }
 
 /// The head of 3.11's `PyThreadState` (Include/cpython/pystate.h) up to `id`. The fields

@@ -16,6 +16,7 @@ pub mod quick;
 pub mod runtime;
 pub mod stack;
 pub mod stats;
+pub mod thread_exit;
 pub mod traceback;
 pub mod value;
 

@@ -41,6 +41,9 @@ pub fn limit() -> usize {
     LIMIT.with(|l| {
         let mut limit = l.get();
         if limit == 0 {
+            // A thread's first entry into tiered code: from now on a forced unwind
+            // (pthread_exit at interpreter exit) must not run through our frames.
+            crate::thread_exit::guard_this_thread();
             limit = compute_limit();
             l.set(limit);
         }
