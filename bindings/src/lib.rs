@@ -205,6 +205,11 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     // SAFETY: module init runs with the GIL held; the returned objects are new references.
     unsafe {
+        tiered_tiers::cpy::check_layouts()
+            .map_err(|why| pyo3::exceptions::PyImportError::new_err(format!("tiered: {why}")))?;
+        if tiered_tiers::ops::events::init().is_err() {
+            return Err(PyErr::fetch(py));
+        }
         let t = wrapper::create_type();
         if t.is_null() {
             return Err(PyErr::take(py)

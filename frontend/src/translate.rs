@@ -645,7 +645,14 @@ impl Tx<'_, '_> {
     fn instr(&mut self) -> Result<Option<Terminator>, Stop> {
         let arg = self.ins.arg;
         match self.ins.opcode {
-            op::NOP | op::RESUME | op::PRECALL | op::CACHE | op::EXTENDED_ARG => {}
+            op::NOP | op::PRECALL | op::CACHE | op::EXTENDED_ARG => {}
+            // RESUME 0 starts the function (1-3 follow a yield or await; 3.11 checks the
+            // eval breaker for 0 and 1).
+            op::RESUME => {
+                if arg < 2 {
+                    self.emit(Op::EvalBreaker {}, vec![])?;
+                }
+            }
             op::POP_TOP => {
                 self.pop()?;
             }
@@ -818,7 +825,10 @@ impl Tx<'_, '_> {
                     },
                     args,
                 )?;
-                self.push(r)
+                self.push(r);
+                // 3.11 checks after calls of anything but Python functions, whose own
+                // entry checks; checking after every call differs only in timing.
+                self.emit(Op::EvalBreaker {}, vec![])?;
             }
             op::CALL_FUNCTION_EX => {
                 let kwargs = if arg & 1 != 0 {
@@ -837,7 +847,8 @@ impl Tx<'_, '_> {
                     },
                     ops,
                 )?;
-                self.push(r)
+                self.push(r);
+                self.emit(Op::EvalBreaker {}, vec![])?;
             }
             op::MAKE_FUNCTION => {
                 if arg & !0x0f != 0 {
@@ -980,6 +991,9 @@ impl Tx<'_, '_> {
                 return self.branch(done, exhausted, body, t, n);
             }
             op::JUMP_FORWARD | op::JUMP_BACKWARD | op::JUMP_BACKWARD_NO_INTERRUPT => {
+                if self.ins.opcode == op::JUMP_BACKWARD {
+                    self.emit(Op::EvalBreaker {}, vec![])?;
+                }
                 let t = self.jump_target()?;
                 let st = self.st.clone();
                 return Ok(Some(Terminator::Jump(self.b.edge(t, &st)?)));
@@ -994,6 +1008,18 @@ impl Tx<'_, '_> {
             | op::POP_JUMP_BACKWARD_IF_NOT_NONE => {
                 let o = self.ins.opcode;
                 let v = self.pop()?;
+                if matches!(
+                    o,
+                    op::POP_JUMP_BACKWARD_IF_TRUE
+                        | op::POP_JUMP_BACKWARD_IF_FALSE
+                        | op::POP_JUMP_BACKWARD_IF_NONE
+                        | op::POP_JUMP_BACKWARD_IF_NOT_NONE
+                ) {
+                    // 3.11 checks once the jump is taken; checking before the test, on
+                    // the way out of the loop too, differs only in timing, and keeps the
+                    // test next to its branch (native code branches on it in a register).
+                    self.emit(Op::EvalBreaker {}, vec![])?;
+                }
                 let none_test = matches!(
                     o,
                     op::POP_JUMP_FORWARD_IF_NONE

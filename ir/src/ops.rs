@@ -167,6 +167,10 @@ macro_rules! for_each_op {
             MatchKeys {} "matching" args(Fixed(2)) results(1) Any;
             /// Class pattern, `count` positional; operands (subject, class, kw names); attrs tuple or None.
             MatchClass { count: u32 } "matching" args(Fixed(3)) results(1) Any;
+            /// CPython's eval breaker check, where 3.11's eval loop makes it (function entry, back
+            /// edges, after calls): runs signal handlers and pending calls, raises an exception
+            /// another thread sent, lets a thread waiting for the GIL take it.
+            EvalBreaker {} "events" args(Fixed(0)) results(0) Any;
             /// A CPython opcode we cannot translate: the whole function runs in CPython.
             Unsupported { opcode: u32, reason: &'static str } "unsupported" args(Var) results(0) Raises;
         }

@@ -206,18 +206,6 @@ impl ThreadState {
         real
     }
 
-    /// Whether another thread asked to raise an exception in this one
-    /// (`PyThreadState_SetAsyncExc`), as the eval loop checks at its pending-work points.
-    /// Read through the mirror only once its layout was checked (`id`): `async_exc` sits
-    /// right before the checked `thread_id`.
-    ///
-    /// # Safety
-    /// GIL held, on the state's own thread.
-    pub unsafe fn has_async_exc(self) -> bool {
-        self.id();
-        id_layout_holds() && !(*self.0).async_exc.is_null()
-    }
-
     /// Whether `sys.settrace` or `sys.setprofile` is active on this thread: then calls run
     /// in CPython so debuggers, profilers and coverage see every line.
     #[inline]
@@ -258,6 +246,83 @@ impl ThreadState {
 pub fn tracing_active() -> bool {
     // SAFETY: tiered code only runs with the GIL held.
     unsafe { ThreadState::current().tracing() }
+}
+
+/// The head of 3.11's `PyInterpreterState` (Include/internal/pycore_interp.h) up to its
+/// `ceval` state's `eval_breaker`.
+#[repr(C)]
+struct InterpHead {
+    next: *mut c_void,
+    threads_next_unique_id: u64,
+    threads_head: *mut c_void,
+    threads_count: std::ffi::c_long,
+    threads_stacksize: usize,
+    runtime: *mut c_void,
+    id: i64,
+    id_refcount: i64,
+    requires_idref: c_int,
+    id_mutex: *mut c_void,
+    _initialized: c_int,
+    finalizing: c_int,
+    _static: bool,
+    ceval: CevalHead,
+}
+
+/// The head of 3.11's `struct _ceval_state` (pointer-aligned: it holds pointers further on).
+#[repr(C, align(8))]
+struct CevalHead {
+    recursion_limit: c_int,
+    /// Non-zero when the eval loop must stop at its next check (signals, pending calls, a
+    /// GIL drop request, an exception from another thread).
+    eval_breaker: c_int,
+}
+
+const _: () = assert!(std::mem::offset_of!(InterpHead, ceval) == 96);
+
+/// The address of the (main) interpreter's eval breaker, once `check_layouts` found the
+/// mirror right; 0 before.
+static EVAL_BREAKER: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// The address of the interpreter's eval breaker: a C int that CPython's eval loop tests at
+/// every call, back edge and function entry, and tiered code tests at the same points.
+/// tiered only runs in the main interpreter (pyo3 refuses subinterpreters), whose state
+/// never moves. Call `check_layouts` first.
+#[inline]
+pub fn eval_breaker_addr() -> usize {
+    EVAL_BREAKER.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Whether the eval breaker is set (see `eval_breaker_addr`).
+#[inline(always)]
+pub fn eval_breaker_set() -> bool {
+    // SAFETY: the address was checked by `check_layouts` (at import) to be the
+    // interpreter's eval breaker; CPython writes it atomically, a relaxed read as its own
+    // eval loop does.
+    unsafe {
+        (*(eval_breaker_addr() as *const std::sync::atomic::AtomicI32))
+            .load(std::sync::atomic::Ordering::Relaxed)
+            != 0
+    }
+}
+
+/// Checks the interpreter-state mirror against the running interpreter (the field before
+/// the eval breaker, in the same struct, is the interpreter's recursion limit, which must
+/// be `sys.getrecursionlimit()`), then publishes the eval breaker's address. Call once, at
+/// import, with the GIL held. (The tests check the breaker itself: signals, pending calls
+/// and exceptions from other threads reach tiered loops at once.)
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn check_layouts() -> Result<(), String> {
+    let ts = ffi::PyThreadState_Get() as *mut ThreadStateHead;
+    let interp = (*ts).interp as *mut InterpHead;
+    let limit = std::ptr::addr_of!((*interp).ceval.recursion_limit).read_volatile();
+    if limit != ffi::Py_GetRecursionLimit() {
+        return Err("the running CPython's interpreter state is not laid out as 3.11's".into());
+    }
+    let breaker = std::ptr::addr_of!((*interp).ceval.eval_breaker);
+    EVAL_BREAKER.store(breaker as usize, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
 }
 
 /// The head of 3.11's `PyFrameObject` (Include/internal/pycore_frame.h) up to `f_lineno`.

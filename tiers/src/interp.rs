@@ -39,9 +39,6 @@ pub(crate) enum Failure {
     Reraise,
 }
 
-/// How many backward jumps run between polls for signals (Ctrl-C in a tight loop).
-const POLL_INTERVAL: u32 = 1 << 12;
-
 /// Runs `c` from instruction `start` with its registers as set up (arguments, or the state
 /// native code left); returns the result or `Raised`. A loop that gets hot enters native
 /// code at its header (OSR) and finishes there.
@@ -51,22 +48,12 @@ const POLL_INTERVAL: u32 = 1 << 12;
 pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value> {
     let lin = &ctx.compiled.linear;
     let mut pc = start;
-    let mut poll = POLL_INTERVAL;
     let counting = stats::counting_enabled();
-    // Takes edge `e` of the instruction at `pc`: on a back edge a signal poll now and
-    // then, the moves, then on a back edge native code if the loop is hot (OSR).
+    // Takes edge `e` of the instruction at `pc`: the moves, then on a back edge native
+    // code if the loop is hot (OSR).
     macro_rules! follow {
         ($e:expr) => {{
             let e: Edge = $e;
-            if e.backward {
-                poll -= 1;
-                if poll == 0 {
-                    poll = POLL_INTERVAL;
-                    if poll_at(ctx, pc) != 0 {
-                        return Err(Raised);
-                    }
-                }
-            }
             if take_edge(lin, e, regs).is_err() {
                 crate::traceback::add_frame(ctx, lin.insts[pc].offset);
                 return Err(Raised);
@@ -112,7 +99,7 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value
                 };
                 let e = lin.edges[if truth { then_edge } else { else_edge } as usize];
                 // A loop tested at its bottom (3.11's `while` loops) goes back through a
-                // branch: it polls and tiers up like any other back edge.
+                // branch: it tiers up like any other back edge.
                 follow!(e);
             }
             LKind::Return(r) => return Ok(std::mem::take(&mut regs[r as usize])),
@@ -311,45 +298,6 @@ pub unsafe fn truth_at(ctx: &Ctx, regs: &mut [Value], pc: usize, reg: usize) -> 
             -1
         }
     }
-}
-
-/// What CPython's eval breaker does at a loop's back edge, for long-running tiered loops:
-/// runs signal handlers and pending calls (Ctrl-C raises KeyboardInterrupt here), and lets
-/// other threads take the GIL once the switch interval has passed. Returns 0, or 1 with
-/// the exception set.
-///
-/// # Safety
-/// GIL held.
-pub unsafe fn poll_at(ctx: &Ctx, pc: usize) -> i64 {
-    if ffi::Py_MakePendingCalls() < 0
-        || (ctx.tstate.has_async_exc() && crate::runtime::deliver_async_exc())
-    {
-        crate::traceback::add_frame(ctx, ctx.compiled.linear.insts[pc].offset);
-        return 1;
-    }
-    thread_local! {
-        static LAST_SWITCH: std::cell::Cell<Option<std::time::Instant>> = const { std::cell::Cell::new(None) };
-    }
-    // CPython's default switch interval.
-    const SWITCH_INTERVAL: std::time::Duration = std::time::Duration::from_millis(5);
-    let now = std::time::Instant::now();
-    let due = LAST_SWITCH.with(|l| match l.get() {
-        Some(t) if now.duration_since(t) < SWITCH_INTERVAL => false,
-        _ => {
-            l.set(Some(now));
-            true
-        }
-    });
-    if due {
-        // SAFETY: nothing of ours is touched while the GIL is released; the thread state
-        // is restored before returning.
-        let ts = ffi::PyEval_SaveThread();
-        // A thread waiting for the GIL must get to run before we take it back: CPython's
-        // own switch relies on a drop request we cannot see, so give up the CPU briefly.
-        std::thread::sleep(std::time::Duration::from_micros(1));
-        ffi::PyEval_RestoreThread(ts);
-    }
-    0
 }
 
 /// Performs the edge's moves into the target's parameters (already ordered by lowering).
@@ -759,6 +707,7 @@ unsafe fn exec(
         Op::MatchClass { count } => set!(ops::matching::match_class(count, a!(0), a!(1), a!(2))),
         Op::ImportName { name } => set!(ops::imports::import_name(ctx, name, a!(0), a!(1))),
         Op::ImportFrom { name } => set!(ops::imports::import_from(ctx, name, a!(0))),
+        Op::EvalBreaker {} => run!(ops::events::eval_breaker()),
         Op::Unsupported { reason, .. } => {
             // Functions with Unsupported ops are never run by tier 1; be total anyway.
             let msg = std::ffi::CString::new(reason).unwrap_or_default();

@@ -131,6 +131,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::UnpackSequence => (&[], &["UnpackTuple"]),
         OpKind::BuildTuple => (&[], &["BuildTuple"]),
         OpKind::BuildList => (&[], &["BuildList"]),
+        OpKind::EvalBreaker => (&[], &["EvalBreaker"]),
         OpKind::Unsupported
         | OpKind::CheckBound
         | OpKind::LoadAssertionError

@@ -1047,59 +1047,6 @@ unsafe fn run_bound(
     }
 }
 
-static NOOP: GilCell<*mut ffi::PyObject> = GilCell::new(std::ptr::null_mut());
-
-/// Raises the exception another thread asked this one to raise (`has_async_exc`) the way
-/// CPython does, so its interpreter state is reset as CPython resets it: a Python no-op is
-/// called, whose first instruction sees the pending request and raises it. Returns true
-/// with the exception set (its traceback without the no-op's frame).
-///
-/// # Safety
-/// GIL held.
-pub unsafe fn deliver_async_exc() -> bool {
-    let f = NOOP.with(|f| {
-        if f.is_null() {
-            let code = ffi::Py_CompileString(
-                c"lambda: None".as_ptr(),
-                c"<tiered>".as_ptr(),
-                ffi::Py_eval_input,
-            );
-            if !code.is_null() {
-                let globals = ffi::PyDict_New();
-                if !globals.is_null() {
-                    ffi::PyDict_SetItemString(
-                        globals,
-                        c"__builtins__".as_ptr(),
-                        ffi::PyEval_GetBuiltins(),
-                    );
-                    *f = ffi::PyEval_EvalCode(code, globals, globals);
-                    ffi::Py_DECREF(globals);
-                }
-                ffi::Py_DECREF(code);
-            }
-        }
-        *f
-    });
-    // Making the no-op runs code too, which may be what raises (else its own error).
-    if !f.is_null() {
-        let r = ffi::PyObject_CallNoArgs(f);
-        if !r.is_null() {
-            // Taken meanwhile (or cancelled): nothing to raise.
-            ffi::Py_DECREF(r);
-            return false;
-        }
-    }
-    let (mut t, mut v, mut tb) = (
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-        std::ptr::null_mut(),
-    );
-    ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
-    ffi::Py_XDECREF(tb);
-    ffi::PyErr_Restore(t, v, std::ptr::null_mut());
-    true
-}
-
 /// Calls a plain function from tiered code: in tier 1 if its code is nested in tiered code
 /// and translatable, else through CPython.
 ///

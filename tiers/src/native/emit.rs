@@ -15,9 +15,6 @@ use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, Variable};
 use tiered_ir::Op;
 
-/// How many back edges run between signal polls in native loops.
-const POLL_INTERVAL: i64 = 1 << 12;
-
 /// Emission state for one function.
 pub struct Emit<'a> {
     /// The Cranelift builder (templates emit through it).
@@ -66,8 +63,6 @@ struct Scope<'a> {
     ctx_v: Option<Value>,
     regs_v: Option<Value>,
     out_v: Option<Value>,
-    /// Back edges left until the next signal poll.
-    poll: Option<Variable>,
     /// Per linear instruction: the template emitted for it.
     templates: Vec<Option<&'static str>>,
     /// The current op's uncounted slow path (expected cases: exhaustion, overflow).
@@ -117,7 +112,6 @@ impl<'a> Scope<'a> {
             ctx_v: None,
             regs_v: None,
             out_v: None,
-            poll: None,
             templates: vec![None; c.linear.insts.len()],
             plain_slow: None,
             call_slot: None,
@@ -288,6 +282,11 @@ impl<'a> Emit<'a> {
         }
     }
 
+    /// Whether a callee is being emitted inline (`inline_body`).
+    pub fn inlining(&self) -> bool {
+        self.inlining
+    }
+
     /// Whether a direct call's callee is emitted inline rather than called: small, without
     /// loops (whose polls and OSR exits need a native function of their own), not the
     /// function itself, and not from inside another inlined callee.
@@ -369,10 +368,6 @@ impl<'a> Emit<'a> {
             });
         }
         self.reload_cached();
-        let poll = self.b.declare_var(types::I64);
-        let n = self.b.ins().iconst(types::I64, POLL_INTERVAL);
-        self.b.def_var(poll, n);
-        self.s.poll = Some(poll);
         self.s.blocks = (0..self.c.linear.insts.len())
             .map(|_| self.b.create_block())
             .collect();
@@ -1073,6 +1068,27 @@ impl<'a> Emit<'a> {
         self.leave(r);
     }
 
+    /// Once this code was replaced (`Compiled::invalidate`: too many deopts, or an op
+    /// quickened late), leaves it for tier 1 at instruction `at`, which continues there
+    /// (and recompiles once hot). Emitted only after the helper calls that may replace it
+    /// (deopts; ops in loops that may quicken late), so the check costs nothing on hot
+    /// paths; not in a trampoline, nor inside a callee emitted inline (whose instructions
+    /// are not this code's).
+    fn leave_if_replaced(&mut self, at: usize) {
+        if self.invalid_flag == 0 || self.inlining {
+            return;
+        }
+        let fa = self.b.ins().iconst(self.ptr, self.invalid_flag as i64);
+        let invalid = self.b.ins().load(types::I8, mem(), fa, 0);
+        let leave = self.b.create_block();
+        self.b.set_cold_block(leave);
+        self.fail_if(invalid, leave);
+        let go = self.b.current_block().expect("in a block");
+        self.b.switch_to_block(leave);
+        self.return_status(2 + at as i64);
+        self.b.switch_to_block(go);
+    }
+
     fn return_status(&mut self, status: i64) {
         let v = self.b.ins().iconst(types::I64, status);
         self.leave(v);
@@ -1083,6 +1099,13 @@ impl<'a> Emit<'a> {
     fn slow_path(&mut self, pc: usize) {
         let r = self.call_pc_helper(super::helpers::exec as *const () as usize, pc, None);
         self.check_status(pc, r);
+        // An op in a loop that quickened only now may have replaced this code
+        // (`Compiled::specialized_late`): the loop continues in tier 1 from the next op.
+        if let crate::lower::LKind::Op(op) = self.c.linear.insts[pc].kind {
+            if self.c.linear.in_cycle[pc] && !crate::quick::tiers_of(op.kind()).1.is_empty() {
+                self.leave_if_replaced(pc + 1);
+            }
+        }
         let next = self.s.blocks[pc + 1];
         self.b.ins().jump(next, &[]);
     }
@@ -1194,6 +1217,7 @@ impl<'a> Emit<'a> {
             Op::UnpackSequence { count } => ops::build::emit_unpack_sequence(self, pc, count),
             Op::BuildTuple {} => ops::build::emit_build_sequence(self, pc, false),
             Op::BuildList {} => ops::build::emit_build_sequence(self, pc, true),
+            Op::EvalBreaker {} => ops::events::emit_eval_breaker(self, pc),
             Op::CheckBound { .. }
             | Op::LoadAssertionError {}
             | Op::LoadBuildClass {}
@@ -1260,6 +1284,8 @@ impl<'a> Emit<'a> {
                     None,
                     &[ctx, pcv],
                 );
+                // Too many deopts replace the code: tier 1 runs this op and goes on.
+                self.leave_if_replaced(pc);
                 self.b.ins().jump(plain_slow, &[]);
             }
             None => {
@@ -1274,8 +1300,7 @@ impl<'a> Emit<'a> {
     }
 
     /// Takes edge `e` from instruction `pc`: its moves (inline when all are moves of
-    /// values dead afterwards, else through the helper), a signal poll on back edges, then
-    /// the jump.
+    /// values dead afterwards, else through the helper), then the jump.
     fn edge(&mut self, pc: usize, ei: u32) {
         let e: Edge = self.c.linear.edges[ei as usize];
         let moves =
@@ -1335,46 +1360,6 @@ impl<'a> Emit<'a> {
             self.b.ins().jump(done, &[]);
         }
         self.b.switch_to_block(done);
-        if e.backward {
-            let poll = self.s.poll.expect("prologue ran");
-            let n = self.b.use_var(poll);
-            let n = self.b.ins().iadd_imm_s(n, -1);
-            self.b.def_var(poll, n);
-            let go = self.b.create_block();
-            let check = self.b.create_block();
-            self.b.set_cold_block(check);
-            self.b.ins().brif(n, go, &[], check, &[]);
-            self.b.switch_to_block(check);
-            let reset = self.b.ins().iconst(types::I64, POLL_INTERVAL);
-            self.b.def_var(poll, reset);
-            // Code invalidated (too many deopts) leaves at the loop header for tier 1,
-            // which continues exactly there and recompiles with fresh specializations.
-            // Invalidated code is still correct (its guards still hold), just slow, so
-            // looking every POLL_INTERVAL back edges keeps the check off the loop.
-            let flag_addr = self.b.ins().iconst(self.ptr, self.invalid_flag as i64);
-            let flag = self.b.ins().load(types::I8, mem(), flag_addr, 0);
-            let leave = self.b.create_block();
-            let stay = self.b.create_block();
-            self.b.ins().brif(flag, leave, &[], stay, &[]);
-            self.b.switch_to_block(leave);
-            self.return_status(2 + e.target as i64);
-            self.b.switch_to_block(stay);
-            let ctx = self.ctx();
-            let pcv = self.b.ins().iconst(types::I32, pc as i64);
-            let r = self
-                .call(
-                    super::helpers::poll as *const () as usize,
-                    &[self.ptr, types::I32],
-                    Some(types::I64),
-                    &[ctx, pcv],
-                )
-                .expect("returns");
-            let fail = self.b.create_block();
-            self.b.ins().brif(r, fail, &[], go, &[]);
-            self.b.switch_to_block(fail);
-            self.return_status(1);
-            self.b.switch_to_block(go);
-        }
         let target = self.s.blocks[e.target as usize];
         self.b.ins().jump(target, &[]);
     }

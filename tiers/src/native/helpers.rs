@@ -1,5 +1,5 @@
 //! What native code calls back into: the tier-1 implementation of any op, edge moves that
-//! need boxing or copies, truth tests, signal polls. All `extern "C"`; none lets a panic
+//! need boxing or copies, truth tests. All `extern "C"`; none lets a panic
 //! cross into native code (it becomes SystemError).
 
 use crate::interp::{self, Ctx};
@@ -135,14 +135,6 @@ pub unsafe extern "C" fn truth(ctx: *const Ctx, r: *mut Value, pc: u32, reg: u32
     guarded(-1, || {
         interp::truth_at(&*ctx, regs(ctx, r), pc as usize, reg as usize)
     })
-}
-
-/// Polls for signals on a loop's back edge: 0 ok, 1 exception (e.g. KeyboardInterrupt).
-///
-/// # Safety
-/// As `exec`.
-pub unsafe extern "C" fn poll(ctx: *const Ctx, pc: u32) -> i64 {
-    guarded(1, || interp::poll_at(&*ctx, pc as usize))
 }
 
 /// Raises SystemError for reaching unreachable code; returns 1.

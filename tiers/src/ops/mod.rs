@@ -7,6 +7,7 @@ pub mod build;
 pub mod calls;
 pub mod cells;
 pub mod compare;
+pub mod events;
 pub mod exceptions;
 pub mod globals;
 pub mod imports;
