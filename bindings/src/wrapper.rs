@@ -23,6 +23,10 @@ pub struct TieredObject {
 extern "C" {
     /// A bound method (not in pyo3-ffi).
     fn PyMethod_New(func: *mut ffi::PyObject, self_: *mut ffi::PyObject) -> *mut ffi::PyObject;
+    /// `staticmethod(f)`.
+    fn PyStaticMethod_New(f: *mut ffi::PyObject) -> *mut ffi::PyObject;
+    /// `classmethod(f)`.
+    fn PyClassMethod_New(f: *mut ffi::PyObject) -> *mut ffi::PyObject;
 }
 
 static mut TYPE: *mut ffi::PyObject = null_mut();
@@ -197,6 +201,60 @@ unsafe extern "C" fn repr(o: *mut ffi::PyObject) -> *mut ffi::PyObject {
     r
 }
 
+/// `__set_name__(owner, name)`: CPython's class creation turns a plain function named
+/// `__new__` into a staticmethod and one named `__init_subclass__` or `__class_getitem__`
+/// into a classmethod (type_new_set_attrs), but tests for the exact function type, which a
+/// wrapper is not. Called right after (type_new_set_names, before the parent's
+/// `__init_subclass__` runs), this does the same for a wrapper bound under those names.
+unsafe extern "C" fn set_name(
+    this: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    if nargs != 2 {
+        ffi::PyErr_SetString(
+            ffi::PyExc_TypeError,
+            c"__set_name__() takes exactly 2 arguments (owner, name)".as_ptr(),
+        );
+        return null_mut();
+    }
+    let (owner, name) = (*args, *args.add(1));
+    if ffi::PyType_Check(owner) != 0 && ffi::PyUnicode_Check(name) != 0 {
+        let make: Option<unsafe extern "C" fn(*mut ffi::PyObject) -> *mut ffi::PyObject> =
+            if ffi::PyUnicode_CompareWithASCIIString(name, c"__new__".as_ptr()) == 0 {
+                Some(PyStaticMethod_New)
+            } else if ffi::PyUnicode_CompareWithASCIIString(name, c"__init_subclass__".as_ptr())
+                == 0
+                || ffi::PyUnicode_CompareWithASCIIString(name, c"__class_getitem__".as_ptr()) == 0
+            {
+                Some(PyClassMethod_New)
+            } else {
+                None
+            };
+        let dict = (*(owner as *mut ffi::PyTypeObject)).tp_dict;
+        // Only the class's own binding (a wrapper also bound under another name, or
+        // reached through a base, stays as it is, as a function would).
+        if let Some(make) =
+            make.filter(|_| !dict.is_null() && ffi::PyDict_GetItemWithError(dict, name) == this)
+        {
+            let wrapped = make(this);
+            if wrapped.is_null() {
+                return null_mut();
+            }
+            let r = ffi::PyObject_SetAttr(owner, name, wrapped);
+            ffi::Py_DECREF(wrapped);
+            if r < 0 {
+                return null_mut();
+            }
+        }
+        if !ffi::PyErr_Occurred().is_null() {
+            return null_mut();
+        }
+    }
+    ffi::Py_INCREF(ffi::Py_None());
+    ffi::Py_None()
+}
+
 /// `__reduce__`: pickle by reference, as functions are.
 unsafe extern "C" fn reduce(o: *mut ffi::PyObject, _: *mut ffi::PyObject) -> *mut ffi::PyObject {
     ffi::PyObject_GetAttrString(o, c"__qualname__".as_ptr())
@@ -285,6 +343,15 @@ pub unsafe fn create_type() -> *mut ffi::PyObject {
             },
             ml_flags: ffi::METH_NOARGS,
             ml_doc: c"Pickle by reference (module and qualified name), as functions pickle."
+                .as_ptr(),
+        },
+        ffi::PyMethodDef {
+            ml_name: c"__set_name__".as_ptr(),
+            ml_meth: ffi::PyMethodDefPointer {
+                PyCFunctionFast: set_name,
+            },
+            ml_flags: ffi::METH_FASTCALL,
+            ml_doc: c"Makes __new__ a staticmethod and __init_subclass__ and __class_getitem__ classmethods, as class creation does for functions."
                 .as_ptr(),
         },
         ffi::PyMethodDef::zeroed(),

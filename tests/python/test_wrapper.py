@@ -332,3 +332,62 @@ def test_default_is_not_strict_without_env():
     lines = r.stdout.splitlines()
     assert "identity False" in lines
     assert "gen ok [1]" in lines
+
+
+def _implicit_methods(deco):
+    """Classes whose __new__, __init_subclass__ and __class_getitem__ are decorated with
+    ``deco``: class creation makes the first a staticmethod and the others classmethods."""
+
+    class Base:
+        @deco
+        def __init_subclass__(cls, tag=None, **kw):
+            super(Base, cls).__init_subclass__(**kw)
+            cls.tag = (cls.__name__, tag)
+
+        @deco
+        def __class_getitem__(cls, item):
+            return (cls.__name__, item)
+
+        @deco
+        def __new__(cls, *args):
+            o = object.__new__(cls)
+            o.args = args
+            return o
+
+    class Sub(Base, tag="x"):
+        pass
+
+    class SubSub(Sub):
+        pass
+
+    inst = SubSub(1, 2)
+    observed = (
+        Sub.tag, SubSub.tag, Base[int], Sub[str], inst.args, Sub().args,
+        type(Base.__dict__["__new__"]).__name__,
+        type(Base.__dict__["__init_subclass__"]).__name__,
+        type(Base.__dict__["__class_getitem__"]).__name__,
+        inst.__new__(Sub, 5).args,  # through an instance: a staticmethod, not bound
+    )
+    return observed, Base
+
+
+def test_implicit_classmethods_and_staticmethods_as_in_cpython():
+    expected, _ = _implicit_methods(lambda f: f)
+    got, base = _implicit_methods(lambda f: tiered(f, strict=True))
+    assert got == expected
+    for name in ("__new__", "__init_subclass__", "__class_getitem__"):
+        assert_tier1(base.__dict__[name].__func__)
+
+
+def test_set_name_leaves_other_names_and_rebindings_alone():
+    f = tiered(lambda cls, *a: a)
+
+    class A:
+        helper = f          # another name: stays a plain (binding) wrapper
+        __new__ = f
+
+    assert A.__dict__["helper"] is f
+    assert type(A.__dict__["__new__"]) is staticmethod
+    # Assigned after class creation: not converted (as for a function).
+    A.__init_subclass__ = f
+    assert A.__dict__["__init_subclass__"] is f
