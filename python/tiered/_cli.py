@@ -1,4 +1,4 @@
-"""The command line: ``python -m tiered {demo,dump,coverage}``."""
+"""The command line: ``python -m tiered {demo,dump,coverage,fuzz}``."""
 
 from __future__ import annotations
 
@@ -480,7 +480,25 @@ def build_parser() -> argparse.ArgumentParser:
         help="run SCRIPT with ARGS as __main__ first (must come last: everything after it goes to the script)",
     )
     coverage.set_defaults(handler=cmd_coverage)
+
+    fuzz = sub.add_parser(
+        "fuzz",
+        help="the differential fuzzer: random programs under CPython and every tiered path",
+        description="Generate random Python programs and run each under CPython and under tiered on every "
+        "execution path, comparing results, exceptions, output and argument state. Exit status 1 if any "
+        "program differed. Options: --minutes N, --seconds N, --count N, --seed N, --paths A,B, "
+        "--save DIR (minimized regressions), --jobs N, --size N, --replay FILE...",
+        add_help=False,
+    )
+    fuzz.add_argument("options", nargs=argparse.REMAINDER, help="see `python -m tiered fuzz --help`")
+    fuzz.set_defaults(handler=cmd_fuzz)
     return parser
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from tiered._fuzz import run
+
+    return run.main(args.options)
 
 
 def _positive_int(text: str) -> int:
@@ -504,6 +522,10 @@ def _positive_float(text: str) -> float:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["fuzz"]:
+        # Its options are its own (argparse would take them for the main parser's).
+        return cmd_fuzz(argparse.Namespace(options=argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -34,7 +34,6 @@ import contextlib
 import copy
 import io
 import os
-import re
 import subprocess
 import sys
 import types
@@ -49,85 +48,8 @@ from tiered import UnsupportedError, stats, tiered
 # translates and runs generic ops; later calls run the quickened code.
 REPEAT = int(os.environ.get("TIERED_TEST_REPEAT", "2"))
 
-_ADDR = re.compile(r"0x[0-9a-fA-F]+")
-
-
-def _clean(s: str) -> str:
-    """Hide object addresses, which legitimately differ between two runs."""
-    return _ADDR.sub("0x?", s)
-
-
-def _safe_repr(v: Any) -> str:
-    try:
-        return _clean(repr(v))
-    except Exception as e:  # noqa: BLE001 - a raising __repr__ is still comparable
-        return f"<repr raised {type(e).__name__}>"
-
-
-def _tname(t: type) -> str:
-    return f"{t.__module__}.{t.__qualname__}"
-
-
-_SCALARS = (bool, int, float, complex, str, bytes, bytearray, type(None), type(...),
-            type(NotImplemented), range, slice)
-
-
-def normalize(v: Any, _seen: frozenset = frozenset()) -> Any:
-    """A comparable, address-free description of ``v``: type plus repr, recursively."""
-    t = type(v)
-    if isinstance(v, _SCALARS):
-        return (_tname(t), _safe_repr(v))
-    if id(v) in _seen:
-        return (_tname(t), "<cycle>")
-    seen = _seen | {id(v)}
-    if isinstance(v, (list, tuple)):
-        return (_tname(t), [normalize(x, seen) for x in v])
-    if isinstance(v, dict):
-        return (_tname(t), [(normalize(k, seen), normalize(x, seen)) for k, x in v.items()])
-    if isinstance(v, (set, frozenset)):
-        return (_tname(t), sorted(repr(normalize(x, seen)) for x in v))
-    if isinstance(v, BaseException):
-        return (_tname(t), _clean(str(v)), normalize(v.args, seen))
-    if isinstance(v, (types.FunctionType, types.BuiltinFunctionType, type)):
-        return (_tname(t), getattr(v, "__qualname__", repr(v)))
-    if isinstance(v, types.MethodType):
-        return (_tname(t), v.__func__.__qualname__, normalize(v.__self__, seen))
-    if isinstance(v, types.ModuleType):
-        return (_tname(t), v.__name__)
-    if isinstance(v, (types.GeneratorType, types.CoroutineType)):
-        return (_tname(t), v.__qualname__)
-    if t.__repr__ is not object.__repr__:
-        return (_tname(t), _safe_repr(v))
-    state: list = []
-    d = getattr(v, "__dict__", None)
-    if isinstance(d, dict):
-        state.append(normalize(d, seen))
-    for klass in t.__mro__:
-        slots = klass.__dict__.get("__slots__", ())
-        for slot in (slots,) if isinstance(slots, str) else slots:
-            if slot in ("__dict__", "__weakref__"):
-                continue
-            try:
-                state.append((slot, normalize(getattr(v, slot), seen)))
-            except AttributeError:
-                state.append((slot, "<unset>"))
-    return (_tname(t), state)
-
-
-def describe_exc(e: BaseException | None, depth: int = 0) -> Any:
-    """Type, message, and (recursively, bounded) the cause/context chain."""
-    if e is None:
-        return None
-    if depth > 6:
-        return (_tname(type(e)), "...")
-    return (
-        _tname(type(e)),
-        _clean(str(e)),
-        e.__suppress_context__,
-        describe_exc(e.__cause__, depth + 1),
-        describe_exc(e.__context__, depth + 1),
-    )
-
+# Comparable forms of values and exceptions: one definition, shared with the fuzzer.
+from tiered._fuzz.outcome import describe_exc, normalize, tname as _tname  # noqa: E402,F401
 
 @dataclass
 class Outcome:

@@ -1,0 +1,523 @@
+"""The differential fuzzer: runs generated programs (``gen.py``) under CPython and under
+tiered on every execution path, compares everything they do, and minimizes and saves any
+program on which they differ.
+
+Programs run in worker processes (``python -m tiered._fuzz.run --worker``), one program
+at a time, so a crash or a hang costs a worker, not the run: the parent sees which
+program was running and reports it. A worker runs a program first under CPython, then
+once per path, each in a fresh module namespace, calling ``entry`` with the same argument
+sets in the same order, and compares per call: the result, the exception (type, message,
+cause and context), the printed output and the arguments afterwards; then the module's
+globals. A path may take at most ``SLOWDOWN`` times CPython's time (an alarm; tiered code
+checks the eval breaker, so the alarm interrupts it too), else it counts as a hang.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import contextlib
+import io
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+from tiered._fuzz.gen import ARGUMENT_SETS, generate
+from tiered._fuzz.outcome import describe_exc, normalize
+
+#: Execution paths: name -> (tiered options, rounds of the argument sets). The last one
+#: keeps the default thresholds and calls enough times to quicken and compile.
+PATHS: dict[str, tuple[dict, int]] = {
+    "tier1-generic": ({"quicken": False, "jit": False}, 1),
+    "tier1-quickened": ({"jit": False}, 1),
+    "native-first-call": ({"jit_threshold": 0, "osr_threshold": 0}, 1),
+    "native-after-quickening": ({"jit_threshold": 1, "osr_threshold": 1}, 2),
+    "default-after-warmup": ({}, 4),
+}
+
+#: A tiered path may take this many times CPython's time (plus BASE_BUDGET) before it
+#: counts as a hang.
+SLOWDOWN = 40
+BASE_BUDGET = 3.0
+#: CPython itself may take this long per program; slower programs are skipped.
+CPYTHON_BUDGET = 2.0
+
+
+class _Timeout(BaseException):
+    """Raised by the alarm (a BaseException: programs catch Exception)."""
+
+
+def _alarm(_signum, _frame):
+    raise _Timeout
+
+
+@dataclass
+class PathRun:
+    """Everything one execution of a program did."""
+
+    calls: list = field(default_factory=list)
+    module: Any = None
+    final: Any = None
+    seconds: float = 0.0
+    counts: dict = field(default_factory=dict)
+
+
+def _compile(src: str):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return compile(src, "<fuzz>", "exec")
+
+
+def run_path(src: str, opts: dict | None, arg_sets: list[str], rounds: int, budget: float) -> PathRun:
+    """Runs the program once: the module, then ``entry`` on each argument set, ``rounds``
+    times. ``opts`` None runs plain CPython."""
+    from tiered import tiered
+
+    wrappers: list = []
+
+    def T(f):  # noqa: N802 - the generated programs' decorator
+        if opts is None:
+            return f
+        w = tiered(f, **opts)
+        wrappers.append(w)
+        return w
+
+    code = _compile(src)
+    ns: dict = {"T": T, "__name__": "fuzzmod"}
+    out = PathRun()
+    start = time.perf_counter()
+    signal.setitimer(signal.ITIMER_REAL, budget)
+    try:
+        buf = io.StringIO()
+        try:
+            with contextlib.redirect_stdout(buf):
+                exec(code, ns)
+            out.module = (None, buf.getvalue())
+        except Exception as e:  # noqa: BLE001
+            out.module = (describe_exc(e), buf.getvalue())
+            return out
+        entry = ns.get("entry")
+        for _ in range(rounds):
+            for a in arg_sets:
+                args = list(eval(a))  # noqa: S307 - our own literal
+                buf = io.StringIO()
+                raised, value = False, None
+                try:
+                    with contextlib.redirect_stdout(buf):
+                        result = entry(*args)
+                    value = normalize(result)
+                except Exception as e:  # noqa: BLE001
+                    raised, value = True, describe_exc(e)
+                out.calls.append((raised, value, buf.getvalue(), normalize(args)))
+        out.final = normalize({k: v for k, v in ns.items() if k[:1] == "G"})
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        out.seconds = time.perf_counter() - start
+        _count(wrappers, out.counts)
+    return out
+
+
+def _count(wrappers: list, into: dict) -> None:
+    from tiered import stats
+
+    for w in wrappers:
+        s = stats(w)
+        for k in ("calls", "fallback_calls", "interp_calls", "native_calls", "deopts"):
+            into[k] = into.get(k, 0) + s[k]
+
+
+def _first_difference(expected: PathRun, got: PathRun) -> str | None:
+    if expected.module != got.module:
+        return f"module body: CPython {expected.module!r}\n  tiered {got.module!r}"
+    for i, (e, g) in enumerate(zip(expected.calls, got.calls)):
+        if e != g:
+            what = ("raised", "value/exception", "stdout", "arguments after")
+            for name, x, y in zip(what, e, g):
+                if x != y:
+                    return f"call {i}: {name} differs\n  CPython {x!r}\n  tiered  {y!r}"
+    if len(expected.calls) != len(got.calls):
+        return f"{len(expected.calls)} calls under CPython, {len(got.calls)} tiered"
+    if expected.final != got.final:
+        return f"globals afterwards: CPython {expected.final!r}\n  tiered {got.final!r}"
+    return None
+
+
+#: Where a worker notes what it is running ("cpython" or a path), so that a parent that
+#: must kill a stuck worker knows whether CPython itself was stuck (in a long C call the
+#: alarm cannot interrupt: the program is skipped) or a tiered path (a hang).
+_PHASE_FILE: str | None = None
+
+
+#: How long past its own budget a phase may run before the parent kills the worker.
+GRACE = 10.0
+
+
+def _phase(what: str, budget: float) -> None:
+    if _PHASE_FILE:
+        with open(_PHASE_FILE, "w") as f:
+            f.write(f"{what} {time.time() + budget + GRACE}")
+
+
+def check_program(src: str, arg_sets: list[str], paths: list[str]) -> dict:
+    """Runs ``src`` under CPython and on each path: the verdict (status ok, skip or
+    diverge; for a divergence the path and what differed) and the tier counters."""
+    rounds = max(PATHS[p][1] for p in paths)
+    signal.signal(signal.SIGALRM, _alarm)
+    _phase("cpython", CPYTHON_BUDGET)
+    try:
+        ref = run_path(src, None, arg_sets, rounds, CPYTHON_BUDGET)
+    except (_Timeout, RecursionError, MemoryError) as e:
+        return {"status": "skip", "why": f"CPython: {type(e).__name__}"}
+    per_call = len(arg_sets)
+    counts: dict = {}
+    for p in paths:
+        opts, r = PATHS[p]
+        expected = PathRun(ref.calls[: r * per_call], ref.module, ref.final if r == rounds else None)
+        budget = BASE_BUDGET + SLOWDOWN * ref.seconds
+        _phase(p, budget)
+        try:
+            got = run_path(src, opts, arg_sets, r, budget)
+        except _Timeout:
+            return {"status": "diverge", "path": p, "kind": "hang",
+                    "detail": f"no result after {budget:.1f} s (CPython: {ref.seconds:.2f} s)"}
+        if r != rounds:
+            got.final = None
+        diff = _first_difference(expected, got)
+        if diff is not None:
+            return {"status": "diverge", "path": p, "kind": "mismatch", "detail": diff}
+        for k, v in got.counts.items():
+            counts[k] = counts.get(k, 0) + v
+    return {"status": "ok", "counts": counts}
+
+
+# --- workers ------------------------------------------------------------------------
+
+
+def worker_main(phase_file: str | None) -> int:
+    """Reads JSON requests (program, argument sets, paths) from stdin, one per line, and
+    answers each with a JSON verdict line."""
+    global _PHASE_FILE
+    _PHASE_FILE = phase_file
+    sys.setrecursionlimit(3000)
+    for line in sys.stdin:
+        req = json.loads(line)
+        try:
+            verdict = check_program(req["src"], req["args"], req["paths"])
+        except BaseException as e:  # noqa: BLE001 - report, never die silently
+            verdict = {"status": "diverge", "path": "?", "kind": "fuzzer-error",
+                       "detail": f"{type(e).__name__}: {e}"}
+        print(json.dumps(verdict), flush=True)
+    return 0
+
+
+class Worker:
+    """A worker process, replaced when it dies or hangs."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        fd, self.phase_file = tempfile.mkstemp(prefix="tiered-fuzz-phase-")
+        os.close(fd)
+        env = dict(os.environ, PYTHONHASHSEED="0")
+        for k in ("TIERED_DISABLE", "TIERED_STRICT", "TIERED_JIT", "TIERED_QUICKEN",
+                  "TIERED_JIT_THRESHOLD", "TIERED_OSR_THRESHOLD"):
+            env.pop(k, None)
+        self.p = subprocess.Popen(
+            [sys.executable, "-X", "faulthandler", "-m", "tiered._fuzz.run", "--worker", self.phase_file],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True, env=env,
+        )
+
+    def ask(self, src: str, arg_sets: list[str], paths: list[str], hard_timeout: float) -> dict:
+        """The verdict on one program; a crash or hang of the worker is a divergence."""
+        assert self.p.stdin and self.p.stdout
+        self.p.stdin.write(json.dumps({"src": src, "args": arg_sets, "paths": paths}) + "\n")
+        self.p.stdin.flush()
+        start = time.monotonic()
+        while True:
+            ready, _, _ = select.select([self.p.stdout], [], [], 1.0)
+            if ready:
+                break
+            if time.monotonic() - start > hard_timeout or self.overdue():
+                return self.stuck(time.monotonic() - start)
+        line = self.p.stdout.readline()
+        if not line:
+            code = self.p.wait()
+            err = self.p.stderr.read() if self.p.stderr else ""
+            return {"status": "diverge", "path": "?", "kind": "crash",
+                    "detail": f"the worker died (status {code})\n{err[-3000:]}"}
+        return json.loads(line)
+
+    def phase(self) -> tuple[str, float]:
+        """What the worker is running, and until when it may."""
+        try:
+            with open(self.phase_file) as f:
+                what, until = f.read().split()
+                return what, float(until)
+        except (OSError, ValueError):
+            return "?", float("inf")
+
+    def overdue(self) -> bool:
+        return time.time() > self.phase()[1]
+
+    def stuck(self, waited: float) -> dict:
+        """Kills a worker that did not answer: the verdict on what it was running."""
+        phase = self.phase()[0]
+        self.kill()
+        if phase == "cpython":
+            return {"status": "skip", "why": "CPython stuck in a long C call"}
+        return {"status": "diverge", "path": phase, "kind": "hang",
+                "detail": f"no answer within {waited:.0f} s (the alarm did not interrupt it)"}
+
+    def kill(self) -> None:
+        self.p.kill()
+        self.p.wait()
+        self._close_pipes()
+
+    def close(self) -> None:
+        if self.p.poll() is None:
+            assert self.p.stdin
+            self.p.stdin.close()
+            try:
+                self.p.wait(5)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for f in (self.p.stdin, self.p.stdout, self.p.stderr):
+            if f is not None and not f.closed:
+                f.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.phase_file)
+
+
+def ask_once(src: str, arg_sets: list[str], paths: list[str], hard_timeout: float = 120) -> dict:
+    """One program in a fresh worker."""
+    w = Worker()
+    try:
+        return w.ask(src, arg_sets, paths, hard_timeout)
+    finally:
+        w.close()
+
+
+# --- minimizing and saving --------------------------------------------------------------
+
+
+def _statement_lists(tree: ast.AST):
+    for node in ast.walk(tree):
+        for name in ("body", "orelse", "finalbody"):
+            body = getattr(node, name, None)
+            if isinstance(body, list) and body and isinstance(body[0], ast.stmt):
+                yield body
+        if isinstance(node, ast.Try):
+            for h in node.handlers:
+                yield h.body
+
+
+def minimize(src: str, arg_sets: list[str], verdict: dict, budget_s: float = 300) -> tuple[str, list[str]]:
+    """A smaller program (and fewer argument sets) that diverges the same way: the same
+    path and kind. Greedy: drop argument sets, then statements, while it still does."""
+    deadline = time.monotonic() + budget_s
+    path = verdict.get("path")
+    paths = [path] if path in PATHS else list(PATHS)
+
+    def same(s: str, a: list[str]) -> bool:
+        if time.monotonic() > deadline:
+            return False
+        try:
+            _compile(s)
+        except SyntaxError:
+            return False
+        v = ask_once(s, a, paths, hard_timeout=60)
+        return v["status"] == "diverge" and v.get("kind") == verdict.get("kind")
+
+    for i in range(len(arg_sets) - 1, -1, -1):
+        if len(arg_sets) > 1 and same(src, arg_sets[:i] + arg_sets[i + 1:]):
+            arg_sets = arg_sets[:i] + arg_sets[i + 1:]
+
+    def spots(s: str) -> list[tuple[int, int]]:
+        return [(li, i) for li, body in enumerate(_statement_lists(ast.parse(s))) for i in range(len(body))]
+
+    def without(s: str, li: int, i: int) -> str | None:
+        tree = ast.parse(s)
+        body = list(_statement_lists(tree))[li]
+        if len(body) == 1:
+            if isinstance(body[0], ast.Pass):
+                return None
+            body[0] = ast.Pass()
+        else:
+            del body[i]
+        return ast.unparse(tree)
+
+    # From the last statement back: each one the divergence survives without goes.
+    k = len(spots(src)) - 1
+    while k >= 0 and time.monotonic() < deadline:
+        places = spots(src)
+        k = min(k, len(places) - 1)
+        candidate = without(src, *places[k])
+        if candidate is not None and same(candidate, arg_sets):
+            src = candidate
+        k -= 1
+    return src, arg_sets
+
+
+def regression_text(src: str, arg_sets: list[str], verdict: dict, seed: int | None) -> str:
+    head = [
+        "# A program on which tiered and CPython differed, found by the fuzzer",
+        f"# (seed {seed}, path {verdict.get('path')}, {verdict.get('kind')}); minimized.",
+        "# Replayed on every path by tests/python/test_fuzz.py.",
+        f"# FUZZ-ARGS: {json.dumps(arg_sets)}",
+    ]
+    detail = [f"#   {ln}" for ln in str(verdict.get("detail", "")).splitlines()[:12]]
+    return "\n".join(head + ["# What differed:"] + detail) + "\n" + src
+
+
+def read_regression(text: str) -> tuple[str, list[str]]:
+    """The program and argument sets of a saved regression."""
+    for line in text.splitlines():
+        if line.startswith("# FUZZ-ARGS: "):
+            return text, json.loads(line[len("# FUZZ-ARGS: "):])
+    return text, list(ARGUMENT_SETS)
+
+
+# --- the command --------------------------------------------------------------------
+
+
+def fuzz(seconds: float, seed: int, count: int | None, paths: list[str], save: str | None,
+         jobs: int, size: int, out=sys.stdout) -> int:
+    """Generates and checks programs until the time or count is used up. Returns the number
+    of divergences found."""
+    workers = [Worker() for _ in range(jobs)]
+    busy: dict = {}  # worker index -> (seed, src, start)
+    stop_at = time.monotonic() + seconds
+    next_seed = seed
+    ran = skipped = 0
+    found: list = []
+    totals: dict = {}
+    started = time.monotonic()
+
+    def submit(i: int) -> None:
+        nonlocal next_seed
+        src = generate(next_seed, size)
+        w = workers[i]
+        assert w.p.stdin
+        w.p.stdin.write(json.dumps({"src": src, "args": ARGUMENT_SETS, "paths": paths}) + "\n")
+        w.p.stdin.flush()
+        busy[i] = (next_seed, src, time.monotonic())
+        next_seed += 1
+
+    def more() -> bool:
+        return time.monotonic() < stop_at and (count is None or next_seed < seed + count)
+
+    for i in range(jobs):
+        if more():
+            submit(i)
+    hard = BASE_BUDGET * 4 + CPYTHON_BUDGET * (SLOWDOWN + 1) * len(paths)
+    while busy:
+        fds = {workers[i].p.stdout.fileno(): i for i in busy}
+        ready, _, _ = select.select(list(fds), [], [], 1.0)
+        now = time.monotonic()
+        done: list = []
+        for fd in ready:
+            i = fds[fd]
+            line = workers[i].p.stdout.readline()
+            if not line:
+                code = workers[i].p.wait()
+                err = workers[i].p.stderr.read()
+                done.append((i, {"status": "diverge", "path": "?", "kind": "crash",
+                                 "detail": f"the worker died (status {code})\n{err[-3000:]}"}))
+                continue
+            done.append((i, json.loads(line)))
+        for i, (s, src, t0) in list(busy.items()):
+            if (now - t0 > hard or workers[i].overdue()) and all(d[0] != i for d in done):
+                done.append((i, workers[i].stuck(now - t0)))
+        for i, verdict in done:
+            s, src, _ = busy.pop(i)
+            if workers[i].p.poll() is not None:
+                workers[i].close()
+                workers[i] = Worker()
+            if verdict["status"] == "skip":
+                skipped += 1
+            elif verdict["status"] == "ok":
+                ran += 1
+                for k, v in verdict.get("counts", {}).items():
+                    totals[k] = totals.get(k, 0) + v
+            else:
+                found.append((s, src, verdict))
+                print(f"seed {s}: {verdict['kind']} on {verdict['path']}\n  {verdict['detail']}", file=out, flush=True)
+            if more():
+                submit(i)
+    for w in workers:
+        w.close()
+    elapsed = time.monotonic() - started
+    calls = totals.get("calls", 0)
+    ours = totals.get("interp_calls", 0) + totals.get("native_calls", 0)
+    print(f"fuzz: {ran + skipped + len(found)} programs in {elapsed:.0f} s (seeds {seed}..{next_seed - 1}, "
+          f"paths: {', '.join(paths)}): {ran} agreed, {skipped} skipped (CPython too slow or too deep), "
+          f"{len(found)} differed", file=out)
+    if calls:
+        print(f"  tiered calls: {calls:,}, in our tiers {ours:,} ({100 * ours / calls:.0f}%: "
+              f"{totals.get('native_calls', 0):,} with native code), fell back {totals.get('fallback_calls', 0):,}, "
+              f"deopts {totals.get('deopts', 0):,}", file=out)
+    for s, src, verdict in found:
+        if not save:
+            continue
+        small, args = minimize(src, list(ARGUMENT_SETS), verdict)
+        os.makedirs(save, exist_ok=True)
+        name = os.path.join(save, f"seed_{s}_{verdict['kind']}.py")
+        with open(name, "w") as fh:
+            fh.write(regression_text(small, args, verdict, s))
+        print(f"  saved (minimized, {small.count(chr(10))} lines): {name}", file=out)
+    return len(found)
+
+
+def replay(path: str, paths: list[str]) -> dict:
+    """The verdict on a saved regression."""
+    with open(path) as fh:
+        src, args = read_regression(fh.read())
+    return ask_once(src, args, paths)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tiered fuzz", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--worker", metavar="PHASE_FILE", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--minutes", type=float, default=None, help="how long to run (default 1)")
+    ap.add_argument("--seconds", type=float, default=None)
+    ap.add_argument("--count", type=int, default=None, help="stop after this many programs")
+    ap.add_argument("--seed", type=int, default=None, help="first seed (default: from the clock)")
+    ap.add_argument("--paths", default=",".join(PATHS), help="comma-separated: " + ", ".join(PATHS))
+    ap.add_argument("--save", default=None, help="directory for minimized regressions")
+    ap.add_argument("--jobs", type=int, default=max(1, min(2, os.cpu_count() or 1)))
+    ap.add_argument("--size", type=int, default=3, help="program size (statements per body)")
+    ap.add_argument("--replay", nargs="*", default=None, help="saved regressions to re-check")
+    a = ap.parse_args(argv)
+    if a.worker:
+        return worker_main(a.worker)
+    paths = [p for p in a.paths.split(",") if p]
+    bad = [p for p in paths if p not in PATHS]
+    if bad:
+        ap.error(f"unknown path(s) {bad}; known: {list(PATHS)}")
+    if a.replay is not None:
+        failed = 0
+        for f in a.replay:
+            v = replay(f, paths)
+            print(f"{f}: {v['status']}" + (f" ({v['kind']} on {v['path']}: {v['detail']})" if v["status"] == "diverge" else ""))
+            failed += v["status"] == "diverge"
+        return 1 if failed else 0
+    seconds = a.seconds if a.seconds is not None else 60 * (a.minutes if a.minutes is not None else 1)
+    seed = a.seed if a.seed is not None else int(time.time()) % 1_000_000 * 1000
+    n = fuzz(seconds, seed, a.count, paths, a.save, a.jobs, a.size)
+    return 1 if n else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
