@@ -13,6 +13,7 @@ Measured across the loop:
 
 import gc
 import os
+import signal
 import sys
 import tracemalloc
 import types
@@ -162,6 +163,213 @@ def wrong_shape_target(a, b):
     return a + b
 
 
+def _defaults(a, b=2, *rest, c=3, **kw):
+    return a + b + c + len(rest) + len(kw)
+
+
+@tiered
+def _tiered_callee(a, b=1):
+    return a * b
+
+
+class _Shapes:
+    def method(self, a, b=0):
+        return a + b
+
+    @classmethod
+    def cm(cls, a):
+        return a
+
+    @staticmethod
+    def sm(a, *rest):
+        return a + len(rest)
+
+
+def call_shapes(x):
+    o = _Shapes()
+    args, kw = (x, 5), {"c": 1, "d": 2}
+    return (
+        _defaults(x), _defaults(x, 1), _defaults(x, 1, 2, 3), _defaults(x, c=4), _defaults(*args, **kw),
+        _tiered_callee(x), _tiered_callee(x, b=3), _tiered_callee(*args),
+        o.method(x), o.method(x, b=1), _Shapes.cm(x), o.sm(x, 1, 2), _Shapes(),
+        (lambda q, r=2: q - r)(x), max(x, 3, key=abs), sorted([x, 1, 2], reverse=True),
+    )
+
+
+_G = [0]
+
+
+class _Slots:
+    __slots__ = ("a", "b")
+
+    def __init__(self):
+        self.a = 1
+
+
+class _Prop:
+    def __init__(self, v):
+        self._v = v
+
+    @property
+    def v(self):
+        return self._v
+
+
+def globals_and_attrs(x):
+    global _G
+    old = _G
+    _G = [x]
+    s = _Slots()
+    s.b = x
+    p = _Prop(x)
+    p.extra = 1
+    del p.extra
+    r = (old[0], _G[0], s.a + s.b, p.v, getattr(p, "missing", None), os.sep, _Slots.__name__)
+    _G = old
+    return r
+
+
+def subscripts(x):
+    lst = list(range(10))
+    t = tuple(lst)
+    d = {"a": x, 1: [x]}
+    s = "abcdef"
+    lst[2] = x
+    lst[1:3] = [x, x, x]
+    del lst[0]
+    d["b"] = lst[-1]
+    del d["a"]
+    return lst[3], t[-2], t[1:4], d[1][0], s[::2], s[-1], lst[::-1][:2], d.get("z", x)
+
+
+class _Counter:
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.n <= 0:
+            raise StopIteration
+        self.n -= 1
+        return self.n
+
+
+def iteration(x):
+    total = 0
+    for a in [1, 2, 3]:
+        total += a
+    for a in (x, x):
+        total += a
+    for k, v in {"a": 1, "b": 2}.items():
+        total += v
+    for i, ch in enumerate("abc"):
+        total += i
+    for a, b in zip(range(3), range(3, 6)):
+        total += a * b
+    for a in _Counter(4):
+        total += a
+    return total, list(reversed(range(x))), sum(i for i in range(5))
+
+
+def compares(x):
+    f, s, b = float(x), str(x), x > 0
+    return (x < f, x == f, s != "a", s < "zz", b is True, x in [1, x], s not in {"q"},
+            (1, 2) < (1, 3), [x] == [x], None is None, x <= 2**70, f >= -0.0, 1 < x < 10)
+
+
+class _CM:
+    def __init__(self, swallow):
+        self.swallow = swallow
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, t, v, tb):
+        return self.swallow
+
+
+def with_blocks(x):
+    out = 0
+    with _CM(False) as c:
+        out += 1
+    with _CM(True):
+        raise ValueError(x)
+    try:
+        with _CM(False):
+            raise KeyError(x)
+    except KeyError:
+        out += 2
+    return out, c.swallow
+
+
+def matching(x):
+    out = []
+    for v in ([1, x], {"k": x}, (x, 2, 3), "s", _Pt(x, 2), 3.5):
+        match v:
+            case [a, b]:
+                out.append(a + b)
+            case {"k": k}:
+                out.append(k)
+            case (a, *rest):
+                out.append(len(rest))
+            case _Pt(x=px, y=py):
+                out.append(px * py)
+            case str() | float():
+                out.append(v)
+    return out
+
+
+def imports_and_unpacking(x):
+    import os.path
+    from math import sqrt
+    a, *b, c = range(x + 3)
+    (d, e), f = (1, 2), 3
+    return os.path.basename("/a/b"), sqrt(x), a, b, c, d + e + f
+
+
+def changing_types(x):
+    # The same op sees int, float, str and big ints across iterations: quickened guards
+    # fail, native code deopts, and the code is recompiled (bounded).
+    out = []
+    for v in (x, 1.5, "s", 2**70, True, [1]):
+        try:
+            out.append(v + v)
+        except TypeError:
+            out.append(None)
+    return out
+
+
+_TICKS = [0]
+_INSIDE = [False]
+
+
+def _tick(signum, frame):
+    _TICKS[0] += 1
+    if _INSIDE[0] and _TICKS[0] % 7 == 0:
+        raise ArithmeticError("from the signal handler")
+
+
+def eval_breaker(x):
+    # A timer fires every 500 us while this runs: the eval breaker's slow path (a handler,
+    # every seventh raising while this runs: caught here, or leaving through the caller)
+    # runs many times.
+    _INSIDE[0] = True
+    caught = 0
+    for i in range(50):
+        try:
+            x = abs((x * 3 + i) % 1000003)
+        except ArithmeticError:
+            caught += 1
+    _INSIDE[0] = False
+    return x, caught >= 0
+
+
+def genexpr_and_generators(x):
+    return sum(i * x for i in range(5)), list(_gen(x)), max((i for i in range(3)), default=0)
+
+
 CATEGORIES = {
     # name: (function, args, expected path: "tier1" / "fallback" / None = don't care)
     "bigint-arith": (big_arith, (2**80 + 13, 3**50), "tier1"),
@@ -174,6 +382,17 @@ CATEGORIES = {
     "objects-methods": (objects_and_methods, (5,), "tier1"),
     "direct-native-calls": (direct_calls, ("a string argument",), "tier1"),
     "native-templates": (native_templates, ("a string argument",), "tier1"),
+    "call-shapes": (call_shapes, (7,), "tier1"),
+    "globals-attrs": (globals_and_attrs, (4,), "tier1"),
+    "subscripts": (subscripts, (9,), "tier1"),
+    "iteration": (iteration, (3,), "tier1"),
+    "compares": (compares, (5,), "tier1"),
+    "with-blocks": (with_blocks, ("w",), "tier1"),
+    "matching": (matching, (4,), "tier1"),
+    "imports-unpacking": (imports_and_unpacking, (4,), "tier1"),
+    "changing-types": (changing_types, (3,), "tier1"),
+    "eval-breaker": (eval_breaker, (11,), "tier1"),
+    "genexpr-generators": (genexpr_and_generators, (3,), "tier1"),
     "fallback-generator": (_gen, (2**70,), "fallback"),
     "wrong-call-shape": (wrong_shape_target, (1, 2, 3), None),  # TypeError on every call
 }
@@ -193,12 +412,13 @@ def _consts(code):
 
 
 def _call(w, args):
+    _INSIDE[0] = False
     try:
         r = w(*args)
         if isinstance(r, types.GeneratorType):
             r = list(r)
         return r
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, ArithmeticError):
         return None
 
 
@@ -241,7 +461,15 @@ def _assert_no_growth(label, current, objects_growth, refs, total):
 def test_no_growth(category):
     fn, args, path = CATEGORIES[category]
     w = tiered(fn, strict=path == "tier1")
-    _assert_no_growth(category, *_measure(w, fn, args, N))
+    if fn is eval_breaker:
+        old = signal.signal(signal.SIGALRM, _tick)
+        signal.setitimer(signal.ITIMER_REAL, 5e-4, 5e-4)
+    try:
+        _assert_no_growth(category, *_measure(w, fn, args, N))
+    finally:
+        if fn is eval_breaker:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, old)
 
     s = stats(w)
     if path == "tier1":
