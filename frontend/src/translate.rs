@@ -37,23 +37,6 @@ pub struct Translation {
     pub unsupported: Vec<Unsupported>,
 }
 
-/// Names whose mere use means the function inspects its own frame, which tiered code does
-/// not have: such functions run in CPython.
-const FRAME_INTROSPECTION: &[&str] = &["_getframe", "currentframe", "breakpoint"];
-
-/// Builtins that read the calling frame when called with fewer positional arguments than
-/// given here (`vars()`, `super()`, `eval(src)` ...): such calls make the function run in
-/// CPython. With explicit arguments they are ordinary calls.
-const FRAME_READING_CALLS: &[(&str, usize)] = &[
-    ("locals", 1),
-    ("globals", 1),
-    ("vars", 1),
-    ("dir", 1),
-    ("super", 1),
-    ("eval", 2),
-    ("exec", 2),
-];
-
 /// The generator-like code flags, which run in CPython for now.
 const GENERATOR_FLAGS: &[(u32, &str)] = &[
     (
@@ -86,15 +69,6 @@ pub fn translate(code: &CodeInfo) -> Translation {
             unsupported.push(Unsupported {
                 op: "<code flags>".into(),
                 reason: why.into(),
-                offset: 0,
-            });
-        }
-    }
-    for n in &code.names {
-        if FRAME_INTROSPECTION.contains(&n.as_str()) {
-            unsupported.push(Unsupported {
-                op: "LOAD_GLOBAL".into(),
-                reason: format!("uses frame introspection ({n}), which needs a CPython frame"),
                 offset: 0,
             });
         }
@@ -189,11 +163,11 @@ struct Builder<'a> {
     null: Value,
     /// Values that can never be NULL (instruction results other than Null, arguments).
     bound: HashSet<Value>,
-    /// Values loaded by LoadGlobal, with the global's name (to spot `locals()` and kin).
-    global_names: HashMap<Value, String>,
     unsupported: Vec<Unsupported>,
     worklist: VecDeque<Block>,
     nlocals: usize,
+    /// The frame states recorded so far, to share an index between equal ones.
+    state_ids: HashMap<Vec<Value>, u32>,
 }
 
 /// A reason to stop translating the current block.
@@ -239,10 +213,10 @@ impl<'a> Builder<'a> {
             consts: HashMap::new(),
             null,
             bound: HashSet::new(),
-            global_names: HashMap::new(),
             unsupported: Vec::new(),
             worklist: VecDeque::new(),
             nlocals: code.local_names.len(),
+            state_ids: HashMap::new(),
         })
     }
 
@@ -599,6 +573,18 @@ impl Tx<'_, '_> {
             .b
             .f
             .push_inst(self.block, op, args, unwind, self.ins.offset);
+        // Every op records the locals as they are before it runs: what CPython's frame
+        // holds there, should anything read it (locals(), a traceback, a profiler).
+        let state = match self.b.state_ids.get(&self.st.locals) {
+            Some(&id) => id,
+            None => {
+                let id = self.b.f.states.len() as u32;
+                self.b.f.states.push(self.st.locals.clone());
+                self.b.state_ids.insert(self.st.locals.clone(), id);
+                id
+            }
+        };
+        self.b.f.insts[i].state = Some(state);
         let results = self.b.f.insts[i].results.clone();
         if !matches!(op, Op::Null {}) {
             // Only Null, LoadMethod's first result and ForIter's item can be NULL, and
@@ -702,8 +688,6 @@ impl Tx<'_, '_> {
                     self.push(n)
                 }
                 let v = self.emit1(Op::LoadGlobal { name }, vec![])?;
-                let text = self.b.code.names[name.0 as usize].clone();
-                self.b.global_names.insert(v, text);
                 self.push(v)
             }
             op::STORE_GLOBAL => {
@@ -818,7 +802,6 @@ impl Tx<'_, '_> {
             op::CALL => {
                 let args = self.popn(arg as usize + 2)?;
                 let kw = self.kwnames.take().map(ConstIdx);
-                self.check_frame_reading_call(&args, arg as usize)?;
                 let r = self.emit1(
                     Op::Call {
                         kwnames: KwNames(kw),
@@ -1212,22 +1195,6 @@ impl Tx<'_, '_> {
             other => return Err(self.err(unsupported_reason(other))),
         }
         Ok(None)
-    }
-
-    /// Rejects calls like `locals()` or zero-argument `super()`, which read the caller's
-    /// frame: tiered code has none, so the function must run in CPython.
-    fn check_frame_reading_call(&self, args: &[Value], nargs: usize) -> Result<(), Stop> {
-        if args[0] != self.b.null {
-            return Ok(());
-        }
-        if let Some(name) = self.b.global_names.get(&args[1]) {
-            if let Some(&(_, min)) = FRAME_READING_CALLS.iter().find(|(n, _)| n == name) {
-                if nargs < min {
-                    return Err(self.err(format!("calls {name}() in a form that reads the calling frame, which tiered code does not have")));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Cell opcodes must name a cell or free slot (hand-made code may not).

@@ -105,6 +105,10 @@ pub struct InstData {
     pub unwind: Option<BlockCall>,
     /// The bytecode offset (code units) it came from, for line numbers and errors.
     pub offset: u32,
+    /// The frame state before it runs: an index into `Function::states` (the value of each
+    /// locals-plus slot), for making CPython's view of the frame current when something
+    /// may read it. Counts as a use of those values.
+    pub state: Option<u32>,
 }
 
 /// A printable constant (the IR keeps only indices; the frontend says what they hold).
@@ -143,6 +147,8 @@ pub struct Function {
     pub names: Vec<String>,
     /// Locals-plus names.
     pub local_names: Vec<String>,
+    /// Frame states (see `InstData::state`): one value per locals-plus slot.
+    pub states: Vec<Vec<Value>>,
 }
 
 impl Function {
@@ -157,6 +163,7 @@ impl Function {
             consts: Vec::new(),
             names: Vec::new(),
             local_names: Vec::new(),
+            states: Vec::new(),
         };
         f.add_block(0);
         f
@@ -203,6 +210,7 @@ impl Function {
             results: Vec::new(),
             unwind,
             offset,
+            state: None,
         });
         let results = (0..op.result_count())
             .map(|i| self.values.insert(ValueDef::Result(inst, i)))

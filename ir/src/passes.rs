@@ -96,6 +96,11 @@ fn rename_uses(f: &mut Function, alias: &HashMap<Value, Value>) {
             }
         }
     }
+    for st in f.states.iter_mut() {
+        for v in st.iter_mut() {
+            *v = resolve(alias, *v);
+        }
+    }
 }
 
 /// Removes CheckBound on values that can never be NULL: arguments, op results, and block
@@ -196,6 +201,10 @@ fn remove_params(f: &mut Function, removed: &[(Block, usize)]) {
 /// locals that are never read again stop being copied around the loop.
 pub fn remove_dead_params(f: &mut Function) {
     let mut live: HashSet<Value> = HashSet::new();
+    // A frame state reads every local it names (locals() and tracebacks see them).
+    for st in &f.states {
+        live.extend(st.iter().copied());
+    }
     for &b in &f.layout {
         for &i in &f.blocks[b].insts {
             live.extend(f.insts[i].args.iter().copied());

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from harness import assert_tier1, cases, check_agrees, check_fallback
+from harness import assert_tier1, cases, check, check_agrees, check_fallback
 from tiered import UnsupportedError, stats, tiered
 
 
@@ -247,22 +247,27 @@ def warnings_stacklevel():
 
 
 MAY_FALL_BACK = cases(
-    (class_body_in_function, (3,)), (class_body_with_closure, ("v",)), (class_body_comprehension_scope, (1,)), (uses_locals, (1,)), (uses_vars, (2,)),
-    (uses_dir, (0,)), (uses_eval, (4,)), (uses_exec, (5,)), (uses_globals, ()), (uses_getframe, ()),
-    (uses_currentframe, ()), (callee_inspects_caller, ()), (zero_arg_super, ()), (warnings_stacklevel, ()),
+    (class_body_in_function, (3,)), (class_body_with_closure, ("v",)), (class_body_comprehension_scope, (1,)),
 )
 
 
-# Tiered functions run without a CPython frame (yet): code they call that inspects its
-# caller's frame sees the tiered function's caller instead. Known gap, see README limits.
-NEEDS_SHADOW_FRAME = {"callee_inspects_caller", "warnings_stacklevel"}
-
-
 @pytest.mark.parametrize("f,args,kwargs", MAY_FALL_BACK)
-def test_may_fall_back_but_agrees(f, args, kwargs, request):
-    if f.__name__ in NEEDS_SHADOW_FRAME:
-        request.applymarker(pytest.mark.xfail(strict=True, reason="tiered functions have no CPython frame yet"))
+def test_may_fall_back_but_agrees(f, args, kwargs):
     check_agrees(f, *args, **kwargs)
+
+
+# Code that reads the running frame (its own or its caller's) runs in our tiers: every
+# tiered activation is a real CPython frame.
+FRAME_READERS = cases(
+    (uses_locals, (1,)), (uses_vars, (2,)), (uses_dir, (0,)), (uses_eval, (4,)), (uses_exec, (5,)),
+    (uses_globals, ()), (uses_getframe, ()), (uses_currentframe, ()), (callee_inspects_caller, ()),
+    (zero_arg_super, ()), (warnings_stacklevel, ()),
+)
+
+
+@pytest.mark.parametrize("f,args,kwargs", FRAME_READERS)
+def test_frame_readers_run_in_our_tiers(f, args, kwargs):
+    check(f, *args, **kwargs)
 
 
 def test_zero_arg_super_in_tiered_method():

@@ -22,15 +22,31 @@ pub struct Ctx<'a> {
     pub globals: *mut ffi::PyObject,
     /// Its builtins dict.
     pub builtins: *mut ffi::PyObject,
-    /// How the function tiers up (quickening on or off, tier-2 thresholds).
-    pub tuning: crate::runtime::Tuning,
-    /// Set once any of this call ran in native code (for stats).
+    /// How the function tiers up (quickening on or off, tier-2 thresholds): the wrapper's,
+    /// the process default, or the calling activation's.
+    pub tuning: &'a crate::runtime::Tuning,
+    /// Set once any of this call ran in native code (for stats: only calls from Rust
+    /// read it; native callers leave it unwritten).
     pub ran_native: std::cell::Cell<bool>,
     /// The current thread state, read once per call from CPython and handed down by
     /// calls from tiered code.
     pub tstate: crate::cpy::ThreadState,
     /// `stack::limit()` of this thread, likewise.
     pub stack_limit: usize,
+    /// This activation's CPython frame (`cpy::frame`), linked into the thread's chain.
+    pub frame: *mut crate::cpy::frame::InterpreterFrame,
+}
+
+impl Ctx<'_> {
+    /// Marks instruction `pc` as the one running, in the CPython frame (`f_lineno`,
+    /// `f_lasti`, tracebacks).
+    #[inline(always)]
+    pub fn at(&self, pc: usize) {
+        let off = self.compiled.linear.insts[pc].offset;
+        // SAFETY: `frame` is this activation's frame, pushed for it and live until it
+        // returns; only this thread touches it meanwhile.
+        unsafe { (*self.frame).prev_instr = self.compiled.code_unit(off) };
+    }
 }
 
 /// How an op failed: a new exception (gets a traceback line) or a re-raise (keeps its own).
@@ -55,7 +71,7 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value
         ($e:expr) => {{
             let e: Edge = $e;
             if take_edge(lin, e, regs).is_err() {
-                crate::traceback::add_frame(ctx, lin.insts[pc].offset);
+                crate::traceback::add_frame(ctx, regs, pc);
                 return Err(Raised);
             }
             pc = e.target as usize;
@@ -71,6 +87,7 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value
     }
     loop {
         let inst = &lin.insts[pc];
+        ctx.at(pc);
         match inst.kind {
             LKind::Op(op) => {
                 if counting {
@@ -78,7 +95,7 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value
                 }
                 match exec(ctx, op, inst, pc, regs) {
                     Ok(()) => pc += 1,
-                    Err(how) => match unwind(ctx, inst, how, regs) {
+                    Err(how) => match unwind(ctx, pc, inst, how, regs) {
                         Some(target) => pc = target,
                         None => return Err(Raised),
                     },
@@ -144,9 +161,15 @@ pub unsafe fn run_native(
 
 /// After an op failed: adds the traceback line (new exceptions only) and, if a handler
 /// covers the op, sets up its registers and returns where it starts.
-unsafe fn unwind(ctx: &Ctx, inst: &LInst, how: Failure, regs: &mut [Value]) -> Option<usize> {
+unsafe fn unwind(
+    ctx: &Ctx,
+    pc: usize,
+    inst: &LInst,
+    how: Failure,
+    regs: &mut [Value],
+) -> Option<usize> {
     if let Failure::New = how {
-        crate::traceback::add_frame(ctx, inst.offset);
+        crate::traceback::add_frame(ctx, regs, pc);
     }
     if inst.unwind == NO_EDGE {
         return None;
@@ -169,6 +192,7 @@ unsafe fn unwind(ctx: &Ctx, inst: &LInst, how: Failure, regs: &mut [Value]) -> O
 pub unsafe fn exec_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
     let inst = &ctx.compiled.linear.insts[pc];
     let LKind::Op(op) = inst.kind else { return 0 };
+    ctx.at(pc);
     if stats::counting_enabled() {
         stats::count_op(op.kind());
     }
@@ -178,7 +202,7 @@ pub unsafe fn exec_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
     }
     match r {
         Ok(()) => 0,
-        Err(how) => match unwind(ctx, inst, how, regs) {
+        Err(how) => match unwind(ctx, pc, inst, how, regs) {
             Some(target) => 2 + target as i64,
             None => 1,
         },
@@ -197,6 +221,7 @@ pub unsafe fn call_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
     else {
         return -1;
     };
+    ctx.at(pc);
     let ops_ix =
         &ctx.compiled.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
     let mut small = [std::ptr::null_mut::<ffi::PyObject>(); 12];
@@ -205,7 +230,7 @@ pub unsafe fn call_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
     }
     for (slot, &r) in small.iter_mut().zip(ops_ix) {
         if regs[r as usize].box_in_place().is_err() {
-            return match unwind(ctx, inst, Failure::New, regs) {
+            return match unwind(ctx, pc, inst, Failure::New, regs) {
                 Some(target) => 2 + target as i64,
                 None => 1,
             };
@@ -218,7 +243,7 @@ pub unsafe fn call_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
             regs[inst.dst as usize] = value;
             0
         }
-        Some(Err(Raised)) => match unwind(ctx, inst, Failure::New, regs) {
+        Some(Err(Raised)) => match unwind(ctx, pc, inst, Failure::New, regs) {
             Some(target) => 2 + target as i64,
             None => 1,
         },
@@ -231,7 +256,8 @@ pub unsafe fn call_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
 /// # Safety
 /// As `exec_at`, with the exception set.
 pub unsafe fn fail_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
-    match unwind(ctx, &ctx.compiled.linear.insts[pc], Failure::New, regs) {
+    ctx.at(pc);
+    match unwind(ctx, pc, &ctx.compiled.linear.insts[pc], Failure::New, regs) {
         Some(target) => 2 + target as i64,
         None => 1,
     }
@@ -278,7 +304,8 @@ pub unsafe fn resume_at(ctx: &Ctx, regs: &mut [Value], pc: usize, out: &mut Valu
 pub unsafe fn edge_at(ctx: &Ctx, regs: &mut [Value], pc: usize, edge: usize) -> i64 {
     let lin = &ctx.compiled.linear;
     if take_edge(lin, lin.edges[edge], regs).is_err() {
-        crate::traceback::add_frame(ctx, lin.insts[pc].offset);
+        ctx.at(pc);
+        crate::traceback::add_frame(ctx, regs, pc);
         return 1;
     }
     0
@@ -294,7 +321,8 @@ pub unsafe fn truth_at(ctx: &Ctx, regs: &mut [Value], pc: usize, reg: usize) -> 
         Ok(Value::Bool(b)) => b as i64,
         Ok(_) => 1,
         Err(Raised) => {
-            crate::traceback::add_frame(ctx, ctx.compiled.linear.insts[pc].offset);
+            ctx.at(pc);
+            crate::traceback::add_frame(ctx, regs, pc);
             -1
         }
     }
@@ -599,6 +627,9 @@ unsafe fn exec(
             let mut small = [std::ptr::null_mut::<ffi::PyObject>(); 12];
             let mut large = Vec::new();
             let ptrs = ptrs!(small, large);
+            if ops::calls::reads_frame(ops::calls::callable_of(ptrs)) {
+                crate::traceback::sync_frame(ctx, regs, pc).map_err(|_| Failure::New)?;
+            }
             if let Quick::Call(v) = q.get() {
                 if let Some(r) = ops::calls::call_quick(ctx, v, kwnames, ptrs) {
                     set!(r);
@@ -616,11 +647,16 @@ unsafe fn exec(
             }
             set!(ops::calls::call(ctx, kwnames, ptrs))
         }
-        Op::CallEx { kwargs } => set!(ops::calls::call_ex(
-            a!(0),
-            a!(1),
-            if kwargs { Some(a!(2)) } else { None }
-        )),
+        Op::CallEx { kwargs } => {
+            if ops::calls::reads_frame(a!(0).as_ptr()) {
+                crate::traceback::sync_frame(ctx, regs, pc).map_err(|_| Failure::New)?;
+            }
+            set!(ops::calls::call_ex(
+                a!(0),
+                a!(1),
+                if kwargs { Some(a!(2)) } else { None }
+            ))
+        }
         Op::MakeFunction { flags } => {
             set!(with_ptrs!(p => ops::calls::make_function(ctx, flags, p)))
         }
@@ -707,7 +743,13 @@ unsafe fn exec(
         Op::MatchClass { count } => set!(ops::matching::match_class(count, a!(0), a!(1), a!(2))),
         Op::ImportName { name } => set!(ops::imports::import_name(ctx, name, a!(0), a!(1))),
         Op::ImportFrom { name } => set!(ops::imports::import_from(ctx, name, a!(0))),
-        Op::EvalBreaker {} => run!(ops::events::eval_breaker()),
+        Op::EvalBreaker {} => {
+            if crate::cpy::eval_breaker_set() {
+                // Signal handlers get this frame (and may read its locals).
+                crate::traceback::sync_frame(ctx, regs, pc).map_err(|_| Failure::New)?;
+                run!(ops::events::handle_eval_breaker())
+            }
+        }
         Op::Unsupported { reason, .. } => {
             // Functions with Unsupported ops are never run by tier 1; be total anyway.
             let msg = std::ffi::CString::new(reason).unwrap_or_default();

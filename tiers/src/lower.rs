@@ -45,7 +45,12 @@ pub struct LInst {
     pub unwind: u32,
     /// Bytecode offset, for line numbers.
     pub offset: u32,
+    /// Its frame state: index into `Linear::states`, or `NO_STATE` (terminators).
+    pub state: u32,
 }
+
+/// "No frame state".
+pub const NO_STATE: u32 = u32::MAX;
 
 /// A control edge: where to go and which registers to copy into the target's parameters.
 #[derive(Clone, Copy, Debug)]
@@ -89,6 +94,9 @@ pub struct Linear {
     /// other than Null, the destination of a move or of a caught exception. The others
     /// stay NULL throughout a call, so nothing needs to release them.
     pub owning: Vec<bool>,
+    /// Frame states: per locals-plus slot, the register holding its value (see
+    /// `tiered_ir::InstData::state`).
+    pub states: Vec<Vec<u32>>,
 }
 
 /// Lowers `f` (which must have no `Unsupported` ops to be executable; they lower anyway).
@@ -97,23 +105,38 @@ pub fn lower(f: &Function) -> Linear {
     let shared = loop_carried(f, &live_in);
     let mut reg: HashMap<Value, u32> = HashMap::new();
     let mut next = 0u32;
+    let entry_block = f.entry();
     for &b in &f.layout {
         for &p in &f.blocks[b].params {
-            reg.insert(p, next);
-            next += 1;
+            // A parameter taking a multi-result op's register gets it below (results stay
+            // consecutive); the entry's (the arguments) stay 0..n.
+            if b == entry_block
+                || !shared
+                    .values()
+                    .any(|&(q, into_param)| q == p && !into_param)
+            {
+                reg.insert(p, next);
+                next += 1;
+            }
         }
         for &i in &f.blocks[b].insts {
             for &r in &f.insts[i].results {
-                match shared.get(&r).and_then(|p| reg.get(p)).copied() {
-                    Some(pr) => {
+                match shared.get(&r).copied() {
+                    Some((p, true)) if reg.contains_key(&p) => {
+                        let pr = reg[&p];
                         reg.insert(r, pr);
                     }
-                    None => {
+                    _ => {
                         reg.insert(r, next);
                         next += 1;
                     }
                 }
             }
+        }
+    }
+    for (&a, &(p, into_param)) in &shared {
+        if !into_param {
+            reg.insert(p, reg[&a]);
         }
     }
     // Instruction index of each block's first instruction.
@@ -204,6 +227,7 @@ pub fn lower(f: &Function) -> Linear {
                 nargs: inst.args.len() as u32,
                 unwind,
                 offset: inst.offset,
+                state: inst.state.unwrap_or(NO_STATE),
             });
         }
         let here = out.insts.len() as u32;
@@ -233,12 +257,27 @@ pub fn lower(f: &Function) -> Linear {
             nargs: 0,
             unwind: NO_EDGE,
             offset,
+            state: NO_STATE,
         });
     }
     for &(_, d, _) in &out.moves {
         out.owning[d as usize] = true;
     }
+    out.states = f
+        .states
+        .iter()
+        .map(|st| st.iter().map(r).collect())
+        .collect();
     out
+}
+
+/// The values an instruction reads: its operands, then its frame state's.
+fn reads<'f>(f: &'f Function, inst: &'f tiered_ir::InstData) -> impl Iterator<Item = Value> + 'f {
+    let state: &[Value] = match inst.state {
+        Some(s) => &f.states[s as usize],
+        None => &[],
+    };
+    inst.args.iter().chain(state).copied()
 }
 
 /// Orders a parallel copy `dst_i <- src_i` into sequential moves, using `tmp` to break
@@ -267,66 +306,97 @@ fn sequentialize(parallel: Vec<(u32, u32)>, tmp: u32) -> Vec<(u32, u32)> {
 
 /// Loop-carried values that can live in their loop parameter's register, so the back
 /// edge has no move (and native code no load-store round trip): `s = s + x` in a loop
-/// body writes `s`'s register directly. For a back edge (a jump or a branch to a loop
-/// header `H` laid out before the block) giving `a` to
-/// parameter `p`, `a` must be the result of a Binary in the jumping block (its templates
-/// and tier 1 compute a result before writing it, so reading `p` as an operand and
-/// writing the same register is safe) and `p` must be dead once `a` is made: no later
-/// instruction of the block, no handler they may raise to, no other edge argument, the
-/// branch condition, nor another successor reads it. (Other edges may take `a`: it is
-/// in that register.) Returns `a -> p`.
-fn loop_carried(f: &Function, live_in: &HashMap<Block, HashSet<Value>>) -> HashMap<Value, Value> {
+/// body writes `s`'s register directly, and so does a `for` loop's next item. For a back
+/// edge (a jump or a branch to a loop header `H` laid out before the block) giving `a` to
+/// parameter `p`, `a` must be the result of a Binary or the item of a ForIter (tier 1 and
+/// their templates compute results before writing them, so reading `p` meanwhile, as an
+/// operand or for the frame state, and writing the same register is safe), and `p` must
+/// be dead once `a` is made: no later instruction of `a`'s block reads it (operands,
+/// frame states, the handlers they may raise to), nor its terminator, nor any successor
+/// (except through this very edge argument). Returns `a -> (p, into_param)`: a Binary's
+/// result is written into `p`'s register (`into_param`); `p` takes a ForIter item's
+/// register instead, since an op's results must stay consecutive.
+fn loop_carried(
+    f: &Function,
+    live_in: &HashMap<Block, HashSet<Value>>,
+) -> HashMap<Value, (Value, bool)> {
     let pos: HashMap<Block, usize> = f.layout.iter().enumerate().map(|(i, &b)| (b, i)).collect();
+    // Where each instruction result is defined: (block, index in it).
+    let mut def: HashMap<Value, (Block, usize)> = HashMap::new();
+    for &b in &f.layout {
+        for (k, &i) in f.blocks[b].insts.iter().enumerate() {
+            for &r in &f.insts[i].results {
+                def.insert(r, (b, k));
+            }
+        }
+    }
     let mut shared = HashMap::new();
     let mut taken: HashSet<Value> = HashSet::new();
     for (bi, &b) in f.layout.iter().enumerate() {
         let term = &f.blocks[b].term;
-        let cond = match term {
-            Terminator::Jump(_) => None,
-            Terminator::Branch { cond, .. } => Some(*cond),
-            Terminator::Return(_) | Terminator::Unreachable => continue,
-        };
+        if matches!(term, Terminator::Return(_) | Terminator::Unreachable) {
+            continue;
+        }
         let succ = term.successors();
         // Only back edges: the parameter's register is assigned before the body's values.
         for (ci, c) in succ.iter().enumerate().filter(|(_, c)| pos[&c.block] <= bi) {
-            let insts = &f.blocks[b].insts;
             for (k, (&a, &p)) in c.args.iter().zip(&f.blocks[c.block].params).enumerate() {
-                let Some(at) = insts.iter().position(|&i| f.insts[i].results.contains(&a)) else {
+                let Some(&(d, at)) = def.get(&a) else {
                     continue;
                 };
-                if !matches!(f.insts[insts[at]].op, Op::Binary { .. })
+                let inst = &f.insts[f.blocks[d].insts[at]];
+                let computes_first = match inst.op {
+                    Op::Binary { .. } => true,
+                    Op::ForIter {} => inst.results[0] == a,
+                    _ => false,
+                };
+                if !computes_first
                     || taken.contains(&p)
                     || shared.contains_key(&a)
+                    || pos[&d] < pos[&c.block]
                 {
                     continue;
                 }
-                let read_later = insts[at + 1..].iter().any(|&j| {
-                    let inst = &f.insts[j];
-                    inst.args.contains(&p)
-                        || inst
-                            .unwind
-                            .as_ref()
-                            .is_some_and(|u| u.args.contains(&p) || live_in[&u.block].contains(&p))
-                });
-                // The terminator: its condition, every edge's arguments but this one, and
-                // what the other successors read directly.
-                let read_by_term = cond == Some(p)
-                    || succ.iter().enumerate().any(|(cj, d)| {
-                        d.args
-                            .iter()
-                            .enumerate()
-                            .any(|(j, &x)| (cj, j) != (ci, k) && x == p)
-                            || (cj != ci && live_in[&d.block].contains(&p))
-                    });
-                if read_later || read_by_term {
-                    continue;
+                if dead_after(f, live_in, d, at, p, (b, ci, k)) {
+                    shared.insert(a, (p, inst.results.len() == 1));
+                    taken.insert(p);
                 }
-                shared.insert(a, p);
-                taken.insert(p);
             }
         }
     }
     shared
+}
+
+/// Whether `p` is dead after instruction `at` of block `d` (see `loop_carried`), where
+/// `edge` (block, successor index, argument index) is the one argument that may pass it.
+fn dead_after(
+    f: &Function,
+    live_in: &HashMap<Block, HashSet<Value>>,
+    d: Block,
+    at: usize,
+    p: Value,
+    edge: (Block, usize, usize),
+) -> bool {
+    let insts = &f.blocks[d].insts;
+    let read_later = insts[at + 1..].iter().any(|&j| {
+        let inst = &f.insts[j];
+        reads(f, inst).any(|v| v == p)
+            || inst
+                .unwind
+                .as_ref()
+                .is_some_and(|u| u.args.contains(&p) || live_in[&u.block].contains(&p))
+    });
+    let term = &f.blocks[d].term;
+    let cond_reads = matches!(term, Terminator::Branch { cond, .. } if *cond == p)
+        || matches!(term, Terminator::Return(v) if *v == p);
+    let succ_reads = term.successors().iter().enumerate().any(|(cj, s)| {
+        s.args
+            .iter()
+            .enumerate()
+            .any(|(j, &x)| x == p && (d, cj, j) != edge)
+            || live_in[&s.block].contains(&p)
+    });
+    !read_later && !cond_reads && !succ_reads
 }
 
 /// For each instruction of block `b`, which of its operands are last uses: not read by a
@@ -372,7 +442,10 @@ fn last_uses(
             })
             .collect();
         out.insert(i, flags);
-        live.extend(inst.args.iter().copied());
+        // Its own frame state is read as it starts, like its operands: it does not keep an
+        // operand from being consumed (CPython's in-place str concatenation too drops the
+        // local's reference first); later instructions' states do.
+        live.extend(reads(f, inst));
         if let Some(u) = &inst.unwind {
             live.extend(u.args.iter().copied());
             live.extend(live_in[&u.block].iter().copied());
@@ -397,7 +470,7 @@ fn liveness(f: &Function) -> HashMap<Block, HashSet<Value>> {
         };
         for &i in &data.insts {
             let inst = &f.insts[i];
-            for &a in &inst.args {
+            for a in reads(f, inst) {
                 use_v(a, &defined);
             }
             if let Some(u) = &inst.unwind {

@@ -64,10 +64,8 @@ pub struct Compiled {
     recompiles: Cell<u32>,
     /// Replaced native code, kept mapped for activations still inside it.
     retired: RefCell<Vec<crate::native::NativeCode>>,
-    /// Empty code objects named like the function, one per source line, for its traceback
-    /// frames: 3.11 computes `tb_lineno` from the frame's code and `tb_lasti`, not from
-    /// `f_lineno`, so the line must be the code's first line.
-    tb_codes: RefCell<HashMap<i32, Owned>>,
+    /// Slots of a CPython frame of this code (`co_nlocalsplus`).
+    pub nlocalsplus: usize,
 }
 
 impl Compiled {
@@ -89,23 +87,11 @@ impl Compiled {
             }
         }
     }
-    /// The traceback code object for `line`, made on first use (exceptions only).
-    ///
-    /// # Safety
-    /// GIL held.
-    pub unsafe fn tb_code(&self, line: i32) -> PyResult<*mut ffi::PyObject> {
-        if let Some(c) = self.tb_codes.borrow().get(&line) {
-            return Ok(c.ptr());
-        }
-        let o = &self.objects;
-        let c = Owned::new(crate::cpy::PyCode_NewEmpty(
-            o.filename.as_ptr(),
-            o.name.as_ptr(),
-            line,
-        ))?;
-        let p = c.ptr();
-        self.tb_codes.borrow_mut().insert(line, c);
-        Ok(p)
+    /// The address of code unit `offset` of this code: what the frame's `prev_instr` holds
+    /// while the instruction at `offset` runs.
+    #[inline(always)]
+    pub fn code_unit(&self, offset: u32) -> *mut u16 {
+        crate::cpy::frame::code_unit(self.objects.code.ptr(), offset)
     }
 
     /// Native code for a call, compiling it once the function is hot.
@@ -544,6 +530,22 @@ pub unsafe fn specializations_of(code: *mut ffi::PyObject) -> Vec<Rc<Compiled>> 
 
 unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
     let (info, objects) = read_code(code)?;
+    let nlocalsplus = info.local_kinds.len();
+    // Our frames are CPython's: the code object's internals must be where the 3.11 mirror
+    // says (`cpy::frame::code_offset`), checked on each code's own first instruction.
+    const RESUME: u8 = 151;
+    let resume_at = info
+        .code
+        .chunks(2)
+        .position(|u| u[0] == RESUME)
+        .unwrap_or(0) as u32;
+    if !crate::cpy::frame::check_code_layout(code, nlocalsplus, resume_at) {
+        ffi::PyErr_SetString(
+            ffi::PyExc_SystemError,
+            c"tiered: this code object is not laid out as CPython 3.11's".as_ptr(),
+        );
+        return Err(Raised);
+    }
     let t = translate(&info);
     #[cfg(debug_assertions)]
     if t.unsupported.is_empty() {
@@ -567,8 +569,8 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         ir: t.func,
         unsupported: t.unsupported,
         linear,
+        nlocalsplus,
         info,
-        tb_codes: RefCell::new(HashMap::new()),
         global_versions: (0..quick.len()).map(|_| Cell::new(0)).collect(),
         quick,
         signature: None,
@@ -731,7 +733,7 @@ impl Entry {
                 return r;
             }
         }
-        match call_compiled(c, func, args, nargsf, kwnames, self.tuning, ts) {
+        match call_compiled(c, func, args, nargsf, kwnames, &self.tuning, ts) {
             CallOutcome::Ran(r, native) => {
                 bump(if native {
                     &self.stats.native_calls
@@ -899,7 +901,7 @@ pub unsafe fn call_compiled(
     args: *const *mut ffi::PyObject,
     nargsf: usize,
     kwnames: *mut ffi::PyObject,
-    tuning: Tuning,
+    tuning: &Tuning,
     ts: ThreadState,
 ) -> CallOutcome {
     let n = c.linear.nregs as usize;
@@ -933,7 +935,7 @@ unsafe fn call_compiled_general(
     c: &Compiled,
     func: *mut ffi::PyObject,
     call: (*const *mut ffi::PyObject, usize, *mut ffi::PyObject),
-    tuning: Tuning,
+    tuning: &Tuning,
     ts: ThreadState,
 ) -> CallOutcome {
     let n = c.linear.nregs as usize;
@@ -966,6 +968,9 @@ fn clear(regs: &mut [Value]) {
 /// Register files up to this size live on the native stack.
 const SMALL_FRAME: usize = 24;
 
+/// CPython frames up to this many words (header and slots) live on the native stack.
+const SMALL_CPY_FRAME: usize = 48;
+
 /// Binds and runs a call (vectorcall's args, nargsf, kwnames) in a fresh (all-NULL)
 /// register file; clears it before returning.
 unsafe fn call_with_registers(
@@ -973,7 +978,7 @@ unsafe fn call_with_registers(
     func: *mut ffi::PyObject,
     (args, nargsf, kwnames): (*const *mut ffi::PyObject, usize, *mut ffi::PyObject),
     regs: &mut [Value],
-    tuning: Tuning,
+    tuning: &Tuning,
     ts: ThreadState,
 ) -> CallOutcome {
     let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
@@ -1007,7 +1012,7 @@ unsafe fn run_bound(
     c: &Compiled,
     func: *mut ffi::PyObject,
     regs: &mut [Value],
-    tuning: Tuning,
+    tuning: &Tuning,
     ts: ThreadState,
 ) -> (*mut ffi::PyObject, bool) {
     let stack_limit = crate::stack::limit_for(ts);
@@ -1022,15 +1027,38 @@ unsafe fn run_bound(
         return (std::ptr::null_mut(), false);
     }
     let f = func as *mut ffi::PyFunctionObject;
+    // The activation's CPython frame: on this stack for small codes.
+    let words = crate::cpy::frame::frame_size(c.nlocalsplus) / 8;
+    let mut small = std::mem::MaybeUninit::<[u64; SMALL_CPY_FRAME]>::uninit();
+    let mut large = Vec::new();
+    let frame = if words <= SMALL_CPY_FRAME {
+        small.as_mut_ptr() as *mut crate::cpy::frame::InterpreterFrame
+    } else {
+        large.resize(words, 0u64);
+        large.as_mut_ptr() as *mut crate::cpy::frame::InterpreterFrame
+    };
+    let (globals, builtins) = ((*f).func_globals, (*f).func_builtins);
+    // SAFETY: `frame` has room for the code's slots and stays put until popped below; the
+    // function (and so its code) is kept alive by our caller for the whole call.
+    crate::cpy::frame::push(
+        ts,
+        frame,
+        func,
+        (*f).func_code,
+        globals,
+        builtins,
+        c.nlocalsplus,
+    );
     let ctx = Ctx {
         compiled: c,
         func: f,
-        globals: (*f).func_globals,
-        builtins: (*f).func_builtins,
+        globals,
+        builtins,
         tuning,
         ran_native: Cell::new(false),
         tstate: ts,
         stack_limit,
+        frame,
     };
     let r = match c.native_for_call(&ctx) {
         Some(native) => match interp::run_native(&ctx, native, regs, 0) {
@@ -1039,6 +1067,8 @@ unsafe fn run_bound(
         },
         None => interp::run(&ctx, regs, 0),
     };
+    // SAFETY: pushed above on this thread; everything the call pushed is popped.
+    crate::cpy::frame::pop(ts, frame);
     ts.leave_recursive_call();
     let native = ctx.ran_native.get();
     match r {
@@ -1063,7 +1093,7 @@ pub unsafe fn call_function(
     if !ts.tracing() && is_nested_tiered(code) {
         match compiled_for_args(code, args, ffi::PyVectorcall_NARGS(nargsf) as usize) {
             Ok(c) if c.runnable() => {
-                return match call_compiled(&c, func, args, nargsf, kwnames, *config(), ts) {
+                return match call_compiled(&c, func, args, nargsf, kwnames, config(), ts) {
                     CallOutcome::Ran(r, _) | CallOutcome::CpythonRan(r) => r,
                 };
             }

@@ -2,37 +2,28 @@
 //! CPython's eval loop adds one per frame), and the normalized exception for handlers.
 
 use crate::interp::Ctx;
-use crate::value::Value;
+use crate::value::{PyResult, Raised, Value};
 use pyo3_ffi as ffi;
 
-/// Adds a traceback entry for the running function at `offset`'s line, as CPython does when
-/// an error first passes through a frame. Keeps the current exception.
+/// Adds a traceback entry for the running function's frame at instruction `pc`, as
+/// CPython does when an error first passes through a frame: the real frame object, so
+/// `tb_lineno`, `tb_lasti` (3.11's column carets) and `tb_frame.f_locals` are CPython's.
+/// Keeps the current exception.
 ///
 /// # Safety
-/// GIL held and an exception set.
-pub unsafe fn add_frame(ctx: &Ctx, offset: u32) {
-    let c = ctx.compiled;
-    let line = c
-        .lines
-        .line_at(offset)
-        .map(|l| l as i32)
-        .unwrap_or(c.objects.firstlineno);
+/// GIL held, an exception set, `ctx`'s frame the thread's innermost.
+pub unsafe fn add_frame(ctx: &Ctx, regs: &mut [Value], pc: usize) {
     let (mut t, mut v, mut tb) = (
         std::ptr::null_mut(),
         std::ptr::null_mut(),
         std::ptr::null_mut(),
     );
-    // PyFrame_New must not run with an exception set: park it.
+    // Making the frame object must not run with an exception set: park it.
     ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
-    let tstate = ffi::PyThreadState_Get();
-    let frame = match c.tb_code(line) {
-        Ok(code) => ffi::PyFrame_New(
-            tstate,
-            code as *mut ffi::PyCodeObject,
-            ctx.globals,
-            std::ptr::null_mut(),
-        ),
-        Err(_) => std::ptr::null_mut(),
+    ctx.at(pc);
+    let frame = match sync_frame(ctx, regs, pc) {
+        Ok(f) => f,
+        Err(Raised) => std::ptr::null_mut(),
     };
     if frame.is_null() {
         // Out of memory while building a traceback: keep the original exception.
@@ -40,11 +31,37 @@ pub unsafe fn add_frame(ctx: &Ctx, offset: u32) {
         ffi::PyErr_Restore(t, v, tb);
         return;
     }
-    // SAFETY: frame is a fresh 3.11 PyFrameObject, whose head `FrameHead` mirrors.
-    (*(frame as *mut crate::cpy::FrameHead)).f_lineno = line;
     ffi::PyErr_Restore(t, v, tb);
-    ffi::PyTraceBack_Here(frame);
-    ffi::Py_DECREF(frame as *mut ffi::PyObject);
+    ffi::PyTraceBack_Here(frame as *mut ffi::PyFrameObject);
+}
+
+/// Makes CPython's view of the running frame current before something may read it: the
+/// locals of instruction `pc`'s frame state, as owned references in `localsplus`
+/// (unboxed numbers boxed in place, so there is still one object per value), and the
+/// frame object made (which is how `cpy::frame::pop` knows to release them). Returns the
+/// frame object (borrowed).
+///
+/// # Safety
+/// GIL held; `ctx`'s frame is the thread's innermost; `regs` is its register file.
+pub unsafe fn sync_frame(ctx: &Ctx, regs: &mut [Value], pc: usize) -> PyResult<*mut ffi::PyObject> {
+    let lin = &ctx.compiled.linear;
+    let state = lin.insts[pc].state;
+    if state != crate::lower::NO_STATE {
+        let slots = (*ctx.frame).localsplus(ctx.compiled.nlocalsplus);
+        for (slot, &r) in slots.iter_mut().zip(&lin.states[state as usize]) {
+            let reg = &mut regs[r as usize];
+            reg.box_in_place()?;
+            let o = reg.as_ptr();
+            ffi::Py_XINCREF(o);
+            let old = std::mem::replace(slot, o);
+            ffi::Py_XDECREF(old);
+        }
+    }
+    let f = crate::cpy::frame::current_frame_object();
+    if f.is_null() {
+        return Err(Raised);
+    }
+    Ok(f)
 }
 
 /// Takes the current exception, normalized, with its traceback attached (what 3.11 pushes

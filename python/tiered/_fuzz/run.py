@@ -8,8 +8,8 @@ program was running and reports it. A worker runs a program first under CPython,
 once per path, each in a fresh module namespace, calling ``entry`` with the same argument
 sets in the same order, and compares per call: the result, the exception (type, message,
 cause and context), the printed output and the arguments afterwards; then the module's
-globals. A path may take at most ``SLOWDOWN`` times CPython's time (an alarm; tiered code
-checks the eval breaker, so the alarm interrupts it too), else it counts as a hang.
+globals. A path may take at most ``SLOWDOWN`` times CPython's CPU time (a SIGPROF timer; tiered code
+checks the eval breaker, so the signal interrupts it too), else it counts as a hang.
 """
 
 from __future__ import annotations
@@ -36,10 +36,10 @@ from tiered._fuzz.outcome import describe_exc, normalize
 #: keeps the default thresholds and calls enough times to quicken and compile.
 PATHS: dict[str, tuple[dict, int]] = {
     "tier1-generic": ({"quicken": False, "jit": False}, 1),
-    "tier1-quickened": ({"jit": False}, 1),
-    "native-first-call": ({"jit_threshold": 0, "osr_threshold": 0}, 1),
-    "native-after-quickening": ({"jit_threshold": 1, "osr_threshold": 1}, 2),
-    "default-after-warmup": ({}, 4),
+    "tier1-quickened": ({"quicken": True, "jit": False}, 1),
+    "native-first-call": ({"quicken": True, "jit": True, "jit_threshold": 0, "osr_threshold": 0}, 1),
+    "native-after-quickening": ({"quicken": True, "jit": True, "jit_threshold": 1, "osr_threshold": 1}, 2),
+    "default-after-warmup": ({"quicken": True, "jit": True, "jit_threshold": 20, "osr_threshold": 500}, 4),
 }
 
 #: A tiered path may take this many times CPython's time (plus BASE_BUDGET) before it
@@ -92,8 +92,9 @@ def run_path(src: str, opts: dict | None, arg_sets: list[str], rounds: int, budg
     code = _compile(src)
     ns: dict = {"T": T, "__name__": "fuzzmod"}
     out = PathRun()
-    start = time.perf_counter()
-    signal.setitimer(signal.ITIMER_REAL, budget)
+    start = time.process_time()
+    # CPU time, not wall time: a loaded machine must not turn slow runs into "hangs".
+    signal.setitimer(signal.ITIMER_PROF, budget)
     try:
         buf = io.StringIO()
         try:
@@ -118,8 +119,8 @@ def run_path(src: str, opts: dict | None, arg_sets: list[str], rounds: int, budg
                 out.calls.append((raised, value, buf.getvalue(), normalize(args)))
         out.final = normalize({k: v for k, v in ns.items() if k[:1] == "G"})
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        out.seconds = time.perf_counter() - start
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        out.seconds = time.process_time() - start
         _count(wrappers, out.counts)
     return out
 
@@ -155,21 +156,23 @@ def _first_difference(expected: PathRun, got: PathRun) -> str | None:
 _PHASE_FILE: str | None = None
 
 
-#: How long past its own budget a phase may run before the parent kills the worker.
-GRACE = 10.0
+#: How long (wall clock) past its own CPU budget, times WALL_FACTOR, a phase may run
+#: before the parent kills the worker (a loaded machine runs it slower).
+GRACE = 30.0
+WALL_FACTOR = 4
 
 
 def _phase(what: str, budget: float) -> None:
     if _PHASE_FILE:
         with open(_PHASE_FILE, "w") as f:
-            f.write(f"{what} {time.time() + budget + GRACE}")
+            f.write(f"{what} {time.time() + WALL_FACTOR * budget + GRACE}")
 
 
 def check_program(src: str, arg_sets: list[str], paths: list[str]) -> dict:
     """Runs ``src`` under CPython and on each path: the verdict (status ok, skip or
     diverge; for a divergence the path and what differed) and the tier counters."""
     rounds = max(PATHS[p][1] for p in paths)
-    signal.signal(signal.SIGALRM, _alarm)
+    signal.signal(signal.SIGPROF, _alarm)
     _phase("cpython", CPYTHON_BUDGET)
     try:
         ref = run_path(src, None, arg_sets, rounds, CPYTHON_BUDGET)
@@ -268,13 +271,15 @@ class Worker:
         return time.time() > self.phase()[1]
 
     def stuck(self, waited: float) -> dict:
-        """Kills a worker that did not answer: the verdict on what it was running."""
+        """Kills a worker that did not answer: the verdict on what it was running (for a
+        hang of a tiered path, with the native stacks gdb sees, when gdb is there)."""
         phase = self.phase()[0]
+        stacks = "" if phase == "cpython" else _native_stacks(self.p.pid)
         self.kill()
         if phase == "cpython":
             return {"status": "skip", "why": "CPython stuck in a long C call"}
         return {"status": "diverge", "path": phase, "kind": "hang",
-                "detail": f"no answer within {waited:.0f} s (the alarm did not interrupt it)"}
+                "detail": f"no answer within {waited:.0f} s (the alarm did not interrupt it)\n{stacks}"}
 
     def kill(self) -> None:
         self.p.kill()
@@ -298,6 +303,16 @@ class Worker:
                 f.close()
         with contextlib.suppress(OSError):
             os.unlink(self.phase_file)
+
+
+def _native_stacks(pid: int) -> str:
+    """The native stack of every thread of process `pid` (gdb), or ''."""
+    try:
+        r = subprocess.run(["gdb", "-batch", "-p", str(pid), "-ex", "thread apply all bt 40"],
+                           capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return "\n".join(ln for ln in r.stdout.splitlines() if ln.startswith(("#", "Thread")))[-6000:]
 
 
 def ask_once(src: str, arg_sets: list[str], paths: list[str], hard_timeout: float = 120) -> dict:

@@ -47,10 +47,12 @@ pub struct CtxFill {
     /// Its globals and builtins dicts, when known (else read from `func` where needed,
     /// so they are not kept in machine registers until then).
     pub dicts: Option<(Value, Value)>,
-    /// Where its `Tuning` is copied from (base, offset).
-    pub tuning: (Value, i32),
+    /// Its `Tuning` (a pointer to one that outlives the call).
+    pub tuning: Value,
     /// The thread state and stack limit, unless the context has them already.
     pub thread: Option<(Value, Value)>,
+    /// Its CPython frame (`cpy::frame`), pushed by the caller.
+    pub frame: Value,
 }
 
 /// The per-function part of `Emit`, swapped out while a callee is emitted inline.
@@ -100,6 +102,13 @@ struct Scope<'a> {
     /// While a callee is emitted inline: how to fill its context, which is written only
     /// where something reads it (helpers, deopts), not on the inlined fast path.
     ctx_fill: Option<CtxFill>,
+    /// Whether this function's CPython frame exists here, so calls out of it first mark
+    /// the running instruction in it (not in a trampoline before its push, nor after its
+    /// pop).
+    has_frame: bool,
+    /// For a callee emitted inline: whether its frame is pushed yet (a variable), and the
+    /// thread state to push it on (see `inline_body`).
+    lazy_frame: Option<(Variable, Value)>,
 }
 
 impl<'a> Scope<'a> {
@@ -124,6 +133,8 @@ impl<'a> Scope<'a> {
             bool_regs,
             exit: None,
             ctx_fill: None,
+            has_frame: false,
+            lazy_frame: None,
         }
     }
 }
@@ -308,15 +319,24 @@ impl<'a> Emit<'a> {
         ctx: (Value, CtxFill),
         regs: Value,
         out: Value,
+        ts: Value,
     ) -> Block {
         let exit = self.b.create_block();
         self.b.append_block_param(exit, types::I64);
         if !self.inlined.contains(&callee.info.qualname) {
             self.inlined.push(callee.info.qualname.clone());
         }
+        // Its CPython frame is pushed lazily, before the first call out of its code (the
+        // only points anything can look at it from): a callee that calls nothing out
+        // never has one.
+        let linked = self.b.declare_var(types::I8);
+        let no = self.b.ins().iconst(types::I8, 0);
+        self.b.def_var(linked, no);
         let mut scope = Scope::new(callee);
         scope.ctx_v = Some(ctx.0);
         scope.ctx_fill = Some(ctx.1);
+        scope.has_frame = true;
+        scope.lazy_frame = Some((linked, ts));
         scope.regs_v = Some(regs);
         scope.out_v = Some(out);
         scope.exit = Some(exit);
@@ -330,7 +350,21 @@ impl<'a> Emit<'a> {
         self.body();
         self.inlining = false;
         self.swap_scope(&mut scope);
-        exit
+        // Out: the frame goes if it was pushed.
+        self.b.switch_to_block(exit);
+        let status = self.b.block_params(exit)[0];
+        let done = self.b.create_block();
+        self.b.append_block_param(done, types::I64);
+        let pop = self.b.create_block();
+        self.b.set_cold_block(pop);
+        let was = self.b.use_var(linked);
+        self.b
+            .ins()
+            .brif(was, pop, &[], done, &[BlockArg::Value(status)]);
+        self.b.switch_to_block(pop);
+        self.pop_frame(ctx.1.frame, ts);
+        self.b.ins().jump(done, &[BlockArg::Value(status)]);
+        done
     }
 
     /// Leaves the function with status `v` (or, inline, goes to the caller's exit block).
@@ -359,6 +393,8 @@ impl<'a> Emit<'a> {
         self.s.ctx_v = Some(p[0]);
         self.s.regs_v = Some(p[1]);
         self.s.out_v = Some(p[3]);
+        // Whoever entered it (a trampoline, a direct call, tier 1) pushed its frame.
+        self.s.has_frame = true;
         // The register file is authoritative on entry (a call or OSR alike).
         for r in cached_registers(self.c, &self.s.bool_regs) {
             self.s.cached[r as usize] = Some(Cached {
@@ -439,21 +475,19 @@ impl<'a> Emit<'a> {
         for (v, off) in [
             (f.compiled, std::mem::offset_of!(Ctx, compiled)),
             (f.func, std::mem::offset_of!(Ctx, func)),
+            (f.frame, std::mem::offset_of!(Ctx, frame)),
             (globals, std::mem::offset_of!(Ctx, globals)),
             (builtins, std::mem::offset_of!(Ctx, builtins)),
         ] {
             self.b.ins().store(mem(), v, ctx, off as i32);
         }
-        let to = std::mem::offset_of!(Ctx, tuning) as i32;
-        let (base, from) = f.tuning;
-        for w in 0..(std::mem::size_of::<crate::runtime::Tuning>() as u32).div_ceil(8) as i32 {
-            let v = self.b.ins().load(types::I64, mem(), base, from + w * 8);
-            self.b.ins().store(mem(), v, ctx, to + w * 8);
-        }
-        let no = self.b.ins().iconst(types::I8, 0);
-        self.b
-            .ins()
-            .store(mem(), no, ctx, std::mem::offset_of!(Ctx, ran_native) as i32);
+        self.b.ins().store(
+            mem(),
+            f.tuning,
+            ctx,
+            std::mem::offset_of!(Ctx, tuning) as i32,
+        );
+        // `ran_native` stays unwritten: only calls from Rust read it, from their own context.
         if let Some((tstate, limit)) = f.thread {
             self.store_ctx_thread(ctx, tstate, limit);
         }
@@ -962,6 +996,136 @@ impl<'a> Emit<'a> {
         self.b.block_params(ran)[0]
     }
 
+    /// This function's CPython frame (see `cpy::frame`).
+    fn frame_ptr(&mut self) -> Value {
+        match self.s.ctx_fill {
+            Some(f) => f.frame,
+            None => {
+                let ctx = self.s.ctx_v.expect("prologue ran");
+                self.b.ins().load(
+                    self.ptr,
+                    mem(),
+                    ctx,
+                    std::mem::offset_of!(Ctx, frame) as i32,
+                )
+            }
+        }
+    }
+
+    /// Marks the running instruction in this function's frame (`prev_instr`), as CPython
+    /// does before anything can look: emitted before every call out of native code, and
+    /// before a callee's frame is pushed on top of this one (an inlined callee's own frame
+    /// is pushed here first, if it is not yet).
+    pub fn set_prev_instr(&mut self) {
+        if !self.s.has_frame {
+            return;
+        }
+        if let (Some((linked, ts)), Some(fill)) = (self.s.lazy_frame, self.s.ctx_fill) {
+            // An inlined callee's frame, pushed on first use.
+            let push = self.b.create_block();
+            self.b.set_cold_block(push);
+            let go = self.b.create_block();
+            let was = self.b.use_var(linked);
+            self.b.ins().brif(was, go, &[], push, &[]);
+            self.b.switch_to_block(push);
+            let dicts = self.dicts_of(&fill);
+            let c = self.c;
+            self.push_frame(fill.frame, ts, c, fill.func, dicts);
+            let yes = self.b.ins().iconst(types::I8, 1);
+            self.b.def_var(linked, yes);
+            self.b.ins().jump(go, &[]);
+            self.b.switch_to_block(go);
+        }
+        let off = self.c.linear.insts[self.s.pc].offset;
+        let unit = self.c.code_unit(off) as i64;
+        let frame = self.frame_ptr();
+        let v = self.b.ins().iconst(self.ptr, unit);
+        self.b
+            .ins()
+            .store(mem(), v, frame, crate::cpy::frame::offset::PREV_INSTR);
+    }
+
+    /// `cpy::frame::push`, inline: fills in the frame at `frame` for a call of `callee`'s
+    /// function `func` (with its dicts) and links it as thread `ts`'s innermost frame.
+    pub fn push_frame(
+        &mut self,
+        frame: Value,
+        ts: Value,
+        callee: &Compiled,
+        func: Value,
+        (globals, builtins): (Value, Value),
+    ) {
+        use crate::cpy::frame::{self as cf, offset};
+        let code = callee.objects.code.ptr();
+        // SAFETY: reading a live code object's first traceable instruction (compiling
+        // runs with the GIL held).
+        let first = unsafe { cf::first_traceable(code) } as i64;
+        let cframe = self
+            .b
+            .ins()
+            .load(self.ptr, mem(), ts, crate::cpy::tstate_offset::CFRAME);
+        let prev = self
+            .b
+            .ins()
+            .load(self.ptr, mem(), cframe, cf::CFRAME_CURRENT);
+        let zero = self.b.ins().iconst(self.ptr, 0);
+        let code_v = self.b.ins().iconst(self.ptr, code as i64);
+        let first_v = self.b.ins().iconst(self.ptr, first);
+        let tail = self
+            .b
+            .ins()
+            .iconst(types::I64, cf::tail_word(callee.nlocalsplus));
+        for (v, off) in [
+            (func, offset::FUNC),
+            (globals, offset::GLOBALS),
+            (builtins, offset::BUILTINS),
+            (zero, offset::LOCALS),
+            (code_v, offset::CODE),
+            (zero, offset::FRAME_OBJ),
+            (prev, offset::PREVIOUS),
+            (first_v, offset::PREV_INSTR),
+            (tail, offset::TAIL),
+        ] {
+            self.b.ins().store(mem(), v, frame, off);
+        }
+        for i in 0..callee.nlocalsplus as i32 {
+            self.b
+                .ins()
+                .store(mem(), zero, frame, offset::LOCALSPLUS + 8 * i);
+        }
+        self.b.ins().store(mem(), frame, cframe, cf::CFRAME_CURRENT);
+    }
+
+    /// `cpy::frame::pop`, inline: unlinks the frame at `frame` from thread `ts`'s chain;
+    /// one that something looked at (a frame object, a locals dict) is finished in Rust.
+    pub fn pop_frame(&mut self, frame: Value, ts: Value) {
+        use crate::cpy::frame::{self as cf, offset};
+        let cframe = self
+            .b
+            .ins()
+            .load(self.ptr, mem(), ts, crate::cpy::tstate_offset::CFRAME);
+        let prev = self.b.ins().load(self.ptr, mem(), frame, offset::PREVIOUS);
+        self.b.ins().store(mem(), prev, cframe, cf::CFRAME_CURRENT);
+        let fo = self.b.ins().load(self.ptr, mem(), frame, offset::FRAME_OBJ);
+        let dict = self.b.ins().load(self.ptr, mem(), frame, offset::LOCALS);
+        let seen = self.b.ins().bor(fo, dict);
+        let slow = self.b.create_block();
+        self.b.set_cold_block(slow);
+        let done = self.b.create_block();
+        self.b.ins().brif(seen, slow, &[], done, &[]);
+        self.b.switch_to_block(slow);
+        let had = std::mem::replace(&mut self.s.has_frame, false);
+        self.call(
+            super::helpers::finish_pop as *const () as usize,
+            &[self.ptr],
+            None,
+            &[frame],
+        );
+        self.s.has_frame = had;
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+
     /// Counts a call of a `@tiered` wrapper that ran native code, in the wrapper's own
     /// counters (`stats(f)`), as its Rust entry counts one; `entry` is its `Entry`.
     pub fn count_native_call(&mut self, entry: Value) {
@@ -1020,6 +1184,8 @@ impl<'a> Emit<'a> {
         ret: Option<Type>,
         args: &[Value],
     ) -> Option<Value> {
+        // Whatever runs out there may look at the stack: this frame's line is current.
+        self.set_prev_instr();
         let addr = key;
         let sig = match self.sig_cache.iter().find(|(a, _)| *a == addr) {
             Some(&(_, s)) => s,

@@ -137,6 +137,14 @@ pub unsafe extern "C" fn truth(ctx: *const Ctx, r: *mut Value, pc: u32, reg: u32
     })
 }
 
+/// Finishes popping a frame native code unlinked (`cpy::frame::finish_pop`).
+///
+/// # Safety
+/// GIL held; `f` was pushed by native code and just unlinked.
+pub unsafe extern "C" fn finish_pop(f: *mut crate::cpy::frame::InterpreterFrame) {
+    guarded((), || crate::cpy::frame::finish_pop(f))
+}
+
 /// Raises SystemError for reaching unreachable code; returns 1.
 ///
 /// # Safety

@@ -67,7 +67,7 @@ pub fn signature(form: Form, call_conv: cranelift_codegen::isa::CallConv, ptr: T
 struct Call {
     func: Value,
     args: Value,
-    tuning: (Value, i32),
+    tuning: Value,
     ts: Value,
     limit: Value,
 }
@@ -141,7 +141,7 @@ fn slot_checks(e: &mut Emit, nargs: usize, abi: WrapperAbi, invalid: usize, p: &
     Call {
         func,
         args,
-        tuning: (entry, Entry::TUNING_OFFSET),
+        tuning: e.b.ins().iadd_imm_s(entry, Entry::TUNING_OFFSET as i64),
         ts,
         limit,
     }
@@ -168,14 +168,14 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
         Form::FromRust => Call {
             func: p[0],
             args: p[1],
-            tuning: (p[2], 0),
+            tuning: p[2],
             ts: p[3],
             limit: p[4],
         },
         Form::Slot { abi, invalid } => slot_checks(e, nargs, abi, invalid, &p),
     };
     let ctx_size = std::mem::size_of::<Ctx>();
-    let size = nregs * 16 + ctx_size + 16;
+    let size = nregs * 16 + ctx_size + 16 + crate::cpy::frame::frame_size(c.nlocalsplus);
     let slot = e.b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
         size as u32,
@@ -186,6 +186,9 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
     let out =
         e.b.ins()
             .stack_addr(ptr, slot, (nregs * 16 + ctx_size) as i32);
+    let frame =
+        e.b.ins()
+            .stack_addr(ptr, slot, (nregs * 16 + ctx_size + 16) as i32);
     // Registers: the arguments (new references), then NULL.
     let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
     let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
@@ -210,23 +213,35 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
         dicts: None,
         tuning,
         thread: None,
+        frame,
     };
     let status = if loop_free(c) {
-        let returned = e.inline_body(c, (ctx, fill), regs, out);
+        // Its frame is pushed lazily (see `Emit::inline_body`).
+        let returned = e.inline_body(c, (ctx, fill), regs, out, ts);
         e.b.switch_to_block(returned);
         e.b.block_params(returned)[0]
     } else {
+        // The function's CPython frame, linked for the whole call.
+        let dicts = [
+            std::mem::offset_of!(ffi::PyFunctionObject, func_globals),
+            std::mem::offset_of!(ffi::PyFunctionObject, func_builtins),
+        ]
+        .map(|off| e.b.ins().load(ptr, mem(), func, off as i32));
+        e.push_frame(frame, ts, c, func, (dicts[0], dicts[1]));
         e.store_ctx(ctx, &fill);
         // Run: the native code from instruction 0; if it left for tier 1, finish there.
         let start = e.b.ins().iconst(types::I32, 0);
         let call = e.b.ins().call(main, &[ctx, regs, start, out]);
         let status = e.b.inst_results(call)[0];
-        e.finish_if_left(status, ctx, regs, out)
+        let status = e.finish_if_left(status, ctx, regs, out);
+        e.pop_frame(frame, ts);
+        status
     };
     // The result as an object: an unboxed int or float is boxed, a bool is its
     // singleton (NULL after an exception, or if boxing ran out of memory).
     let result = box_out(e, status, out);
-    // Release what the registers still own (may run __del__, after the result exists).
+    // Release what the registers still own (may run __del__, after the result exists and
+    // with the frame unlinked, as CPython clears a popped frame).
     e.release_registers(c, regs);
     if let Form::Slot { .. } = form {
         // Leave the recursion level the checks entered.

@@ -52,6 +52,59 @@ unsafe fn shape(ctx: &Ctx, kwnames: KwNames, ptrs: &mut [*mut ffi::PyObject]) ->
     }
 }
 
+/// The object a Call's operands call (method or NULL, callable or self, args...).
+pub fn callable_of(ptrs: &[*mut ffi::PyObject]) -> *mut ffi::PyObject {
+    if ptrs[0].is_null() {
+        ptrs[1]
+    } else {
+        ptrs[0]
+    }
+}
+
+static FRAME_READERS: crate::runtime::GilCell<Vec<usize>> =
+    crate::runtime::GilCell::new(Vec::new());
+
+/// Whether calling `callable` reads the caller's frame (its locals or arguments): `locals`,
+/// `vars`, `dir`, `eval`, `exec`, `super`, `breakpoint`, `sys._getframe`. Calls of these
+/// (however they are reached: another name, an attribute) first make the frame's locals
+/// current (`traceback::sync_frame`), and are never quickened into a path that skips that.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn reads_frame(callable: *mut ffi::PyObject) -> bool {
+    FRAME_READERS.with(|set| {
+        if set.is_empty() {
+            let builtins = ffi::PyEval_GetBuiltins();
+            for name in [
+                c"locals",
+                c"vars",
+                c"dir",
+                c"eval",
+                c"exec",
+                c"super",
+                c"breakpoint",
+            ] {
+                let o = ffi::PyDict_GetItemString(builtins, name.as_ptr());
+                if !o.is_null() {
+                    ffi::Py_INCREF(o); // kept: identities must stay these objects
+                    set.push(o as usize);
+                }
+            }
+            let sys = ffi::PyImport_AddModule(c"sys".as_ptr());
+            if !sys.is_null() {
+                let g = ffi::PyObject_GetAttrString(sys, c"_getframe".as_ptr());
+                if g.is_null() {
+                    ffi::PyErr_Clear();
+                } else {
+                    set.push(g as usize); // the reference is kept
+                }
+            }
+            set.push(0); // computed (never a callable)
+        }
+        set.contains(&(callable as usize))
+    })
+}
+
 /// Call: operands (method or NULL, callable or self, args...) as CALL sees its stack.
 /// Python functions nested in tiered code are entered in tier 1 directly.
 ///
@@ -247,6 +300,9 @@ pub unsafe fn observe_call(
     ptrs: &mut [*mut ffi::PyObject],
 ) -> Option<CallVariant> {
     let c = shape(ctx, kwnames, ptrs);
+    if reads_frame(c.callable) {
+        return None; // the generic path makes the frame current first
+    }
     let nargs = ffi::PyVectorcall_NARGS(c.nargsf) as usize;
     // The callee is specialized for the argument types this site passes.
     let specialization = |func: *mut ffi::PyObject| {
@@ -690,12 +746,17 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
 }
 
 /// Bytes of the frame area `c`'s direct calls need (the largest callee's registers, its
-/// context and the result); at least 16.
+/// context, the result and its CPython frame); at least 16.
 pub(crate) fn direct_frame_size(c: &Compiled) -> u32 {
     (0..c.linear.insts.len())
         // SAFETY: called while compiling, with the GIL held.
         .filter_map(|pc| unsafe { direct(c, pc) })
-        .map(|d| d.callee.linear.nregs * 16 + std::mem::size_of::<Ctx>() as u32 + 16)
+        .map(|d| {
+            d.callee.linear.nregs * 16
+                + std::mem::size_of::<Ctx>() as u32
+                + 16
+                + crate::cpy::frame::frame_size(d.callee.nlocalsplus) as u32
+        })
         .max()
         .unwrap_or(0)
         .max(16)
@@ -796,18 +857,30 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     let (globals, builtins) = unsafe { ((*d.func).func_globals, (*d.func).func_builtins) };
     // A `@tiered` callee tiers up by its own options; a plain one inherits its caller's.
     let tuning = match d.entry {
-        Some(entry) => (e.b.ins().iconst(ptr, &entry.tuning as *const _ as i64), 0),
-        None => (ctx, std::mem::offset_of!(Ctx, tuning) as i32),
+        Some(entry) => e.b.ins().iconst(ptr, &entry.tuning as *const _ as i64),
+        None => {
+            e.b.ins()
+                .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tuning) as i32)
+        }
     };
+    // The result comes back in the Value after the context (empty until then), then the
+    // callee's CPython frame.
+    let out =
+        e.b.ins()
+            .iadd_imm_s(cctx, std::mem::size_of::<Ctx>() as i64);
+    let frame = e.b.ins().iadd_imm_s(out, 16);
+    let func_v = e.b.ins().iconst(ptr, d.func as i64);
+    let dicts = (
+        e.b.ins().iconst(ptr, globals as i64),
+        e.b.ins().iconst(ptr, builtins as i64),
+    );
     let fill = crate::native::emit::CtxFill {
         compiled: e.b.ins().iconst(ptr, d.callee as *const Compiled as i64),
-        func: e.b.ins().iconst(ptr, d.func as i64),
-        dicts: Some((
-            e.b.ins().iconst(ptr, globals as i64),
-            e.b.ins().iconst(ptr, builtins as i64),
-        )),
+        func: func_v,
+        dicts: Some(dicts),
         tuning,
         thread: Some((ts, limit)),
+        frame,
     };
     let inline = e.inlinable(d.callee);
     if !inline {
@@ -817,19 +890,18 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         let entry = e.b.ins().iconst(ptr, entry as *const _ as i64);
         e.count_native_call(entry);
     }
-    // The result comes back in the frame's last Value (empty until then).
-    let out =
-        e.b.ins()
-            .iadd_imm_s(cctx, std::mem::size_of::<Ctx>() as i64);
     e.b.ins().store(mem(), null, out, 0);
     let status = if inline {
         // The callee's code right here: no call, no prologue, no entry dispatch, its
-        // context written only where something reads it; its exits only ever return 0
-        // or 1 (it has no loop to leave for tier 1 from).
-        let returned = e.inline_body(d.callee, (cctx, fill), cregs, out);
+        // context written and its frame pushed only where something reads them; its exits
+        // only ever return 0 or 1 (it has no loop to leave for tier 1 from).
+        let returned = e.inline_body(d.callee, (cctx, fill), cregs, out, ts);
         e.b.switch_to_block(returned);
         e.b.block_params(returned)[0]
     } else {
+        // This function's frame is linked (and at this call) before the callee's goes on it.
+        e.set_prev_instr();
+        e.push_frame(frame, ts, d.callee, func_v, dicts);
         let start = e.b.ins().iconst(types::I32, 0);
         let status = e
             .call_value(
@@ -840,9 +912,12 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
                 &[cctx, cregs, start, out],
             )
             .expect("returns");
-        e.finish_if_left(status, cctx, cregs, out)
+        let status = e.finish_if_left(status, cctx, cregs, out);
+        e.pop_frame(frame, ts);
+        status
     };
-    // Leave the recursion level and release what the callee's registers still hold.
+    // The recursion level is left, and what the callee's registers still hold is released
+    // (with its frame unlinked, as CPython clears a popped frame).
     e.leave_recursion(ts);
     e.release_registers(d.callee, cregs);
     e.raise_if(pc, status);

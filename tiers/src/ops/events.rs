@@ -7,18 +7,6 @@ use crate::value::{PyResult, Raised};
 use cranelift_codegen::ir::{types, InstBuilder};
 use pyo3_ffi as ffi;
 
-/// EvalBreaker in tier 1: nothing unless the eval breaker is set.
-///
-/// # Safety
-/// GIL held.
-#[inline(always)]
-pub(crate) unsafe fn eval_breaker() -> PyResult<()> {
-    if crate::cpy::eval_breaker_set() {
-        return handle_eval_breaker();
-    }
-    Ok(())
-}
-
 static NOOP: GilCell<*mut ffi::PyObject> = GilCell::new(std::ptr::null_mut());
 
 /// Makes the no-op `handle_eval_breaker` calls (at import: made later, making it would run

@@ -2,6 +2,8 @@
 //! by libpython 3.11 (PyAPI_FUNC in its headers); layouts mirror 3.11's headers and are
 //! checked against the running interpreter by the pytest suite (tracebacks, tracing).
 
+pub mod frame;
+
 use pyo3_ffi as ffi;
 use std::os::raw::{c_char, c_int, c_void};
 
@@ -141,6 +143,8 @@ pub mod tstate_offset {
     pub const TRACEFUNC: i32 = std::mem::offset_of!(super::ThreadStateHead, c_tracefunc) as i32;
     /// `id` (read only once `id_layout_holds`).
     pub const ID: i32 = std::mem::offset_of!(super::ThreadStateHead, id) as i32;
+    /// `cframe`: the innermost eval loop invocation's `_PyCFrame`.
+    pub const CFRAME: i32 = std::mem::offset_of!(super::ThreadStateHead, cframe) as i32;
 }
 
 /// Whether `ThreadStateHead::id` was checked against libpython and holds, so native code
@@ -204,6 +208,16 @@ impl ThreadState {
             ID_LAYOUT.store(if ok { 1 } else { 2 }, Relaxed);
         }
         real
+    }
+
+    /// The innermost eval loop invocation's state, whose `current_frame` heads the
+    /// thread's frame chain.
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread.
+    #[inline]
+    pub unsafe fn cframe(self) -> *mut frame::CFrame {
+        (*self.0).cframe as *mut frame::CFrame
     }
 
     /// Whether `sys.settrace` or `sys.setprofile` is active on this thread: then calls run
