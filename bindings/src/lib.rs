@@ -207,7 +207,9 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     unsafe {
         tiered_tiers::cpy::check_layouts()
             .map_err(|why| pyo3::exceptions::PyImportError::new_err(format!("tiered: {why}")))?;
-        if tiered_tiers::ops::events::init().is_err() {
+        if tiered_tiers::ops::events::init().is_err()
+            || tiered_tiers::activation::install_f_locals_hook().is_err()
+        {
             return Err(PyErr::fetch(py));
         }
         let t = wrapper::create_type();

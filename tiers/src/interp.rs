@@ -33,8 +33,11 @@ pub struct Ctx<'a> {
     pub tstate: crate::cpy::ThreadState,
     /// `stack::limit()` of this thread, likewise.
     pub stack_limit: usize,
-    /// This activation's CPython frame (`cpy::frame`), linked into the thread's chain.
+    /// This activation's CPython frame (`cpy::frame`), linked into the thread's chain; the
+    /// word before it holds this context's address (`activation`).
     pub frame: *mut crate::cpy::frame::InterpreterFrame,
+    /// Its register file (`activation` syncs a suspended caller's from it).
+    pub regs: *mut Value,
 }
 
 impl Ctx<'_> {
@@ -71,7 +74,7 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value
         ($e:expr) => {{
             let e: Edge = $e;
             if take_edge(lin, e, regs).is_err() {
-                crate::traceback::add_frame(ctx, regs, pc);
+                crate::traceback::add_frame(ctx, pc);
                 return Err(Raised);
             }
             pc = e.target as usize;
@@ -169,7 +172,7 @@ unsafe fn unwind(
     regs: &mut [Value],
 ) -> Option<usize> {
     if let Failure::New = how {
-        crate::traceback::add_frame(ctx, regs, pc);
+        crate::traceback::add_frame(ctx, pc);
     }
     if inst.unwind == NO_EDGE {
         return None;
@@ -305,7 +308,7 @@ pub unsafe fn edge_at(ctx: &Ctx, regs: &mut [Value], pc: usize, edge: usize) -> 
     let lin = &ctx.compiled.linear;
     if take_edge(lin, lin.edges[edge], regs).is_err() {
         ctx.at(pc);
-        crate::traceback::add_frame(ctx, regs, pc);
+        crate::traceback::add_frame(ctx, pc);
         return 1;
     }
     0
@@ -322,7 +325,7 @@ pub unsafe fn truth_at(ctx: &Ctx, regs: &mut [Value], pc: usize, reg: usize) -> 
         Ok(_) => 1,
         Err(Raised) => {
             ctx.at(pc);
-            crate::traceback::add_frame(ctx, regs, pc);
+            crate::traceback::add_frame(ctx, pc);
             -1
         }
     }
@@ -628,7 +631,7 @@ unsafe fn exec(
             let mut large = Vec::new();
             let ptrs = ptrs!(small, large);
             if ops::calls::reads_frame(ops::calls::callable_of(ptrs)) {
-                crate::traceback::sync_frame(ctx, regs, pc).map_err(|_| Failure::New)?;
+                crate::activation::sync_own(ctx, pc).map_err(|_| Failure::New)?;
             }
             if let Quick::Call(v) = q.get() {
                 if let Some(r) = ops::calls::call_quick(ctx, v, kwnames, ptrs) {
@@ -649,7 +652,7 @@ unsafe fn exec(
         }
         Op::CallEx { kwargs } => {
             if ops::calls::reads_frame(a!(0).as_ptr()) {
-                crate::traceback::sync_frame(ctx, regs, pc).map_err(|_| Failure::New)?;
+                crate::activation::sync_own(ctx, pc).map_err(|_| Failure::New)?;
             }
             set!(ops::calls::call_ex(
                 a!(0),
@@ -745,8 +748,6 @@ unsafe fn exec(
         Op::ImportFrom { name } => set!(ops::imports::import_from(ctx, name, a!(0))),
         Op::EvalBreaker {} => {
             if crate::cpy::eval_breaker_set() {
-                // Signal handlers get this frame (and may read its locals).
-                crate::traceback::sync_frame(ctx, regs, pc).map_err(|_| Failure::New)?;
                 run!(ops::events::handle_eval_breaker())
             }
         }

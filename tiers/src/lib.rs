@@ -4,6 +4,7 @@
 //! invariant: everything here runs with the GIL held: it is only entered from CPython
 //! calls into the bindings.
 
+pub mod activation;
 pub mod bind;
 pub mod code;
 pub mod coverage;

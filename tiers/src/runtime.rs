@@ -66,6 +66,10 @@ pub struct Compiled {
     retired: RefCell<Vec<crate::native::NativeCode>>,
     /// Slots of a CPython frame of this code (`co_nlocalsplus`).
     pub nlocalsplus: usize,
+    /// Frame state per bytecode offset (the first instruction at it that has one; every
+    /// op a bytecode instruction becomes sees the same locals), for an activation found
+    /// on the stack at that offset (`activation`).
+    states_by_offset: HashMap<u32, u32>,
 }
 
 impl Compiled {
@@ -92,6 +96,16 @@ impl Compiled {
     #[inline(always)]
     pub fn code_unit(&self, offset: u32) -> *mut u16 {
         crate::cpy::frame::code_unit(self.objects.code.ptr(), offset)
+    }
+
+    /// The offset of code unit `unit` (see `code_unit`).
+    pub fn offset_of_unit(&self, unit: *mut u16) -> u32 {
+        ((unit as usize).wrapping_sub(self.code_unit(0) as usize) / 2) as u32
+    }
+
+    /// The frame state at bytecode offset `offset`, if an op there has one.
+    pub fn state_at(&self, offset: u32) -> Option<u32> {
+        self.states_by_offset.get(&offset).copied()
     }
 
     /// Native code for a call, compiling it once the function is hot.
@@ -554,6 +568,12 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         }
     }
     let linear = lower(&t.func);
+    let mut states_by_offset = HashMap::new();
+    for inst in &linear.insts {
+        if inst.state != crate::lower::NO_STATE {
+            states_by_offset.entry(inst.offset).or_insert(inst.state);
+        }
+    }
     let plain_arity = {
         use tiered_frontend::code::flags;
         let special =
@@ -570,6 +590,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         unsupported: t.unsupported,
         linear,
         nlocalsplus,
+        states_by_offset,
         info,
         global_versions: (0..quick.len()).map(|_| Cell::new(0)).collect(),
         quick,
@@ -968,8 +989,9 @@ fn clear(regs: &mut [Value]) {
 /// Register files up to this size live on the native stack.
 const SMALL_FRAME: usize = 24;
 
-/// CPython frames up to this many words (header and slots) live on the native stack.
-const SMALL_CPY_FRAME: usize = 48;
+/// CPython frames up to this many words (back pointer, header and slots) live on the
+/// native stack (others on the heap).
+const SMALL_CPY_FRAME: usize = 160;
 
 /// Binds and runs a call (vectorcall's args, nargsf, kwnames) in a fresh (all-NULL)
 /// register file; clears it before returning.
@@ -1027,17 +1049,32 @@ unsafe fn run_bound(
         return (std::ptr::null_mut(), false);
     }
     let f = func as *mut ffi::PyFunctionObject;
-    // The activation's CPython frame: on this stack for small codes.
-    let words = crate::cpy::frame::frame_size(c.nlocalsplus) / 8;
+    // The activation's CPython frame, after the word that points back at its context
+    // (`activation`): on this stack for small codes.
+    let words = 1 + crate::cpy::frame::frame_size(c.nlocalsplus) / 8;
     let mut small = std::mem::MaybeUninit::<[u64; SMALL_CPY_FRAME]>::uninit();
     let mut large = Vec::new();
-    let frame = if words <= SMALL_CPY_FRAME {
-        small.as_mut_ptr() as *mut crate::cpy::frame::InterpreterFrame
+    let base = if words <= SMALL_CPY_FRAME {
+        small.as_mut_ptr() as *mut u64
     } else {
         large.resize(words, 0u64);
-        large.as_mut_ptr() as *mut crate::cpy::frame::InterpreterFrame
+        large.as_mut_ptr()
     };
+    let frame = base.add(1) as *mut crate::cpy::frame::InterpreterFrame;
     let (globals, builtins) = ((*f).func_globals, (*f).func_builtins);
+    let ctx = Ctx {
+        compiled: c,
+        func: f,
+        globals,
+        builtins,
+        tuning,
+        ran_native: Cell::new(false),
+        tstate: ts,
+        stack_limit,
+        frame,
+        regs: regs.as_mut_ptr(),
+    };
+    *base = &ctx as *const Ctx as u64;
     // SAFETY: `frame` has room for the code's slots and stays put until popped below; the
     // function (and so its code) is kept alive by our caller for the whole call.
     crate::cpy::frame::push(
@@ -1049,17 +1086,6 @@ unsafe fn run_bound(
         builtins,
         c.nlocalsplus,
     );
-    let ctx = Ctx {
-        compiled: c,
-        func: f,
-        globals,
-        builtins,
-        tuning,
-        ran_native: Cell::new(false),
-        tstate: ts,
-        stack_limit,
-        frame,
-    };
     let r = match c.native_for_call(&ctx) {
         Some(native) => match interp::run_native(&ctx, native, regs, 0) {
             interp::NativeExit::Done(r) => r,

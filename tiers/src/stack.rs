@@ -11,6 +11,15 @@ const HEADROOM: usize = 256 * 1024;
 thread_local! {
     /// Lowest usable stack address of this thread (plus headroom); 0 = not computed yet.
     static LIMIT: Cell<usize> = const { Cell::new(0) };
+    /// This thread's stack, [low, high) (0, 0 when unknown).
+    static RANGE: Cell<(usize, usize)> = const { Cell::new((0, 0)) };
+}
+
+/// Whether `addr` lies on the calling thread's stack (known once it ran tiered code):
+/// where our activations keep their contexts (`activation`).
+pub fn on_this_stack(addr: usize) -> bool {
+    let (low, high) = RANGE.with(|r| r.get());
+    addr >= low && addr < high
 }
 
 fn compute_limit() -> usize {
@@ -28,6 +37,7 @@ fn compute_limit() -> usize {
         if rc != 0 || addr.is_null() {
             return 1;
         }
+        RANGE.with(|r| r.set((addr as usize, addr as usize + size)));
         // A thread made with a small stack (threading.stack_size) keeps a quarter of it,
         // not more than all of it.
         (addr as usize).saturating_add(HEADROOM.min(size / 4))

@@ -2,7 +2,7 @@
 //! CPython's eval loop adds one per frame), and the normalized exception for handlers.
 
 use crate::interp::Ctx;
-use crate::value::{PyResult, Raised, Value};
+use crate::value::{Raised, Value};
 use pyo3_ffi as ffi;
 
 /// Adds a traceback entry for the running function's frame at instruction `pc`, as
@@ -12,7 +12,7 @@ use pyo3_ffi as ffi;
 ///
 /// # Safety
 /// GIL held, an exception set, `ctx`'s frame the thread's innermost.
-pub unsafe fn add_frame(ctx: &Ctx, regs: &mut [Value], pc: usize) {
+pub unsafe fn add_frame(ctx: &Ctx, pc: usize) {
     let (mut t, mut v, mut tb) = (
         std::ptr::null_mut(),
         std::ptr::null_mut(),
@@ -21,7 +21,7 @@ pub unsafe fn add_frame(ctx: &Ctx, regs: &mut [Value], pc: usize) {
     // Making the frame object must not run with an exception set: park it.
     ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
     ctx.at(pc);
-    let frame = match sync_frame(ctx, regs, pc) {
+    let frame = match crate::activation::sync_own_frame(ctx, pc) {
         Ok(f) => f,
         Err(Raised) => std::ptr::null_mut(),
     };
@@ -33,35 +33,6 @@ pub unsafe fn add_frame(ctx: &Ctx, regs: &mut [Value], pc: usize) {
     }
     ffi::PyErr_Restore(t, v, tb);
     ffi::PyTraceBack_Here(frame as *mut ffi::PyFrameObject);
-}
-
-/// Makes CPython's view of the running frame current before something may read it: the
-/// locals of instruction `pc`'s frame state, as owned references in `localsplus`
-/// (unboxed numbers boxed in place, so there is still one object per value), and the
-/// frame object made (which is how `cpy::frame::pop` knows to release them). Returns the
-/// frame object (borrowed).
-///
-/// # Safety
-/// GIL held; `ctx`'s frame is the thread's innermost; `regs` is its register file.
-pub unsafe fn sync_frame(ctx: &Ctx, regs: &mut [Value], pc: usize) -> PyResult<*mut ffi::PyObject> {
-    let lin = &ctx.compiled.linear;
-    let state = lin.insts[pc].state;
-    if state != crate::lower::NO_STATE {
-        let slots = (*ctx.frame).localsplus(ctx.compiled.nlocalsplus);
-        for (slot, &r) in slots.iter_mut().zip(&lin.states[state as usize]) {
-            let reg = &mut regs[r as usize];
-            reg.box_in_place()?;
-            let o = reg.as_ptr();
-            ffi::Py_XINCREF(o);
-            let old = std::mem::replace(slot, o);
-            ffi::Py_XDECREF(old);
-        }
-    }
-    let f = crate::cpy::frame::current_frame_object();
-    if f.is_null() {
-        return Err(Raised);
-    }
-    Ok(f)
 }
 
 /// Takes the current exception, normalized, with its traceback attached (what 3.11 pushes

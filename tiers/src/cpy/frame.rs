@@ -77,11 +77,20 @@ pub mod offset {
     pub const LOCALSPLUS: i32 = std::mem::size_of::<InterpreterFrame>() as i32;
 }
 
-/// The word at `offset::TAIL` for a running frame of `nlocalsplus` slots: `stacktop`
-/// (the locals, no value stack), `is_entry` false, owned by the thread.
-pub fn tail_word(nlocalsplus: usize) -> i64 {
-    // Little-endian: stacktop in the low 4 bytes, then is_entry, then owner.
-    (nlocalsplus as u32 as i64) | ((OWNED_BY_THREAD as i64) << 40)
+/// The word at `offset::TAIL` of a frame just pushed: `stacktop` 0 (no slot holds a
+/// reference of ours yet: `sync_locals` sets it), `is_entry` false, owned by the thread
+/// (little-endian: stacktop in the low 4 bytes, then is_entry, then owner). While it is 0,
+/// and the frame has no frame object and no locals dict, popping it is an unlink only.
+pub const fn tail_word() -> i64 {
+    (OWNED_BY_THREAD as i64) << 40
+}
+
+/// The slots of `code`'s frames (`co_nlocalsplus`).
+///
+/// # Safety
+/// `code` is a live 3.11 code object.
+pub unsafe fn nlocalsplus_of(code: *mut ffi::PyObject) -> usize {
+    *((code as usize + code_offset::NLOCALSPLUS) as *const c_int) as usize
 }
 
 /// Bytes of a frame of `nlocalsplus` slots.
@@ -205,7 +214,7 @@ pub unsafe fn push(
         frame_obj: std::ptr::null_mut(),
         previous: (*cf).current_frame,
         prev_instr: first_traceable(code),
-        stacktop: nlocalsplus as c_int,
+        stacktop: 0,
         is_entry: false,
         owner: OWNED_BY_THREAD,
     });
@@ -223,7 +232,7 @@ pub unsafe fn push(
 pub unsafe fn pop(ts: ThreadState, f: *mut InterpreterFrame) {
     let cf = ts.cframe();
     (*cf).current_frame = (*f).previous;
-    if !(*f).frame_obj.is_null() || !(*f).f_locals.is_null() {
+    if !(*f).frame_obj.is_null() || !(*f).f_locals.is_null() || (*f).stacktop != 0 {
         finish_pop(f);
     }
 }
@@ -234,18 +243,17 @@ pub unsafe fn pop(ts: ThreadState, f: *mut InterpreterFrame) {
 /// # Safety
 /// GIL held; `f` was pushed by `push` (or native code's equivalent) and just unlinked.
 pub unsafe fn finish_pop(f: *mut InterpreterFrame) {
-    let n = (*f).stacktop.max(0) as usize;
     let fo = (*f).frame_obj;
     if !fo.is_null() {
         (*f).frame_obj = std::ptr::null_mut();
         if ffi::Py_REFCNT(fo) > 1 {
-            take_ownership(fo, f, n);
+            take_ownership(fo, f);
             ffi::Py_DECREF(fo);
             return;
         }
         ffi::Py_DECREF(fo);
     }
-    release(f, n);
+    release(f, (*f).stacktop.max(0) as usize);
 }
 
 /// Releases the locals synced into `f` and its locals dict.
@@ -260,15 +268,17 @@ unsafe fn release(f: *mut InterpreterFrame, n: usize) {
 }
 
 /// CPython's `take_ownership`: copies the frame into frame object `fo`, which from then on
-/// owns it (function, code, locals dict and locals as strong references), links `f_back`
-/// to the caller's frame object and lets the GC see it.
-unsafe fn take_ownership(fo: *mut ffi::PyObject, f: *mut InterpreterFrame, n: usize) {
+/// owns it (function, code, locals dict and every slot as strong references: the slots
+/// never synced are NULL), links `f_back` to the caller's frame object and lets the GC see
+/// it.
+unsafe fn take_ownership(fo: *mut ffi::PyObject, f: *mut InterpreterFrame) {
     let o = fo as *mut FrameObject;
-    let size = frame_size(n);
+    let n = nlocalsplus_of((*f).f_code);
     let data = std::ptr::addr_of_mut!((*o).frame_data) as *mut InterpreterFrame;
-    std::ptr::copy_nonoverlapping(f as *const u8, data as *mut u8, size);
+    std::ptr::copy_nonoverlapping(f as *const u8, data as *mut u8, frame_size(n));
     (*o).f_frame = data;
     (*data).owner = OWNED_BY_FRAME_OBJECT;
+    (*data).stacktop = n as c_int;
     // Ours were borrowed: the frame object's are strong (frame_dealloc releases them).
     ffi::Py_INCREF((*data).f_func);
     ffi::Py_INCREF((*data).f_code);
@@ -285,8 +295,9 @@ unsafe fn take_ownership(fo: *mut ffi::PyObject, f: *mut InterpreterFrame, n: us
     if ffi::PyObject_GC_IsTracked(fo) == 0 {
         ffi::PyObject_GC_Track(fo as *mut std::ffi::c_void);
     }
-    // The locals and dict moved with the copy.
+    // The slots and dict moved with the copy.
     (*f).localsplus(n).fill(std::ptr::null_mut());
+    (*f).stacktop = 0;
     (*f).f_locals = std::ptr::null_mut();
 }
 

@@ -399,3 +399,66 @@ pub unsafe fn small_ints() -> Option<usize> {
         laid_out.then_some(base)
     })
 }
+
+/// 3.11's `PyGetSetDescrObject` (Include/descrobject.h): the common descriptor head, then
+/// the `PyGetSetDef` it calls.
+#[repr(C)]
+struct GetSetDescr {
+    ob_base: ffi::PyObject,
+    d_type: *mut ffi::PyTypeObject,
+    d_name: *mut ffi::PyObject,
+    d_qualname: *mut ffi::PyObject,
+    d_getset: *mut ffi::PyGetSetDef,
+}
+
+/// Sets a SystemError saying `what`, for `Err(Raised)`.
+///
+/// # Safety
+/// GIL held.
+unsafe fn system_error(what: &std::ffi::CStr) -> crate::value::Raised {
+    ffi::PyErr_SetString(ffi::PyExc_SystemError, what.as_ptr());
+    crate::value::Raised
+}
+
+/// Attribute `name` of type `t`, from its MRO (borrowed).
+///
+/// # Safety
+/// GIL held; `t` ready.
+pub unsafe fn type_attr(
+    t: *mut ffi::PyTypeObject,
+    name: &std::ffi::CStr,
+) -> crate::value::PyResult<*mut ffi::PyObject> {
+    let n = ffi::PyUnicode_InternFromString(name.as_ptr());
+    if n.is_null() {
+        return Err(crate::value::Raised);
+    }
+    let d = _PyType_Lookup(t, n);
+    ffi::Py_DECREF(n);
+    if d.is_null() {
+        return Err(system_error(
+            c"tiered: a type attribute it wraps is missing",
+        ));
+    }
+    Ok(d)
+}
+
+/// The `PyGetSetDef` of getset descriptor `d`.
+///
+/// # Safety
+/// GIL held; `d` live.
+pub unsafe fn getset_def_of(
+    d: *mut ffi::PyObject,
+) -> crate::value::PyResult<*mut ffi::PyGetSetDef> {
+    if ffi::Py_TYPE(d) != std::ptr::addr_of_mut!(ffi::PyGetSetDescr_Type) {
+        return Err(system_error(c"tiered: expected a getset descriptor"));
+    }
+    Ok((*(d as *mut GetSetDescr)).d_getset)
+}
+
+/// Points getset descriptor `d` (checked by `getset_def_of`) at `def`.
+///
+/// # Safety
+/// GIL held; `def` outlives `d`.
+pub unsafe fn set_getset_def(d: *mut ffi::PyObject, def: *mut ffi::PyGetSetDef) {
+    (*(d as *mut GetSetDescr)).d_getset = def;
+}

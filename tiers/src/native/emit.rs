@@ -53,6 +53,8 @@ pub struct CtxFill {
     pub thread: Option<(Value, Value)>,
     /// Its CPython frame (`cpy::frame`), pushed by the caller.
     pub frame: Value,
+    /// Its register file.
+    pub regs: Value,
 }
 
 /// The per-function part of `Emit`, swapped out while a callee is emitted inline.
@@ -109,6 +111,10 @@ struct Scope<'a> {
     /// For a callee emitted inline: whether its frame is pushed yet (a variable), and the
     /// thread state to push it on (see `inline_body`).
     lazy_frame: Option<(Variable, Value)>,
+    /// For a callee emitted inline: its caller's context and the code unit of the call,
+    /// marked in the caller's frame when the callee's is pushed (the caller did not mark
+    /// it on the inlined fast path).
+    parent_mark: Option<(Value, i64)>,
 }
 
 impl<'a> Scope<'a> {
@@ -135,6 +141,7 @@ impl<'a> Scope<'a> {
             ctx_fill: None,
             has_frame: false,
             lazy_frame: None,
+            parent_mark: None,
         }
     }
 }
@@ -333,6 +340,12 @@ impl<'a> Emit<'a> {
         let no = self.b.ins().iconst(types::I8, 0);
         self.b.def_var(linked, no);
         let mut scope = Scope::new(callee);
+        let call_unit = self.c.code_unit(self.c.linear.insts[self.s.pc].offset) as i64;
+        scope.parent_mark = self
+            .s
+            .ctx_v
+            .filter(|_| self.s.has_frame)
+            .map(|ctx| (ctx, call_unit));
         scope.ctx_v = Some(ctx.0);
         scope.ctx_fill = Some(ctx.1);
         scope.has_frame = true;
@@ -476,6 +489,7 @@ impl<'a> Emit<'a> {
             (f.compiled, std::mem::offset_of!(Ctx, compiled)),
             (f.func, std::mem::offset_of!(Ctx, func)),
             (f.frame, std::mem::offset_of!(Ctx, frame)),
+            (f.regs, std::mem::offset_of!(Ctx, regs)),
             (globals, std::mem::offset_of!(Ctx, globals)),
             (builtins, std::mem::offset_of!(Ctx, builtins)),
         ] {
@@ -1028,9 +1042,24 @@ impl<'a> Emit<'a> {
             let was = self.b.use_var(linked);
             self.b.ins().brif(was, go, &[], push, &[]);
             self.b.switch_to_block(push);
+            if let Some((parent, unit)) = self.s.parent_mark {
+                // The caller is at this call before a frame goes on top of its.
+                let pframe = self.b.ins().load(
+                    self.ptr,
+                    mem(),
+                    parent,
+                    std::mem::offset_of!(Ctx, frame) as i32,
+                );
+                let v = self.b.ins().iconst(self.ptr, unit);
+                self.b
+                    .ins()
+                    .store(mem(), v, pframe, crate::cpy::frame::offset::PREV_INSTR);
+            }
+            // Its context is whole once its frame can be found (`activation`).
+            let ctx = self.ctx();
             let dicts = self.dicts_of(&fill);
             let c = self.c;
-            self.push_frame(fill.frame, ts, c, fill.func, dicts);
+            self.push_frame(fill.frame, ctx, ts, c, fill.func, dicts);
             let yes = self.b.ins().iconst(types::I8, 1);
             self.b.def_var(linked, yes);
             self.b.ins().jump(go, &[]);
@@ -1046,10 +1075,12 @@ impl<'a> Emit<'a> {
     }
 
     /// `cpy::frame::push`, inline: fills in the frame at `frame` for a call of `callee`'s
-    /// function `func` (with its dicts) and links it as thread `ts`'s innermost frame.
+    /// function `func` (with its dicts), writes the word before it (its context `ctx`,
+    /// see `activation`) and links it as thread `ts`'s innermost frame.
     pub fn push_frame(
         &mut self,
         frame: Value,
+        ctx: Value,
         ts: Value,
         callee: &Compiled,
         func: Value,
@@ -1071,10 +1102,7 @@ impl<'a> Emit<'a> {
         let zero = self.b.ins().iconst(self.ptr, 0);
         let code_v = self.b.ins().iconst(self.ptr, code as i64);
         let first_v = self.b.ins().iconst(self.ptr, first);
-        let tail = self
-            .b
-            .ins()
-            .iconst(types::I64, cf::tail_word(callee.nlocalsplus));
+        let tail = self.b.ins().iconst(types::I64, cf::tail_word());
         for (v, off) in [
             (func, offset::FUNC),
             (globals, offset::GLOBALS),
@@ -1093,6 +1121,9 @@ impl<'a> Emit<'a> {
                 .ins()
                 .store(mem(), zero, frame, offset::LOCALSPLUS + 8 * i);
         }
+        self.b
+            .ins()
+            .store(mem(), ctx, frame, -(crate::activation::BACK_POINTER as i32));
         self.b.ins().store(mem(), frame, cframe, cf::CFRAME_CURRENT);
     }
 
@@ -1106,9 +1137,12 @@ impl<'a> Emit<'a> {
             .load(self.ptr, mem(), ts, crate::cpy::tstate_offset::CFRAME);
         let prev = self.b.ins().load(self.ptr, mem(), frame, offset::PREVIOUS);
         self.b.ins().store(mem(), prev, cframe, cf::CFRAME_CURRENT);
+        // A frame object, a locals dict, or synced slots (stacktop) need the slow pop.
         let fo = self.b.ins().load(self.ptr, mem(), frame, offset::FRAME_OBJ);
         let dict = self.b.ins().load(self.ptr, mem(), frame, offset::LOCALS);
+        let tail = self.b.ins().load(types::I64, mem(), frame, offset::TAIL);
         let seen = self.b.ins().bor(fo, dict);
+        let seen = self.b.ins().bor(seen, tail);
         let slow = self.b.create_block();
         self.b.set_cold_block(slow);
         let done = self.b.create_block();

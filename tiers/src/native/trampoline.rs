@@ -175,7 +175,8 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
         Form::Slot { abi, invalid } => slot_checks(e, nargs, abi, invalid, &p),
     };
     let ctx_size = std::mem::size_of::<Ctx>();
-    let size = nregs * 16 + ctx_size + 16 + crate::cpy::frame::frame_size(c.nlocalsplus);
+    let back = crate::activation::BACK_POINTER;
+    let size = nregs * 16 + ctx_size + 16 + back + crate::cpy::frame::frame_size(c.nlocalsplus);
     let slot = e.b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
         size as u32,
@@ -188,7 +189,7 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
             .stack_addr(ptr, slot, (nregs * 16 + ctx_size) as i32);
     let frame =
         e.b.ins()
-            .stack_addr(ptr, slot, (nregs * 16 + ctx_size + 16) as i32);
+            .stack_addr(ptr, slot, (nregs * 16 + ctx_size + 16 + back) as i32);
     // Registers: the arguments (new references), then NULL.
     let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
     let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
@@ -214,6 +215,7 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
         tuning,
         thread: None,
         frame,
+        regs,
     };
     let status = if loop_free(c) {
         // Its frame is pushed lazily (see `Emit::inline_body`).
@@ -227,7 +229,7 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
             std::mem::offset_of!(ffi::PyFunctionObject, func_builtins),
         ]
         .map(|off| e.b.ins().load(ptr, mem(), func, off as i32));
-        e.push_frame(frame, ts, c, func, (dicts[0], dicts[1]));
+        e.push_frame(frame, ctx, ts, c, func, (dicts[0], dicts[1]));
         e.store_ctx(ctx, &fill);
         // Run: the native code from instruction 0; if it left for tier 1, finish there.
         let start = e.b.ins().iconst(types::I32, 0);

@@ -65,9 +65,10 @@ static FRAME_READERS: crate::runtime::GilCell<Vec<usize>> =
     crate::runtime::GilCell::new(Vec::new());
 
 /// Whether calling `callable` reads the caller's frame (its locals or arguments): `locals`,
-/// `vars`, `dir`, `eval`, `exec`, `super`, `breakpoint`, `sys._getframe`. Calls of these
-/// (however they are reached: another name, an attribute) first make the frame's locals
-/// current (`traceback::sync_frame`), and are never quickened into a path that skips that.
+/// `vars`, `dir`, `eval`, `exec`, `super`, `breakpoint`. Calls of these (however they are
+/// reached: another name, an attribute) first make the frame's locals current
+/// (`activation::sync_own`), and are never quickened into a path that skips that. (Frame
+/// objects, `sys._getframe`'s included, sync when their `f_locals` is read.)
 ///
 /// # Safety
 /// GIL held.
@@ -88,15 +89,6 @@ pub unsafe fn reads_frame(callable: *mut ffi::PyObject) -> bool {
                 if !o.is_null() {
                     ffi::Py_INCREF(o); // kept: identities must stay these objects
                     set.push(o as usize);
-                }
-            }
-            let sys = ffi::PyImport_AddModule(c"sys".as_ptr());
-            if !sys.is_null() {
-                let g = ffi::PyObject_GetAttrString(sys, c"_getframe".as_ptr());
-                if g.is_null() {
-                    ffi::PyErr_Clear();
-                } else {
-                    set.push(g as usize); // the reference is kept
                 }
             }
             set.push(0); // computed (never a callable)
@@ -755,6 +747,7 @@ pub(crate) fn direct_frame_size(c: &Compiled) -> u32 {
             d.callee.linear.nregs * 16
                 + std::mem::size_of::<Ctx>() as u32
                 + 16
+                + crate::activation::BACK_POINTER as u32
                 + crate::cpy::frame::frame_size(d.callee.nlocalsplus) as u32
         })
         .max()
@@ -864,11 +857,13 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         }
     };
     // The result comes back in the Value after the context (empty until then), then the
-    // callee's CPython frame.
+    // callee's CPython frame (after the word pointing back at the context).
     let out =
         e.b.ins()
             .iadd_imm_s(cctx, std::mem::size_of::<Ctx>() as i64);
-    let frame = e.b.ins().iadd_imm_s(out, 16);
+    let frame =
+        e.b.ins()
+            .iadd_imm_s(out, 16 + crate::activation::BACK_POINTER as i64);
     let func_v = e.b.ins().iconst(ptr, d.func as i64);
     let dicts = (
         e.b.ins().iconst(ptr, globals as i64),
@@ -881,6 +876,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         tuning,
         thread: Some((ts, limit)),
         frame,
+        regs: cregs,
     };
     let inline = e.inlinable(d.callee);
     if !inline {
@@ -901,7 +897,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     } else {
         // This function's frame is linked (and at this call) before the callee's goes on it.
         e.set_prev_instr();
-        e.push_frame(frame, ts, d.callee, func_v, dicts);
+        e.push_frame(frame, cctx, ts, d.callee, func_v, dicts);
         let start = e.b.ins().iconst(types::I32, 0);
         let status = e
             .call_value(

@@ -1,0 +1,202 @@
+"""Real CPython frames for tiered activations (issue 10): everything that reads the stack
+sees what it sees under CPython. Each program runs under plain CPython and tiered, in
+fresh interpreters, with the same exit status, stdout and stderr; ``ours(f, ...)`` asserts
+the tiered functions ran in our tiers (no fallback)."""
+
+from harness import same_as_cpython
+
+# Register a program's source with linecache so tracebacks show its lines and 3.11's carets.
+SOURCE = r"""
+import linecache
+def load(src, name, g):
+    linecache.cache[name] = (len(src), None, src.splitlines(True), name)
+    exec(compile(src, name, "exec"), g)
+"""
+
+
+def test_logging_and_warnings_see_the_tiered_function():
+    same_as_cpython(SOURCE + r'''
+import logging, sys, warnings
+from tiered import tiered
+logging.basicConfig(stream=sys.stdout, format="%(funcName)s:%(lineno)d %(message)s",
+                    level=logging.INFO)
+warnings.simplefilter("always")
+warnings.showwarning = lambda m, c, f, l, *a: print("warn", c.__name__, f, l, m)
+src = """
+import logging, warnings
+log = logging.getLogger("x")
+def helper():
+    warnings.warn("from helper", stacklevel=2)
+def process(n):
+    total = 0
+    for i in range(n):
+        total += i
+    log.info("total %d", total)
+    warnings.warn("direct", stacklevel=1)
+    helper()
+    return total
+def outer(n):
+    return process(n) + 1
+"""
+g = {}
+load(src, "<prog>", g)
+for name in ("process", "outer"):
+    g[name] = tiered(g[name])
+for _ in range(4):
+    g["outer"](5)
+ours(g["process"], g["outer"])
+''')
+
+
+def test_getframe_chains_and_caller_locals_stay_current():
+    # A caller's locals read through sys._getframe(1) and inspect's f_back chain, in a loop
+    # that changes them between reads (a synced activation that runs again is stale).
+    same_as_cpython(r'''
+import sys, inspect
+from tiered import tiered
+
+def peek(n):
+    f = sys._getframe(n)
+    return f.f_code.co_name, f.f_lineno, sorted((k, v) for k, v in f.f_locals.items()
+                                                 if k != "out")
+
+@tiered
+def mid(z):
+    q = z * 2
+    a = peek(1)
+    b = peek(2)
+    return a, b, [fr.function for fr in inspect.stack()[:4]]
+
+@tiered
+def outer(k):
+    out = []
+    for i in range(k):
+        x = i * 10
+        out.append(mid(x))
+        out.append(peek(0)[0])
+        y = x + 1.5
+        out.append(mid(y))
+    return out
+
+for _ in range(3):
+    print(outer(4))
+ours(mid, outer)
+''')
+
+
+def test_frame_readers_at_every_level_of_a_deep_recursion():
+    # Each level reads the stack: syncing every activation at every level would be
+    # quadratic in the depth; the clean bit keeps it linear. (Depth is bounded by tier 1's
+    # native stack use: see README, Limits.)
+    same_as_cpython(r'''
+import sys
+from tiered import tiered
+sys.setrecursionlimit(10000)
+
+@tiered
+def down(n):
+    if n == 0:
+        return sys._getframe(3).f_locals["n"]
+    v = sys._getframe(1).f_locals.get("n", -1)
+    return down(n - 1) + (v - n)
+
+for _ in range(3):
+    print(down(900))
+ours(down)
+''', timeout=120)
+
+
+def test_tracebacks_have_lines_and_carets():
+    same_as_cpython(SOURCE + r'''
+import traceback
+from tiered import tiered
+src = """
+def inner(d, k):
+    return d[k] + 1
+def outer(d):
+    total = 0
+    for k in ("a", "b", "c"):
+        total += inner(d, k) * 2
+    return total
+"""
+g = {}
+load(src, "<tb>", g)
+for name in ("inner", "outer"):
+    g[name] = tiered(g[name])
+for d in ({"a": 1, "b": 2, "c": 3}, {"a": 1, "b": None}, {"a": 1}):
+    try:
+        print(g["outer"](d))
+    except Exception:
+        print(traceback.format_exc())
+ours(g["inner"], g["outer"])
+''')
+
+
+def test_frame_builtins_through_other_names_and_future_flags():
+    same_as_cpython(r'''
+from __future__ import annotations
+import sys
+from tiered import tiered
+_globals = globals
+_locals = locals
+marker = "module"
+
+@tiered
+def reads(a):
+    b = a + 1
+    g = _globals()["marker"]
+    l = sorted(_locals())
+    code = "def f(x: undefined_name) -> int: pass\nr = f.__annotations__"
+    ns = {}
+    exec(code, ns)
+    ev = eval("a + b")
+    return g, l, ns["r"], ev, sorted(vars()), dir()[:3]
+
+for _ in range(3):
+    print(reads(1))
+ours(reads)
+''')
+
+
+def test_library_code_that_reads_its_callers_module():
+    same_as_cpython(r'''
+import enum, pickle, typing
+from tiered import tiered
+
+@tiered
+def make():
+    UserId = typing.NewType("UserId", int)
+    Color = enum.Enum("Color", "RED GREEN")
+    Point = typing.NamedTuple("Point", [("x", int), ("y", int)])
+    return UserId.__module__, Color.__module__, Point.__module__
+
+for _ in range(3):
+    print(make())
+ours(make)
+''')
+
+
+def test_zero_arg_super_and_class_cell():
+    same_as_cpython(r'''
+from tiered import tiered
+
+class Base:
+    def hello(self, n):
+        return ["base", n]
+
+class Child(Base):
+    @tiered
+    def hello(self, n):
+        r = super().hello(n)
+        r.append(__class__.__name__)
+        return r
+
+class Grand(Child):
+    @tiered
+    def hello(self, n):
+        return super().hello(n * 2) + ["grand"]
+
+for _ in range(3):
+    print(Child().hello(1), Grand().hello(2))
+ours(Child.hello, Grand.hello)
+''')
