@@ -128,7 +128,8 @@ fn slot_checks(e: &mut Emit, nargs: usize, abi: WrapperAbi, invalid: usize, p: &
     // Trace hooks, the stack, the recursion limit (Rust raises RecursionError).
     e.enter_checked(ts, limit, miss);
     e.count_native_call(entry);
-    let go = e.b.current_block().expect("in a block");
+    let go = e.b.create_block();
+    e.b.ins().jump(go, &[]);
     // The miss: the generic vectorcall back in the slot, then called.
     e.b.switch_to_block(miss);
     let generic = e.b.ins().iconst(ptr, abi.generic as i64);

@@ -319,8 +319,8 @@ pub fn binary_quick(op: BinOp, v: BinaryVariant, a: &Value, b: &Value) -> Option
                 BinOp::TrueDivide => {
                     // Exact below 2**53, so one IEEE division is correctly rounded, as
                     // CPython's long_true_divide is.
-                    const EXACT: i64 = 1 << 53;
-                    if y == 0 || x.abs() > EXACT || y.abs() > EXACT {
+                    const EXACT: u64 = 1 << 53;
+                    if y == 0 || x.unsigned_abs() > EXACT || y.unsigned_abs() > EXACT {
                         return None;
                     }
                     return Some(Value::Float(x as f64 / y as f64));
