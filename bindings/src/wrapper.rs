@@ -288,6 +288,15 @@ forward_attr!(get_closure, set_closure, c"__closure__");
 forward_attr!(get_annotations, set_annotations, c"__annotations__");
 forward_attr!(get_builtins, set_builtins, c"__builtins__");
 
+/// `__class__`: `types.FunctionType`, so `isinstance(w, types.FunctionType)` and
+/// `inspect.isfunction(w)` answer as for the function it wraps (`isinstance` falls back to
+/// `__class__` when the type itself is not a subclass; `type(w)` is still ours).
+unsafe extern "C" fn get_class(_: *mut ffi::PyObject, _: *mut c_void) -> *mut ffi::PyObject {
+    let t = std::ptr::addr_of_mut!(ffi::PyFunction_Type) as *mut ffi::PyObject;
+    ffi::Py_INCREF(t);
+    t
+}
+
 /// Creates the type; call once at module init.
 ///
 /// # Safety
@@ -301,6 +310,7 @@ pub unsafe fn create_type() -> *mut ffi::PyObject {
         getset(c"__closure__", get_closure, None),
         getset(c"__annotations__", get_annotations, Some(set_annotations)),
         getset(c"__builtins__", get_builtins, None),
+        getset(c"__class__", get_class, None),
         ffi::PyGetSetDef {
             name: c"__dict__".as_ptr(),
             get: Some(ffi::PyObject_GenericGetDict),

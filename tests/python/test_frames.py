@@ -200,3 +200,45 @@ for _ in range(3):
     print(Child().hello(1), Grand().hello(2))
 ours(Child.hello, Grand.hello)
 ''')
+
+
+def test_tiered_functions_answer_as_functions():
+    # Identity (issue 10): code that checks isinstance(f, FunctionType) or
+    # inspect.isfunction (doctest's finder, dataclass-style walks) treats a tiered function
+    # as the function it wraps.
+    same_as_cpython(r'''
+import doctest, inspect, os, sys, tempfile, types
+from tiered import tiered
+src = """
+def double(x):
+    \"\"\"
+    >>> double(21)
+    42
+    \"\"\"
+    return x * 2
+
+class K:
+    def tripled(self, x):
+        \"\"\"
+        >>> K().tripled(2)
+        6
+        \"\"\"
+        return x * 3
+"""
+d = tempfile.mkdtemp()
+with open(os.path.join(d, "modx.py"), "w") as fh:
+    fh.write(src)
+sys.path.insert(0, d)
+import modx
+modx.double = tiered(modx.double)
+modx.K.tripled = tiered(modx.K.tripled)
+print(isinstance(modx.double, types.FunctionType), inspect.isfunction(modx.double),
+      inspect.isfunction(modx.K.tripled), inspect.ismethod(modx.K().tripled))
+tests = doctest.DocTestFinder().find(modx)
+print(sorted((t.name, t.lineno, len(t.examples)) for t in tests))
+runner = doctest.DocTestRunner()
+for t in sorted(tests, key=lambda t: t.name):
+    runner.run(t)
+print(runner.summarize(verbose=False))
+ours(modx.double, modx.K.tripled)
+''')

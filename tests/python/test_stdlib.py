@@ -125,28 +125,63 @@ MORE_SUITES = [
     ("statistics", "test.test_statistics"),
 ]
 
+# Suites whose tests read frames, build classes and call functions by identity (issue 10):
+# typing and enum take `__module__` from the caller's frame, doctest's finder walks
+# functions, timeit generates code and reads globals through an alias, dataclasses
+# execs generated methods, contextlib's tests check tracebacks. Slower than the rest, so
+# they run on two of the test paths (tier 1 quickened, default thresholds) only.
+FRAME_SUITES = [
+    ("typing", "test.test_typing"),
+    ("enum", "test.test_enum"),
+    ("dataclasses", "test.test_dataclasses"),
+    ("doctest", "test.test_doctest"),
+    ("timeit", "test.test_timeit"),
+    ("contextlib", "test.test_contextlib"),
+]
+
+# Every function of the module and of its classes (inside staticmethod and classmethod
+# too) gets one wrapper, shared by its aliases, as decorating each def in the source would
+# give (enum makes `Flag.__new__` an alias of `Enum.__new__`'s function, and compares
+# them by identity).
 _SUITE_PROGRAM = r"""
 import sys, types, unittest, importlib
 from tiered import tiered, stats
 modname, testname = sys.argv[1], sys.argv[2]
 mod = importlib.import_module(modname)
-wrapped = []
+wrapped = {}
+def wrap(f):
+    if id(f) not in wrapped:
+        wrapped[id(f)] = (f, tiered(f))
+    return wrapped[id(f)][1]
+def ours(f):
+    return type(f) is types.FunctionType and f.__module__ == modname
 for k, v in list(vars(mod).items()):
-    if isinstance(v, types.FunctionType) and v.__module__ == modname:
-        w = tiered(v); setattr(mod, k, w); wrapped.append(w)
+    if ours(v):
+        setattr(mod, k, wrap(v))
     elif isinstance(v, type) and v.__module__ == modname:
         for kk, vv in list(vars(v).items()):
-            if isinstance(vv, types.FunctionType):
-                w = tiered(vv); setattr(v, kk, w); wrapped.append(w)
+            if ours(vv):
+                setattr(v, kk, wrap(vv))
+            elif isinstance(vv, (staticmethod, classmethod)) and ours(vv.__func__):
+                setattr(v, kk, type(vv)(wrap(vv.__func__)))
 t = importlib.import_module(testname)
 suite = unittest.defaultTestLoader.loadTestsFromModule(t)
 r = unittest.TextTestRunner(verbosity=0, stream=sys.stderr).run(suite)
-s = [stats(w) for w in wrapped]
+s = [stats(w) for _, w in wrapped.values()]
 print(r.testsRun, len(r.failures) + len(r.errors), sum(x["interp_calls"] + x["native_calls"] for x in s))
 """
 
 
-@pytest.mark.parametrize("modname,testname", MORE_SUITES)
+def _frame_suites():
+    import os
+
+    on = os.environ.get("TIERED_PYTEST_DEFAULT") == "1" or (
+        os.environ.get("TIERED_JIT") == "0" and os.environ.get("TIERED_QUICKEN") != "0")
+    mark = [] if on else [pytest.mark.skip(reason="runs on the tier-1-quickened and default paths")]
+    return [pytest.param(m, t, marks=mark) for m, t in FRAME_SUITES]
+
+
+@pytest.mark.parametrize("modname,testname", MORE_SUITES + _frame_suites())
 def test_cpython_suite_with_tiered_module(modname, testname):
     from harness import run_python
 
