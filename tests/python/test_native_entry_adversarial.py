@@ -213,13 +213,6 @@ def test_settrace_set_inside_callee_with_entry_installed(no_trace):
     assert not entry(w)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a profiler installed while a tiered call runs misses that call's own 'return' "
-    "event, the c_call/c_return events of builtins it calls afterwards, and the 'return' of "
-    "the Python helper that installed it (the helper ran in tiered's tiers too); CPython "
-    "reports all of them. Not specific to the native entry: tier 1 (jit=False) does the same",
-)
 def test_setprofile_set_inside_callee(no_trace):
     src = """
     import sys

@@ -65,6 +65,20 @@ pub(crate) enum Failure {
 /// # Safety
 /// GIL held; `regs.len() == c.linear.nregs`; `func` is the live function `c` came from.
 pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value> {
+    let r = run_body(ctx, regs, start);
+    // As RETURN_VALUE and the unwind check `use_tracing` (`tracing`).
+    if ctx.tstate.tracing() {
+        return crate::tracing::function_exit(ctx.tstate, r);
+    }
+    r
+}
+
+/// `run` up to the exit.
+///
+/// # Safety
+/// As `run`.
+#[inline(always)]
+unsafe fn run_body(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value> {
     let lin = &ctx.compiled.linear;
     let mut pc = start;
     let counting = stats::counting_enabled();
@@ -78,7 +92,8 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value
                 return Err(Raised);
             }
             pc = e.target as usize;
-            if e.backward {
+            // Not with a trace or profile hook on: tier 1 gives their events.
+            if e.backward && !ctx.tstate.tracing() {
                 if let Some(native) = ctx.compiled.native_for_osr(ctx) {
                     match run_native(ctx, native, regs, pc) {
                         NativeExit::Done(r) => return r,
@@ -88,16 +103,50 @@ pub unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value
             }
         }};
     }
+    // Set once a trace or profile hook came on during this activation (`tracing`).
+    // (Native code that left for tier 1 because one came on resumes here after the op
+    // that noticed it.)
+    let mut lines = (start > 0 && ctx.tstate.tracing())
+        .then(|| crate::tracing::Lines::new(ctx.compiled, lin.insts[start - 1].offset));
+    let code = ctx.compiled.objects.code.ptr();
     loop {
         let inst = &lin.insts[pc];
         ctx.at(pc);
+        if let Some(lines) = lines.as_mut() {
+            let sync = || crate::activation::sync_own(ctx, pc);
+            // SAFETY (of the write): the frame is this activation's, linked while it runs.
+            let mark = |unit| unsafe { (*ctx.frame).prev_instr = ctx.compiled.code_unit(unit) };
+            if lines
+                .before(ctx.tstate, code, inst.offset, sync, mark)
+                .is_err()
+            {
+                match unwind(ctx, pc, inst, Failure::New, regs) {
+                    Some(target) => {
+                        pc = target;
+                        continue;
+                    }
+                    None => return Err(Raised),
+                }
+            }
+        }
         match inst.kind {
             LKind::Op(op) => {
                 if counting {
                     stats::count_op(op.kind());
                 }
                 match exec(ctx, op, inst, pc, regs) {
-                    Ok(()) => pc += 1,
+                    Ok(()) => {
+                        if lines.is_none()
+                            && matches!(
+                                op,
+                                Op::Call { .. } | Op::CallEx { .. } | Op::EvalBreaker {}
+                            )
+                            && ctx.tstate.tracing()
+                        {
+                            lines = Some(crate::tracing::Lines::new(ctx.compiled, inst.offset));
+                        }
+                        pc += 1
+                    }
                     Err(how) => match unwind(ctx, pc, inst, how, regs) {
                         Some(target) => pc = target,
                         None => return Err(Raised),
@@ -173,6 +222,9 @@ unsafe fn unwind(
 ) -> Option<usize> {
     if let Failure::New = how {
         crate::traceback::add_frame(ctx, pc);
+        if ctx.tstate.tracing() {
+            crate::tracing::exception(ctx.tstate);
+        }
     }
     if inst.unwind == NO_EDGE {
         return None;
@@ -224,6 +276,9 @@ pub unsafe fn call_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
     else {
         return -1;
     };
+    if ctx.tstate.tracing() {
+        return -1; // the generic op reports C calls to the hook (`tracing`)
+    }
     ctx.at(pc);
     let ops_ix =
         &ctx.compiled.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
@@ -632,6 +687,11 @@ unsafe fn exec(
             let ptrs = ptrs!(small, large);
             if ops::calls::reads_frame(ops::calls::callable_of(ptrs)) {
                 crate::activation::sync_own(ctx, pc).map_err(|_| Failure::New)?;
+            }
+            if ctx.tstate.tracing() {
+                // As CALL with `use_tracing`: the generic call reports C calls (`tracing`).
+                set!(ops::calls::call(ctx, kwnames, ptrs));
+                return Ok(());
             }
             if let Quick::Call(v) = q.get() {
                 if let Some(r) = ops::calls::call_quick(ctx, v, kwnames, ptrs) {

@@ -19,6 +19,7 @@ pub mod stack;
 pub mod stats;
 pub mod thread_exit;
 pub mod traceback;
+pub mod tracing;
 pub mod value;
 
 use pyo3_ffi as ffi;

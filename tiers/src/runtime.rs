@@ -1088,6 +1088,9 @@ unsafe fn run_bound(
     );
     let r = match c.native_for_call(&ctx) {
         Some(native) => match interp::run_native(&ctx, native, regs, 0) {
+            // Native code that returned with a hook on (one it did not see come on: another
+            // thread's): the `return` event all the same (`tracing`).
+            interp::NativeExit::Done(r) if ts.tracing() => crate::tracing::function_exit(ts, r),
             interp::NativeExit::Done(r) => r,
             interp::NativeExit::Resume(pc) => interp::run(&ctx, regs, pc),
         },

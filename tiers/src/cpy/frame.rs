@@ -121,10 +121,12 @@ pub struct FrameObject {
     pub f_back: *mut ffi::PyObject,
     /// The frame: a running activation's, or `frame_data` once it owns it.
     pub f_frame: *mut InterpreterFrame,
-    f_trace: *mut ffi::PyObject,
+    /// The frame's own trace function (a debugger's), or NULL.
+    pub f_trace: *mut ffi::PyObject,
     /// The line, when non-zero (else computed from `f_frame`).
     pub f_lineno: c_int,
-    f_trace_lines: c_char,
+    /// Whether `line` events go to `f_trace` (default 1).
+    pub f_trace_lines: c_char,
     f_trace_opcodes: c_char,
     f_fast_as_locals: c_char,
     /// Room for the frame (the code's locals plus value stack).

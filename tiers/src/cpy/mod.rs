@@ -228,6 +228,44 @@ impl ThreadState {
         unsafe { !(*self.0).c_profilefunc.is_null() || !(*self.0).c_tracefunc.is_null() }
     }
 
+    /// Whether a trace or profile function is running on this thread now (`tstate->tracing`:
+    /// hooks are not called from inside one).
+    #[inline]
+    pub fn in_hook(self) -> bool {
+        // SAFETY: `current` only makes live states, used on their own thread.
+        unsafe { (*self.0).tracing != 0 }
+    }
+
+    /// The profile hook: `(c_profilefunc, c_profileobj)` (NULL when none).
+    #[inline]
+    pub fn profile_hook(self) -> (*mut c_void, *mut ffi::PyObject) {
+        // SAFETY: as `in_hook`.
+        unsafe {
+            (
+                (*self.0).c_profilefunc,
+                (*self.0).c_profileobj as *mut ffi::PyObject,
+            )
+        }
+    }
+
+    /// The trace hook: `(c_tracefunc, c_traceobj)` (NULL when none).
+    #[inline]
+    pub fn trace_hook(self) -> (*mut c_void, *mut ffi::PyObject) {
+        // SAFETY: as `in_hook`.
+        unsafe {
+            (
+                (*self.0).c_tracefunc,
+                (*self.0).c_traceobj as *mut ffi::PyObject,
+            )
+        }
+    }
+
+    /// The state, for the C API.
+    #[inline]
+    pub fn as_ptr(self) -> *mut ffi::PyThreadState {
+        self.0 as *mut ffi::PyThreadState
+    }
+
     /// `Py_EnterRecursiveCall("")` without the call: 3.11's inline version decrements
     /// `recursion_remaining` and only calls into CPython (for the RecursionError) when it
     /// runs out. Returns false with RecursionError set.

@@ -327,6 +327,7 @@ impl<'a> Emit<'a> {
         regs: Value,
         out: Value,
         ts: Value,
+        report_hooks: bool,
     ) -> Block {
         let exit = self.b.create_block();
         self.b.append_block_param(exit, types::I64);
@@ -375,6 +376,36 @@ impl<'a> Emit<'a> {
             .ins()
             .brif(was, pop, &[], done, &[BlockArg::Value(status)]);
         self.b.switch_to_block(pop);
+        // Its frame exists, so it called out: a trace or profile hook may have come on.
+        let hooks = self.hooks_loaded(ts);
+        let traced = self.b.create_block();
+        self.b.set_cold_block(traced);
+        let popping = self.b.create_block();
+        self.b.append_block_param(popping, types::I64);
+        self.b
+            .ins()
+            .brif(hooks, traced, &[], popping, &[BlockArg::Value(status)]);
+        self.b.switch_to_block(traced);
+        let r = self
+            .call(
+                crate::tracing::inline_exit as *const () as usize,
+                &[self.ptr, types::I64],
+                Some(types::I64),
+                &[out, status],
+            )
+            .expect("returns");
+        // 1: its `return` event given (status as it was); 3: the event raised.
+        let raised = self.b.ins().icmp_imm_s(IntCC::Equal, r, 3);
+        let one = self.b.ins().iconst(types::I64, 1);
+        let status = self.b.ins().select(raised, one, status);
+        let status = if report_hooks {
+            self.hooked_status(status)
+        } else {
+            status
+        };
+        self.b.ins().jump(popping, &[BlockArg::Value(status)]);
+        self.b.switch_to_block(popping);
+        let status = self.b.block_params(popping)[0];
         self.pop_frame(ctx.1.frame, ts);
         self.b.ins().jump(done, &[BlockArg::Value(status)]);
         done
@@ -941,15 +972,7 @@ impl<'a> Emit<'a> {
     /// then enters (`leave_recursion` leaves it). Anything else branches to `fail`.
     pub fn enter_checked(&mut self, ts: Value, limit: Value, fail: Block) {
         use crate::cpy::tstate_offset;
-        let prof = self
-            .b
-            .ins()
-            .load(self.ptr, mem(), ts, tstate_offset::PROFILEFUNC);
-        let trace = self
-            .b
-            .ins()
-            .load(self.ptr, mem(), ts, tstate_offset::TRACEFUNC);
-        let hooked = self.b.ins().bor(prof, trace);
+        let hooked = self.hooks_loaded(ts);
         self.fail_if(hooked, fail);
         let sp = self.b.ins().get_stack_pointer(self.ptr);
         let deep = self.b.ins().icmp(IntCC::UnsignedLessThan, sp, limit);
@@ -968,6 +991,19 @@ impl<'a> Emit<'a> {
             .ins()
             .store(mem(), left, ts, tstate_offset::RECURSION_REMAINING);
     }
+    /// Non-zero when a trace or profile function is set on thread state `ts`.
+    fn hooks_loaded(&mut self, ts: Value) -> Value {
+        use crate::cpy::tstate_offset;
+        let prof = self
+            .b
+            .ins()
+            .load(self.ptr, mem(), ts, tstate_offset::PROFILEFUNC);
+        let trace = self
+            .b
+            .ins()
+            .load(self.ptr, mem(), ts, tstate_offset::TRACEFUNC);
+        self.b.ins().bor(prof, trace)
+    }
     /// Leaves the recursion level `enter_checked` entered.
     pub fn leave_recursion(&mut self, ts: Value) {
         use crate::cpy::tstate_offset;
@@ -981,9 +1017,18 @@ impl<'a> Emit<'a> {
             .store(mem(), left, ts, tstate_offset::RECURSION_REMAINING);
     }
     /// A native call's status once its code returned: when it left for tier 1 instead
-    /// (2 + pc: its code was invalidated meanwhile), the call is finished there
-    /// (`helpers::resume`), whose status (0 or 1) is the call's.
-    pub fn finish_if_left(&mut self, status: Value, ctx: Value, regs: Value, out: Value) -> Value {
+    /// (2 + pc: its code was invalidated meanwhile, or a trace or profile hook came on),
+    /// the call is finished there (`helpers::resume`), whose status (0 or 1) is the call's;
+    /// with `report_hooks`, a call that returned with a hook on is status 2 (the caller
+    /// then leaves for tier 1 too: `tracing`).
+    pub fn finish_if_left(
+        &mut self,
+        status: Value,
+        ctx: Value,
+        regs: Value,
+        out: Value,
+        report_hooks: bool,
+    ) -> Value {
         let ptr = self.ptr;
         let ran = self.b.create_block();
         self.b.append_block_param(ran, types::I64);
@@ -1005,6 +1050,11 @@ impl<'a> Emit<'a> {
                 &[ctx, regs, status, out],
             )
             .expect("returns");
+        let resumed = if report_hooks {
+            self.hooked_status(resumed)
+        } else {
+            resumed
+        };
         self.b.ins().jump(ran, &[BlockArg::Value(resumed)]);
         self.b.switch_to_block(ran);
         self.b.block_params(ran)[0]
@@ -1289,6 +1339,48 @@ impl<'a> Emit<'a> {
         self.b.switch_to_block(go);
     }
 
+    /// Status `status` of a finished call (0 or 1), made 2 when it returned with a trace or
+    /// profile hook on (slow paths only).
+    fn hooked_status(&mut self, status: Value) -> Value {
+        let on = self
+            .call(
+                crate::tracing::hooks_on as *const () as usize,
+                &[],
+                Some(types::I64),
+                &[],
+            )
+            .expect("returns");
+        let returned = self.b.ins().icmp_imm_s(IntCC::Equal, status, 0);
+        let on = self.b.ins().icmp_imm_s(IntCC::NotEqual, on, 0);
+        let both = self.b.ins().band(returned, on);
+        let two = self.b.ins().iconst(types::I64, 2);
+        self.b.ins().select(both, two, status)
+    }
+
+    /// Leaves for tier 1 at instruction `at` if a trace or profile hook is on (`tracing`);
+    /// nothing inside a callee emitted inline (its exit reports the hook to the caller).
+    pub fn leave_if_hooked(&mut self, at: usize) {
+        if self.inlining {
+            return;
+        }
+        let ctx = self.s.ctx_v.expect("prologue ran");
+        let ts = self.b.ins().load(
+            self.ptr,
+            mem(),
+            ctx,
+            std::mem::offset_of!(Ctx, tstate) as i32,
+        );
+        let on = self.hooks_loaded(ts);
+        let leave = self.b.create_block();
+        self.b.set_cold_block(leave);
+        self.fail_if(on, leave);
+        let go = self.b.create_block();
+        self.b.ins().jump(go, &[]);
+        self.b.switch_to_block(leave);
+        self.return_status(2 + at as i64);
+        self.b.switch_to_block(go);
+    }
+
     fn return_status(&mut self, status: i64) {
         let v = self.b.ins().iconst(types::I64, status);
         self.leave(v);
@@ -1304,6 +1396,11 @@ impl<'a> Emit<'a> {
         if let crate::lower::LKind::Op(op) = self.c.linear.insts[pc].kind {
             if self.c.linear.in_cycle[pc] && !crate::quick::tiers_of(op.kind()).1.is_empty() {
                 self.leave_if_replaced(pc + 1);
+            }
+            // A trace or profile hook installed meanwhile (by a signal handler, or by
+            // something a call ran): its events come from tier 1.
+            if matches!(op, Op::EvalBreaker {} | Op::Call { .. } | Op::CallEx { .. }) {
+                self.leave_if_hooked(pc + 1);
             }
         }
         let next = self.s.blocks[pc + 1];
@@ -1351,6 +1448,50 @@ impl<'a> Emit<'a> {
         // raise_at never continues here (the status after a raise is never 0).
         self.b.ins().jump(ok, &[]);
         self.b.switch_to_block(ok);
+    }
+
+    /// The end of a direct call at `pc` whose callee's status is `status` (0 returned, 1
+    /// raised, 2 returned with a trace or profile hook on) and result is in `out`: raises
+    /// as `raise_if` does; else stores the result in `dst` and goes to `done`, except that
+    /// with a hook on this function goes on in tier 1 from the next instruction (`tracing`;
+    /// inside a callee emitted inline, whose own exit reports it, it goes on here).
+    pub fn finish_direct_call(
+        &mut self,
+        pc: usize,
+        status: Value,
+        out: Value,
+        dst: u32,
+        done: Block,
+    ) {
+        let not_ok = self.b.create_block();
+        self.b.set_cold_block(not_ok);
+        let ok = self.b.create_block();
+        self.b.ins().brif(status, not_ok, &[], ok, &[]);
+        self.b.switch_to_block(not_ok);
+        let raised = self.b.ins().icmp_imm_s(IntCC::Equal, status, 1);
+        let hooked = self.b.create_block();
+        self.b.set_cold_block(hooked);
+        self.raise_if(pc, raised);
+        self.b.ins().jump(hooked, &[]);
+        self.b.switch_to_block(hooked);
+        self.store_out(out, dst);
+        if self.inlining {
+            self.b.ins().jump(done, &[]);
+        } else {
+            self.return_status(2 + pc as i64 + 1);
+        }
+        self.b.switch_to_block(ok);
+        self.store_out(out, dst);
+        self.b.ins().jump(done, &[]);
+    }
+
+    /// Moves the Value at `out` into register `dst`, releasing the old value after it
+    /// (as CPython stores a call's result).
+    fn store_out(&mut self, out: Value, dst: u32) {
+        let t = self.b.ins().load(types::I64, mem(), out, 0);
+        let p = self.b.ins().load(types::I64, mem(), out, 8);
+        self.reset(dst);
+        self.store_reg(dst, t, p);
     }
 
     /// Calls a helper running instruction `pc` with the status protocol, where -1 means

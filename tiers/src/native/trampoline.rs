@@ -148,6 +148,18 @@ fn slot_checks(e: &mut Emit, nargs: usize, abi: WrapperAbi, invalid: usize, p: &
     }
 }
 
+/// Whether `c` makes calls (Call, CallEx): its code then runs as a native function of
+/// its own, not inline in the trampoline, so that it can leave for tier 1 after a call
+/// (a trace or profile hook switched on: `tracing`).
+fn calls_out(c: &Compiled) -> bool {
+    c.linear.insts.iter().any(|i| {
+        matches!(
+            i.kind,
+            crate::lower::LKind::Op(tiered_ir::Op::Call { .. } | tiered_ir::Op::CallEx { .. })
+        )
+    })
+}
+
 /// Emits the trampoline of `e.c` (whose `plain_arity` is `nargs`) in `form`; `main` is
 /// the function's native entry. A function without loops is emitted inline right here
 /// (its context then written only where something reads it); others are called.
@@ -218,9 +230,9 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
         frame,
         regs,
     };
-    let status = if loop_free(c) {
+    let status = if loop_free(c) && !calls_out(c) {
         // Its frame is pushed lazily (see `Emit::inline_body`).
-        let returned = e.inline_body(c, (ctx, fill), regs, out, ts);
+        let returned = e.inline_body(c, (ctx, fill), regs, out, ts, false);
         e.b.switch_to_block(returned);
         e.b.block_params(returned)[0]
     } else {
@@ -236,7 +248,7 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
         let start = e.b.ins().iconst(types::I32, 0);
         let call = e.b.ins().call(main, &[ctx, regs, start, out]);
         let status = e.b.inst_results(call)[0];
-        let status = e.finish_if_left(status, ctx, regs, out);
+        let status = e.finish_if_left(status, ctx, regs, out, false);
         e.pop_frame(frame, ts);
         status
     };

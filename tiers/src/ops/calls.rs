@@ -111,6 +111,8 @@ pub unsafe fn call(
     let c = shape(ctx, kwnames, ptrs);
     let r = if ffi::PyFunction_Check(c.callable) != 0 {
         crate::runtime::call_function(ctx.tstate, c.callable, c.args, c.nargsf, c.kwnames)
+    } else if ctx.tstate.tracing() {
+        crate::tracing::call_c(ctx.tstate, c.callable, c.args, c.nargsf, c.kwnames)
     } else {
         ffi::PyObject_Vectorcall(c.callable, c.args, c.nargsf, c.kwnames)
     };
@@ -667,6 +669,12 @@ pub(crate) fn emit_call(
     }
     e.b.switch_to_block(helper);
     e.call_guarded_helper(pc, crate::native::helpers::call as *const () as usize, fail);
+    // No eval breaker check follows a direct call's site (`events::emit_eval_breaker`):
+    // a callee run through the helper may have switched a trace or profile hook on.
+    // SAFETY: as above.
+    if unsafe { direct(e.c, pc) }.is_some() {
+        e.leave_if_hooked(pc + 1);
+    }
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(done);
     Some(v.name())
@@ -891,7 +899,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         // The callee's code right here: no call, no prologue, no entry dispatch, its
         // context written and its frame pushed only where something reads them; its exits
         // only ever return 0 or 1 (it has no loop to leave for tier 1 from).
-        let returned = e.inline_body(d.callee, (cctx, fill), cregs, out, ts);
+        let returned = e.inline_body(d.callee, (cctx, fill), cregs, out, ts, true);
         e.b.switch_to_block(returned);
         e.b.block_params(returned)[0]
     } else {
@@ -908,7 +916,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
                 &[cctx, cregs, start, out],
             )
             .expect("returns");
-        let status = e.finish_if_left(status, cctx, cregs, out);
+        let status = e.finish_if_left(status, cctx, cregs, out, true);
         e.pop_frame(frame, ts);
         status
     };
@@ -916,13 +924,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     // (with its frame unlinked, as CPython clears a popped frame).
     e.leave_recursion(ts);
     e.release_registers(d.callee, cregs);
-    e.raise_if(pc, status);
-    // As CPython stores a call's result: the old value is released after the call.
-    let t = e.b.ins().load(types::I64, mem(), out, 0);
-    let p = e.b.ins().load(types::I64, mem(), out, 8);
-    e.reset(inst.dst);
-    e.store_reg(inst.dst, t, p);
-    e.b.ins().jump(done, &[]);
+    e.finish_direct_call(pc, status, out, inst.dst, done);
 }
 
 /// The `list.append` method descriptor (static: it lives as long as the list type).

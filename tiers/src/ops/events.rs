@@ -35,7 +35,17 @@ pub unsafe fn init() -> PyResult<()> {
 #[inline(never)]
 pub(crate) unsafe fn handle_eval_breaker() -> PyResult<()> {
     let f = NOOP.with(|f| *f);
+    // With a trace or profile hook on, the no-op itself is not reported to it (as while a
+    // hook runs: `tracing`).
+    let ts = crate::cpy::ThreadState::current();
+    let hooked = ts.tracing();
+    if hooked {
+        ffi::PyThreadState_EnterTracing(ts.as_ptr());
+    }
     let r = ffi::PyObject_CallNoArgs(f);
+    if hooked {
+        ffi::PyThreadState_LeaveTracing(ts.as_ptr());
+    }
     if !r.is_null() {
         ffi::Py_DECREF(r);
         return Ok(());
@@ -97,8 +107,8 @@ unsafe fn make_noop() -> *mut ffi::PyObject {
 }
 
 /// The native template of EvalBreaker: one load and a branch; when the breaker is set the
-/// op runs in tier 1 (its slow path). Nothing is emitted right after a call quickened as a
-/// call of Python code (as in CPython, the callee checked at its entry), nor inside a
+/// op runs in tier 1 (its slow path). Nothing is emitted right after a direct native call
+/// of Python code (as in CPython, the callee checked at its entry), nor inside a
 /// callee emitted inline: it is loop-free and short, so the caller's next check comes
 /// within a few ops (measured: the check at an inlined callee's entry cost flat_rep(7)
 /// 21 instructions per iteration, 12%, through register pressure in the loop).
@@ -114,7 +124,10 @@ pub(crate) fn emit_eval_breaker(e: &mut Emit, pc: usize) -> Option<&'static str>
                 crate::ops::calls::CallVariant::PyFunction { .. }
                     | crate::ops::calls::CallVariant::Tiered { .. }
             )
-        );
+        )
+        // Emitted as a direct native call (a callee run through a helper may have left a
+        // trace or profile hook on: `tracing`). SAFETY: compiling, with the GIL held.
+        && unsafe { crate::ops::calls::direct(e.c, pc - 1) }.is_some();
     if !after_python_call && !e.inlining() {
         let slow = e.slow_block();
         let addr =
