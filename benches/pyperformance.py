@@ -41,6 +41,7 @@ CHILD = r'''
 import argparse, asyncio, builtins, json, os, runpy, sys, time, types
 
 engine, script, warmups, runs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+extra = json.loads(sys.argv[5])
 registered = []
 
 class Runner:
@@ -49,7 +50,7 @@ class Runner:
         self.argparser = argparse.ArgumentParser()
         self.args = None
     def parse_args(self, args=None):
-        self.args = self.argparser.parse_args([])
+        self.args = self.argparser.parse_args(extra)
         return self.args
     def bench_func(self, name, func, *args, inner_loops=None, **k):
         registered.append(("func", name, func, args))
@@ -157,10 +158,12 @@ def benchmarks_dir(source: str | None) -> str:
     return bench
 
 
-def stdlib_only(bench: str) -> list[str]:
+def stdlib_only(bench: str) -> list[tuple[str, str, list[str]]]:
+    """(name, script, extra options) of every stdlib-only benchmark and variant (a
+    benchmark directory's own pyproject.toml and its bm_*.toml files each name one)."""
     import tomllib
 
-    names = []
+    out = []
     for d in sorted(glob.glob(os.path.join(bench, "bm_*"))):
         script = os.path.join(d, "run_benchmark.py")
         try:
@@ -172,17 +175,23 @@ def stdlib_only(bench: str) -> list[str]:
             continue
         if "bench_command" in open(script).read():
             continue
-        names.append(os.path.basename(d)[3:])
-    return names
+        variants = {}
+        for f in [os.path.join(d, "pyproject.toml")] + sorted(glob.glob(os.path.join(d, "bm_*.toml"))):
+            tp = tomllib.load(open(f, "rb")).get("tool", {}).get("pyperformance", {})
+            name = tp.get("name") or os.path.basename(d)[3:]
+            variants[name] = list(tp.get("extra_opts", []))
+        out.extend((name, script, opts) for name, opts in sorted(variants.items()))
+    return out
 
 
-def run_one(bench: str, name: str, engine: str, warmups: int, runs: int, timeout: float):
-    script = os.path.join(bench, "bm_" + name, "run_benchmark.py")
+def run_one(script: str, extra: list[str], engine: str, warmups: int, runs: int,
+            timeout: float):
     env = dict(os.environ)
     if engine == "cpython":
         env["TIERED_DISABLE"] = "1"
     try:
-        p = subprocess.run([sys.executable, "-c", CHILD, engine, script, str(warmups), str(runs)],
+        p = subprocess.run([sys.executable, "-c", CHILD, engine, script, str(warmups), str(runs),
+                            json.dumps(extra)],
                            capture_output=True, text=True, env=env, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"error": f"timed out after {timeout:.0f} s"}
@@ -206,14 +215,14 @@ def main() -> int:
     names = stdlib_only(bench)
     if a.only:
         wanted = a.only.split(",")
-        names = [n for n in names if n in wanted]
+        names = [n for n in names if n[0] in wanted]
     rows = []
-    for name in names:
+    for name, script, extra in names:
         best = {"cpython": None, "tiered": None}
         info = {}
         for _ in range(a.rounds):
             for engine in ("cpython", "tiered"):
-                r = run_one(bench, name, engine, a.warmups, a.runs, a.timeout)
+                r = run_one(script, extra, engine, a.warmups, a.runs, a.timeout)
                 if "error" in r:
                     info.setdefault("error", f"{engine}: {r['error']}")
                     continue
@@ -221,7 +230,9 @@ def main() -> int:
                 if best[engine] is None or total < best[engine][0]:
                     best[engine] = (total, r)
         row = {"name": name}
-        if best["cpython"] and best["tiered"]:
+        if best["cpython"] and best["cpython"][0] <= 0:
+            info.setdefault("error", "nothing timed (no bench_func/bench_time_func ran)")
+        elif best["cpython"] and best["tiered"]:
             c, t = best["cpython"][1], best["tiered"][1]
             row.update(cpython=best["cpython"][0], tiered=best["tiered"][0],
                        ratio=best["tiered"][0] / best["cpython"][0],

@@ -128,8 +128,9 @@ MORE_SUITES = [
 # Suites whose tests read frames, build classes and call functions by identity (issue 10):
 # typing and enum take `__module__` from the caller's frame, doctest's finder walks
 # functions, timeit generates code and reads globals through an alias, dataclasses
-# execs generated methods, contextlib's tests check tracebacks. Slower than the rest, so
-# they run on two of the test paths (tier 1 quickened, default thresholds) only.
+# execs generated methods, contextlib's tests check tracebacks. Slower than the rest
+# (about a minute together), so they run on the default-thresholds path only (each suite
+# program sets its own tier-up threshold anyway).
 FRAME_SUITES = [
     ("typing", "test.test_typing"),
     ("enum", "test.test_enum"),
@@ -175,9 +176,8 @@ print(r.testsRun, len(r.failures) + len(r.errors), sum(x["interp_calls"] + x["na
 def _frame_suites():
     import os
 
-    on = os.environ.get("TIERED_PYTEST_DEFAULT") == "1" or (
-        os.environ.get("TIERED_JIT") == "0" and os.environ.get("TIERED_QUICKEN") != "0")
-    mark = [] if on else [pytest.mark.skip(reason="runs on the tier-1-quickened and default paths")]
+    on = os.environ.get("TIERED_PYTEST_DEFAULT") == "1"
+    mark = [] if on else [pytest.mark.skip(reason="runs on the default-thresholds path")]
     return [pytest.param(m, t, marks=mark) for m, t in FRAME_SUITES]
 
 

@@ -260,10 +260,16 @@ impl Compiled {
                     ));
                 }
                 if detail {
-                    s.push_str("\n\n== Cranelift IR ==\n");
-                    s.push_str(&code.clif);
-                    s.push_str("\n== machine code ==\n");
-                    s.push_str(&code.disasm);
+                    // SAFETY: dumping runs with the GIL held.
+                    match unsafe { crate::native::listings(self) } {
+                        Ok((clif, disasm)) => {
+                            s.push_str("\n\n== Cranelift IR ==\n");
+                            s.push_str(&clif);
+                            s.push_str("\n== machine code ==\n");
+                            s.push_str(&disasm);
+                        }
+                        Err(e) => s.push_str(&format!("\n\n(listings failed: {e})")),
+                    }
                 }
                 s
             }
