@@ -13,9 +13,10 @@ small stand-in for `pyperf` that records what it registers (`bench_func`,
 processes, are left out). For the tiered engine every function of the benchmark module
 and of its classes (staticmethods and classmethods included) is replaced by one tiered
 wrapper before anything runs, so internal calls go through tiered too. Each engine then
-runs the registered work `--warmups` times untimed and `--runs` times timed; the engines
-alternate, in separate processes, `--rounds` times per benchmark, and the best time of
-each engine is kept. The same work runs on both sides, and what it returns (one extra
+runs the registered work `--warmups` times (and at least half a second) untimed, then
+`--runs` timed runs of as many calls as last 0.1 s, and keeps the best time per call;
+the engines alternate, in separate processes, `--rounds` times per benchmark, and the
+best time of each engine is kept. The same work runs on both sides, and what it returns (one extra
 call, repr'd) must be equal, else the row says so. Per benchmark the table gives the
 ratio tiered/CPython (lower is faster), how many of the benchmark's functions ran in our
 tiers, how many of their calls fell back, and the deopt count; then the geometric mean.
@@ -125,12 +126,22 @@ for kind, name, func, args in registered:
     if kind == "command":
         out["skipped"] = "bench_command"
         continue
-    for _ in range(warmups):
-        once(kind, func, args)
+    # Warm-up: `warmups` calls and at least half a second (tier-up and compiles happen
+    # here); then `runs` timed runs of enough calls to last 0.1 s each; the best run's
+    # time per call counts.
+    t0 = time.perf_counter()
+    n = 0
+    while n < warmups or time.perf_counter() - t0 < 0.5:
+        t, r = once(kind, func, args)
+        n += 1
+    loops = max(1, int(0.1 / max(t, 1e-6)))
     best = None
     for _ in range(runs):
-        t, r = once(kind, func, args)
-        best = t if best is None else min(best, t)
+        total = 0.0
+        for _ in range(loops):
+            t, r = once(kind, func, args)
+            total += t
+        best = total / loops if best is None else min(best, total / loops)
     out["times"][name] = best
     out["results"][name] = repr(r)[:200]
 if engine == "tiered":
