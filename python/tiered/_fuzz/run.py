@@ -209,6 +209,12 @@ def worker_main(phase_file: str | None) -> int:
     global _PHASE_FILE
     _PHASE_FILE = phase_file
     sys.setrecursionlimit(3000)
+    # A program that allocates without bound gets a MemoryError (on either side, so a
+    # difference shows) instead of the machine's OOM killer.
+    import resource
+
+    limit = WORKER_MEMORY
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     for line in sys.stdin:
         req = json.loads(line)
         try:
@@ -220,8 +226,18 @@ def worker_main(phase_file: str | None) -> int:
     return 0
 
 
+#: Address space a worker may use.
+WORKER_MEMORY = 8 << 30
+
+#: Programs a worker checks before it is replaced: native code of functions that are gone
+#: is not freed yet (about 150 KB per compiled function), and each program compiles a few
+#: hundred of them over its paths; an hour in one worker reached 24 GB.
+PROGRAMS_PER_WORKER = 50
+
+
 class Worker:
-    """A worker process, replaced when it dies or hangs."""
+    """A worker process, replaced when it dies or hangs, and after
+    `PROGRAMS_PER_WORKER` programs."""
 
     def __init__(self) -> None:
         import tempfile
@@ -232,6 +248,7 @@ class Worker:
         for k in ("TIERED_DISABLE", "TIERED_STRICT", "TIERED_JIT", "TIERED_QUICKEN",
                   "TIERED_JIT_THRESHOLD", "TIERED_OSR_THRESHOLD"):
             env.pop(k, None)
+        self.answered = 0
         self.p = subprocess.Popen(
             [sys.executable, "-X", "faulthandler", "-m", "tiered._fuzz.run", "--worker", self.phase_file],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -457,7 +474,8 @@ def fuzz(seconds: float, seed: int, count: int | None, paths: list[str], save: s
                 done.append((i, workers[i].stuck(now - t0)))
         for i, verdict in done:
             s, src, _ = busy.pop(i)
-            if workers[i].p.poll() is not None:
+            workers[i].answered += 1
+            if workers[i].p.poll() is not None or workers[i].answered >= PROGRAMS_PER_WORKER:
                 workers[i].close()
                 workers[i] = Worker()
             if verdict["status"] == "skip":
