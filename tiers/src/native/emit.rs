@@ -1330,9 +1330,15 @@ impl<'a> Emit<'a> {
         }
         let fa = self.b.ins().iconst(self.ptr, self.invalid_flag as i64);
         let invalid = self.b.ins().load(types::I8, mem(), fa, 0);
+        self.leave_if(invalid, at);
+    }
+
+    /// Leaves for tier 1 at instruction `at` when `cond` is non-zero (a cold exit), else
+    /// goes on in a fresh block.
+    fn leave_if(&mut self, cond: Value, at: usize) {
         let leave = self.b.create_block();
         self.b.set_cold_block(leave);
-        self.fail_if(invalid, leave);
+        self.fail_if(cond, leave);
         let go = self.b.current_block().expect("in a block");
         self.b.switch_to_block(leave);
         self.return_status(2 + at as i64);
@@ -1371,14 +1377,7 @@ impl<'a> Emit<'a> {
             std::mem::offset_of!(Ctx, tstate) as i32,
         );
         let on = self.hooks_loaded(ts);
-        let leave = self.b.create_block();
-        self.b.set_cold_block(leave);
-        self.fail_if(on, leave);
-        let go = self.b.create_block();
-        self.b.ins().jump(go, &[]);
-        self.b.switch_to_block(leave);
-        self.return_status(2 + at as i64);
-        self.b.switch_to_block(go);
+        self.leave_if(on, at);
     }
 
     fn return_status(&mut self, status: i64) {
