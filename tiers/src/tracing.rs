@@ -186,14 +186,6 @@ pub unsafe extern "C" fn inline_exit(out: *mut Value, status: i64) -> i64 {
     }
 }
 
-/// Whether a hook is on for the calling thread (native code's slow paths).
-///
-/// # Safety
-/// GIL held.
-pub unsafe extern "C" fn hooks_on() -> i64 {
-    ThreadState::current().tracing() as i64
-}
-
 /// A call of a C function from tier 1 with a hook on (CPython's `trace_call_function` and
 /// `C_TRACE`): `c_call`, then the call, then `c_return` or `c_exception`, each to the
 /// profile function, naming the builtin (a method descriptor is bound to its `self`

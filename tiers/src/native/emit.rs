@@ -399,7 +399,7 @@ impl<'a> Emit<'a> {
         let one = self.b.ins().iconst(types::I64, 1);
         let status = self.b.ins().select(raised, one, status);
         let status = if report_hooks {
-            self.hooked_status(status)
+            self.hooked_status(status, ts)
         } else {
             status
         };
@@ -1051,7 +1051,11 @@ impl<'a> Emit<'a> {
             )
             .expect("returns");
         let resumed = if report_hooks {
-            self.hooked_status(resumed)
+            let ts = self
+                .b
+                .ins()
+                .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tstate) as i32);
+            self.hooked_status(resumed, ts)
         } else {
             resumed
         };
@@ -1346,16 +1350,9 @@ impl<'a> Emit<'a> {
     }
 
     /// Status `status` of a finished call (0 or 1), made 2 when it returned with a trace or
-    /// profile hook on (slow paths only).
-    fn hooked_status(&mut self, status: Value) -> Value {
-        let on = self
-            .call(
-                crate::tracing::hooks_on as *const () as usize,
-                &[],
-                Some(types::I64),
-                &[],
-            )
-            .expect("returns");
+    /// profile hook on thread state `ts` (slow paths only).
+    fn hooked_status(&mut self, status: Value, ts: Value) -> Value {
+        let on = self.hooks_loaded(ts);
         let returned = self.b.ins().icmp_imm_s(IntCC::Equal, status, 0);
         let on = self.b.ins().icmp_imm_s(IntCC::NotEqual, on, 0);
         let both = self.b.ins().band(returned, on);

@@ -655,13 +655,17 @@ pub(crate) fn emit_call(
     };
     let done = e.b.create_block();
     let helper = e.b.create_block();
+    let mut is_direct = false;
     if let CallVariant::Builtin { callable } = v {
         emit_builtin(e, pc, callable, helper, done);
     } else {
         // SAFETY: compiling runs with the GIL held; `direct` only reads objects the
         // site's specialization keeps alive.
         match unsafe { direct(e.c, pc) } {
-            Some(d) => emit_direct(e, pc, &d, helper, done),
+            Some(d) => {
+                is_direct = true;
+                emit_direct(e, pc, &d, helper, done);
+            }
             None => {
                 e.b.ins().jump(helper, &[]);
             }
@@ -671,8 +675,7 @@ pub(crate) fn emit_call(
     e.call_guarded_helper(pc, crate::native::helpers::call as *const () as usize, fail);
     // No eval breaker check follows a direct call's site (`events::emit_eval_breaker`):
     // a callee run through the helper may have switched a trace or profile hook on.
-    // SAFETY: as above.
-    if unsafe { direct(e.c, pc) }.is_some() {
+    if is_direct {
         e.leave_if_hooked(pc + 1);
     }
     e.b.ins().jump(done, &[]);
