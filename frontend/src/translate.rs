@@ -575,16 +575,7 @@ impl Tx<'_, '_> {
             .push_inst(self.block, op, args, unwind, self.ins.offset);
         // Every op records the locals as they are before it runs: what CPython's frame
         // holds there, should anything read it (locals(), a traceback, a profiler).
-        let state = match self.b.state_ids.get(&self.st.locals) {
-            Some(&id) => id,
-            None => {
-                let id = self.b.f.states.len() as u32;
-                self.b.f.states.push(self.st.locals.clone());
-                self.b.state_ids.insert(self.st.locals.clone(), id);
-                id
-            }
-        };
-        self.b.f.insts[i].state = Some(state);
+        self.b.f.insts[i].state = Some(self.state());
         let results = self.b.f.insts[i].results.clone();
         if !matches!(op, Op::Null {}) {
             // Only Null, LoadMethod's first result and ForIter's item can be NULL, and
@@ -593,6 +584,18 @@ impl Tx<'_, '_> {
             self.b.bound.extend(results.iter().copied());
         }
         Ok(results)
+    }
+    /// The index of the frame state holding the current locals (shared between equal ones).
+    fn state(&mut self) -> u32 {
+        match self.b.state_ids.get(&self.st.locals) {
+            Some(&id) => id,
+            None => {
+                let id = self.b.f.states.len() as u32;
+                self.b.f.states.push(self.st.locals.clone());
+                self.b.state_ids.insert(self.st.locals.clone(), id);
+                id
+            }
+        }
     }
     fn emit1(&mut self, op: Op, args: Vec<Value>) -> Result<Value, Stop> {
         Ok(self.emit(op, args)?[0])
@@ -1042,6 +1045,8 @@ impl Tx<'_, '_> {
             }
             op::RETURN_VALUE => {
                 let v = self.pop()?;
+                let state = self.state();
+                self.b.f.blocks[self.block].term_state = Some(state);
                 return Ok(Some(Terminator::Return(v)));
             }
             op::RAISE_VARARGS => {

@@ -90,6 +90,10 @@ pub struct BlockData {
     pub offset: u32,
     /// Whether the block is an exception handler (entered with the exception as last param).
     pub is_handler: bool,
+    /// A Return's frame state (see `InstData::state`): the locals the frame still holds as
+    /// it returns. They count as read there, so they live until the function's exit,
+    /// where CPython releases them too, and not only until their last use.
+    pub term_state: Option<u32>,
 }
 
 /// One instruction.
@@ -182,6 +186,7 @@ impl Function {
             term: Terminator::Unreachable,
             offset,
             is_handler: false,
+            term_state: None,
         });
         self.layout.push(b);
         b

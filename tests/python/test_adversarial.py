@@ -1210,9 +1210,6 @@ def test_call_class(f, args, kwargs):
     check(f, *args, **kwargs)
 
 
-@pytest.mark.xfail(strict=True, reason="a deleted or rebound local's old value is released "
-                   "when its register is reused or the function returns, not at the del "
-                   "or rebinding (known, noted on issue 3)")
 def test_del_releases_at_once():
     check(cls_del, N)
 

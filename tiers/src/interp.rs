@@ -171,7 +171,22 @@ unsafe fn run_body(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Valu
                 // branch: it tiers up like any other back edge.
                 follow!(e);
             }
-            LKind::Return(r) => return Ok(std::mem::take(&mut regs[r as usize])),
+            LKind::Drop { start, len } => {
+                release(lin, start, len, regs);
+                pc += 1;
+            }
+            LKind::Return { reg, kept: false } => {
+                return Ok(std::mem::take(&mut regs[reg as usize]))
+            }
+            LKind::Return { reg, kept: true } => {
+                let v = &mut regs[reg as usize];
+                // One object for both (module invariant of `value`).
+                if v.box_in_place().is_err() {
+                    crate::traceback::add_frame(ctx, pc);
+                    return Err(Raised);
+                }
+                return Ok(v.clone());
+            }
             LKind::Unreachable => {
                 ffi::PyErr_SetString(
                     ffi::PyExc_SystemError,
@@ -323,7 +338,8 @@ pub unsafe fn fail_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
 
 /// After a builtin iterator's `tp_iternext` returned NULL in native code at ForIter `pc`:
 /// an error (not StopIteration) leaves or enters the handler like any raising op (1 or
-/// 2 + handler); otherwise the loop is over: the item register NULL, the flag true (0).
+/// 2 + handler); otherwise the loop is over: the flag true (0), the item register as it
+/// was (see tier 1's ForIter).
 ///
 /// # Safety
 /// As `exec_at`.
@@ -335,7 +351,6 @@ pub unsafe fn for_iter_end_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
         ffi::PyErr_Clear();
     }
     let dst = ctx.compiled.linear.insts[pc].dst as usize;
-    regs[dst] = Value::Null;
     regs[dst + 1] = Value::Bool(true);
     0
 }
@@ -405,7 +420,17 @@ fn take_edge(
             regs[s as usize].clone()
         };
     }
+    release(lin, e.drops_start, e.drops_len, regs);
     Ok(())
+}
+
+/// Releases registers `lin.drops[start..start + len]` (values that died), each emptied
+/// before its object is released, as CPython's stores empty a slot first.
+#[inline]
+fn release(lin: &crate::lower::Linear, start: u32, len: u32, regs: &mut [Value]) {
+    for &r in &lin.drops[start as usize..(start + len) as usize] {
+        drop(std::mem::take(&mut regs[r as usize]));
+    }
 }
 
 /// Ops that read unboxed numbers themselves (quickened forms, truth tests); every other
@@ -588,8 +613,12 @@ unsafe fn exec(
                 None => ops::iter::for_iter(a!(0)),
             }
             .map_err(|_| Failure::New)?;
+            // Exhausted: the item register keeps what it holds (`lower::loop_carried`:
+            // the loop variable's last item, when they share it).
             let done = item.is_null();
-            regs[dst] = item;
+            if !done {
+                regs[dst] = item;
+            }
             regs[dst + 1] = Value::Bool(done);
         }
         Op::LoadAttr { name } => {

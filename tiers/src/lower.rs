@@ -24,8 +24,21 @@ pub enum LKind {
         /// Edge when false.
         else_edge: u32,
     },
-    /// Return register `0`.
-    Return(u32),
+    /// Release registers `drops[start..start + len]`: values that died here (see `lower`).
+    Drop {
+        /// Start in `Linear::drops`.
+        start: u32,
+        /// How many.
+        len: u32,
+    },
+    /// Return register `reg`: moved out, or copied when `kept` (a local of the frame
+    /// state it returns with, which a profiler's `return` event may still read).
+    Return {
+        /// The returned register.
+        reg: u32,
+        /// Whether the register keeps its value.
+        kept: bool,
+    },
     /// Control cannot get here.
     Unreachable,
 }
@@ -65,6 +78,12 @@ pub struct Edge {
     pub exc_reg: u32,
     /// Whether the edge goes backwards (a loop): where the interpreter polls for signals.
     pub backward: bool,
+    /// Range of `Linear::drops`: registers released after the moves, whose values die on
+    /// this edge (live in another successor, or, on an unwind edge, stack values above
+    /// the handler's depth).
+    pub drops_start: u32,
+    /// Number of drops.
+    pub drops_len: u32,
 }
 
 /// The compact linear form of a function.
@@ -97,6 +116,13 @@ pub struct Linear {
     /// Frame states: per locals-plus slot, the register holding its value (see
     /// `tiered_ir::InstData::state`).
     pub states: Vec<Vec<u32>>,
+    /// Registers released by `LKind::Drop` instructions and edges.
+    pub drops: Vec<u32>,
+    /// The registers that may still own something once a Return ran: those of the frame
+    /// state it returns with, and constants' (every other value was released where it
+    /// died), so a caller releases only these after a return. Bool-only and NULL
+    /// registers aside, after an exception any register may own something.
+    pub at_return: Vec<u32>,
 }
 
 /// Lowers `f` (which must have no `Unsupported` ops to be executable; they lower anyway).
@@ -139,12 +165,29 @@ pub fn lower(f: &Function) -> Linear {
             reg.insert(p, reg[&a]);
         }
     }
-    // Instruction index of each block's first instruction.
+    // Which registers die where: per block, from the liveness below. Constants are left
+    // out: the code object keeps them alive, so when a register lets go of one cannot
+    // be observed, and they go at the exit (or when rewritten) as before.
+    let kept: HashSet<Value> = f
+        .insts
+        .iter()
+        .filter(|(_, d)| matches!(d.op, Op::Null {} | Op::Const { .. }))
+        .flat_map(|(_, d)| d.results.iter().copied())
+        .collect();
+    let plans: HashMap<Block, BlockPlan> = f
+        .layout
+        .iter()
+        .map(|&b| (b, plan_block(f, b, &live_in, &reg, &kept)))
+        .collect();
+    // Instruction index of each block's first instruction (its entry drops, if any).
     let mut start = HashMap::new();
     let mut pc = 0u32;
     for &b in &f.layout {
         start.insert(b, pc);
-        pc += f.blocks[b].insts.len() as u32 + 1;
+        let p = &plans[&b];
+        let drops = usize::from(!p.entry_drops.is_empty())
+            + p.insts.iter().filter(|i| !i.drops.is_empty()).count();
+        pc += (f.blocks[b].insts.len() + drops) as u32 + 1;
     }
     let r = |v: &Value| reg.get(v).copied().unwrap_or(0);
     // One scratch register breaks cycles of moves (a swap of two loop variables).
@@ -155,7 +198,7 @@ pub fn lower(f: &Function) -> Linear {
         ..Linear::default()
     };
     out.owning = (0..out.nregs).map(|x| x < out.nparams).collect();
-    let edge = |out: &mut Linear, c: &BlockCall, from: u32, exc: bool| -> u32 {
+    let edge = |out: &mut Linear, c: &BlockCall, from: u32, exc: bool, drops: &[u32]| -> u32 {
         let params = &f.blocks[c.block].params;
         let moves_start = out.moves.len() as u32;
         let parallel: Vec<(u32, u32)> = c
@@ -187,6 +230,8 @@ pub fn lower(f: &Function) -> Linear {
                 out.owning[r(p) as usize] = true;
             }
         }
+        let drops_start = out.drops.len() as u32;
+        out.drops.extend_from_slice(drops);
         out.edges.push(Edge {
             target,
             moves_start,
@@ -197,22 +242,59 @@ pub fn lower(f: &Function) -> Linear {
                 0
             },
             backward: target <= from,
+            drops_start,
+            drops_len: drops.len() as u32,
         });
         out.edges.len() as u32 - 1
     };
+    // A Drop instruction releasing `drops`, with the frame state of what follows it (the
+    // values it releases are in no later state, so that state is the frame as CPython
+    // has it there: what a line event's tracer sees).
+    let drop_inst = |out: &mut Linear, drops: &[u32], offset: u32, state: Option<u32>| {
+        let start = out.drops.len() as u32;
+        out.drops.extend_from_slice(drops);
+        out.insts.push(LInst {
+            kind: LKind::Drop {
+                start,
+                len: drops.len() as u32,
+            },
+            dst: 0,
+            args: 0,
+            nargs: 0,
+            unwind: NO_EDGE,
+            offset,
+            state: state.unwrap_or(NO_STATE),
+        });
+    };
     let cyclic = f.blocks_in_cycles();
     for (bi, &b) in f.layout.iter().enumerate() {
-        let n = f.blocks[b].insts.len() + 1;
-        out.in_cycle.extend(std::iter::repeat_n(cyclic[bi], n));
-        let last = last_uses(f, b, &live_in);
-        for &i in &f.blocks[b].insts {
+        let data = &f.blocks[b];
+        let plan = &plans[&b];
+        let term_offset = data
+            .insts
+            .last()
+            .map(|&i| f.insts[i].offset)
+            .unwrap_or(data.offset);
+        let state_from = |k: usize| match data.insts.get(k) {
+            Some(&i) => f.insts[i].state,
+            None => data.term_state,
+        };
+        let first = out.insts.len();
+        if !plan.entry_drops.is_empty() {
+            let offset = data
+                .insts
+                .first()
+                .map_or(term_offset, |&i| f.insts[i].offset);
+            drop_inst(&mut out, &plan.entry_drops, offset, state_from(0));
+        }
+        for (k, (&i, ip)) in data.insts.iter().zip(&plan.insts).enumerate() {
             let inst = &f.insts[i];
             let here = out.insts.len() as u32;
             let args = out.operands.len() as u32;
             out.operands.extend(inst.args.iter().map(r));
-            out.last_use.extend(last[&i].iter().copied());
+            out.last_use.extend(ip.last_use.iter().copied());
             let unwind = match &inst.unwind {
-                Some(c) => edge(&mut out, c, here, true),
+                Some(c) => edge(&mut out, c, here, true, &ip.unwind_drops),
                 None => NO_EDGE,
             };
             if !matches!(inst.op, Op::Null {}) {
@@ -229,40 +311,58 @@ pub fn lower(f: &Function) -> Linear {
                 offset: inst.offset,
                 state: inst.state.unwrap_or(NO_STATE),
             });
+            if !ip.drops.is_empty() {
+                drop_inst(&mut out, &ip.drops, inst.offset, state_from(k + 1));
+            }
         }
         let here = out.insts.len() as u32;
-        let offset = f.blocks[b]
-            .insts
-            .last()
-            .map(|&i| f.insts[i].offset)
-            .unwrap_or(f.blocks[b].offset);
-        let kind = match &f.blocks[b].term {
-            Terminator::Jump(c) => LKind::Jump(edge(&mut out, c, here, false)),
+        let succ = data.term.successors();
+        let kind = match &data.term {
+            Terminator::Jump(c) => LKind::Jump(edge(&mut out, c, here, false, &plan.edge_drops[0])),
             Terminator::Branch {
                 cond,
                 then_to,
                 else_to,
             } => LKind::Branch {
                 cond: r(cond),
-                then_edge: edge(&mut out, then_to, here, false),
-                else_edge: edge(&mut out, else_to, here, false),
+                then_edge: edge(&mut out, then_to, here, false, &plan.edge_drops[0]),
+                else_edge: edge(&mut out, else_to, here, false, &plan.edge_drops[1]),
             },
-            Terminator::Return(v) => LKind::Return(r(v)),
+            Terminator::Return(v) => LKind::Return {
+                reg: r(v),
+                kept: data
+                    .term_state
+                    .is_some_and(|s| f.states[s as usize].contains(v)),
+            },
             Terminator::Unreachable => LKind::Unreachable,
         };
+        debug_assert_eq!(succ.len(), plan.edge_drops.len());
         out.insts.push(LInst {
             kind,
             dst: 0,
             args: 0,
             nargs: 0,
             unwind: NO_EDGE,
-            offset,
-            state: NO_STATE,
+            offset: term_offset,
+            state: data.term_state.unwrap_or(NO_STATE),
         });
+        let n = out.insts.len() - first;
+        out.in_cycle.extend(std::iter::repeat_n(cyclic[bi], n));
     }
     for &(_, d, _) in &out.moves {
         out.owning[d as usize] = true;
     }
+    let mut at_return: HashSet<u32> = kept.iter().filter_map(|v| reg.get(v).copied()).collect();
+    for &b in &f.layout {
+        if let Terminator::Return(_) = f.blocks[b].term {
+            at_return.extend(term_reads(f, b).iter().filter_map(|v| reg.get(v).copied()));
+        }
+    }
+    out.at_return = at_return
+        .into_iter()
+        .filter(|&x| out.owning[x as usize])
+        .collect();
+    out.at_return.sort_unstable();
     out.states = f
         .states
         .iter()
@@ -278,6 +378,23 @@ fn reads<'f>(f: &'f Function, inst: &'f tiered_ir::InstData) -> impl Iterator<It
         None => &[],
     };
     inst.args.iter().chain(state).copied()
+}
+
+/// The values block `b`'s terminator reads: a Branch's condition; a Return's value and its
+/// frame state's (the locals the frame holds until it is cleared).
+fn term_reads(f: &Function, b: Block) -> Vec<Value> {
+    let data = &f.blocks[b];
+    match &data.term {
+        Terminator::Branch { cond, .. } => vec![*cond],
+        Terminator::Return(v) => {
+            let mut out = vec![*v];
+            if let Some(s) = data.term_state {
+                out.extend_from_slice(&f.states[s as usize]);
+            }
+            out
+        }
+        Terminator::Jump(_) | Terminator::Unreachable => vec![],
+    }
 }
 
 /// Orders a parallel copy `dst_i <- src_i` into sequential moves, using `tmp` to break
@@ -357,7 +474,18 @@ fn loop_carried(
                 {
                     continue;
                 }
-                if dead_after(f, live_in, d, at, p, (b, ci, k)) {
+                // A ForIter ending its block leaves the item register alone when the
+                // iterator is exhausted, so the side taken then may still read `p`
+                // there (the loop variable keeps its last item after the loop).
+                let exhausted = match (&inst.op, &f.blocks[d].term) {
+                    (Op::ForIter {}, Terminator::Branch { cond, .. })
+                        if *cond == inst.results[1] && at + 1 == f.blocks[d].insts.len() =>
+                    {
+                        Some(0)
+                    }
+                    _ => None,
+                };
+                if dead_after(f, live_in, d, at, p, (b, ci, k), exhausted) {
                     shared.insert(a, (p, inst.results.len() == 1));
                     taken.insert(p);
                 }
@@ -368,7 +496,8 @@ fn loop_carried(
 }
 
 /// Whether `p` is dead after instruction `at` of block `d` (see `loop_carried`), where
-/// `edge` (block, successor index, argument index) is the one argument that may pass it.
+/// `edge` (block, successor index, argument index) is the one argument that may pass it,
+/// and `d`'s successor `ignored`, if any, may read it too.
 fn dead_after(
     f: &Function,
     live_in: &HashMap<Block, HashSet<Value>>,
@@ -376,6 +505,7 @@ fn dead_after(
     at: usize,
     p: Value,
     edge: (Block, usize, usize),
+    ignored: Option<usize>,
 ) -> bool {
     let insts = &f.blocks[d].insts;
     let read_later = insts[at + 1..].iter().any(|&j| {
@@ -387,53 +517,105 @@ fn dead_after(
                 .is_some_and(|u| u.args.contains(&p) || live_in[&u.block].contains(&p))
     });
     let term = &f.blocks[d].term;
-    let cond_reads = matches!(term, Terminator::Branch { cond, .. } if *cond == p)
-        || matches!(term, Terminator::Return(v) if *v == p);
+    let cond_reads = term_reads(f, d).contains(&p);
     let succ_reads = term.successors().iter().enumerate().any(|(cj, s)| {
-        s.args
+        let reads = s
+            .args
             .iter()
             .enumerate()
             .any(|(j, &x)| x == p && (d, cj, j) != edge)
-            || live_in[&s.block].contains(&p)
+            || live_in[&s.block].contains(&p);
+        reads && Some(cj) != ignored
     });
     !read_later && !cond_reads && !succ_reads
 }
 
-/// For each instruction of block `b`, which of its operands are last uses: not read by a
-/// later instruction, the terminator, a successor, or (if it raises) its handler.
-fn last_uses(
+/// What one instruction's liveness decides.
+struct InstPlan {
+    /// Per operand: whether this is the value's last use (see `Linear::last_use`).
+    last_use: Vec<bool>,
+    /// Registers whose values die once it has run (read here for the last time, or
+    /// results nothing reads): released right after it, where CPython's own stack pops
+    /// and stores would release them.
+    drops: Vec<u32>,
+    /// Registers live as it starts that its handler does not get, released on its unwind
+    /// edge if it raises.
+    unwind_drops: Vec<u32>,
+}
+
+/// Liveness of one block, per instruction and edge: where each value dies, so that its
+/// register is released there, as CPython releases a local at `del`, rebinding or the
+/// frame's end, and a temporary when the op that consumed it is done (a register kept
+/// until it is next written, or until the exit, would delay `__del__`, weakref callbacks
+/// and what `gc.collect()` finds).
+struct BlockPlan {
+    /// Registers live into the block (or its parameters) that nothing in it reads: released
+    /// before its first instruction.
+    entry_drops: Vec<u32>,
+    /// Per instruction.
+    insts: Vec<InstPlan>,
+    /// Per normal successor: registers live at the terminator that this edge's target
+    /// does not get.
+    edge_drops: Vec<Vec<u32>>,
+}
+
+/// `b`'s `BlockPlan`. A value is live where a later instruction, frame state, terminator,
+/// successor or handler (if the instruction raises) reads it. Registers rather than values
+/// die: a register shared by two values (`loop_carried`) is live while either is; the
+/// values in `kept` are never released early.
+fn plan_block(
     f: &Function,
     b: Block,
     live_in: &HashMap<Block, HashSet<Value>>,
-) -> HashMap<tiered_ir::Inst, Vec<bool>> {
+    reg: &HashMap<Value, u32>,
+    kept: &HashSet<Value>,
+) -> BlockPlan {
+    let regs = |vals: &mut dyn Iterator<Item = Value>| -> HashSet<u32> {
+        vals.filter(|v| !kept.contains(v))
+            .filter_map(|v| reg.get(&v).copied())
+            .collect()
+    };
+    // Registers in `from` but not in `keep`, in order (the release order).
+    let minus = |from: HashSet<u32>, keep: &HashSet<u32>| -> Vec<u32> {
+        let mut d: Vec<u32> = from.difference(keep).copied().collect();
+        d.sort_unstable();
+        d
+    };
+    // What a target keeps: its live-ins, the edge's arguments, its parameters.
+    let kept_by = |c: &BlockCall| -> HashSet<u32> {
+        regs(
+            &mut live_in[&c.block]
+                .iter()
+                .chain(&c.args)
+                .chain(&f.blocks[c.block].params)
+                .copied(),
+        )
+    };
     let data = &f.blocks[b];
     let mut live: HashSet<Value> = HashSet::new();
     for c in data.term.successors() {
         live.extend(live_in[&c.block].iter().copied());
         live.extend(c.args.iter().copied());
     }
-    match &data.term {
-        Terminator::Branch { cond, .. } => {
-            live.insert(*cond);
-        }
-        Terminator::Return(v) => {
-            live.insert(*v);
-        }
-        _ => {}
-    }
-    let mut out = HashMap::new();
+    live.extend(term_reads(f, b));
+    let at_term = regs(&mut live.iter().copied());
+    let edge_drops = data
+        .term
+        .successors()
+        .into_iter()
+        .map(|c| minus(at_term.clone(), &kept_by(c)))
+        .collect();
+    let mut insts = Vec::with_capacity(data.insts.len());
     for &i in data.insts.iter().rev() {
         let inst = &f.insts[i];
-        for r in &inst.results {
-            live.remove(r);
-        }
+        let after = regs(&mut live.iter().copied());
         // If the op raises, its handler still gets these.
         let mut at = live.clone();
         if let Some(u) = &inst.unwind {
             at.extend(live_in[&u.block].iter().copied());
             at.extend(u.args.iter().copied());
         }
-        let flags = inst
+        let last_use = inst
             .args
             .iter()
             .enumerate()
@@ -441,17 +623,37 @@ fn last_uses(
                 !at.contains(a) && !inst.args[k + 1..].contains(a) && !inst.args[..k].contains(a)
             })
             .collect();
-        out.insert(i, flags);
+        for r in &inst.results {
+            live.remove(r);
+        }
         // Its own frame state is read as it starts, like its operands: it does not keep an
         // operand from being consumed (CPython's in-place str concatenation too drops the
         // local's reference first); later instructions' states do.
         live.extend(reads(f, inst));
+        let unwind_drops = match &inst.unwind {
+            Some(u) => minus(regs(&mut live.iter().copied()), &kept_by(u)),
+            None => Vec::new(),
+        };
         if let Some(u) = &inst.unwind {
             live.extend(u.args.iter().copied());
             live.extend(live_in[&u.block].iter().copied());
         }
+        // (Values only its handler would read die here too once it did not raise.)
+        let drops = minus(regs(&mut live.iter().chain(&inst.results).copied()), &after);
+        insts.push(InstPlan {
+            last_use,
+            drops,
+            unwind_drops,
+        });
     }
-    out
+    insts.reverse();
+    let entry = regs(&mut live_in[&b].iter().chain(&data.params).copied());
+    let entry_drops = minus(entry, &regs(&mut live.iter().copied()));
+    BlockPlan {
+        entry_drops,
+        insts,
+        edge_drops,
+    }
 }
 
 /// Values live on entry to each block (block parameters are defined at entry; an unwind
@@ -480,10 +682,8 @@ fn liveness(f: &Function) -> HashMap<Block, HashSet<Value>> {
             }
             defined.extend(inst.results.iter().copied());
         }
-        match &data.term {
-            Terminator::Branch { cond, .. } => use_v(*cond, &defined),
-            Terminator::Return(v) => use_v(*v, &defined),
-            _ => {}
+        for v in term_reads(f, b) {
+            use_v(v, &defined);
         }
         for c in data.term.successors() {
             for &a in &c.args {

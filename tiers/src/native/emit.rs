@@ -191,10 +191,12 @@ fn read_by<'l>(
             &lin.operands[inst.args as usize..(inst.args + inst.nargs) as usize],
             None,
         ),
-        crate::lower::LKind::Branch { cond: r, .. } | crate::lower::LKind::Return(r) => {
-            (&[], Some(r))
-        }
-        crate::lower::LKind::Jump(_) | crate::lower::LKind::Unreachable => (&[], None),
+        crate::lower::LKind::Branch { cond: r, .. }
+        | crate::lower::LKind::Return { reg: r, .. } => (&[], Some(r)),
+        // (A Drop's reads are not worth a machine register.)
+        crate::lower::LKind::Jump(_)
+        | crate::lower::LKind::Unreachable
+        | crate::lower::LKind::Drop { .. } => (&[], None),
     };
     ops.iter().copied().chain(one)
 }
@@ -294,7 +296,8 @@ impl<'a> Emit<'a> {
                     then_edge,
                     else_edge,
                 } => self.branch(pc, cond, then_edge, else_edge),
-                crate::lower::LKind::Return(r) => self.ret(r),
+                crate::lower::LKind::Drop { start, len } => self.drop_dead(pc, start, len),
+                crate::lower::LKind::Return { reg, kept } => self.ret(reg, kept),
                 crate::lower::LKind::Unreachable => self.unreachable(),
             }
         }
@@ -960,6 +963,26 @@ impl<'a> Emit<'a> {
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
     }
+    /// A Drop instruction: releases the registers whose values died, then goes on.
+    fn drop_dead(&mut self, pc: usize, start: u32, len: u32) {
+        self.release_dead(start, len);
+        let next = self.s.blocks[pc + 1];
+        self.b.ins().jump(next, &[]);
+    }
+    /// Releases registers `drops[start..start + len]`, each emptied before its object is
+    /// released (a bool-only register owns nothing).
+    fn release_dead(&mut self, start: u32, len: u32) {
+        for i in start..start + len {
+            let r = self.c.linear.drops[i as usize];
+            if self.s.bool_regs[r as usize] {
+                continue;
+            }
+            let t = self.tag(r);
+            let p = self.payload(r, self.ptr);
+            self.clear(r);
+            self.drop_loaded(t, p);
+        }
+    }
     /// Drops whatever register `r` owns.
     pub fn drop_reg(&mut self, r: u32) {
         let t = self.tag(r);
@@ -1225,10 +1248,27 @@ impl<'a> Emit<'a> {
         }
     }
 
-    /// Drops what a finished call of `callee` left in its register file `regs` (only the
-    /// registers that may own something: see `Linear::owning`).
-    pub fn release_registers(&mut self, callee: &Compiled, regs: Value) {
-        for r in (0..callee.linear.nregs).filter(|&r| callee.linear.owning[r as usize]) {
+    /// Drops what a finished call of `callee` left in its register file `regs`: after it
+    /// returned (`status` 0), only what a return leaves (`Linear::at_return`), else every
+    /// register that may own something (`Linear::owning`).
+    pub fn release_registers(&mut self, callee: &Compiled, regs: Value, status: Value) {
+        let lin = &callee.linear;
+        let returned = self.b.create_block();
+        let other = self.b.create_block();
+        let done = self.b.create_block();
+        self.b.set_cold_block(other);
+        self.b.ins().brif(status, other, &[], returned, &[]);
+        self.b.switch_to_block(returned);
+        self.release_each(regs, lin.at_return.iter().copied());
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(other);
+        self.release_each(regs, (0..lin.nregs).filter(|&r| lin.owning[r as usize]));
+        self.b.ins().jump(done, &[]);
+        self.b.switch_to_block(done);
+    }
+    /// Drops registers `rs` of register file `regs` (another function's).
+    fn release_each(&mut self, regs: Value, rs: impl Iterator<Item = u32>) {
+        for r in rs {
             // Both words are always readable; the payload is only used for an object.
             let t = self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32);
             let p = self
@@ -1685,6 +1725,7 @@ impl<'a> Emit<'a> {
                 self.clear(s);
             }
         }
+        self.release_dead(e.drops_start, e.drops_len);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(helper);
         if !copies.is_empty() {
@@ -1766,7 +1807,12 @@ impl<'a> Emit<'a> {
     /// (the value is in a machine register already; the register file has it too).
     fn continue_after(&mut self, pc: usize) {
         let next = self.s.blocks[pc + 1];
-        let fused = match (self.s.last_bool, self.c.linear.insts[pc + 1].kind) {
+        // Values the template's op consumed die before the Branch: released on the way.
+        let (drops, branch_pc) = match self.c.linear.insts[pc + 1].kind {
+            crate::lower::LKind::Drop { start, len } => (Some((start, len)), pc + 2),
+            _ => (None, pc + 1),
+        };
+        let fused = match (self.s.last_bool, self.c.linear.insts[branch_pc].kind) {
             (Some((r, v, block, stores)), crate::lower::LKind::Branch { cond, .. })
                 if r == cond
                     && self.s.bool_regs[r as usize]
@@ -1786,7 +1832,10 @@ impl<'a> Emit<'a> {
                         self.b.func.layout.remove_inst(st);
                     }
                 }
-                let (on_true, on_false) = self.branch_sides(pc + 1);
+                if let Some((start, len)) = drops {
+                    self.release_dead(start, len);
+                }
+                let (on_true, on_false) = self.branch_sides(branch_pc);
                 self.b.ins().brif(v, on_true, &[], on_false, &[]);
             }
             None => {
@@ -1795,14 +1844,27 @@ impl<'a> Emit<'a> {
         }
     }
 
-    /// A Return terminator: the value moves to `*out`; status 0.
-    pub fn ret(&mut self, r: u32) {
+    /// A Return terminator: the value moves to `*out`, or is copied when `kept` (the
+    /// register holds a local the frame returns with; an unboxed number is copied as it
+    /// is); status 0.
+    pub fn ret(&mut self, r: u32, kept: bool) {
         let t = self.tag(r);
         let p = self.payload(r, types::I64);
         let out = self.s.out_v.expect("prologue ran");
         self.b.ins().store(mem(), t, out, 0);
         self.b.ins().store(mem(), p, out, 8);
-        self.clear(r);
+        if kept {
+            let is_obj = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+            let obj = self.b.create_block();
+            let go = self.b.create_block();
+            self.b.ins().brif(is_obj, obj, &[], go, &[]);
+            self.b.switch_to_block(obj);
+            self.incref(p);
+            self.b.ins().jump(go, &[]);
+            self.b.switch_to_block(go);
+        } else {
+            self.clear(r);
+        }
         self.return_status(0);
     }
 

@@ -257,7 +257,7 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
     let result = box_out(e, status, out);
     // Release what the registers still own (may run __del__, after the result exists and
     // with the frame unlinked, as CPython clears a popped frame).
-    e.release_registers(c, regs);
+    e.release_registers(c, regs, status);
     if let Form::Slot { .. } = form {
         // Leave the recursion level the checks entered.
         e.leave_recursion(ts);

@@ -926,7 +926,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     // The recursion level is left, and what the callee's registers still hold is released
     // (with its frame unlinked, as CPython clears a popped frame).
     e.leave_recursion(ts);
-    e.release_registers(d.callee, cregs);
+    e.release_registers(d.callee, cregs, status);
     e.finish_direct_call(pc, status, out, inst.dst, done);
 }
 

@@ -113,13 +113,17 @@ unsafe fn make_noop() -> *mut ffi::PyObject {
 /// within a few ops (measured: the check at an inlined callee's entry cost flat_rep(7)
 /// 21 instructions per iteration, 12%, through register pressure in the loop).
 pub(crate) fn emit_eval_breaker(e: &mut Emit, pc: usize) -> Option<&'static str> {
-    let after_python_call = pc > 0
-        && matches!(
-            e.c.linear.insts[pc - 1].kind,
+    // The op before it, past the Drop releasing the call's operands.
+    let call = match pc.checked_sub(1).map(|p| e.c.linear.insts[p].kind) {
+        Some(crate::lower::LKind::Drop { .. }) => pc.checked_sub(2),
+        _ => pc.checked_sub(1),
+    };
+    let after_python_call = call.is_some_and(|call| {
+        matches!(
+            e.c.linear.insts[call].kind,
             crate::lower::LKind::Op(tiered_ir::Op::Call { .. })
-        )
-        && matches!(
-            e.c.quick[pc - 1].get(),
+        ) && matches!(
+            e.c.quick[call].get(),
             crate::quick::Quick::Call(
                 crate::ops::calls::CallVariant::PyFunction { .. }
                     | crate::ops::calls::CallVariant::Tiered { .. }
@@ -127,7 +131,8 @@ pub(crate) fn emit_eval_breaker(e: &mut Emit, pc: usize) -> Option<&'static str>
         )
         // Emitted as a direct native call (a callee run through a helper may have left a
         // trace or profile hook on: `tracing`). SAFETY: compiling, with the GIL held.
-        && unsafe { crate::ops::calls::direct(e.c, pc - 1) }.is_some();
+        && unsafe { crate::ops::calls::direct(e.c, call) }.is_some()
+    });
     if !after_python_call && !e.inlining() {
         let slow = e.slow_block();
         let addr =

@@ -1,0 +1,182 @@
+"""When objects are released: where CPython releases them (at `del`, at rebinding, when the
+op that consumed a temporary is done, on the way to a handler, at the frame's end), so
+`__del__`, weakref callbacks and `gc.collect()` see the same program. Each case logs the
+releases among the function's own events and returns the log; the order must agree with
+CPython on every tier."""
+import gc
+import weakref
+
+import pytest
+
+from harness import cases, check
+
+LOG = []
+
+
+class D:
+    def __init__(self, name):
+        self.name = name
+
+    def __del__(self):
+        LOG.append(("del", self.name))
+
+
+def note(*what):
+    LOG.append(what)
+
+
+def take(log=None):
+    LOG.clear()
+    return log
+
+
+def done():
+    out = list(LOG)
+    LOG.clear()
+    return out
+
+
+def rebinding_in_a_loop(n):
+    take()
+    for i in range(n):
+        w = D(i)
+        note("made", i)
+        if i % 2:
+            w = None
+            note("rebound", i)
+    note("loop done")
+    del w
+    note("deleted")
+    return done()
+
+
+def del_then_call(n):
+    take()
+    out = []
+    for i in range(n):
+        x = D(i)
+        r = weakref.ref(x)
+        del x
+        out.append(r() is None)
+    return out, done()
+
+
+def temporary_consumed_by_a_call(n):
+    take()
+    for i in range(n):
+        note("len", len(str(D(i).name)))
+        note("next", i)
+    return done()
+
+
+def unused_call_result(n):
+    take()
+    for i in range(n):
+        D(i)
+        note("after", i)
+    return done()
+
+
+def locals_at_return(n):
+    # `inner` is nested in tiered code, so it runs in our tiers too.
+    def inner(n):
+        a = D("a")
+        b = D("b")
+        note("body", n)
+        return n
+
+    take()
+    for i in range(n):
+        note("returned", inner(i))
+    return done()
+
+
+def loop_variable_keeps_its_last_item(n):
+    take()
+    for o in [D(i) for i in range(n)]:
+        note("saw", o.name)
+    note("after loop", o.name)
+    o = None
+    note("rebound")
+    return done()
+
+
+def temporaries_released_on_the_way_to_a_handler(n):
+    take()
+    out = []
+    for i in range(n):
+        try:
+            out.append((D(i), 1 // (i % 2)))
+        except ZeroDivisionError:
+            note("handler", i)
+    out.clear()
+    note("cleared")
+    return done()
+
+
+def branch_only_one_side_rebinds(n):
+    take()
+    x = D("first")
+    for i in range(n):
+        if i == n // 2:
+            x = D(i)
+            note("rebound", i)
+        else:
+            note("kept", i)
+    return done()
+
+
+def swapped_locals(n):
+    take()
+    a, b = D("a"), D("b")
+    for i in range(n):
+        a, b = b, a
+    a = None
+    note("a gone")
+    b = None
+    note("b gone")
+    return done()
+
+
+class Node:
+    def __init__(self):
+        self.other = self
+
+
+def cyclic_garbage_collected(n):
+    # pyperformance's gc_collect pattern: the list is the only reference to the cycles.
+    nodes = [Node() for _ in range(n)]
+    del nodes
+    return gc.collect() >= n
+
+
+def weakref_callback_order(n):
+    take()
+    keep = []
+    for i in range(n):
+        x = D(i)
+        keep.append(weakref.ref(x, lambda r, i=i: note("callback", i)))
+        x = D(-i)
+        note("rebound", i)
+    del x
+    return done()
+
+
+ROWS = (
+    (rebinding_in_a_loop, (6,)),
+    (del_then_call, (5,)),
+    (temporary_consumed_by_a_call, (4,)),
+    (unused_call_result, (4,)),
+    (locals_at_return, (3,)),
+    (loop_variable_keeps_its_last_item, (3,)),
+    (temporaries_released_on_the_way_to_a_handler, (4,)),
+    (branch_only_one_side_rebinds, (5,)),
+    (swapped_locals, (3,)),
+    (cyclic_garbage_collected, (100,)),
+    (weakref_callback_order, (4,)),
+)
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(*ROWS))
+def test_objects_are_released_where_cpython_releases_them(f, args, kwargs):
+    check(f, *args, **kwargs)
