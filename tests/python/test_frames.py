@@ -242,3 +242,57 @@ for t in sorted(tests, key=lambda t: t.name):
 print(runner.summarize(verbose=False))
 ours(modx.double, modx.K.tripled)
 ''')
+
+
+PY_SPY_TARGET = r'''
+import sys, time
+from tiered import tiered, stats
+
+@tiered
+def busy(seconds):
+    total = 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for i in range(2000):
+            total += i * i
+    return total
+
+busy(0.05)
+busy(0.05)
+s = stats(busy)
+print("ready", s["calls"] == 2 and s["fallback_calls"] == 0, flush=True)
+busy(60)
+'''
+
+
+def test_py_spy_dump_finds_the_tiered_function_and_its_line(tmp_path):
+    """A sampling profiler reading the process from outside (py-spy walks the thread's
+    frame chain in memory, as it does for CPython) sees the tiered function at the line
+    its native loop is running."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    spy = shutil.which("py-spy", path=os.path.dirname(sys.executable)) or shutil.which("py-spy")
+    assert spy, "py-spy is a test dependency (pip install '.[test]')"
+    script = tmp_path / "busy.py"
+    script.write_text(PY_SPY_TARGET)
+    p = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline().split() == ["ready", "True"]
+        dumps = []
+        for _ in range(5):
+            out = subprocess.run([spy, "dump", "--pid", str(p.pid)], capture_output=True,
+                                 text=True, timeout=60)
+            dumps.append(out.stdout + out.stderr)
+            if "busy (busy.py:1" in out.stdout:
+                break
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+    # The loop's lines are 9-11 (the while test, the for, the body); line 18 calls it.
+    lines = {f"busy (busy.py:{n})" for n in (9, 10, 11)}
+    assert any(l in d for d in dumps for l in lines), "\n---\n".join(dumps)
+    assert any("<module> (busy.py:18)" in d for d in dumps), "\n---\n".join(dumps)
