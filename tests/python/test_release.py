@@ -162,7 +162,49 @@ def weakref_callback_order(n):
     return done()
 
 
+class Ctx:
+    def __init__(self, name):
+        self.name = name
+
+    def __enter__(self):
+        return D(("entered", self.name))
+
+    def __exit__(self, *exc):
+        note("exit", self.name, exc[0] is not None)
+        return exc[0] is KeyError
+
+
+def tangled_control_flow(n):
+    # Values made and dropped on every kind of path through a loop: continue, break,
+    # a caught exception, a with block that swallows one, a value only one branch keeps.
+    take()
+    keep = None
+    for i in range(n):
+        t = D(("t", i))
+        if i % 5 == 0:
+            continue
+        try:
+            u = D(("u", i))
+            if i % 3 == 0:
+                raise ValueError(i)
+            keep = u if i % 4 == 0 else keep
+        except ValueError:
+            note("caught", i)
+        with Ctx(i) as c:
+            if i % 7 == 0:
+                raise KeyError(i)
+            w = (c, D(("w", i)))
+        if i == n - 2:
+            break
+        note("iteration", i)
+    note("loop done")
+    keep = t = u = c = w = None
+    note("all rebound")
+    return done()
+
+
 ROWS = (
+    (tangled_control_flow, (30,)),
     (rebinding_in_a_loop, (6,)),
     (del_then_call, (5,)),
     (temporary_consumed_by_a_call, (4,)),

@@ -12,7 +12,8 @@
 //!   descriptor's getter is wrapped (`install_f_locals_hook`), and syncs the frame first
 //!   if it is one of ours. An activation suspended in a call keeps its registers as they
 //!   are, so syncing it when it is read is as good as syncing it when it was suspended;
-//! - for a traceback entry (its frame object keeps the locals as of the raise).
+//! - as a frame is popped while a frame object outlives it (a traceback's): the object
+//!   keeps the locals the frame ended with (`sync_at_pop`).
 //!
 //! Each activation's frame is preceded by one word holding its `Ctx`'s address, which is
 //! how a frame is recognized as ours (it lies on this thread's native stack, where CPython
@@ -82,18 +83,27 @@ pub unsafe fn sync_own(ctx: &Ctx, pc: usize) -> PyResult<()> {
     Ok(())
 }
 
-/// Syncs the innermost activation `ctx`, running instruction `pc`, and returns its frame
-/// object (made if it has none; borrowed): for a traceback entry.
+/// Syncs frame `f`'s activation as its frame is popped, when a frame object outlives it
+/// (a traceback, `sys._getframe` kept it): the object then keeps the locals the frame ends
+/// with, as CPython's does. Nothing is synced before that for a traceback entry: slots
+/// synced then would keep the values of that moment alive until the function's end, where
+/// CPython releases a local at its next rebinding (and the frame object reads its live
+/// activation's locals through `f_locals` anyway). Any exception set is kept; an error
+/// while syncing (out of memory boxing a number) leaves those slots empty.
 ///
 /// # Safety
-/// GIL held; `ctx` is the thread's innermost frame's activation.
-pub unsafe fn sync_own_frame(ctx: &Ctx, pc: usize) -> PyResult<*mut ffi::PyObject> {
-    sync_own(ctx, pc)?;
-    let f = crate::cpy::frame::current_frame_object();
-    if f.is_null() {
-        return Err(Raised);
+/// GIL held; `f` was just unlinked, its activation (if ours) not yet returned from.
+pub unsafe fn sync_at_pop(f: *mut crate::cpy::frame::InterpreterFrame) {
+    let (mut t, mut v, mut tb) = (
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+        std::ptr::null_mut(),
+    );
+    ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
+    if sync_frame(f).is_err() {
+        ffi::PyErr_Clear();
     }
-    Ok(f)
+    ffi::PyErr_Restore(t, v, tb);
 }
 
 /// Syncs frame `f`'s activation, if it is a live one of ours, at the instruction its frame

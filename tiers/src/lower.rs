@@ -118,6 +118,12 @@ pub struct Linear {
     pub states: Vec<Vec<u32>>,
     /// Registers released by `LKind::Drop` instructions and edges.
     pub drops: Vec<u32>,
+    /// Per register: whether a write may find it holding a value. Every value is released
+    /// where it dies, so a register is empty whenever the one value written there is
+    /// written again, unless values share it (`loop_carried`), edge moves or the unwinder
+    /// write it (block parameters), it is the move scratch register, or it holds a
+    /// constant or NULL (never released early).
+    pub reused: Vec<bool>,
     /// The registers that may still own something once a Return ran: those of the frame
     /// state it returns with, and constants' (every other value was released where it
     /// died), so a caller releases only these after a return. Bool-only and NULL
@@ -351,6 +357,20 @@ pub fn lower(f: &Function) -> Linear {
     }
     for &(_, d, _) in &out.moves {
         out.owning[d as usize] = true;
+    }
+    out.reused = vec![false; out.nregs as usize];
+    out.reused[tmp as usize] = true;
+    let mut seen = vec![false; out.nregs as usize];
+    for (v, &x) in &reg {
+        if std::mem::replace(&mut seen[x as usize], true) || kept.contains(v) {
+            out.reused[x as usize] = true;
+        }
+    }
+    for &(_, d, _) in &out.moves {
+        out.reused[d as usize] = true;
+    }
+    for e in &out.edges {
+        out.reused[e.exc_reg as usize] = true;
     }
     let mut at_return: HashSet<u32> = kept.iter().filter_map(|v| reg.get(v).copied()).collect();
     for &b in &f.layout {

@@ -2,7 +2,7 @@
 //! CPython's eval loop adds one per frame), and the normalized exception for handlers.
 
 use crate::interp::Ctx;
-use crate::value::{Raised, Value};
+use crate::value::Value;
 use pyo3_ffi as ffi;
 
 /// Adds a traceback entry for the running function's frame at instruction `pc`, as
@@ -21,10 +21,9 @@ pub unsafe fn add_frame(ctx: &Ctx, pc: usize) {
     // Making the frame object must not run with an exception set: park it.
     ffi::PyErr_Fetch(&mut t, &mut v, &mut tb);
     ctx.at(pc);
-    let frame = match crate::activation::sync_own_frame(ctx, pc) {
-        Ok(f) => f,
-        Err(Raised) => std::ptr::null_mut(),
-    };
+    // The frame object only: its locals are read through `f_locals` while the
+    // activation runs, and synced as it is popped (`activation::sync_at_pop`).
+    let frame = crate::cpy::frame::current_frame_object();
     if frame.is_null() {
         // Out of memory while building a traceback: keep the original exception.
         ffi::PyErr_Clear();

@@ -249,6 +249,7 @@ pub unsafe fn finish_pop(f: *mut InterpreterFrame) {
     if !fo.is_null() {
         (*f).frame_obj = std::ptr::null_mut();
         if ffi::Py_REFCNT(fo) > 1 {
+            crate::activation::sync_at_pop(f);
             take_ownership(fo, f);
             ffi::Py_DECREF(fo);
             return;

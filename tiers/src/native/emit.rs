@@ -492,11 +492,13 @@ impl<'a> Emit<'a> {
 
     /// Whether writing register `r` at the current instruction may find an old value to
     /// drop: not for a bool-only register, nor for one written outside any cycle (it is
-    /// written at most once per call, onto NULL). The move scratch register is shared by
+    /// written at most once per call, onto NULL), nor for one whose last value was
+    /// released where it died (`Linear::reused`). The move scratch register is shared by
     /// all edges, so it always may.
     pub(crate) fn may_hold_old(&self, r: u32, at: usize) -> bool {
         !self.s.bool_regs[r as usize]
             && (self.c.linear.in_cycle[at] || r + 1 == self.c.linear.nregs)
+            && self.c.linear.reused[r as usize]
     }
 
     /// Seals everything and finishes; returns the template chosen per instruction and the
@@ -965,20 +967,34 @@ impl<'a> Emit<'a> {
     }
     /// A Drop instruction: releases the registers whose values died, then goes on.
     fn drop_dead(&mut self, pc: usize, start: u32, len: u32) {
-        self.release_dead(start, len);
+        self.release_dead(start, len, self.c.linear.in_cycle[pc]);
         let next = self.s.blocks[pc + 1];
         self.b.ins().jump(next, &[]);
     }
     /// Releases registers `drops[start..start + len]`, each emptied before its object is
-    /// released (a bool-only register owns nothing).
-    fn release_dead(&mut self, start: u32, len: u32) {
+    /// released (a bool-only register owns nothing); `in_loop`: where this runs is on a
+    /// cycle.
+    fn release_dead(&mut self, start: u32, len: u32, in_loop: bool) {
         for i in start..start + len {
             let r = self.c.linear.drops[i as usize];
             if self.s.bool_regs[r as usize] {
                 continue;
             }
-            let t = self.tag(r);
-            let p = self.payload(r, self.ptr);
+            // Outside loops from memory even for a cached register (as `set` reads the
+            // old value): its cached words would otherwise stay live across the loop just
+            // for a release at its exit. (Inside, the cached words are at hand.)
+            let (t, p) = if in_loop {
+                (self.tag(r), self.payload(r, self.ptr))
+            } else {
+                let regs = self.regs();
+                let t = self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32);
+                (
+                    t,
+                    self.b
+                        .ins()
+                        .load(self.ptr, mem(), regs, (r * 16 + 8) as i32),
+                )
+            };
             self.clear(r);
             self.drop_loaded(t, p);
         }
@@ -1725,7 +1741,11 @@ impl<'a> Emit<'a> {
                 self.clear(s);
             }
         }
-        self.release_dead(e.drops_start, e.drops_len);
+        self.release_dead(
+            e.drops_start,
+            e.drops_len,
+            self.c.linear.in_cycle[e.target as usize],
+        );
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(helper);
         if !copies.is_empty() {
@@ -1833,7 +1853,7 @@ impl<'a> Emit<'a> {
                     }
                 }
                 if let Some((start, len)) = drops {
-                    self.release_dead(start, len);
+                    self.release_dead(start, len, self.c.linear.in_cycle[pc + 1]);
                 }
                 let (on_true, on_false) = self.branch_sides(branch_pc);
                 self.b.ins().brif(v, on_true, &[], on_false, &[]);
