@@ -129,7 +129,7 @@ MORE_SUITES = [
 # typing and enum take `__module__` from the caller's frame, doctest's finder walks
 # functions, timeit generates code and reads globals through an alias, dataclasses
 # execs generated methods, contextlib's tests check tracebacks. Slower than the rest
-# (about a minute together), so they run on the default-thresholds path only (each suite
+# (about a minute and a half together), so they run on the default-thresholds path only (each suite
 # program sets its own tier-up threshold anyway).
 FRAME_SUITES = [
     ("typing", "test.test_typing"),
@@ -138,6 +138,16 @@ FRAME_SUITES = [
     ("doctest", "test.test_doctest"),
     ("timeit", "test.test_timeit"),
     ("contextlib", "test.test_contextlib"),
+    # asyncio's own modules, each under its tests (about 30 s together): event loops,
+    # futures, tasks, locks, queues and streams, with every def of the module tiered
+    # (its coroutines and generators still run in CPython: `python -m tiered coverage`).
+    ("asyncio.base_events", "test.test_asyncio.test_base_events"),
+    ("asyncio.events", "test.test_asyncio.test_events"),
+    ("asyncio.futures", "test.test_asyncio.test_futures"),
+    ("asyncio.tasks", "test.test_asyncio.test_tasks"),
+    ("asyncio.locks", "test.test_asyncio.test_locks"),
+    ("asyncio.queues", "test.test_asyncio.test_queues"),
+    ("asyncio.streams", "test.test_asyncio.test_streams"),
 ]
 
 # Every function of the module and of its classes (inside staticmethod and classmethod
