@@ -1047,6 +1047,7 @@ impl Tx<'_, '_> {
                 let v = self.pop()?;
                 let state = self.state();
                 self.b.f.blocks[self.block].term_state = Some(state);
+                self.b.f.blocks[self.block].term_offset = Some(self.ins.offset);
                 return Ok(Some(Terminator::Return(v)));
             }
             op::RAISE_VARARGS => {

@@ -94,6 +94,9 @@ pub struct BlockData {
     /// it returns. They count as read there, so they live until the function's exit,
     /// where CPython releases them too, and not only until their last use.
     pub term_state: Option<u32>,
+    /// The bytecode offset of a Return's RETURN_VALUE (where the frame is as it returns:
+    /// its line, for tracers and frame objects).
+    pub term_offset: Option<u32>,
 }
 
 /// One instruction.
@@ -187,6 +190,7 @@ impl Function {
             offset,
             is_handler: false,
             term_state: None,
+            term_offset: None,
         });
         self.layout.push(b);
         b

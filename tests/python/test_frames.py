@@ -296,3 +296,46 @@ def test_py_spy_dump_finds_the_tiered_function_and_its_line(tmp_path):
     lines = {f"busy (busy.py:{n})" for n in (9, 10, 11)}
     assert any(l in d for d in dumps for l in lines), "\n---\n".join(dumps)
     assert any("<module> (busy.py:18)" in d for d in dumps), "\n---\n".join(dumps)
+
+
+def test_a_frame_object_that_outlives_its_call_keeps_the_final_locals():
+    # sys._getframe() kept past the return, and a traceback's frame after the handler:
+    # their f_locals are the locals as the function ended (CPython's frame object takes
+    # the frame over then), not as they were when the object was made.
+    same_as_cpython(r'''
+import sys
+from tiered import tiered
+
+class Big:
+    def __init__(self, n):
+        self.n = n
+    def __repr__(self):
+        return f"Big({self.n})"
+
+@tiered
+def keep(n):
+    x = Big(n)
+    fr = sys._getframe()
+    x = Big(n + 1)
+    y = [x, n]
+    return fr
+
+@tiered
+def caught(n):
+    x = Big(n)
+    try:
+        raise KeyError(n)
+    except KeyError as e:
+        tb = e.__traceback__
+    x = Big(-n)
+    z = n * 2
+    return tb
+
+for i in range(6):
+    f = keep(i)
+    print(sorted((k, repr(v)) for k, v in f.f_locals.items() if k != "fr"), f.f_lineno)
+    t = caught(i)
+    print(sorted((k, repr(v)) for k, v in t.tb_frame.f_locals.items() if k != "tb"),
+          t.tb_lineno, t.tb_frame.f_lineno)
+ours(keep, caught)
+''')

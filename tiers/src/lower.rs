@@ -276,11 +276,12 @@ pub fn lower(f: &Function) -> Linear {
     for (bi, &b) in f.layout.iter().enumerate() {
         let data = &f.blocks[b];
         let plan = &plans[&b];
-        let term_offset = data
-            .insts
-            .last()
-            .map(|&i| f.insts[i].offset)
-            .unwrap_or(data.offset);
+        let term_offset = data.term_offset.unwrap_or_else(|| {
+            data.insts
+                .last()
+                .map(|&i| f.insts[i].offset)
+                .unwrap_or(data.offset)
+        });
         let state_from = |k: usize| match data.insts.get(k) {
             Some(&i) => f.insts[i].state,
             None => data.term_state,

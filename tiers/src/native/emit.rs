@@ -1868,6 +1868,17 @@ impl<'a> Emit<'a> {
     /// register holds a local the frame returns with; an unboxed number is copied as it
     /// is); status 0.
     pub fn ret(&mut self, r: u32, kept: bool) {
+        if !self.inlining {
+            // The frame is at its RETURN_VALUE: a frame object that outlives the call
+            // keeps the locals of this Return's state (`activation::sync_at_pop`).
+            let off = self.c.linear.insts[self.s.pc].offset;
+            let unit = self.c.code_unit(off) as i64;
+            let frame = self.frame_ptr();
+            let v = self.b.ins().iconst(self.ptr, unit);
+            self.b
+                .ins()
+                .store(mem(), v, frame, crate::cpy::frame::offset::PREV_INSTR);
+        }
         let t = self.tag(r);
         let p = self.payload(r, types::I64);
         let out = self.s.out_v.expect("prologue ran");
