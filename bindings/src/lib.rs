@@ -69,6 +69,21 @@ fn stats<'py>(py: Python<'py>, f: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyD
             .sum()
     };
     d.set_item("deopts", deopts)?;
+    // Native compiles of every specialization: how many, the time from hot to native
+    // code in all (ms), and the machine code they have now (bytes).
+    // SAFETY: GIL held.
+    let (compiles, ns, bytes) = unsafe {
+        let code = (*(e.func.ptr() as *mut ffi::PyFunctionObject)).func_code;
+        tiered_tiers::runtime::specializations_of(code)
+            .iter()
+            .map(|c| c.compile_info())
+            .fold((0u32, 0u64, 0usize), |a, b| {
+                (a.0 + b.0, a.1 + b.1, a.2 + b.2)
+            })
+    };
+    d.set_item("native_compiles", compiles)?;
+    d.set_item("compile_ms", ns as f64 / 1e6)?;
+    d.set_item("code_bytes", bytes)?;
     let unsupported = PyList::empty(py);
     // SAFETY: GIL held.
     let compiled = unsafe { e.compiled() };

@@ -151,8 +151,10 @@ def stats(func: TieredFunction[..., Any]) -> Stats:
     """Call counters for a function decorated with ``@tiered``: ``calls``,
     ``fallback_calls`` (run by CPython), ``interp_calls`` (tier 1),
     ``native_calls`` (tier 2), ``deopts``, ``unsupported``: a list of
-    ``{"op", "reason"}`` for what made it fall back, ``last_fallback``, and
-    ``native_entry``: whether calls from CPython now enter native code directly."""
+    ``{"op", "reason"}`` for what made it fall back, ``last_fallback``,
+    ``native_entry``: whether calls from CPython now enter native code directly,
+    ``native_compiles``, ``compile_ms`` (time from hot to native code, all compiles)
+    and ``code_bytes`` (its machine code now)."""
     target = _unwrap_descriptor(func)
     if not isinstance(target, TieredFunction):
         message = f"tiered.stats() expects a function decorated with @tiered, got {_describe(target)}"

@@ -51,6 +51,9 @@ class Stats(TypedDict):
     unsupported: list[UnsupportedOp]
     last_fallback: str | None
     native_entry: bool
+    native_compiles: int
+    compile_ms: float
+    code_bytes: int
 
 class CoverageRow(TypedDict):
     op: str

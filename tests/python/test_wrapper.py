@@ -13,6 +13,7 @@ import pytest
 
 from harness import assert_tier1, check, run_python
 from tiered import UnsupportedError, stats, tiered
+from tiered import dump as tiered_dump
 
 
 def documented(a, b=2, *args, c, d=4, **kw):
@@ -131,6 +132,30 @@ def test_stats_shape_and_counts():
     s["calls"] = -1
     s["unsupported"].append({"op": "x", "reason": "y"})
     assert stats(w)["calls"] == 7 and stats(w)["unsupported"] == []
+
+
+def _loop(n):
+    t = 0
+    for i in range(n):
+        t += i * 2
+    return t
+
+
+def test_stats_report_compile_time_and_code_size():
+    # Tier 2 off, nothing is compiled; on, a hot loop's function is compiled once, and its
+    # time and machine code are reported (also per specialization by dump).
+    import os
+
+    w = tiered(_loop, strict=True)
+    for _ in range(3):
+        assert w(3000) == _loop(3000)
+    s = stats(w)
+    if os.environ.get("TIERED_JIT") == "0":
+        assert (s["native_compiles"], s["compile_ms"], s["code_bytes"]) == (0, 0.0, 0), s
+        return
+    assert s["native_compiles"] >= 1 and s["compile_ms"] > 0 and s["code_bytes"] > 100, s
+    text = tiered_dump(w)
+    assert "bytes of machine code" in text and "ms in all" in text, text
 
 
 def test_method_binding():

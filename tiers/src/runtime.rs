@@ -62,6 +62,10 @@ pub struct Compiled {
     keep_alive: RefCell<Vec<Owned>>,
     deopts_since_compile: Cell<u64>,
     recompiles: Cell<u32>,
+    /// Native compiles so far (first and recompiles) and the time they took, in ns: from
+    /// hot to native code (`stats(f)`, `dump`).
+    compiles: Cell<u32>,
+    compile_ns: Cell<u64>,
     /// Replaced native code, kept mapped for activations still inside it.
     retired: RefCell<Vec<crate::native::NativeCode>>,
     /// Slots of a CPython frame of this code (`co_nlocalsplus`).
@@ -152,7 +156,12 @@ impl Compiled {
             return None;
         }
         self.deopts_since_compile.set(0);
-        let state = match crate::native::compile(self) {
+        let started = std::time::Instant::now();
+        let compiled = crate::native::compile(self);
+        self.compiles.set(self.compiles.get() + 1);
+        self.compile_ns
+            .set(self.compile_ns.get() + started.elapsed().as_nanos() as u64);
+        let state = match compiled {
             Ok(code) => NativeState::Ready(Box::new(code)),
             // Compile errors never reach the user: the function stays in tier 1.
             Err(why) => NativeState::Failed(why),
@@ -245,14 +254,23 @@ impl Compiled {
                     .enumerate()
                     .filter_map(|(pc, t)| t.map(|t| format!("{pc}:{t}")))
                     .collect();
+                let (n, ns, _) = self.compile_info();
+                let ops = self.linear.insts.len().max(1);
                 let mut s = format!(
-                    "compiled; native templates at {}",
+                    "compiled {n} time(s) in {:.2} ms in all; {} bytes of machine code ({} per \
+                     linear instruction)\n",
+                    ns as f64 / 1e6,
+                    code.code_bytes,
+                    code.code_bytes / ops
+                );
+                s.push_str(&format!(
+                    "native templates at {}",
                     if with.is_empty() {
                         "no instruction".to_string()
                     } else {
                         with.join(", ")
                     }
-                );
+                ));
                 if !code.inlined.is_empty() {
                     s.push_str(&format!(
                         "; calls emitted inline: {}",
@@ -274,6 +292,16 @@ impl Compiled {
                 s
             }
         }
+    }
+
+    /// Native compiles so far, the time they took (ns), and the current native code's
+    /// size in bytes (0 if none).
+    pub fn compile_info(&self) -> (u32, u64, usize) {
+        let bytes = match &*self.native.borrow() {
+            NativeState::Ready(code) => code.code_bytes,
+            _ => 0,
+        };
+        (self.compiles.get(), self.compile_ns.get(), bytes)
     }
 
     /// Whether native code exists for this function.
@@ -608,6 +636,8 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         slot_entry: Cell::new(0),
         keep_alive: RefCell::new(Vec::new()),
         native: RefCell::new(NativeState::Cold),
+        compiles: Cell::new(0),
+        compile_ns: Cell::new(0),
         calls: Cell::new(0),
         backedges: Cell::new(0),
         deopts: Cell::new(0),

@@ -47,6 +47,8 @@ pub struct NativeCode {
     pub generic_at_compile: Vec<bool>,
     /// Set to make running loops leave this code (it has been replaced).
     pub invalid: Box<std::cell::Cell<u8>>,
+    /// Bytes of machine code: the function and its trampolines.
+    pub code_bytes: usize,
     /// Keeps the code's memory mapped.
     _module: JITModule,
 }
@@ -138,6 +140,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
         .compiled_code()
         .and_then(|cc| cc.vcode.clone())
         .unwrap_or_default();
+    let mut code_bytes = ctx.compiled_code().map_or(0, |cc| cc.code_buffer().len());
     // The trampolines for calls from CPython, when the signature is plain: the one
     // `Entry::call` calls, and (for a typed specialization, once the wrapper's layout is
     // registered) the one a wrapper's vectorcall slot may point at.
@@ -171,6 +174,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
             .compiled_code()
             .and_then(|cc| cc.vcode.clone())
             .unwrap_or_default();
+        code_bytes += tctx.compiled_code().map_or(0, |cc| cc.code_buffer().len());
         disasm.push_str(match form {
             trampoline::Form::FromRust => "\n== entry from CPython (trampoline) ==\n",
             trampoline::Form::Slot { .. } => {
@@ -201,6 +205,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
         templates,
         inlined,
         invalid,
+        code_bytes,
         _module: module,
     })
 }
