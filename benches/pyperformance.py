@@ -29,6 +29,7 @@ import glob
 import json
 import math
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -150,6 +151,9 @@ if engine == "tiered":
     out["ours"] = sum(1 for s in ss if s["interp_calls"] + s["native_calls"] > 0)
     out["fallback_calls"] = sum(s["fallback_calls"] for s in ss)
     out["deopts"] = sum(s["deopts"] for s in ss)
+    # Per native compile, the time from hot to native code (a function's compiles averaged).
+    out["compile_ms"] = [s["compile_ms"] / s["native_compiles"] for s in ss if s["native_compiles"]]
+    out["code_bytes"] = sum(s["code_bytes"] for s in ss)
 print("RESULT " + json.dumps(out))
 '''
 
@@ -249,18 +253,23 @@ def main() -> int:
                        ratio=best["tiered"][0] / best["cpython"][0],
                        same=c["results"] == t["results"], functions=t.get("functions", 0),
                        ours=t.get("ours", 0), fallback_calls=t.get("fallback_calls", 0),
-                       deopts=t.get("deopts", 0))
+                       deopts=t.get("deopts", 0), compile_ms=t.get("compile_ms", []),
+                       code_bytes=t.get("code_bytes", 0))
         row.update(info)
         rows.append(row)
         if not a.json:
             print(fmt(row), flush=True)
     ratios = [r["ratio"] for r in rows if "ratio" in r]
     geo = math.exp(sum(map(math.log, ratios)) / len(ratios)) if ratios else float("nan")
+    compiles = [ms for r in rows for ms in r.get("compile_ms", [])]
+    median = statistics.median(compiles) if compiles else float("nan")
     if a.json:
-        print(json.dumps({"rows": rows, "geomean": geo}, indent=1))
+        print(json.dumps({"rows": rows, "geomean": geo, "compile_ms_median": median}, indent=1))
     else:
         print(f"geometric mean of {len(ratios)} ratios: {geo:.2f}x "
-              f"(TIERED_JIT={os.environ.get('TIERED_JIT', '1')})")
+              f"(TIERED_JIT={os.environ.get('TIERED_JIT', '1')}); "
+              f"median time from hot to native code {median:.2f} ms over "
+              f"{len(compiles)} compiled functions")
     return 0 if all(r.get("same", False) for r in rows if "ratio" in r) else 1
 
 
@@ -270,7 +279,10 @@ def fmt(r: dict) -> str:
     return (f"{r['name']:<24} {r['cpython'] * 1e3:10.1f} ms {r['tiered'] * 1e3:10.1f} ms "
             f"{r['ratio']:6.2f}x  same={'yes' if r['same'] else 'NO'}  "
             f"in our tiers {r['ours']}/{r['functions']} functions, "
-            f"{r['fallback_calls']} fallback calls, {r['deopts']} deopts")
+            f"{r['fallback_calls']} fallback calls, {r['deopts']} deopts, "
+            f"{len(r['compile_ms'])} compiled "
+            f"(median {statistics.median(r['compile_ms']) if r['compile_ms'] else 0:.1f} ms, "
+            f"{r['code_bytes'] // 1024} KiB)")
 
 
 if __name__ == "__main__":
