@@ -48,6 +48,28 @@ def test_dump_shows_ir_quickened_ir_and_native_code(script):
     assert "== Cranelift IR ==" in out and "== machine code ==" in out
 
 
+def test_dump_quickened_ir_names_each_ops_own_variant(tmp_path):
+    # Lowering puts releases (Drop instructions) between ops: each IR op must still show
+    # the variant its own site quickened to, not a neighbour's.
+    p = tmp_path / "rep.py"
+    p.write_text(textwrap.dedent('''
+        def double(x):
+            return x * 2
+
+        def rep(x, n):
+            res = x
+            while n:
+                res += double(x)
+                n -= 1
+            return res
+    '''))
+    r = tiered_cli("dump", f"{p}:rep", "--call", "(7, 100)")
+    assert r.returncode == 0, r.stderr
+    quick = r.stdout.split("quickened IR ==")[1]
+    assert "Call[CallPyFunction]" in quick and "Binary[BinaryInt] += " in quick, quick
+    assert "Binary[BinaryInt] -= " in quick and "Truth[BinaryInt]" not in quick, quick
+
+
 def test_dump_bad_target_is_a_usage_error(script):
     r = tiered_cli("dump", f"{script}:nope")
     assert r.returncode == 2 and "nope" in r.stderr

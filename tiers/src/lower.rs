@@ -118,6 +118,8 @@ pub struct Linear {
     pub states: Vec<Vec<u32>>,
     /// Registers released by `LKind::Drop` instructions and edges.
     pub drops: Vec<u32>,
+    /// The linear instruction of each IR instruction (for printing quickened IR).
+    pub pc_of: HashMap<tiered_ir::Inst, u32>,
     /// Per register: whether a write may find it holding a value. Every value is released
     /// where it dies, so a register is empty whenever the one value written there is
     /// written again, unless values share it (`loop_carried`), edge moves or the unwinder
@@ -309,6 +311,7 @@ pub fn lower(f: &Function) -> Linear {
                     out.owning[r(v) as usize] = true;
                 }
             }
+            out.pc_of.insert(i, here);
             out.insts.push(LInst {
                 kind: LKind::Op(inst.op),
                 dst: inst.results.first().map(r).unwrap_or(0),

@@ -311,21 +311,11 @@ impl Compiled {
 
     /// The IR with each instruction's current quickened variant, e.g. `Binary[BinaryInt]`.
     pub fn quickened_ir_text(&self) -> String {
-        // Lowering lays instructions out block by block, each block followed by its
-        // terminator: walk the layout the same way to find each instruction's state.
-        let mut pc_of = HashMap::new();
-        let mut pc = 0usize;
-        for &b in &self.ir.layout {
-            for &i in &self.ir.blocks[b].insts {
-                pc_of.insert(i, pc);
-                pc += 1;
-            }
-            pc += 1;
-        }
         tiered_ir::printer::print_annotated(&self.ir, &|o| self.lines.line_at(o), &|i| {
-            pc_of
+            self.linear
+                .pc_of
                 .get(&i)
-                .and_then(|&pc| self.quick.get(pc))
+                .and_then(|&pc| self.quick.get(pc as usize))
                 .and_then(|q| q.get().name())
                 .map(str::to_string)
         })
