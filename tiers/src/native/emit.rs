@@ -1265,8 +1265,8 @@ impl<'a> Emit<'a> {
     }
 
     /// Drops what a finished call of `callee` left in its register file `regs`: after it
-    /// returned (`status` 0), only what a return leaves (`Linear::at_return`), else every
-    /// register that may own something (`Linear::owning`).
+    /// returned (`status` 0), only what a return leaves (`Linear::at_return`), inline; else
+    /// every register that may own something (`Linear::owning`), out of line.
     pub fn release_registers(&mut self, callee: &Compiled, regs: Value, status: Value) {
         let lin = &callee.linear;
         let returned = self.b.create_block();
@@ -1278,7 +1278,16 @@ impl<'a> Emit<'a> {
         self.release_each(regs, lin.at_return.iter().copied());
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(other);
-        self.release_each(regs, (0..lin.nregs).filter(|&r| lin.owning[r as usize]));
+        let c = self
+            .b
+            .ins()
+            .iconst(self.ptr, callee as *const Compiled as i64);
+        self.call(
+            super::helpers::release_all as *const () as usize,
+            &[self.ptr, self.ptr],
+            None,
+            &[c, regs],
+        );
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(done);
     }
