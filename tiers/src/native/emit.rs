@@ -1158,6 +1158,11 @@ impl<'a> Emit<'a> {
             self.b.ins().jump(go, &[]);
             self.b.switch_to_block(go);
         }
+        self.store_prev_instr();
+    }
+
+    /// Writes the current instruction's code unit into this function's frame.
+    fn store_prev_instr(&mut self) {
         let off = self.c.linear.insts[self.s.pc].offset;
         let unit = self.c.code_unit(off) as i64;
         let frame = self.frame_ptr();
@@ -1302,6 +1307,18 @@ impl<'a> Emit<'a> {
                 .load(self.ptr, mem(), regs, (r * 16 + 8) as i32);
             self.drop_loaded(t, p);
         }
+    }
+    /// Increfs a `Value` read out of a register (tag and payload) if it is an object: a
+    /// second owner for it.
+    pub fn incref_loaded(&mut self, t: Value, payload: Value) {
+        let is_obj = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+        let obj = self.b.create_block();
+        let go = self.b.create_block();
+        self.b.ins().brif(is_obj, obj, &[], go, &[]);
+        self.b.switch_to_block(obj);
+        self.incref(payload);
+        self.b.ins().jump(go, &[]);
+        self.b.switch_to_block(go);
     }
     /// Drops a `Value` already read out of its register (tag and payload).
     fn drop_loaded(&mut self, t: Value, payload: Value) {
@@ -1733,14 +1750,7 @@ impl<'a> Emit<'a> {
             let t = self.tag(s);
             let p = self.payload(s, types::I64);
             if !movable {
-                let is_obj = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
-                let obj = self.b.create_block();
-                let go = self.b.create_block();
-                self.b.ins().brif(is_obj, obj, &[], go, &[]);
-                self.b.switch_to_block(obj);
-                self.incref(p);
-                self.b.ins().jump(go, &[]);
-                self.b.switch_to_block(go);
+                self.incref_loaded(t, p);
             }
             if self.may_hold_old(d, e.target as usize) {
                 self.drop_reg(d);
@@ -1880,13 +1890,7 @@ impl<'a> Emit<'a> {
         if !self.inlining {
             // The frame is at its RETURN_VALUE: a frame object that outlives the call
             // keeps the locals of this Return's state (`activation::sync_at_pop`).
-            let off = self.c.linear.insts[self.s.pc].offset;
-            let unit = self.c.code_unit(off) as i64;
-            let frame = self.frame_ptr();
-            let v = self.b.ins().iconst(self.ptr, unit);
-            self.b
-                .ins()
-                .store(mem(), v, frame, crate::cpy::frame::offset::PREV_INSTR);
+            self.store_prev_instr();
         }
         let t = self.tag(r);
         let p = self.payload(r, types::I64);
@@ -1894,14 +1898,7 @@ impl<'a> Emit<'a> {
         self.b.ins().store(mem(), t, out, 0);
         self.b.ins().store(mem(), p, out, 8);
         if kept {
-            let is_obj = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
-            let obj = self.b.create_block();
-            let go = self.b.create_block();
-            self.b.ins().brif(is_obj, obj, &[], go, &[]);
-            self.b.switch_to_block(obj);
-            self.incref(p);
-            self.b.ins().jump(go, &[]);
-            self.b.switch_to_block(go);
+            self.incref_loaded(t, p);
         } else {
             self.clear(r);
         }

@@ -844,14 +844,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
             e.clear(r);
         } else {
             // An object (checked above): the callee gets its own reference.
-            let is_obj = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
-            let obj = e.b.create_block();
-            let go = e.b.create_block();
-            e.b.ins().brif(is_obj, obj, &[], go, &[]);
-            e.b.switch_to_block(obj);
-            e.incref(p);
-            e.b.ins().jump(go, &[]);
-            e.b.switch_to_block(go);
+            e.incref_loaded(t, p);
         }
         e.b.ins().store(mem(), t, cregs, (i * 16) as i32);
         e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
