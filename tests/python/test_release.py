@@ -91,6 +91,33 @@ def locals_at_return(n):
     return done()
 
 
+def locals_released_in_slot_order(n):
+    # `a` comes first among the frame's slots but gets its object last: CPython clears a
+    # frame slot by slot.
+    def inner(flag):
+        a = None
+        b = D(("b", flag))
+        a = D(("a", flag))
+        c = [D(("c", flag))]
+        note("body", flag)
+        return flag
+
+    def raising(flag):
+        a = None
+        b = D(("b", flag))
+        a = D(("a", flag))
+        return b.name[flag]
+
+    take()
+    for i in range(n):
+        note("returned", inner(i))
+        try:
+            raising(i)
+        except IndexError:
+            note("raised", i)
+    return done()
+
+
 def loop_variable_keeps_its_last_item(n):
     take()
     for o in [D(i) for i in range(n)]:
@@ -210,6 +237,7 @@ ROWS = (
     (temporary_consumed_by_a_call, (4,)),
     (unused_call_result, (4,)),
     (locals_at_return, (3,)),
+    (locals_released_in_slot_order, (4,)),
     (loop_variable_keeps_its_last_item, (3,)),
     (temporaries_released_on_the_way_to_a_handler, (4,)),
     (branch_only_one_side_rebinds, (5,)),

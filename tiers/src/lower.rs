@@ -128,8 +128,9 @@ pub struct Linear {
     pub reused: Vec<bool>,
     /// The registers that may still own something once a Return ran: those of the frame
     /// state it returns with, and constants' (every other value was released where it
-    /// died), so a caller releases only these after a return. Bool-only and NULL
-    /// registers aside, after an exception any register may own something.
+    /// died), so a caller releases only these after a return, in this order (the
+    /// locals' slot order, as CPython clears a frame). After an exception any register
+    /// may own something.
     pub at_return: Vec<u32>,
 }
 
@@ -376,17 +377,28 @@ pub fn lower(f: &Function) -> Linear {
     for e in &out.edges {
         out.reused[e.exc_reg as usize] = true;
     }
-    let mut at_return: HashSet<u32> = kept.iter().filter_map(|v| reg.get(v).copied()).collect();
+    // In the order CPython's frame clear releases them: the returned state's locals in
+    // slot order, then the rest (the returned value, constants).
+    let mut returned: Vec<Value> = Vec::new();
     for &b in &f.layout {
-        if let Terminator::Return(_) = f.blocks[b].term {
-            at_return.extend(term_reads(f, b).iter().filter_map(|v| reg.get(v).copied()));
+        let data = &f.blocks[b];
+        if let (Terminator::Return(_), Some(s)) = (&data.term, data.term_state) {
+            returned.extend_from_slice(&f.states[s as usize]);
         }
     }
-    out.at_return = at_return
-        .into_iter()
-        .filter(|&x| out.owning[x as usize])
-        .collect();
-    out.at_return.sort_unstable();
+    for &b in &f.layout {
+        if let Terminator::Return(_) = f.blocks[b].term {
+            returned.extend(term_reads(f, b));
+        }
+    }
+    let mut consts: Vec<Value> = kept.iter().copied().collect();
+    consts.sort_unstable_by_key(|v| reg.get(v).copied());
+    returned.extend(consts);
+    for x in returned.iter().filter_map(|v| reg.get(v).copied()) {
+        if out.owning[x as usize] && !out.at_return.contains(&x) {
+            out.at_return.push(x);
+        }
+    }
     out.states = f
         .states
         .iter()

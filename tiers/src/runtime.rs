@@ -970,7 +970,7 @@ pub unsafe fn call_compiled(
         // all Null again (cleared below) when the buffer goes out of scope.
         let regs = std::slice::from_raw_parts_mut(base, n);
         let (r, native) = run_bound(c, func, regs, tuning, ts);
-        clear(regs);
+        release(c, regs);
         return CallOutcome::Ran(r, native);
     }
     call_compiled_general(c, func, (args, nargsf, kwnames), tuning, ts)
@@ -1012,6 +1012,15 @@ fn clear(regs: &mut [Value]) {
     regs.iter_mut().for_each(|r| *r = Value::Null);
 }
 
+/// Releases what a finished call of `c` left in its registers: the locals it returned with
+/// first, in slot order (`Linear::at_return`, as CPython clears a frame), then the rest.
+fn release(c: &Compiled, regs: &mut [Value]) {
+    for &r in &c.linear.at_return {
+        drop(std::mem::take(&mut regs[r as usize]));
+    }
+    clear(regs);
+}
+
 /// Register files up to this size live on the native stack.
 const SMALL_FRAME: usize = 24;
 
@@ -1030,7 +1039,7 @@ unsafe fn call_with_registers(
     ts: ThreadState,
 ) -> CallOutcome {
     let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
-    let outcome = match crate::bind::bind(
+    match crate::bind::bind(
         c,
         func as *mut ffi::PyFunctionObject,
         args,
@@ -1038,18 +1047,20 @@ unsafe fn call_with_registers(
         kwnames,
         regs,
     ) {
-        Err(crate::bind::BindError::Raised) => CallOutcome::Ran(std::ptr::null_mut(), false),
+        Err(crate::bind::BindError::Raised) => {
+            clear(regs);
+            CallOutcome::Ran(std::ptr::null_mut(), false)
+        }
         Err(crate::bind::BindError::Mismatch) => {
             clear(regs);
             CallOutcome::CpythonRan(ffi::PyObject_Vectorcall(func, args, nargsf, kwnames))
         }
         Ok(()) => {
             let (r, native) = run_bound(c, func, regs, tuning, ts);
+            release(c, regs);
             CallOutcome::Ran(r, native)
         }
-    };
-    clear(regs);
-    outcome
+    }
 }
 
 /// Runs a bound call: native code if the function is hot enough to have it, else tier 1
