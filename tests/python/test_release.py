@@ -141,6 +141,30 @@ def temporaries_released_on_the_way_to_a_handler(n):
     return done()
 
 
+def _gather(*a):
+    return a
+
+
+def stack_values_released_top_down(n):
+    # An exception leaves values on the stack: CPython's unwinder pops them top down,
+    # before the handler runs, or before the frame's locals when nothing catches it.
+    def leaves(i):
+        x = D(("local", i))
+        return _gather(D(("p", i)), D(("q", i)), 1 // (i % 2)), x
+
+    take()
+    for i in range(n):
+        try:
+            _gather(D(("x", i)), D(("y", i)), [D(("z", i))], 1 // (i % 2))
+        except ZeroDivisionError:
+            note("handler", i)
+        try:
+            leaves(i)
+        except ZeroDivisionError:
+            note("left", i)
+    return done()
+
+
 def branch_only_one_side_rebinds(n):
     take()
     x = D("first")
@@ -240,6 +264,7 @@ ROWS = (
     (locals_released_in_slot_order, (4,)),
     (loop_variable_keeps_its_last_item, (3,)),
     (temporaries_released_on_the_way_to_a_handler, (4,)),
+    (stack_values_released_top_down, (3,)),
     (branch_only_one_side_rebinds, (5,)),
     (swapped_locals, (3,)),
     (cyclic_garbage_collected, (100,)),

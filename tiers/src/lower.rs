@@ -666,8 +666,14 @@ fn plan_block(
         // operand from being consumed (CPython's in-place str concatenation too drops the
         // local's reference first); later instructions' states do.
         live.extend(reads(f, inst));
+        // Top down, as CPython's unwinder pops the stack (registers are numbered in the
+        // order their values are made).
         let unwind_drops = match &inst.unwind {
-            Some(u) => minus(regs(&mut live.iter().copied()), &kept_by(u)),
+            Some(u) => {
+                let mut d = minus(regs(&mut live.iter().copied()), &kept_by(u));
+                d.reverse();
+                d
+            }
             None => Vec::new(),
         };
         if let Some(u) = &inst.unwind {

@@ -970,7 +970,7 @@ pub unsafe fn call_compiled(
         // all Null again (cleared below) when the buffer goes out of scope.
         let regs = std::slice::from_raw_parts_mut(base, n);
         let (r, native) = run_bound(c, func, regs, tuning, ts);
-        release(c, regs);
+        release(c, regs, r.is_null());
         return CallOutcome::Ran(r, native);
     }
     call_compiled_general(c, func, (args, nargsf, kwnames), tuning, ts)
@@ -1012,9 +1012,19 @@ fn clear(regs: &mut [Value]) {
     regs.iter_mut().for_each(|r| *r = Value::Null);
 }
 
-/// Releases what a finished call of `c` left in its registers: the locals it returned with
-/// first, in slot order (`Linear::at_return`, as CPython clears a frame), then the rest.
-fn release(c: &Compiled, regs: &mut [Value]) {
+/// Releases what a finished call of `c` left in its registers, in CPython's order: after a
+/// return, the locals it returned with in slot order (`Linear::at_return`, as CPython
+/// clears a frame), then the rest; after an exception, what was on the stack first, top
+/// down (as the unwinder pops it; registers are numbered in the order their values are
+/// made), then those locals.
+pub fn release(c: &Compiled, regs: &mut [Value], raised: bool) {
+    if raised {
+        for r in (0..regs.len()).rev() {
+            if !c.linear.at_return.contains(&(r as u32)) {
+                drop(std::mem::take(&mut regs[r]));
+            }
+        }
+    }
     for &r in &c.linear.at_return {
         drop(std::mem::take(&mut regs[r as usize]));
     }
@@ -1057,7 +1067,7 @@ unsafe fn call_with_registers(
         }
         Ok(()) => {
             let (r, native) = run_bound(c, func, regs, tuning, ts);
-            release(c, regs);
+            release(c, regs, r.is_null());
             CallOutcome::Ran(r, native)
         }
     }

@@ -145,18 +145,15 @@ pub unsafe extern "C" fn finish_pop(f: *mut crate::cpy::frame::InterpreterFrame)
     guarded((), || crate::cpy::frame::finish_pop(f))
 }
 
-/// Releases every register of a finished call of `c` that may own something (after an
-/// exception, when any may: the rare path, kept out of line).
+/// Releases every register of a finished call of `c` (after an exception, when any may own
+/// something: the rare path, kept out of line), in CPython's order (`runtime::release`).
 ///
 /// # Safety
 /// GIL held; `regs` is a register file of `c` whose call finished.
 pub unsafe extern "C" fn release_all(c: *const crate::runtime::Compiled, regs: *mut Value) {
     let c = &*c;
-    guarded((), || {
-        for r in (0..c.linear.nregs).filter(|&r| c.linear.owning[r as usize]) {
-            drop(std::mem::take(&mut *regs.add(r as usize)));
-        }
-    })
+    let regs = std::slice::from_raw_parts_mut(regs, c.linear.nregs as usize);
+    guarded((), || crate::runtime::release(c, regs, true))
 }
 
 /// Raises SystemError for reaching unreachable code; returns 1.
