@@ -931,7 +931,7 @@ class Gen:
             "    @T",
             "    def __exit__(self, t, v, tb):",
             "        print('exit', self.name, t.__name__ if t else None)",
-            "        return self.swallow",
+            "        return self.swallow and (t is None or issubclass(t, Exception))",
             "",
         ]
         self.obj_class = {}

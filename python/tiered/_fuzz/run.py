@@ -54,7 +54,14 @@ class _Timeout(BaseException):
     """Raised by the alarm (a BaseException: programs catch Exception)."""
 
 
+#: Whether the alarm fired during the current run, even if the program then swallowed
+#: the `_Timeout` (a context manager's `__exit__` returning true does).
+_fired = False
+
+
 def _alarm(_signum, _frame):
+    global _fired
+    _fired = True
     raise _Timeout
 
 
@@ -171,13 +178,17 @@ def _phase(what: str, budget: float) -> None:
 def check_program(src: str, arg_sets: list[str], paths: list[str]) -> dict:
     """Runs ``src`` under CPython and on each path: the verdict (status ok, skip or
     diverge; for a divergence the path and what differed) and the tier counters."""
+    global _fired
     rounds = max(PATHS[p][1] for p in paths)
     signal.signal(signal.SIGPROF, _alarm)
     _phase("cpython", CPYTHON_BUDGET)
+    _fired = False
     try:
         ref = run_path(src, None, arg_sets, rounds, CPYTHON_BUDGET)
     except (_Timeout, RecursionError, MemoryError) as e:
         return {"status": "skip", "why": f"CPython: {type(e).__name__}"}
+    if _fired:
+        return {"status": "skip", "why": "CPython: _Timeout (swallowed by the program)"}
     per_call = len(arg_sets)
     counts: dict = {}
     for p in paths:
@@ -185,8 +196,11 @@ def check_program(src: str, arg_sets: list[str], paths: list[str]) -> dict:
         expected = PathRun(ref.calls[: r * per_call], ref.module, ref.final if r == rounds else None)
         budget = BASE_BUDGET + SLOWDOWN * ref.seconds
         _phase(p, budget)
+        _fired = False
         try:
             got = run_path(src, opts, arg_sets, r, budget)
+            if _fired:
+                raise _Timeout
         except _Timeout:
             return {"status": "diverge", "path": p, "kind": "hang",
                     "detail": f"no result after {budget:.1f} s (CPython: {ref.seconds:.2f} s)"}
