@@ -172,7 +172,7 @@ unsafe fn run_body(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Valu
                 follow!(e);
             }
             LKind::Drop { start, len } => {
-                release(lin, start, len, regs);
+                release_drops(lin, start, len, regs);
                 pc += 1;
             }
             LKind::Return { reg, kept: false } => {
@@ -420,14 +420,14 @@ fn take_edge(
             regs[s as usize].clone()
         };
     }
-    release(lin, e.drops_start, e.drops_len, regs);
+    release_drops(lin, e.drops_start, e.drops_len, regs);
     Ok(())
 }
 
 /// Releases registers `lin.drops[start..start + len]` (values that died), each emptied
 /// before its object is released, as CPython's stores empty a slot first.
 #[inline]
-fn release(lin: &crate::lower::Linear, start: u32, len: u32, regs: &mut [Value]) {
+fn release_drops(lin: &crate::lower::Linear, start: u32, len: u32, regs: &mut [Value]) {
     for &r in &lin.drops[start as usize..(start + len) as usize] {
         drop(std::mem::take(&mut regs[r as usize]));
     }

@@ -987,13 +987,7 @@ impl<'a> Emit<'a> {
                 (self.tag(r), self.payload(r, self.ptr))
             } else {
                 let regs = self.regs();
-                let t = self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32);
-                (
-                    t,
-                    self.b
-                        .ins()
-                        .load(self.ptr, mem(), regs, (r * 16 + 8) as i32),
-                )
+                self.load_words(regs, r)
             };
             self.clear(r);
             self.drop_loaded(t, p);
@@ -1299,14 +1293,19 @@ impl<'a> Emit<'a> {
     /// Drops registers `rs` of register file `regs` (another function's).
     fn release_each(&mut self, regs: Value, rs: impl Iterator<Item = u32>) {
         for r in rs {
-            // Both words are always readable; the payload is only used for an object.
-            let t = self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32);
-            let p = self
-                .b
-                .ins()
-                .load(self.ptr, mem(), regs, (r * 16 + 8) as i32);
+            let (t, p) = self.load_words(regs, r);
             self.drop_loaded(t, p);
         }
+    }
+    /// Register `r`'s tag and payload, read from register file `regs` in memory (both
+    /// words are always readable; the payload means something only for some tags).
+    fn load_words(&mut self, regs: Value, r: u32) -> (Value, Value) {
+        let t = self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32);
+        let p = self
+            .b
+            .ins()
+            .load(self.ptr, mem(), regs, (r * 16 + 8) as i32);
+        (t, p)
     }
     /// Increfs a `Value` read out of a register (tag and payload) if it is an object: a
     /// second owner for it.
