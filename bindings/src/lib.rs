@@ -81,6 +81,22 @@ fn stats<'py>(py: Python<'py>, f: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyD
                 (a.0 + b.0, a.1 + b.1, a.2 + b.2)
             })
     };
+    // Generator resumptions: in our tiers, of those in native code, and by CPython's loop.
+    // SAFETY: GIL held.
+    let resumes = unsafe {
+        let code = (*(e.func.ptr() as *mut ffi::PyFunctionObject)).func_code;
+        tiered_tiers::runtime::specializations_of(code)
+            .iter()
+            .fold([0u64; 3], |mut a, c| {
+                for (x, r) in a.iter_mut().zip(&c.resumes) {
+                    *x += r.get();
+                }
+                a
+            })
+    };
+    d.set_item("resumes", resumes[0])?;
+    d.set_item("native_resumes", resumes[1])?;
+    d.set_item("cpython_resumes", resumes[2])?;
     d.set_item("native_compiles", compiles)?;
     d.set_item("compile_ms", ns as f64 / 1e6)?;
     d.set_item("code_bytes", bytes)?;
@@ -225,6 +241,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
         if tiered_tiers::ops::events::init().is_err()
             || tiered_tiers::activation::install_f_locals_hook().is_err()
             || tiered_tiers::tracing::install_audit_hook().is_err()
+            || tiered_tiers::generator::install().is_err()
         {
             return Err(PyErr::fetch(py));
         }

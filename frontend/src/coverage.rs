@@ -68,6 +68,19 @@ pub fn opcode_map() -> Vec<(&'static str, Result<Vec<OpKind>, String>)> {
             ..CodeInfo::default()
         };
         info.set_locals(&["a".into(), "u".into()], &["c".into()], &["f".into()]);
+        // Suspensions only make sense in a generator's code.
+        if matches!(
+            opcode,
+            op::YIELD_VALUE | op::RETURN_GENERATOR | op::SEND | op::GET_YIELD_FROM_ITER
+        ) {
+            info.flags = crate::code::flags::GENERATOR;
+        }
+        if matches!(
+            opcode,
+            op::GET_AWAITABLE | op::BEFORE_ASYNC_WITH | op::GET_AITER | op::GET_ANEXT
+        ) {
+            info.flags = crate::code::flags::COROUTINE;
+        }
         let t = translate(&info);
         let result = match t.unsupported.iter().find(|u| u.offset == at) {
             Some(u) => Err(u.reason.clone()),
@@ -100,7 +113,10 @@ mod tests {
         let find = |n: &str| m.iter().find(|(k, _)| *k == n).map(|(_, r)| r.clone());
         assert_eq!(find("BINARY_OP"), Some(Ok(vec![OpKind::Binary])));
         assert_eq!(find("FOR_ITER"), Some(Ok(vec![OpKind::ForIter])));
-        assert!(matches!(find("YIELD_VALUE"), Some(Err(_))));
+        assert_eq!(find("YIELD_VALUE"), Some(Ok(vec![])));
+        assert_eq!(find("SEND"), Some(Ok(vec![OpKind::Send])));
+        assert_eq!(find("GET_AWAITABLE"), Some(Ok(vec![OpKind::GetAwaitable])));
+        assert!(matches!(find("ASYNC_GEN_WRAP"), Some(Err(_))));
         assert_eq!(find("MATCH_CLASS"), Some(Ok(vec![OpKind::MatchClass])));
     }
 }

@@ -37,23 +37,16 @@ pub struct Translation {
     pub unsupported: Vec<Unsupported>,
 }
 
-/// The generator-like code flags, which run in CPython for now.
+/// The generator-like code flags that still run in CPython (generators and coroutines are
+/// ours).
 const GENERATOR_FLAGS: &[(u32, &str)] = &[
     (
-        flags::GENERATOR,
-        "generator functions run in CPython (no generator support yet)",
-    ),
-    (
-        flags::COROUTINE,
-        "coroutines (async def) run in CPython (no coroutine support yet)",
-    ),
-    (
         flags::ITERABLE_COROUTINE,
-        "generator-based coroutines run in CPython (no generator support yet)",
+        "generator-based coroutines (types.coroutine) run in CPython (no support yet)",
     ),
     (
         flags::ASYNC_GENERATOR,
-        "async generators run in CPython (no generator support yet)",
+        "async generators run in CPython (no support yet)",
     ),
 ];
 
@@ -161,6 +154,9 @@ struct Builder<'a> {
     handler_offsets: HashSet<u32>,
     consts: HashMap<u32, Value>,
     null: Value,
+    /// The handlers' lasti (a value of its own, so a suspension can tell it from a NULL),
+    /// made in the prologue on first use.
+    lasti: Option<Value>,
     /// Values that can never be NULL (instruction results other than Null, arguments).
     bound: HashSet<Value>,
     unsupported: Vec<Unsupported>,
@@ -212,6 +208,7 @@ impl<'a> Builder<'a> {
             handlers,
             consts: HashMap::new(),
             null,
+            lasti: None,
             bound: HashSet::new(),
             unsupported: Vec::new(),
             worklist: VecDeque::new(),
@@ -331,6 +328,13 @@ impl<'a> Builder<'a> {
         if self.f.blocks[b].is_handler {
             return Err(self.stop(offset, "<jump>", "a normal jump into an exception handler"));
         }
+        if self.f.blocks[b].is_resume {
+            return Err(self.stop(
+                offset,
+                "<jump>",
+                "a normal jump to where a generator resumes",
+            ));
+        }
         self.ensure_params(b, st.stack.len(), offset)?;
         let mut args = st.locals.clone();
         args.extend_from_slice(&st.stack);
@@ -381,8 +385,9 @@ impl<'a> Builder<'a> {
                 .find(|h| self.instr_at(h.target) == Some(start));
             if entry.is_some_and(|h| h.lasti) {
                 // We keep no f_lasti: RERAISE's lasti operand only restores line numbers
-                // of a frame we do not have.
-                st.stack.push(self.null);
+                // of a frame we do not have (a suspension gives the frame an int there).
+                let lasti = self.lasti_value();
+                st.stack.push(lasti);
             }
             st.stack.push(params[params.len() - 1]);
             self.bound.insert(params[params.len() - 1]);
@@ -421,6 +426,17 @@ impl<'a> Builder<'a> {
             }
             k += 1;
         }
+    }
+
+    fn lasti_value(&mut self) -> Value {
+        if let Some(v) = self.lasti {
+            return v;
+        }
+        let entry = self.f.entry();
+        let i = self.f.push_inst(entry, Op::Lasti {}, vec![], None, 0);
+        let v = self.f.insts[i].results[0];
+        self.lasti = Some(v);
+        v
     }
 
     fn const_value(&mut self, idx: u32, offset: u32) -> Value {
@@ -472,7 +488,10 @@ impl<'a> Builder<'a> {
 
 /// Instructions after which control does not fall through.
 fn ends_block(opcode: u8) -> bool {
-    matches!(opcode, op::RETURN_VALUE | op::RAISE_VARARGS | op::RERAISE)
+    matches!(
+        opcode,
+        op::RETURN_VALUE | op::RAISE_VARARGS | op::RERAISE | op::YIELD_VALUE | op::RETURN_GENERATOR
+    )
 }
 
 /// Translation of one instruction.
@@ -577,7 +596,7 @@ impl Tx<'_, '_> {
         // holds there, should anything read it (locals(), a traceback, a profiler).
         self.b.f.insts[i].state = Some(self.state());
         let results = self.b.f.insts[i].results.clone();
-        if !matches!(op, Op::Null {}) {
+        if !matches!(op, Op::Null {} | Op::Lasti {}) {
             // Only Null, LoadMethod's first result and ForIter's item can be NULL, and
             // none of those is ever stored to a local by compiler-made code; loads of a
             // NULL local are still checked where it could come from a merge.
@@ -596,6 +615,33 @@ impl Tx<'_, '_> {
                 id
             }
         }
+    }
+    /// Ends the block at a suspension: the frame keeps the locals and the stack, and the
+    /// generator resumes at the next instruction with the value sent in pushed.
+    fn suspend(&mut self, value: Option<Value>) -> Result<Option<Terminator>, Stop> {
+        if self.b.code.flags & (flags::GENERATOR | flags::COROUTINE) == 0 {
+            return Err(self.err("a suspension in code that is not a generator's"));
+        }
+        let at = self.next_offset();
+        let rb = *self
+            .b
+            .block_at
+            .get(&at)
+            .ok_or_else(|| self.err("no instruction to resume at"))?;
+        if self.b.depth_of.contains_key(&rb) || self.b.f.blocks[rb].is_handler {
+            return Err(self.err("the resume point is also reached by a jump"));
+        }
+        self.b.f.blocks[rb].is_resume = true;
+        self.b.ensure_params(rb, self.st.stack.len() + 1, at)?;
+        let mut args = self.st.locals.clone();
+        args.extend_from_slice(&self.st.stack);
+        let state = self.state();
+        self.b.f.blocks[self.block].term_state = Some(state);
+        self.b.f.blocks[self.block].term_offset = Some(self.ins.offset);
+        Ok(Some(Terminator::Suspend {
+            value,
+            resume: BlockCall { block: rb, args },
+        }))
     }
     fn emit1(&mut self, op: Op, args: Vec<Value>) -> Result<Value, Stop> {
         Ok(self.emit(op, args)?[0])
@@ -1050,6 +1096,62 @@ impl Tx<'_, '_> {
                 self.b.f.blocks[self.block].term_offset = Some(self.ins.offset);
                 return Ok(Some(Terminator::Return(v)));
             }
+            op::RETURN_GENERATOR => return self.suspend(None),
+            op::YIELD_VALUE => {
+                let v = self.pop()?;
+                return self.suspend(Some(v));
+            }
+            op::GET_YIELD_FROM_ITER => {
+                let v = self.pop()?;
+                let coroutine =
+                    self.b.code.flags & (flags::COROUTINE | flags::ITERABLE_COROUTINE) != 0;
+                let r = self.emit1(Op::GetYieldFromIter { coroutine }, vec![v])?;
+                self.push(r)
+            }
+            op::GET_AWAITABLE => {
+                let v = self.pop()?;
+                let r = self.emit1(Op::GetAwaitable { kind: arg }, vec![v])?;
+                self.push(r)
+            }
+            op::GET_AITER => {
+                let v = self.pop()?;
+                let r = self.emit1(Op::GetAiter {}, vec![v])?;
+                self.push(r)
+            }
+            op::GET_ANEXT => {
+                let it = self.peek(1)?;
+                let r = self.emit1(Op::GetAnext {}, vec![it])?;
+                self.push(r)
+            }
+            op::END_ASYNC_FOR => {
+                // The handler of an `async for`: StopAsyncIteration ends the loop (the
+                // iterator goes too), anything else is re-raised from here.
+                let exc = self.pop()?;
+                self.emit(Op::EndAsyncFor {}, vec![exc])?;
+                self.pop()?;
+            }
+            op::BEFORE_ASYNC_WITH => {
+                let mgr = self.pop()?;
+                let r = self.emit(Op::BeforeAsyncWith {}, vec![mgr])?;
+                self.push(r[0]);
+                self.push(r[1])
+            }
+            op::SEND => {
+                // v = POP(), receiver = TOP(): a finished receiver is popped and its
+                // return value pushed at the target; otherwise the value to yield is
+                // pushed above it (YIELD_VALUE follows).
+                let v = self.pop()?;
+                let receiver = self.peek(1)?;
+                let r = self.emit(Op::Send {}, vec![receiver, v])?;
+                let (value, returned) = (r[0], r[1]);
+                let mut done = self.st.clone();
+                done.stack.pop();
+                done.stack.push(value);
+                let mut more = self.st.clone();
+                more.stack.push(value);
+                let (t, n) = (self.jump_target()?, self.next_offset());
+                return self.branch(returned, done, more, t, n);
+            }
             op::RAISE_VARARGS => {
                 let (kind, n) = match arg {
                     0 => (RaiseKind::Reraise, 0),
@@ -1215,16 +1317,7 @@ impl Tx<'_, '_> {
 /// Why an opcode has no translation yet, in words a user can act on.
 pub fn unsupported_reason(opcode: u8) -> String {
     let why = match opcode {
-        op::YIELD_VALUE
-        | op::SEND
-        | op::RETURN_GENERATOR
-        | op::GET_YIELD_FROM_ITER
-        | op::ASYNC_GEN_WRAP => "generators run in CPython (no generator support yet)",
-        op::GET_AWAITABLE
-        | op::GET_AITER
-        | op::GET_ANEXT
-        | op::END_ASYNC_FOR
-        | op::BEFORE_ASYNC_WITH => "coroutines run in CPython (no coroutine support yet)",
+        op::ASYNC_GEN_WRAP => "async generators run in CPython (no support yet)",
         op::LOAD_NAME
         | op::STORE_NAME
         | op::DELETE_NAME

@@ -154,6 +154,19 @@ def except_star(f):
 
 
 def generator(n):
+    x = yield n
+    r = yield from range(x)
+    return r
+
+
+async def coroutine(n):
+    async for x in n:
+        n = x
+    async with n as v:
+        return await v
+
+
+async def async_generator(n):
     yield n
 
 
@@ -179,7 +192,9 @@ CASES = [
     (globals_and_del, ["StoreGlobal", "LoadAssertionError", "Raise"]),
     (match_seq, ["MatchSequence", "GetLen", "UnpackEx", "MatchMapping", "MatchKeys", "MatchClass"]),
     (except_star, ["CheckEgMatch", "PrepReraiseStar"]),
-    (generator, ["Unsupported"]),
+    (generator, ["return_generator", "yield", "GetYieldFromIter", "Send"]),
+    (coroutine, ["GetAwaitable", "BeforeAsyncWith", "Send", "yield", "GetAiter", "GetAnext", "EndAsyncFor"]),
+    (async_generator, ["Unsupported"]),
 ]
 
 # Nested code objects are snapshotted too (comprehensions, inner functions).

@@ -50,6 +50,17 @@ pub enum Terminator {
     },
     /// Return a value to the caller.
     Return(Value),
+    /// Suspend a generator (YIELD_VALUE: `value` is yielded; RETURN_GENERATOR: `None`, the
+    /// new generator is returned): the frame keeps `resume`'s arguments, which are the
+    /// locals-plus slots then the value stack in CPython's layout, and the generator later
+    /// continues at `resume`'s block, whose last parameter is the value sent in (supplied
+    /// by the runtime, as a handler's exception is).
+    Suspend {
+        /// What is yielded (`None` for RETURN_GENERATOR).
+        value: Option<Value>,
+        /// Where the generator resumes, with the frame's contents.
+        resume: BlockCall,
+    },
     /// Control cannot reach here (after an op that always raises).
     Unreachable,
 }
@@ -62,6 +73,7 @@ impl Terminator {
             Terminator::Branch {
                 then_to, else_to, ..
             } => vec![then_to, else_to],
+            Terminator::Suspend { resume, .. } => vec![resume],
             Terminator::Return(_) | Terminator::Unreachable => vec![],
         }
     }
@@ -72,7 +84,18 @@ impl Terminator {
             Terminator::Branch {
                 then_to, else_to, ..
             } => vec![then_to, else_to],
+            Terminator::Suspend { resume, .. } => vec![resume],
             Terminator::Return(_) | Terminator::Unreachable => vec![],
+        }
+    }
+
+    /// The values it reads besides its successors' arguments.
+    pub fn operands(&self) -> Vec<Value> {
+        match self {
+            Terminator::Branch { cond, .. } => vec![*cond],
+            Terminator::Return(v) => vec![*v],
+            Terminator::Suspend { value, .. } => value.iter().copied().collect(),
+            Terminator::Jump(_) | Terminator::Unreachable => vec![],
         }
     }
 }
@@ -90,6 +113,10 @@ pub struct BlockData {
     pub offset: u32,
     /// Whether the block is an exception handler (entered with the exception as last param).
     pub is_handler: bool,
+    /// Whether a generator resumes here (a Suspend's successor: entered from the frame,
+    /// with the value sent in as last param). Its parameters are never pruned: each is a
+    /// frame slot, and nothing else survives the suspension.
+    pub is_resume: bool,
     /// A Return's frame state (see `InstData::state`): the locals the frame still holds as
     /// it returns. They count as read there, so they live until the function's exit,
     /// where CPython releases them too, and not only until their last use.
@@ -189,6 +216,7 @@ impl Function {
             term: Terminator::Unreachable,
             offset,
             is_handler: false,
+            is_resume: false,
             term_state: None,
             term_offset: None,
         });

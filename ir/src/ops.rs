@@ -38,6 +38,8 @@ macro_rules! for_each_op {
             Const { index: ConstIdx } "values" args(Fixed(0)) results(1) Pure;
             /// The NULL that 3.11 pushes below a callable or an unbound local: no object.
             Null {} "values" args(Fixed(0)) results(1) Pure;
+            /// The instruction index 3.11 pushes below the exception for a handler that asks (`lasti`): NULL here, an int in a suspended generator's frame.
+            Lasti {} "values" args(Fixed(0)) results(1) Pure;
             /// Raises UnboundLocalError if its operand is NULL (a local read before assignment).
             CheckBound { local: LocalIdx } "values" args(Fixed(1)) results(1) Any;
             /// The builtin AssertionError class (LOAD_ASSERTION_ERROR).
@@ -68,6 +70,18 @@ macro_rules! for_each_op {
             GetIter {} "iter" args(Fixed(1)) results(1) Any;
             /// `next(it)`: results (item, exhausted); item is NULL when exhausted.
             ForIter {} "iter" args(Fixed(1)) results(2) Any;
+            /// `iter(x)` for `yield from x` (GET_YIELD_FROM_ITER): generators and, in a coroutine, coroutines as they are.
+            GetYieldFromIter { coroutine: bool } "generators" args(Fixed(1)) results(1) Any;
+            /// `await x`'s iterator (GET_AWAITABLE): a coroutine itself, else `x.__await__()`; `kind` 1 and 2 name `async with`'s `__aenter__` and `__aexit__` in errors.
+            GetAwaitable { kind: u32 } "generators" args(Fixed(1)) results(1) Any;
+            /// `async for`'s iterator (GET_AITER): `x.__aiter__()`, which must have `__anext__`.
+            GetAiter {} "generators" args(Fixed(1)) results(1) Any;
+            /// `async for`'s next awaitable (GET_ANEXT): `it.__anext__()`, made awaitable.
+            GetAnext {} "generators" args(Fixed(1)) results(1) Any;
+            /// `async for`'s end (END_ASYNC_FOR): nothing for StopAsyncIteration, else re-raises its operand.
+            EndAsyncFor {} "generators" args(Fixed(1)) results(0) Any;
+            /// One step of `yield from`/`await` (SEND); operands (receiver, sent): results (value, returned), `returned` when the receiver finished.
+            Send {} "generators" args(Fixed(2)) results(2) Any;
             /// `o.name`.
             LoadAttr { name: NameIdx } "attrs" args(Fixed(1)) results(1) Any;
             /// `o.name = v`; operands (o, v).
@@ -147,6 +161,8 @@ macro_rules! for_each_op {
             Reraise {} "exceptions" args(Fixed(1)) results(0) Raises;
             /// Enters a context manager: results (bound `__exit__`, `__enter__()` result).
             BeforeWith {} "exceptions" args(Fixed(1)) results(2) Any;
+            /// `async with` entry (BEFORE_ASYNC_WITH): results (bound `__aexit__`, `__aenter__()`'s awaitable).
+            BeforeAsyncWith {} "exceptions" args(Fixed(1)) results(2) Any;
             /// Calls `exit(type(e), e, tb)`; operands (exit, e).
             WithExceptStart {} "exceptions" args(Fixed(2)) results(1) Any;
             /// `except* T` (CHECK_EG_MATCH): operands (exc, T); results (rest or exc, match or None).

@@ -19,6 +19,9 @@ pub fn prune_trivial_params(f: &mut Function) {
         }
         let mut removed: Vec<(Block, usize)> = Vec::new();
         for &b in &f.layout[1..] {
+            if f.blocks[b].is_resume {
+                continue;
+            }
             let params = &f.blocks[b].params;
             let calls = incoming.get(&b).map(|v| v.as_slice()).unwrap_or(&[]);
             let explicit = params.len() - usize::from(f.blocks[b].is_handler);
@@ -87,7 +90,7 @@ fn rename_uses(f: &mut Function, alias: &HashMap<Value, Value>) {
         if let Terminator::Branch { cond, .. } = term {
             *cond = resolve(alias, *cond);
         }
-        if let Terminator::Return(v) = term {
+        if let Terminator::Return(v) | Terminator::Suspend { value: Some(v), .. } = term {
             *v = resolve(alias, *v);
         }
         for c in term.successors_mut() {
@@ -109,7 +112,7 @@ pub fn remove_redundant_checks(f: &mut Function) {
     let mut maybe_null: HashSet<Value> = HashSet::new();
     for (_, inst) in f.insts.iter() {
         match inst.op {
-            Op::Null {} => maybe_null.extend(inst.results.iter().copied()),
+            Op::Null {} | Op::Lasti {} => maybe_null.extend(inst.results.iter().copied()),
             // The method slot of LOAD_METHOD is NULL when the attribute is not a method.
             Op::LoadMethod { .. } => {
                 maybe_null.insert(inst.results[0]);
@@ -209,20 +212,16 @@ pub fn remove_dead_params(f: &mut Function) {
         for &i in &f.blocks[b].insts {
             live.extend(f.insts[i].args.iter().copied());
         }
-        match &f.blocks[b].term {
-            Terminator::Branch { cond, .. } => {
-                live.insert(*cond);
-            }
-            Terminator::Return(v) => {
-                live.insert(*v);
-            }
-            _ => {}
-        }
-        // The exception parameter of a handler is written by the unwinder, not by edges.
+        live.extend(f.blocks[b].term.operands());
+        // The exception parameter of a handler is written by the unwinder, not by edges;
+        // a resume block's parameters are the frame's slots.
         if f.blocks[b].is_handler {
             if let Some(&e) = f.blocks[b].params.last() {
                 live.insert(e);
             }
+        }
+        if f.blocks[b].is_resume {
+            live.extend(f.blocks[b].params.iter().copied());
         }
     }
     let entry = f.entry();

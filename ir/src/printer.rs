@@ -87,7 +87,13 @@ pub fn print_annotated(
         let _ = writeln!(
             out,
             "{}bb{}({}):  ; @{}",
-            if data.is_handler { "handler " } else { "" },
+            if data.is_handler {
+                "handler "
+            } else if data.is_resume {
+                "resume "
+            } else {
+                ""
+            },
             n.blocks[&b],
             n.list(&data.params),
             data.offset
@@ -136,6 +142,10 @@ pub fn print_annotated(
                 n.call(else_to)
             ),
             Terminator::Return(v) => format!("return {}", n.v(*v)),
+            Terminator::Suspend { value, resume } => match value {
+                Some(v) => format!("yield {}, {}", n.v(*v), n.call(resume)),
+                None => format!("return_generator {}", n.call(resume)),
+            },
             Terminator::Unreachable => "unreachable".to_string(),
         };
         let _ = writeln!(out, "    {term}");

@@ -109,13 +109,15 @@ pub fn verify(f: &Function) -> Result<(), String> {
         }
         let end = data.insts.len();
         let what = format!("bb{bi} terminator");
-        match &data.term {
-            crate::function::Terminator::Branch { cond, .. } => check_use(*cond, b, end, &what)?,
-            crate::function::Terminator::Return(v) => check_use(*v, b, end, &what)?,
-            _ => {}
+        for v in data.term.operands() {
+            check_use(v, b, end, &what)?;
         }
+        let suspends = matches!(data.term, crate::function::Terminator::Suspend { .. });
         for c in data.term.successors() {
-            check_call(c, 0, b, end, &what)?;
+            check_call(c, usize::from(suspends), b, end, &what)?;
+            if suspends != f.blocks[c.block].is_resume {
+                return Err(format!("{what}: only a Suspend enters a resume block"));
+            }
             if f.blocks[c.block].is_handler {
                 return Err(format!("{what}: normal jump into a handler"));
             }

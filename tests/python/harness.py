@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import inspect
 import io
 import os
 import subprocess
@@ -195,6 +196,12 @@ def assert_tier1(w: Any, f: Callable | None = None) -> None:
         assert s["native_calls"] == ours, f"{name}: expected every call in native code: {s!r}"
     assert s["fallback_calls"] == 0, f"{name}: fell back to CPython: {s!r}"
     assert s["unsupported"] == [], f"{name}: unsupported ops: {s!r}"
+    # A generator's body runs at its resumptions: in our tiers too.
+    assert s["cpython_resumes"] == 0, f"{name}: a generator resumed in CPython: {s!r}"
+    if f is not None and (inspect.isgeneratorfunction(f) or inspect.iscoroutinefunction(f)):
+        assert s["resumes"] >= 1, f"{name}: no generator resumed in tiered's tiers: {s!r}"
+    if os.environ.get("TIERED_EXPECT_NATIVE") == "1":
+        assert s["native_resumes"] == s["resumes"], f"{name}: a resumption in tier 1: {s!r}"
 
 
 def _check_non_strict(f: Callable, args: tuple, kwargs: dict) -> tuple[Outcome, Any]:

@@ -1,7 +1,6 @@
-"""Code that runs in CPython by contract: generators, coroutines, async
-generators (must fall back, with a reason); class bodies and frame
-introspection (may fall back, with a reason; results must be CPython's);
-calls under sys.settrace / sys.setprofile."""
+"""Code that runs in CPython by contract: async generators (must fall back, with a
+reason; generators and coroutines are ours: test_generators.py, test_coroutines.py); class bodies and frame introspection (may fall back, with a reason;
+results must be CPython's); calls under sys.settrace / sys.setprofile."""
 
 import asyncio
 import inspect
@@ -13,65 +12,7 @@ from harness import assert_tier1, cases, check, check_agrees, check_fallback
 from tiered import UnsupportedError, stats, tiered
 
 
-# --- generators, coroutines, async generators: must fall back ------------------
-
-def gen_simple(n):
-    for i in range(n):
-        yield i * i
-
-
-def gen_return_value(log):
-    log.append("start")
-    x = yield 1
-    log.append(("sent", x))
-    return "done"
-
-
-def gen_raises(n):
-    yield n
-    raise ValueError("generator body failed")
-
-
-def gen_yield_from(xs):
-    yield from xs
-    r = yield from gen_simple(3)
-    yield r
-
-
-def gen_with_finally(log):
-    try:
-        yield 1
-        yield 2
-    finally:
-        log.append("finally")
-
-
-def gen_not_started_error(x):
-    # errors in a generator body only surface when iterated
-    yield 10 // x
-
-
-class Awaitable:
-    def __await__(self):
-        yield "suspended"
-        return "awaited value"
-
-
-async def coro_simple(x):
-    return x * 2
-
-
-async def coro_awaits(log):
-    log.append("before")
-    v = await Awaitable()
-    log.append(v)
-    await asyncio.sleep(0)
-    return v
-
-
-async def coro_raises():
-    await asyncio.sleep(0)
-    raise KeyError("coroutine failed")
+# --- async generators: must fall back -------------------------------------------------
 
 
 async def agen_simple(n):
@@ -86,53 +27,25 @@ async def agen_raises():
 
 
 GENERATORS = [
-    pytest.param(gen_simple, ("generator",), (5,), id="gen_simple"),
-    pytest.param(gen_simple, ("generator",), (0,), id="gen_simple-empty"),
-    pytest.param(gen_return_value, ("generator",), ([],), id="gen_return_value"),
-    pytest.param(gen_raises, ("generator",), (1,), id="gen_raises"),
-    pytest.param(gen_yield_from, ("generator",), ([7, 8],), id="gen_yield_from"),
-    pytest.param(gen_with_finally, ("generator",), ([],), id="gen_with_finally"),
-    pytest.param(gen_not_started_error, ("generator",), (0,), id="gen_not_started_error"),
-    pytest.param(coro_simple, ("coroutine",), (21,), id="coro_simple"),
-    pytest.param(coro_awaits, ("coroutine",), ([],), id="coro_awaits"),
-    pytest.param(coro_raises, ("coroutine",), (), id="coro_raises"),
-    pytest.param(agen_simple, ("generator", "coroutine"), (3,), id="agen_simple"),
-    pytest.param(agen_raises, ("generator", "coroutine"), (), id="agen_raises"),
+    pytest.param(agen_simple, ("async generator",), (3,), id="agen_simple"),
+    pytest.param(agen_raises, ("async generator",), (), id="agen_raises"),
 ]
 
 
 @pytest.mark.real_tiering
 @pytest.mark.parametrize("f,reason,args", GENERATORS)
-def test_generators_fall_back(f, reason, args):
+def test_async_generators_fall_back(f, reason, args):
     check_fallback(f, reason, *args)
 
 
 @pytest.mark.real_tiering
-def test_strict_generator_raises_unsupported_error():
-    w = tiered(gen_simple, strict=True)
+def test_strict_async_generator_raises_unsupported_error():
+    w = tiered(agen_simple, strict=True)
     with pytest.raises(UnsupportedError) as ei:
         w(3)
     assert isinstance(ei.value, Exception)
-    assert "generator" in str(ei.value).lower() or any(
-        "generator" in u["reason"].lower() for u in stats(w)["unsupported"])
-
-
-async def coro_sleeps(log, n):
-    for i in range(n):
-        log.append(i)
-        await asyncio.sleep(0)
-    return sum(log)
-
-
-@pytest.mark.real_tiering
-def test_coroutine_under_asyncio_run():
-    w = tiered(coro_sleeps)
-    log_a, log_b = [], []
-    assert asyncio.run(w(log_a, 3)) == asyncio.run(coro_sleeps(log_b, 3))
-    assert log_a == log_b == [0, 1, 2]
-    s = stats(w)
-    assert s["fallback_calls"] == 1
-    assert any("coroutine" in u["reason"].lower() for u in s["unsupported"])
+    assert "async generator" in str(ei.value).lower() or any(
+        "async generator" in u["reason"].lower() for u in stats(w)["unsupported"])
 
 
 # --- may fall back (with a reason): class bodies, frame introspection ---------------

@@ -18,8 +18,9 @@ class Fake:
     def __init__(self, f, tamper=None, st=None):
         self.f = f
         self.tamper = tamper
-        self.st = st or {"calls": 0, "fallback_calls": 0, "interp_calls": 0, "native_calls": 0,
-                         "deopts": 0, "unsupported": []}
+        self.st = {"calls": 0, "fallback_calls": 0, "interp_calls": 0, "native_calls": 0,
+                   "deopts": 0, "unsupported": [], "resumes": 0, "native_resumes": 0,
+                   "cpython_resumes": 0, **(st or {})}
 
     def __call__(self, *a, **k):
         self.st["calls"] += 1
@@ -33,7 +34,7 @@ def use_fake(monkeypatch, tamper=None, st=None):
     made = []
 
     def fake_tiered(f, strict=False):
-        w = Fake(f, tamper, None if st is None else dict(st, unsupported=list(st["unsupported"])))
+        w = Fake(f, tamper, None if st is None else dict(st, unsupported=list(st.get("unsupported", []))))
         made.append(w)
         return w
 
@@ -161,3 +162,19 @@ def test_normalize_distinguishes():
     a = []
     a.append(a)
     assert normalize(a) == normalize(a)  # cycles terminate
+
+
+def counted_generator(n):
+    yield from range(n)
+
+
+@pytest.mark.parametrize("st", [
+    # the generator's body never ran in our tiers
+    {"resumes": 0},
+    # a resumption ran in CPython's loop
+    {"resumes": 2, "cpython_resumes": 1},
+])
+def test_generator_resumed_elsewhere_is_not_a_tier_pass(monkeypatch, st):
+    use_fake(monkeypatch, st=st)
+    with pytest.raises(FAIL):
+        harness.check(counted_generator, 3)

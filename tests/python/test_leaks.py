@@ -159,6 +159,21 @@ def _gen(x):
     yield x + 1
 
 
+def _gen_unfinished(x):
+    # Left suspended: its frame's values are released when it is collected.
+    g = _gen(x)
+    y = [x, x + 1]
+    try:
+        yield next(g), y
+        yield "never"
+    finally:
+        y.append(x)
+
+
+async def _agen(x):
+    yield x
+
+
 def wrong_shape_target(a, b):
     return a + b
 
@@ -393,7 +408,9 @@ CATEGORIES = {
     "changing-types": (changing_types, (3,), "tier1"),
     "eval-breaker": (eval_breaker, (11,), "tier1"),
     "genexpr-generators": (genexpr_and_generators, (3,), "tier1"),
-    "fallback-generator": (_gen, (2**70,), "fallback"),
+    "generator": (_gen, (2**70,), "tier1"),
+    "generator-unfinished": (_gen_unfinished, (2**70,), "tier1"),
+    "fallback-async-generator": (_agen, (2**70,), "fallback"),
     "wrong-call-shape": (wrong_shape_target, (1, 2, 3), None),  # TypeError on every call
 }
 
@@ -416,7 +433,7 @@ def _call(w, args):
     try:
         r = w(*args)
         if isinstance(r, types.GeneratorType):
-            r = list(r)
+            r = next(r) if w.__wrapped__ is _gen_unfinished else list(r)
         return r
     except (ValueError, TypeError, ArithmeticError):
         return None

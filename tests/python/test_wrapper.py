@@ -107,7 +107,7 @@ def test_call_results_match_with_kwargs():
 
 @pytest.mark.real_tiering
 def test_translation_is_lazy():
-    def gen():
+    async def gen():
         yield 1
     w = tiered(gen, strict=True)  # must not raise: nothing is translated yet
     s = stats(w)
@@ -309,21 +309,27 @@ _ENV_SCRIPT = textwrap.dedent("""
     def f(x):
         return x + 1
 
-    def gen():
+    async def agen():
         yield 1
+
+    def run(a):
+        try:
+            a.__anext__().send(None)
+        except StopIteration as e:
+            return [e.value]
 
     w = tiered(f)
     print("identity", w is f)
     print("decorator", tiered(strict=True)(f) is f)
     print("result", w(1))
-    g = tiered(gen)
+    g = tiered(agen)
     try:
-        out = list(g())
+        out = run(g())
         print("gen ok", out)
     except UnsupportedError as e:
         print("gen strict")
     try:
-        out = list(tiered(gen, strict=False)())
+        out = run(tiered(agen, strict=False)())
         print("explicit non-strict ok", out)
     except UnsupportedError:
         print("explicit non-strict raised")

@@ -38,7 +38,13 @@ pub const BACK_POINTER: usize = 8;
 /// # Safety
 /// GIL held; `f` is a live frame.
 unsafe fn activation_of<'a>(f: *mut crate::cpy::frame::InterpreterFrame) -> Option<&'a Ctx<'a>> {
-    let ctx = *((f as usize - BACK_POINTER) as *const usize);
+    // A generator's frame is inside the generator: one of ours keeps its running
+    // activation's context in a word of its own (`generator`).
+    let ctx = if (*f).owner == crate::cpy::gen::OWNED_BY_GENERATOR {
+        crate::generator::running_ctx(f)
+    } else {
+        *((f as usize - BACK_POINTER) as *const usize)
+    };
     if !ctx.is_multiple_of(std::mem::align_of::<Ctx>()) || !crate::stack::on_this_stack(ctx) {
         return None;
     }

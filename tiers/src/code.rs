@@ -69,7 +69,7 @@ unsafe fn strings(t: &Owned) -> PyResult<Vec<String>> {
     tuple_items(t)?.into_iter().map(|o| rust_str(o)).collect()
 }
 
-unsafe fn int_attr(o: *mut ffi::PyObject, name: &str) -> PyResult<i64> {
+pub(crate) unsafe fn int_attr(o: *mut ffi::PyObject, name: &str) -> PyResult<i64> {
     let v = attr(o, name)?;
     let x = ffi::PyLong_AsLongLong(v.ptr());
     if x == -1 && !ffi::PyErr_Occurred().is_null() {

@@ -187,6 +187,11 @@ unsafe fn run_body(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Valu
                 }
                 return Ok(v.clone());
             }
+            LKind::Suspend { .. } => {
+                return crate::generator::suspend(ctx, regs, pc).inspect_err(|_| {
+                    crate::traceback::add_frame(ctx, pc);
+                })
+            }
             LKind::Unreachable => {
                 ffi::PyErr_SetString(
                     ffi::PyExc_SystemError,
@@ -317,6 +322,34 @@ pub unsafe fn call_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
             0
         }
         Some(Err(Raised)) => match unwind(ctx, pc, inst, Failure::New, regs) {
+            Some(target) => 2 + target as i64,
+            None => 1,
+        },
+    }
+}
+
+/// Send at `pc` for native code, without the generic op's dispatch (the Send template):
+/// as `exec_at`.
+///
+/// # Safety
+/// As `exec_at`.
+pub unsafe fn send_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
+    let inst = &ctx.compiled.linear.insts[pc];
+    ctx.at(pc);
+    let ops_ix =
+        &ctx.compiled.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
+    let (receiver, v) = (ops_ix[0] as usize, ops_ix[1] as usize);
+    let r = match regs[v].box_in_place() {
+        Ok(()) => ops::generators::send(ctx.tstate, &regs[receiver], &regs[v]),
+        Err(Raised) => Err(Raised),
+    };
+    match r {
+        Ok((value, returned)) => {
+            regs[inst.dst as usize] = value;
+            regs[inst.dst as usize + 1] = Value::Bool(returned);
+            0
+        }
+        Err(Raised) => match unwind(ctx, pc, inst, Failure::New, regs) {
             Some(target) => 2 + target as i64,
             None => 1,
         },
@@ -519,7 +552,7 @@ unsafe fn exec(
     }
     match op {
         Op::Const { index } => set!(ops::values::load_const(ctx, index)),
-        Op::Null {} => regs[dst] = Value::Null,
+        Op::Null {} | Op::Lasti {} => regs[dst] = Value::Null,
         Op::CheckBound { local } => set!(ops::values::check_bound(ctx, local, a!(0))),
         Op::LoadAssertionError {} => regs[dst] = Value::from_borrowed(ffi::PyExc_AssertionError),
         Op::LoadBuildClass {} => set!(ops::globals::load_build_class(ctx)),
@@ -595,6 +628,24 @@ unsafe fn exec(
         Op::Truth {} => set!(ops::compare::truth(a!(0))),
         Op::IsNone {} => regs[dst] = Value::Bool(a!(0).as_ptr() == ffi::Py_None()),
         Op::GetIter {} => set!(ops::iter::get_iter(a!(0))),
+        Op::GetYieldFromIter { coroutine } => {
+            set!(ops::generators::get_yield_from_iter(coroutine, a!(0)))
+        }
+        Op::GetAwaitable { kind } => set!(ops::generators::get_awaitable(kind, a!(0))),
+        Op::GetAiter {} => set!(ops::generators::get_aiter(a!(0))),
+        Op::GetAnext {} => set!(ops::generators::get_anext(a!(0))),
+        Op::EndAsyncFor {} => {
+            if !ops::generators::ends_async_for(a!(0)) {
+                ops::exceptions::reraise(a!(0));
+                return Err(Failure::Reraise);
+            }
+        }
+        Op::Send {} => {
+            let (v, returned) =
+                ops::generators::send(ctx.tstate, a!(0), a!(1)).map_err(|_| Failure::New)?;
+            regs[dst] = v;
+            regs[dst + 1] = Value::Bool(returned);
+        }
         Op::ForIter {} => {
             let mut quick_item = None;
             if let Quick::ForIter(v) = q.get() {
@@ -817,6 +868,12 @@ unsafe fn exec(
         }
         Op::BeforeWith {} => {
             let (exit, res) = ops::exceptions::before_with(a!(0)).map_err(|_| Failure::New)?;
+            regs[dst] = exit;
+            regs[dst + 1] = res;
+        }
+        Op::BeforeAsyncWith {} => {
+            let (exit, res) =
+                ops::exceptions::before_async_with(a!(0)).map_err(|_| Failure::New)?;
             regs[dst] = exit;
             regs[dst + 1] = res;
         }

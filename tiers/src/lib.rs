@@ -9,6 +9,7 @@ pub mod bind;
 pub mod code;
 pub mod coverage;
 pub mod cpy;
+pub mod generator;
 pub mod interp;
 pub mod lower;
 pub mod native;

@@ -39,8 +39,39 @@ pub enum LKind {
         /// Whether the register keeps its value.
         kept: bool,
     },
+    /// Suspend the generator (`Linear::suspensions[index]`): its operands (the frame's
+    /// slots, then its value stack) move into the frame, and `value` (a YIELD_VALUE's;
+    /// `NO_VALUE` for RETURN_GENERATOR, whose result is the new generator) is returned.
+    Suspend {
+        /// The yielded register, or `NO_VALUE`.
+        value: u32,
+        /// Index into `Linear::suspensions`.
+        index: u32,
+    },
     /// Control cannot get here.
     Unreachable,
+}
+
+/// `LKind::Suspend::value` of a RETURN_GENERATOR.
+pub const NO_VALUE: u32 = u32::MAX;
+
+/// Where a generator suspended by an `LKind::Suspend` continues (`generator`).
+#[derive(Clone, Debug)]
+pub struct Suspension {
+    /// The bytecode offset of its YIELD_VALUE or RETURN_GENERATOR (the frame's
+    /// `prev_instr` while suspended there).
+    pub offset: u32,
+    /// The instruction the generator resumes at.
+    pub resume: u32,
+    /// The registers of the resume block's parameters, in frame order: one per slot the
+    /// suspension stored, then the value sent in.
+    pub params: Vec<u32>,
+    /// The registers the suspension empties once the frame has their values: its
+    /// operands', each once, but the constants' (every other value died before it).
+    pub release: Vec<u32>,
+    /// The slots that hold a handler's lasti (`Op::Lasti`, NULL in registers): CPython's
+    /// frame has an int there, which its RERAISE reads.
+    pub lasti: Vec<u32>,
 }
 
 /// One linear instruction.
@@ -132,6 +163,18 @@ pub struct Linear {
     /// locals' slot order, as CPython clears a frame). After an exception any register
     /// may own something.
     pub at_return: Vec<u32>,
+    /// The generator's suspensions (empty for other code).
+    pub suspensions: Vec<Suspension>,
+    /// The entry block's Const, Null and Lasti instructions: a resumed generator runs them first
+    /// (every register is empty then), since every later block uses their registers.
+    pub prologue: Vec<u32>,
+}
+
+impl Linear {
+    /// The suspension at bytecode offset `offset`, if any.
+    pub fn suspension_at(&self, offset: u32) -> Option<&Suspension> {
+        self.suspensions.iter().find(|s| s.offset == offset)
+    }
 }
 
 /// Lowers `f` (which must have no `Unsupported` ops to be executable; they lower anyway).
@@ -174,13 +217,15 @@ pub fn lower(f: &Function) -> Linear {
             reg.insert(p, reg[&a]);
         }
     }
+    coalesce_resume_params(f, &live_in, &mut reg);
+    let lasti_values = lasti_values(f);
     // Which registers die where: per block, from the liveness below. Constants are left
     // out: the code object keeps them alive, so when a register lets go of one cannot
     // be observed, and they go at the exit (or when rewritten) as before.
     let kept: HashSet<Value> = f
         .insts
         .iter()
-        .filter(|(_, d)| matches!(d.op, Op::Null {} | Op::Const { .. }))
+        .filter(|(_, d)| matches!(d.op, Op::Null {} | Op::Lasti {} | Op::Const { .. }))
         .flat_map(|(_, d)| d.results.iter().copied())
         .collect();
     let plans: HashMap<Block, BlockPlan> = f
@@ -307,7 +352,7 @@ pub fn lower(f: &Function) -> Linear {
                 Some(c) => edge(&mut out, c, here, true, &ip.unwind_drops),
                 None => NO_EDGE,
             };
-            if !matches!(inst.op, Op::Null {}) {
+            if !matches!(inst.op, Op::Null {} | Op::Lasti {}) {
                 for v in &inst.results {
                     out.owning[r(v) as usize] = true;
                 }
@@ -328,6 +373,7 @@ pub fn lower(f: &Function) -> Linear {
         }
         let here = out.insts.len() as u32;
         let succ = data.term.successors();
+        let mut suspend_args = None;
         let kind = match &data.term {
             Terminator::Jump(c) => LKind::Jump(edge(&mut out, c, here, false, &plan.edge_drops[0])),
             Terminator::Branch {
@@ -345,14 +391,52 @@ pub fn lower(f: &Function) -> Linear {
                     .term_state
                     .is_some_and(|s| f.states[s as usize].contains(v)),
             },
+            Terminator::Suspend { value, resume } => {
+                // The frame takes the arguments, in its own layout; nothing else
+                // survives in registers (resume blocks' parameters are never pruned).
+                debug_assert!(live_in[&resume.block]
+                    .iter()
+                    .all(|v| kept.contains(v) || f.blocks[resume.block].params.contains(v)));
+                let args = out.operands.len() as u32;
+                out.operands.extend(resume.args.iter().map(r));
+                out.last_use.extend(resume.args.iter().map(|_| false));
+                let params: Vec<u32> = f.blocks[resume.block].params.iter().map(r).collect();
+                for &p in &params {
+                    out.owning[p as usize] = true;
+                }
+                let mut release: Vec<u32> = resume
+                    .args
+                    .iter()
+                    .filter(|v| !kept.contains(v))
+                    .map(r)
+                    .collect();
+                release.sort_unstable();
+                release.dedup();
+                let lasti = (0..resume.args.len() as u32)
+                    .filter(|&k| lasti_values.contains(&resume.args[k as usize]))
+                    .collect();
+                out.suspensions.push(Suspension {
+                    offset: term_offset,
+                    resume: start[&resume.block],
+                    params,
+                    release,
+                    lasti,
+                });
+                suspend_args = Some((args, resume.args.len() as u32));
+                LKind::Suspend {
+                    value: value.as_ref().map_or(NO_VALUE, r),
+                    index: out.suspensions.len() as u32 - 1,
+                }
+            }
             Terminator::Unreachable => LKind::Unreachable,
         };
         debug_assert_eq!(succ.len(), plan.edge_drops.len());
+        let (args, nargs) = suspend_args.unwrap_or((0, 0));
         out.insts.push(LInst {
             kind,
             dst: 0,
-            args: 0,
-            nargs: 0,
+            args,
+            nargs,
             unwind: NO_EDGE,
             offset: term_offset,
             state: data.term_state.unwrap_or(NO_STATE),
@@ -404,7 +488,97 @@ pub fn lower(f: &Function) -> Linear {
         .iter()
         .map(|st| st.iter().map(r).collect())
         .collect();
+    out.prologue = f.blocks[entry_block]
+        .insts
+        .iter()
+        .filter(|&&i| matches!(f.insts[i].op, Op::Const { .. } | Op::Null {} | Op::Lasti {}))
+        .map(|i| out.pc_of[i])
+        .collect();
     out
+}
+
+/// The values that are a handler's lasti (`Op::Lasti`) wherever they come from: its
+/// results, and parameters all of whose incoming values are (a fixpoint from "all are").
+fn lasti_values(f: &Function) -> HashSet<Value> {
+    let mut out: HashSet<Value> = f
+        .insts
+        .values()
+        .filter(|d| matches!(d.op, Op::Lasti {}))
+        .flat_map(|d| d.results.iter().copied())
+        .collect();
+    if out.is_empty() {
+        return out;
+    }
+    let mut incoming: HashMap<Value, Vec<Value>> = HashMap::new();
+    for &b in &f.layout {
+        for c in f.edges_from(b) {
+            for (a, p) in c.args.iter().zip(&f.blocks[c.block].params) {
+                incoming.entry(*p).or_default().push(*a);
+            }
+        }
+    }
+    let mut params: HashSet<Value> = incoming.keys().copied().collect();
+    loop {
+        let not: Vec<Value> = params
+            .iter()
+            .filter(|p| {
+                !incoming[p]
+                    .iter()
+                    .all(|a| a == *p || out.contains(a) || params.contains(a))
+            })
+            .copied()
+            .collect();
+        if not.is_empty() {
+            break;
+        }
+        for p in not {
+            params.remove(&p);
+        }
+    }
+    out.extend(params);
+    out
+}
+
+/// Gives a resume block's parameter the register of the parameter its jump passes it to,
+/// so a generator resumes with its values where the rest of the code (a loop) wants them
+/// and the jump moves nothing. A resumption starts with every register empty and the
+/// resume block writes none of those registers, so sharing is safe as long as the value
+/// goes to that one parameter and is not read past the jump.
+fn coalesce_resume_params(
+    f: &Function,
+    live_in: &HashMap<Block, HashSet<Value>>,
+    reg: &mut HashMap<Value, u32>,
+) {
+    for &b in &f.layout {
+        let data = &f.blocks[b];
+        let Terminator::Jump(c) = &data.term else {
+            continue;
+        };
+        if !data.is_resume || live_in[&c.block].iter().any(|v| data.params.contains(v)) {
+            continue;
+        }
+        let results: HashSet<u32> = data
+            .insts
+            .iter()
+            .flat_map(|&i| {
+                f.insts[i]
+                    .results
+                    .iter()
+                    .filter_map(|v| reg.get(v).copied())
+            })
+            .collect();
+        for &p in &data.params {
+            let mut at = c.args.iter().enumerate().filter(|(_, &a)| a == p);
+            let (Some((k, _)), None) = (at.next(), at.next()) else {
+                continue;
+            };
+            if let Some(&q) = reg.get(&f.blocks[c.block].params[k]) {
+                if !results.contains(&q) {
+                    reg.insert(p, q);
+                }
+            }
+        }
+    }
 }
 
 /// The values an instruction reads: its operands, then its frame state's.
@@ -428,6 +602,9 @@ fn term_reads(f: &Function, b: Block) -> Vec<Value> {
                 out.extend_from_slice(&f.states[s as usize]);
             }
             out
+        }
+        Terminator::Suspend { value, resume } => {
+            value.iter().chain(&resume.args).copied().collect()
         }
         Terminator::Jump(_) | Terminator::Unreachable => vec![],
     }
@@ -487,7 +664,10 @@ fn loop_carried(
     let mut taken: HashSet<Value> = HashSet::new();
     for (bi, &b) in f.layout.iter().enumerate() {
         let term = &f.blocks[b].term;
-        if matches!(term, Terminator::Return(_) | Terminator::Unreachable) {
+        if matches!(
+            term,
+            Terminator::Return(_) | Terminator::Unreachable | Terminator::Suspend { .. }
+        ) {
             continue;
         }
         let succ = term.successors();

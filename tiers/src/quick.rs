@@ -117,7 +117,8 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::StoreAttr => (attrs::STORE_ATTR_VARIANTS, attrs::STORE_ATTR_VARIANTS),
         OpKind::LoadMethod => (attrs::METHOD_VARIANTS, attrs::METHOD_VARIANTS),
         OpKind::Const => (&[], &["Const"]),
-        OpKind::Null => (&[], &["Null"]),
+        OpKind::Null | OpKind::Lasti => (&[], &["Null"]),
+        OpKind::Send => (&[], &["Send"]),
         OpKind::Truth => (&[], &["TruthUnboxed"]),
         OpKind::Is => (&[], &["Is"]),
         OpKind::IsNone => (&[], &["IsNone"]),
@@ -139,6 +140,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::StoreGlobal
         | OpKind::DeleteGlobal
         | OpKind::GetIter
+        | OpKind::GetYieldFromIter
         | OpKind::DeleteAttr
         | OpKind::DeleteSubscr
         | OpKind::BuildSlice
@@ -164,6 +166,11 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::Raise
         | OpKind::Reraise
         | OpKind::BeforeWith
+        | OpKind::BeforeAsyncWith
+        | OpKind::GetAwaitable
+        | OpKind::GetAiter
+        | OpKind::GetAnext
+        | OpKind::EndAsyncFor
         | OpKind::WithExceptStart
         | OpKind::CheckEgMatch
         | OpKind::PrepReraiseStar

@@ -41,6 +41,9 @@ pub struct Compiled {
     backedges: Cell<u64>,
     /// Failed template guards in native code (ops run in tier 1 instead).
     pub deopts: Cell<u64>,
+    /// Generator resumptions: (in our tiers, of those in native code, left to CPython's
+    /// loop because a hook was set or the frame stopped where we cannot resume).
+    pub resumes: [Cell<u64>; 3],
     /// The argument types this is specialized for (`None`: the generic compilation).
     pub signature: Option<String>,
     /// The same, as compared at call sites (`None`: the generic compilation).
@@ -70,6 +73,8 @@ pub struct Compiled {
     retired: RefCell<Vec<crate::native::NativeCode>>,
     /// Slots of a CPython frame of this code (`co_nlocalsplus`).
     pub nlocalsplus: usize,
+    /// Its value stack's size (`co_stacksize`: a generator's frame has room for both).
+    pub stacksize: usize,
     /// Frame state per bytecode offset (the first instruction at it that has one; every
     /// op a bytecode instruction becomes sees the same locals), for an activation found
     /// on the stack at that offset (`activation`).
@@ -569,6 +574,7 @@ pub unsafe fn specializations_of(code: *mut ffi::PyObject) -> Vec<Rc<Compiled>> 
 unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
     let (info, objects) = read_code(code)?;
     let nlocalsplus = info.local_kinds.len();
+    let stacksize = crate::code::int_attr(code, "co_stacksize")?.max(0) as usize;
     // Our frames are CPython's: the code object's internals must be where the 3.11 mirror
     // says (`cpy::frame::code_offset`), checked on each code's own first instruction.
     const RESUME: u8 = 151;
@@ -577,7 +583,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         .chunks(2)
         .position(|u| u[0] == RESUME)
         .unwrap_or(0) as u32;
-    if !crate::cpy::frame::check_code_layout(code, nlocalsplus, resume_at) {
+    if !crate::cpy::frame::check_code_layout(code, nlocalsplus, stacksize, info.flags, resume_at) {
         ffi::PyErr_SetString(
             ffi::PyExc_SystemError,
             c"tiered: this code object is not laid out as CPython 3.11's".as_ptr(),
@@ -614,6 +620,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         unsupported: t.unsupported,
         linear,
         nlocalsplus,
+        stacksize,
         states_by_offset,
         info,
         global_versions: (0..quick.len()).map(|_| Cell::new(0)).collect(),
@@ -631,6 +638,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         calls: Cell::new(0),
         backedges: Cell::new(0),
         deopts: Cell::new(0),
+        resumes: Default::default(),
         deopts_since_compile: Cell::new(0),
         recompiles: Cell::new(0),
         retired: RefCell::new(Vec::new()),
@@ -985,26 +993,39 @@ unsafe fn call_compiled_general(
     tuning: &Tuning,
     ts: ThreadState,
 ) -> CallOutcome {
-    let n = c.linear.nregs as usize;
-    if n <= SMALL_FRAME {
-        let mut buf = std::mem::MaybeUninit::<[Value; SMALL_FRAME]>::uninit();
+    with_registers(c.linear.nregs as usize, |regs| {
+        call_with_registers(c, func, call, regs, tuning, ts)
+    })
+}
+
+/// Runs `f` with a register file of `n` empty registers (on the native stack unless
+/// large, else from a pool); `f` must leave none owning a reference.
+pub fn with_registers<R>(n: usize, f: impl FnOnce(&mut [Value]) -> R) -> R {
+    if n <= MEDIUM_FRAME {
+        let mut buf = std::mem::MaybeUninit::<[Value; MEDIUM_FRAME]>::uninit();
         let base = buf.as_mut_ptr() as *mut Value;
-        for i in 0..n {
-            base.add(i).write(Value::Null);
-        }
-        // SAFETY: n <= SMALL_FRAME and the first n registers were just initialized; only
-        // those are used. call_with_registers leaves them all Null, so nothing in the
-        // buffer needs dropping when it goes out of scope.
-        let regs = std::slice::from_raw_parts_mut(base, n);
-        return call_with_registers(c, func, call, regs, tuning, ts);
+        // SAFETY: n <= MEDIUM_FRAME and the first n registers are initialized here (all
+        // zero bytes is `Value::Null`: its tag is 0 and it has no payload); only those are
+        // used. `f` leaves them all Null, so nothing in the buffer needs dropping when it
+        // goes out of scope.
+        let regs = unsafe {
+            std::ptr::write_bytes(base, 0, n);
+            std::slice::from_raw_parts_mut(base, n)
+        };
+        return f(regs);
     }
     let mut regs = REG_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
     regs.resize_with(n, Value::default);
-    let outcome = call_with_registers(c, func, call, &mut regs, tuning, ts);
+    let r = f(&mut regs);
     regs.clear();
     REG_POOL.with(|p| p.borrow_mut().push(regs));
-    outcome
+    r
 }
+
+/// Register files up to this size live on the native stack in `with_registers` (calls
+/// from CPython take `SMALL_FRAME`'s path first; generator resumptions come here, where a
+/// pooled file's allocation bookkeeping cost more than the resumption itself).
+const MEDIUM_FRAME: usize = 64;
 
 /// Releases every register (owned references until here; releasing them may run __del__).
 #[inline]

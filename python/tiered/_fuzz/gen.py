@@ -107,6 +107,8 @@ class Gen:
         self.counter = 0
         self.classes: list[ClassInfo] = []
         self.funcs: list[FuncInfo] = []
+        # Generator functions (name, parameter kinds): driven by `s_drive_gen`.
+        self.gens: list[tuple[str, list[str]]] = []
         self.globals: dict[str, str] = {}
         self.depth = 0          # statement nesting
         self.loop_depth = 0
@@ -370,6 +372,8 @@ class Gen:
                 choices += [(self.s_break_continue, 1), (self.s_retype, 2), (self.s_global, 1)]
             if self.classes:
                 choices += [(self.s_object, 5)]
+            if self.gens:
+                choices += [(self.s_drive_gen, 2)]
             choices += [(self.s_del, 1), (self.s_raise, 1)]
             total = sum(w for _, w in choices)
             x = self.r.uniform(0, total)
@@ -551,6 +555,60 @@ class Gen:
         if sets:
             return [f"{self.pick(sets)}.{self.pick(['add', 'discard'])}({self.expr(NUM, sc)})"]
         return self.s_assign(sc)
+
+    def s_drive_gen(self, sc):
+        """Drives a generated generator: to the end, or step by step with send, throw and
+        close, printing each step's value or exception."""
+        name, params = self.pick(self.gens)
+        g = self.fresh("g")
+        args = ", ".join(self.expr(k, sc) for k in params)
+        lines = [f"{g} = {name}({args})"]
+        r = self.r.random()
+        if r < 0.4:
+            lines += ["try:", f"    print('gen list', list({g}))",
+                      "except Exception as bad:", "    print('gen raised', type(bad).__name__, bad)"]
+        else:
+            steps = []
+            for _ in range(self.r.randint(1, 4)):
+                steps.append(self.pick([f"next({g})", f"{g}.send({self.expr(NUM, sc)})",
+                                        f"{g}.throw(ValueError('thrown'))", f"{g}.close()",
+                                        f"{g}.gi_frame and {g}.gi_frame.f_lineno"]))
+            for step in steps:
+                lines += ["try:", f"    print('gen step', {step})",
+                          "except StopIteration as stop:", "    print('gen stop', stop.value)",
+                          "except Exception as bad:", "    print('gen raised', type(bad).__name__, bad)"]
+            lines.append(f"{g} = None")
+        sc.names[g] = ANY
+        return lines
+
+    def gen_generator(self, i: int) -> list[str]:
+        """A generator function: a function body with yields between its statements (and
+        `x = yield`, `yield from`), returning a value at the end."""
+        name = f"gen{i}"
+        params = [self.pick([NUM, INT, STR, LIST]) for _ in range(self.r.randint(1, 2))]
+        pnames = [f"{name}_p{k}" for k in range(len(params))]
+        sc = Scope(dict(zip(pnames, params)))
+        self.in_func = FuncInfo(name, params, ANY)
+        self.obj_class = {}
+        body: list[str] = []
+        for _ in range(self.r.randint(2, 3 + self.size)):
+            body += self.stmt(sc)
+            r = self.r.random()
+            if r < 0.35:
+                body.append(f"yield {self.expr(ANY, sc)}")
+            elif r < 0.5:
+                v = self.fresh()
+                body.append(f"{v} = yield {self.expr(NUM, sc)}")
+                sc.names[v] = ANY
+            elif r < 0.6:
+                body.append(f"yield from range({self.r.randint(0, 3)})")
+            elif r < 0.7:
+                body += ["try:", f"    yield {self.expr(NUM, sc)}", "finally:", f"    print('gen finally', {name}_p0)"]
+        body.append(f"return {self.expr(self.pick([NUM, STR, LIST]), sc)}")
+        self.in_func = None
+        decl = [f"global {', '.join(sorted(self.globals))}"] if self.globals else []
+        self.gens.append((name, params))
+        return ["@T", f"def {name}({', '.join(pnames)}):"] + self.indent(decl + body)
 
     def s_call(self, sc):
         f = self.call_expr(sc)
@@ -944,6 +1002,8 @@ class Gen:
         self.funcs[-1].params = [INT, NUM]
         out += self.gen_func(0, name="helper0", params=[NUM]) + [""]
         self.globals["helper0"] = "func"
+        if self.chance(0.5):
+            out += self.gen_generator(0) + [""]
         for i in range(1, self.r.randint(2, 2 + self.size)):
             out += self.gen_func(i) + [""]
         out += self.gen_func(99, name="entry", params=[NUM, STR, LIST]) + [""]

@@ -93,6 +93,22 @@ pub unsafe fn nlocalsplus_of(code: *mut ffi::PyObject) -> usize {
     *((code as usize + code_offset::NLOCALSPLUS) as *const c_int) as usize
 }
 
+/// `code`'s `co_flags`.
+///
+/// # Safety
+/// `code` is a live 3.11 code object.
+pub unsafe fn code_flags(code: *mut ffi::PyObject) -> *const c_int {
+    (code as usize + code_offset::FLAGS) as *const c_int
+}
+
+/// The value stack's size of `code`'s frames (`co_stacksize`).
+///
+/// # Safety
+/// `code` is a live 3.11 code object.
+pub unsafe fn stacksize_of(code: *mut ffi::PyObject) -> usize {
+    *((code as usize + code_offset::STACKSIZE) as *const c_int) as usize
+}
+
 /// Bytes of a frame of `nlocalsplus` slots.
 pub fn frame_size(nlocalsplus: usize) -> usize {
     std::mem::size_of::<InterpreterFrame>() + 8 * nlocalsplus
@@ -136,6 +152,10 @@ pub struct FrameObject {
 /// Byte offsets in 3.11's `PyCodeObject` (Include/cpython/code.h) of what frames need:
 /// checked at import (`check_code_layout`) against the code object's own attributes.
 pub mod code_offset {
+    /// `co_flags` (int).
+    pub const FLAGS: usize = 48;
+    /// `co_stacksize` (int).
+    pub const STACKSIZE: usize = 68;
     /// `co_nlocalsplus` (int).
     pub const NLOCALSPLUS: usize = 76;
     /// `_co_firsttraceable` (int): the first instruction a frame is visible at.
@@ -161,20 +181,25 @@ pub unsafe fn first_traceable(code: *mut ffi::PyObject) -> *mut u16 {
     code_unit(code, i as u32)
 }
 
-/// Checks `code_offset` against a code object: its locals-plus count, and its first
+/// Checks `code_offset` against a code object: its locals-plus count, flags and stack size, and its first
 /// traceable instruction (RESUME, after any MAKE_CELL/COPY_FREE_VARS), must be what the
 /// code's attributes say.
 ///
 /// # Safety
-/// GIL held; `code` a live code object with `nlocalsplus` slots, whose first RESUME is at
-/// `resume_at` (code units).
+/// GIL held; `code` a live code object with `nlocalsplus` slots, a value stack of
+/// `stacksize` and `flags`, whose first RESUME is at `resume_at` (code units).
 pub unsafe fn check_code_layout(
     code: *mut ffi::PyObject,
     nlocalsplus: usize,
+    stacksize: usize,
+    flags: u32,
     resume_at: u32,
 ) -> bool {
     let n = *((code as usize + code_offset::NLOCALSPLUS) as *const c_int);
-    n as usize == nlocalsplus && first_traceable(code) == code_unit(code, resume_at)
+    n as usize == nlocalsplus
+        && *code_flags(code) as u32 == flags
+        && stacksize_of(code) == stacksize
+        && first_traceable(code) == code_unit(code, resume_at)
 }
 
 impl InterpreterFrame {
@@ -257,6 +282,32 @@ pub unsafe fn finish_pop(f: *mut InterpreterFrame) {
         ffi::Py_DECREF(fo);
     }
     release(f, (*f).stacktop.max(0) as usize);
+}
+
+/// CPython's `_PyFrame_Clear` for a frame owned by a generator (whose function and code
+/// are strong references), unlinked: a frame object that outlives it takes it over,
+/// otherwise its slots, locals dict, function and code are released.
+///
+/// # Safety
+/// GIL held; `f` is a finished generator's frame, not linked.
+pub unsafe fn clear_owned(f: *mut InterpreterFrame) {
+    let fo = (*f).frame_obj;
+    let (func, code) = ((*f).f_func, (*f).f_code);
+    if !fo.is_null() {
+        (*f).frame_obj = std::ptr::null_mut();
+        if ffi::Py_REFCNT(fo) > 1 {
+            // It takes references of its own to the function and code.
+            take_ownership(fo, f);
+            ffi::Py_DECREF(fo);
+            ffi::Py_DECREF(func);
+            ffi::Py_DECREF(code);
+            return;
+        }
+        ffi::Py_DECREF(fo);
+    }
+    release(f, (*f).stacktop.max(0) as usize);
+    ffi::Py_DECREF(func);
+    ffi::Py_DECREF(code);
 }
 
 /// Releases the locals synced into `f` and its locals dict.

@@ -3,6 +3,7 @@
 //! checked against the running interpreter by the pytest suite (tracebacks, tracing).
 
 pub mod frame;
+pub mod gen;
 
 use pyo3_ffi as ffi;
 use std::os::raw::{c_char, c_int, c_void};
@@ -258,6 +259,49 @@ impl ThreadState {
                 (*self.0).c_traceobj as *mut ffi::PyObject,
             )
         }
+    }
+
+    /// The head of the thread's handled-exception chain (`exc_info`: a generator's level
+    /// while one runs).
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread.
+    #[inline]
+    pub unsafe fn exc_info(self) -> *mut gen::ErrStackItem {
+        (*self.0).exc_info as *mut gen::ErrStackItem
+    }
+
+    /// Makes `item` the head of the handled-exception chain.
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread; `item` stays live while it is the head.
+    #[inline]
+    pub unsafe fn set_exc_info(self, item: *mut gen::ErrStackItem) {
+        (*self.0).exc_info = item as *mut c_void;
+    }
+
+    /// `sys.get_coroutine_origin_tracking_depth()` (0 when off).
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread.
+    pub unsafe fn coroutine_origin_tracking_depth(self) -> i32 {
+        // The field is past the trace hooks: read through the mirror once `id` checked it.
+        self.id();
+        if ID_LAYOUT.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+            return (*self.0).coroutine_origin_tracking_depth;
+        }
+        let sys = ffi::PySys_GetObject(c"get_coroutine_origin_tracking_depth".as_ptr());
+        if sys.is_null() {
+            return 0;
+        }
+        let r = ffi::PyObject_CallNoArgs(sys);
+        if r.is_null() {
+            ffi::PyErr_Clear();
+            return 0;
+        }
+        let d = ffi::PyLong_AsLong(r) as i32;
+        ffi::Py_DECREF(r);
+        d
     }
 
     /// The state, for the C API.

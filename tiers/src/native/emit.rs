@@ -146,9 +146,10 @@ impl<'a> Scope<'a> {
     }
 }
 
-/// Whether `c` has no loop (so no back-edge polls or OSR exits: it can run inline).
+/// Whether `c` has no loop (so no back-edge polls or OSR exits: it can run inline), and
+/// is no generator's (whose suspensions keep its frame).
 pub fn loop_free(c: &Compiled) -> bool {
-    !c.linear.in_cycle.iter().any(|&x| x)
+    !c.linear.in_cycle.iter().any(|&x| x) && c.linear.suspensions.is_empty()
 }
 
 /// Callees at most this long (linear instructions) are emitted inline at direct calls.
@@ -165,7 +166,7 @@ fn bool_registers(c: &Compiled) -> Vec<bool> {
                 | Op::Is { .. }
                 | Op::Contains { .. }
                 | Op::CheckExcMatch {} => Some(inst.dst),
-                Op::ForIter {} => Some(inst.dst + 1),
+                Op::ForIter {} | Op::Send {} => Some(inst.dst + 1),
                 _ => None,
             };
             if let Some(r) = r {
@@ -193,6 +194,10 @@ fn read_by<'l>(
         ),
         crate::lower::LKind::Branch { cond: r, .. }
         | crate::lower::LKind::Return { reg: r, .. } => (&[], Some(r)),
+        crate::lower::LKind::Suspend { value, .. } => (
+            &lin.operands[inst.args as usize..(inst.args + inst.nargs) as usize],
+            (value != crate::lower::NO_VALUE).then_some(value),
+        ),
         // (A Drop's reads are not worth a machine register.)
         crate::lower::LKind::Jump(_)
         | crate::lower::LKind::Unreachable
@@ -298,6 +303,7 @@ impl<'a> Emit<'a> {
                 } => self.branch(pc, cond, then_edge, else_edge),
                 crate::lower::LKind::Drop { start, len } => self.drop_dead(pc, start, len),
                 crate::lower::LKind::Return { reg, kept } => self.ret(reg, kept),
+                crate::lower::LKind::Suspend { .. } => ops::generators::emit_suspend(self, pc),
                 crate::lower::LKind::Unreachable => self.unreachable(),
             }
         }
@@ -415,7 +421,7 @@ impl<'a> Emit<'a> {
     }
 
     /// Leaves the function with status `v` (or, inline, goes to the caller's exit block).
-    fn leave(&mut self, v: Value) {
+    pub(crate) fn leave(&mut self, v: Value) {
         match self.s.exit {
             Some(exit) => {
                 self.b.ins().jump(exit, &[BlockArg::Value(v)]);
@@ -557,7 +563,7 @@ impl<'a> Emit<'a> {
     }
 
     /// The globals and builtins of a callee context.
-    fn dicts_of(&mut self, f: &CtxFill) -> (Value, Value) {
+    pub(crate) fn dicts_of(&mut self, f: &CtxFill) -> (Value, Value) {
         if let Some(d) = f.dicts {
             return d;
         }
@@ -594,6 +600,10 @@ impl<'a> Emit<'a> {
                     .load(self.ptr, mem(), ctx, Self::ctx_offset_builtins())
             }
         }
+    }
+    /// The `out` argument: where the result goes.
+    pub fn out(&self) -> Value {
+        self.s.out_v.expect("prologue ran")
     }
     /// The `regs` argument: this function's register file.
     pub fn regs(&self) -> Value {
@@ -1098,7 +1108,7 @@ impl<'a> Emit<'a> {
     }
 
     /// This function's CPython frame (see `cpy::frame`).
-    fn frame_ptr(&mut self) -> Value {
+    pub(crate) fn frame_ptr(&mut self) -> Value {
         match self.s.ctx_fill {
             Some(f) => f.frame,
             None => {
@@ -1623,9 +1633,10 @@ impl<'a> Emit<'a> {
             }
             Op::BuildString {} => ops::build::emit_build_string(self, pc),
             Op::ForIter {} => ops::iter::emit_for_iter(self, pc, q, slow),
+            Op::Send {} => ops::generators::emit_send(self, pc),
             Op::LoadGlobal { .. } => ops::globals::emit_load_global(self, pc, q, slow),
             Op::Const { index } => ops::values::emit_const(self, pc, index),
-            Op::Null {} => ops::values::emit_null(self, pc),
+            Op::Null {} | Op::Lasti {} => ops::values::emit_null(self, pc),
             Op::Call { .. } => ops::calls::emit_call(self, pc, q, slow),
             Op::LoadAttr { .. } => ops::attrs::emit_load_attr(self, pc, q, slow),
             Op::StoreAttr { .. } => ops::attrs::emit_store_attr(self, pc, q, slow),
@@ -1642,6 +1653,7 @@ impl<'a> Emit<'a> {
             | Op::StoreGlobal { .. }
             | Op::DeleteGlobal { .. }
             | Op::GetIter {}
+            | Op::GetYieldFromIter { .. }
             | Op::DeleteAttr { .. }
             | Op::DeleteSubscr {}
             | Op::BuildSlice { .. }
@@ -1667,6 +1679,11 @@ impl<'a> Emit<'a> {
             | Op::Raise { .. }
             | Op::Reraise {}
             | Op::BeforeWith {}
+            | Op::BeforeAsyncWith {}
+            | Op::GetAwaitable { .. }
+            | Op::GetAiter {}
+            | Op::GetAnext {}
+            | Op::EndAsyncFor {}
             | Op::WithExceptStart {}
             | Op::ImportName { .. }
             | Op::ImportFrom { .. }

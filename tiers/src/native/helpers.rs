@@ -46,12 +46,41 @@ pub unsafe extern "C" fn call(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
     guarded(1, || interp::call_at(&*ctx, regs(ctx, r), pc as usize))
 }
 
+/// The Send template's call (`interp::send_at`).
+///
+/// # Safety
+/// As `exec`.
+pub unsafe extern "C" fn send(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
+    guarded(1, || interp::send_at(&*ctx, regs(ctx, r), pc as usize))
+}
+
 /// After a direct native call at `pc` raised: 1 (leave) or 2 + handler, as `exec`.
 ///
 /// # Safety
 /// As `exec`, with the exception set.
 pub unsafe extern "C" fn call_failed(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
     guarded(1, || interp::fail_at(&*ctx, regs(ctx, r), pc as usize))
+}
+
+/// LKind::Suspend at `pc` (`generator::suspend`): 0 with the result in `*out`, or 1 with
+/// an exception set.
+///
+/// # Safety
+/// As `exec`; `out` is empty.
+pub unsafe extern "C" fn suspend(ctx: *const Ctx, r: *mut Value, pc: u32, out: *mut Value) -> i64 {
+    guarded(1, || {
+        let ctx = &*ctx;
+        match crate::generator::suspend(ctx, regs(ctx, r), pc as usize) {
+            Ok(v) => {
+                *out = v;
+                0
+            }
+            Err(_) => {
+                crate::traceback::add_frame(ctx, pc as usize);
+                1
+            }
+        }
+    })
 }
 
 /// A call's result `Value` (not an object: a float or bool) as a new reference, taken

@@ -10,12 +10,12 @@ use pyo3_ffi as ffi;
 /// # Safety
 /// GIL held.
 pub unsafe fn push_exc_info(exc: &Value) -> PyResult<Value> {
-    let prev = ffi::PyErr_GetHandledException();
-    let prev = if prev.is_null() {
-        Value::from_borrowed(ffi::Py_None())
-    } else {
-        Value::from_owned(prev)?
-    };
+    // The innermost level's own exception, as PUSH_EXC_INFO reads it (not the topmost
+    // one handled, which `PyErr_GetHandledException` gives: inside a generator whose own
+    // level is empty that is its caller's, and the generator would keep it).
+    let item = crate::cpy::ThreadState::current().exc_info();
+    let prev = (*item).exc_value;
+    let prev = Value::from_borrowed(if prev.is_null() { ffi::Py_None() } else { prev });
     ffi::PyErr_SetHandledException(exc.as_ptr());
     Ok(prev)
 }
@@ -190,6 +190,35 @@ pub unsafe fn before_with(mgr: &Value) -> PyResult<(Value, Value)> {
             ffi::PyExc_TypeError,
             &format!(
                 "'{}' object does not support the context manager protocol (missed __exit__ method)",
+                super::type_name(m)
+            ),
+        ));
+    };
+    let res = Value::from_owned(ffi::PyObject_CallNoArgs(enter.ptr()))?;
+    Ok((exit.into_value(), res))
+}
+
+/// BeforeAsyncWith: `async with`'s entry, as BeforeWith's with `__aenter__`/`__aexit__`:
+/// (bound `__aexit__`, the awaitable `__aenter__()` returned).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn before_async_with(mgr: &Value) -> PyResult<(Value, Value)> {
+    let m = mgr.as_ptr();
+    let Some(enter) = special(m, c"__aenter__")? else {
+        return Err(super::raise(
+            ffi::PyExc_TypeError,
+            &format!(
+                "'{}' object does not support the asynchronous context manager protocol",
+                super::type_name(m)
+            ),
+        ));
+    };
+    let Some(exit) = special(m, c"__aexit__")? else {
+        return Err(super::raise(
+            ffi::PyExc_TypeError,
+            &format!(
+                "'{}' object does not support the asynchronous context manager protocol (missed __aexit__ method)",
                 super::type_name(m)
             ),
         ));

@@ -9,6 +9,7 @@ pub mod cells;
 pub mod compare;
 pub mod events;
 pub mod exceptions;
+pub mod generators;
 pub mod globals;
 pub mod imports;
 pub mod iter;

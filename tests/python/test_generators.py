@@ -1,0 +1,475 @@
+"""Generators run in our tiers: the generator object is CPython's own kind (a subtype of
+`types.GeneratorType`, its frame in CPython's layout), its body runs in tier 1 or native
+code at every `next()`, `send()`, `for` and `yield from`. `throw()`, `close()` and
+finalization are CPython's own methods working on the same frame.
+
+Two kinds of case: generator functions the harness drains (every yielded value, the
+exception, the side effects must be CPython's), and scripts that drive a generator
+through send/throw/close and its attributes, run on CPython's generator and on ours."""
+import gc
+import inspect
+import sys
+import traceback
+import types
+import weakref
+
+import pytest
+
+from harness import assert_tier1, cases, check
+from tiered import stats, tiered
+
+# --- generator functions, drained by the harness ------------------------------------------
+
+
+def simple(n):
+    for i in range(n):
+        yield i * i
+
+
+def numbers_live_across_yields(n):
+    i, acc, f = 0, 0, 0.5
+    while i < n:
+        acc += i
+        f *= 1.5
+        yield acc, f
+        i += 1
+    yield "end", acc, f
+
+
+def many_locals(n):
+    a, b, c, d, e, f, g, h = range(8)
+    s = [a, b, c, d]
+    t = (e, f, g, h)
+    for i in range(n):
+        a, b, c, d, e, f, g, h = b, c, d, e, f, g, h, a + i
+        yield a + b + c + d + e + f + g + h, len(s), t[i % 4]
+    u, v, w, x, y, z = "uvwxyz"
+    yield u + v + w + x + y + z
+
+
+def yield_inside_expressions(n):
+    out = []
+    for i in range(n):
+        out.append((i, (yield i), i + 1))
+        x = [1, (yield "in a list"), 3]
+        y = i + ((yield "in a sum") or 0)
+        out.append((x, y, max(i, (yield "an argument") or 0)))
+    yield out
+
+
+def yield_in_a_method_call(xs):
+    out = []
+    for x in xs:
+        out.append((yield x))
+    yield out
+
+
+def raises_after_yield(n):
+    yield n
+    raise ValueError("generator body failed")
+
+
+def raises_before_first_yield(x):
+    yield 10 // x
+
+
+def stop_iteration_inside(n):
+    yield n
+    raise StopIteration("PEP 479 makes this a RuntimeError")
+
+
+def next_on_exhausted_iterator_inside():
+    it = iter([1])
+    yield next(it)
+    yield next(it)
+
+
+def yield_from_a_list(xs):
+    yield from xs
+    yield "after"
+
+
+def yield_from_a_generator(n):
+    r = yield from simple(n)
+    yield "returned", r
+    r = yield from returns_value(n)
+    yield "returned", r
+
+
+def returns_value(n):
+    yield n
+    return n * 10
+
+
+def yield_from_a_builtin_iterator(d):
+    yield from d.items()
+    yield from range(3)
+    yield from "ab"
+
+
+def try_finally_around_yields(log):
+    try:
+        log.append("start")
+        yield 1
+        yield 2
+    finally:
+        log.append("finally")
+    yield 3
+
+
+def yield_inside_except(n):
+    for i in range(n):
+        try:
+            raise KeyError(i)
+        except KeyError as e:
+            yield ("handling", repr(e), repr(sys.exc_info()[1]))
+            yield ("still", repr(sys.exc_info()[1]))
+        yield ("after", sys.exc_info()[1])
+
+
+class Ctx:
+    def __init__(self, log, name):
+        self.log, self.name = log, name
+
+    def __enter__(self):
+        self.log.append(("enter", self.name))
+        return self.name
+
+    def __exit__(self, *exc):
+        self.log.append(("exit", self.name, exc[0] and exc[0].__name__))
+        return False
+
+
+def yield_inside_with(log, n):
+    with Ctx(log, "outer") as o:
+        for i in range(n):
+            with Ctx(log, i) as name:
+                yield o, name
+
+
+def cells_and_closures(n):
+    k = n * 2
+
+    def add(x):
+        return x + k
+
+    for i in range(n):
+        yield add(i)
+        k += 1
+
+
+def deletes_and_unbound(n):
+    x = n
+    yield x
+    del x
+    yield "deleted"
+    yield x  # UnboundLocalError
+
+
+def recursive_tree(depth):
+    if depth == 0:
+        yield "leaf"
+        return
+    yield ("node", depth)
+    yield from recursive_tree(depth - 1)
+    yield from recursive_tree(depth - 1)
+
+
+def generator_expressions(xs):
+    yield sum(x * x for x in xs)
+    yield list(x for x in xs if x % 2)
+    g = (x + 1 for x in xs)
+    yield next(g), list(g)
+
+
+def nested_generator_function(n):
+    def inner(m):
+        for i in range(m):
+            yield i, m
+
+    for i in range(n):
+        yield list(inner(i))
+
+
+def break_out_of_loop(n):
+    for i in range(n):
+        if i == 3:
+            break
+        yield i
+    yield "broke"
+
+
+def infinite(start):
+    while True:
+        yield start
+        start += 1
+
+
+def yield_none_and_bare_yield():
+    yield
+    x = yield None
+    yield x
+
+
+ROWS = (
+    (simple, (5,)),
+    (simple, (0,)),
+    (numbers_live_across_yields, (6,)),
+    (many_locals, (9,)),
+    (yield_inside_expressions, (3,)),
+    (yield_in_a_method_call, ([1, 2, 3],)),
+    (raises_after_yield, (1,)),
+    (raises_before_first_yield, (0,)),
+    (raises_before_first_yield, (5,)),
+    (stop_iteration_inside, (2,)),
+    (next_on_exhausted_iterator_inside, ()),
+    (yield_from_a_list, ([7, 8],)),
+    (yield_from_a_generator, (3,)),
+    (yield_from_a_builtin_iterator, ({"a": 1, "b": 2},)),
+    (try_finally_around_yields, ([],)),
+    (yield_inside_except, (3,)),
+    (yield_inside_with, ([], 3)),
+    (cells_and_closures, (4,)),
+    (deletes_and_unbound, (3,)),
+    (recursive_tree, (3,)),
+    (generator_expressions, ([1, 2, 3, 4],)),
+    (nested_generator_function, (4,)),
+    (break_out_of_loop, (10,)),
+    (infinite, (5,)),
+    (yield_none_and_bare_yield, ()),
+)
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(*ROWS))
+def test_generator_functions_agree_with_cpython(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+# --- scripts: send, throw, close, attributes ------------------------------------------------
+
+
+def outcome(step):
+    """What one step did: its value, or its exception (type, message, and the cause's)."""
+    try:
+        return ("ok", step())
+    except BaseException as e:  # noqa: BLE001 - the script compares every exception
+        return ("raised", type(e).__name__, str(e), type(e.__cause__).__name__)
+
+
+def accumulator(log):
+    total = 0
+    while True:
+        try:
+            x = yield total
+        except ValueError as e:
+            log.append(("caught", str(e)))
+            x = -1
+        except GeneratorExit:
+            log.append("exit")
+            raise
+        if x is None:
+            return total
+        total += x
+        log.append(("added", x))
+
+
+def delegating(log):
+    r = yield from accumulator(log)
+    log.append(("delegate got", r))
+    yield "last"
+
+
+def resists_close():
+    try:
+        yield 1
+    except GeneratorExit:
+        yield "no"
+
+
+def runs_itself(box):
+    yield next(box[0])
+
+
+def sees_its_frame():
+    f = sys._getframe()
+    yield f.f_code.co_name, f.f_back.f_code.co_name
+    local = "here"
+    yield sorted(sys._getframe().f_locals), local
+
+
+def handles_its_own(log):
+    yield repr(sys.exc_info()[1])
+    try:
+        raise KeyError("inner")
+    except KeyError:
+        log.append(repr(sys.exc_info()[1]))
+    yield repr(sys.exc_info()[1])
+    yield repr(sys.exc_info()[1])
+
+
+def in_except(step):
+    """`step`'s outcome, run while the caller handles an exception."""
+    try:
+        raise ValueError("the caller's")
+    except ValueError:
+        return outcome(step)
+
+
+SCRIPTS = {
+    # A generator's own handled-exception level starts empty: the caller's exception shows
+    # through it, and is never saved into it.
+    "exception-state": (handles_its_own, lambda g, log: [
+        in_except(lambda: next(g)), in_except(lambda: next(g)), outcome(lambda: next(g)),
+        outcome(lambda: next(g)), log]),
+    "send": (accumulator, lambda g, log: [
+        outcome(lambda: g.send(1)), outcome(lambda: next(g)), outcome(lambda: g.send(5)),
+        outcome(lambda: g.send(7)), outcome(lambda: g.send(None)), outcome(lambda: next(g)),
+        outcome(lambda: g.send(3)), log]),
+    "send-to-a-new-generator": (accumulator, lambda g, log: [
+        outcome(lambda: g.send(1)), outcome(lambda: g.send(None)), log]),
+    "throw-caught-inside": (accumulator, lambda g, log: [
+        outcome(lambda: next(g)), outcome(lambda: g.throw(ValueError("boom"))),
+        outcome(lambda: g.send(4)), outcome(lambda: g.throw(KeyError("k"))),
+        outcome(lambda: next(g)), log]),
+    "throw-into-a-new-generator": (accumulator, lambda g, log: [
+        outcome(lambda: g.throw(ValueError("early"))), outcome(lambda: next(g)), log]),
+    "close": (accumulator, lambda g, log: [
+        outcome(lambda: next(g)), outcome(lambda: g.send(2)), outcome(g.close),
+        outcome(g.close), outcome(lambda: next(g)), log]),
+    "yield-from-send-throw-close": (delegating, lambda g, log: [
+        outcome(lambda: next(g)), outcome(lambda: g.send(3)),
+        outcome(lambda: g.gi_yieldfrom is not None),
+        outcome(lambda: g.throw(ValueError("through"))), outcome(lambda: g.send(2)),
+        outcome(lambda: g.send(None)), outcome(lambda: next(g)), log]),
+    "yield-from-close": (delegating, lambda g, log: [
+        outcome(lambda: next(g)), outcome(lambda: g.send(3)), outcome(g.close), log]),
+    "close-ignored": (lambda log: resists_close(), lambda g, log: [
+        outcome(lambda: next(g)), outcome(g.close), outcome(lambda: next(g))]),
+    "already-executing": (lambda box: runs_itself(box), lambda g, box: [
+        box.append(g), outcome(lambda: next(g)), outcome(lambda: next(g))]),
+    "attributes": (accumulator, lambda g, log: [
+        inspect.getgeneratorstate(g), g.gi_running, g.gi_suspended, g.gi_frame.f_lineno,
+        g.gi_code.co_name, g.__name__, g.__qualname__, isinstance(g, types.GeneratorType),
+        inspect.isgenerator(g), iter(g) is g, outcome(lambda: next(g)),
+        inspect.getgeneratorstate(g), g.gi_suspended, g.gi_frame.f_lineno,
+        sorted(inspect.getgeneratorlocals(g).items()), outcome(lambda: g.send(5)),
+        sorted(g.gi_frame.f_locals.items()), outcome(lambda: g.send(None)),
+        inspect.getgeneratorstate(g), g.gi_frame, g.gi_suspended]),
+    "frames-inside": (lambda log: sees_its_frame(), lambda g, log: [
+        outcome(lambda: next(g)), outcome(lambda: next(g)), outcome(lambda: next(g))]),
+}
+
+
+def run_script(genfunc, script):
+    arg = []
+    g = genfunc(arg)
+    return script(g, arg)
+
+
+@pytest.mark.parametrize("name", sorted(SCRIPTS))
+def test_scripts_agree_with_cpython(name):
+    genfunc, script = SCRIPTS[name]
+    expected = run_script(genfunc, script)
+    # The generator function itself tiered (the lambdas make their generator with a
+    # tiered function of its own).
+    target = genfunc if not genfunc.__name__ == "<lambda>" else None
+    if target is None:
+        inner = genfunc([]).gi_code.co_name
+        target = globals()[inner]
+        w = tiered(target, strict=True)
+        wrapped = {"resists_close": lambda a: w(), "runs_itself": lambda a: w(a),
+                   "sees_its_frame": lambda a: w()}[inner]
+    else:
+        w = tiered(target, strict=True)
+        wrapped = w
+    for _ in range(3):
+        got = run_script(wrapped, script)
+        assert repr(got) == repr(expected), f"{name}:\n  CPython: {expected!r}\n  tiered:  {got!r}"
+    s = stats(w)
+    assert s["resumes"] >= 1 and s["cpython_resumes"] == 0, s
+    assert_tier1(w, None)
+
+
+def test_unfinished_generator_runs_its_finally_when_collected():
+    for f in (try_finally_around_yields, tiered(try_finally_around_yields, strict=True)):
+        log = []
+        g = f(log)
+        next(g)
+        r = weakref.ref(g)
+        del g
+        assert r() is None
+        assert log == ["start", "finally"], log
+        gc.collect()
+
+
+def test_locals_are_released_when_the_generator_finishes():
+    events = []
+
+    class D:
+        def __init__(self, name):
+            self.name = name
+
+        def __del__(self):
+            events.append(("del", self.name))
+
+    def gen(n):
+        a = D("a")
+        b = D("b")
+        yield 1
+        c = D("c")
+        del b
+        events.append("deleted b")
+        yield 2
+        events.append("returning")
+
+    runs = []
+    for f in (gen, tiered(gen, strict=True)):
+        events.clear()
+        events.append(list(f(1)))
+        runs.append(list(events))
+    assert runs[0] == runs[1], runs
+
+
+def test_traceback_shows_the_generator_frame():
+    def tb_lines(f):
+        g = f(1)
+        next(g)
+        try:
+            next(g)
+        except ValueError as e:
+            return [(fr.name, fr.lineno, fr.line) for fr in traceback.extract_tb(e.__traceback__)]
+
+    assert tb_lines(tiered(raises_after_yield, strict=True)) == tb_lines(raises_after_yield)
+
+
+def test_generator_methods_are_cpythons_and_the_type_reads_as_generator():
+    g = tiered(simple, strict=True)(3)
+    assert type(g).__name__ == "generator"
+    assert repr(g).startswith("<generator object simple at ")
+    assert type(g).__mro__[1] is types.GeneratorType
+    assert list(g) == [0, 1, 4]
+    with pytest.raises(TypeError):
+        type(g)()
+
+
+def test_a_generator_stays_correct_when_tracing_comes_on_mid_iteration():
+    w = tiered(simple, strict=True)
+    g = w(6)
+    got = [next(g), next(g)]
+    seen = []
+
+    def tracer(frame, event, arg):
+        if frame.f_code is simple.__code__:
+            seen.append(event)
+        return tracer
+
+    sys.settrace(tracer)
+    try:
+        got.append(next(g))
+    finally:
+        sys.settrace(None)
+    got.extend(g)
+    assert got == [0, 1, 4, 9, 16, 25]
+    assert "call" in seen and "return" in seen, seen
+    s = stats(w)
+    assert s["cpython_resumes"] == 1 and s["resumes"] >= 4, s

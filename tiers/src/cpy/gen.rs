@@ -1,0 +1,117 @@
+//! CPython 3.11's generator objects (Include/cpython/genobject.h, Objects/genobject.c):
+//! the layout a generator of ours shares with CPython's, so that CPython's own methods,
+//! attributes and eval loop work on it unchanged.
+
+use super::frame::InterpreterFrame;
+use pyo3_ffi as ffi;
+use std::os::raw::c_char;
+
+/// `_PyErr_StackItem`: one handled-exception level (a generator keeps its own).
+#[repr(C)]
+pub struct ErrStackItem {
+    /// The exception being handled at this level (strong, may be NULL).
+    pub exc_value: *mut ffi::PyObject,
+    /// The level below (the thread's chain while the generator runs).
+    pub previous_item: *mut ErrStackItem,
+}
+
+/// `_PyGenObject_HEAD(gi)`: the fields before the embedded frame.
+#[repr(C)]
+pub struct GenHead {
+    /// The object header (allocated as a variable-size object, `co_nlocalsplus +
+    /// co_stacksize` slots after the frame header, but with no `ob_size` of its own:
+    /// `gi_code` overwrites it).
+    pub ob_base: ffi::PyObject,
+    /// The code object (strong).
+    pub gi_code: *mut ffi::PyObject,
+    /// Weak references to it.
+    pub gi_weakreflist: *mut ffi::PyObject,
+    /// `__name__` (strong).
+    pub gi_name: *mut ffi::PyObject,
+    /// `__qualname__` (strong).
+    pub gi_qualname: *mut ffi::PyObject,
+    /// Its handled-exception level, linked into the thread's while it runs.
+    pub gi_exc_state: ErrStackItem,
+    /// A coroutine's origin or an async generator's finalizer (NULL for generators).
+    pub gi_origin_or_finalizer: *mut ffi::PyObject,
+    /// Async generators only.
+    pub gi_hooks_inited: c_char,
+    /// Async generators only.
+    pub gi_closed: c_char,
+    /// Async generators only.
+    pub gi_running_async: c_char,
+    /// `FRAME_CREATED` ... `FRAME_CLEARED`.
+    pub gi_frame_state: i8,
+}
+
+/// Where the embedded `_PyInterpreterFrame` (`gi_iframe`) starts.
+pub const IFRAME: usize = std::mem::size_of::<GenHead>();
+const _: () = assert!(IFRAME == 80);
+
+/// `tp_basicsize` of 3.11's generator type: up to the frame's `localsplus`.
+pub const BASICSIZE: usize = IFRAME + std::mem::size_of::<InterpreterFrame>();
+
+/// `gi_frame_state` values (`PyFrameState`).
+pub const FRAME_CREATED: i8 = -2;
+/// Suspended at a yield.
+pub const FRAME_SUSPENDED: i8 = -1;
+/// Running.
+pub const FRAME_EXECUTING: i8 = 0;
+/// Returned or raised (the frame about to be cleared).
+pub const FRAME_COMPLETED: i8 = 1;
+/// Finished; the frame released.
+pub const FRAME_CLEARED: i8 = 4;
+
+/// `FRAME_OWNED_BY_GENERATOR`: the frame lives in a generator (`f_func`, `f_code` strong).
+pub const OWNED_BY_GENERATOR: c_char = 1;
+
+/// `PySendResult`.
+pub const PYGEN_RETURN: std::os::raw::c_int = 0;
+/// The receiver yielded.
+pub const PYGEN_NEXT: std::os::raw::c_int = 1;
+/// An exception is set.
+pub const PYGEN_ERROR: std::os::raw::c_int = -1;
+
+/// The generator's head.
+///
+/// # Safety
+/// `gen` is a live generator.
+#[inline]
+pub unsafe fn head<'a>(gen: *mut ffi::PyObject) -> &'a mut GenHead {
+    &mut *(gen as *mut GenHead)
+}
+
+/// The generator's frame.
+#[inline]
+pub fn iframe(gen: *mut ffi::PyObject) -> *mut InterpreterFrame {
+    (gen as usize + IFRAME) as *mut InterpreterFrame
+}
+
+/// The generator whose frame is `f` (owned by a generator).
+#[inline]
+pub fn of_frame(f: *mut InterpreterFrame) -> *mut ffi::PyObject {
+    (f as usize - IFRAME) as *mut ffi::PyObject
+}
+
+/// The address of the first word after the frame's `co_nlocalsplus + co_stacksize` slots
+/// (a generator of ours keeps words of its own there).
+///
+/// # Safety
+/// `gen` is a live generator, allocated with room past its code's slots.
+#[inline]
+pub unsafe fn past_slots(gen: *mut ffi::PyObject) -> *mut usize {
+    let code = head(gen).gi_code;
+    let n = super::frame::nlocalsplus_of(code) + super::frame::stacksize_of(code);
+    (gen as usize + BASICSIZE + 8 * n) as *mut usize
+}
+
+/// Checks the layout against the running CPython's generator type.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn layout_holds() -> bool {
+    let t = std::ptr::addr_of!(ffi::PyGen_Type);
+    (*t).tp_basicsize as usize == BASICSIZE
+        && (*t).tp_itemsize as usize == 8
+        && (*t).tp_weaklistoffset as usize == std::mem::offset_of!(GenHead, gi_weakreflist)
+}

@@ -1,0 +1,380 @@
+//! `yield from` and its steps (GET_YIELD_FROM_ITER, SEND), exactly as 3.11's eval loop
+//! runs them. Suspending and resuming the generator itself is `crate::generator`'s.
+
+use crate::cpy::{frame, gen as g, ThreadState};
+use crate::lower::NO_VALUE;
+use crate::native::emit::{mem, Emit};
+use crate::value::{tag, PyResult, Raised, Value};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, InstBuilder};
+use pyo3_ffi as ffi;
+
+extern "C" {
+    /// `next(gen)`/`gen.send(v)` without the method call (3.10+).
+    fn PyIter_Send(
+        iter: *mut ffi::PyObject,
+        arg: *mut ffi::PyObject,
+        presult: *mut *mut ffi::PyObject,
+    ) -> std::os::raw::c_int;
+    /// Raises `exception` from the one being raised (its `__cause__` and `__context__`).
+    fn _PyErr_FormatFromCause(
+        exception: *mut ffi::PyObject,
+        format: *const std::os::raw::c_char,
+        ...
+    ) -> *mut ffi::PyObject;
+    /// Takes a StopIteration's value (None if it has none); -1 for any other exception.
+    fn _PyGen_FetchStopIterationValue(pvalue: *mut *mut ffi::PyObject) -> std::os::raw::c_int;
+}
+
+/// GetYieldFromIter: `iter(v)` unless `v` is a generator, or a coroutine in a coroutine
+/// (`coroutine`: the code is one, or a generator-based one); a coroutine in a plain
+/// generator is a TypeError.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn get_yield_from_iter(coroutine: bool, v: &Value) -> PyResult<Value> {
+    let o = v.as_ptr();
+    let t = ffi::Py_TYPE(o);
+    if t == std::ptr::addr_of_mut!(ffi::PyCoro_Type) {
+        if !coroutine {
+            return Err(super::raise(
+                ffi::PyExc_TypeError,
+                "cannot 'yield from' a coroutine object in a non-coroutine generator",
+            ));
+        }
+        return Ok(v.clone());
+    }
+    if t == std::ptr::addr_of_mut!(ffi::PyGen_Type) {
+        return Ok(v.clone());
+    }
+    Value::from_owned(ffi::PyObject_GetIter(o))
+}
+
+/// GetAwaitable: the iterator `await v` drives (CPython's `_PyCoro_GetAwaitableIter`, not
+/// exported): a coroutine (CPython's or ours) itself, else what `__await__` returns, which
+/// must be an iterator and not a coroutine. A coroutine already being awaited (suspended
+/// in an `await` of its own) is a RuntimeError. `kind` 1 and 2 are `async with`'s
+/// `__aenter__` and `__aexit__` results, named in the error for a non-awaitable.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn get_awaitable(kind: u32, v: &Value) -> PyResult<Value> {
+    let o = v.as_ptr();
+    let iter = match awaitable_iter(o) {
+        Ok(i) => i,
+        Err(Raised) => {
+            let t = ffi::Py_TYPE(o);
+            let no_await = (*t).tp_as_async.is_null() || (*(*t).tp_as_async).am_await.is_none();
+            if no_await && (kind == 1 || kind == 2) {
+                let which = if kind == 1 { "__aenter__" } else { "__aexit__" };
+                return Err(super::raise(
+                    ffi::PyExc_TypeError,
+                    &format!(
+                        "'async with' received an object from {which} that does not implement __await__: {}",
+                        super::type_name(o)
+                    ),
+                ));
+            }
+            return Err(Raised);
+        }
+    };
+    if is_coroutine(iter.as_ptr()) && crate::generator::awaiting(iter.as_ptr()) {
+        return Err(super::raise(
+            ffi::PyExc_RuntimeError,
+            "coroutine is being awaited already",
+        ));
+    }
+    Ok(iter)
+}
+
+/// GetAiter: `async for`'s `v.__aiter__()`, which must have `__anext__`.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn get_aiter(v: &Value) -> PyResult<Value> {
+    let o = v.as_ptr();
+    let Some(aiter) = async_slot(o, |a| a.am_aiter) else {
+        return Err(super::raise(
+            ffi::PyExc_TypeError,
+            &format!(
+                "'async for' requires an object with __aiter__ method, got {}",
+                super::type_name(o)
+            ),
+        ));
+    };
+    let it = Value::from_owned(aiter(o))?;
+    if async_slot(it.as_ptr(), |a| a.am_anext).is_none() {
+        return Err(super::raise(
+            ffi::PyExc_TypeError,
+            &format!(
+                "'async for' received an object from __aiter__ that does not implement __anext__: {}",
+                super::type_name(it.as_ptr())
+            ),
+        ));
+    }
+    Ok(it)
+}
+
+/// GetAnext: the awaitable of `async for`'s next step: `it.__anext__()` (an async
+/// generator's as it is, anything else's made awaitable).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn get_anext(it: &Value) -> PyResult<Value> {
+    let o = it.as_ptr();
+    let Some(anext) = async_slot(o, |a| a.am_anext) else {
+        return Err(super::raise(
+            ffi::PyExc_TypeError,
+            &format!(
+                "'async for' requires an iterator with __anext__ method, got {}",
+                super::type_name(o)
+            ),
+        ));
+    };
+    let next = Value::from_owned(anext(o))?;
+    if ffi::Py_TYPE(o) == std::ptr::addr_of_mut!(ffi::PyAsyncGen_Type) {
+        return Ok(next);
+    }
+    match awaitable_iter(next.as_ptr()) {
+        Ok(a) => Ok(a),
+        Err(Raised) => {
+            _PyErr_FormatFromCause(
+                ffi::PyExc_TypeError,
+                c"'async for' received an invalid object from __anext__: %.100s".as_ptr(),
+                (*ffi::Py_TYPE(next.as_ptr())).tp_name,
+            );
+            Err(Raised)
+        }
+    }
+}
+
+/// EndAsyncFor: whether `exc` (the exception that left `async for`'s step) ends the loop.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn ends_async_for(exc: &Value) -> bool {
+    ffi::PyErr_GivenExceptionMatches(exc.as_ptr(), ffi::PyExc_StopAsyncIteration) != 0
+}
+
+/// The async slot `pick` chooses of `o`'s type, if it has one.
+unsafe fn async_slot(
+    o: *mut ffi::PyObject,
+    pick: impl Fn(&ffi::PyAsyncMethods) -> Option<ffi::unaryfunc>,
+) -> Option<ffi::unaryfunc> {
+    let a = (*ffi::Py_TYPE(o)).tp_as_async;
+    if a.is_null() {
+        return None;
+    }
+    pick(&*a)
+}
+
+/// Whether `o` is a coroutine (CPython's or ours), or a generator-based one.
+unsafe fn is_coroutine(o: *mut ffi::PyObject) -> bool {
+    let t = ffi::Py_TYPE(o);
+    t == std::ptr::addr_of_mut!(ffi::PyCoro_Type)
+        || crate::generator::is_our_coroutine(o)
+        || (t == std::ptr::addr_of_mut!(ffi::PyGen_Type)
+            && (*frame::code_flags(g::head(o).gi_code) & ITERABLE_COROUTINE) != 0)
+}
+
+/// `CO_ITERABLE_COROUTINE`.
+const ITERABLE_COROUTINE: i32 = 0x100;
+
+unsafe fn awaitable_iter(o: *mut ffi::PyObject) -> PyResult<Value> {
+    if is_coroutine(o) {
+        return Ok(Value::from_borrowed(o));
+    }
+    let t = ffi::Py_TYPE(o);
+    let getter = if (*t).tp_as_async.is_null() {
+        None
+    } else {
+        (*(*t).tp_as_async).am_await
+    };
+    let Some(getter) = getter else {
+        return Err(super::raise(
+            ffi::PyExc_TypeError,
+            &format!(
+                "object {} can't be used in 'await' expression",
+                super::type_name(o)
+            ),
+        ));
+    };
+    let res = Value::from_owned(getter(o))?;
+    let r = res.as_ptr();
+    if is_coroutine(r) {
+        return Err(super::raise(
+            ffi::PyExc_TypeError,
+            "__await__() returned a coroutine",
+        ));
+    }
+    if ffi::PyIter_Check(r) == 0 {
+        return Err(super::raise(
+            ffi::PyExc_TypeError,
+            &format!(
+                "__await__() returned non-iterator of type '{}'",
+                super::type_name(r)
+            ),
+        ));
+    }
+    Ok(res)
+}
+
+/// Send: one step of `yield from`: the receiver's next value and false, or its return
+/// value and true once it finished. With a trace function set, 3.11 calls `__next__` or
+/// `send` instead of the send slot (so the tracer sees the StopIteration).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn send(ts: ThreadState, receiver: &Value, v: &Value) -> PyResult<(Value, bool)> {
+    let (r, sent) = (receiver.as_ptr(), v.as_ptr());
+    let mut out = std::ptr::null_mut();
+    if ts.trace_hook().0.is_null() {
+        // A generator of ours directly (PyIter_Send would find the same slot).
+        let status = match crate::generator::is_ours(r) {
+            true => crate::generator::send_ex(r, sent, &mut out),
+            false => PyIter_Send(r, sent, &mut out),
+        };
+        return match status {
+            0 => Ok((Value::from_owned(out)?, true)),
+            1 => Ok((Value::from_owned(out)?, false)),
+            _ => Err(Raised),
+        };
+    }
+    let t = ffi::Py_TYPE(r);
+    out = match (*t).tp_iternext {
+        Some(next) if sent == ffi::Py_None() && ffi::PyIter_Check(r) != 0 => next(r),
+        _ => {
+            let name = ffi::PyUnicode_InternFromString(c"send".as_ptr());
+            if name.is_null() {
+                return Err(Raised);
+            }
+            let o = ffi::PyObject_CallMethodOneArg(r, name, sent);
+            ffi::Py_DECREF(name);
+            o
+        }
+    };
+    if !out.is_null() {
+        return Ok((Value::from_owned(out)?, false));
+    }
+    if ffi::PyErr_ExceptionMatches(ffi::PyExc_StopIteration) != 0 {
+        crate::tracing::exception(ts);
+    }
+    if _PyGen_FetchStopIterationValue(&mut out) == 0 {
+        return Ok((Value::from_owned(out)?, true));
+    }
+    Err(Raised)
+}
+
+/// Native code for LKind::Suspend at `pc`: a YIELD_VALUE whose values are all objects (or
+/// NULL locals) moves them into the running generator's frame inline, as `generator::
+/// suspend` does (no reference count changes but for values in two slots, or constants,
+/// which keep their registers), and leaves with the yielded value. Anything else (a
+/// RETURN_GENERATOR, an unboxed number to box, a frame with locals synced into it, not a
+/// generator's frame) calls `generator::suspend` through its helper.
+pub(crate) fn emit_suspend(e: &mut Emit, pc: usize) {
+    let inst = e.c.linear.insts[pc];
+    let crate::lower::LKind::Suspend { value, index } = inst.kind else {
+        unreachable!("emit_suspend on a Suspend")
+    };
+    let slow = e.b.create_block();
+    e.b.set_cold_block(slow);
+    let lin = &e.c.linear;
+    let has_lasti = !lin.suspensions[index as usize].lasti.is_empty();
+    if value != NO_VALUE && !has_lasti {
+        let slots: Vec<u32> =
+            lin.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
+        let moved: Vec<u32> = lin.suspensions[index as usize].release.clone();
+        // Numbers boxed in place (as `Value::box_in_place`), then the guards: objects
+        // or NULL in the slots, an object to yield.
+        let mut seen = Vec::new();
+        for &r in slots.iter().chain([&value]) {
+            if seen.contains(&r) {
+                continue;
+            }
+            seen.push(r);
+            e.box_number(r, slow);
+            let t = e.tag(r);
+            let other = e.b.ins().band_imm_s(t, !(tag::OBJ as i64));
+            e.fail_if(other, slow);
+        }
+        let t = e.tag(value);
+        let not_obj = e.b.ins().icmp_imm_s(IntCC::NotEqual, t, tag::OBJ as i64);
+        e.fail_if(not_obj, slow);
+        let frame = e.frame_ptr();
+        let owner = e.b.ins().load(types::I8, mem(), frame, OWNER);
+        let not_gen =
+            e.b.ins()
+                .icmp_imm_s(IntCC::NotEqual, owner, g::OWNED_BY_GENERATOR as i64);
+        e.fail_if(not_gen, slow);
+        let synced =
+            e.b.ins()
+                .load(types::I32, mem(), frame, frame::offset::TAIL);
+        e.fail_if(synced, slow);
+        // The slots: a register's value moves into its first slot; a second slot, a
+        // constant's register or the yielded register gets a new reference.
+        let zero = e.b.ins().iconst(types::I64, 0);
+        let mut taken = Vec::new();
+        for (i, &r) in slots.iter().enumerate() {
+            let t = e.tag(r);
+            let p = e.payload(r, types::I64);
+            let is_obj = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+            let o = e.b.ins().select(is_obj, p, zero);
+            if r == value || taken.contains(&r) || !moved.contains(&r) {
+                e.incref_loaded(t, p);
+            } else {
+                taken.push(r);
+            }
+            let at = frame::offset::LOCALSPLUS + 8 * i as i32;
+            e.b.ins().store(mem(), o, frame, at);
+        }
+        let n = e.b.ins().iconst(types::I32, slots.len() as i64);
+        e.b.ins().store(mem(), n, frame, frame::offset::TAIL);
+        let unit = e.c.code_unit(inst.offset) as i64;
+        let unit = e.b.ins().iconst(e.ptr, unit);
+        e.b.ins()
+            .store(mem(), unit, frame, frame::offset::PREV_INSTR);
+        let suspended = e.b.ins().iconst(types::I8, g::FRAME_SUSPENDED as i64);
+        e.b.ins().store(mem(), suspended, frame, FRAME_STATE);
+        // The yielded value leaves as a returned one does.
+        let t = e.tag(value);
+        let p = e.payload(value, types::I64);
+        let out = e.out();
+        e.b.ins().store(mem(), t, out, 0);
+        e.b.ins().store(mem(), p, out, 8);
+        e.clear(value);
+        for r in taken {
+            e.clear(r);
+        }
+        let ok = e.b.ins().iconst(types::I64, 0);
+        e.leave(ok);
+    } else {
+        e.b.ins().jump(slow, &[]);
+    }
+    e.b.switch_to_block(slow);
+    let ctx = e.ctx();
+    let regs = e.regs();
+    let pcv = e.b.ins().iconst(types::I32, pc as i64);
+    let out = e.out();
+    let status = e
+        .call(
+            crate::native::helpers::suspend as *const () as usize,
+            &[e.ptr, e.ptr, types::I32, e.ptr],
+            Some(types::I64),
+            &[ctx, regs, pcv, out],
+        )
+        .expect("returns");
+    e.leave(status);
+}
+
+/// Native code for Send: its own helper, without the generic op's dispatch (`yield from`
+/// and `await` chains run one per level and step).
+pub(crate) fn emit_send(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    let r = e.call_pc_helper(crate::native::helpers::send as *const () as usize, pc, None);
+    e.check_status(pc, r);
+    Some("Send")
+}
+
+/// Byte offset, from a generator's frame, of the frame's `owner`.
+const OWNER: i32 = std::mem::offset_of!(frame::InterpreterFrame, owner) as i32;
+/// Byte offset, from a generator's frame, of the generator's `gi_frame_state`.
+const FRAME_STATE: i32 = std::mem::offset_of!(g::GenHead, gi_frame_state) as i32 - g::IFRAME as i32;
