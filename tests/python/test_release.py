@@ -254,7 +254,27 @@ def tangled_control_flow(n):
     return done()
 
 
+def make_and_call_a_closure(n):
+    # Each call makes a closure over a new object and calls it: the quickened call site
+    # must not keep the first closure (and so its object) alive.
+    take()
+    for i in range(n):
+        step_with_a_closure(i)
+        note("call done", i)
+    return done()
+
+
+def step_with_a_closure(i):
+    obj = D(i)
+
+    def read():
+        return obj.name
+
+    return read()
+
+
 ROWS = (
+    (make_and_call_a_closure, (4,)),
     (tangled_control_flow, (30,)),
     (rebinding_in_a_loop, (6,)),
     (del_then_call, (5,)),

@@ -125,7 +125,10 @@ pub enum CallVariant {
     /// A Python function whose code runs in tier 1, entered directly (no CPython frame):
     /// callees are specialized too, not just the decorated function.
     PyFunction {
-        /// The function seen (compared by identity, never dereferenced unless equal).
+        /// The function seen (compared by identity, never dereferenced unless equal), or
+        /// NULL for any function of this code: a closure or a function with defaults,
+        /// which is likely made anew for each call and must not be kept alive (with what
+        /// its cells and defaults hold) by the site's guard.
         func: *mut ffi::PyObject,
         /// Its code then (a reassigned `__code__` fails the guard).
         code: *mut ffi::PyObject,
@@ -316,9 +319,17 @@ pub unsafe fn observe_call(
             compiled: specialization(entry.func.ptr()).unwrap_or(std::ptr::null()),
         }
     } else if ffi::PyFunction_Check(c.callable) != 0 {
+        let f = c.callable as *mut ffi::PyFunctionObject;
+        let fresh = !(*f).func_closure.is_null()
+            || !(*f).func_defaults.is_null()
+            || !(*f).func_kwdefaults.is_null();
         CallVariant::PyFunction {
-            func: c.callable,
-            code: (*(c.callable as *mut ffi::PyFunctionObject)).func_code,
+            func: if fresh {
+                std::ptr::null_mut()
+            } else {
+                c.callable
+            },
+            code: (*f).func_code,
             compiled: specialization(c.callable)?,
         }
     } else if is_builtin(c.callable) {
@@ -328,8 +339,11 @@ pub unsafe fn observe_call(
     } else {
         observe_class(c.callable, c.args, nargs)?
     };
-    // The guards compare the callable by identity: it must stay this object.
-    ctx.compiled.keep_alive(c.callable);
+    // The guards compare the callable by identity: it must stay this object (a function
+    // guarded by its code alone is not kept).
+    if !matches!(v, CallVariant::PyFunction { func, .. } if func.is_null()) {
+        ctx.compiled.keep_alive(c.callable);
+    }
     Some(v)
 }
 
@@ -468,15 +482,19 @@ pub unsafe fn call_quick(
             code,
             compiled,
         } => {
-            if c.callable != func
-                || (*(func as *mut ffi::PyFunctionObject)).func_code != code
+            let same = match func.is_null() {
+                true => ffi::PyFunction_Check(c.callable) != 0,
+                false => c.callable == func,
+            };
+            if !same
+                || (*(c.callable as *mut ffi::PyFunctionObject)).func_code != code
                 || ctx.tstate.tracing()
             {
                 return None;
             }
             // Callees entered from tiered code tier up as their caller does.
             match crate::runtime::call_compiled(
-                &*compiled, func, c.args, c.nargsf, c.kwnames, ctx.tuning, ctx.tstate,
+                &*compiled, c.callable, c.args, c.nargsf, c.kwnames, ctx.tuning, ctx.tstate,
             ) {
                 crate::runtime::CallOutcome::Ran(r, _)
                 | crate::runtime::CallOutcome::CpythonRan(r) => r,
@@ -693,8 +711,9 @@ const DIRECT_MAX_REGS: u32 = 64;
 pub(crate) struct Direct<'c> {
     /// The callable the site is specialized on (kept alive by the caller's code).
     callable: *mut ffi::PyObject,
-    /// The function that runs (the wrapper's function for a `@tiered` callee).
-    func: *mut ffi::PyFunctionObject,
+    /// The function that runs (the wrapper's function for a `@tiered` callee), or `None`:
+    /// the callable, any function of this code.
+    func: Option<*mut ffi::PyFunctionObject>,
     /// Its code when compiled (a reassigned `__code__` fails the guard).
     code: *mut ffi::PyObject,
     /// The callee's specialization.
@@ -718,12 +737,13 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
     }
     let (callable, func, callee, entry) = match v {
         CallVariant::PyFunction { func, compiled, .. } => {
-            (func, func as *mut ffi::PyFunctionObject, compiled, None)
+            let f = (!func.is_null()).then_some(func as *mut ffi::PyFunctionObject);
+            (func, f, compiled, None)
         }
         CallVariant::Tiered { callable, compiled } => {
             let entry = crate::runtime::entry_of_wrapper(callable)?;
             let f = entry.func.ptr() as *mut ffi::PyFunctionObject;
-            (callable, f, compiled, Some(entry))
+            (callable, Some(f), compiled, Some(entry))
         }
         // A class call allocates the instance first: its helper does that.
         CallVariant::Builtin { .. } | CallVariant::Class { .. } => return None,
@@ -735,7 +755,7 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
     if !plain
         || !callee.runnable()
         || callee.linear.nregs > DIRECT_MAX_REGS
-        || (*func).func_code != code
+        || func.is_some_and(|f| (*f).func_code != code)
     {
         return None;
     }
@@ -782,8 +802,19 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     let t1 = e.tag(ops[1]);
     e.guard_eq(t1, tag::OBJ as i64, helper);
     let p1 = e.payload(ops[1], ptr);
-    e.guard_eq(p1, d.callable as i64, helper);
-    let f = e.b.ins().iconst(ptr, d.func as i64);
+    let f = match d.func {
+        Some(func) => {
+            e.guard_eq(p1, d.callable as i64, helper);
+            e.b.ins().iconst(ptr, func as i64)
+        }
+        None => {
+            // Any function object of this code: the callable itself runs.
+            let ty = e.b.ins().load(ptr, mem(), p1, 8);
+            let function_type = std::ptr::addr_of_mut!(ffi::PyFunction_Type) as i64;
+            e.guard_eq(ty, function_type, helper);
+            p1
+        }
+    };
     let code = e.b.ins().load(
         ptr,
         mem(),
@@ -849,9 +880,15 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         e.b.ins().store(mem(), t, cregs, (i * 16) as i32);
         e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
     }
-    // SAFETY: the function is kept alive by the caller's code (it is the callable, or the
-    // wrapper's function); its globals and builtins cannot be reassigned.
-    let (globals, builtins) = unsafe { ((*d.func).func_globals, (*d.func).func_builtins) };
+    // SAFETY: a function known here is kept alive by the caller's code (it is the
+    // callable, or the wrapper's function); its globals and builtins cannot be reassigned.
+    // Another function of this code has its own: read from it where needed.
+    let dicts = d.func.map(|func| unsafe {
+        (
+            e.b.ins().iconst(ptr, (*func).func_globals as i64),
+            e.b.ins().iconst(ptr, (*func).func_builtins as i64),
+        )
+    });
     // A `@tiered` callee tiers up by its own options; a plain one inherits its caller's.
     let tuning = match d.entry {
         Some(entry) => e.b.ins().iconst(ptr, &entry.tuning as *const _ as i64),
@@ -868,15 +905,10 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     let frame =
         e.b.ins()
             .iadd_imm_s(out, 16 + crate::activation::BACK_POINTER as i64);
-    let func_v = e.b.ins().iconst(ptr, d.func as i64);
-    let dicts = (
-        e.b.ins().iconst(ptr, globals as i64),
-        e.b.ins().iconst(ptr, builtins as i64),
-    );
     let fill = crate::native::emit::CtxFill {
         compiled: e.b.ins().iconst(ptr, d.callee as *const Compiled as i64),
-        func: func_v,
-        dicts: Some(dicts),
+        func: f,
+        dicts,
         tuning,
         thread: Some((ts, limit)),
         frame,
@@ -901,7 +933,8 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     } else {
         // This function's frame is linked (and at this call) before the callee's goes on it.
         e.set_prev_instr();
-        e.push_frame(frame, cctx, ts, d.callee, func_v, dicts);
+        let dicts = e.dicts_of(&fill);
+        e.push_frame(frame, cctx, ts, d.callee, f, dicts);
         let start = e.b.ins().iconst(types::I32, 0);
         let status = e
             .call_value(
