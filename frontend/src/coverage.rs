@@ -113,7 +113,7 @@ mod tests {
         let find = |n: &str| m.iter().find(|(k, _)| *k == n).map(|(_, r)| r.clone());
         assert_eq!(find("BINARY_OP"), Some(Ok(vec![OpKind::Binary])));
         assert_eq!(find("FOR_ITER"), Some(Ok(vec![OpKind::ForIter])));
-        assert_eq!(find("YIELD_VALUE"), Some(Ok(vec![])));
+        assert_eq!(find("YIELD_VALUE"), Some(Ok(vec![OpKind::Thrown])));
         assert_eq!(find("SEND"), Some(Ok(vec![OpKind::Send])));
         assert_eq!(find("GET_AWAITABLE"), Some(Ok(vec![OpKind::GetAwaitable])));
         assert!(matches!(find("ASYNC_GEN_WRAP"), Some(Err(_))));

@@ -11,6 +11,8 @@ use crate::exception_table::{handler_at, parse_exception_table, ExceptionEntry};
 use crate::opcodes::op;
 use std::collections::{HashMap, HashSet, VecDeque};
 use tiered_ir::passes;
+mod generators;
+
 use tiered_ir::{
     BinOp, Block, BlockCall, CmpOp, ConstIdx, Conversion, Effect, Function, KwNames, LocalIdx,
     NameIdx, Op, RaiseKind, Terminator, UnaryOp, Value,
@@ -400,6 +402,17 @@ impl<'a> Builder<'a> {
             .unwrap_or(u32::MAX);
         let mut k = self.index_of[&start];
         let mut kwnames = None;
+        if self.f.blocks[b].is_resume && k > 0 {
+            let at = self.instrs[k - 1];
+            let mut t = Tx {
+                b: self,
+                block: b,
+                st: &mut st,
+                ins: at,
+                kwnames: &mut kwnames,
+            };
+            t.resumed()?;
+        }
         loop {
             let Some(ins) = self.instrs.get(k).copied() else {
                 return Err(self.stop(
@@ -615,33 +628,6 @@ impl Tx<'_, '_> {
                 id
             }
         }
-    }
-    /// Ends the block at a suspension: the frame keeps the locals and the stack, and the
-    /// generator resumes at the next instruction with the value sent in pushed.
-    fn suspend(&mut self, value: Option<Value>) -> Result<Option<Terminator>, Stop> {
-        if self.b.code.flags & (flags::GENERATOR | flags::COROUTINE) == 0 {
-            return Err(self.err("a suspension in code that is not a generator's"));
-        }
-        let at = self.next_offset();
-        let rb = *self
-            .b
-            .block_at
-            .get(&at)
-            .ok_or_else(|| self.err("no instruction to resume at"))?;
-        if self.b.depth_of.contains_key(&rb) || self.b.f.blocks[rb].is_handler {
-            return Err(self.err("the resume point is also reached by a jump"));
-        }
-        self.b.f.blocks[rb].is_resume = true;
-        self.b.ensure_params(rb, self.st.stack.len() + 1, at)?;
-        let mut args = self.st.locals.clone();
-        args.extend_from_slice(&self.st.stack);
-        let state = self.state();
-        self.b.f.blocks[self.block].term_state = Some(state);
-        self.b.f.blocks[self.block].term_offset = Some(self.ins.offset);
-        Ok(Some(Terminator::Suspend {
-            value,
-            resume: BlockCall { block: rb, args },
-        }))
     }
     fn emit1(&mut self, op: Op, args: Vec<Value>) -> Result<Value, Stop> {
         Ok(self.emit(op, args)?[0])
@@ -1096,62 +1082,15 @@ impl Tx<'_, '_> {
                 self.b.f.blocks[self.block].term_offset = Some(self.ins.offset);
                 return Ok(Some(Terminator::Return(v)));
             }
-            op::RETURN_GENERATOR => return self.suspend(None),
-            op::YIELD_VALUE => {
-                let v = self.pop()?;
-                return self.suspend(Some(v));
-            }
-            op::GET_YIELD_FROM_ITER => {
-                let v = self.pop()?;
-                let coroutine =
-                    self.b.code.flags & (flags::COROUTINE | flags::ITERABLE_COROUTINE) != 0;
-                let r = self.emit1(Op::GetYieldFromIter { coroutine }, vec![v])?;
-                self.push(r)
-            }
-            op::GET_AWAITABLE => {
-                let v = self.pop()?;
-                let r = self.emit1(Op::GetAwaitable { kind: arg }, vec![v])?;
-                self.push(r)
-            }
-            op::GET_AITER => {
-                let v = self.pop()?;
-                let r = self.emit1(Op::GetAiter {}, vec![v])?;
-                self.push(r)
-            }
-            op::GET_ANEXT => {
-                let it = self.peek(1)?;
-                let r = self.emit1(Op::GetAnext {}, vec![it])?;
-                self.push(r)
-            }
-            op::END_ASYNC_FOR => {
-                // The handler of an `async for`: StopAsyncIteration ends the loop (the
-                // iterator goes too), anything else is re-raised from here.
-                let exc = self.pop()?;
-                self.emit(Op::EndAsyncFor {}, vec![exc])?;
-                self.pop()?;
-            }
-            op::BEFORE_ASYNC_WITH => {
-                let mgr = self.pop()?;
-                let r = self.emit(Op::BeforeAsyncWith {}, vec![mgr])?;
-                self.push(r[0]);
-                self.push(r[1])
-            }
-            op::SEND => {
-                // v = POP(), receiver = TOP(): a finished receiver is popped and its
-                // return value pushed at the target; otherwise the value to yield is
-                // pushed above it (YIELD_VALUE follows).
-                let v = self.pop()?;
-                let receiver = self.peek(1)?;
-                let r = self.emit(Op::Send {}, vec![receiver, v])?;
-                let (value, returned) = (r[0], r[1]);
-                let mut done = self.st.clone();
-                done.stack.pop();
-                done.stack.push(value);
-                let mut more = self.st.clone();
-                more.stack.push(value);
-                let (t, n) = (self.jump_target()?, self.next_offset());
-                return self.branch(returned, done, more, t, n);
-            }
+            op::RETURN_GENERATOR
+            | op::YIELD_VALUE
+            | op::GET_YIELD_FROM_ITER
+            | op::GET_AWAITABLE
+            | op::GET_AITER
+            | op::GET_ANEXT
+            | op::END_ASYNC_FOR
+            | op::BEFORE_ASYNC_WITH
+            | op::SEND => return self.generator_instr(),
             op::RAISE_VARARGS => {
                 let (kind, n) = match arg {
                     0 => (RaiseKind::Reraise, 0),

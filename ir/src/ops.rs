@@ -70,6 +70,8 @@ macro_rules! for_each_op {
             GetIter {} "iter" args(Fixed(1)) results(1) Any;
             /// `next(it)`: results (item, exhausted); item is NULL when exhausted.
             ForIter {} "iter" args(Fixed(1)) results(2) Any;
+            /// Where a generator resumes: the value sent in, or (NULL: `throw()`, `close()`) raises the exception thrown in, at the yield.
+            Thrown {} "generators" args(Fixed(1)) results(1) Any;
             /// `iter(x)` for `yield from x` (GET_YIELD_FROM_ITER): generators and, in a coroutine, coroutines as they are.
             GetYieldFromIter { coroutine: bool } "generators" args(Fixed(1)) results(1) Any;
             /// `await x`'s iterator (GET_AWAITABLE): a coroutine itself, else `x.__await__()`; `kind` 1 and 2 name `async with`'s `__aenter__` and `__aexit__` in errors.

@@ -48,6 +48,9 @@ class Stats(TypedDict):
     interp_calls: int
     native_calls: int
     deopts: int
+    resumes: int
+    native_resumes: int
+    cpython_resumes: int
     unsupported: list[UnsupportedOp]
     last_fallback: str | None
     native_entry: bool

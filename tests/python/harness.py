@@ -355,3 +355,12 @@ def same_as_cpython(code: str, *, timeout: float = 60, compare_stderr: bool = Tr
     if compare_stderr:
         assert got.stderr == plain.stderr, f"CPython stderr:\n{plain.stderr}\ntiered stderr:\n{got.stderr}"
     return got
+
+
+def outcome(step: Callable[[], Any]) -> tuple:
+    """What one step of a script did: its value, or its exception (type, message, and its
+    cause's type), for scripts run on CPython's objects and on tiered ones alike."""
+    try:
+        return ("ok", step())
+    except BaseException as e:  # noqa: BLE001 - the script compares every exception
+        return ("raised", type(e).__name__, str(e), type(e.__cause__).__name__)

@@ -14,7 +14,7 @@ import warnings
 
 import pytest
 
-from harness import assert_tier1, cases, check
+from harness import assert_tier1, cases, check, outcome
 from tiered import stats, tiered
 
 
@@ -217,12 +217,6 @@ def test_coroutines_agree_with_cpython(f, args, kwargs):
 # --- scripts: send, throw, close, reuse, attributes -----------------------------------------
 
 
-def outcome(step):
-    try:
-        return ("ok", step())
-    except BaseException as e:  # noqa: BLE001 - the script compares every exception
-        return ("raised", type(e).__name__, str(e), type(e.__cause__).__name__)
-
 
 async def echo(log):
     try:
@@ -265,13 +259,19 @@ def test_scripts_agree_with_cpython(name):
     log = []
     expected = script(echo(log), log)
     w = tiered(echo, strict=True)
+    # (Counters are per code, shared by every wrapper of it: compare deltas.)
+    before = stats(w)
     for _ in range(3):
         log = []
         got = script(w(log), log)
         assert repr(got) == repr(expected), f"{name}:\n  CPython: {expected!r}\n  tiered:  {got!r}"
     s = stats(w)
-    assert s["resumes"] >= 1 and s["cpython_resumes"] == 0, s
-    assert_tier1(w, None)
+    assert s["fallback_calls"] == 0 and s["unsupported"] == [], s
+    assert s["resumes"] > before["resumes"], s
+    # `echo` is always suspended in an await: throw() and close() are CPython's there (it
+    # passes them on to the awaited iterator and finishes that step in its loop).
+    if name not in ("throw", "close"):
+        assert s["cpython_resumes"] == before["cpython_resumes"], s
 
 
 async def waiter(c):

@@ -15,7 +15,7 @@ import weakref
 
 import pytest
 
-from harness import assert_tier1, cases, check
+from harness import cases, check, outcome
 from tiered import stats, tiered
 
 # --- generator functions, drained by the harness ------------------------------------------
@@ -248,13 +248,6 @@ def test_generator_functions_agree_with_cpython(f, args, kwargs):
 # --- scripts: send, throw, close, attributes ------------------------------------------------
 
 
-def outcome(step):
-    """What one step did: its value, or its exception (type, message, and the cause's)."""
-    try:
-        return ("ok", step())
-    except BaseException as e:  # noqa: BLE001 - the script compares every exception
-        return ("raised", type(e).__name__, str(e), type(e.__cause__).__name__)
-
 
 def accumulator(log):
     total = 0
@@ -331,6 +324,14 @@ SCRIPTS = {
         outcome(lambda: next(g)), outcome(lambda: g.throw(ValueError("boom"))),
         outcome(lambda: g.send(4)), outcome(lambda: g.throw(KeyError("k"))),
         outcome(lambda: next(g)), log]),
+    "throw-arguments": (accumulator, lambda g, log: [
+        outcome(lambda: next(g)), outcome(lambda: g.throw()), outcome(lambda: g.throw(1, 2, 3, 4)),
+        outcome(lambda: g.throw(1)), outcome(lambda: g.throw(ValueError("v"), "other")),
+        outcome(lambda: g.throw(ValueError, None, 5)), outcome(lambda: g.throw(ValueError, "as value")),
+        outcome(lambda: g.throw(ValueError, ValueError("inst"), None)),
+        outcome(lambda: g.throw(KeyError)), outcome(lambda: g.throw(ValueError)), log]),
+    "close-a-new-generator": (accumulator, lambda g, log: [
+        outcome(g.close), outcome(lambda: next(g)), log]),
     "throw-into-a-new-generator": (accumulator, lambda g, log: [
         outcome(lambda: g.throw(ValueError("early"))), outcome(lambda: next(g)), log]),
     "close": (accumulator, lambda g, log: [
@@ -360,6 +361,10 @@ SCRIPTS = {
 }
 
 
+#: Scripts that throw into or close a generator while it delegates (see the test).
+DELEGATING = {"yield-from-send-throw-close", "yield-from-close"}
+
+
 def run_script(genfunc, script):
     arg = []
     g = genfunc(arg)
@@ -382,12 +387,18 @@ def test_scripts_agree_with_cpython(name):
     else:
         w = tiered(target, strict=True)
         wrapped = w
+    # (Counters are per code, shared by every wrapper of it: compare deltas.)
+    before = stats(w)
     for _ in range(3):
         got = run_script(wrapped, script)
         assert repr(got) == repr(expected), f"{name}:\n  CPython: {expected!r}\n  tiered:  {got!r}"
     s = stats(w)
-    assert s["resumes"] >= 1 and s["cpython_resumes"] == 0, s
-    assert_tier1(w, None)
+    assert s["fallback_calls"] == 0 and s["unsupported"] == [], s
+    assert s["resumes"] > before["resumes"], s
+    # throw() and close() of a generator delegating to another (`yield from`) are
+    # CPython's: it passes them on and finishes that step in its loop.
+    if name not in DELEGATING:
+        assert s["cpython_resumes"] == before["cpython_resumes"], s
 
 
 def test_unfinished_generator_runs_its_finally_when_collected():
@@ -454,6 +465,7 @@ def test_generator_methods_are_cpythons_and_the_type_reads_as_generator():
 
 def test_a_generator_stays_correct_when_tracing_comes_on_mid_iteration():
     w = tiered(simple, strict=True)
+    before = stats(w)
     g = w(6)
     got = [next(g), next(g)]
     seen = []
@@ -472,4 +484,5 @@ def test_a_generator_stays_correct_when_tracing_comes_on_mid_iteration():
     assert got == [0, 1, 4, 9, 16, 25]
     assert "call" in seen and "return" in seen, seen
     s = stats(w)
-    assert s["cpython_resumes"] == 1 and s["resumes"] >= 4, s
+    assert s["cpython_resumes"] - before["cpython_resumes"] == 1, s
+    assert s["resumes"] - before["resumes"] >= 4, s

@@ -36,6 +36,7 @@ extern "C" {
         ...
     ) -> *mut ffi::PyObject;
     fn _PyGen_SetStopIterationValue(value: *mut ffi::PyObject) -> c_int;
+    fn _PyErr_ChainStackItem(exc_info: *mut g::ErrStackItem);
 }
 
 /// Our generator and coroutine types, and the coroutine's `__await__` iterator type (made
@@ -88,22 +89,48 @@ pub unsafe fn install() -> PyResult<()> {
         ml_flags: ffi::METH_O,
         ml_doc: c"send(arg) -> send 'arg' into generator,\nreturn next yielded value or raise StopIteration.".as_ptr(),
     };
-    let t = subtype(gen_base, send)?;
+    let throw = ffi::PyMethodDef {
+        ml_name: c"throw".as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunctionFast: throw_method,
+        },
+        ml_flags: ffi::METH_FASTCALL,
+        ml_doc: c"throw(value)\nthrow(type[,value[,tb]])\n\nRaise exception in generator, return next yielded value or raise\nStopIteration.".as_ptr(),
+    };
+    let close = ffi::PyMethodDef {
+        ml_name: c"close".as_ptr(),
+        ml_meth: ffi::PyMethodDefPointer {
+            PyCFunction: close_method,
+        },
+        ml_flags: ffi::METH_NOARGS,
+        ml_doc: c"close() -> raise GeneratorExit inside generator.".as_ptr(),
+    };
+    for (i, b) in [gen_base, coro_base].into_iter().enumerate() {
+        for (j, name) in [c"throw", c"close"].into_iter().enumerate() {
+            let m = ffi::PyObject_GetAttrString(b as *mut ffi::PyObject, name.as_ptr());
+            if m.is_null() {
+                return Err(Raised);
+            }
+            // Kept for the process's life.
+            BASE_METHODS[i][j] = m;
+        }
+    }
+    let t = subtype(gen_base, &[send, throw, close])?;
     (*t).tp_iternext = Some(iternext);
     (*(*t).tp_as_async).am_send = Some(am_send);
     ready(t)?;
-    let c = subtype(coro_base, send)?;
+    let c = subtype(coro_base, &[send, throw, close])?;
     (*(*c).tp_as_async).am_send = Some(am_send);
     (*(*c).tp_as_async).am_await = Some(coro_await);
     ready(c)?;
     let w = subtype(
         std::ptr::addr_of_mut!(_PyCoroWrapper_Type),
-        ffi::PyMethodDef {
+        &[ffi::PyMethodDef {
             ml_meth: ffi::PyMethodDefPointer {
                 PyCFunction: wrapper_send,
             },
             ..send
-        },
+        }],
     )?;
     (*w).tp_iternext = Some(wrapper_iternext);
     ready(w)?;
@@ -118,12 +145,12 @@ extern "C" {
     static mut _PyCoroWrapper_Type: ffi::PyTypeObject;
 }
 
-/// A static copy of type `base`, to be its subtype, with `send` as its one method of its
-/// own (attributes and the other methods come from the base through the MRO) and its own
-/// copy of the async slots; leaked, as types live for the process.
+/// A static copy of type `base`, to be its subtype, with `methods` of its own (attributes
+/// and the other methods come from the base through the MRO) and its own copy of the
+/// async slots; leaked, as types live for the process.
 unsafe fn subtype(
     base: *mut ffi::PyTypeObject,
-    send: ffi::PyMethodDef,
+    methods: &[ffi::PyMethodDef],
 ) -> PyResult<*mut ffi::PyTypeObject> {
     let t: *mut ffi::PyTypeObject = Box::leak(Box::new(std::ptr::read(base)));
     (*t).ob_base.ob_base.ob_refcnt = 1;
@@ -136,7 +163,9 @@ unsafe fn subtype(
     (*t).tp_subclasses = std::ptr::null_mut();
     (*t).tp_weaklist = std::ptr::null_mut();
     (*t).tp_version_tag = 0;
-    (*t).tp_methods = Box::leak(Box::new([send, ffi::PyMethodDef::zeroed()])).as_mut_ptr();
+    let mut table = methods.to_vec();
+    table.push(ffi::PyMethodDef::zeroed());
+    (*t).tp_methods = Box::leak(table.into_boxed_slice()).as_mut_ptr();
     (*t).tp_members = std::ptr::null_mut();
     (*t).tp_getset = std::ptr::null_mut();
     let asyncs = (*base).tp_as_async;
@@ -522,8 +551,221 @@ pub(crate) unsafe fn send_ex(
         };
     };
     crate::runtime::with_registers(c.linear.nregs as usize, |regs| {
-        resume(ts, gen, c, point, arg, regs, presult)
+        resume(ts, gen, c, point, Some(arg), regs, presult)
     })
+}
+
+/// The suspension a generator of ours can be resumed at in our tiers with an exception
+/// thrown in (`throw()`, `close()`): it was created or is suspended at a yield of ours,
+/// and no trace or profile function is set (else CPython's own methods do it).
+unsafe fn resumable(
+    gen: *mut ffi::PyObject,
+) -> Option<(&'static Compiled, &'static crate::lower::Suspension)> {
+    let state = g::head(gen).gi_frame_state;
+    if !(state == g::FRAME_CREATED || state == g::FRAME_SUSPENDED)
+        || ThreadState::current().tracing()
+    {
+        return None;
+    }
+    // SAFETY: the footer names the generator's `Compiled`, which the registry keeps.
+    let c = &*(*footer(gen).0 as *const Compiled);
+    let at = c.offset_of_unit((*g::iframe(gen)).prev_instr);
+    c.linear.suspension_at(at).map(|p| (c, p))
+}
+
+/// Resumes `gen` (see `resumable`) with the exception set raised at its yield.
+unsafe fn throw_in(
+    gen: *mut ffi::PyObject,
+    (c, point): (&'static Compiled, &'static crate::lower::Suspension),
+    presult: *mut *mut ffi::PyObject,
+) -> c_int {
+    *presult = std::ptr::null_mut();
+    let ts = ThreadState::current();
+    crate::runtime::with_registers(c.linear.nregs as usize, |regs| {
+        resume(ts, gen, c, point, None, regs, presult)
+    })
+}
+
+/// The iterator a suspended generator or coroutine delegates to (`yield from`, `await`),
+/// borrowed from the top of its frame's stack; NULL if none (CPython's `_PyGen_yf`).
+///
+/// # Safety
+/// GIL held; `gen` a live generator or coroutine.
+pub(crate) unsafe fn yield_from(gen: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    if !awaiting(gen) {
+        return std::ptr::null_mut();
+    }
+    let f = g::iframe(gen);
+    match (*f).stacktop {
+        n if n > 0 => (*f).localsplus(n as usize)[n as usize - 1],
+        _ => std::ptr::null_mut(),
+    }
+}
+
+/// CPython's own `throw` and `close` methods: of generators, then of coroutines.
+static mut BASE_METHODS: [[*mut ffi::PyObject; 2]; 2] = [[std::ptr::null_mut(); 2]; 2];
+
+/// CPython's own `throw` (0) or `close` (1) for `gen`'s kind.
+unsafe fn base(gen: *mut ffi::PyObject, which: usize) -> *mut ffi::PyObject {
+    BASE_METHODS[usize::from(is_our_coroutine(gen))][which]
+}
+
+/// Calls CPython's own method `m` of `gen` with `args`.
+unsafe fn base_method(
+    m: *mut ffi::PyObject,
+    gen: *mut ffi::PyObject,
+    args: &[*mut ffi::PyObject],
+) -> *mut ffi::PyObject {
+    // A step CPython's loop may run (counted as a resumption there).
+    if matches!(
+        g::head(gen).gi_frame_state,
+        g::FRAME_CREATED | g::FRAME_SUSPENDED
+    ) {
+        bump(&(*(*footer(gen).0 as *const Compiled)).resumes[2]);
+    }
+    let mut all = Vec::with_capacity(args.len() + 1);
+    all.push(gen);
+    all.extend_from_slice(args);
+    ffi::PyObject_Vectorcall(m, all.as_ptr(), all.len(), std::ptr::null_mut())
+}
+
+/// `gen.throw(typ[, val[, tb]])`: raised at the yield in our tiers, unless the generator
+/// delegates to another (`yield from`, `await`: CPython's `throw` passes it on there, and
+/// finishes the step in its loop) or cannot be resumed here (`resumable`).
+unsafe extern "C" fn throw_method(
+    gen: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
+    let all = std::slice::from_raw_parts(args, nargs.max(0) as usize);
+    if !(1..=3).contains(&nargs) {
+        let msg = if nargs < 1 {
+            format!("throw expected at least 1 argument, got {nargs}")
+        } else {
+            format!("throw expected at most 3 arguments, got {nargs}")
+        };
+        crate::ops::raise(ffi::PyExc_TypeError, &msg);
+        return std::ptr::null_mut();
+    }
+    let Some(here) = resumable(gen).filter(|_| yield_from(gen).is_null()) else {
+        return base_method(base(gen, 0), gen, all);
+    };
+    let typ = all[0];
+    let val = all.get(1).copied().unwrap_or(std::ptr::null_mut());
+    let tb = all.get(2).copied().unwrap_or(std::ptr::null_mut());
+    if !raise_thrown(typ, val, tb) {
+        return std::ptr::null_mut();
+    }
+    let mut result = std::ptr::null_mut();
+    match throw_in(gen, here, &mut result) {
+        g::PYGEN_RETURN => {
+            if result == ffi::Py_None() {
+                ffi::PyErr_SetNone(ffi::PyExc_StopIteration);
+            } else {
+                _PyGen_SetStopIterationValue(result);
+            }
+            ffi::Py_XDECREF(result);
+            std::ptr::null_mut()
+        }
+        _ => result,
+    }
+}
+
+/// `_gen_throw`'s checks and normalization of `throw()`'s arguments, then the exception
+/// set; false (with a TypeError set) if they cannot be raised.
+unsafe fn raise_thrown(
+    mut typ: *mut ffi::PyObject,
+    mut val: *mut ffi::PyObject,
+    mut tb: *mut ffi::PyObject,
+) -> bool {
+    if tb == ffi::Py_None() {
+        tb = std::ptr::null_mut();
+    } else if !tb.is_null() && ffi::PyTraceBack_Check(tb) == 0 {
+        crate::ops::raise(
+            ffi::PyExc_TypeError,
+            "throw() third argument must be a traceback object",
+        );
+        return false;
+    }
+    ffi::Py_INCREF(typ);
+    ffi::Py_XINCREF(val);
+    ffi::Py_XINCREF(tb);
+    if ffi::PyExceptionClass_Check(typ) != 0 {
+        ffi::PyErr_NormalizeException(&mut typ, &mut val, &mut tb);
+    } else if ffi::PyExceptionInstance_Check(typ) != 0 {
+        if !val.is_null() && val != ffi::Py_None() {
+            crate::ops::raise(
+                ffi::PyExc_TypeError,
+                "instance exception may not have a separate value",
+            );
+            ffi::Py_DECREF(typ);
+            ffi::Py_XDECREF(val);
+            ffi::Py_XDECREF(tb);
+            return false;
+        }
+        ffi::Py_XDECREF(val);
+        val = typ;
+        typ = ffi::Py_TYPE(val) as *mut ffi::PyObject;
+        ffi::Py_INCREF(typ);
+        if tb.is_null() {
+            tb = ffi::PyException_GetTraceback(val);
+        }
+    } else {
+        let msg = format!(
+            "exceptions must be classes or instances deriving from BaseException, not {}",
+            crate::ops::type_name(typ)
+        );
+        ffi::Py_DECREF(typ);
+        ffi::Py_XDECREF(val);
+        ffi::Py_XDECREF(tb);
+        crate::ops::raise(ffi::PyExc_TypeError, &msg);
+        return false;
+    }
+    ffi::PyErr_Restore(typ, val, tb);
+    true
+}
+
+/// `gen.close()`: GeneratorExit raised at the yield in our tiers, unless the generator
+/// delegates to another (CPython's `close` closes that first, and finishes the step in
+/// its loop) or cannot be resumed here (`resumable`).
+unsafe extern "C" fn close_method(
+    gen: *mut ffi::PyObject,
+    _: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let Some(here) = resumable(gen).filter(|_| yield_from(gen).is_null()) else {
+        return base_method(base(gen, 1), gen, &[]);
+    };
+    ffi::PyErr_SetNone(ffi::PyExc_GeneratorExit);
+    let mut result = std::ptr::null_mut();
+    match throw_in(gen, here, &mut result) {
+        g::PYGEN_NEXT => {
+            ffi::Py_DECREF(result);
+            crate::ops::raise(
+                ffi::PyExc_RuntimeError,
+                if is_our_coroutine(gen) {
+                    "coroutine ignored GeneratorExit"
+                } else {
+                    "generator ignored GeneratorExit"
+                },
+            );
+            std::ptr::null_mut()
+        }
+        g::PYGEN_RETURN => {
+            ffi::Py_XDECREF(result);
+            ffi::Py_INCREF(ffi::Py_None());
+            ffi::Py_None()
+        }
+        _ => {
+            if ffi::PyErr_ExceptionMatches(ffi::PyExc_StopIteration) != 0
+                || ffi::PyErr_ExceptionMatches(ffi::PyExc_GeneratorExit) != 0
+            {
+                ffi::PyErr_Clear();
+                ffi::Py_INCREF(ffi::Py_None());
+                return ffi::Py_None();
+            }
+            std::ptr::null_mut()
+        }
+    }
 }
 
 /// Runs generator `gen` from suspension `point` in register file `regs` (all empty), as
@@ -534,13 +776,19 @@ unsafe fn resume(
     gen: *mut ffi::PyObject,
     c: &Compiled,
     point: &crate::lower::Suspension,
-    arg: *mut ffi::PyObject,
+    arg: Option<*mut ffi::PyObject>,
     regs: &mut [Value],
     presult: *mut *mut ffi::PyObject,
 ) -> c_int {
     let h = g::head(gen);
     let f = g::iframe(gen);
-    let sent = if arg.is_null() { ffi::Py_None() } else { arg };
+    // The value sent in (None for `next()`), or NULL for an exception thrown in (set).
+    let sent = match arg {
+        Some(a) if a.is_null() => ffi::Py_None(),
+        Some(a) => a,
+        None => std::ptr::null_mut(),
+    };
+    let arg = arg.unwrap_or(ffi::Py_None());
     // The frame's slots (and the value sent in, on top of its stack) move into the resume
     // block's parameters.
     let n = (*f).stacktop.max(0) as usize;
@@ -562,6 +810,10 @@ unsafe fn resume(
     (*cf).current_frame = f;
     h.gi_exc_state.previous_item = ts.exc_info();
     ts.set_exc_info(&mut h.gi_exc_state);
+    if sent.is_null() {
+        // The thrown exception's context: what the generator was handling.
+        _PyErr_ChainStackItem(std::ptr::null_mut());
+    }
     h.gi_frame_state = g::FRAME_EXECUTING;
     let func = (*f).f_func as *mut ffi::PyFunctionObject;
     let stack_limit = crate::stack::limit_for(ts);

@@ -628,6 +628,13 @@ unsafe fn exec(
         Op::Truth {} => set!(ops::compare::truth(a!(0))),
         Op::IsNone {} => regs[dst] = Value::Bool(a!(0).as_ptr() == ffi::Py_None()),
         Op::GetIter {} => set!(ops::iter::get_iter(a!(0))),
+        Op::Thrown {} => {
+            // NULL: `throw()` or `close()` set the exception to raise here.
+            if a!(0).is_null() {
+                return Err(Failure::New);
+            }
+            regs[dst] = a!(0).clone();
+        }
         Op::GetYieldFromIter { coroutine } => {
             set!(ops::generators::get_yield_from_iter(coroutine, a!(0)))
         }

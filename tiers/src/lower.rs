@@ -3,6 +3,10 @@
 //! The interpreter never touches petgraph or the slotmaps at run time.
 
 use std::collections::{HashMap, HashSet};
+mod suspend;
+
+pub use suspend::Suspension;
+use suspend::{coalesce_resume_params, lasti_values};
 use tiered_ir::{Block, BlockCall, Function, Op, Terminator, Value};
 
 /// "No unwind edge".
@@ -54,25 +58,6 @@ pub enum LKind {
 
 /// `LKind::Suspend::value` of a RETURN_GENERATOR.
 pub const NO_VALUE: u32 = u32::MAX;
-
-/// Where a generator suspended by an `LKind::Suspend` continues (`generator`).
-#[derive(Clone, Debug)]
-pub struct Suspension {
-    /// The bytecode offset of its YIELD_VALUE or RETURN_GENERATOR (the frame's
-    /// `prev_instr` while suspended there).
-    pub offset: u32,
-    /// The instruction the generator resumes at.
-    pub resume: u32,
-    /// The registers of the resume block's parameters, in frame order: one per slot the
-    /// suspension stored, then the value sent in.
-    pub params: Vec<u32>,
-    /// The registers the suspension empties once the frame has their values: its
-    /// operands', each once, but the constants' (every other value died before it).
-    pub release: Vec<u32>,
-    /// The slots that hold a handler's lasti (`Op::Lasti`, NULL in registers): CPython's
-    /// frame has an int there, which its RERAISE reads.
-    pub lasti: Vec<u32>,
-}
 
 /// One linear instruction.
 #[derive(Clone, Copy, Debug)]
@@ -495,90 +480,6 @@ pub fn lower(f: &Function) -> Linear {
         .map(|i| out.pc_of[i])
         .collect();
     out
-}
-
-/// The values that are a handler's lasti (`Op::Lasti`) wherever they come from: its
-/// results, and parameters all of whose incoming values are (a fixpoint from "all are").
-fn lasti_values(f: &Function) -> HashSet<Value> {
-    let mut out: HashSet<Value> = f
-        .insts
-        .values()
-        .filter(|d| matches!(d.op, Op::Lasti {}))
-        .flat_map(|d| d.results.iter().copied())
-        .collect();
-    if out.is_empty() {
-        return out;
-    }
-    let mut incoming: HashMap<Value, Vec<Value>> = HashMap::new();
-    for &b in &f.layout {
-        for c in f.edges_from(b) {
-            for (a, p) in c.args.iter().zip(&f.blocks[c.block].params) {
-                incoming.entry(*p).or_default().push(*a);
-            }
-        }
-    }
-    let mut params: HashSet<Value> = incoming.keys().copied().collect();
-    loop {
-        let not: Vec<Value> = params
-            .iter()
-            .filter(|p| {
-                !incoming[p]
-                    .iter()
-                    .all(|a| a == *p || out.contains(a) || params.contains(a))
-            })
-            .copied()
-            .collect();
-        if not.is_empty() {
-            break;
-        }
-        for p in not {
-            params.remove(&p);
-        }
-    }
-    out.extend(params);
-    out
-}
-
-/// Gives a resume block's parameter the register of the parameter its jump passes it to,
-/// so a generator resumes with its values where the rest of the code (a loop) wants them
-/// and the jump moves nothing. A resumption starts with every register empty and the
-/// resume block writes none of those registers, so sharing is safe as long as the value
-/// goes to that one parameter and is not read past the jump.
-fn coalesce_resume_params(
-    f: &Function,
-    live_in: &HashMap<Block, HashSet<Value>>,
-    reg: &mut HashMap<Value, u32>,
-) {
-    for &b in &f.layout {
-        let data = &f.blocks[b];
-        let Terminator::Jump(c) = &data.term else {
-            continue;
-        };
-        if !data.is_resume || live_in[&c.block].iter().any(|v| data.params.contains(v)) {
-            continue;
-        }
-        let results: HashSet<u32> = data
-            .insts
-            .iter()
-            .flat_map(|&i| {
-                f.insts[i]
-                    .results
-                    .iter()
-                    .filter_map(|v| reg.get(v).copied())
-            })
-            .collect();
-        for &p in &data.params {
-            let mut at = c.args.iter().enumerate().filter(|(_, &a)| a == p);
-            let (Some((k, _)), None) = (at.next(), at.next()) else {
-                continue;
-            };
-            if let Some(&q) = reg.get(&f.blocks[c.block].params[k]) {
-                if !results.contains(&q) {
-                    reg.insert(p, q);
-                }
-            }
-        }
-    }
 }
 
 /// The values an instruction reads: its operands, then its frame state's.

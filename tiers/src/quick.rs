@@ -119,6 +119,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Const => (&[], &["Const"]),
         OpKind::Null | OpKind::Lasti => (&[], &["Null"]),
         OpKind::Send => (&[], &["Send"]),
+        OpKind::Thrown => (&[], &["Thrown"]),
         OpKind::Truth => (&[], &["TruthUnboxed"]),
         OpKind::Is => (&[], &["Is"]),
         OpKind::IsNone => (&[], &["IsNone"]),

@@ -1634,6 +1634,7 @@ impl<'a> Emit<'a> {
             Op::BuildString {} => ops::build::emit_build_string(self, pc),
             Op::ForIter {} => ops::iter::emit_for_iter(self, pc, q, slow),
             Op::Send {} => ops::generators::emit_send(self, pc),
+            Op::Thrown {} => ops::generators::emit_thrown(self, pc),
             Op::LoadGlobal { .. } => ops::globals::emit_load_global(self, pc, q, slow),
             Op::Const { index } => ops::values::emit_const(self, pc, index),
             Op::Null {} | Op::Lasti {} => ops::values::emit_null(self, pc),

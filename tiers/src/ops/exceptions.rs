@@ -174,28 +174,7 @@ pub unsafe fn reraise(exc: &Value) {
 /// # Safety
 /// GIL held.
 pub unsafe fn before_with(mgr: &Value) -> PyResult<(Value, Value)> {
-    let m = mgr.as_ptr();
-    let enter = special(m, c"__enter__")?;
-    let Some(enter) = enter else {
-        return Err(super::raise(
-            ffi::PyExc_TypeError,
-            &format!(
-                "'{}' object does not support the context manager protocol",
-                super::type_name(m)
-            ),
-        ));
-    };
-    let Some(exit) = special(m, c"__exit__")? else {
-        return Err(super::raise(
-            ffi::PyExc_TypeError,
-            &format!(
-                "'{}' object does not support the context manager protocol (missed __exit__ method)",
-                super::type_name(m)
-            ),
-        ));
-    };
-    let res = Value::from_owned(ffi::PyObject_CallNoArgs(enter.ptr()))?;
-    Ok((exit.into_value(), res))
+    enter_context(mgr, [c"__enter__", c"__exit__"], "")
 }
 
 /// BeforeAsyncWith: `async with`'s entry, as BeforeWith's with `__aenter__`/`__aexit__`:
@@ -204,24 +183,33 @@ pub unsafe fn before_with(mgr: &Value) -> PyResult<(Value, Value)> {
 /// # Safety
 /// GIL held.
 pub unsafe fn before_async_with(mgr: &Value) -> PyResult<(Value, Value)> {
+    enter_context(mgr, [c"__aenter__", c"__aexit__"], "asynchronous ")
+}
+
+/// BEFORE_WITH and BEFORE_ASYNC_WITH: the special methods `names` (enter, exit) looked up
+/// on the type, the bound exit and what calling enter returned; `kind` goes in the
+/// TypeError CPython raises for a missing one.
+unsafe fn enter_context(
+    mgr: &Value,
+    names: [&std::ffi::CStr; 2],
+    kind: &str,
+) -> PyResult<(Value, Value)> {
     let m = mgr.as_ptr();
-    let Some(enter) = special(m, c"__aenter__")? else {
-        return Err(super::raise(
+    let missing = |what: &str| {
+        super::raise(
             ffi::PyExc_TypeError,
             &format!(
-                "'{}' object does not support the asynchronous context manager protocol",
+                "'{}' object does not support the {kind}context manager protocol{what}",
                 super::type_name(m)
             ),
-        ));
+        )
     };
-    let Some(exit) = special(m, c"__aexit__")? else {
-        return Err(super::raise(
-            ffi::PyExc_TypeError,
-            &format!(
-                "'{}' object does not support the asynchronous context manager protocol (missed __aexit__ method)",
-                super::type_name(m)
-            ),
-        ));
+    let Some(enter) = special(m, names[0])? else {
+        return Err(missing(""));
+    };
+    let Some(exit) = special(m, names[1])? else {
+        let exit = names[1].to_string_lossy();
+        return Err(missing(&format!(" (missed {exit} method)")));
     };
     let res = Value::from_owned(ffi::PyObject_CallNoArgs(enter.ptr()))?;
     Ok((exit.into_value(), res))

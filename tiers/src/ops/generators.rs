@@ -374,6 +374,26 @@ pub(crate) fn emit_send(e: &mut Emit, pc: usize) -> Option<&'static str> {
     Some("Send")
 }
 
+/// Native code for Thrown: the value sent in moves to its result; NULL (an exception
+/// thrown in) takes the generic path, which raises it.
+pub(crate) fn emit_thrown(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let src = e.c.linear.operands[inst.args as usize];
+    let last = e.c.linear.last_use[inst.args as usize];
+    let t = e.tag(src);
+    let thrown = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::NULL as i64);
+    let slow = e.slow_block();
+    e.fail_if(thrown, slow);
+    let p = e.payload(src, types::I64);
+    if last {
+        e.clear(src);
+    } else {
+        e.incref_loaded(t, p);
+    }
+    e.store_reg(inst.dst, t, p);
+    Some("Thrown")
+}
+
 /// Byte offset, from a generator's frame, of the frame's `owner`.
 const OWNER: i32 = std::mem::offset_of!(frame::InterpreterFrame, owner) as i32;
 /// Byte offset, from a generator's frame, of the generator's `gi_frame_state`.
