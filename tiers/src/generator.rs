@@ -23,6 +23,7 @@ use crate::cpy::gen as g;
 use crate::cpy::ThreadState;
 use crate::interp::{self, Ctx};
 use crate::lower::{LKind, NO_VALUE};
+use crate::native::helpers::guarded;
 use crate::runtime::Compiled;
 use crate::value::{PyResult, Raised, Value};
 use pyo3_ffi as ffi;
@@ -405,6 +406,10 @@ unsafe fn coroutine_origin(depth: i32, f: *mut InterpreterFrame) -> PyResult<*mu
 
 /// `coroutine.__await__()`: an iterator over the coroutine that resumes it in our tiers.
 unsafe extern "C" fn coro_await(coro: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || coro_await_body(coro))
+}
+
+unsafe fn coro_await_body(coro: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let w: *mut ffi::PyObject = ffi::PyObject_GC_New(WRAPPER_TYPE);
     if w.is_null() {
         return w;
@@ -422,6 +427,10 @@ unsafe fn wrapped(w: *mut ffi::PyObject) -> *mut *mut ffi::PyObject {
 
 /// `next()` of an `__await__` iterator.
 unsafe extern "C" fn wrapper_iternext(w: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || wrapper_iternext_body(w))
+}
+
+unsafe fn wrapper_iternext_body(w: *mut ffi::PyObject) -> *mut ffi::PyObject {
     iternext(*wrapped(w))
 }
 
@@ -430,6 +439,10 @@ unsafe extern "C" fn wrapper_send(
     w: *mut ffi::PyObject,
     arg: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || wrapper_send_body(w, arg))
+}
+
+unsafe fn wrapper_send_body(w: *mut ffi::PyObject, arg: *mut ffi::PyObject) -> *mut ffi::PyObject {
     send_method(*wrapped(w), arg)
 }
 
@@ -445,6 +458,10 @@ unsafe fn release_slots(f: *mut InterpreterFrame) {
 
 /// `tp_iternext`: `next(gen)`.
 unsafe extern "C" fn iternext(gen: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || iternext_body(gen))
+}
+
+unsafe fn iternext_body(gen: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let mut result = std::ptr::null_mut();
     if send_ex(gen, std::ptr::null_mut(), &mut result) == g::PYGEN_RETURN {
         if result != ffi::Py_None() {
@@ -462,6 +479,16 @@ unsafe extern "C" fn am_send(
     arg: *mut ffi::PyObject,
     result: *mut *mut ffi::PyObject,
 ) -> ffi::PySendResult {
+    guarded(ffi::PySendResult::PYGEN_ERROR, || {
+        am_send_body(gen, arg, result)
+    })
+}
+
+unsafe fn am_send_body(
+    gen: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+    result: *mut *mut ffi::PyObject,
+) -> ffi::PySendResult {
     match send_ex(gen, arg, result) {
         g::PYGEN_RETURN => ffi::PySendResult::PYGEN_RETURN,
         g::PYGEN_NEXT => ffi::PySendResult::PYGEN_NEXT,
@@ -474,6 +501,10 @@ unsafe extern "C" fn send_method(
     gen: *mut ffi::PyObject,
     arg: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || send_method_body(gen, arg))
+}
+
+unsafe fn send_method_body(gen: *mut ffi::PyObject, arg: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let mut result = std::ptr::null_mut();
     if send_ex(gen, arg, &mut result) == g::PYGEN_RETURN {
         if result == ffi::Py_None() {
@@ -637,6 +668,14 @@ unsafe extern "C" fn throw_method(
     args: *mut *mut ffi::PyObject,
     nargs: ffi::Py_ssize_t,
 ) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || throw_method_body(gen, args, nargs))
+}
+
+unsafe fn throw_method_body(
+    gen: *mut ffi::PyObject,
+    args: *mut *mut ffi::PyObject,
+    nargs: ffi::Py_ssize_t,
+) -> *mut ffi::PyObject {
     let all = std::slice::from_raw_parts(args, nargs.max(0) as usize);
     if !(1..=3).contains(&nargs) {
         let msg = if nargs < 1 {
@@ -732,6 +771,10 @@ unsafe extern "C" fn close_method(
     gen: *mut ffi::PyObject,
     _: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || close_method_body(gen))
+}
+
+unsafe fn close_method_body(gen: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let Some(here) = resumable(gen).filter(|_| yield_from(gen).is_null()) else {
         return base_method(base(gen, 1), gen, &[]);
     };

@@ -12,16 +12,15 @@ unsafe fn regs<'a>(ctx: *const Ctx, regs: *mut Value) -> &'a mut [Value] {
     std::slice::from_raw_parts_mut(regs, (*ctx).compiled.linear.nregs as usize)
 }
 
-fn guarded<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
+/// Runs `f`; a panic (a bug of ours) becomes SystemError and `on_panic`, never an unwind
+/// into C (native code, or CPython calling a slot of ours).
+pub(crate) fn guarded<R>(on_panic: R, f: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(_) => {
             // SAFETY: native code only runs with the GIL held.
             unsafe {
-                ffi::PyErr_SetString(
-                    ffi::PyExc_SystemError,
-                    c"tiered: internal error in native code helper".as_ptr(),
-                )
+                ffi::PyErr_SetString(ffi::PyExc_SystemError, c"tiered: internal error".as_ptr())
             };
             on_panic
         }
