@@ -319,7 +319,7 @@ pub unsafe fn suspend(ctx: &Ctx, regs: &mut [Value], pc: usize) -> PyResult<Valu
 /// caller's to fill); not yet tracked by the GC.
 unsafe fn new_generator(ctx: &Ctx) -> PyResult<*mut ffi::PyObject> {
     let c = ctx.compiled;
-    let n = c.nlocalsplus + c.stacksize + FOOTER;
+    let n = c.nlocalsplus + frame::stacksize_of(c.objects.code.ptr()) + FOOTER;
     let coroutine = c.info.flags & tiered_frontend::code::flags::COROUTINE != 0;
     // A coroutine's `cr_origin`, when `sys.set_coroutine_origin_tracking_depth` asks.
     let depth = if coroutine {
@@ -427,10 +427,6 @@ unsafe fn wrapped(w: *mut ffi::PyObject) -> *mut *mut ffi::PyObject {
 
 /// `next()` of an `__await__` iterator.
 unsafe extern "C" fn wrapper_iternext(w: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    guarded(std::ptr::null_mut(), || wrapper_iternext_body(w))
-}
-
-unsafe fn wrapper_iternext_body(w: *mut ffi::PyObject) -> *mut ffi::PyObject {
     iternext(*wrapped(w))
 }
 
@@ -439,10 +435,6 @@ unsafe extern "C" fn wrapper_send(
     w: *mut ffi::PyObject,
     arg: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
-    guarded(std::ptr::null_mut(), || wrapper_send_body(w, arg))
-}
-
-unsafe fn wrapper_send_body(w: *mut ffi::PyObject, arg: *mut ffi::PyObject) -> *mut ffi::PyObject {
     send_method(*wrapped(w), arg)
 }
 
@@ -463,14 +455,28 @@ unsafe extern "C" fn iternext(gen: *mut ffi::PyObject) -> *mut ffi::PyObject {
 
 unsafe fn iternext_body(gen: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let mut result = std::ptr::null_mut();
-    if send_ex(gen, std::ptr::null_mut(), &mut result) == g::PYGEN_RETURN {
-        if result != ffi::Py_None() {
-            _PyGen_SetStopIterationValue(result);
-        }
-        ffi::Py_XDECREF(result);
-        return std::ptr::null_mut();
+    let status = send_ex(gen, std::ptr::null_mut(), &mut result);
+    returned(status, result, false)
+}
+
+/// What `next()` (`explicit` false), `send()` and `throw()` return for a step's outcome:
+/// a yielded value as it is; a return value as StopIteration (`gen_send_ex`: none at all
+/// from `next()` for None, a bare one from the others).
+unsafe fn returned(
+    status: c_int,
+    result: *mut ffi::PyObject,
+    explicit: bool,
+) -> *mut ffi::PyObject {
+    if status != g::PYGEN_RETURN {
+        return result;
     }
-    result
+    if result != ffi::Py_None() {
+        _PyGen_SetStopIterationValue(result);
+    } else if explicit {
+        ffi::PyErr_SetNone(ffi::PyExc_StopIteration);
+    }
+    ffi::Py_XDECREF(result);
+    std::ptr::null_mut()
 }
 
 /// `am_send`: `yield from gen`, `await`, `PyIter_Send`.
@@ -506,16 +512,8 @@ unsafe extern "C" fn send_method(
 
 unsafe fn send_method_body(gen: *mut ffi::PyObject, arg: *mut ffi::PyObject) -> *mut ffi::PyObject {
     let mut result = std::ptr::null_mut();
-    if send_ex(gen, arg, &mut result) == g::PYGEN_RETURN {
-        if result == ffi::Py_None() {
-            ffi::PyErr_SetNone(ffi::PyExc_StopIteration);
-        } else {
-            _PyGen_SetStopIterationValue(result);
-        }
-        ffi::Py_XDECREF(result);
-        return std::ptr::null_mut();
-    }
-    result
+    let status = send_ex(gen, arg, &mut result);
+    returned(status, result, true)
 }
 
 /// CPython's `gen_send_ex2` for a generator of ours (`arg` NULL for `next()`): its checks,
@@ -696,18 +694,8 @@ unsafe fn throw_method_body(
         return std::ptr::null_mut();
     }
     let mut result = std::ptr::null_mut();
-    match throw_in(gen, here, &mut result) {
-        g::PYGEN_RETURN => {
-            if result == ffi::Py_None() {
-                ffi::PyErr_SetNone(ffi::PyExc_StopIteration);
-            } else {
-                _PyGen_SetStopIterationValue(result);
-            }
-            ffi::Py_XDECREF(result);
-            std::ptr::null_mut()
-        }
-        _ => result,
-    }
+    let status = throw_in(gen, here, &mut result);
+    returned(status, result, true)
 }
 
 /// `_gen_throw`'s checks and normalization of `throw()`'s arguments, then the exception
@@ -872,7 +860,8 @@ unsafe fn resume(
         frame: f,
         regs: regs.as_mut_ptr(),
     };
-    *footer(gen).1 = &ctx as *const Ctx as usize;
+    let running = footer(gen).1;
+    *running = &ctx as *const Ctx as usize;
     let r = run(&ctx, regs, point.resume as usize);
     bump(&c.resumes[0]);
     if ctx.ran_native.get() {
@@ -886,7 +875,7 @@ unsafe fn resume(
     h.gi_exc_state.previous_item = std::ptr::null_mut();
     (*f).previous = std::ptr::null_mut();
     if h.gi_frame_state == g::FRAME_SUSPENDED {
-        *footer(gen).1 = 0;
+        *running = 0;
         // Only constants are left (`suspend`).
         for &pc in &c.linear.prologue {
             drop(std::mem::take(
@@ -935,7 +924,7 @@ unsafe fn resume(
     if !fo.is_null() && ffi::Py_REFCNT(fo) > 1 {
         crate::activation::sync_at_pop(f);
     }
-    *footer(gen).1 = 0;
+    *running = 0;
     crate::runtime::release(c, regs, status == g::PYGEN_ERROR);
     frame::clear_owned(f);
     *presult = result;

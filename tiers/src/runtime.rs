@@ -73,8 +73,6 @@ pub struct Compiled {
     retired: RefCell<Vec<crate::native::NativeCode>>,
     /// Slots of a CPython frame of this code (`co_nlocalsplus`).
     pub nlocalsplus: usize,
-    /// Its value stack's size (`co_stacksize`: a generator's frame has room for both).
-    pub stacksize: usize,
     /// Frame state per bytecode offset (the first instruction at it that has one; every
     /// op a bytecode instruction becomes sees the same locals), for an activation found
     /// on the stack at that offset (`activation`).
@@ -620,7 +618,6 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         unsupported: t.unsupported,
         linear,
         nlocalsplus,
-        stacksize,
         states_by_offset,
         info,
         global_versions: (0..quick.len()).map(|_| Cell::new(0)).collect(),

@@ -97,8 +97,8 @@ pub unsafe fn nlocalsplus_of(code: *mut ffi::PyObject) -> usize {
 ///
 /// # Safety
 /// `code` is a live 3.11 code object.
-pub unsafe fn code_flags(code: *mut ffi::PyObject) -> *const c_int {
-    (code as usize + code_offset::FLAGS) as *const c_int
+pub unsafe fn code_flags(code: *mut ffi::PyObject) -> u32 {
+    *((code as usize + code_offset::FLAGS) as *const c_int) as u32
 }
 
 /// The value stack's size of `code`'s frames (`co_stacksize`).
@@ -197,7 +197,7 @@ pub unsafe fn check_code_layout(
 ) -> bool {
     let n = *((code as usize + code_offset::NLOCALSPLUS) as *const c_int);
     n as usize == nlocalsplus
-        && *code_flags(code) as u32 == flags
+        && code_flags(code) == flags
         && stacksize_of(code) == stacksize
         && first_traceable(code) == code_unit(code, resume_at)
 }

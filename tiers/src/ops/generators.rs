@@ -174,11 +174,11 @@ unsafe fn is_coroutine(o: *mut ffi::PyObject) -> bool {
     t == std::ptr::addr_of_mut!(ffi::PyCoro_Type)
         || crate::generator::is_our_coroutine(o)
         || (t == std::ptr::addr_of_mut!(ffi::PyGen_Type)
-            && (*frame::code_flags(g::head(o).gi_code) & ITERABLE_COROUTINE) != 0)
+            && frame::code_flags(g::head(o).gi_code) & ITERABLE_COROUTINE != 0)
 }
 
 /// `CO_ITERABLE_COROUTINE`.
-const ITERABLE_COROUTINE: i32 = 0x100;
+const ITERABLE_COROUTINE: u32 = 0x100;
 
 unsafe fn awaitable_iter(o: *mut ffi::PyObject) -> PyResult<Value> {
     if is_coroutine(o) {
