@@ -81,6 +81,9 @@ pub fn opcode_map() -> Vec<(&'static str, Result<Vec<OpKind>, String>)> {
         ) {
             info.flags = crate::code::flags::COROUTINE;
         }
+        if opcode == op::ASYNC_GEN_WRAP {
+            info.flags = crate::code::flags::ASYNC_GENERATOR;
+        }
         let t = translate(&info);
         let result = match t.unsupported.iter().find(|u| u.offset == at) {
             Some(u) => Err(u.reason.clone()),
@@ -116,7 +119,7 @@ mod tests {
         assert_eq!(find("YIELD_VALUE"), Some(Ok(vec![OpKind::Thrown])));
         assert_eq!(find("SEND"), Some(Ok(vec![OpKind::Send])));
         assert_eq!(find("GET_AWAITABLE"), Some(Ok(vec![OpKind::GetAwaitable])));
-        assert!(matches!(find("ASYNC_GEN_WRAP"), Some(Err(_))));
+        assert_eq!(find("ASYNC_GEN_WRAP"), Some(Ok(vec![OpKind::AsyncGenWrap])));
         assert_eq!(find("MATCH_CLASS"), Some(Ok(vec![OpKind::MatchClass])));
     }
 }

@@ -5,7 +5,7 @@
 //! inside a protected range gets an unwind edge to its handler carrying the locals and the
 //! stack up to the handler's depth; the handler's last parameter is the exception.
 
-use crate::code::{flags, slot, CodeInfo};
+use crate::code::{slot, CodeInfo};
 use crate::decode::{decode, jump_target, Instr};
 use crate::exception_table::{handler_at, parse_exception_table, ExceptionEntry};
 use crate::opcodes::op;
@@ -39,19 +39,6 @@ pub struct Translation {
     pub unsupported: Vec<Unsupported>,
 }
 
-/// The generator-like code flags that still run in CPython (generators and coroutines are
-/// ours).
-const GENERATOR_FLAGS: &[(u32, &str)] = &[
-    (
-        flags::ITERABLE_COROUTINE,
-        "generator-based coroutines (types.coroutine) run in CPython (no support yet)",
-    ),
-    (
-        flags::ASYNC_GENERATOR,
-        "async generators run in CPython (no support yet)",
-    ),
-];
-
 /// Translates a code object.
 pub fn translate(code: &CodeInfo) -> Translation {
     let mut f = Function::new(code.qualname.clone());
@@ -59,15 +46,6 @@ pub fn translate(code: &CodeInfo) -> Translation {
     f.names = code.names.clone();
     f.local_names = code.local_names.clone();
     let mut unsupported = Vec::new();
-    for &(bit, why) in GENERATOR_FLAGS {
-        if code.flags & bit != 0 {
-            unsupported.push(Unsupported {
-                op: "<code flags>".into(),
-                reason: why.into(),
-                offset: 0,
-            });
-        }
-    }
     if code.local_kinds.len() != code.local_names.len()
         || code.total_args() > code.local_names.len()
     {
@@ -1088,6 +1066,7 @@ impl Tx<'_, '_> {
             | op::GET_AWAITABLE
             | op::GET_AITER
             | op::GET_ANEXT
+            | op::ASYNC_GEN_WRAP
             | op::END_ASYNC_FOR
             | op::BEFORE_ASYNC_WITH
             | op::SEND => return self.generator_instr(),
@@ -1256,7 +1235,6 @@ impl Tx<'_, '_> {
 /// Why an opcode has no translation yet, in words a user can act on.
 pub fn unsupported_reason(opcode: u8) -> String {
     let why = match opcode {
-        op::ASYNC_GEN_WRAP => "async generators run in CPython (no support yet)",
         op::LOAD_NAME
         | op::STORE_NAME
         | op::DELETE_NAME

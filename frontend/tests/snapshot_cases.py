@@ -167,7 +167,9 @@ async def coroutine(n):
 
 
 async def async_generator(n):
-    yield n
+    async for x in n:
+        got = yield x
+        await got
 
 
 CONST = 1
@@ -194,7 +196,7 @@ CASES = [
     (except_star, ["CheckEgMatch", "PrepReraiseStar"]),
     (generator, ["return_generator", "yield", "GetYieldFromIter", "Send"]),
     (coroutine, ["GetAwaitable", "BeforeAsyncWith", "Send", "yield", "GetAiter", "GetAnext", "EndAsyncFor"]),
-    (async_generator, ["Unsupported"]),
+    (async_generator, ["return_generator", "GetAiter", "GetAnext", "AsyncGenWrap", "yield", "GetAwaitable", "Send"]),
 ]
 
 # Nested code objects are snapshotted too (comprehensions, inner functions).

@@ -82,6 +82,8 @@ macro_rules! for_each_op {
             GetAnext {} "generators" args(Fixed(1)) results(1) Any;
             /// `async for`'s end (END_ASYNC_FOR): nothing for StopAsyncIteration, else re-raises its operand.
             EndAsyncFor {} "generators" args(Fixed(1)) results(0) Any;
+            /// An async generator's yielded value, wrapped to tell it from what its awaits pass through (ASYNC_GEN_WRAP).
+            AsyncGenWrap {} "generators" args(Fixed(1)) results(1) Any;
             /// One step of `yield from`/`await` (SEND); operands (receiver, sent): results (value, returned), `returned` when the receiver finished.
             Send {} "generators" args(Fixed(2)) results(2) Any;
             /// `o.name`.

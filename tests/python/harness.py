@@ -198,7 +198,8 @@ def assert_tier1(w: Any, f: Callable | None = None) -> None:
     assert s["unsupported"] == [], f"{name}: unsupported ops: {s!r}"
     # A generator's body runs at its resumptions: in our tiers too.
     assert s["cpython_resumes"] == 0, f"{name}: a generator resumed in CPython: {s!r}"
-    if f is not None and (inspect.isgeneratorfunction(f) or inspect.iscoroutinefunction(f)):
+    if f is not None and (inspect.isgeneratorfunction(f) or inspect.iscoroutinefunction(f)
+                          or inspect.isasyncgenfunction(f)):
         assert s["resumes"] >= 1, f"{name}: no generator resumed in tiered's tiers: {s!r}"
     if os.environ.get("TIERED_EXPECT_NATIVE") == "1":
         assert s["native_resumes"] == s["resumes"], f"{name}: a resumption in tier 1: {s!r}"

@@ -8,6 +8,7 @@ The harness drives each coroutine without an event loop (`send(None)` until it r
 the asyncio cases run real event loops, tasks and gather."""
 import asyncio
 import gc
+import inspect
 import sys
 import types
 import warnings
@@ -393,3 +394,45 @@ def test_cpython_finishes_a_coroutine_suspended_in_an_exception_handler():
     assert repr(script(tiered(raises_through_async_with, strict=True))) == repr(
         script(raises_through_async_with)
     )
+
+
+# --- generator-based coroutines (types.coroutine) ----------------------------------------
+
+
+@types.coroutine
+def gen_based(x):
+    got = yield ("gen-based", x)
+    inner = yield from returns(x)  # a coroutine: allowed in a generator-based coroutine
+    return got, inner
+
+
+async def awaits_gen_based(x):
+    a = await gen_based(x)
+    b = await gen_based(x + 1)
+    return a, b
+
+
+def test_generator_based_coroutines_run_in_our_tiers():
+    check(gen_based, 5)
+    w = tiered(gen_based, strict=True)
+    assert inspect.isawaitable(w(1)) and asyncio.iscoroutine(w(1))
+    g = globals()
+    # Awaited by a coroutine CPython runs, and by a tiered one.
+    for awaiter in (awaits_gen_based, tiered(awaits_gen_based, strict=True)):
+        expected = [outcome(lambda: awaits_gen_based(3).send(None))]
+        g["gen_based"] = w
+        try:
+            got = [outcome(lambda: awaiter(3).send(None))]
+            c = awaiter(3)
+            got.append(outcome(lambda: c.send(None)))
+            got.append(outcome(lambda: c.send("in")))
+            got.append(outcome(lambda: c.send(None)))
+        finally:
+            g["gen_based"] = gen_based
+        c = awaits_gen_based(3)
+        expected += [outcome(lambda: c.send(None)), outcome(lambda: c.send("in")),
+                     outcome(lambda: c.send(None))]
+        assert repr(got) == repr(expected)
+    s = stats(w)
+    assert s["resumes"] >= 4 and s["cpython_resumes"] == 0, s
+    assert_tier1(w, gen_based)

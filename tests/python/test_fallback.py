@@ -1,51 +1,15 @@
-"""Code that runs in CPython by contract: async generators (must fall back, with a
-reason; generators and coroutines are ours: test_generators.py, test_coroutines.py); class bodies and frame introspection (may fall back, with a reason;
-results must be CPython's); calls under sys.settrace / sys.setprofile."""
+"""Code that may run in CPython: class bodies and frame introspection (may fall back, with
+a reason; results must be CPython's); calls under sys.settrace / sys.setprofile.
+(Generators, coroutines and async generators are ours: test_generators.py,
+test_coroutines.py, test_async_generators.py.)"""
 
-import asyncio
 import inspect
 import sys
 
 import pytest
 
-from harness import assert_tier1, cases, check, check_agrees, check_fallback
-from tiered import UnsupportedError, stats, tiered
-
-
-# --- async generators: must fall back -------------------------------------------------
-
-
-async def agen_simple(n):
-    for i in range(n):
-        yield i
-        await asyncio.sleep(0)
-
-
-async def agen_raises():
-    yield 1
-    raise IndexError("async generator failed")
-
-
-GENERATORS = [
-    pytest.param(agen_simple, ("async generator",), (3,), id="agen_simple"),
-    pytest.param(agen_raises, ("async generator",), (), id="agen_raises"),
-]
-
-
-@pytest.mark.real_tiering
-@pytest.mark.parametrize("f,reason,args", GENERATORS)
-def test_async_generators_fall_back(f, reason, args):
-    check_fallback(f, reason, *args)
-
-
-@pytest.mark.real_tiering
-def test_strict_async_generator_raises_unsupported_error():
-    w = tiered(agen_simple, strict=True)
-    with pytest.raises(UnsupportedError) as ei:
-        w(3)
-    assert isinstance(ei.value, Exception)
-    assert "async generator" in str(ei.value).lower() or any(
-        "async generator" in u["reason"].lower() for u in stats(w)["unsupported"])
+from harness import assert_tier1, cases, check, check_agrees
+from tiered import stats, tiered
 
 
 # --- may fall back (with a reason): class bodies, frame introspection ---------------

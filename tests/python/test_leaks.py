@@ -171,7 +171,19 @@ def _gen_unfinished(x):
 
 
 async def _agen(x):
-    yield x
+    try:
+        yield x
+        yield [x, x + 1]
+    finally:
+        _ = str(x)
+
+
+async def _agen_unfinished(x):
+    try:
+        yield x
+        yield x + 1
+    finally:
+        _ = str(x)
 
 
 def wrong_shape_target(a, b):
@@ -410,7 +422,8 @@ CATEGORIES = {
     "genexpr-generators": (genexpr_and_generators, (3,), "tier1"),
     "generator": (_gen, (2**70,), "tier1"),
     "generator-unfinished": (_gen_unfinished, (2**70,), "tier1"),
-    "fallback-async-generator": (_agen, (2**70,), "fallback"),
+    "async-generator": (_agen, (2**70,), "tier1"),
+    "async-generator-unfinished": (_agen_unfinished, (2**70,), "tier1"),
     "wrong-call-shape": (wrong_shape_target, (1, 2, 3), None),  # TypeError on every call
 }
 
@@ -434,9 +447,25 @@ def _call(w, args):
         r = w(*args)
         if isinstance(r, types.GeneratorType):
             r = next(r) if w.__wrapped__ is _gen_unfinished else list(r)
+        if isinstance(r, types.AsyncGeneratorType):
+            r = _anext_all(r, 1 if w.__wrapped__ is _agen_unfinished else None)
         return r
     except (ValueError, TypeError, ArithmeticError):
         return None
+
+
+def _anext_all(agen, limit):
+    """What `agen` yields (up to `limit` items; then it is dropped unfinished), driven
+    without an event loop."""
+    out = []
+    while limit is None or len(out) < limit:
+        try:
+            agen.__anext__().send(None)
+        except StopIteration as e:
+            out.append(e.value)
+        except StopAsyncIteration:
+            break
+    return out
 
 
 def _measure(w, fn, args, n):

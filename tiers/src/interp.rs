@@ -641,6 +641,7 @@ unsafe fn exec(
         Op::GetAwaitable { kind } => set!(ops::generators::get_awaitable(kind, a!(0))),
         Op::GetAiter {} => set!(ops::generators::get_aiter(a!(0))),
         Op::GetAnext {} => set!(ops::generators::get_anext(a!(0))),
+        Op::AsyncGenWrap {} => set!(ops::generators::async_gen_wrap(a!(0))),
         Op::EndAsyncFor {} => {
             if !ops::generators::ends_async_for(a!(0)) {
                 ops::exceptions::reraise(a!(0));

@@ -171,6 +171,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::GetAwaitable
         | OpKind::GetAiter
         | OpKind::GetAnext
+        | OpKind::AsyncGenWrap
         | OpKind::EndAsyncFor
         | OpKind::WithExceptStart
         | OpKind::CheckEgMatch

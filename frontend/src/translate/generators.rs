@@ -38,6 +38,11 @@ impl Tx<'_, '_> {
                 let r = self.emit1(Op::GetAwaitable { kind: arg }, vec![v])?;
                 self.push(r)
             }
+            op::ASYNC_GEN_WRAP => {
+                let v = self.pop()?;
+                let r = self.emit1(Op::AsyncGenWrap {}, vec![v])?;
+                self.push(r)
+            }
             op::GET_AITER => {
                 let v = self.pop()?;
                 let r = self.emit1(Op::GetAiter {}, vec![v])?;
@@ -85,7 +90,7 @@ impl Tx<'_, '_> {
     /// Ends the block at a suspension: the frame keeps the locals and the stack, and the
     /// generator resumes at the next instruction with the value sent in pushed.
     pub(super) fn suspend(&mut self, value: Option<Value>) -> Result<Option<Terminator>, Stop> {
-        if self.b.code.flags & (flags::GENERATOR | flags::COROUTINE) == 0 {
+        if self.b.code.flags & (flags::GENERATOR | flags::COROUTINE | flags::ASYNC_GENERATOR) == 0 {
             return Err(self.err("a suspension in code that is not a generator's"));
         }
         let at = self.next_offset();

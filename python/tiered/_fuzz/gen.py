@@ -107,8 +107,8 @@ class Gen:
         self.counter = 0
         self.classes: list[ClassInfo] = []
         self.funcs: list[FuncInfo] = []
-        # Generator functions (name, parameter kinds): driven by `s_drive_gen`.
-        self.gens: list[tuple[str, list[str]]] = []
+        # Generator functions (name, parameter kinds, async): driven by `s_drive_gen`.
+        self.gens: list[tuple[str, list[str], bool]] = []
         self.globals: dict[str, str] = {}
         self.depth = 0          # statement nesting
         self.loop_depth = 0
@@ -558,13 +558,24 @@ class Gen:
 
     def s_drive_gen(self, sc):
         """Drives a generated generator: to the end, or step by step with send, throw and
-        close, printing each step's value or exception."""
-        name, params = self.pick(self.gens)
+        close (an async generator's awaitables, each run to its end by `_astep`), printing
+        each step's value or exception."""
+        name, params, is_async = self.pick(self.gens)
         g = self.fresh("g")
         args = ", ".join(self.expr(k, sc) for k in params)
         lines = [f"{g} = {name}({args})"]
         r = self.r.random()
-        if r < 0.4:
+        if is_async:
+            if r < 0.4:
+                lines += ["for _k in range(20):", f"    _r = _astep({g}.__anext__())",
+                          "    print('agen item', _r)", "    if _r[0] != 'value':", "        break"]
+            else:
+                for _ in range(self.r.randint(1, 4)):
+                    step = self.pick([f"{g}.__anext__()", f"{g}.asend({self.expr(NUM, sc)})",
+                                      f"{g}.athrow(ValueError('thrown'))", f"{g}.aclose()"])
+                    lines.append(f"print('agen step', _astep({step}))")
+            lines.append(f"{g} = None")
+        elif r < 0.4:
             lines += ["try:", f"    print('gen list', list({g}))",
                       "except Exception as bad:", "    print('gen raised', type(bad).__name__, bad)"]
         else:
@@ -581,10 +592,12 @@ class Gen:
         sc.names[g] = ANY
         return lines
 
-    def gen_generator(self, i: int) -> list[str]:
+    def gen_generator(self, i: int, is_async: bool = False) -> list[str]:
         """A generator function: a function body with yields between its statements (and
-        `x = yield`, `yield from`), returning a value at the end."""
-        name = f"gen{i}"
+        `x = yield`, `yield from`), returning a value at the end; or an async generator,
+        with awaits of `_pause` (a tiered generator-based coroutine) instead of `yield
+        from`, and no return value."""
+        name = f"{'agen' if is_async else 'gen'}{i}"
         params = [self.pick([NUM, INT, STR, LIST]) for _ in range(self.r.randint(1, 2))]
         pnames = [f"{name}_p{k}" for k in range(len(params))]
         sc = Scope(dict(zip(pnames, params)))
@@ -600,15 +613,21 @@ class Gen:
                 v = self.fresh()
                 body.append(f"{v} = yield {self.expr(NUM, sc)}")
                 sc.names[v] = ANY
+            elif r < 0.6 and is_async:
+                v = self.fresh()
+                body.append(f"{v} = await _pause({self.expr(NUM, sc)})")
+                sc.names[v] = ANY
             elif r < 0.6:
                 body.append(f"yield from range({self.r.randint(0, 3)})")
             elif r < 0.7:
                 body += ["try:", f"    yield {self.expr(NUM, sc)}", "finally:", f"    print('gen finally', {name}_p0)"]
-        body.append(f"return {self.expr(self.pick([NUM, STR, LIST]), sc)}")
+        if not is_async:
+            body.append(f"return {self.expr(self.pick([NUM, STR, LIST]), sc)}")
         self.in_func = None
         decl = [f"global {', '.join(sorted(self.globals))}"] if self.globals else []
-        self.gens.append((name, params))
-        return ["@T", f"def {name}({', '.join(pnames)}):"] + self.indent(decl + body)
+        self.gens.append((name, params, is_async))
+        head = f"{'async ' if is_async else ''}def {name}({', '.join(pnames)}):"
+        return ["@T", head] + self.indent(decl + body)
 
     def s_call(self, sc):
         f = self.call_expr(sc)
@@ -991,6 +1010,25 @@ class Gen:
             "        print('exit', self.name, t.__name__ if t else None)",
             "        return self.swallow and (t is None or issubclass(t, Exception))",
             "",
+            "import types",
+            "@T",
+            "@types.coroutine",
+            "def _pause(v):",
+            "    got = yield ('pause', v)",
+            "    return got",
+            "",
+            "def _astep(aw):",
+            "    # An async generator's awaitable run to its end: what it yielded, how it ended.",
+            "    it, seen = aw.__await__(), []",
+            "    try:",
+            "        while len(seen) < 20:",
+            "            seen.append(it.send(None))",
+            "    except StopIteration as stop:",
+            "        return ('value', stop.value, seen)",
+            "    except Exception as bad:",
+            "        return ('raised', type(bad).__name__, str(bad), seen)",
+            "    return ('unfinished', seen)",
+            "",
         ]
         self.obj_class = {}
         for i in range(self.r.randint(0, 3)):
@@ -1004,6 +1042,8 @@ class Gen:
         self.globals["helper0"] = "func"
         if self.chance(0.5):
             out += self.gen_generator(0) + [""]
+        if self.chance(0.3):
+            out += self.gen_generator(1, is_async=True) + [""]
         for i in range(1, self.r.randint(2, 2 + self.size)):
             out += self.gen_func(i) + [""]
         out += self.gen_func(99, name="entry", params=[NUM, STR, LIST]) + [""]

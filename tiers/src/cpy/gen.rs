@@ -4,7 +4,7 @@
 
 use super::frame::InterpreterFrame;
 use pyo3_ffi as ffi;
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_int};
 
 /// `_PyErr_StackItem`: one handled-exception level (a generator keeps its own).
 #[repr(C)]
@@ -105,13 +105,107 @@ pub unsafe fn past_slots(gen: *mut ffi::PyObject) -> *mut usize {
     (gen as usize + BASICSIZE + 8 * n) as *mut usize
 }
 
-/// Checks the layout against the running CPython's generator type.
+/// `PyAsyncGenASend` and `PyAsyncGenAThrow`: the awaitables an async generator's
+/// `__anext__()`/`asend()` and `athrow()`/`aclose()` return, laid out alike.
+#[repr(C)]
+pub struct AsyncGenAwaitable {
+    /// The object header.
+    pub ob_base: ffi::PyObject,
+    /// The async generator it drives (strong).
+    pub gen: *mut ffi::PyObject,
+    /// `asend()`'s value (NULL for `__anext__()`), or `athrow()`'s arguments tuple (NULL
+    /// for `aclose()`); strong.
+    pub arg: *mut ffi::PyObject,
+    /// `AWAITABLE_STATE_INIT`, `_ITER` or `_CLOSED`.
+    pub state: c_int,
+}
+
+/// `AwaitableState`: not iterated yet.
+pub const AWAITABLE_INIT: c_int = 0;
+/// Being iterated.
+pub const AWAITABLE_ITER: c_int = 1;
+/// Done: awaiting it again is an error.
+pub const AWAITABLE_CLOSED: c_int = 2;
+
+/// `_PyAsyncGenWrappedValue`: what an async generator's `yield` hands its awaitable
+/// (ASYNC_GEN_WRAP), told apart from what its `await`s pass through.
+#[repr(C)]
+pub struct WrappedValue {
+    /// The object header.
+    pub ob_base: ffi::PyObject,
+    /// The value yielded (strong).
+    pub value: *mut ffi::PyObject,
+}
+
+extern "C" {
+    /// The async generator awaitables' and wrapped value's types.
+    pub static mut _PyAsyncGenASend_Type: ffi::PyTypeObject;
+    /// `athrow()`'s and `aclose()`'s awaitable.
+    pub static mut _PyAsyncGenAThrow_Type: ffi::PyTypeObject;
+    /// A value an async generator yields, wrapped.
+    pub static mut _PyAsyncGenWrappedValue_Type: ffi::PyTypeObject;
+    fn _PyEval_EvalFrameDefault(
+        tstate: *mut ffi::PyThreadState,
+        frame: *mut InterpreterFrame,
+        throwflag: c_int,
+    ) -> *mut ffi::PyObject;
+}
+
+/// Runs frame `f` in CPython's own loop (`_PyEval_EvalFrame`; no PEP 523 hook is
+/// installed by us), `exc` with the exception set thrown in.
+///
+/// # Safety
+/// GIL held; `f` a generator's frame set up to run as `gen_send_ex2` leaves it.
+pub unsafe fn eval_frame(
+    ts: super::ThreadState,
+    f: *mut InterpreterFrame,
+    exc: bool,
+) -> *mut ffi::PyObject {
+    _PyEval_EvalFrameDefault(ts.as_ptr(), f, c_int::from(exc))
+}
+
+/// `val` wrapped as an async generator's `yield` wraps it (`_PyAsyncGenValueWrapperNew`,
+/// which libpython does not export); NULL with an error set if out of memory.
+///
+/// # Safety
+/// GIL held; `val` live.
+pub unsafe fn wrap_value(val: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let t = std::ptr::addr_of_mut!(_PyAsyncGenWrappedValue_Type);
+    let o: *mut WrappedValue = ffi::PyObject_GC_New(t);
+    if o.is_null() {
+        return std::ptr::null_mut();
+    }
+    ffi::Py_INCREF(val);
+    (*o).value = val;
+    ffi::PyObject_GC_Track(o as *mut std::ffi::c_void);
+    o as *mut ffi::PyObject
+}
+
+/// The value `o` wraps, if it is an async generator's wrapped yield.
+///
+/// # Safety
+/// GIL held; `o` live.
+pub unsafe fn wrapped_value(o: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+    (ffi::Py_TYPE(o) == std::ptr::addr_of_mut!(_PyAsyncGenWrappedValue_Type))
+        .then(|| (*(o as *mut WrappedValue)).value)
+}
+
+/// Checks the layout against the running CPython's generator types.
 ///
 /// # Safety
 /// GIL held.
 pub unsafe fn layout_holds() -> bool {
     let t = std::ptr::addr_of!(ffi::PyGen_Type);
+    let a = std::ptr::addr_of!(ffi::PyAsyncGen_Type);
+    let size = |t: *const ffi::PyTypeObject| (*t).tp_basicsize as usize;
     (*t).tp_basicsize as usize == BASICSIZE
         && (*t).tp_itemsize as usize == 8
         && (*t).tp_weaklistoffset as usize == std::mem::offset_of!(GenHead, gi_weakreflist)
+        && size(a) == BASICSIZE
+        && size(std::ptr::addr_of!(_PyAsyncGenASend_Type))
+            == std::mem::size_of::<AsyncGenAwaitable>()
+        && size(std::ptr::addr_of!(_PyAsyncGenAThrow_Type))
+            == std::mem::size_of::<AsyncGenAwaitable>()
+        && size(std::ptr::addr_of!(_PyAsyncGenWrappedValue_Type))
+            == std::mem::size_of::<WrappedValue>()
 }

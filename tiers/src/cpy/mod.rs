@@ -280,6 +280,54 @@ impl ThreadState {
         (*self.0).exc_info = item as *mut c_void;
     }
 
+    /// `sys.get_asyncgen_hooks()`: (firstiter, finalizer), new references, NULL where
+    /// unset.
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread.
+    pub unsafe fn asyncgen_hooks(self) -> crate::value::PyResult<[*mut ffi::PyObject; 2]> {
+        // Past the trace hooks, as `coroutine_origin_tracking_depth`.
+        self.id();
+        if ID_LAYOUT.load(std::sync::atomic::Ordering::Relaxed) == 1 {
+            let hooks = [
+                (*self.0).async_gen_firstiter as *mut ffi::PyObject,
+                (*self.0).async_gen_finalizer as *mut ffi::PyObject,
+            ];
+            hooks.iter().for_each(|&h| ffi::Py_XINCREF(h));
+            return Ok(hooks);
+        }
+        let get = ffi::PySys_GetObject(c"get_asyncgen_hooks".as_ptr());
+        let r = match get.is_null() {
+            true => std::ptr::null_mut(),
+            false => ffi::PyObject_CallNoArgs(get),
+        };
+        if r.is_null() {
+            if ffi::PyErr_Occurred().is_null() {
+                ffi::PyErr_SetString(
+                    ffi::PyExc_RuntimeError,
+                    c"tiered: no sys.get_asyncgen_hooks".as_ptr(),
+                );
+            }
+            return Err(crate::value::Raised);
+        }
+        let mut hooks = [std::ptr::null_mut(); 2];
+        for (i, h) in hooks.iter_mut().enumerate() {
+            let o = ffi::PySequence_GetItem(r, i as ffi::Py_ssize_t);
+            if o.is_null() {
+                ffi::Py_DECREF(r);
+                ffi::Py_XDECREF(hooks[0]);
+                return Err(crate::value::Raised);
+            }
+            if o == ffi::Py_None() {
+                ffi::Py_DECREF(o);
+            } else {
+                *h = o;
+            }
+        }
+        ffi::Py_DECREF(r);
+        Ok(hooks)
+    }
+
     /// `sys.get_coroutine_origin_tracking_depth()` (0 when off).
     ///
     /// # Safety

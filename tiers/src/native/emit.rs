@@ -1684,6 +1684,7 @@ impl<'a> Emit<'a> {
             | Op::GetAwaitable { .. }
             | Op::GetAiter {}
             | Op::GetAnext {}
+            | Op::AsyncGenWrap {}
             | Op::EndAsyncFor {}
             | Op::WithExceptStart {}
             | Op::ImportName { .. }

@@ -35,7 +35,7 @@ extern "C" {
 pub unsafe fn get_yield_from_iter(coroutine: bool, v: &Value) -> PyResult<Value> {
     let o = v.as_ptr();
     let t = ffi::Py_TYPE(o);
-    if t == std::ptr::addr_of_mut!(ffi::PyCoro_Type) {
+    if t == std::ptr::addr_of_mut!(ffi::PyCoro_Type) || crate::generator::is_our_coroutine(o) {
         if !coroutine {
             return Err(super::raise(
                 ffi::PyExc_TypeError,
@@ -78,7 +78,11 @@ pub unsafe fn get_awaitable(kind: u32, v: &Value) -> PyResult<Value> {
             return Err(Raised);
         }
     };
-    if is_coroutine(iter.as_ptr()) && crate::generator::awaiting(iter.as_ptr()) {
+    // (CPython checks coroutines only, not generator-based ones.)
+    let i = iter.as_ptr();
+    let coroutine = ffi::Py_TYPE(i) == std::ptr::addr_of_mut!(ffi::PyCoro_Type)
+        || crate::generator::is_our_coroutine(i);
+    if coroutine && crate::generator::awaiting(i) {
         return Err(super::raise(
             ffi::PyExc_RuntimeError,
             "coroutine is being awaited already",
@@ -132,7 +136,9 @@ pub unsafe fn get_anext(it: &Value) -> PyResult<Value> {
         ));
     };
     let next = Value::from_owned(anext(o))?;
-    if ffi::Py_TYPE(o) == std::ptr::addr_of_mut!(ffi::PyAsyncGen_Type) {
+    if ffi::Py_TYPE(o) == std::ptr::addr_of_mut!(ffi::PyAsyncGen_Type)
+        || crate::generator::is_our_async_generator(o)
+    {
         return Ok(next);
     }
     match awaitable_iter(next.as_ptr()) {
@@ -146,6 +152,15 @@ pub unsafe fn get_anext(it: &Value) -> PyResult<Value> {
             Err(Raised)
         }
     }
+}
+
+/// AsyncGenWrap: `v` wrapped as an async generator's `yield` hands it to the awaitable
+/// driving it.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn async_gen_wrap(v: &Value) -> PyResult<Value> {
+    Value::from_owned(g::wrap_value(v.as_ptr()))
 }
 
 /// EndAsyncFor: whether `exc` (the exception that left `async for`'s step) ends the loop.
@@ -173,6 +188,7 @@ unsafe fn is_coroutine(o: *mut ffi::PyObject) -> bool {
     let t = ffi::Py_TYPE(o);
     t == std::ptr::addr_of_mut!(ffi::PyCoro_Type)
         || crate::generator::is_our_coroutine(o)
+        || crate::generator::is_our_iterable_coroutine(o)
         || (t == std::ptr::addr_of_mut!(ffi::PyGen_Type)
             && frame::code_flags(g::head(o).gi_code) & ITERABLE_COROUTINE != 0)
 }
@@ -231,7 +247,7 @@ pub unsafe fn send(ts: ThreadState, receiver: &Value, v: &Value) -> PyResult<(Va
     if ts.trace_hook().0.is_null() {
         // A generator of ours directly (PyIter_Send would find the same slot).
         let status = match crate::generator::is_ours(r) {
-            true => crate::generator::send_ex(r, sent, &mut out),
+            true => crate::generator::send_ex2(r, sent, false, false, &mut out),
             false => PyIter_Send(r, sent, &mut out),
         };
         return match status {

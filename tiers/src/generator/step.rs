@@ -1,0 +1,384 @@
+//! One step of a generator of ours (CPython's `gen_send_ex2`): the body resumed in our
+//! tiers at a suspension of ours, or, when a trace or profile function is set or the frame
+//! stopped where our code has no resume point, in CPython's own loop from the same frame.
+
+use super::{bump, compiled_of, footer, Kind};
+use crate::cpy::frame;
+use crate::cpy::gen as g;
+use crate::cpy::ThreadState;
+use crate::interp::{self, Ctx};
+use crate::lower::{LKind, Suspension};
+use crate::native::helpers::guarded;
+use crate::runtime::Compiled;
+use crate::value::{PyResult, Raised, Value};
+use pyo3_ffi as ffi;
+use std::cell::Cell;
+use std::os::raw::c_int;
+
+extern "C" {
+    fn _PyErr_FormatFromCause(
+        exception: *mut ffi::PyObject,
+        format: *const std::os::raw::c_char,
+        ...
+    ) -> *mut ffi::PyObject;
+    pub(super) fn _PyGen_SetStopIterationValue(value: *mut ffi::PyObject) -> c_int;
+    fn _PyErr_ChainStackItem(exc_info: *mut g::ErrStackItem);
+}
+
+/// `tp_iternext`: `next(gen)` (`gen_iternext`: a return value other than None as
+/// StopIteration, a plain return as NULL with nothing set).
+pub(super) unsafe extern "C" fn iternext(gen: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || {
+        let mut result = std::ptr::null_mut();
+        if send_ex2(gen, std::ptr::null_mut(), false, false, &mut result) == g::PYGEN_RETURN {
+            if result != ffi::Py_None() {
+                _PyGen_SetStopIterationValue(result);
+            }
+            ffi::Py_XDECREF(result);
+            return std::ptr::null_mut();
+        }
+        result
+    })
+}
+
+/// `am_send`: `yield from gen`, `await`, `PyIter_Send`.
+pub(super) unsafe extern "C" fn am_send(
+    gen: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+    result: *mut *mut ffi::PyObject,
+) -> ffi::PySendResult {
+    guarded(ffi::PySendResult::PYGEN_ERROR, || {
+        match send_ex2(gen, arg, false, false, result) {
+            g::PYGEN_RETURN => ffi::PySendResult::PYGEN_RETURN,
+            g::PYGEN_NEXT => ffi::PySendResult::PYGEN_NEXT,
+            _ => ffi::PySendResult::PYGEN_ERROR,
+        }
+    })
+}
+
+/// `gen.send(arg)`.
+pub(super) unsafe extern "C" fn send_method(
+    gen: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || send_value(gen, arg, false, false))
+}
+
+/// CPython's `gen_send_ex`: a step's outcome as a value: what it yielded, or NULL with
+/// its return as StopIteration (StopAsyncIteration for an async generator) or its
+/// exception set.
+pub(crate) unsafe fn send_value(
+    gen: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+    exc: bool,
+    closing: bool,
+) -> *mut ffi::PyObject {
+    let mut result = std::ptr::null_mut();
+    if send_ex2(gen, arg, exc, closing, &mut result) == g::PYGEN_RETURN {
+        if Kind::of(gen) == Kind::AsyncGenerator {
+            ffi::PyErr_SetNone(ffi::PyExc_StopAsyncIteration);
+        } else if result == ffi::Py_None() {
+            ffi::PyErr_SetNone(ffi::PyExc_StopIteration);
+        } else {
+            _PyGen_SetStopIterationValue(result);
+        }
+        ffi::Py_XDECREF(result);
+        return std::ptr::null_mut();
+    }
+    result
+}
+
+/// CPython's `gen_send_ex2` for a generator of ours: `arg` is the value sent in (NULL for
+/// `next()`); `exc` says an exception (set) is thrown in instead; `closing` that `close()`
+/// asks. Its checks, then one step, in our tiers where the frame stopped at a suspension
+/// of ours and nothing traces, else in CPython's loop.
+pub(crate) unsafe fn send_ex2(
+    gen: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+    exc: bool,
+    closing: bool,
+    presult: *mut *mut ffi::PyObject,
+) -> c_int {
+    *presult = std::ptr::null_mut();
+    let state = g::head(gen).gi_frame_state;
+    // (The kind only for errors: this is every step's path.)
+    let kind = || Kind::of(gen);
+    if state == g::FRAME_CREATED && !arg.is_null() && arg != ffi::Py_None() {
+        let msg = format!(
+            "can't send non-None value to a just-started {}",
+            kind().name()
+        );
+        crate::ops::raise(ffi::PyExc_TypeError, &msg);
+        return g::PYGEN_ERROR;
+    }
+    if state == g::FRAME_EXECUTING {
+        let msg = format!("{} already executing", kind().name());
+        crate::ops::raise(ffi::PyExc_ValueError, &msg);
+        return g::PYGEN_ERROR;
+    }
+    if state >= g::FRAME_COMPLETED {
+        if kind() == Kind::Coroutine && !closing {
+            crate::ops::raise(
+                ffi::PyExc_RuntimeError,
+                "cannot reuse already awaited coroutine",
+            );
+        } else if !arg.is_null() && !exc {
+            ffi::Py_INCREF(ffi::Py_None());
+            *presult = ffi::Py_None();
+            return g::PYGEN_RETURN;
+        }
+        return g::PYGEN_ERROR;
+    }
+    let ts = ThreadState::current();
+    let c = compiled_of(gen);
+    let at = c.offset_of_unit((*g::iframe(gen)).prev_instr);
+    match c.linear.suspension_at(at).filter(|_| !ts.tracing()) {
+        Some(point) => crate::runtime::with_registers(c.linear.nregs as usize, |regs| {
+            resume(ts, gen, c, point, arg, exc, regs, presult)
+        }),
+        None => cpython_step(ts, gen, c, arg, exc, presult),
+    }
+}
+
+/// Runs generator `gen` from suspension `point` in register file `regs` (all empty), as
+/// `gen_send_ex2` runs a frame: pushes the value sent in (or raises the exception thrown
+/// in, `exc`, at the yield), links the frame and the generator's exception level, and
+/// finishes the generator if it did not yield.
+#[allow(clippy::too_many_arguments)]
+unsafe fn resume(
+    ts: ThreadState,
+    gen: *mut ffi::PyObject,
+    c: &Compiled,
+    point: &Suspension,
+    arg: *mut ffi::PyObject,
+    exc: bool,
+    regs: &mut [Value],
+    presult: *mut *mut ffi::PyObject,
+) -> c_int {
+    let h = g::head(gen);
+    let f = g::iframe(gen);
+    // The frame's slots (and the value sent in on top of its stack, or NULL for an
+    // exception thrown in: `Thrown` raises it) move into the resume block's parameters.
+    let n = (*f).stacktop.max(0) as usize;
+    if n + 1 != point.params.len() {
+        crate::ops::raise(
+            ffi::PyExc_SystemError,
+            "tiered: a generator's frame does not match its resume point",
+        );
+        return g::PYGEN_ERROR;
+    }
+    (*f).stacktop = 0;
+    for (slot, &r) in (*f).localsplus(n).iter_mut().zip(&point.params) {
+        let o = std::mem::replace(slot, std::ptr::null_mut());
+        regs[r as usize] = Value::from_owned(o).unwrap_or(Value::Null);
+    }
+    regs[point.params[n] as usize] = match (exc, arg.is_null()) {
+        (true, _) => Value::Null,
+        (false, true) => Value::from_borrowed(ffi::Py_None()),
+        (false, false) => Value::from_borrowed(arg),
+    };
+    let cf = ts.cframe();
+    (*f).previous = (*cf).current_frame;
+    (*cf).current_frame = f;
+    enter(ts, gen, exc);
+    let func = (*f).f_func as *mut ffi::PyFunctionObject;
+    let stack_limit = crate::stack::limit_for(ts);
+    let ctx = Ctx {
+        compiled: c,
+        func,
+        globals: (*f).f_globals,
+        builtins: (*f).f_builtins,
+        tuning: crate::runtime::config(),
+        ran_native: Cell::new(false),
+        tstate: ts,
+        stack_limit,
+        frame: f,
+        regs: regs.as_mut_ptr(),
+    };
+    let running = footer(gen).1;
+    *running = &ctx as *const Ctx as usize;
+    let r = run(&ctx, regs, point.resume as usize);
+    bump(&c.resumes[0]);
+    if ctx.ran_native.get() {
+        bump(&c.resumes[1]);
+    }
+    (*cf).current_frame = (*f).previous;
+    leave(ts, gen);
+    if h.gi_frame_state == g::FRAME_SUSPENDED {
+        *running = 0;
+        // Only constants are left (`suspend`).
+        for &pc in &c.linear.prologue {
+            drop(std::mem::take(
+                &mut regs[c.linear.insts[pc as usize].dst as usize],
+            ));
+        }
+        return match r {
+            Ok(v) => {
+                *presult = v.into_ptr();
+                g::PYGEN_NEXT
+            }
+            Err(Raised) => g::PYGEN_ERROR,
+        };
+    }
+    let (status, result) = finished(gen, r.map(|v| v.into_ptr()), arg);
+    // A frame object that outlives the generator keeps its final locals (as a returning
+    // function's does: `activation::sync_at_pop`, which finds this activation by the
+    // footer), then takes the frame over.
+    let fo = (*f).frame_obj;
+    if !fo.is_null() && ffi::Py_REFCNT(fo) > 1 {
+        crate::activation::sync_at_pop(f);
+    }
+    *running = 0;
+    crate::runtime::release(c, regs, status == g::PYGEN_ERROR);
+    clear(gen);
+    *presult = result;
+    status
+}
+
+/// One step of `gen` in CPython's own loop, from its frame (`gen_send_ex2` around
+/// `_PyEval_EvalFrame`): where a trace or profile function is set, or where the frame
+/// stopped at no suspension of ours (CPython ran part of it, or `throw()` finished a
+/// delegation by jumping past it). Our tiers take the next step back.
+unsafe fn cpython_step(
+    ts: ThreadState,
+    gen: *mut ffi::PyObject,
+    c: &Compiled,
+    arg: *mut ffi::PyObject,
+    exc: bool,
+    presult: *mut *mut ffi::PyObject,
+) -> c_int {
+    bump(&c.resumes[2]);
+    let h = g::head(gen);
+    let f = g::iframe(gen);
+    let v = if arg.is_null() { ffi::Py_None() } else { arg };
+    ffi::Py_INCREF(v);
+    let n = (*f).stacktop.max(0) as usize;
+    (*f).localsplus(n + 1)[n] = v;
+    (*f).stacktop = n as c_int + 1;
+    (*f).previous = (*ts.cframe()).current_frame;
+    enter(ts, gen, exc);
+    let result = g::eval_frame(ts, f, exc);
+    leave(ts, gen);
+    if !result.is_null() && h.gi_frame_state == g::FRAME_SUSPENDED {
+        *presult = result;
+        return g::PYGEN_NEXT;
+    }
+    let (status, result) = finished(
+        gen,
+        (!result.is_null()).then_some(result).ok_or(Raised),
+        arg,
+    );
+    clear(gen);
+    *presult = result;
+    status
+}
+
+/// The generator starts running: its exception level on top of the thread's (with the
+/// exception thrown in, `exc`, chained to what it was handling).
+unsafe fn enter(ts: ThreadState, gen: *mut ffi::PyObject, exc: bool) {
+    let h = g::head(gen);
+    h.gi_exc_state.previous_item = ts.exc_info();
+    ts.set_exc_info(&mut h.gi_exc_state);
+    if exc {
+        _PyErr_ChainStackItem(std::ptr::null_mut());
+    }
+    h.gi_frame_state = g::FRAME_EXECUTING;
+}
+
+/// The step is over: the generator's level off the thread's chain, its frame unlinked, and
+/// finished if it did not yield.
+unsafe fn leave(ts: ThreadState, gen: *mut ffi::PyObject) {
+    let h = g::head(gen);
+    if h.gi_frame_state == g::FRAME_EXECUTING {
+        h.gi_frame_state = g::FRAME_COMPLETED;
+    }
+    ts.set_exc_info(h.gi_exc_state.previous_item);
+    h.gi_exc_state.previous_item = std::ptr::null_mut();
+    (*g::iframe(gen)).previous = std::ptr::null_mut();
+}
+
+/// The outcome of a step that finished the generator (`r`: what the body returned, or
+/// Raised): a return (none at all from `next()` for None, except from an async generator),
+/// or the exception, PEP 479's RuntimeError for a StopIteration (and an async generator's
+/// StopAsyncIteration) leaving the body.
+unsafe fn finished(
+    gen: *mut ffi::PyObject,
+    r: PyResult<*mut ffi::PyObject>,
+    arg: *mut ffi::PyObject,
+) -> (c_int, *mut ffi::PyObject) {
+    let kind = Kind::of(gen);
+    match r {
+        Ok(v) if v == ffi::Py_None() && kind != Kind::AsyncGenerator && arg.is_null() => {
+            ffi::Py_DECREF(v);
+            (g::PYGEN_RETURN, std::ptr::null_mut())
+        }
+        Ok(v) => (g::PYGEN_RETURN, v),
+        Err(Raised) => {
+            let msg = if ffi::PyErr_ExceptionMatches(ffi::PyExc_StopIteration) != 0 {
+                Some(format!("{} raised StopIteration\0", kind.name()))
+            } else if kind == Kind::AsyncGenerator
+                && ffi::PyErr_ExceptionMatches(ffi::PyExc_StopAsyncIteration) != 0
+            {
+                Some("async generator raised StopAsyncIteration\0".to_string())
+            } else {
+                None
+            };
+            if let Some(msg) = msg {
+                _PyErr_FormatFromCause(
+                    ffi::PyExc_RuntimeError,
+                    c"%s".as_ptr(),
+                    msg.as_ptr() as *const std::os::raw::c_char,
+                );
+            }
+            (g::PYGEN_ERROR, std::ptr::null_mut())
+        }
+    }
+}
+
+/// A finished generator lets go of its frame (`gen_send_ex2`, then `_PyFrame_Clear`).
+unsafe fn clear(gen: *mut ffi::PyObject) {
+    let h = g::head(gen);
+    let exc = std::mem::replace(&mut h.gi_exc_state.exc_value, std::ptr::null_mut());
+    ffi::Py_XDECREF(exc);
+    h.gi_frame_state = g::FRAME_CLEARED;
+    frame::clear_owned(g::iframe(gen));
+}
+
+/// Runs the body from `start`: native code when the function is hot, else tier 1.
+unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value> {
+    let ts = ctx.tstate;
+    if crate::stack::nearly_exhausted(ctx.stack_limit) {
+        crate::ops::raise(
+            ffi::PyExc_RecursionError,
+            "maximum recursion depth exceeded",
+        );
+        return Err(Raised);
+    }
+    if !ts.enter_recursive_call() {
+        return Err(Raised);
+    }
+    let c = ctx.compiled;
+    // Constants first: every block after the entry reads their registers.
+    for &pc in &c.linear.prologue {
+        let inst = &c.linear.insts[pc as usize];
+        if let LKind::Op(tiered_ir::Op::Const { index }) = inst.kind {
+            match crate::ops::values::load_const(ctx, index) {
+                Ok(v) => regs[inst.dst as usize] = v,
+                Err(Raised) => {
+                    ts.leave_recursive_call();
+                    return Err(Raised);
+                }
+            }
+        }
+    }
+    let r = match c.native_for_call(ctx) {
+        Some(native) => match interp::run_native(ctx, native, regs, start) {
+            interp::NativeExit::Done(r) if ts.tracing() => crate::tracing::function_exit(ts, r),
+            interp::NativeExit::Done(r) => r,
+            interp::NativeExit::Resume(pc) => interp::run(ctx, regs, pc),
+        },
+        None => interp::run(ctx, regs, start),
+    };
+    ts.leave_recursive_call();
+    r
+}
