@@ -307,6 +307,157 @@ def method_receiver_changes(objs):
     return out
 
 
+class SlottedShape:
+    __slots__ = ("w",)
+
+    def __init__(self, w):
+        self.w = w
+
+    def area(self):
+        return -self.w
+
+    def scaled(self, k):
+        return k
+
+
+class ProxyShape:
+    def __init__(self, w):
+        self.w = w
+
+    def __getattr__(self, name):
+        return lambda *a: ("proxied", name, a)
+
+
+def fresh_shapes():
+    """Classes of their own per call (the case changes them)."""
+
+    class Shape:
+        def __init__(self, w):
+            self.w = w
+
+        def area(self):
+            return self.w * 2
+
+        def scaled(self, k):
+            return self.w * k
+
+    class Square(Shape):
+        def area(self):
+            return self.w * self.w
+
+    class Q(Square):
+        pass
+
+    return [Shape(1), Shape(2), Q(3), SlottedShape(4), ProxyShape(5), Q(6)]
+
+
+def instance_methods(n):
+    # obj.method() on instances of Python classes (LoadMethodInstance): managed-dict and
+    # slotted classes, a subclass that overrides, a class with __getattr__; then an
+    # instance attribute that shadows the method (the shared keys gain the name), a
+    # materialized __dict__, a method replaced on the class and on a base.
+    objs = fresh_shapes()
+    a, b, q, slotted, proxy, q2 = objs
+    out = []
+    for i in range(n):
+        # One receiver type per site, so each is specialized and its guards then fail.
+        out.append((a.area(), a.scaled(i), b.area(), b.scaled(i)))
+        out.append((q.area(), q.scaled(i), slotted.area(), slotted.scaled(i)))
+        out.append((proxy.area(), proxy.scaled(i)))
+        if i == n // 4:
+            a.area = lambda: "shadowed"
+        if i == n // 3:
+            b.__dict__["scaled"] = lambda k: ("via __dict__", k)
+        if i == n // 2:
+            type(a).scaled = lambda self, k: ("replaced", k)
+        if i == 2 * n // 3:
+            type(q).__mro__[1].area = lambda self: "square replaced"
+        if i == 3 * n // 4:
+            q = q2
+    return out
+
+
+class Bag:
+    def __init__(self, a, b):
+        self.a = a
+        self.b = b
+
+
+def dict_backed_attrs(n):
+    # Attributes read from instances' own __dict__ (AttrInstanceDict): a split dict made
+    # by vars(), a combined one after a non-str key, one grown past its entries; then an
+    # attribute deleted, re-added (another entry), and dicts replaced.
+    split, combined, grown = Bag(1, 2), Bag(3, 4), Bag(5, 6)
+    vars(split)
+    vars(combined)[0] = "not a str key"
+    for k in range(12):
+        setattr(grown, f"extra{k}", k)
+    out = []
+    for i in range(n):
+        for o in (split, combined, grown):
+            try:
+                out.append(o.a + o.b)
+            except AttributeError as e:
+                out.append(str(e))
+        if i == n // 5:
+            combined.__dict__ = {"b": 7, "a": 8}  # the names at each other's entries
+        if i == n // 4:
+            del split.a
+        if i == n // 3:
+            split.a = 10
+        if i == n // 2:
+            grown.__dict__ = {"a": -1, "b": -2}
+        if i == 3 * n // 4:
+            del combined.b
+    return out
+
+
+def class_attributes(n):
+    # Class attributes read through the class (AttrClass, LoadMethodClass): constants, a
+    # staticmethod, a plain function called with an instance, a classmethod (bound: not
+    # specialized), names `type` has (`__name__`), a class with a metaclass; then a
+    # constant rebound, a staticmethod replaced on a base, a constant deleted.
+    class Meta(type):
+        pass
+
+    class Strength:
+        REQUIRED = 0
+        WEAK = 5
+
+        @staticmethod
+        def stronger(a, b):
+            return a < b
+
+        def plain(self, k):
+            return k + 1
+
+        @classmethod
+        def make(cls, k):
+            return (cls.__name__, k)
+
+    class Child(Strength):
+        pass
+
+    class WithMeta(metaclass=Meta):
+        LEVEL = 3
+
+    obj = Child()
+    out = []
+    for i in range(n):
+        try:
+            out.append((Strength.REQUIRED, Child.WEAK, Child.stronger(i, 7), Strength.plain(obj, i),
+                        Child.make(i), Child.__name__, WithMeta.LEVEL, Strength.stronger(1, i)))
+        except AttributeError as e:
+            out.append(str(e))
+        if i == n // 4:
+            Strength.REQUIRED = "rebound"
+        if i == n // 2:
+            Strength.stronger = staticmethod(lambda a, b: ("replaced", a, b))
+        if i == 3 * n // 4:
+            del Strength.WEAK
+    return out
+
+
 class Doubling(list):
     def append(self, x):
         list.append(self, x * 2)
@@ -713,6 +864,9 @@ CASES = cases(
     (attr_mixed_types, ([Base(1), Derived(2), Base(3.5), Derived("x" if False else 4)] * 20,)),
     (attr_value_identity, (30,)),
     (builtin_methods, ([1, 2, 2, 3, 3, 3, "a", 1.5, True] * 10,)),
+    (instance_methods, (40,)),
+    (dict_backed_attrs, (40,)),
+    (class_attributes, (40,)),
     (module_attributes, (60,)),
     (method_receiver_changes, ([[1, 1, 2]] * 20 + [(1, 2, 1)] * 5 + ["1"] * 3 + [5, [1]],)),
     (append_receivers, ([[], Doubling(), []], 30)),

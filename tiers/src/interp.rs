@@ -566,7 +566,7 @@ unsafe fn exec(
             }
             let v = ops::globals::load_global(ctx, name).map_err(|_| Failure::New)?;
             if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(c) = ops::globals::observe_global(ctx, pc, name) {
+                if let Some(c) = q.observed(ops::globals::observe_global(ctx, pc, name)) {
                     q.specialize(Quick::Global(c));
                 }
             }
@@ -582,7 +582,7 @@ unsafe fn exec(
                 }
                 q.miss();
             } else if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(v) = ops::arith::observe_binary(op, a!(0), a!(1)) {
+                if let Some(v) = q.observed(ops::arith::observe_binary(op, a!(0), a!(1))) {
                     q.specialize(Quick::Binary(v));
                     if let Some(r) = ops::arith::binary_quick(op, v, a!(0), a!(1)) {
                         regs[dst] = r;
@@ -612,7 +612,7 @@ unsafe fn exec(
                 }
                 q.miss();
             } else if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(v) = ops::compare::observe_compare(op, a!(0), a!(1)) {
+                if let Some(v) = q.observed(ops::compare::observe_compare(op, a!(0), a!(1))) {
                     q.specialize(Quick::Compare(v));
                     if let Some(r) = ops::compare::compare_quick(op, v, a!(0), a!(1)) {
                         regs[dst] = r;
@@ -662,7 +662,7 @@ unsafe fn exec(
                     q.miss();
                 }
             } else if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(v) = ops::iter::observe_for_iter(a!(0)) {
+                if let Some(v) = q.observed(ops::iter::observe_for_iter(a!(0))) {
                     q.specialize(Quick::ForIter(v));
                     quick_item = ops::iter::for_iter_quick(v, a!(0));
                 }
@@ -688,7 +688,7 @@ unsafe fn exec(
                 }
                 q.miss();
             } else if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(v) = ops::attrs::observe_load_attr(ctx, name, a!(0)) {
+                if let Some(v) = q.observed(ops::attrs::observe_load_attr(ctx, name, a!(0))) {
                     q.specialize(Quick::Attr(v));
                 }
             }
@@ -701,7 +701,7 @@ unsafe fn exec(
                 }
                 q.miss();
             } else if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(v) = ops::attrs::observe_store_attr(ctx, name, a!(0)) {
+                if let Some(v) = q.observed(ops::attrs::observe_store_attr(ctx, name, a!(0))) {
                     q.specialize(Quick::Attr(v));
                 }
             }
@@ -717,7 +717,7 @@ unsafe fn exec(
                 }
                 q.miss();
             } else if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(v) = ops::attrs::observe_load_method(ctx, name, a!(0)) {
+                if let Some(v) = q.observed(ops::attrs::observe_load_method(ctx, name, a!(0))) {
                     q.specialize(Quick::Method(v));
                 }
             }
@@ -733,7 +733,7 @@ unsafe fn exec(
                 }
                 q.miss();
             } else if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(v) = ops::subscr::observe_subscr(a!(0), a!(1)) {
+                if let Some(v) = q.observed(ops::subscr::observe_subscr(a!(0), a!(1))) {
                     q.specialize(Quick::Subscr(v));
                     if let Some(r) = ops::subscr::subscr_quick(v, a!(0), a!(1)) {
                         set!(r);
@@ -752,7 +752,7 @@ unsafe fn exec(
                 }
                 q.miss();
             } else if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(v) = ops::subscr::observe_store_subscr(a!(1), a!(2)) {
+                if let Some(v) = q.observed(ops::subscr::observe_store_subscr(a!(1), a!(2))) {
                     q.specialize(Quick::StoreSubscr(v));
                     if let Some(r) = ops::subscr::store_subscr_quick(v, a!(0), a!(1), a!(2)) {
                         run!(r);
@@ -788,7 +788,7 @@ unsafe fn exec(
                 }
                 q.miss();
             } else if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(v) = ops::calls::observe_call(ctx, kwnames, ptrs) {
+                if let Some(v) = q.observed(ops::calls::observe_call(ctx, kwnames, ptrs)) {
                     q.specialize(Quick::Call(v));
                     if let Some(r) = ops::calls::call_quick(ctx, v, kwnames, ptrs) {
                         set!(r);

@@ -56,12 +56,20 @@ const MISS_LIMIT: u16 = 16;
 /// polymorphic site cannot flip forever.
 const FLIP_LIMIT: u8 = 4;
 
+/// After this many observations in a row found no variant, a site waits 2^this
+/// executions between looks (CPython's adaptive counters back off likewise).
+const MAX_BACKOFF_EXP: u8 = 10;
+
 /// An instruction's specialization state.
 #[derive(Default)]
 pub struct QuickCell {
     state: Cell<Quick>,
     misses: Cell<u16>,
     flips: Cell<u8>,
+    /// Observations in a row that found no variant (the exponent of the next backoff).
+    failures: Cell<u8>,
+    /// Executions left before the site observes again.
+    backoff: Cell<u16>,
 }
 
 impl QuickCell {
@@ -92,10 +100,36 @@ impl QuickCell {
         }
     }
 
-    /// Whether the site still accepts new specializations.
+    /// Whether the site should observe its operands now for a specialization: it still
+    /// accepts one, and is not backing off after observations that found none.
     #[inline]
     pub fn may_specialize(&self) -> bool {
-        matches!(self.state.get(), Quick::Generic) && self.flips.get() < FLIP_LIMIT
+        if !matches!(self.state.get(), Quick::Generic) || self.flips.get() >= FLIP_LIMIT {
+            return false;
+        }
+        let b = self.backoff.get();
+        if b > 0 {
+            self.backoff.set(b - 1);
+            return false;
+        }
+        true
+    }
+
+    /// An observation's outcome, passed through: when it found no variant the site backs
+    /// off (2, 4, ... 1024 executions before it looks again), so a site that fits no
+    /// variant does not pay for a type lookup on every execution; one that found a
+    /// variant starts over.
+    #[inline]
+    pub fn observed<T>(&self, found: Option<T>) -> Option<T> {
+        match found {
+            None => {
+                let f = (self.failures.get() + 1).min(MAX_BACKOFF_EXP);
+                self.failures.set(f);
+                self.backoff.set(1 << f);
+            }
+            Some(_) => self.failures.set(0),
+        }
+        found
     }
 }
 

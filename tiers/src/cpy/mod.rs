@@ -120,6 +120,21 @@ struct ThreadStateHead {
     id: u64,
 }
 
+/// The function a `staticmethod` wraps (3.11's `staticmethod` object: the header, then
+/// `sm_callable`); None if it has none yet.
+///
+/// # Safety
+/// GIL held; `sm` is an exact staticmethod.
+pub unsafe fn staticmethod_callable(sm: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+    let f = *((sm as *mut u8).add(std::mem::size_of::<ffi::PyObject>()) as *mut *mut ffi::PyObject);
+    (!f.is_null()).then_some(f)
+}
+
+/// Byte offset, in exact ints, lists, tuples and bytes (`ob_size`), dicts (`ma_used`) and
+/// strs (`length`), of the word that is 0 exactly when the object is false (3.11's
+/// layouts: the first word after the object header in each).
+pub const SIZED_WORD: i32 = 16;
+
 /// Whether `ThreadStateHead`'s `id` is where libpython keeps it: 0 not checked yet, 1 yes,
 /// 2 no (then `PyThreadState_GetID` is called each time).
 static ID_LAYOUT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);

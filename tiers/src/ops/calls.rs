@@ -720,10 +720,14 @@ pub(crate) struct Direct<'c> {
     callee: &'c Compiled,
     /// The wrapper's entry for a `@tiered` callee (its counters and tuning).
     entry: Option<&'c crate::runtime::Entry>,
+    /// The operand of the callable: 1 for a plain call (operand 0 NULL), 0 for a method
+    /// call (`obj.method(...)`: the method, then `self` as the first argument).
+    callable_at: usize,
 }
 
-/// Whether Call `pc` of `c` can be a direct native call: a positional call without a
-/// bound `self`, to a callee whose parameters are exactly its positional arguments.
+/// Whether Call `pc` of `c` can be a direct native call: a positional call to a callee
+/// whose parameters are exactly its positional arguments (`self` first for a method the
+/// site's LoadMethod found: the callee was specialized with that many).
 ///
 /// # Safety
 /// GIL held.
@@ -750,10 +754,14 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
     };
     // SAFETY: specializations live in the registry for the process's life.
     let callee = callee.as_ref()?;
-    let plain = callee.plain_arity == Some(inst.nargs as usize - 2);
+    let nargs = inst.nargs as usize;
+    let callable_at = match callee.plain_arity {
+        Some(n) if n == nargs - 2 => 1,
+        Some(n) if n == nargs - 1 => 0,
+        _ => return None,
+    };
     let code = callee.objects.code.ptr();
-    if !plain
-        || !callee.runnable()
+    if !callee.runnable()
         || callee.linear.nregs > DIRECT_MAX_REGS
         || func.is_some_and(|f| (*f).func_code != code)
     {
@@ -765,6 +773,7 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
         code,
         callee,
         entry,
+        callable_at,
     })
 }
 
@@ -796,12 +805,16 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     let last: Vec<bool> =
         e.c.linear.last_use[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
     let ptr = e.ptr;
-    // Guards, with no side effect yet: no bound self, the callable, its code.
-    let t0 = e.tag(ops[0]);
-    e.guard_eq(t0, tag::NULL as i64, helper);
-    let t1 = e.tag(ops[1]);
+    // Guards, with no side effect yet: the call's form (no bound self, or a method and
+    // its self), the callable, its code.
+    let at = d.callable_at;
+    if at == 1 {
+        let t0 = e.tag(ops[0]);
+        e.guard_eq(t0, tag::NULL as i64, helper);
+    }
+    let t1 = e.tag(ops[at]);
     e.guard_eq(t1, tag::OBJ as i64, helper);
-    let p1 = e.payload(ops[1], ptr);
+    let p1 = e.payload(ops[at], ptr);
     let f = match d.func {
         Some(func) => {
             e.guard_eq(p1, d.callable as i64, helper);
@@ -830,7 +843,8 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         .type_key
         .map(|k| k.types().to_vec())
         .unwrap_or_default();
-    for (i, (&r, &last_use)) in ops[2..].iter().zip(&last[2..]).enumerate() {
+    let first = at + 1;
+    for (i, (&r, &last_use)) in ops[first..].iter().zip(&last[first..]).enumerate() {
         let t = e.tag(r);
         if !last_use {
             let unboxed =
@@ -868,7 +882,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     for r in 0..nregs {
         e.b.ins().store(mem(), null, cregs, (r * 16) as i32);
     }
-    for (i, (&r, &last_use)) in ops[2..].iter().zip(&last[2..]).enumerate() {
+    for (i, (&r, &last_use)) in ops[first..].iter().zip(&last[first..]).enumerate() {
         let t = e.tag(r);
         let p = e.payload(r, types::I64);
         if last_use {

@@ -340,8 +340,8 @@ pub(crate) fn emit_compare(
     Some(v.name())
 }
 
-/// The native template of Truth for unboxed bools, ints and floats (objects take the
-/// tier-1 helper).
+/// The native template of Truth for unboxed bools, ints and floats, the singletons and
+/// exact sized builtins (`emit_truth_value`; other objects take the tier-1 helper).
 pub(crate) fn emit_truth(e: &mut Emit, pc: usize, _fail: Block) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
     let a = e.c.linear.operands[inst.args as usize];
@@ -350,8 +350,8 @@ pub(crate) fn emit_truth(e: &mut Emit, pc: usize, _fail: Block) -> Option<&'stat
     Some("TruthUnboxed")
 }
 
-/// Native code for `bool(a)` as an i64 (0 or 1) for unboxed bools, ints and floats, exact
-/// ints and None; anything else takes the current op's generic path (an expected case,
+/// Native code for `bool(a)` as an i64 (0 or 1) for unboxed bools, ints and floats, True,
+/// False, None and exact ints, lists, tuples, dicts, strs and bytes; anything else takes the current op's generic path (an expected case,
 /// not a deopt).
 pub(crate) fn emit_truth_value(e: &mut Emit, a: u32) -> CValue {
     let t = e.tag(a);
@@ -392,10 +392,40 @@ pub(crate) fn emit_truth_value(e: &mut Emit, a: u32) -> CValue {
     e.b.switch_to_block(not_float);
     e.guard_eq(t, tag::OBJ as i64, slow);
     let p = e.payload(a, e.ptr);
+    // True, False and None (flags kept in attributes, results of calls) by identity.
+    // SAFETY: the singletons live as long as the interpreter.
+    let (yes, no, none) = unsafe { (ffi::Py_True(), ffi::Py_False(), ffi::Py_None()) };
+    for (singleton, truth) in [(yes, 1), (no, 0), (none, 0)] {
+        let is = e.b.ins().icmp_imm_s(IntCC::Equal, p, singleton as i64);
+        let hit = e.b.create_block();
+        let next = e.b.create_block();
+        e.b.ins().brif(is, hit, &[], next, &[]);
+        e.b.switch_to_block(hit);
+        let v = e.b.ins().iconst(types::I64, truth);
+        e.b.ins().jump(join, &[BlockArg::Value(v)]);
+        e.b.switch_to_block(next);
+    }
+    // Exact ints, lists, tuples, bytes (ob_size), dicts (ma_used) and strs (length) keep
+    // the word that is 0 exactly when they are false at the same place, after the header.
     let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-    e.guard_eq(ty, std::ptr::addr_of_mut!(ffi::PyLong_Type) as i64, slow);
-    // An exact int is true unless ob_size is 0.
-    let size = e.b.ins().load(types::I64, mem(), p, 16);
+    let sized = e.b.create_block();
+    let sized_types = [
+        std::ptr::addr_of_mut!(ffi::PyLong_Type),
+        std::ptr::addr_of_mut!(ffi::PyList_Type),
+        std::ptr::addr_of_mut!(ffi::PyTuple_Type),
+        std::ptr::addr_of_mut!(ffi::PyDict_Type),
+        std::ptr::addr_of_mut!(ffi::PyUnicode_Type),
+        std::ptr::addr_of_mut!(ffi::PyBytes_Type),
+    ];
+    for t in sized_types {
+        let is = e.b.ins().icmp_imm_s(IntCC::Equal, ty, t as i64);
+        let next = e.b.create_block();
+        e.b.ins().brif(is, sized, &[], next, &[]);
+        e.b.switch_to_block(next);
+    }
+    e.b.ins().jump(slow, &[]);
+    e.b.switch_to_block(sized);
+    let size = e.b.ins().load(types::I64, mem(), p, crate::cpy::SIZED_WORD);
     let nz = e.b.ins().icmp_imm_s(IntCC::NotEqual, size, 0);
     let nz = e.b.ins().uextend(types::I64, nz);
     e.b.ins().jump(join, &[BlockArg::Value(nz)]);

@@ -1,7 +1,10 @@
 //! Attribute access and method lookup.
 
 use crate::interp::Ctx;
+
+mod native;
 use crate::value::{status, PyResult, Raised, Value};
+pub(crate) use native::{emit_load_attr, emit_load_method, emit_store_attr};
 use pyo3_ffi as ffi;
 use tiered_ir::NameIdx;
 
@@ -88,6 +91,31 @@ pub enum AttrVariant {
         /// Where the name's entry is in its dict.
         slot: super::globals::EntrySlot,
     },
+    /// An attribute in an instance's own `__dict__` (made once the class's shared keys
+    /// were full, or by `vars()`), found at the entry index it had (3.11's
+    /// LOAD_ATTR_WITH_HINT); the class has no attribute of that name.
+    InstanceDict {
+        /// The type seen (kept alive by the code; compared by identity).
+        tp: *mut ffi::PyTypeObject,
+        /// Its version tag then.
+        version: u32,
+        /// The entry index the name had in that instance's dict (checked each time).
+        hint: u32,
+        /// The name (interned, held by the code object): the entry's key must be it.
+        name: *mut ffi::PyObject,
+    },
+    /// An attribute of a class (`Strength.REQUIRED`, `Klass.helper`): a plain value, a
+    /// function or a staticmethod's function, found on the class whose metatype is exactly
+    /// `type` and has no attribute of that name; the class's version tag guards that the
+    /// value is still the one (held by its dict).
+    Class {
+        /// The class (kept alive by the code; compared by identity).
+        cls: *mut ffi::PyTypeObject,
+        /// Its version tag then.
+        version: u32,
+        /// What `cls.name` gave.
+        value: *mut ffi::PyObject,
+    },
     /// A `__slots__` member (an object slot at a fixed offset in the instance).
     Slot {
         /// The type seen (kept alive by the code; compared by identity).
@@ -100,7 +128,13 @@ pub enum AttrVariant {
 }
 
 /// Names of the attribute variants, for coverage.
-pub const ATTR_VARIANTS: &[&str] = &["AttrInstanceValue", "AttrSlot", "AttrModule"];
+pub const ATTR_VARIANTS: &[&str] = &[
+    "AttrInstanceValue",
+    "AttrSlot",
+    "AttrModule",
+    "AttrInstanceDict",
+    "AttrClass",
+];
 
 /// Names of StoreAttr's variants (module attributes are only read), for coverage.
 pub const STORE_ATTR_VARIANTS: &[&str] = &["AttrInstanceValue", "AttrSlot"];
@@ -112,6 +146,8 @@ impl AttrVariant {
             AttrVariant::InstanceValue { .. } => ATTR_VARIANTS[0],
             AttrVariant::Slot { .. } => ATTR_VARIANTS[1],
             AttrVariant::Module { .. } => ATTR_VARIANTS[2],
+            AttrVariant::InstanceDict { .. } => ATTR_VARIANTS[3],
+            AttrVariant::Class { .. } => ATTR_VARIANTS[4],
         }
     }
 }
@@ -138,6 +174,94 @@ unsafe fn add_to_insertion_order(values: *mut *mut ffi::PyObject, index: u32) {
     let size = *size_ptr as usize + 1;
     *size_ptr.sub(size) = index as u8;
     *size_ptr = size as u8;
+}
+
+/// The dict pointer of a managed-dict object (NULL while its attributes are in inline
+/// values), three words before it (`_PyObject_ManagedDictPointer`).
+const DICT_OFFSET: i32 = -3 * std::mem::size_of::<*mut ffi::PyObject>() as i32;
+
+/// Where 3.11's PyDictKeysObject keeps its entry count (after refcnt, log2 size, log2
+/// index bytes, kind, version and usable); the indices follow at 32, then 16-byte unicode
+/// entries, key first.
+const KEYS_NENTRIES: i32 = 24;
+
+/// A heap type's shared (split) keys, which its instances' inline values are laid out by;
+/// None if it has none.
+unsafe fn shared_keys(tp: *mut ffi::PyTypeObject) -> Option<*const u8> {
+    if (*tp).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
+        return None;
+    }
+    let keys = (*(tp as *mut ffi::PyHeapTypeObject)).ht_cached_keys as *const u8;
+    (!keys.is_null() && *keys.add(10) == DICT_KEYS_SPLIT).then_some(keys)
+}
+
+/// 3.11's PyDictObject head.
+#[repr(C)]
+struct DictHead {
+    ob_base: ffi::PyObject,
+    ma_used: isize,
+    ma_version_tag: u64,
+    ma_keys: *const u8,
+    /// A split dict's values (`PyDictValues`: the array itself); NULL when combined.
+    ma_values: *mut *mut ffi::PyObject,
+}
+
+/// `DICT_KEYS_UNICODE` and `DICT_KEYS_SPLIT`: keys whose entries are (key, value) pairs of
+/// str keys (a split dict's values are in `ma_values` instead).
+const DICT_KEYS_UNICODE: u8 = 1;
+const DICT_KEYS_SPLIT: u8 = 2;
+
+/// A managed-dict object's `__dict__` (NULL while its attributes are in inline values).
+#[inline]
+unsafe fn dict_of(p: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    *((p as *mut u8).offset(DICT_OFFSET as isize) as *mut *mut ffi::PyObject)
+}
+
+/// `keys` if their entries are str-keyed (unicode or split).
+unsafe fn unicode_keys(keys: *const u8) -> Option<*const u8> {
+    (!keys.is_null() && matches!(*keys.add(10), DICT_KEYS_UNICODE | DICT_KEYS_SPLIT))
+        .then_some(keys)
+}
+
+/// The entries of str-keyed dict keys: 16 bytes each, key then value, after the indices.
+#[inline]
+unsafe fn entries_of(keys: *const u8) -> *const u8 {
+    keys.add(32 + (1usize << *keys.add(9)))
+}
+
+/// The value an instance's dict has at entry `hint` for `name`, if that entry still is
+/// `name`'s (NULL: deleted).
+#[inline]
+unsafe fn dict_hint_value(
+    dict: *mut ffi::PyObject,
+    hint: u32,
+    name: *mut ffi::PyObject,
+) -> Option<*mut ffi::PyObject> {
+    let d = &*(dict as *mut DictHead);
+    let keys = unicode_keys(d.ma_keys)?;
+    if hint as isize >= keys_count(keys) {
+        return None;
+    }
+    let entry = entries_of(keys).add(16 * hint as usize) as *const *mut ffi::PyObject;
+    if *entry != name {
+        return None;
+    }
+    Some(match d.ma_values.is_null() {
+        true => *entry.add(1),
+        false => *d.ma_values.add(hint as usize),
+    })
+}
+
+/// How many names shared keys have (they only ever grow).
+unsafe fn keys_count(keys: *const u8) -> isize {
+    *(keys.offset(KEYS_NENTRIES as isize) as *const isize)
+}
+
+/// The index of name `n` (interned: compared by identity) in shared keys.
+unsafe fn key_index(keys: *const u8, n: *mut ffi::PyObject) -> Option<usize> {
+    let entries = entries_of(keys);
+    (0..keys_count(keys).max(0) as usize)
+        .find(|&i| *(entries.add(16 * i) as *const *mut ffi::PyObject) == n)
 }
 
 /// Whether `p`'s type still is the one a variant was made for.
@@ -178,26 +302,26 @@ unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Opti
     }
     let version = (*tp).tp_version_tag;
     let v = if descr.is_null() {
-        // Nothing on the class: the inline values, found by the shared keys' index.
-        if (*tp).tp_flags & ffi::Py_TPFLAGS_MANAGED_DICT == 0 || values_of(p).is_null() {
+        // Nothing on the class: the inline values, found by the shared keys' index, or
+        // the instance's own dict.
+        if (*tp).tp_flags & ffi::Py_TPFLAGS_MANAGED_DICT == 0 {
             return None;
         }
-        let keys = (*(tp as *mut ffi::PyHeapTypeObject)).ht_cached_keys as *const u8;
-        if keys.is_null() {
-            return None;
+        if values_of(p).is_null() {
+            let dict = dict_of(p);
+            if store || dict.is_null() {
+                return None;
+            }
+            let hint = key_index(unicode_keys((*(dict as *mut DictHead)).ma_keys)?, n)?;
+            ctx.compiled.keep_alive(tp as *mut ffi::PyObject);
+            return Some(AttrVariant::InstanceDict {
+                tp,
+                version,
+                hint: u32::try_from(hint).ok()?,
+                name: n,
+            });
         }
-        // PyDictKeysObject head: refcnt, log2 size, log2 index bytes, kind, version,
-        // usable, nentries; then the indices, then 16-byte unicode entries (key first).
-        let log2_index_bytes = *keys.add(9);
-        let kind = *keys.add(10);
-        let nentries = *(keys.add(24) as *const isize);
-        const DICT_KEYS_SPLIT: u8 = 2;
-        if kind != DICT_KEYS_SPLIT {
-            return None;
-        }
-        let entries = keys.add(32 + (1usize << log2_index_bytes));
-        let index = (0..nentries.max(0) as usize)
-            .find(|&i| *(entries.add(16 * i) as *const *mut ffi::PyObject) == n)?;
+        let index = key_index(shared_keys(tp)?, n)?;
         AttrVariant::InstanceValue {
             tp,
             version,
@@ -234,6 +358,9 @@ pub unsafe fn observe_load_attr(ctx: &Ctx, name: NameIdx, o: &Value) -> Option<A
     if !p.is_null() && ffi::Py_TYPE(p) == std::ptr::addr_of_mut!(ffi::PyModule_Type) {
         return observe_module_attr(ctx, name, p);
     }
+    if !p.is_null() && ffi::Py_TYPE(p) == std::ptr::addr_of_mut!(ffi::PyType_Type) {
+        return observe_class_attr(ctx, name, p);
+    }
     observe_attr(ctx, name, o, false)
 }
 
@@ -263,6 +390,44 @@ unsafe fn observe_module_attr(
     let slot = super::globals::find_slot(d, n)?;
     ctx.compiled.keep_alive(module);
     Some(AttrVariant::Module { module, slot })
+}
+
+/// A class's attribute as `type.__getattribute__` finds it (the class's MRO, with nothing
+/// of that name on `type` itself), when it is a plain value, a function or a
+/// staticmethod.
+unsafe fn observe_class_attr(
+    ctx: &Ctx,
+    name: NameIdx,
+    cls: *mut ffi::PyObject,
+) -> Option<AttrVariant> {
+    let n = super::name_obj(ctx, name).ok()?;
+    if !crate::cpy::_PyType_Lookup(std::ptr::addr_of_mut!(ffi::PyType_Type), n).is_null() {
+        return None;
+    }
+    let tp = cls as *mut ffi::PyTypeObject;
+    let v = crate::cpy::_PyType_Lookup(tp, n);
+    if v.is_null()
+        || (*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0
+        || (*tp).tp_version_tag == 0
+    {
+        return None;
+    }
+    let vt = ffi::Py_TYPE(v);
+    let value =
+        if (*vt).tp_descr_get.is_none() || vt == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
+            // A function's __get__ with no instance gives the function itself.
+            v
+        } else if vt == std::ptr::addr_of_mut!(ffi::PyStaticMethod_Type) {
+            crate::cpy::staticmethod_callable(v)?
+        } else {
+            return None;
+        };
+    ctx.compiled.keep_alive(cls);
+    Some(AttrVariant::Class {
+        cls: tp,
+        version: (*tp).tp_version_tag,
+        value,
+    })
 }
 
 /// Which StoreAttr variant fits this object, if any.
@@ -302,6 +467,34 @@ pub unsafe fn load_attr_quick(v: AttrVariant, o: &Value) -> Option<Value> {
             }
             *values.add(index as usize)
         }
+        AttrVariant::Class {
+            cls,
+            version,
+            value,
+        } => {
+            if p != cls as *mut ffi::PyObject
+                || ffi::Py_TYPE(p) != std::ptr::addr_of_mut!(ffi::PyType_Type)
+                || (*cls).tp_version_tag != version
+            {
+                return None;
+            }
+            value
+        }
+        AttrVariant::InstanceDict {
+            tp,
+            version,
+            hint,
+            name,
+        } => {
+            if !type_holds(p, tp, version) {
+                return None;
+            }
+            let dict = dict_of(p);
+            if dict.is_null() {
+                return None;
+            }
+            dict_hint_value(dict, hint, name)?
+        }
         AttrVariant::Slot {
             tp,
             version,
@@ -330,7 +523,9 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
         return None;
     }
     let slot = match v {
-        AttrVariant::Module { .. } => return None,
+        AttrVariant::Module { .. }
+        | AttrVariant::InstanceDict { .. }
+        | AttrVariant::Class { .. } => return None,
         AttrVariant::InstanceValue { tp, version, index } => {
             if !type_holds(p, tp, version) {
                 return None;
@@ -367,171 +562,6 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
     Some(())
 }
 
-/// Native guards of the instance variants: register `r` holds an object of exactly the
-/// variant's type with the version tag it had; returns the object. `None` for a module
-/// attribute (its own guards).
-fn emit_instance_guards(
-    e: &mut crate::native::emit::Emit,
-    r: u32,
-    v: AttrVariant,
-    fail: cranelift_codegen::ir::Block,
-) -> Option<cranelift_codegen::ir::Value> {
-    use crate::native::emit::mem;
-    use cranelift_codegen::ir::{types, InstBuilder};
-    let (tp, version) = match v {
-        AttrVariant::InstanceValue { tp, version, .. } | AttrVariant::Slot { tp, version, .. } => {
-            (tp, version)
-        }
-        AttrVariant::Module { .. } => return None,
-    };
-    let p = e.object_of_type(r, tp, fail);
-    let tpv = e.b.ins().iconst(e.ptr, tp as i64);
-    let ver = e.b.ins().load(
-        types::I32,
-        mem(),
-        tpv,
-        std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
-    );
-    e.guard_eq(ver, version as i64, fail);
-    Some(p)
-}
-
-/// Native code for a module attribute: register `r` must hold that very module, still of
-/// the exact module type, and the name's entry must still be in its dict; returns a new
-/// reference to the value.
-fn emit_module_attr(
-    e: &mut crate::native::emit::Emit,
-    r: u32,
-    module: *mut ffi::PyObject,
-    slot: super::globals::EntrySlot,
-    fail: cranelift_codegen::ir::Block,
-) -> cranelift_codegen::ir::Value {
-    use cranelift_codegen::ir::InstBuilder;
-    // The type too: `__class__` may be set to a module subclass (lazy modules).
-    let p = e.object_of_type(r, std::ptr::addr_of_mut!(ffi::PyModule_Type), fail);
-    e.guard_eq(p, module as i64, fail);
-    // SAFETY: the module is kept alive by the code, and its dict is never replaced.
-    let d = unsafe { (*(module as *mut ModuleHead)).md_dict };
-    let d = e.b.ins().iconst(e.ptr, d as i64);
-    let x = super::globals::emit_slot_value(e, d, slot, fail);
-    e.incref(x);
-    x
-}
-
-/// The native template of a quickened LoadAttr: type and version guards, then the value
-/// read in place; a missing value takes the slow path (the generic op raises or finds it).
-pub(crate) fn emit_load_attr(
-    e: &mut crate::native::emit::Emit,
-    pc: usize,
-    q: crate::quick::Quick,
-    fail: cranelift_codegen::ir::Block,
-) -> Option<&'static str> {
-    use crate::native::emit::mem;
-    use cranelift_codegen::ir::condcodes::IntCC;
-    use cranelift_codegen::ir::InstBuilder;
-    let crate::quick::Quick::Attr(v) = q else {
-        return None;
-    };
-    let inst = e.c.linear.insts[pc];
-    let r = e.c.linear.operands[inst.args as usize];
-    let p = match emit_instance_guards(e, r, v, fail) {
-        Some(p) => p,
-        None => {
-            let AttrVariant::Module { module, slot } = v else {
-                return None;
-            };
-            let x = emit_module_attr(e, r, module, slot, fail);
-            e.set(inst.dst, crate::value::tag::OBJ, x);
-            return Some(v.name());
-        }
-    };
-    let x = match v {
-        AttrVariant::InstanceValue { index, .. } => {
-            let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
-            let none = e.b.ins().icmp_imm_s(IntCC::Equal, values, 0);
-            e.fail_if(none, fail);
-            e.b.ins().load(e.ptr, mem(), values, (index * 8) as i32)
-        }
-        AttrVariant::Slot { offset, .. } => e.b.ins().load(e.ptr, mem(), p, offset as i32),
-        AttrVariant::Module { .. } => return None,
-    };
-    // Not set: the generic op raises AttributeError (an expected case, not a deopt).
-    let unset = e.b.ins().icmp_imm_s(IntCC::Equal, x, 0);
-    let slow = e.slow_block();
-    e.fail_if(unset, slow);
-    e.incref(x);
-    e.set(inst.dst, crate::value::tag::OBJ, x);
-    Some(v.name())
-}
-
-/// The native template of a quickened StoreAttr: type and version guards, the value boxed
-/// if it is an unboxed number, then the slot written in place. The first assignment of an
-/// inline value (which also records insertion order) takes the generic op.
-pub(crate) fn emit_store_attr(
-    e: &mut crate::native::emit::Emit,
-    pc: usize,
-    q: crate::quick::Quick,
-    fail: cranelift_codegen::ir::Block,
-) -> Option<&'static str> {
-    use crate::native::emit::mem;
-    use crate::value::tag;
-    use cranelift_codegen::ir::condcodes::IntCC;
-    use cranelift_codegen::ir::{types, InstBuilder};
-    let crate::quick::Quick::Attr(v) = q else {
-        return None;
-    };
-    let inst = e.c.linear.insts[pc];
-    let (o, val) = (
-        e.c.linear.operands[inst.args as usize],
-        e.c.linear.operands[inst.args as usize + 1],
-    );
-    let slow = e.slow_block();
-    let p = emit_instance_guards(e, o, v, fail)?;
-    let (base, off) = match v {
-        AttrVariant::InstanceValue { index, .. } => {
-            let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
-            let none = e.b.ins().icmp_imm_s(IntCC::Equal, values, 0);
-            e.fail_if(none, fail);
-            (values, (index * 8) as i32)
-        }
-        AttrVariant::Slot { offset, .. } => (p, offset as i32),
-        AttrVariant::Module { .. } => return None,
-    };
-    // The value as an object: unboxed numbers are boxed in place first, as tier 1 boxes
-    // the operands of ops that store them; anything but an object (a bool result, NULL)
-    // takes the generic op.
-    e.box_number(val, slow);
-    let tv = e.tag(val);
-    e.guard_eq(tv, tag::OBJ as i64, slow);
-    let x = e.payload(val, e.ptr);
-    e.incref(x);
-    let old = e.b.ins().load(e.ptr, mem(), base, off);
-    e.b.ins().store(mem(), x, base, off);
-    // Releasing the old value may run __del__: the slot is already consistent.
-    let had = e.b.create_block();
-    let first = e.b.create_block();
-    let done = e.b.create_block();
-    e.b.ins().brif(old, had, &[], first, &[]);
-    e.b.switch_to_block(had);
-    e.decref(old);
-    e.b.ins().jump(done, &[]);
-    e.b.switch_to_block(first);
-    if let AttrVariant::InstanceValue { index, .. } = v {
-        // A first assignment: record the index in the insertion order (see
-        // `add_to_insertion_order`): size byte at values - 2, order bytes before it.
-        let size = e.b.ins().load(types::I8, mem(), base, -2);
-        let size = e.b.ins().iadd_imm_s(size, 1);
-        e.b.ins().store(mem(), size, base, -2);
-        let size = e.b.ins().uextend(e.ptr, size);
-        let at = e.b.ins().isub(base, size);
-        let ix = e.b.ins().iconst(types::I8, index as i64);
-        e.b.ins().store(mem(), ix, at, -2);
-    }
-    e.b.ins().jump(done, &[]);
-    e.b.switch_to_block(done);
-    Some(v.name())
-}
-
 /// Quickened forms of LoadMethod.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MethodVariant {
@@ -544,20 +574,46 @@ pub enum MethodVariant {
         /// The method descriptor in its (immutable) dict.
         method: *mut ffi::PyObject,
     },
-    /// `module.function(...)`: a module has no methods, so LOAD_METHOD pushes NULL and
-    /// the attribute, read as LoadAttr's AttrModule reads it (the variant inside).
+    /// `module.function(...)` or `Class.function(...)`: modules and classes have no
+    /// methods of their own here (their `__getattribute__` is not the generic one), so
+    /// LOAD_METHOD pushes NULL and the attribute, read as LoadAttr's AttrModule or
+    /// AttrClass reads it (the variant inside).
     Module(AttrVariant),
+    /// `obj.method(...)` on an instance of a Python class: the method (a function in the
+    /// class's dict, or a method descriptor it inherits) with the object as `self`, when
+    /// the instance cannot shadow it (3.11's LOAD_METHOD_NO_DICT and
+    /// LOAD_METHOD_WITH_VALUES): its type has no instance dicts, or its instances keep
+    /// attributes in inline values laid out by shared keys that lack the name (they only
+    /// grow: an unchanged count says they still lack it) and this one has no `__dict__`.
+    Instance {
+        /// The type seen (kept alive by the code; compared by identity).
+        tp: *mut ffi::PyTypeObject,
+        /// Its version tag then (the method stays in its dict while the tag holds).
+        version: u32,
+        /// The method (held by the type's dict).
+        method: *mut ffi::PyObject,
+        /// How many names the type's shared keys had; -1 for a type without instance
+        /// dicts.
+        keys: i64,
+    },
 }
 
 /// Names of LoadMethod's variants, for coverage.
-pub const METHOD_VARIANTS: &[&str] = &["LoadMethodBuiltin", "LoadMethodModule"];
+pub const METHOD_VARIANTS: &[&str] = &[
+    "LoadMethodBuiltin",
+    "LoadMethodModule",
+    "LoadMethodInstance",
+    "LoadMethodClass",
+];
 
 impl MethodVariant {
     /// The variant's name.
     pub fn name(self) -> &'static str {
         match self {
             MethodVariant::Builtin { .. } => METHOD_VARIANTS[0],
+            MethodVariant::Module(AttrVariant::Class { .. }) => METHOD_VARIANTS[3],
             MethodVariant::Module(_) => METHOD_VARIANTS[1],
+            MethodVariant::Instance { .. } => METHOD_VARIANTS[2],
         }
     }
 }
@@ -576,16 +632,16 @@ pub unsafe fn observe_load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> Option
         // attribute with no self.
         return observe_module_attr(ctx, name, p).map(MethodVariant::Module);
     }
+    if ffi::Py_TYPE(p) == std::ptr::addr_of_mut!(ffi::PyType_Type) {
+        // type_getattro is not the generic one either: the attribute with no self.
+        return observe_class_attr(ctx, name, p).map(MethodVariant::Module);
+    }
     let n = super::name_obj(ctx, name).ok()?;
     let tp = ffi::Py_TYPE(p);
     let generic = ffi::PyObject_GenericGetAttr
         as unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
     let flags = (*tp).tp_flags;
-    if flags & ffi::Py_TPFLAGS_HEAPTYPE != 0
-        || flags & ffi::Py_TPFLAGS_IMMUTABLETYPE == 0
-        || (*tp).tp_dictoffset != 0
-        || !matches!((*tp).tp_getattro, Some(g) if std::ptr::fn_addr_eq(g, generic))
-    {
+    if !matches!((*tp).tp_getattro, Some(g) if std::ptr::fn_addr_eq(g, generic)) {
         return None;
     }
     let method = crate::cpy::_PyType_Lookup(tp, n);
@@ -593,7 +649,44 @@ pub unsafe fn observe_load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> Option
     {
         return None;
     }
-    Some(MethodVariant::Builtin { tp, method })
+    if flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
+        if flags & ffi::Py_TPFLAGS_IMMUTABLETYPE == 0 || (*tp).tp_dictoffset != 0 {
+            return None;
+        }
+        return Some(MethodVariant::Builtin { tp, method });
+    }
+    if flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0 || (*tp).tp_version_tag == 0 {
+        return None;
+    }
+    let keys = if flags & ffi::Py_TPFLAGS_MANAGED_DICT != 0 {
+        let keys = shared_keys(tp)?;
+        if !dict_of(p).is_null() || key_index(keys, n).is_some() {
+            return None;
+        }
+        keys_count(keys) as i64
+    } else if (*tp).tp_dictoffset == 0 {
+        -1
+    } else {
+        return None;
+    };
+    // The guards compare the type by identity: it must stay this object.
+    ctx.compiled.keep_alive(tp as *mut ffi::PyObject);
+    Some(MethodVariant::Instance {
+        tp,
+        version: (*tp).tp_version_tag,
+        method,
+        keys,
+    })
+}
+
+/// Whether an instance of a Python class still cannot shadow the method of its type
+/// (`MethodVariant::Instance`'s guards past the type's).
+#[inline]
+unsafe fn unshadowed(p: *mut ffi::PyObject, tp: *mut ffi::PyTypeObject, keys: i64) -> bool {
+    if keys < 0 {
+        return true;
+    }
+    dict_of(p).is_null() && shared_keys(tp).is_some_and(|k| keys_count(k) as i64 == keys)
 }
 
 /// The quickened LoadMethod (`None` when the object has another type).
@@ -611,40 +704,17 @@ pub unsafe fn load_method_quick(v: MethodVariant, o: &Value) -> Option<(Value, V
             Some((Value::from_borrowed(method), o.clone()))
         }
         MethodVariant::Module(attr) => Some((Value::Null, load_attr_quick(attr, o)?)),
-    }
-}
-
-/// The native template of a quickened LoadMethod: a type guard, then the method and the
-/// object as `self`.
-pub(crate) fn emit_load_method(
-    e: &mut crate::native::emit::Emit,
-    pc: usize,
-    q: crate::quick::Quick,
-    fail: cranelift_codegen::ir::Block,
-) -> Option<&'static str> {
-    use crate::value::tag;
-    use cranelift_codegen::ir::{types, InstBuilder};
-    let crate::quick::Quick::Method(v) = q else {
-        return None;
-    };
-    let inst = e.c.linear.insts[pc];
-    let r = e.c.linear.operands[inst.args as usize];
-    let (tp, method) = match v {
-        MethodVariant::Builtin { tp, method } => (tp, method),
-        MethodVariant::Module(AttrVariant::Module { module, slot }) => {
-            let x = emit_module_attr(e, r, module, slot, fail);
-            let null = e.b.ins().iconst(types::I64, 0);
-            e.set(inst.dst, tag::NULL, null);
-            e.set(inst.dst + 1, tag::OBJ, x);
-            return Some(v.name());
+        MethodVariant::Instance {
+            tp,
+            version,
+            method,
+            keys,
+        } => {
+            let p = o.as_ptr();
+            if p.is_null() || !type_holds(p, tp, version) || !unshadowed(p, tp, keys) {
+                return None;
+            }
+            Some((Value::from_borrowed(method), o.clone()))
         }
-        MethodVariant::Module(_) => return None,
-    };
-    let p = e.object_of_type(r, tp, fail);
-    let m = e.b.ins().iconst(e.ptr, method as i64);
-    e.incref(m);
-    e.set(inst.dst, tag::OBJ, m);
-    e.incref(p);
-    e.set(inst.dst + 1, tag::OBJ, p);
-    Some(v.name())
+    }
 }

@@ -1,0 +1,346 @@
+//! Native templates of the quickened attribute ops (LoadAttr, StoreAttr, LoadMethod): the
+//! same guards as their tier-1 forms in `mod.rs`, in Cranelift IR.
+
+use super::*;
+
+/// Native guards of the instance variants: register `r` holds an object of exactly the
+/// variant's type with the version tag it had; returns the object. `None` for a module
+/// attribute (its own guards).
+fn emit_instance_guards(
+    e: &mut crate::native::emit::Emit,
+    r: u32,
+    v: AttrVariant,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<cranelift_codegen::ir::Value> {
+    let (tp, version) = match v {
+        AttrVariant::InstanceValue { tp, version, .. }
+        | AttrVariant::InstanceDict { tp, version, .. }
+        | AttrVariant::Slot { tp, version, .. } => (tp, version),
+        AttrVariant::Module { .. } | AttrVariant::Class { .. } => return None,
+    };
+    Some(emit_type_guards(e, r, tp, version, fail))
+}
+
+/// Native guards: register `r` holds an object of exactly type `tp`, whose version tag is
+/// still `version`; returns the object.
+fn emit_type_guards(
+    e: &mut crate::native::emit::Emit,
+    r: u32,
+    tp: *mut ffi::PyTypeObject,
+    version: u32,
+    fail: cranelift_codegen::ir::Block,
+) -> cranelift_codegen::ir::Value {
+    use crate::native::emit::mem;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let p = e.object_of_type(r, tp, fail);
+    let tpv = e.b.ins().iconst(e.ptr, tp as i64);
+    let ver = e.b.ins().load(
+        types::I32,
+        mem(),
+        tpv,
+        std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
+    );
+    e.guard_eq(ver, version as i64, fail);
+    p
+}
+
+/// Native code for `dict_hint_value` on object `p` (guarded to be of the variant's type):
+/// its dict, the entry at `hint` still `name`'s, then the value (0 when deleted); anything
+/// else fails to `fail`.
+fn emit_dict_hint_value(
+    e: &mut crate::native::emit::Emit,
+    p: cranelift_codegen::ir::Value,
+    hint: u32,
+    name: *mut ffi::PyObject,
+    fail: cranelift_codegen::ir::Block,
+) -> cranelift_codegen::ir::Value {
+    use crate::native::emit::mem;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let ptr = e.ptr;
+    let dict = e.b.ins().load(ptr, mem(), p, DICT_OFFSET);
+    let none = e.b.ins().icmp_imm_s(IntCC::Equal, dict, 0);
+    e.fail_if(none, fail);
+    let keys = e.b.ins().load(
+        ptr,
+        mem(),
+        dict,
+        std::mem::offset_of!(DictHead, ma_keys) as i32,
+    );
+    // Str-keyed entries (unicode or split: kinds 1 and 2), with more than `hint`.
+    let kind = e.b.ins().load(types::I8, mem(), keys, 10);
+    let kind = e.b.ins().uextend(types::I64, kind);
+    let k = e.b.ins().iadd_imm_s(kind, -(DICT_KEYS_UNICODE as i64));
+    let other = e.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, k, 1);
+    e.fail_if(other, fail);
+    let count = e.b.ins().load(types::I64, mem(), keys, KEYS_NENTRIES);
+    let few =
+        e.b.ins()
+            .icmp_imm_s(IntCC::SignedLessThanOrEqual, count, hint as i64);
+    e.fail_if(few, fail);
+    let log2 = e.b.ins().load(types::I8, mem(), keys, 9);
+    let log2 = e.b.ins().uextend(types::I64, log2);
+    let one = e.b.ins().iconst(types::I64, 1);
+    let index_bytes = e.b.ins().ishl(one, log2);
+    let entries = e.b.ins().iadd(keys, index_bytes);
+    let at = (32 + 16 * hint) as i32;
+    let key = e.b.ins().load(ptr, mem(), entries, at);
+    e.guard_eq(key, name as i64, fail);
+    // The value: in the entry, or in a split dict's values.
+    let values = e.b.ins().load(
+        ptr,
+        mem(),
+        dict,
+        std::mem::offset_of!(DictHead, ma_values) as i32,
+    );
+    let split = e.b.create_block();
+    let combined = e.b.create_block();
+    let join = e.b.create_block();
+    e.b.append_block_param(join, ptr);
+    e.b.ins().brif(values, split, &[], combined, &[]);
+    e.b.switch_to_block(split);
+    let v = e.b.ins().load(ptr, mem(), values, (8 * hint) as i32);
+    e.b.ins()
+        .jump(join, &[cranelift_codegen::ir::BlockArg::Value(v)]);
+    e.b.switch_to_block(combined);
+    let v = e.b.ins().load(ptr, mem(), entries, at + 8);
+    e.b.ins()
+        .jump(join, &[cranelift_codegen::ir::BlockArg::Value(v)]);
+    e.b.switch_to_block(join);
+    e.b.block_params(join)[0]
+}
+
+/// Native code for the variants read from a given object (a module's or a class's
+/// attribute): a new reference to the value; None for the instance variants.
+fn emit_object_attr(
+    e: &mut crate::native::emit::Emit,
+    r: u32,
+    v: AttrVariant,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<cranelift_codegen::ir::Value> {
+    use crate::native::emit::mem;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    match v {
+        AttrVariant::Module { module, slot } => Some(emit_module_attr(e, r, module, slot, fail)),
+        AttrVariant::Class {
+            cls,
+            version,
+            value,
+        } => {
+            // That very class, still of metatype `type`, its namespace unchanged.
+            let p = e.object_of_type(r, std::ptr::addr_of_mut!(ffi::PyType_Type), fail);
+            e.guard_eq(p, cls as i64, fail);
+            let ver = e.b.ins().load(
+                types::I32,
+                mem(),
+                p,
+                std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
+            );
+            e.guard_eq(ver, version as i64, fail);
+            let x = e.b.ins().iconst(e.ptr, value as i64);
+            e.incref(x);
+            Some(x)
+        }
+        AttrVariant::InstanceValue { .. }
+        | AttrVariant::InstanceDict { .. }
+        | AttrVariant::Slot { .. } => None,
+    }
+}
+
+/// Native code for a module attribute: register `r` must hold that very module, still of
+/// the exact module type, and the name's entry must still be in its dict; returns a new
+/// reference to the value.
+fn emit_module_attr(
+    e: &mut crate::native::emit::Emit,
+    r: u32,
+    module: *mut ffi::PyObject,
+    slot: crate::ops::globals::EntrySlot,
+    fail: cranelift_codegen::ir::Block,
+) -> cranelift_codegen::ir::Value {
+    use cranelift_codegen::ir::InstBuilder;
+    // The type too: `__class__` may be set to a module subclass (lazy modules).
+    let p = e.object_of_type(r, std::ptr::addr_of_mut!(ffi::PyModule_Type), fail);
+    e.guard_eq(p, module as i64, fail);
+    // SAFETY: the module is kept alive by the code, and its dict is never replaced.
+    let d = unsafe { (*(module as *mut ModuleHead)).md_dict };
+    let d = e.b.ins().iconst(e.ptr, d as i64);
+    let x = crate::ops::globals::emit_slot_value(e, d, slot, fail);
+    e.incref(x);
+    x
+}
+
+/// The native template of a quickened LoadAttr: type and version guards, then the value
+/// read in place; a missing value takes the slow path (the generic op raises or finds it).
+pub(crate) fn emit_load_attr(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    q: crate::quick::Quick,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::InstBuilder;
+    let crate::quick::Quick::Attr(v) = q else {
+        return None;
+    };
+    let inst = e.c.linear.insts[pc];
+    let r = e.c.linear.operands[inst.args as usize];
+    let p = match emit_instance_guards(e, r, v, fail) {
+        Some(p) => p,
+        None => {
+            let x = emit_object_attr(e, r, v, fail)?;
+            e.set(inst.dst, crate::value::tag::OBJ, x);
+            return Some(v.name());
+        }
+    };
+    let x = match v {
+        AttrVariant::InstanceValue { index, .. } => {
+            let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
+            let none = e.b.ins().icmp_imm_s(IntCC::Equal, values, 0);
+            e.fail_if(none, fail);
+            e.b.ins().load(e.ptr, mem(), values, (index * 8) as i32)
+        }
+        AttrVariant::Slot { offset, .. } => e.b.ins().load(e.ptr, mem(), p, offset as i32),
+        AttrVariant::InstanceDict { hint, name, .. } => {
+            emit_dict_hint_value(e, p, hint, name, fail)
+        }
+        AttrVariant::Module { .. } | AttrVariant::Class { .. } => return None,
+    };
+    // Not set: the generic op raises AttributeError (an expected case, not a deopt).
+    let unset = e.b.ins().icmp_imm_s(IntCC::Equal, x, 0);
+    let slow = e.slow_block();
+    e.fail_if(unset, slow);
+    e.incref(x);
+    e.set(inst.dst, crate::value::tag::OBJ, x);
+    Some(v.name())
+}
+
+/// The native template of a quickened StoreAttr: type and version guards, the value boxed
+/// if it is an unboxed number, then the slot written in place. The first assignment of an
+/// inline value (which also records insertion order) takes the generic op.
+pub(crate) fn emit_store_attr(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    q: crate::quick::Quick,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use crate::value::tag;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let crate::quick::Quick::Attr(v) = q else {
+        return None;
+    };
+    let inst = e.c.linear.insts[pc];
+    let (o, val) = (
+        e.c.linear.operands[inst.args as usize],
+        e.c.linear.operands[inst.args as usize + 1],
+    );
+    let slow = e.slow_block();
+    let p = emit_instance_guards(e, o, v, fail)?;
+    let (base, off) = match v {
+        AttrVariant::InstanceValue { index, .. } => {
+            let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
+            let none = e.b.ins().icmp_imm_s(IntCC::Equal, values, 0);
+            e.fail_if(none, fail);
+            (values, (index * 8) as i32)
+        }
+        AttrVariant::Slot { offset, .. } => (p, offset as i32),
+        AttrVariant::Module { .. }
+        | AttrVariant::InstanceDict { .. }
+        | AttrVariant::Class { .. } => return None,
+    };
+    // The value as an object: unboxed numbers are boxed in place first, as tier 1 boxes
+    // the operands of ops that store them; anything but an object (a bool result, NULL)
+    // takes the generic op.
+    e.box_number(val, slow);
+    let tv = e.tag(val);
+    e.guard_eq(tv, tag::OBJ as i64, slow);
+    let x = e.payload(val, e.ptr);
+    e.incref(x);
+    let old = e.b.ins().load(e.ptr, mem(), base, off);
+    e.b.ins().store(mem(), x, base, off);
+    // Releasing the old value may run __del__: the slot is already consistent.
+    let had = e.b.create_block();
+    let first = e.b.create_block();
+    let done = e.b.create_block();
+    e.b.ins().brif(old, had, &[], first, &[]);
+    e.b.switch_to_block(had);
+    e.decref(old);
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(first);
+    if let AttrVariant::InstanceValue { index, .. } = v {
+        // A first assignment: record the index in the insertion order (see
+        // `add_to_insertion_order`): size byte at values - 2, order bytes before it.
+        let size = e.b.ins().load(types::I8, mem(), base, -2);
+        let size = e.b.ins().iadd_imm_s(size, 1);
+        e.b.ins().store(mem(), size, base, -2);
+        let size = e.b.ins().uextend(e.ptr, size);
+        let at = e.b.ins().isub(base, size);
+        let ix = e.b.ins().iconst(types::I8, index as i64);
+        e.b.ins().store(mem(), ix, at, -2);
+    }
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(done);
+    Some(v.name())
+}
+
+/// The native template of a quickened LoadMethod: a type guard, then the method and the
+/// object as `self`.
+pub(crate) fn emit_load_method(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    q: crate::quick::Quick,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<&'static str> {
+    use crate::native::emit::mem;
+    use crate::value::tag;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let crate::quick::Quick::Method(v) = q else {
+        return None;
+    };
+    let inst = e.c.linear.insts[pc];
+    let r = e.c.linear.operands[inst.args as usize];
+    let (p, method) = match v {
+        MethodVariant::Builtin { tp, method } => (e.object_of_type(r, tp, fail), method),
+        MethodVariant::Module(attr) => {
+            let x = emit_object_attr(e, r, attr, fail)?;
+            let null = e.b.ins().iconst(types::I64, 0);
+            e.set(inst.dst, tag::NULL, null);
+            e.set(inst.dst + 1, tag::OBJ, x);
+            return Some(v.name());
+        }
+        MethodVariant::Instance {
+            tp,
+            version,
+            method,
+            keys,
+        } => {
+            let p = emit_type_guards(e, r, tp, version, fail);
+            if keys >= 0 {
+                // No `__dict__` made, and the shared keys still without the name.
+                let dict = e.b.ins().load(e.ptr, mem(), p, DICT_OFFSET);
+                e.fail_if(dict, fail);
+                let tpv = e.b.ins().iconst(e.ptr, tp as i64);
+                let k = e.b.ins().load(
+                    e.ptr,
+                    mem(),
+                    tpv,
+                    std::mem::offset_of!(ffi::PyHeapTypeObject, ht_cached_keys) as i32,
+                );
+                let none = e.b.ins().icmp_imm_s(IntCC::Equal, k, 0);
+                e.fail_if(none, fail);
+                let count = e.b.ins().load(e.ptr, mem(), k, KEYS_NENTRIES);
+                e.guard_eq(count, keys, fail);
+            }
+            (p, method)
+        }
+    };
+    let m = e.b.ins().iconst(e.ptr, method as i64);
+    e.incref(m);
+    e.set(inst.dst, tag::OBJ, m);
+    e.incref(p);
+    e.set(inst.dst + 1, tag::OBJ, p);
+    Some(v.name())
+}
