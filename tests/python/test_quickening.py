@@ -384,9 +384,9 @@ class Bag:
 
 
 def dict_backed_attrs(n):
-    # Attributes read from instances' own __dict__ (AttrInstanceDict): a split dict made
-    # by vars(), a combined one after a non-str key, one grown past its entries; then an
-    # attribute deleted, re-added (another entry), and dicts replaced.
+    # Attributes read from and stored into instances' own __dict__ (AttrInstanceDict): a
+    # split dict made by vars(), a combined one after a non-str key, one grown past its
+    # entries; then an attribute deleted, re-added (another entry), and dicts replaced.
     split, combined, grown = Bag(1, 2), Bag(3, 4), Bag(5, 6)
     vars(split)
     vars(combined)[0] = "not a str key"
@@ -397,6 +397,7 @@ def dict_backed_attrs(n):
         for o in (split, combined, grown):
             try:
                 out.append(o.a + o.b)
+                o.a = o.a + 1  # StoreAttr into the dict (AttrInstanceDict)
             except AttributeError as e:
                 out.append(str(e))
         if i == n // 5:

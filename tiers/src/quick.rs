@@ -148,7 +148,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Subscr => (subscr::SUBSCR_VARIANTS, subscr::SUBSCR_VARIANTS),
         OpKind::StoreSubscr => (subscr::STORE_SUBSCR_VARIANTS, subscr::STORE_SUBSCR_VARIANTS),
         OpKind::LoadAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
-        OpKind::StoreAttr => (attrs::STORE_ATTR_VARIANTS, attrs::STORE_ATTR_VARIANTS),
+        OpKind::StoreAttr => (attrs::STORE_ATTR_VARIANTS, &attrs::STORE_ATTR_VARIANTS[..2]),
         OpKind::LoadMethod => (attrs::METHOD_VARIANTS, attrs::METHOD_VARIANTS),
         OpKind::Const => (&[], &["Const"]),
         OpKind::Null | OpKind::Lasti => (&[], &["Null"]),

@@ -136,8 +136,10 @@ pub const ATTR_VARIANTS: &[&str] = &[
     "AttrClass",
 ];
 
-/// Names of StoreAttr's variants (module attributes are only read), for coverage.
-pub const STORE_ATTR_VARIANTS: &[&str] = &["AttrInstanceValue", "AttrSlot"];
+/// Names of StoreAttr's variants (module and class attributes are only read), for
+/// coverage; AttrInstanceDict has no native template (its tier-1 form runs from native
+/// code).
+pub const STORE_ATTR_VARIANTS: &[&str] = &["AttrInstanceValue", "AttrSlot", "AttrInstanceDict"];
 
 impl AttrVariant {
     /// The variant's name.
@@ -309,10 +311,14 @@ unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Opti
         }
         if values_of(p).is_null() {
             let dict = dict_of(p);
-            if store || dict.is_null() {
+            if dict.is_null() {
                 return None;
             }
-            let hint = key_index(unicode_keys((*(dict as *mut DictHead)).ma_keys)?, n)?;
+            // A store goes into the dict by name (`hint` unused).
+            let hint = match store {
+                true => 0,
+                false => key_index(unicode_keys((*(dict as *mut DictHead)).ma_keys)?, n)?,
+            };
             ctx.compiled.keep_alive(tp as *mut ffi::PyObject);
             return Some(AttrVariant::InstanceDict {
                 tp,
@@ -523,9 +529,26 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
         return None;
     }
     let slot = match v {
-        AttrVariant::Module { .. }
-        | AttrVariant::InstanceDict { .. }
-        | AttrVariant::Class { .. } => return None,
+        AttrVariant::Module { .. } | AttrVariant::Class { .. } => return None,
+        AttrVariant::InstanceDict {
+            tp, version, name, ..
+        } => {
+            // What `object.__setattr__` does for an instance with a `__dict__` and no
+            // data descriptor of that name on its class (the version tag says so).
+            if !type_holds(p, tp, version) {
+                return None;
+            }
+            let dict = dict_of(p);
+            if dict.is_null() {
+                return None;
+            }
+            if ffi::PyDict_SetItem(dict, name, x) < 0 {
+                // Out of memory: the dict is as it was; the generic op tries again.
+                ffi::PyErr_Clear();
+                return None;
+            }
+            return Some(());
+        }
         AttrVariant::InstanceValue { tp, version, index } => {
             if !type_holds(p, tp, version) {
                 return None;
