@@ -486,3 +486,52 @@ def test_a_generator_stays_correct_when_tracing_comes_on_mid_iteration():
     s = stats(w)
     assert s["cpython_resumes"] - before["cpython_resumes"] == 1, s
     assert s["resumes"] - before["resumes"] >= 4, s
+
+
+class Held:
+    """A local object (not a constant) that a frame's locals show."""
+
+    def __repr__(self):
+        return "Held()"
+
+
+def keeps_locals(p):
+    local = Held()
+    n = p + 1
+    yield n
+    yield local
+
+
+async def keeps_locals_async(p):
+    local = Held()
+    n = p + 1
+    yield n
+    yield local
+
+
+def test_a_frame_in_the_traceback_of_an_exception_thrown_in_keeps_its_locals():
+    # The exception raised at the yield leaves the generator: the traceback's frame of it
+    # shows its locals at that point (resumed, before anything else ran), as CPython's
+    # does; the frame keeps them alive.
+    def locals_seen(gen_f, agen_f):
+        g = gen_f(1)
+        next(g)
+        try:
+            g.throw(ValueError("thrown"))
+        except ValueError as e:
+            out = [sorted((k, repr(v)) for k, v in e.__traceback__.tb_next.tb_frame.f_locals.items())]
+        a = agen_f(1)
+        try:
+            a.__anext__().send(None)
+        except StopIteration:
+            pass
+        try:
+            a.athrow(ValueError("thrown")).send(None)
+        except ValueError as e:
+            out.append(sorted((k, repr(v)) for k, v in e.__traceback__.tb_next.tb_frame.f_locals.items()))
+        return out
+
+    expected = locals_seen(keeps_locals, keeps_locals_async)
+    assert expected[0] == [("local", "Held()"), ("n", "2"), ("p", "1")]
+    got = locals_seen(tiered(keeps_locals, strict=True), tiered(keeps_locals_async, strict=True))
+    assert got == expected

@@ -602,6 +602,15 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
             states_by_offset.entry(inst.offset).or_insert(inst.state);
         }
     }
+    // A resumed generator runs with its frame still at the yield until its first op
+    // (`Thrown`, which may raise the exception thrown in): there its locals are the resume
+    // block's, not the ones the suspension stored from.
+    for s in &linear.suspensions {
+        let state = linear.insts[s.resume as usize].state;
+        if state != crate::lower::NO_STATE {
+            states_by_offset.insert(s.offset, state);
+        }
+    }
     let plain_arity = {
         use tiered_frontend::code::flags;
         let special =
