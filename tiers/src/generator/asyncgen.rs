@@ -37,19 +37,19 @@ pub(super) unsafe fn install() -> PyResult<()> {
             method(
                 c"asend",
                 ffi::METH_O,
-                meth_o(asend),
+                asend,
                 c"asend(v) -> send 'v' in generator.",
             ),
             method(
                 c"athrow",
                 ffi::METH_VARARGS,
-                meth_o(athrow),
+                athrow,
                 c"athrow(typ[,val[,tb]]) -> raise exception in generator.",
             ),
             method(
                 c"aclose",
                 ffi::METH_NOARGS,
-                meth_o(aclose),
+                aclose,
                 c"aclose() -> raise GeneratorExit inside generator.",
             ),
         ],
@@ -60,9 +60,9 @@ pub(super) unsafe fn install() -> PyResult<()> {
     (*agen).tp_finalize = Some(finalize);
     (*agen).tp_dealloc = Some(dealloc);
     ready(agen)?;
-    let awaitable_methods = |send, throw, close| {
+    let awaitable_methods = |send: MethO, throw, close: MethO| {
         [
-            method(c"send", ffi::METH_O, meth_o(send), c"send(arg) -> send 'arg' into generator,\nreturn next yielded value or raise StopIteration."),
+            method(c"send", ffi::METH_O, send, c"send(arg) -> send 'arg' into generator,\nreturn next yielded value or raise StopIteration."),
             ffi::PyMethodDef {
                 ml_name: c"throw".as_ptr(),
                 ml_meth: ffi::PyMethodDefPointer {
@@ -71,12 +71,12 @@ pub(super) unsafe fn install() -> PyResult<()> {
                 ml_flags: ffi::METH_FASTCALL,
                 ml_doc: c"throw(value)\nthrow(type[,value[,tb]])\n\nRaise exception in generator, return next yielded value or raise\nStopIteration.".as_ptr(),
             },
-            method(c"close", ffi::METH_NOARGS, meth_o(close), c"close() -> raise GeneratorExit inside generator."),
+            method(c"close", ffi::METH_NOARGS, close, c"close() -> raise GeneratorExit inside generator."),
         ]
     };
     let asend_type = subtype(
         std::ptr::addr_of_mut!(g::_PyAsyncGenASend_Type),
-        &awaitable_methods(asend_send, asend_throw, asend_close),
+        &awaitable_methods(asend_send, asend_throw, awaitable_close),
     )?;
     (*asend_type).tp_iternext = Some(asend_iternext);
     // CPython's puts the object on a free list that CPython's `asend()` reuses.
@@ -84,7 +84,7 @@ pub(super) unsafe fn install() -> PyResult<()> {
     ready(asend_type)?;
     let athrow_type = subtype(
         std::ptr::addr_of_mut!(g::_PyAsyncGenAThrow_Type),
-        &awaitable_methods(athrow_send, athrow_throw, athrow_close),
+        &awaitable_methods(athrow_send, athrow_throw, awaitable_close),
     )?;
     (*athrow_type).tp_iternext = Some(athrow_iternext);
     (*athrow_type).tp_dealloc = Some(awaitable_dealloc);
@@ -96,10 +96,6 @@ pub(super) unsafe fn install() -> PyResult<()> {
 }
 
 type MethO = unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject;
-
-fn meth_o(f: MethO) -> MethO {
-    f
-}
 
 fn method(
     name: &'static std::ffi::CStr,
@@ -307,7 +303,7 @@ unsafe fn thrown_in(
 }
 
 /// `asend.close()` and `athrow.close()`: the awaitable is done.
-unsafe extern "C" fn asend_close(
+unsafe extern "C" fn awaitable_close(
     o: *mut ffi::PyObject,
     _: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
@@ -315,8 +311,6 @@ unsafe extern "C" fn asend_close(
     ffi::Py_INCREF(ffi::Py_None());
     ffi::Py_None()
 }
-
-use asend_close as athrow_close;
 
 /// `athrow.send(arg)` (and `__next__`, `arg` None): `async_gen_athrow_send`. The first
 /// step throws `athrow()`'s exception (GeneratorExit for `aclose()`) in at the yield;
