@@ -84,6 +84,34 @@ ours(mid, outer)
 ''')
 
 
+def test_a_compared_local_read_only_by_its_if_stays_in_the_frame():
+    # `x = a < b; if x:` in native code: the comparison's bool goes to the `if` in a
+    # machine register (its register-file stores are dropped when nothing reads them),
+    # but x is a local, so the frame must still show it to whoever looks later.
+    same_as_cpython(r'''
+import sys
+from tiered import tiered
+
+def caller_locals():
+    return sorted(sys._getframe(1).f_locals.items())
+
+@tiered
+def f(a, b):
+    x = a < b
+    if x:
+        pass
+    y = a is b
+    if y:
+        pass
+    return caller_locals()
+
+for _ in range(40):
+    r = [f(1, 2), f(2, 1), f(3, 3), f(1.5, 2.5), f("a", "b")]
+print(r)
+ours(f)
+''')
+
+
 def test_frame_readers_at_every_level_of_a_deep_recursion():
     # Each level reads the stack: syncing every activation at every level would be
     # quadratic in the depth; the clean bit keeps it linear. (Depth is bounded by tier 1's

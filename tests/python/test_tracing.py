@@ -6,8 +6,6 @@ interpreters, with the same output; ``ours`` asserts the functions ran in our ti
 
 import os
 
-import pytest
-
 from harness import same_as_cpython
 
 PROFILE_EVENTS = r"""
@@ -232,14 +230,6 @@ def test_breakpoint_inside_tiered_code_steps_like_cpython(tmp_path):
     assert "(Pdb) (4, 2)" in got.stdout
 
 
-@pytest.mark.xfail(
-    os.environ.get("TIERED_JIT") != "0",
-    strict=True,
-    reason="known gap (issue 9 note): `mid` is emitted inline into `nested`; a callee of an "
-    "inlined function that switches a profiler on cannot make the inlined code leave for "
-    "tier 1, so mid's later builtin calls run natively and their c_call/c_return are lost "
-    "(mid's own return is reported, and `nested` leaves)",
-)
 def test_a_direct_native_callee_that_turns_a_profiler_on_makes_its_caller_report():
     # Same argument types as in warm-up, so the call is a direct native call (or the
     # callee is emitted inline): no eval breaker check follows it; the callee's exit must

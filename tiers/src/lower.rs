@@ -144,7 +144,7 @@ pub struct Linear {
     pub reused: Vec<bool>,
     /// The registers that may still own something once a Return ran: those of the frame
     /// state it returns with, and constants' (every other value was released where it
-    /// died), so a caller releases only these after a return, in this order (the
+    /// died, and a returned temporary moved out), so a caller releases only these after a return, in this order (the
     /// locals' slot order, as CPython clears a frame). After an exception any register
     /// may own something.
     pub at_return: Vec<u32>,
@@ -406,6 +406,7 @@ pub fn lower(f: &Function) -> Linear {
                     params,
                     release,
                     lasti,
+                    keeps_value: value.as_ref().is_some_and(|v| kept.contains(v)),
                 });
                 suspend_args = Some((args, resume.args.len() as u32));
                 LKind::Suspend {
@@ -447,7 +448,7 @@ pub fn lower(f: &Function) -> Linear {
         out.reused[e.exc_reg as usize] = true;
     }
     // In the order CPython's frame clear releases them: the returned state's locals in
-    // slot order, then the rest (the returned value, constants).
+    // slot order, then the rest (constants).
     let mut returned: Vec<Value> = Vec::new();
     for &b in &f.layout {
         let data = &f.blocks[b];
@@ -455,11 +456,7 @@ pub fn lower(f: &Function) -> Linear {
             returned.extend_from_slice(&f.states[s as usize]);
         }
     }
-    for &b in &f.layout {
-        if let Terminator::Return(_) = f.blocks[b].term {
-            returned.extend(term_reads(f, b));
-        }
-    }
+    // (A returned value that is no local moves out: its register is empty then.)
     let mut consts: Vec<Value> = kept.iter().copied().collect();
     consts.sort_unstable_by_key(|v| reg.get(v).copied());
     returned.extend(consts);

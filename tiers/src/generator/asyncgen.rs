@@ -23,9 +23,6 @@ pub(super) static mut TYPE: *mut ffi::PyTypeObject = std::ptr::null_mut();
 static mut ASEND_TYPE: *mut ffi::PyTypeObject = std::ptr::null_mut();
 static mut ATHROW_TYPE: *mut ffi::PyTypeObject = std::ptr::null_mut();
 
-/// CPython's `gen_dealloc`, which our async generators end in.
-static mut BASE_DEALLOC: Option<ffi::destructor> = None;
-
 /// Makes the types.
 ///
 /// # Safety
@@ -54,11 +51,10 @@ pub(super) unsafe fn install() -> PyResult<()> {
             ),
         ],
     )?;
-    BASE_DEALLOC = (*agen).tp_dealloc;
     (*(*agen).tp_as_async).am_anext = Some(anext);
     (*(*agen).tp_as_async).am_send = Some(am_send);
     (*agen).tp_finalize = Some(finalize);
-    (*agen).tp_dealloc = Some(dealloc);
+    (*agen).tp_dealloc = Some(super::dealloc);
     ready(agen)?;
     let awaitable_methods = |send: MethO, throw, close: MethO| {
         [
@@ -490,26 +486,4 @@ unsafe extern "C" fn finalize(gen: *mut ffi::PyObject) {
         }
         ffi::PyErr_Restore(t, v, tb);
     })
-}
-
-/// `tp_dealloc`: CPython's `gen_dealloc` lets go of an async generator's finalizer only for
-/// its exact type, so ours does, after the finalizer ran (which may resurrect it).
-unsafe extern "C" fn dealloc(gen: *mut ffi::PyObject) {
-    ffi::PyObject_GC_UnTrack(gen as *mut std::ffi::c_void);
-    if !g::head(gen).gi_weakreflist.is_null() {
-        ffi::PyObject_ClearWeakRefs(gen);
-    }
-    ffi::PyObject_GC_Track(gen as *mut std::ffi::c_void);
-    if ffi::PyObject_CallFinalizerFromDealloc(gen) != 0 {
-        return;
-    }
-    let f = std::mem::replace(
-        &mut g::head(gen).gi_origin_or_finalizer,
-        std::ptr::null_mut(),
-    );
-    ffi::Py_XDECREF(f);
-    // Runs the finalizer no more (the GC marked it finalized), and frees the rest.
-    if let Some(base) = BASE_DEALLOC {
-        base(gen);
-    }
 }

@@ -46,7 +46,27 @@ static mut WRAPPER_TYPE: *mut ffi::PyTypeObject = std::ptr::null_mut();
 
 /// Words after CPython's slots in a generator of ours: the `Compiled` it runs, then the
 /// running activation's `Ctx` (0 while not running), which `activation` finds it by.
+/// Its register file follows (`registers`).
 const FOOTER: usize = 2;
+
+/// The register file of a generator of ours, after its footer: it lives as long as the
+/// generator, so a resumption neither allocates nor clears one. Between steps it holds
+/// only the constants its code starts with (loaded once, when it is made: every block
+/// reads their registers); everything else is empty then (`suspend` moved the live values
+/// into the frame). `dealloc` releases what is left.
+///
+/// # Safety
+/// GIL held; `gen` a live generator of ours; the slice must not outlive it, nor be taken
+/// twice at once (a running generator cannot be resumed again).
+pub(crate) unsafe fn registers<'g>(gen: *mut ffi::PyObject) -> &'g mut [Value] {
+    let n = compiled_of(gen).linear.nregs as usize;
+    let base = g::past_slots(gen).add(FOOTER) as *mut Value;
+    // SAFETY: `new_generator` allocated and initialized `n` Values there.
+    std::slice::from_raw_parts_mut(base, n)
+}
+
+/// Words a register takes in a generator's footer.
+const REGISTER_WORDS: usize = std::mem::size_of::<Value>() / std::mem::size_of::<usize>();
 
 /// What a generator object of ours is (from its type), for the behaviour and messages
 /// that differ.
@@ -133,18 +153,22 @@ pub unsafe fn install() -> PyResult<()> {
         return Err(Raised);
     }
     let [send, throw, close] = methods();
+    BASE_DEALLOC = ffi::PyGen_Type.tp_dealloc;
     let t = subtype(std::ptr::addr_of_mut!(ffi::PyGen_Type), &methods())?;
+    (*t).tp_dealloc = Some(dealloc);
     (*t).tp_iternext = Some(step::iternext);
     (*(*t).tp_as_async).am_send = Some(step::am_send);
     ready(t)?;
     // CPython accepts a generator-based coroutine in `await` only if its type is exactly
     // the generator type; ours is awaitable through `__await__` (returning itself).
     let ic = subtype(std::ptr::addr_of_mut!(ffi::PyGen_Type), &methods())?;
+    (*ic).tp_dealloc = Some(dealloc);
     (*ic).tp_iternext = Some(step::iternext);
     (*(*ic).tp_as_async).am_send = Some(step::am_send);
     (*(*ic).tp_as_async).am_await = Some(ffi::PyObject_SelfIter);
     ready(ic)?;
     let c = subtype(std::ptr::addr_of_mut!(ffi::PyCoro_Type), &methods())?;
+    (*c).tp_dealloc = Some(dealloc);
     (*(*c).tp_as_async).am_send = Some(step::am_send);
     (*(*c).tp_as_async).am_await = Some(coro_await);
     ready(c)?;
@@ -361,7 +385,10 @@ pub unsafe fn suspend(ctx: &Ctx, regs: &mut [Value], pc: usize) -> PyResult<Valu
     (*f).prev_instr = c.code_unit(inst.offset);
     let result = if running {
         g::head(gen).gi_frame_state = g::FRAME_SUSPENDED;
-        std::mem::take(&mut regs[value as usize])
+        match lin.suspensions[index as usize].keeps_value {
+            true => regs[value as usize].clone(),
+            false => std::mem::take(&mut regs[value as usize]),
+        }
     } else {
         ffi::PyObject_GC_Track(gen as *mut std::ffi::c_void);
         Value::from_owned(gen)?
@@ -377,7 +404,10 @@ pub unsafe fn suspend(ctx: &Ctx, regs: &mut [Value], pc: usize) -> PyResult<Valu
 /// caller's to fill); not yet tracked by the GC.
 unsafe fn new_generator(ctx: &Ctx) -> PyResult<*mut ffi::PyObject> {
     let c = ctx.compiled;
-    let n = c.nlocalsplus + frame::stacksize_of(c.objects.code.ptr()) + FOOTER;
+    let n = c.nlocalsplus
+        + frame::stacksize_of(c.objects.code.ptr())
+        + FOOTER
+        + c.linear.nregs as usize * REGISTER_WORDS;
     let coroutine = c.info.flags & tiered_frontend::code::flags::COROUTINE != 0;
     // A coroutine's `cr_origin`, when `sys.set_coroutine_origin_tracking_depth` asks.
     let depth = if coroutine {
@@ -440,6 +470,22 @@ unsafe fn new_generator(ctx: &Ctx) -> PyResult<*mut ffi::PyObject> {
     let (compiled, running) = footer(gen);
     *compiled = c as *const Compiled as usize;
     *running = 0;
+    let base = g::past_slots(gen).add(FOOTER) as *mut Value;
+    // All zero bytes is `Value::Null`.
+    std::ptr::write_bytes(base, 0, c.linear.nregs as usize);
+    let regs = registers(gen);
+    for &pc in &c.linear.prologue {
+        let inst = &c.linear.insts[pc as usize];
+        if let LKind::Op(tiered_ir::Op::Const { index }) = inst.kind {
+            match crate::ops::values::load_const(ctx, index) {
+                Ok(v) => regs[inst.dst as usize] = v,
+                Err(Raised) => {
+                    ffi::Py_DECREF(gen);
+                    return Err(Raised);
+                }
+            }
+        }
+    }
     Ok(gen)
 }
 
@@ -519,6 +565,36 @@ unsafe extern "C" fn wrapper_close(
     _: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
     throw::close_method(*wrapped(w), std::ptr::null_mut())
+}
+
+/// CPython's `gen_dealloc`, which our generators end in.
+static mut BASE_DEALLOC: Option<ffi::destructor> = None;
+
+/// `tp_dealloc` of our generator types: the finalizer first (it may close the generator,
+/// in CPython's loop, or resurrect it), then what only ours hold: the register file's
+/// constants, and the coroutine's origin or the async generator's finalizer hook (CPython's
+/// `gen_dealloc` drops those only for its exact types); then `gen_dealloc` frees the rest
+/// (it runs the finalizer no more: the GC marked it finalized).
+pub(super) unsafe extern "C" fn dealloc(gen: *mut ffi::PyObject) {
+    ffi::PyObject_GC_UnTrack(gen as *mut std::ffi::c_void);
+    if !g::head(gen).gi_weakreflist.is_null() {
+        ffi::PyObject_ClearWeakRefs(gen);
+    }
+    ffi::PyObject_GC_Track(gen as *mut std::ffi::c_void);
+    if ffi::PyObject_CallFinalizerFromDealloc(gen) != 0 {
+        return;
+    }
+    for r in registers(gen) {
+        drop(std::mem::take(r));
+    }
+    let f = std::mem::replace(
+        &mut g::head(gen).gi_origin_or_finalizer,
+        std::ptr::null_mut(),
+    );
+    ffi::Py_XDECREF(f);
+    if let Some(base) = BASE_DEALLOC {
+        base(gen);
+    }
 }
 
 /// Releases what frame `f`'s slots hold (`stacktop` of them) and empties them.

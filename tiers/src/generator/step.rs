@@ -7,7 +7,7 @@ use crate::cpy::frame;
 use crate::cpy::gen as g;
 use crate::cpy::ThreadState;
 use crate::interp::{self, Ctx};
-use crate::lower::{LKind, Suspension};
+use crate::lower::Suspension;
 use crate::native::helpers::guarded;
 use crate::runtime::Compiled;
 use crate::value::{PyResult, Raised, Value};
@@ -133,14 +133,13 @@ pub(crate) unsafe fn send_ex2(
     let c = compiled_of(gen);
     let at = c.offset_of_unit((*g::iframe(gen)).prev_instr);
     match c.linear.suspension_at(at).filter(|_| !ts.tracing()) {
-        Some(point) => crate::runtime::with_registers(c.linear.nregs as usize, |regs| {
-            resume(ts, gen, c, point, arg, exc, regs, presult)
-        }),
+        Some(point) => resume(ts, gen, c, point, arg, exc, super::registers(gen), presult),
         None => cpython_step(ts, gen, c, arg, exc, presult),
     }
 }
 
-/// Runs generator `gen` from suspension `point` in register file `regs` (all empty), as
+/// Runs generator `gen` from suspension `point` in its register file `regs` (empty but
+/// for its constants: `registers`), as
 /// `gen_send_ex2` runs a frame: pushes the value sent in (or raises the exception thrown
 /// in, `exc`, at the yield), links the frame and the generator's exception level, and
 /// finishes the generator if it did not yield.
@@ -206,12 +205,7 @@ unsafe fn resume(
     leave(ts, gen);
     if h.gi_frame_state == g::FRAME_SUSPENDED {
         *running = 0;
-        // Only constants are left (`suspend`).
-        for &pc in &c.linear.prologue {
-            drop(std::mem::take(
-                &mut regs[c.linear.insts[pc as usize].dst as usize],
-            ));
-        }
+        // Only constants are left (`suspend`), for the next step (`registers`).
         return match r {
             Ok(v) => {
                 *presult = v.into_ptr();
@@ -358,19 +352,6 @@ unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value> {
         return Err(Raised);
     }
     let c = ctx.compiled;
-    // Constants first: every block after the entry reads their registers.
-    for &pc in &c.linear.prologue {
-        let inst = &c.linear.insts[pc as usize];
-        if let LKind::Op(tiered_ir::Op::Const { index }) = inst.kind {
-            match crate::ops::values::load_const(ctx, index) {
-                Ok(v) => regs[inst.dst as usize] = v,
-                Err(Raised) => {
-                    ts.leave_recursive_call();
-                    return Err(Raised);
-                }
-            }
-        }
-    }
     let r = match c.native_for_call(ctx) {
         Some(native) => match interp::run_native(ctx, native, regs, start) {
             interp::NativeExit::Done(r) if ts.tracing() => crate::tracing::function_exit(ts, r),

@@ -22,6 +22,9 @@ pub struct Suspension {
     /// The slots that hold a handler's lasti (`Op::Lasti`, NULL in registers): CPython's
     /// frame has an int there, which its RERAISE reads.
     pub lasti: Vec<u32>,
+    /// Whether the yielded value is a constant's (it keeps its register, which the
+    /// generator's later steps read: only a copy leaves).
+    pub keeps_value: bool,
 }
 
 /// The values that are a handler's lasti (`Op::Lasti`) wherever they come from: its

@@ -82,6 +82,9 @@ struct Scope<'a> {
     /// Per register: how many places read it (operands, branch conditions, returns,
     /// edge moves).
     reads: Vec<u32>,
+    /// Per register: whether a frame state names it (a local's value: a frame object,
+    /// a deopt or an unwind may read it at any later op).
+    in_state: Vec<bool>,
     /// Per register: the variables that cache it in machine registers, for the few
     /// registers loops read most (`cached_registers`). The cache is write-through
     /// (memory always holds the value too, so helpers, exits and tier 1 see it) and
@@ -94,6 +97,8 @@ struct Scope<'a> {
     /// Per register: the small int (or bool) constant it holds when a Const writes it and
     /// nothing else does (SSA), so its uses can take the value as an immediate.
     const_ints: Vec<Option<i64>>,
+    /// Per register: whether it only ever holds NULL (`values::null_registers`).
+    null_regs: Vec<bool>,
     /// Registers that only ever hold an unboxed bool or NULL: written only by ops whose
     /// result is always a bool (Truth, IsNone, Is, Contains, ForIter's exhausted flag...),
     /// so nothing needs dropping or tag-testing there.
@@ -133,9 +138,11 @@ impl<'a> Scope<'a> {
             pc: 0,
             last_bool: None,
             reads: register_reads(c),
+            in_state: state_registers(c),
             cached: vec![None; c.linear.nregs as usize],
             branch_sides: std::collections::HashMap::new(),
             const_ints: ops::values::const_int_registers(c),
+            null_regs: ops::values::null_registers(c),
             bool_regs,
             exit: None,
             ctx_fill: None,
@@ -219,6 +226,17 @@ fn register_reads(c: &Compiled) -> Vec<u32> {
         n[src as usize] += 1;
     }
     n
+}
+
+/// Per register, whether some frame state holds it.
+fn state_registers(c: &Compiled) -> Vec<bool> {
+    let mut b = vec![false; c.linear.nregs as usize];
+    for &r in c.linear.states.iter().flatten() {
+        if let Some(x) = b.get_mut(r as usize) {
+            *x = true;
+        }
+    }
+    b
 }
 
 /// The variables caching one register: its tag and payload as i64, and the payload as
@@ -386,11 +404,26 @@ impl<'a> Emit<'a> {
             .brif(was, pop, &[], done, &[BlockArg::Value(status)]);
         self.b.switch_to_block(pop);
         // Its frame exists, so it called out: a trace or profile hook may have come on.
+        // If that made it leave (status 2 + where to go on: `leave_if`), tier 1 finishes
+        // it (with its frame linked and its context whole, as `leave_if` left them) and
+        // reports its events, its return included.
+        let left = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, status, 2);
+        let finish = self.b.create_block();
+        self.b.set_cold_block(finish);
+        let ran = self.b.create_block();
+        self.b.ins().brif(left, finish, &[], ran, &[]);
+        self.b.switch_to_block(finish);
+        let finished = self.finish_in_tier1(status, ctx.0, regs, out, report_hooks);
+        let popping = self.b.create_block();
+        self.b.append_block_param(popping, types::I64);
+        self.b.ins().jump(popping, &[BlockArg::Value(finished)]);
+        self.b.switch_to_block(ran);
         let hooks = self.hooks_loaded(ts);
         let traced = self.b.create_block();
         self.b.set_cold_block(traced);
-        let popping = self.b.create_block();
-        self.b.append_block_param(popping, types::I64);
         self.b
             .ins()
             .brif(hooks, traced, &[], popping, &[BlockArg::Value(status)]);
@@ -501,6 +534,10 @@ impl<'a> Emit<'a> {
     /// written at most once per call, onto NULL), nor for one whose last value was
     /// released where it died (`Linear::reused`). The move scratch register is shared by
     /// all edges, so it always may.
+    /// Whether register `r` only ever holds NULL (`values::null_registers`).
+    pub fn is_null_register(&self, r: u32) -> bool {
+        self.s.null_regs[r as usize]
+    }
     pub(crate) fn may_hold_old(&self, r: u32, at: usize) -> bool {
         !self.s.bool_regs[r as usize]
             && (self.c.linear.in_cycle[at] || r + 1 == self.c.linear.nregs)
@@ -977,17 +1014,17 @@ impl<'a> Emit<'a> {
     }
     /// A Drop instruction: releases the registers whose values died, then goes on.
     fn drop_dead(&mut self, pc: usize, start: u32, len: u32) {
-        self.release_dead(start, len, self.c.linear.in_cycle[pc]);
+        self.release_dead(start, len, self.c.linear.in_cycle[pc], None);
         let next = self.s.blocks[pc + 1];
         self.b.ins().jump(next, &[]);
     }
     /// Releases registers `drops[start..start + len]`, each emptied before its object is
-    /// released (a bool-only register owns nothing); `in_loop`: where this runs is on a
-    /// cycle.
-    fn release_dead(&mut self, start: u32, len: u32, in_loop: bool) {
+    /// released (a bool-only register owns nothing, nor does `skip`, known empty here);
+    /// `in_loop`: where this runs is on a cycle.
+    fn release_dead(&mut self, start: u32, len: u32, in_loop: bool, skip: Option<u32>) {
         for i in start..start + len {
             let r = self.c.linear.drops[i as usize];
-            if self.s.bool_regs[r as usize] {
+            if self.s.bool_regs[r as usize] || skip == Some(r) {
                 continue;
             }
             // Outside loops from memory even for a cached register (as `set` reads the
@@ -1072,7 +1109,6 @@ impl<'a> Emit<'a> {
         out: Value,
         report_hooks: bool,
     ) -> Value {
-        let ptr = self.ptr;
         let ran = self.b.create_block();
         self.b.append_block_param(ran, types::I64);
         let resume = self.b.create_block();
@@ -1085,6 +1121,24 @@ impl<'a> Emit<'a> {
             .ins()
             .brif(left, resume, &[], ran, &[BlockArg::Value(status)]);
         self.b.switch_to_block(resume);
+        let resumed = self.finish_in_tier1(status, ctx, regs, out, report_hooks);
+        self.b.ins().jump(ran, &[BlockArg::Value(resumed)]);
+        self.b.switch_to_block(ran);
+        self.b.block_params(ran)[0]
+    }
+
+    /// Tier 1 runs the rest of a callee that left its native code with `status` (2 +
+    /// the instruction to go on at), with its frame still linked; returns the status it
+    /// finished with, made 2 when `report_hooks` and a hook is on then.
+    fn finish_in_tier1(
+        &mut self,
+        status: Value,
+        ctx: Value,
+        regs: Value,
+        out: Value,
+        report_hooks: bool,
+    ) -> Value {
+        let ptr = self.ptr;
         let resumed = self
             .call(
                 super::helpers::resume as *const () as usize,
@@ -1093,18 +1147,14 @@ impl<'a> Emit<'a> {
                 &[ctx, regs, status, out],
             )
             .expect("returns");
-        let resumed = if report_hooks {
-            let ts = self
-                .b
-                .ins()
-                .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tstate) as i32);
-            self.hooked_status(resumed, ts)
-        } else {
-            resumed
-        };
-        self.b.ins().jump(ran, &[BlockArg::Value(resumed)]);
-        self.b.switch_to_block(ran);
-        self.b.block_params(ran)[0]
+        if !report_hooks {
+            return resumed;
+        }
+        let ts = self
+            .b
+            .ins()
+            .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tstate) as i32);
+        self.hooked_status(resumed, ts)
     }
 
     /// This function's CPython frame (see `cpy::frame`).
@@ -1274,8 +1324,10 @@ impl<'a> Emit<'a> {
     }
 
     /// Drops what a finished call of `callee` left in its register file `regs`: after it
-    /// returned (`status` 0), only what a return leaves (`Linear::at_return`), inline; else
-    /// every register that may own something (`Linear::owning`), out of line.
+    /// returned (`status` 0), only what a return leaves (`Linear::at_return`) but for
+    /// registers that never own anything (a small int or bool constant, which native code
+    /// keeps unboxed; NULL's), inline; else every register that may own something
+    /// (`Linear::owning`), out of line.
     pub fn release_registers(&mut self, callee: &Compiled, regs: Value, status: Value) {
         let lin = &callee.linear;
         let returned = self.b.create_block();
@@ -1284,7 +1336,14 @@ impl<'a> Emit<'a> {
         self.b.set_cold_block(other);
         self.b.ins().brif(status, other, &[], returned, &[]);
         self.b.switch_to_block(returned);
-        self.release_each(regs, lin.at_return.iter().copied());
+        let unboxed = ops::values::const_int_registers(callee);
+        let null = ops::values::null_registers(callee);
+        let owning = lin
+            .at_return
+            .iter()
+            .copied()
+            .filter(|&r| unboxed[r as usize].is_none() && !null[r as usize]);
+        self.release_each(regs, owning);
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(other);
         let c = self
@@ -1436,8 +1495,19 @@ impl<'a> Emit<'a> {
         self.fail_if(cond, leave);
         let go = self.b.current_block().expect("in a block");
         self.b.switch_to_block(leave);
-        self.return_status(2 + at as i64);
+        self.leave_for_tier1(at);
         self.b.switch_to_block(go);
+    }
+
+    /// Leaves for tier 1 at instruction `at`: status 2 + `at`. A callee emitted inline
+    /// writes its context first (tier 1 reads it; its frame is linked already, since
+    /// only a call out of it can make it leave), and its caller's exit block has tier 1
+    /// finish it (`inline_body`).
+    fn leave_for_tier1(&mut self, at: usize) {
+        if self.inlining {
+            self.ctx();
+        }
+        self.return_status(2 + at as i64);
     }
 
     /// Status `status` of a finished call (0 or 1), made 2 when it returned with a trace or
@@ -1451,19 +1521,21 @@ impl<'a> Emit<'a> {
         self.b.ins().select(both, two, status)
     }
 
-    /// Leaves for tier 1 at instruction `at` if a trace or profile hook is on (`tracing`);
-    /// nothing inside a callee emitted inline (its exit reports the hook to the caller).
+    /// Leaves for tier 1 at instruction `at` if a trace or profile hook is on (`tracing`).
     pub fn leave_if_hooked(&mut self, at: usize) {
-        if self.inlining {
-            return;
-        }
-        let ctx = self.s.ctx_v.expect("prologue ran");
-        let ts = self.b.ins().load(
-            self.ptr,
-            mem(),
-            ctx,
-            std::mem::offset_of!(Ctx, tstate) as i32,
-        );
+        let ts = match self.s.lazy_frame {
+            // An inlined callee's context is written only where something reads it.
+            Some((_, ts)) => ts,
+            None => {
+                let ctx = self.s.ctx_v.expect("prologue ran");
+                self.b.ins().load(
+                    self.ptr,
+                    mem(),
+                    ctx,
+                    std::mem::offset_of!(Ctx, tstate) as i32,
+                )
+            }
+        };
         let on = self.hooks_loaded(ts);
         self.leave_if(on, at);
     }
@@ -1562,11 +1634,7 @@ impl<'a> Emit<'a> {
         self.b.ins().jump(hooked, &[]);
         self.b.switch_to_block(hooked);
         self.store_out(out, dst);
-        if self.inlining {
-            self.b.ins().jump(done, &[]);
-        } else {
-            self.return_status(2 + pc as i64 + 1);
-        }
+        self.leave_for_tier1(pc + 1);
         self.b.switch_to_block(ok);
         self.store_out(out, dst);
         self.b.ins().jump(done, &[]);
@@ -1701,16 +1769,7 @@ impl<'a> Emit<'a> {
         match template {
             Some(name) => {
                 self.s.templates[pc] = Some(name);
-                if crate::stats::counting_enabled() {
-                    if let Some(counter) = crate::stats::tier2_counter(op.kind()) {
-                        // Counting is per process and single-threaded under the GIL: a
-                        // plain increment of the atomic's storage is enough.
-                        let a = self.b.ins().iconst(self.ptr, counter as i64);
-                        let n = self.b.ins().load(types::I64, mem(), a, 0);
-                        let n = self.b.ins().iadd_imm_s(n, 1);
-                        self.b.ins().store(mem(), n, a, 0);
-                    }
-                }
+                self.count_template(op);
                 self.continue_after(pc);
                 self.b.switch_to_block(slow);
                 let ctx = self.ctx();
@@ -1734,6 +1793,20 @@ impl<'a> Emit<'a> {
         self.b.switch_to_block(plain_slow);
         self.slow_path(pc);
         self.s.plain_slow = None;
+    }
+
+    /// Counts a run of `op`'s template, when `coverage --run` counts ops per tier.
+    fn count_template(&mut self, op: Op) {
+        if crate::stats::counting_enabled() {
+            if let Some(counter) = crate::stats::tier2_counter(op.kind()) {
+                // Counting is per process and single-threaded under the GIL: a plain
+                // increment of the atomic's storage is enough.
+                let a = self.b.ins().iconst(self.ptr, counter as i64);
+                let n = self.b.ins().load(types::I64, mem(), a, 0);
+                let n = self.b.ins().iadd_imm_s(n, 1);
+                self.b.ins().store(mem(), n, a, 0);
+            }
+        }
     }
 
     /// Takes edge `e` from instruction `pc`: its moves (inline when all are moves of
@@ -1782,6 +1855,7 @@ impl<'a> Emit<'a> {
             e.drops_start,
             e.drops_len,
             self.c.linear.in_cycle[e.target as usize],
+            None,
         );
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(helper);
@@ -1863,6 +1937,10 @@ impl<'a> Emit<'a> {
     /// is a Branch on the bool the template just wrote, straight to the Branch's side
     /// (the value is in a machine register already; the register file has it too).
     fn continue_after(&mut self, pc: usize) {
+        let (pc, skip) = match self.fuse_truth(pc) {
+            Some(r) => (pc + 1, Some(r)),
+            None => (pc, None),
+        };
         let next = self.s.blocks[pc + 1];
         // Values the template's op consumed die before the Branch: released on the way.
         let (drops, branch_pc) = match self.c.linear.insts[pc + 1].kind {
@@ -1890,7 +1968,7 @@ impl<'a> Emit<'a> {
                     }
                 }
                 if let Some((start, len)) = drops {
-                    self.release_dead(start, len, self.c.linear.in_cycle[pc + 1]);
+                    self.release_dead(start, len, self.c.linear.in_cycle[pc + 1], skip);
                 }
                 let (on_true, on_false) = self.branch_sides(branch_pc);
                 self.b.ins().brif(v, on_true, &[], on_false, &[]);
@@ -1899,6 +1977,37 @@ impl<'a> Emit<'a> {
                 self.b.ins().jump(next, &[]);
             }
         }
+    }
+
+    /// When the template at `pc` just wrote an unboxed bool that the next instruction, a
+    /// Truth, is the only reader of (`Compare[CompareInt]` before an `if`): the Truth's
+    /// result is that very value, written here on the template's fast path, and the
+    /// bool's own stores go (no frame state holds it, so nothing else ever reads them; its
+    /// register stays empty, as it was). Returns that register (the Drop releasing it
+    /// after the Truth has nothing to do on this path); the caller goes on after the Truth.
+    /// The Truth's own code still runs for the template's slow path.
+    fn fuse_truth(&mut self, pc: usize) -> Option<u32> {
+        let (r, v, block, stores) = self.s.last_bool?;
+        let inst = self.c.linear.insts[pc + 1];
+        let crate::lower::LKind::Op(Op::Truth {}) = inst.kind else {
+            return None;
+        };
+        let fusable = self.b.current_block() == Some(block)
+            && self.c.linear.operands[inst.args as usize] == r
+            && self.s.reads[r as usize] == 1
+            && !self.s.in_state[r as usize]
+            && !self.c.linear.reused[r as usize];
+        if !fusable {
+            return None;
+        }
+        for st in stores {
+            self.b.func.layout.remove_inst(st);
+        }
+        let at = std::mem::replace(&mut self.s.pc, pc + 1);
+        self.count_template(Op::Truth {});
+        self.set(inst.dst, tag::BOOL, v);
+        self.s.pc = at;
+        Some(r)
     }
 
     /// A Return terminator: the value moves to `*out`, or is copied when `kept` (the

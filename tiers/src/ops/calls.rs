@@ -808,7 +808,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     // Guards, with no side effect yet: the call's form (no bound self, or a method and
     // its self), the callable, its code.
     let at = d.callable_at;
-    if at == 1 {
+    if at == 1 && !e.is_null_register(ops[0]) {
         let t0 = e.tag(ops[0]);
         e.guard_eq(t0, tag::NULL as i64, helper);
     }
@@ -879,8 +879,12 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     let cregs = e.call_frame();
     let cctx = e.b.ins().iadd_imm_s(cregs, (nregs * 16) as i64);
     let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
-    for r in 0..nregs {
-        e.b.ins().store(mem(), null, cregs, (r * 16) as i32);
+    // Empty, but for the arguments (moved in next) and what the callee writes first.
+    let written_first = super::values::written_first(d.callee);
+    for r in (ops.len() - first) as u32..nregs {
+        if !written_first[r as usize] {
+            e.b.ins().store(mem(), null, cregs, (r * 16) as i32);
+        }
     }
     for (i, (&r, &last_use)) in ops[first..].iter().zip(&last[first..]).enumerate() {
         let t = e.tag(r);

@@ -357,7 +357,12 @@ pub(crate) fn emit_suspend(e: &mut Emit, pc: usize) {
         let out = e.out();
         e.b.ins().store(mem(), t, out, 0);
         e.b.ins().store(mem(), p, out, 8);
-        e.clear(value);
+        if lin.suspensions[index as usize].keeps_value {
+            // A constant stays in its register for the later steps (an object, checked).
+            e.incref(p);
+        } else {
+            e.clear(value);
+        }
         for r in taken {
             e.clear(r);
         }

@@ -91,6 +91,36 @@ pub(crate) fn const_int_registers(c: &crate::runtime::Compiled) -> Vec<Option<i6
     out
 }
 
+/// Per register: whether it only ever holds NULL (a Null op's, the call protocol's empty
+/// slot: its value has the register to itself and is never released early).
+pub(crate) fn null_registers(c: &crate::runtime::Compiled) -> Vec<bool> {
+    let mut out = vec![false; c.linear.nregs as usize];
+    for inst in &c.linear.insts {
+        if let crate::lower::LKind::Op(tiered_ir::Op::Null {}) = inst.kind {
+            out[inst.dst as usize] = true;
+        }
+    }
+    out
+}
+
+/// Per register of a fresh register file for `c`: whether native code entering `c` at
+/// its start writes it before anything can read it. Those are the Consts `c` starts with
+/// (their templates only store); a caller need not clear them first.
+pub(crate) fn written_first(c: &crate::runtime::Compiled) -> Vec<bool> {
+    let mut out = vec![false; c.linear.nregs as usize];
+    for inst in &c.linear.insts {
+        match inst.kind {
+            crate::lower::LKind::Op(tiered_ir::Op::Const { index })
+                if c.objects.consts.get(index.0 as usize).is_some() =>
+            {
+                out[inst.dst as usize] = true;
+            }
+            _ => break,
+        }
+    }
+    out
+}
+
 /// The native template of Const: a small int or bool is stored unboxed (no refcounting);
 /// any other constant's address is known at compile time (the code object keeps it
 /// alive), so it is an incref and a store.
