@@ -110,6 +110,26 @@ def test_compare_in_branch(f, args, kwargs):
     check(f, *args, **kwargs)
 
 
+def cmp_computed_int_with_float(ns):
+    # x is computed (an unboxed int in native code), and past 2**53 converting it to a
+    # float rounds (2**53 + 1 to 2**53): the comparisons must stay exact, as CPython's,
+    # after small values quickened them.
+    out = []
+    for n in ns:
+        f = float(n * n * 2)
+        x = n * n * 2 + 1
+        out.append((x == f, x < f, x > f, x <= f, -x == -f, -x >= -f))
+    return out
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(
+    *[(cmp_computed_int_with_float, (list(range(1, 40)) + p,)) for p in [
+        [2**26], [2**26, 3], [2**26 + 1], [2**28], [2**29, 2**30 - 1],
+    ]]))
+def test_computed_ints_against_floats(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
 # --- chained comparisons: each operand evaluated once, short circuit ---------
 
 def chain3(a, b, c):

@@ -308,6 +308,11 @@ class BadIter:
         return "BadIter()"
 
 
+class RaisingIter:
+    def __iter__(self):
+        raise ValueError("no iterating this")
+
+
 class RaisingNext:
     def __iter__(self):
         return self
@@ -406,6 +411,19 @@ def match_stmt(x):
             return "other"
 
 
+def iterate_each(items):
+    # GET_ITER raising inside a try, in a loop (native code's GetIter template raises to
+    # the handler): not iterable, __iter__ raising, __iter__ returning a non-iterator.
+    out = []
+    for x in items:
+        try:
+            for y in x:
+                out.append(y)
+        except (TypeError, ValueError) as e:
+            out.append((type(e).__name__, str(e)))
+    return out
+
+
 CASES = cases(
     (classify, (-3,)), (classify, (0,)), (classify, (5,)), (classify, (50,)), (classify, (2**70,)),
     (classify, (0.0,)), (classify, (float("nan"),)), (classify, ("x",)),
@@ -434,6 +452,7 @@ CASES = cases(
     (break_in_try_finally, ([],)), (continue_in_try_finally, ([],)),
     (for_iter_class, (5,)), (for_iter_class, (0,)), (for_builtin_iterators, ([3, -1, 0, 2],)),
     (for_not_iterable, (5,)), (for_not_iterable, (None,)), (next_builtin, ([1],)),
+    (iterate_each, ([[1, 2], 5, (3,), None, BadIter(), "ab", RaisingIter(), 2.5, {4: 0}] * 30,)),
     (next_builtin, ([1, 2, 3],)), (next_exhausted, ()),
     (while_with_complex_cond, ([1, 2, -1, 0, 5],)), (while_with_complex_cond, ([1, None],)),
     (while_with_complex_cond, ([1, "x"],)),

@@ -6,10 +6,13 @@ first argument, for plain functions and for `@tiered` methods alike. Every way t
 can stop fitting must send it back to the ordinary path: an instance attribute that
 shadows the method, a `__dict__` made, the method replaced on the class or a base, a
 receiver of another class, `self` still used after the call, a method that raises."""
+import os
+import types
+
 import pytest
 
 from harness import REPEAT, assert_same, assert_tier1, cases, check, run
-from tiered import tiered
+from tiered import dump, stats, tiered
 
 N = 300
 
@@ -107,6 +110,69 @@ def shadowed_and_replaced(n):
     return out
 
 
+def dict_backed_receivers(n):
+    # Instances whose `__dict__` was made (`vars()`), beside one that keeps inline values,
+    # at the same sites: the method is found when the instance's dict lacks its name
+    # (LOAD_METHOD_WITH_DICT); a name put in the dict shadows it, a non-str key makes the
+    # site look the generic way, a deleted shadow uncovers the method again.
+    class P:
+        def __init__(self, k):
+            self.k = k
+
+        def get(self, i):
+            return self.k * i
+
+    a, b, c = P(1), P(2), P(3)
+    vars(a)
+    b.__dict__["extra"] = 0
+    out = []
+    for i in range(n):
+        out.append(a.get(i) + b.get(i) + c.get(i))
+        if i == n // 5:
+            a.__dict__["get"] = lambda i: -i
+        if i == 2 * n // 5:
+            b.__dict__[7] = "not a str key"
+        if i == 3 * n // 5:
+            del a.__dict__["get"]
+            del b.__dict__[7]
+        if i == 4 * n // 5:
+            P.get = lambda self, i: self.k + i
+    return out
+
+
+def classmethod_calls(n):
+    # `Class.method(...)` for classmethods (LoadMethodClassmethod: the function with the
+    # class first, no bound method), through the class and a subclass (each its own
+    # site's class), then the classmethod replaced, a plain function put in its place,
+    # and a staticmethod.
+    class S:
+        scale = 2
+
+        @classmethod
+        def stronger(cls, a, b):
+            return (cls.__name__, a * cls.scale > b)
+
+    class T(S):
+        scale = 3
+
+    class U:
+        @classmethod
+        @tiered
+        def build(cls, a):  # a tiered function under the classmethod
+            return (cls.__name__, a)
+
+    out = []
+    for i in range(n):
+        out.append((S.stronger(i, 50), T.stronger(i, 50), U.build(i)))
+        if i == n // 4:
+            T.scale = 10
+        if i == n // 2:
+            S.stronger = classmethod(lambda cls, a, b: ("replaced", cls.__name__, a))
+        if i == 3 * n // 4:
+            S.stronger = staticmethod(lambda a, b: ("static", a + b))
+    return out
+
+
 def receivers_change(n):
     objs = [Counter(1)] * (n // 2) + [Doubled(1)] * (n // 4) + [SlottedCounter(1)] * (n // 4)
     return [o.bump(1) for o in objs][-5:], [o.total(1, 2, 3) for o in objs][::37]
@@ -164,6 +230,8 @@ ROWS = (
     (self_used_after, (N,)),
     (shadowed_and_replaced, (N,)),
     (receivers_change, (N,)),
+    (dict_backed_receivers, (N,)),
+    (classmethod_calls, (N,)),
     (raising_methods, (N,)),
     (raising_escapes, (N,)),
     (defaults_and_closures, (N,)),
@@ -178,7 +246,7 @@ def test_method_calls_agree_with_cpython(f, args, kwargs):
     check(f, *args, **kwargs)
 
 
-@pytest.mark.parametrize("f,args,kwargs", cases(*ROWS[:5], prefix="tiered-methods-"))
+@pytest.mark.parametrize("f,args,kwargs", cases(*ROWS[:6], prefix="tiered-methods-"))
 def test_tiered_methods_agree_with_cpython(f, args, kwargs):
     # The methods themselves `@tiered` (CallTiered at the sites), as a program with every
     # def decorated has them; CPython's run first, with the plain methods.
@@ -246,3 +314,138 @@ def test_specialized_method_sites_leave_when_the_method_may_differ(how):
     got = w(objs(*classes), 120, 60, how)
     assert got == expected
     assert_tier1(w, calls_get)
+
+
+class Shape:
+    def __init__(self, k):
+        self.k = k
+
+    def area(self):
+        return self.k
+
+
+class Square(Shape):
+    def area(self):
+        return self.k * self.k
+
+
+class Tri(Shape):
+    def area(self):
+        return self.k * 2
+
+
+class Circle(Shape):
+    def area(self):
+        return self.k * 3
+
+
+class Hexagon(Shape):
+    def area(self):
+        return self.k * 6
+
+
+class SlottedShape:
+    __slots__ = ("k",)
+
+    def __init__(self, k):
+        self.k = k
+
+    def area(self):
+        return -self.k
+
+
+def dict_backed(cls, k):
+    o = cls(k)
+    vars(o)  # its `__dict__` made: the method is looked up past it
+    return o
+
+
+def areas(objs, n):
+    # One LoadMethod site that sees every receiver class (LoadMethodPoly up to 4 classes,
+    # the generic lookup past that).
+    total = 0
+    for i in range(n):
+        for o in objs:
+            total += o.area() + i
+    return total
+
+
+POLY_RECEIVERS = {
+    "1": [Square(2)],
+    "2": [Square(2), Tri(3)],
+    "4": [Square(2), Tri(3), Circle(4), SlottedShape(5)],
+    "4-dict-backed": [dict_backed(Square, 2), Tri(3), dict_backed(Circle, 4), Shape(1)],
+    "6": [Square(2), Tri(3), Circle(4), Hexagon(5), Shape(6), SlottedShape(7)],
+}
+
+
+@pytest.mark.parametrize("kinds", sorted(POLY_RECEIVERS))
+def test_polymorphic_method_sites(kinds):
+    objs = POLY_RECEIVERS[kinds]
+    check(areas, objs, 60)
+
+
+def poly_changes(n):
+    # A polymorphic site whose classes change under it: a method replaced on one class, an
+    # instance attribute shadowing it, `__class__` reassigned, a base's method replaced
+    # (a subclass inheriting it), a class that gets a data descriptor of that name.
+    class A:
+        def f(self):
+            return 1
+
+    class B:
+        def f(self):
+            return 2
+
+    class C(A):
+        pass
+
+    class D:
+        def f(self):
+            return 4
+
+    objs = [A(), B(), C(), D()]
+    out = []
+    for i in range(n):
+        row = []
+        for o in objs:
+            row.append(o.f())
+        out.append(row)
+        if i == n // 6:
+            B.f = lambda self: 20
+        if i == 2 * n // 6:
+            objs[0].f = lambda: 100
+        if i == 3 * n // 6:
+            objs[1].__class__ = D
+        if i == 4 * n // 6:
+            A.f = lambda self: 10
+        if i == 5 * n // 6:
+            D.f = property(lambda self: lambda: 40)
+    return out
+
+
+def test_polymorphic_method_sites_follow_class_changes():
+    check(poly_changes, 120)
+
+
+def test_a_polymorphic_site_stays_native():
+    # Warmed up with one class, then four: the site widens (LoadMethodPoly), the code is
+    # recompiled with every class seen, and the calls after run in native code without
+    # deopting again.
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    # A code object of its own: the others' runs of `areas` quickened the shared one.
+    fresh = types.FunctionType(areas.__code__.replace(co_name="areas_fresh"), areas.__globals__)
+    w = tiered(fresh, strict=True)
+    for _ in range(40):
+        w([Square(2)], 20)
+    four = POLY_RECEIVERS["4"]
+    for _ in range(40):
+        assert w(four, 20) == areas(four, 20)
+    before = stats(w)
+    for _ in range(20):
+        w(four, 20)
+    after = stats(w)
+    assert "LoadMethod[LoadMethodPoly] 'area'" in dump(w), dump(w)
+    assert after["native_calls"] - before["native_calls"] == 20, (before, after)
+    assert after["deopts"] == before["deopts"], (before, after)

@@ -715,7 +715,12 @@ unsafe fn exec(
                     regs[dst + 1] = s;
                     return Ok(());
                 }
-                q.miss();
+                // An instance of another class: the site becomes polymorphic (its native
+                // code, deopting here meanwhile, is recompiled with every class seen).
+                match ops::attrs::widen_method(ctx, name, v, a!(0)) {
+                    Some(w) if ctx.tuning.quicken => q.specialize(Quick::Method(w)),
+                    _ => q.miss(),
+                }
             } else if ctx.tuning.quicken && q.may_specialize() {
                 if let Some(v) = q.observed(ops::attrs::observe_load_method(ctx, name, a!(0))) {
                     q.specialize(Quick::Method(v));

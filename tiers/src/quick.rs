@@ -148,7 +148,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Subscr => (subscr::SUBSCR_VARIANTS, subscr::SUBSCR_VARIANTS),
         OpKind::StoreSubscr => (subscr::STORE_SUBSCR_VARIANTS, subscr::STORE_SUBSCR_VARIANTS),
         OpKind::LoadAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
-        OpKind::StoreAttr => (attrs::STORE_ATTR_VARIANTS, &attrs::STORE_ATTR_VARIANTS[..2]),
+        OpKind::StoreAttr => (attrs::STORE_ATTR_VARIANTS, attrs::STORE_ATTR_VARIANTS),
         OpKind::LoadMethod => (attrs::METHOD_VARIANTS, attrs::METHOD_VARIANTS),
         OpKind::Const => (&[], &["Const"]),
         OpKind::Null | OpKind::Lasti => (&[], &["Null"]),
@@ -168,13 +168,13 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::BuildTuple => (&[], &["BuildTuple"]),
         OpKind::BuildList => (&[], &["BuildList"]),
         OpKind::EvalBreaker => (&[], &["EvalBreaker"]),
+        OpKind::GetIter => (&[], &["GetIter"]),
+        OpKind::StoreGlobal => (&[], &["StoreGlobal"]),
         OpKind::Unsupported
         | OpKind::CheckBound
         | OpKind::LoadAssertionError
         | OpKind::LoadBuildClass
-        | OpKind::StoreGlobal
         | OpKind::DeleteGlobal
-        | OpKind::GetIter
         | OpKind::GetYieldFromIter
         | OpKind::DeleteAttr
         | OpKind::DeleteSubscr

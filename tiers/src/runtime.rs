@@ -7,8 +7,8 @@ use crate::interp::{self, Ctx};
 use crate::lower::{lower, Linear};
 use crate::value::{Owned, PyResult, Raised, Value};
 use pyo3_ffi as ffi;
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use std::cell::{Cell, RefCell, UnsafeCell};
-use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use tiered_frontend::lines::LineTable;
 use tiered_frontend::{translate, CodeInfo, Unsupported};
@@ -205,21 +205,22 @@ impl Compiled {
     /// calls did not reach, such as the `+` after fib's recursive calls) and its variant
     /// has a template, the code is recompiled (within the same bound).
     pub fn specialized_late(&self, pc: usize) {
+        // Most helper runs are of ops already quickened when the code was compiled (their
+        // variants have no template: SubscrDict): one flag answers those, before the
+        // static table's name comparisons.
+        let stale = match &*self.native.borrow() {
+            NativeState::Ready(code) => code.generic_at_compile[pc],
+            _ => false,
+        };
+        if !stale {
+            return;
+        }
         let q = self.quick[pc].get();
         let (Some(name), crate::lower::LKind::Op(op)) = (q.name(), self.linear.insts[pc].kind)
         else {
             return;
         };
-        // Most helper runs are of variants without a template (SubscrDict): answer those
-        // from the static table, before looking at the native code.
-        if !crate::quick::tiers_of(op.kind()).1.contains(&name) {
-            return;
-        }
-        let stale = match &*self.native.borrow() {
-            NativeState::Ready(code) => code.generic_at_compile[pc],
-            _ => false,
-        };
-        if stale {
+        if crate::quick::tiers_of(op.kind()).1.contains(&name) {
             self.invalidate();
         }
     }
@@ -390,10 +391,10 @@ static REGISTRY: GilCell<Option<Registry>> = GilCell(UnsafeCell::new(None));
 unsafe fn registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
     REGISTRY.with(|r| {
         f(r.get_or_insert_with(|| Registry {
-            compiled: HashMap::new(),
-            specialized: HashMap::new(),
-            specialization_count: HashMap::new(),
-            nested: HashSet::new(),
+            compiled: HashMap::default(),
+            specialized: HashMap::default(),
+            specialization_count: HashMap::default(),
+            nested: HashSet::default(),
             nested_refs: Vec::new(),
         }))
     })
@@ -596,7 +597,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         }
     }
     let linear = lower(&t.func);
-    let mut states_by_offset = HashMap::new();
+    let mut states_by_offset = HashMap::default();
     for inst in &linear.insts {
         if inst.state != crate::lower::NO_STATE {
             states_by_offset.entry(inst.offset).or_insert(inst.state);

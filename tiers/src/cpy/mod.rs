@@ -120,11 +120,11 @@ struct ThreadStateHead {
     id: u64,
 }
 
-/// The function a `staticmethod` wraps (3.11's `staticmethod` object: the header, then
-/// `sm_callable`); None if it has none yet.
+/// The function a `staticmethod` or `classmethod` wraps (3.11's objects: the header,
+/// then `sm_callable` / `cm_callable`); None if it has none yet.
 ///
 /// # Safety
-/// GIL held; `sm` is an exact staticmethod.
+/// GIL held; `sm` is an exact staticmethod or classmethod.
 pub unsafe fn staticmethod_callable(sm: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
     let f = *((sm as *mut u8).add(std::mem::size_of::<ffi::PyObject>()) as *mut *mut ffi::PyObject);
     (!f.is_null()).then_some(f)

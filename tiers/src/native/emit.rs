@@ -1613,7 +1613,7 @@ impl<'a> Emit<'a> {
     /// raised, 2 returned with a trace or profile hook on) and result is in `out`: raises
     /// as `raise_if` does; else stores the result in `dst` and goes to `done`, except that
     /// with a hook on this function goes on in tier 1 from the next instruction (`tracing`;
-    /// inside a callee emitted inline, whose own exit reports it, it goes on here).
+    /// a callee emitted inline leaves to its exit, where tier 1 finishes it).
     pub fn finish_direct_call(
         &mut self,
         pc: usize,
@@ -1716,12 +1716,12 @@ impl<'a> Emit<'a> {
             Op::BuildTuple {} => ops::build::emit_build_sequence(self, pc, false),
             Op::BuildList {} => ops::build::emit_build_sequence(self, pc, true),
             Op::EvalBreaker {} => ops::events::emit_eval_breaker(self, pc),
+            Op::GetIter {} => ops::iter::emit_get_iter(self, pc),
+            Op::StoreGlobal { name } => ops::globals::emit_store_global(self, pc, name),
             Op::CheckBound { .. }
             | Op::LoadAssertionError {}
             | Op::LoadBuildClass {}
-            | Op::StoreGlobal { .. }
             | Op::DeleteGlobal { .. }
-            | Op::GetIter {}
             | Op::GetYieldFromIter { .. }
             | Op::DeleteAttr { .. }
             | Op::DeleteSubscr {}

@@ -274,12 +274,13 @@ pub(crate) fn emit_compare(
             let any = e.b.ins().bor(fx, fy);
             let none = e.b.ins().icmp_imm_s(IntCC::Equal, any, 0);
             e.fail_if(none, fail);
-            // An int operand converts exactly only below 2**53; larger ones compare
-            // exactly on the slow path, as float_richcompare does.
+            // An int operand converts exactly up to 2**53 (as tier 1 checks); larger ones
+            // compare exactly on the slow path, as float_richcompare does. Checked after
+            // the conversion, which rounds 2**53 + 1 down to 2**53: so from 2**53 on.
             for (val, is_float) in [(x, fx), (y, fy)] {
                 let limit = e.b.ins().f64const(9007199254740992.0);
                 let mag = e.b.ins().fabs(val);
-                let too_big = e.b.ins().fcmp(FloatCC::GreaterThan, mag, limit);
+                let too_big = e.b.ins().fcmp(FloatCC::GreaterThanOrEqual, mag, limit);
                 let was_int = e.b.ins().icmp_imm_s(IntCC::Equal, is_float, 0);
                 let bad = e.b.ins().band(too_big, was_int);
                 e.fail_if(bad, fail);

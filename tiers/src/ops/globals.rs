@@ -329,6 +329,26 @@ pub(crate) fn emit_slot_value(e: &mut Emit, d: CValue, slot: EntrySlot, fail: Bl
     v
 }
 
+/// The native template of StoreGlobal: `PyDict_SetItem` into the globals directly (as
+/// `store_global`), raising where it raises.
+pub(crate) fn emit_store_global(e: &mut Emit, pc: usize, name: NameIdx) -> Option<&'static str> {
+    let &n = e.c.objects.names.get(name.0 as usize)?;
+    let v = e.operand_objects(pc)[0];
+    let globals = e.globals_ptr();
+    let n = e.b.ins().iconst(e.ptr, n as i64);
+    let r = e
+        .call(
+            ffi::PyDict_SetItem as *const () as usize,
+            &[e.ptr, e.ptr, e.ptr],
+            Some(types::I32),
+            &[globals, n, v],
+        )
+        .expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, r, 0);
+    e.raise_if(pc, failed);
+    Some("StoreGlobal")
+}
+
 /// The native template of a cached LoadGlobal: the entry read in place (for a builtin,
 /// after the globals' version is found unchanged, or re-checked by a helper).
 pub(crate) fn emit_load_global(

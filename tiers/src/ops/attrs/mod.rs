@@ -137,8 +137,7 @@ pub const ATTR_VARIANTS: &[&str] = &[
 ];
 
 /// Names of StoreAttr's variants (module and class attributes are only read), for
-/// coverage; AttrInstanceDict has no native template (its tier-1 form runs from native
-/// code).
+/// coverage.
 pub const STORE_ATTR_VARIANTS: &[&str] = &["AttrInstanceValue", "AttrSlot", "AttrInstanceDict"];
 
 impl AttrVariant {
@@ -542,12 +541,7 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
             if dict.is_null() {
                 return None;
             }
-            if ffi::PyDict_SetItem(dict, name, x) < 0 {
-                // Out of memory: the dict is as it was; the generic op tries again.
-                ffi::PyErr_Clear();
-                return None;
-            }
-            return Some(());
+            return (dict_store(dict, name, x) != 0).then_some(());
         }
         AttrVariant::InstanceValue { tp, version, index } => {
             if !type_holds(p, tp, version) {
@@ -602,24 +596,62 @@ pub enum MethodVariant {
     /// LOAD_METHOD pushes NULL and the attribute, read as LoadAttr's AttrModule or
     /// AttrClass reads it (the variant inside).
     Module(AttrVariant),
-    /// `obj.method(...)` on an instance of a Python class: the method (a function in the
-    /// class's dict, or a method descriptor it inherits) with the object as `self`, when
-    /// the instance cannot shadow it (3.11's LOAD_METHOD_NO_DICT and
-    /// LOAD_METHOD_WITH_VALUES): its type has no instance dicts, or its instances keep
-    /// attributes in inline values laid out by shared keys that lack the name (they only
-    /// grow: an unchanged count says they still lack it) and this one has no `__dict__`.
-    Instance {
-        /// The type seen (kept alive by the code; compared by identity).
-        tp: *mut ffi::PyTypeObject,
-        /// Its version tag then (the method stays in its dict while the tag holds).
+    /// `obj.method(...)` on an instance of a Python class (see `InstanceMethod`).
+    Instance(InstanceMethod),
+    /// The same at a site that has seen instances of several classes (2 to `POLY_MAX`),
+    /// as CPython's and V8's polymorphic inline caches: each entry is tried in turn.
+    Poly(&'static [InstanceMethod]),
+    /// `Class.method(...)` for a classmethod wrapping a function (any method descriptor),
+    /// on a class whose metatype is exactly `type` (see `AttrVariant::Class`): the
+    /// function, with the class as its first argument, which is all the bound method
+    /// would do.
+    ClassMethod {
+        /// The class (kept alive by the code; compared by identity).
+        cls: *mut ffi::PyTypeObject,
+        /// Its version tag then (the classmethod stays in its dict while it holds).
         version: u32,
-        /// The method (held by the type's dict).
-        method: *mut ffi::PyObject,
-        /// How many names the type's shared keys had; -1 for a type without instance
-        /// dicts.
-        keys: i64,
+        /// The classmethod's function (held by the classmethod).
+        func: *mut ffi::PyObject,
     },
 }
+
+/// `obj.method(...)` on an instance of a Python class: the method (a function in the
+/// class's dict, or a method descriptor it inherits) with the object as `self`, when the
+/// instance does not shadow it (3.11's LOAD_METHOD_NO_DICT, LOAD_METHOD_WITH_VALUES and
+/// LOAD_METHOD_WITH_DICT): its type has no instance dicts; or its instances keep
+/// attributes in inline values laid out by shared keys that lack the name (they only
+/// grow: an unchanged count says they still lack it) and this one has no `__dict__`; or
+/// this one's `__dict__` (str keys only) lacks the name (`dict_lacks`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InstanceMethod {
+    /// The type seen (kept alive by the code; compared by identity).
+    pub tp: *mut ffi::PyTypeObject,
+    /// Its version tag then (the method stays in its dict while the tag holds).
+    pub version: u32,
+    /// The method (held by the type's dict).
+    pub method: *mut ffi::PyObject,
+    /// How many names the type's shared keys had; -1 for a type without instance dicts.
+    pub keys: i64,
+    /// The method's name (interned, held by the code object), looked up in an instance's
+    /// `__dict__`.
+    pub name: *mut ffi::PyObject,
+}
+
+impl InstanceMethod {
+    /// The method, if `p` is an instance this entry fits.
+    ///
+    /// # Safety
+    /// GIL held; `p` a live object.
+    #[inline]
+    unsafe fn of(&self, p: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+        (type_holds(p, self.tp, self.version) && unshadowed(p, self.tp, self.keys, self.name))
+            .then_some(self.method)
+    }
+}
+
+/// Receiver types a polymorphic LoadMethod site keeps (CPython's caches keep one, V8's
+/// four); a site that sees more goes back to the generic lookup (megamorphic).
+const POLY_MAX: usize = 4;
 
 /// Names of LoadMethod's variants, for coverage.
 pub const METHOD_VARIANTS: &[&str] = &[
@@ -627,6 +659,8 @@ pub const METHOD_VARIANTS: &[&str] = &[
     "LoadMethodModule",
     "LoadMethodInstance",
     "LoadMethodClass",
+    "LoadMethodPoly",
+    "LoadMethodClassmethod",
 ];
 
 impl MethodVariant {
@@ -636,7 +670,9 @@ impl MethodVariant {
             MethodVariant::Builtin { .. } => METHOD_VARIANTS[0],
             MethodVariant::Module(AttrVariant::Class { .. }) => METHOD_VARIANTS[3],
             MethodVariant::Module(_) => METHOD_VARIANTS[1],
-            MethodVariant::Instance { .. } => METHOD_VARIANTS[2],
+            MethodVariant::Instance(_) => METHOD_VARIANTS[2],
+            MethodVariant::Poly(_) => METHOD_VARIANTS[4],
+            MethodVariant::ClassMethod { .. } => METHOD_VARIANTS[5],
         }
     }
 }
@@ -656,8 +692,12 @@ pub unsafe fn observe_load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> Option
         return observe_module_attr(ctx, name, p).map(MethodVariant::Module);
     }
     if ffi::Py_TYPE(p) == std::ptr::addr_of_mut!(ffi::PyType_Type) {
-        // type_getattro is not the generic one either: the attribute with no self.
-        return observe_class_attr(ctx, name, p).map(MethodVariant::Module);
+        // type_getattro is not the generic one either: the attribute with no self (a
+        // classmethod's bound method, taken apart).
+        return match observe_class_attr(ctx, name, p) {
+            Some(attr) => Some(MethodVariant::Module(attr)),
+            None => observe_classmethod(ctx, name, p),
+        };
     }
     let n = super::name_obj(ctx, name).ok()?;
     let tp = ffi::Py_TYPE(p);
@@ -683,7 +723,8 @@ pub unsafe fn observe_load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> Option
     }
     let keys = if flags & ffi::Py_TPFLAGS_MANAGED_DICT != 0 {
         let keys = shared_keys(tp)?;
-        if !dict_of(p).is_null() || key_index(keys, n).is_some() {
+        let dict = dict_of(p);
+        if key_index(keys, n).is_some() || !dict.is_null() && dict_lacks(dict, n) == 0 {
             return None;
         }
         keys_count(keys) as i64
@@ -694,22 +735,135 @@ pub unsafe fn observe_load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> Option
     };
     // The guards compare the type by identity: it must stay this object.
     ctx.compiled.keep_alive(tp as *mut ffi::PyObject);
-    Some(MethodVariant::Instance {
+    Some(MethodVariant::Instance(InstanceMethod {
         tp,
         version: (*tp).tp_version_tag,
         method,
         keys,
+        name: n,
+    }))
+}
+
+/// A LoadMethod site's variant widened for receiver `o` that its instance entries did not
+/// fit: `o`'s class (one not seen at the site yet) added, up to `POLY_MAX`. `None` when
+/// it does not widen (another kind of receiver or variant, a class already there whose
+/// version tag changed, a full cache): then the site counts a miss.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn widen_method(
+    ctx: &Ctx,
+    name: NameIdx,
+    v: MethodVariant,
+    o: &Value,
+) -> Option<MethodVariant> {
+    let seen: &[InstanceMethod] = match &v {
+        MethodVariant::Instance(m) => std::slice::from_ref(m),
+        MethodVariant::Poly(ms) => ms,
+        MethodVariant::Builtin { .. }
+        | MethodVariant::Module(_)
+        | MethodVariant::ClassMethod { .. } => return None,
+    };
+    let Some(MethodVariant::Instance(new)) = observe_load_method(ctx, name, o) else {
+        return None;
+    };
+    if seen.len() >= POLY_MAX || seen.iter().any(|m| m.tp == new.tp) {
+        return None;
+    }
+    let mut all = seen.to_vec();
+    all.push(new);
+    // Leaked: at most POLY_MAX - 1 widenings per site between its returns to generic
+    // (bounded by the flip limit), and compiled code refers to the entries by address.
+    Some(MethodVariant::Poly(Box::leak(all.into_boxed_slice())))
+}
+
+/// `MethodVariant::ClassMethod` for `cls.name`, if that is a classmethod of a plain
+/// function (the checks `observe_class_attr` makes of the class and the name first).
+unsafe fn observe_classmethod(
+    ctx: &Ctx,
+    name: NameIdx,
+    cls: *mut ffi::PyObject,
+) -> Option<MethodVariant> {
+    let n = super::name_obj(ctx, name).ok()?;
+    if !crate::cpy::_PyType_Lookup(std::ptr::addr_of_mut!(ffi::PyType_Type), n).is_null() {
+        return None;
+    }
+    let tp = cls as *mut ffi::PyTypeObject;
+    let v = crate::cpy::_PyType_Lookup(tp, n);
+    if v.is_null()
+        || (*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0
+        || (*tp).tp_version_tag == 0
+        || ffi::Py_TYPE(v) != std::ptr::addr_of_mut!(ffi::PyClassMethod_Type)
+    {
+        return None;
+    }
+    // The classmethod binds through its callable's __get__ (3.11's cm_descr_get): for a
+    // method descriptor (a function, a tiered wrapper) the bound method calls it with the
+    // class first, by that flag's contract; anything else may bind otherwise.
+    let func = crate::cpy::staticmethod_callable(v)?;
+    if (*ffi::Py_TYPE(func)).tp_flags & ffi::Py_TPFLAGS_METHOD_DESCRIPTOR == 0 {
+        return None;
+    }
+    ctx.compiled.keep_alive(cls);
+    Some(MethodVariant::ClassMethod {
+        cls: tp,
+        version: (*tp).tp_version_tag,
+        func,
     })
 }
 
-/// Whether an instance of a Python class still cannot shadow the method of its type
+/// Whether an instance of a Python class still does not shadow the method of its type
 /// (`MethodVariant::Instance`'s guards past the type's).
 #[inline]
-unsafe fn unshadowed(p: *mut ffi::PyObject, tp: *mut ffi::PyTypeObject, keys: i64) -> bool {
+unsafe fn unshadowed(
+    p: *mut ffi::PyObject,
+    tp: *mut ffi::PyTypeObject,
+    keys: i64,
+    name: *mut ffi::PyObject,
+) -> bool {
     if keys < 0 {
         return true;
     }
-    dict_of(p).is_null() && shared_keys(tp).is_some_and(|k| keys_count(k) as i64 == keys)
+    let dict = dict_of(p);
+    if !dict.is_null() {
+        return dict_lacks(dict, name) != 0;
+    }
+    shared_keys(tp).is_some_and(|k| keys_count(k) as i64 == keys)
+}
+
+/// `dict[name] = x` for an instance's `__dict__` (what `object.__setattr__` does when the
+/// class has no data descriptor of that name): 1, or 0 when out of memory (the dict is as
+/// it was, the error cleared: the generic op tries again and raises it). Native code
+/// calls this too.
+///
+/// # Safety
+/// GIL held; `dict` a live dict, `name` a str, `x` a live object.
+pub(crate) unsafe extern "C" fn dict_store(
+    dict: *mut ffi::PyObject,
+    name: *mut ffi::PyObject,
+    x: *mut ffi::PyObject,
+) -> i64 {
+    if ffi::PyDict_SetItem(dict, name, x) < 0 {
+        ffi::PyErr_Clear();
+        return 0;
+    }
+    1
+}
+
+/// 1 if instance dict `dict` has only str keys and not `name` (an interned str), else 0
+/// (then the generic lookup decides). With only str keys the lookup compares strs, so
+/// it runs no Python code and cannot raise; native code calls this too.
+///
+/// # Safety
+/// GIL held; `dict` a live dict.
+pub(crate) unsafe extern "C" fn dict_lacks(
+    dict: *mut ffi::PyObject,
+    name: *mut ffi::PyObject,
+) -> i64 {
+    if unicode_keys((*(dict as *mut DictHead)).ma_keys).is_none() {
+        return 0;
+    }
+    ffi::PyDict_GetItemWithError(dict, name).is_null() as i64
 }
 
 /// The quickened LoadMethod (`None` when the object has another type).
@@ -727,16 +881,24 @@ pub unsafe fn load_method_quick(v: MethodVariant, o: &Value) -> Option<(Value, V
             Some((Value::from_borrowed(method), o.clone()))
         }
         MethodVariant::Module(attr) => Some((Value::Null, load_attr_quick(attr, o)?)),
-        MethodVariant::Instance {
-            tp,
-            version,
-            method,
-            keys,
-        } => {
-            let p = o.as_ptr();
-            if p.is_null() || !type_holds(p, tp, version) || !unshadowed(p, tp, keys) {
+        MethodVariant::ClassMethod { cls, version, func } => {
+            if o.as_ptr() != cls as *mut ffi::PyObject || (*cls).tp_version_tag != version {
                 return None;
             }
+            Some((Value::from_borrowed(func), o.clone()))
+        }
+        MethodVariant::Instance(_) | MethodVariant::Poly(_) => {
+            let p = o.as_ptr();
+            if p.is_null() {
+                return None;
+            }
+            let method = match v {
+                MethodVariant::Poly(ms) => ms.iter().find_map(|m| m.of(p))?,
+                MethodVariant::Instance(m) => m.of(p)?,
+                MethodVariant::Builtin { .. }
+                | MethodVariant::Module(_)
+                | MethodVariant::ClassMethod { .. } => return None,
+            };
             Some((Value::from_borrowed(method), o.clone()))
         }
     }

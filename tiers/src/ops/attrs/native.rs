@@ -238,6 +238,28 @@ pub(crate) fn emit_store_attr(
     );
     let slow = e.slow_block();
     let p = emit_instance_guards(e, o, v, fail)?;
+    if let AttrVariant::InstanceDict { name, .. } = v {
+        // Into the instance's `__dict__`, as tier 1 does (`dict_store`).
+        let dict = e.b.ins().load(e.ptr, mem(), p, DICT_OFFSET);
+        let none = e.b.ins().icmp_imm_s(IntCC::Equal, dict, 0);
+        e.fail_if(none, fail);
+        e.box_number(val, slow);
+        let tv = e.tag(val);
+        e.guard_eq(tv, tag::OBJ as i64, slow);
+        let x = e.payload(val, e.ptr);
+        let n = e.b.ins().iconst(e.ptr, name as i64);
+        let stored = e
+            .call(
+                dict_store as *const () as usize,
+                &[e.ptr, e.ptr, e.ptr],
+                Some(types::I64),
+                &[dict, n, x],
+            )
+            .expect("returns");
+        let failed = e.b.ins().icmp_imm_s(IntCC::Equal, stored, 0);
+        e.fail_if(failed, slow);
+        return Some(v.name());
+    }
     let (base, off) = match v {
         AttrVariant::InstanceValue { index, .. } => {
             let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
@@ -285,6 +307,55 @@ pub(crate) fn emit_store_attr(
     Some(v.name())
 }
 
+/// Native code for `unshadowed` on instance `p` (already of `m`'s type and version): a
+/// `__dict__` without the name (`dict_lacks`), or, with none made, the type's shared keys
+/// still without it (their count unchanged); else to `fail`.
+fn emit_unshadowed(
+    e: &mut crate::native::emit::Emit,
+    p: cranelift_codegen::ir::Value,
+    m: &InstanceMethod,
+    fail: cranelift_codegen::ir::Block,
+) {
+    use crate::native::emit::mem;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    if m.keys < 0 {
+        return;
+    }
+    let dict = e.b.ins().load(e.ptr, mem(), p, DICT_OFFSET);
+    let with_dict = e.b.create_block();
+    let inline_values = e.b.create_block();
+    let checked = e.b.create_block();
+    e.b.ins().brif(dict, with_dict, &[], inline_values, &[]);
+    e.b.switch_to_block(with_dict);
+    let n = e.b.ins().iconst(e.ptr, m.name as i64);
+    let lacks = e
+        .call(
+            dict_lacks as *const () as usize,
+            &[e.ptr, e.ptr],
+            Some(types::I64),
+            &[dict, n],
+        )
+        .expect("returns");
+    let has = e.b.ins().icmp_imm_s(IntCC::Equal, lacks, 0);
+    e.fail_if(has, fail);
+    e.b.ins().jump(checked, &[]);
+    e.b.switch_to_block(inline_values);
+    let tpv = e.b.ins().iconst(e.ptr, m.tp as i64);
+    let k = e.b.ins().load(
+        e.ptr,
+        mem(),
+        tpv,
+        std::mem::offset_of!(ffi::PyHeapTypeObject, ht_cached_keys) as i32,
+    );
+    let none = e.b.ins().icmp_imm_s(IntCC::Equal, k, 0);
+    e.fail_if(none, fail);
+    let count = e.b.ins().load(e.ptr, mem(), k, KEYS_NENTRIES);
+    e.guard_eq(count, m.keys, fail);
+    e.b.ins().jump(checked, &[]);
+    e.b.switch_to_block(checked);
+}
+
 /// The native template of a quickened LoadMethod: a type guard, then the method and the
 /// object as `self`.
 pub(crate) fn emit_load_method(
@@ -311,30 +382,63 @@ pub(crate) fn emit_load_method(
             e.set(inst.dst + 1, tag::OBJ, x);
             return Some(v.name());
         }
-        MethodVariant::Instance {
-            tp,
-            version,
-            method,
-            keys,
-        } => {
-            let p = emit_type_guards(e, r, tp, version, fail);
-            if keys >= 0 {
-                // No `__dict__` made, and the shared keys still without the name.
-                let dict = e.b.ins().load(e.ptr, mem(), p, DICT_OFFSET);
-                e.fail_if(dict, fail);
-                let tpv = e.b.ins().iconst(e.ptr, tp as i64);
-                let k = e.b.ins().load(
-                    e.ptr,
+        MethodVariant::ClassMethod { cls, version, func } => {
+            // The class itself, by identity, with its version tag unchanged.
+            let tv = e.tag(r);
+            e.guard_eq(tv, tag::OBJ as i64, fail);
+            let p = e.payload(r, e.ptr);
+            e.guard_eq(p, cls as i64, fail);
+            let clsv = e.b.ins().iconst(e.ptr, cls as i64);
+            let ver = e.b.ins().load(
+                types::I32,
+                mem(),
+                clsv,
+                std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
+            );
+            e.guard_eq(ver, version as i64, fail);
+            (p, func)
+        }
+        MethodVariant::Instance(m) => {
+            let p = emit_type_guards(e, r, m.tp, m.version, fail);
+            emit_unshadowed(e, p, &m, fail);
+            (p, m.method)
+        }
+        MethodVariant::Poly(ms) => {
+            // One type test per class seen, in order; the matching entry's guards then.
+            let tv = e.tag(r);
+            e.guard_eq(tv, tag::OBJ as i64, fail);
+            let p = e.payload(r, e.ptr);
+            let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+            let found = e.b.create_block();
+            e.b.append_block_param(found, e.ptr);
+            for m in ms {
+                let this = e.b.create_block();
+                let next = e.b.create_block();
+                let is = e.b.ins().icmp_imm_s(IntCC::Equal, ty, m.tp as i64);
+                e.b.ins().brif(is, this, &[], next, &[]);
+                e.b.switch_to_block(this);
+                let tpv = e.b.ins().iconst(e.ptr, m.tp as i64);
+                let ver = e.b.ins().load(
+                    types::I32,
                     mem(),
                     tpv,
-                    std::mem::offset_of!(ffi::PyHeapTypeObject, ht_cached_keys) as i32,
+                    std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
                 );
-                let none = e.b.ins().icmp_imm_s(IntCC::Equal, k, 0);
-                e.fail_if(none, fail);
-                let count = e.b.ins().load(e.ptr, mem(), k, KEYS_NENTRIES);
-                e.guard_eq(count, keys, fail);
+                e.guard_eq(ver, m.version as i64, fail);
+                emit_unshadowed(e, p, m, fail);
+                let method = e.b.ins().iconst(e.ptr, m.method as i64);
+                e.b.ins()
+                    .jump(found, &[cranelift_codegen::ir::BlockArg::Value(method)]);
+                e.b.switch_to_block(next);
             }
-            (p, method)
+            e.b.ins().jump(fail, &[]);
+            e.b.switch_to_block(found);
+            let method = e.b.block_params(found)[0];
+            e.incref(method);
+            e.set(inst.dst, tag::OBJ, method);
+            e.incref(p);
+            e.set(inst.dst + 1, tag::OBJ, p);
+            return Some(v.name());
         }
     };
     let m = e.b.ins().iconst(e.ptr, method as i64);
