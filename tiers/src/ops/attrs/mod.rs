@@ -397,14 +397,14 @@ unsafe fn observe_module_attr(
     Some(AttrVariant::Module { module, slot })
 }
 
-/// A class's attribute as `type.__getattribute__` finds it (the class's MRO, with nothing
-/// of that name on `type` itself), when it is a plain value, a function or a
-/// staticmethod.
-unsafe fn observe_class_attr(
+/// What `type.__getattribute__` finds for `cls.name` in the class's MRO, with nothing of
+/// that name on `type` itself and a valid version tag to guard it by: (the class, the
+/// attribute, borrowed).
+unsafe fn class_lookup(
     ctx: &Ctx,
     name: NameIdx,
     cls: *mut ffi::PyObject,
-) -> Option<AttrVariant> {
+) -> Option<(*mut ffi::PyTypeObject, *mut ffi::PyObject)> {
     let n = super::name_obj(ctx, name).ok()?;
     if !crate::cpy::_PyType_Lookup(std::ptr::addr_of_mut!(ffi::PyType_Type), n).is_null() {
         return None;
@@ -417,6 +417,17 @@ unsafe fn observe_class_attr(
     {
         return None;
     }
+    Some((tp, v))
+}
+
+/// A class's attribute (`class_lookup`) when it is a plain value, a function or a
+/// staticmethod.
+unsafe fn observe_class_attr(
+    ctx: &Ctx,
+    name: NameIdx,
+    cls: *mut ffi::PyObject,
+) -> Option<AttrVariant> {
+    let (tp, v) = class_lookup(ctx, name, cls)?;
     let vt = ffi::Py_TYPE(v);
     let value =
         if (*vt).tp_descr_get.is_none() || vt == std::ptr::addr_of_mut!(ffi::PyFunction_Type) {
@@ -777,24 +788,15 @@ pub unsafe fn widen_method(
     Some(MethodVariant::Poly(Box::leak(all.into_boxed_slice())))
 }
 
-/// `MethodVariant::ClassMethod` for `cls.name`, if that is a classmethod of a plain
-/// function (the checks `observe_class_attr` makes of the class and the name first).
+/// `MethodVariant::ClassMethod` for `cls.name` (`class_lookup`), if that is a classmethod
+/// of a function.
 unsafe fn observe_classmethod(
     ctx: &Ctx,
     name: NameIdx,
     cls: *mut ffi::PyObject,
 ) -> Option<MethodVariant> {
-    let n = super::name_obj(ctx, name).ok()?;
-    if !crate::cpy::_PyType_Lookup(std::ptr::addr_of_mut!(ffi::PyType_Type), n).is_null() {
-        return None;
-    }
-    let tp = cls as *mut ffi::PyTypeObject;
-    let v = crate::cpy::_PyType_Lookup(tp, n);
-    if v.is_null()
-        || (*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0
-        || (*tp).tp_version_tag == 0
-        || ffi::Py_TYPE(v) != std::ptr::addr_of_mut!(ffi::PyClassMethod_Type)
-    {
+    let (tp, v) = class_lookup(ctx, name, cls)?;
+    if ffi::Py_TYPE(v) != std::ptr::addr_of_mut!(ffi::PyClassMethod_Type) {
         return None;
     }
     // The classmethod binds through its callable's __get__ (3.11's cm_descr_get): for a

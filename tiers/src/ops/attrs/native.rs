@@ -30,9 +30,20 @@ fn emit_type_guards(
     version: u32,
     fail: cranelift_codegen::ir::Block,
 ) -> cranelift_codegen::ir::Value {
+    let p = e.object_of_type(r, tp, fail);
+    emit_version_guard(e, tp, version, fail);
+    p
+}
+
+/// Native guard: type `tp`'s version tag is still `version`.
+fn emit_version_guard(
+    e: &mut crate::native::emit::Emit,
+    tp: *mut ffi::PyTypeObject,
+    version: u32,
+    fail: cranelift_codegen::ir::Block,
+) {
     use crate::native::emit::mem;
     use cranelift_codegen::ir::{types, InstBuilder};
-    let p = e.object_of_type(r, tp, fail);
     let tpv = e.b.ins().iconst(e.ptr, tp as i64);
     let ver = e.b.ins().load(
         types::I32,
@@ -41,7 +52,6 @@ fn emit_type_guards(
         std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
     );
     e.guard_eq(ver, version as i64, fail);
-    p
 }
 
 /// Native code for `dict_hint_value` on object `p` (guarded to be of the variant's type):
@@ -388,14 +398,7 @@ pub(crate) fn emit_load_method(
             e.guard_eq(tv, tag::OBJ as i64, fail);
             let p = e.payload(r, e.ptr);
             e.guard_eq(p, cls as i64, fail);
-            let clsv = e.b.ins().iconst(e.ptr, cls as i64);
-            let ver = e.b.ins().load(
-                types::I32,
-                mem(),
-                clsv,
-                std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
-            );
-            e.guard_eq(ver, version as i64, fail);
+            emit_version_guard(e, cls, version, fail);
             (p, func)
         }
         MethodVariant::Instance(m) => {
@@ -417,14 +420,7 @@ pub(crate) fn emit_load_method(
                 let is = e.b.ins().icmp_imm_s(IntCC::Equal, ty, m.tp as i64);
                 e.b.ins().brif(is, this, &[], next, &[]);
                 e.b.switch_to_block(this);
-                let tpv = e.b.ins().iconst(e.ptr, m.tp as i64);
-                let ver = e.b.ins().load(
-                    types::I32,
-                    mem(),
-                    tpv,
-                    std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
-                );
-                e.guard_eq(ver, m.version as i64, fail);
+                emit_version_guard(e, m.tp, m.version, fail);
                 emit_unshadowed(e, p, m, fail);
                 let method = e.b.ins().iconst(e.ptr, m.method as i64);
                 e.b.ins()
