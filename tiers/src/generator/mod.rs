@@ -44,29 +44,73 @@ static mut CORO_TYPE: *mut ffi::PyTypeObject = std::ptr::null_mut();
 static mut ITER_CORO_TYPE: *mut ffi::PyTypeObject = std::ptr::null_mut();
 static mut WRAPPER_TYPE: *mut ffi::PyTypeObject = std::ptr::null_mut();
 
-/// Words after CPython's slots in a generator of ours: the `Compiled` it runs, then the
-/// running activation's `Ctx` (0 while not running), which `activation` finds it by.
-/// Its register file follows (`registers`).
-const FOOTER: usize = 2;
+/// Words after CPython's slots in a generator of ours: the `Compiled` it runs, the
+/// running activation's `Ctx` (0 while not running), which `activation` finds it by, and
+/// its register file once it has one (`registers`; 0 before).
+const FOOTER: usize = 3;
 
-/// The register file of a generator of ours, after its footer: it lives as long as the
-/// generator, so a resumption neither allocates nor clears one. Between steps it holds
-/// only the constants its code starts with (loaded once, when it is made: every block
-/// reads their registers); everything else is empty then (`suspend` moved the live values
-/// into the frame). `dealloc` releases what is left.
+/// The register file a generator of ours keeps once it suspended (allocated then, by
+/// `keep_registers`), so later resumptions neither allocate nor clear one nor load its
+/// constants again. Between steps it holds only the constants its code starts with (every
+/// block reads their registers); everything else is empty (`suspend` moved the live
+/// values into the frame). Its first step (and every step of a generator that never
+/// suspends, as most coroutines do not) uses a register file on the stack instead, so
+/// making a generator costs no more than CPython's. `dealloc` releases and frees it.
 ///
 /// # Safety
 /// GIL held; `gen` a live generator of ours; the slice must not outlive it, nor be taken
 /// twice at once (a running generator cannot be resumed again).
-pub(crate) unsafe fn registers<'g>(gen: *mut ffi::PyObject) -> &'g mut [Value] {
+pub(crate) unsafe fn registers<'g>(gen: *mut ffi::PyObject) -> Option<&'g mut [Value]> {
+    let base = *register_slot(gen) as *mut Value;
+    if base.is_null() {
+        return None;
+    }
     let n = compiled_of(gen).linear.nregs as usize;
-    let base = g::past_slots(gen).add(FOOTER) as *mut Value;
-    // SAFETY: `new_generator` allocated and initialized `n` Values there.
-    std::slice::from_raw_parts_mut(base, n)
+    // SAFETY: `keep_registers` allocated and filled `n` Values there.
+    Some(std::slice::from_raw_parts_mut(base, n))
 }
 
-/// Words a register takes in a generator's footer.
-const REGISTER_WORDS: usize = std::mem::size_of::<Value>() / std::mem::size_of::<usize>();
+/// The footer word holding a generator's register file.
+unsafe fn register_slot(gen: *mut ffi::PyObject) -> *mut usize {
+    g::past_slots(gen).add(2)
+}
+
+/// After a step on stack registers `regs` left generator `gen` suspended: its register
+/// file from now on (`registers`), with the constants moved in (nothing else is left).
+/// Out of memory: the constants are released instead, and the next step loads them again.
+///
+/// # Safety
+/// GIL held; `gen` a suspended generator of ours without a register file.
+pub(crate) unsafe fn keep_registers(gen: *mut ffi::PyObject, regs: &mut [Value]) {
+    let bytes = std::mem::size_of_val(regs);
+    let kept = ffi::PyMem_Malloc(bytes) as *mut Value;
+    if kept.is_null() {
+        ffi::PyErr_Clear();
+        regs.iter_mut().for_each(|r| *r = Value::Null);
+        return;
+    }
+    // SAFETY: `kept` has room for them; the stack file is left all Null (zero bytes),
+    // owning nothing, as its owner expects.
+    std::ptr::copy_nonoverlapping(regs.as_ptr(), kept, regs.len());
+    std::ptr::write_bytes(regs.as_mut_ptr(), 0, regs.len());
+    *register_slot(gen) = kept as usize;
+}
+
+/// Loads the constants a generator's code starts with into registers `regs` (empty), for
+/// a step on stack registers (`registers`).
+///
+/// # Safety
+/// GIL held.
+pub(crate) unsafe fn load_constants(c: &Compiled, regs: &mut [Value]) {
+    for &pc in &c.linear.prologue {
+        let inst = &c.linear.insts[pc as usize];
+        if let LKind::Op(tiered_ir::Op::Const { index }) = inst.kind {
+            if let Some(&o) = c.objects.consts.get(index.0 as usize) {
+                regs[inst.dst as usize] = Value::from_borrowed(o);
+            }
+        }
+    }
+}
 
 /// What a generator object of ours is (from its type), for the behaviour and messages
 /// that differ.
@@ -404,10 +448,7 @@ pub unsafe fn suspend(ctx: &Ctx, regs: &mut [Value], pc: usize) -> PyResult<Valu
 /// caller's to fill); not yet tracked by the GC.
 unsafe fn new_generator(ctx: &Ctx) -> PyResult<*mut ffi::PyObject> {
     let c = ctx.compiled;
-    let n = c.nlocalsplus
-        + frame::stacksize_of(c.objects.code.ptr())
-        + FOOTER
-        + c.linear.nregs as usize * REGISTER_WORDS;
+    let n = c.nlocalsplus + frame::stacksize_of(c.objects.code.ptr()) + FOOTER;
     let coroutine = c.info.flags & tiered_frontend::code::flags::COROUTINE != 0;
     // A coroutine's `cr_origin`, when `sys.set_coroutine_origin_tracking_depth` asks.
     let depth = if coroutine {
@@ -470,22 +511,7 @@ unsafe fn new_generator(ctx: &Ctx) -> PyResult<*mut ffi::PyObject> {
     let (compiled, running) = footer(gen);
     *compiled = c as *const Compiled as usize;
     *running = 0;
-    let base = g::past_slots(gen).add(FOOTER) as *mut Value;
-    // All zero bytes is `Value::Null`.
-    std::ptr::write_bytes(base, 0, c.linear.nregs as usize);
-    let regs = registers(gen);
-    for &pc in &c.linear.prologue {
-        let inst = &c.linear.insts[pc as usize];
-        if let LKind::Op(tiered_ir::Op::Const { index }) = inst.kind {
-            match crate::ops::values::load_const(ctx, index) {
-                Ok(v) => regs[inst.dst as usize] = v,
-                Err(Raised) => {
-                    ffi::Py_DECREF(gen);
-                    return Err(Raised);
-                }
-            }
-        }
-    }
+    *register_slot(gen) = 0;
     Ok(gen)
 }
 
@@ -571,11 +597,23 @@ unsafe extern "C" fn wrapper_close(
 static mut BASE_DEALLOC: Option<ffi::destructor> = None;
 
 /// `tp_dealloc` of our generator types: the finalizer first (it may close the generator,
-/// in CPython's loop, or resurrect it), then what only ours hold: the register file's
-/// constants, and the coroutine's origin or the async generator's finalizer hook (CPython's
+/// in CPython's loop, or resurrect it), then what only ours hold: the register file (with
+/// its constants), and the coroutine's origin or the async generator's finalizer hook (CPython's
 /// `gen_dealloc` drops those only for its exact types); then `gen_dealloc` frees the rest
 /// (it runs the finalizer no more: the GC marked it finalized).
 pub(super) unsafe extern "C" fn dealloc(gen: *mut ffi::PyObject) {
+    // Nothing of ours to release (a generator that never suspended, as most coroutines):
+    // `gen_dealloc` alone. (Its finalizer closes an unfinished generator or coroutine in
+    // CPython's loop, which never makes a register file; an async generator's is ours.)
+    if *register_slot(gen) == 0
+        && g::head(gen).gi_origin_or_finalizer.is_null()
+        && !is_our_async_generator(gen)
+    {
+        if let Some(base) = BASE_DEALLOC {
+            base(gen);
+        }
+        return;
+    }
     ffi::PyObject_GC_UnTrack(gen as *mut std::ffi::c_void);
     if !g::head(gen).gi_weakreflist.is_null() {
         ffi::PyObject_ClearWeakRefs(gen);
@@ -584,8 +622,12 @@ pub(super) unsafe extern "C" fn dealloc(gen: *mut ffi::PyObject) {
     if ffi::PyObject_CallFinalizerFromDealloc(gen) != 0 {
         return;
     }
-    for r in registers(gen) {
-        drop(std::mem::take(r));
+    if let Some(regs) = registers(gen) {
+        for r in regs.iter_mut() {
+            drop(std::mem::take(r));
+        }
+        ffi::PyMem_Free(regs.as_mut_ptr() as *mut std::ffi::c_void);
+        *register_slot(gen) = 0;
     }
     let f = std::mem::replace(
         &mut g::head(gen).gi_origin_or_finalizer,

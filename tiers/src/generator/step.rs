@@ -133,13 +133,23 @@ pub(crate) unsafe fn send_ex2(
     let c = compiled_of(gen);
     let at = c.offset_of_unit((*g::iframe(gen)).prev_instr);
     match c.linear.suspension_at(at).filter(|_| !ts.tracing()) {
-        Some(point) => resume(ts, gen, c, point, arg, exc, super::registers(gen), presult),
+        Some(point) => match super::registers(gen) {
+            Some(regs) => resume(ts, gen, c, point, arg, exc, regs, presult),
+            None => crate::runtime::with_registers(c.linear.nregs as usize, |regs| {
+                super::load_constants(c, regs);
+                let r = resume(ts, gen, c, point, arg, exc, regs, presult);
+                if g::head(gen).gi_frame_state == g::FRAME_SUSPENDED {
+                    super::keep_registers(gen, regs);
+                }
+                r
+            }),
+        },
         None => cpython_step(ts, gen, c, arg, exc, presult),
     }
 }
 
-/// Runs generator `gen` from suspension `point` in its register file `regs` (empty but
-/// for its constants: `registers`), as
+/// Runs generator `gen` from suspension `point` in register file `regs` (empty but for
+/// its constants: `registers`), as
 /// `gen_send_ex2` runs a frame: pushes the value sent in (or raises the exception thrown
 /// in, `exc`, at the yield), links the frame and the generator's exception level, and
 /// finishes the generator if it did not yield.
