@@ -144,9 +144,9 @@ pub struct Linear {
     pub reused: Vec<bool>,
     /// The registers that may still own something once a Return ran: those of the frame
     /// state it returns with, and constants' (every other value was released where it
-    /// died, and a returned temporary moved out), so a caller releases only these after a return, in this order (the
-    /// locals' slot order, as CPython clears a frame). After an exception any register
-    /// may own something.
+    /// died, and a returned temporary moved out), so a caller releases only these after
+    /// a return, in this order (the locals' slot order, as CPython clears a frame). After
+    /// an exception any register may own something.
     pub at_return: Vec<u32>,
     /// The generator's suspensions (empty for other code).
     pub suspensions: Vec<Suspension>,

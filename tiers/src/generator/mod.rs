@@ -597,10 +597,11 @@ unsafe extern "C" fn wrapper_close(
 static mut BASE_DEALLOC: Option<ffi::destructor> = None;
 
 /// `tp_dealloc` of our generator types: the finalizer first (it may close the generator,
-/// in CPython's loop, or resurrect it), then what only ours hold: the register file (with
-/// its constants), and the coroutine's origin or the async generator's finalizer hook (CPython's
-/// `gen_dealloc` drops those only for its exact types); then `gen_dealloc` frees the rest
-/// (it runs the finalizer no more: the GC marked it finalized).
+/// in CPython's loop, or resurrect it), then what only ours hold: the register file
+/// (with its constants), and the coroutine's origin or the async generator's finalizer
+/// hook (CPython's `gen_dealloc` drops those only for its exact types); then
+/// `gen_dealloc` frees the rest (it runs the finalizer no more: the GC marked it
+/// finalized).
 pub(super) unsafe extern "C" fn dealloc(gen: *mut ffi::PyObject) {
     // Nothing of ours to release (a generator that never suspended, as most coroutines):
     // `gen_dealloc` alone. (Its finalizer closes an unfinished generator or coroutine in

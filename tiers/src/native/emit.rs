@@ -529,15 +529,16 @@ impl<'a> Emit<'a> {
         self.s.const_ints[r as usize]
     }
 
+    /// Whether register `r` only ever holds NULL (`values::null_registers`).
+    pub fn is_null_register(&self, r: u32) -> bool {
+        self.s.null_regs[r as usize]
+    }
+
     /// Whether writing register `r` at the current instruction may find an old value to
     /// drop: not for a bool-only register, nor for one written outside any cycle (it is
     /// written at most once per call, onto NULL), nor for one whose last value was
     /// released where it died (`Linear::reused`). The move scratch register is shared by
     /// all edges, so it always may.
-    /// Whether register `r` only ever holds NULL (`values::null_registers`).
-    pub fn is_null_register(&self, r: u32) -> bool {
-        self.s.null_regs[r as usize]
-    }
     pub(crate) fn may_hold_old(&self, r: u32, at: usize) -> bool {
         !self.s.bool_regs[r as usize]
             && (self.c.linear.in_cycle[at] || r + 1 == self.c.linear.nregs)
