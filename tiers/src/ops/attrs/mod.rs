@@ -271,6 +271,21 @@ unsafe fn type_holds(p: *mut ffi::PyObject, tp: *mut ffi::PyTypeObject, version:
     ffi::Py_TYPE(p) == tp && (*tp).tp_version_tag == version
 }
 
+/// The `__dict__` of `p` when `p` still has the type and version tag an AttrInstanceDict
+/// was made for, and a `__dict__` at all.
+#[inline]
+unsafe fn typed_dict(
+    p: *mut ffi::PyObject,
+    tp: *mut ffi::PyTypeObject,
+    version: u32,
+) -> Option<*mut ffi::PyObject> {
+    if !type_holds(p, tp, version) {
+        return None;
+    }
+    let dict = dict_of(p);
+    (!dict.is_null()).then_some(dict)
+}
+
 /// The variant for `o.name` on this object, if any: `store` for an assignment.
 unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Option<AttrVariant> {
     let p = o.as_ptr();
@@ -501,16 +516,7 @@ pub unsafe fn load_attr_quick(v: AttrVariant, o: &Value) -> Option<Value> {
             version,
             hint,
             name,
-        } => {
-            if !type_holds(p, tp, version) {
-                return None;
-            }
-            let dict = dict_of(p);
-            if dict.is_null() {
-                return None;
-            }
-            dict_hint_value(dict, hint, name)?
-        }
+        } => dict_hint_value(typed_dict(p, tp, version)?, hint, name)?,
         AttrVariant::Slot {
             tp,
             version,
@@ -545,13 +551,7 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
         } => {
             // What `object.__setattr__` does for an instance with a `__dict__` and no
             // data descriptor of that name on its class (the version tag says so).
-            if !type_holds(p, tp, version) {
-                return None;
-            }
-            let dict = dict_of(p);
-            if dict.is_null() {
-                return None;
-            }
+            let dict = typed_dict(p, tp, version)?;
             return (dict_store(dict, name, x) != 0).then_some(());
         }
         AttrVariant::InstanceValue { tp, version, index } => {
