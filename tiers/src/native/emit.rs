@@ -49,8 +49,8 @@ pub struct CtxFill {
     pub dicts: Option<(Value, Value)>,
     /// Its `Tuning` (a pointer to one that outlives the call).
     pub tuning: Value,
-    /// The thread state and stack limit, unless the context has them already.
-    pub thread: Option<(Value, Value)>,
+    /// The thread state and stack limit.
+    pub thread: (Value, Value),
     /// Its CPython frame (`cpy::frame`), pushed by the caller.
     pub frame: Value,
     /// Its register file.
@@ -161,6 +161,13 @@ pub fn loop_free(c: &Compiled) -> bool {
 
 /// Callees at most this long (linear instructions) are emitted inline at direct calls.
 const INLINE_MAX_INSTS: usize = 24;
+
+/// Whether `c`'s code can be emitted inline (into a caller, or into its own trampolines):
+/// short (beyond that a call costs little beside the body, and each inline copy costs
+/// compile time) and loop-free.
+pub fn inline_sized(c: &Compiled) -> bool {
+    c.linear.insts.len() <= INLINE_MAX_INSTS && loop_free(c)
+}
 
 /// Which registers only ever hold an unboxed bool (or NULL before their definition).
 fn bool_registers(c: &Compiled) -> Vec<bool> {
@@ -336,10 +343,7 @@ impl<'a> Emit<'a> {
     /// loops (whose polls and OSR exits need a native function of their own), not the
     /// function itself, and not from inside another inlined callee.
     pub fn inlinable(&self, callee: &Compiled) -> bool {
-        !self.inlining
-            && !std::ptr::eq(self.c, callee)
-            && callee.linear.insts.len() <= INLINE_MAX_INSTS
-            && loop_free(callee)
+        !self.inlining && !std::ptr::eq(self.c, callee) && inline_sized(callee)
     }
 
     /// Emits `callee` (see `inlinable`) inline, working on the frame a direct call built
@@ -556,10 +560,64 @@ impl<'a> Emit<'a> {
     /// The `Ctx*` argument (for an inlined callee: its context, filled in here first).
     pub fn ctx(&mut self) -> Value {
         let ctx = self.s.ctx_v.expect("prologue ran");
-        if let Some(fill) = self.s.ctx_fill {
-            self.store_ctx(ctx, &fill);
-        }
+        self.link_inline();
         ctx
+    }
+
+    /// In a callee emitted inline, whose context is written and CPython frame pushed only
+    /// where something may read them: makes it a whole activation if it is not yet (one
+    /// out-of-line call, `helpers::link_inline`), after marking its caller at this call.
+    /// Elsewhere nothing.
+    fn link_inline(&mut self) {
+        let (Some((linked, ts)), Some(fill)) = (self.s.lazy_frame, self.s.ctx_fill) else {
+            return;
+        };
+        let ctx = self.s.ctx_v.expect("prologue ran");
+        let push = self.b.create_block();
+        self.b.set_cold_block(push);
+        let go = self.b.create_block();
+        let was = self.b.use_var(linked);
+        self.b.ins().brif(was, go, &[], push, &[]);
+        self.b.switch_to_block(push);
+        if let Some((parent, unit)) = self.s.parent_mark {
+            // The caller is at this call before a frame goes on top of its.
+            let pframe = self.b.ins().load(
+                self.ptr,
+                mem(),
+                parent,
+                std::mem::offset_of!(Ctx, frame) as i32,
+            );
+            let v = self.b.ins().iconst(self.ptr, unit);
+            self.b
+                .ins()
+                .store(mem(), v, pframe, crate::cpy::frame::offset::PREV_INSTR);
+        }
+        let ptr = self.ptr;
+        let (tstate, limit) = fill.thread;
+        debug_assert!(tstate == ts, "the lazy frame's thread is the context's");
+        let helper = super::helpers::link_inline as *const () as usize;
+        let f = self.b.ins().iconst(ptr, helper as i64);
+        // Not `call`: this frame is not linked yet, so nothing marks it first.
+        self.call_raw(
+            helper,
+            f,
+            &[ptr; 8],
+            None,
+            &[
+                ctx,
+                fill.compiled,
+                fill.func,
+                fill.frame,
+                fill.regs,
+                fill.tuning,
+                tstate,
+                limit,
+            ],
+        );
+        let yes = self.b.ins().iconst(types::I8, 1);
+        self.b.def_var(linked, yes);
+        self.b.ins().jump(go, &[]);
+        self.b.switch_to_block(go);
     }
 
     /// Writes a callee context at `ctx`.
@@ -582,13 +640,7 @@ impl<'a> Emit<'a> {
             std::mem::offset_of!(Ctx, tuning) as i32,
         );
         // `ran_native` stays unwritten: only calls from Rust read it, from their own context.
-        if let Some((tstate, limit)) = f.thread {
-            self.store_ctx_thread(ctx, tstate, limit);
-        }
-    }
-
-    /// Writes the thread state and stack limit of a context.
-    pub fn store_ctx_thread(&mut self, ctx: Value, tstate: Value, limit: Value) {
+        let (tstate, limit) = f.thread;
         self.b
             .ins()
             .store(mem(), tstate, ctx, std::mem::offset_of!(Ctx, tstate) as i32);
@@ -716,18 +768,18 @@ impl<'a> Emit<'a> {
     /// have written it).
     fn reload_cached(&mut self) {
         let Some(regs) = self.s.regs_v else { return };
-        for r in 0..self.s.cached.len() {
-            if let Some(v) = self.s.cached[r] {
-                let t = self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32);
-                let p = self
-                    .b
-                    .ins()
-                    .load(types::I64, mem(), regs, (r * 16 + 8) as i32);
-                let x = self.b.ins().bitcast(types::F64, MemFlagsData::new(), p);
-                self.b.def_var(v.tag, t);
-                self.b.def_var(v.payload, p);
-                self.b.def_var(v.float, x);
-            }
+        for r in 0..self.s.cached.len() as u32 {
+            self.reload_register(regs, r);
+        }
+    }
+    /// Reloads register `r`'s cached words, if it has them, from the register file.
+    fn reload_register(&mut self, regs: Value, r: u32) {
+        if let Some(v) = self.s.cached[r as usize] {
+            let (t, p) = self.load_words(regs, r);
+            let x = self.b.ins().bitcast(types::F64, MemFlagsData::new(), p);
+            self.b.def_var(v.tag, t);
+            self.b.def_var(v.payload, p);
+            self.b.def_var(v.float, x);
         }
     }
     /// Overwrites register `r` (dropping its old content) with `tag` and `payload`.
@@ -778,49 +830,37 @@ impl<'a> Emit<'a> {
     /// Boxes register `r` in place if it holds an unboxed int or float (as tier 1 boxes
     /// the operands of ops that hand them to CPython), so it then holds an object unless
     /// it held something else (a bool, NULL). Out of memory branches to `slow` with the
-    /// error cleared: the generic op there boxes again and raises it properly.
+    /// error cleared: the generic op there boxes again and raises it properly. The boxing
+    /// is a call out of line (`helpers::box_register`): inline, it was about 40 Cranelift
+    /// instructions per operand, most of a small function's code and compile time.
     pub fn box_number(&mut self, r: u32, slow: Block) {
         let t = self.tag(r);
-        let is_int = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::INT as i64);
-        let is_float = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::FLOAT as i64);
-        let (int_b, float_b, other, made, done) = (
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-            self.b.create_block(),
-        );
-        self.b.append_block_param(made, self.ptr);
-        self.b.ins().brif(is_int, int_b, &[], other, &[]);
-        self.b.switch_to_block(other);
-        self.b.ins().brif(is_float, float_b, &[], done, &[]);
-        self.b.switch_to_block(int_b);
-        let n = self.payload(r, types::I64);
-        let x = self.new_int(n);
-        self.b.ins().jump(made, &[BlockArg::Value(x)]);
-        self.b.switch_to_block(float_b);
-        let n = self.payload(r, types::F64);
-        let x = self
-            .call(
-                pyo3_ffi::PyFloat_FromDouble as *const () as usize,
-                &[types::F64],
-                Some(self.ptr),
-                &[n],
-            )
-            .expect("returns");
-        self.b.ins().jump(made, &[BlockArg::Value(x)]);
-        self.b.switch_to_block(made);
-        let x = self.b.block_params(made)[0];
-        let failed = self.b.create_block();
-        let ok = self.b.create_block();
-        self.b.ins().brif(x, ok, &[], failed, &[]);
-        self.b.switch_to_block(failed);
-        self.call(pyo3_ffi::PyErr_Clear as *const () as usize, &[], None, &[]);
-        self.b.ins().jump(slow, &[]);
-        self.b.switch_to_block(ok);
-        self.set(r, tag::OBJ, x);
-        self.b.ins().jump(done, &[]);
+        // INT and FLOAT are adjacent tags: one unsigned comparison.
+        let k = self.b.ins().iadd_imm_s(t, -(tag::INT as i64));
+        let number = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedLessThanOrEqual, k, 1);
+        let (boxing, done) = (self.b.create_block(), self.b.create_block());
+        self.b.set_cold_block(boxing);
+        self.b.ins().brif(number, boxing, &[], done, &[]);
+        self.b.switch_to_block(boxing);
+        let failed = self.box_out_of_line(r, super::helpers::box_register as *const () as usize);
+        self.b.ins().brif(failed, slow, &[], done, &[]);
         self.b.switch_to_block(done);
+    }
+
+    /// Calls `helper` (`box_register` or `operand_object`) on register `r` in memory and
+    /// returns its result; the register's cached words are reloaded, as the helper may
+    /// have boxed it.
+    fn box_out_of_line(&mut self, r: u32, helper: usize) -> Value {
+        let regs = self.regs();
+        let reg = self.b.ins().iadd_imm_s(regs, (r * 16) as i64);
+        let x = self
+            .call(helper, &[self.ptr], Some(self.ptr), &[reg])
+            .expect("returns");
+        self.reload_register(regs, r);
+        x
     }
 
     /// A new reference to the int `v` (an i64), or NULL with MemoryError set:
@@ -907,32 +947,25 @@ impl<'a> Emit<'a> {
         self.b.block_params(done)[0]
     }
 
-    /// Register `r` as a borrowed object pointer, for handing to CPython: numbers are
-    /// boxed in place first (`box_number`), bools are the singletons; NULL (or boxing
-    /// out of memory) branches to `slow`.
+    /// Register `r` as a borrowed object pointer, for handing to CPython: an object is
+    /// read inline; anything else calls `helpers::operand_object` out of line (numbers
+    /// boxed in place, bools their singletons); NULL (or boxing out of memory) branches
+    /// to `slow`.
     pub fn object_of(&mut self, r: u32, slow: Block) -> Value {
-        self.box_number(r, slow);
         let t = self.tag(r);
         let is_obj = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
-        let is_bool = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::BOOL as i64);
-        let (obj, other, boolean, put) = (
-            self.b.create_block(),
+        let (obj, other, put) = (
             self.b.create_block(),
             self.b.create_block(),
             self.b.create_block(),
         );
         self.b.append_block_param(put, self.ptr);
+        self.b.set_cold_block(other);
         self.b.ins().brif(is_obj, obj, &[], other, &[]);
         self.b.switch_to_block(other);
-        self.b.ins().brif(is_bool, boolean, &[], slow, &[]);
-        self.b.switch_to_block(boolean);
-        let b = self.payload(r, types::I8);
-        // SAFETY: taking the singletons' addresses reads nothing.
-        let (yes, no) = unsafe { (pyo3_ffi::Py_True() as i64, pyo3_ffi::Py_False() as i64) };
-        let yes = self.b.ins().iconst(self.ptr, yes);
-        let no = self.b.ins().iconst(self.ptr, no);
-        let o = self.b.ins().select(b, yes, no);
-        self.b.ins().jump(put, &[BlockArg::Value(o)]);
+        let helper = super::helpers::operand_object as *const () as usize;
+        let o = self.box_out_of_line(r, helper);
+        self.b.ins().brif(o, put, &[BlockArg::Value(o)], slow, &[]);
         self.b.switch_to_block(obj);
         let o = self.payload(r, self.ptr);
         self.b.ins().jump(put, &[BlockArg::Value(o)]);
@@ -1182,37 +1215,8 @@ impl<'a> Emit<'a> {
         if !self.s.has_frame {
             return;
         }
-        if let (Some((linked, ts)), Some(fill)) = (self.s.lazy_frame, self.s.ctx_fill) {
-            // An inlined callee's frame, pushed on first use.
-            let push = self.b.create_block();
-            self.b.set_cold_block(push);
-            let go = self.b.create_block();
-            let was = self.b.use_var(linked);
-            self.b.ins().brif(was, go, &[], push, &[]);
-            self.b.switch_to_block(push);
-            if let Some((parent, unit)) = self.s.parent_mark {
-                // The caller is at this call before a frame goes on top of its.
-                let pframe = self.b.ins().load(
-                    self.ptr,
-                    mem(),
-                    parent,
-                    std::mem::offset_of!(Ctx, frame) as i32,
-                );
-                let v = self.b.ins().iconst(self.ptr, unit);
-                self.b
-                    .ins()
-                    .store(mem(), v, pframe, crate::cpy::frame::offset::PREV_INSTR);
-            }
-            // Its context is whole once its frame can be found (`activation`).
-            let ctx = self.ctx();
-            let dicts = self.dicts_of(&fill);
-            let c = self.c;
-            self.push_frame(fill.frame, ctx, ts, c, fill.func, dicts);
-            let yes = self.b.ins().iconst(types::I8, 1);
-            self.b.def_var(linked, yes);
-            self.b.ins().jump(go, &[]);
-            self.b.switch_to_block(go);
-        }
+        // An inlined callee's frame, pushed on first use.
+        self.link_inline();
         self.store_prev_instr();
     }
 
@@ -1425,6 +1429,18 @@ impl<'a> Emit<'a> {
     ) -> Option<Value> {
         // Whatever runs out there may look at the stack: this frame's line is current.
         self.set_prev_instr();
+        self.call_raw(key, f, params, ret, args)
+    }
+
+    /// `call_value` without marking this frame's instruction first (for what links it).
+    fn call_raw(
+        &mut self,
+        key: usize,
+        f: Value,
+        params: &[Type],
+        ret: Option<Type>,
+        args: &[Value],
+    ) -> Option<Value> {
         let addr = key;
         let sig = match self.sig_cache.iter().find(|(a, _)| *a == addr) {
             Some(&(_, s)) => s,
@@ -1772,27 +1788,35 @@ impl<'a> Emit<'a> {
                 self.s.templates[pc] = Some(name);
                 self.count_template(op);
                 self.continue_after(pc);
+                // Every branch to the op's deopt and generic paths is emitted by now. A
+                // template that never takes one (Const, Null, an unguarded store) gets no
+                // code for it: emitting them anyway and leaving them to Cranelift's
+                // dead-code pass cost about a third of the Cranelift instructions built.
+                self.b.seal_block(slow);
                 self.b.switch_to_block(slow);
-                let ctx = self.ctx();
-                let pcv = self.b.ins().iconst(types::I32, pc as i64);
-                self.call(
-                    super::helpers::deopt as *const () as usize,
-                    &[self.ptr, types::I32],
-                    None,
-                    &[ctx, pcv],
-                );
-                // Too many deopts replace the code: tier 1 runs this op and goes on.
-                self.leave_if_replaced(pc);
-                self.b.ins().jump(plain_slow, &[]);
+                if !self.b.is_unreachable() {
+                    let ctx = self.ctx();
+                    let pcv = self.b.ins().iconst(types::I32, pc as i64);
+                    self.call(
+                        super::helpers::deopt as *const () as usize,
+                        &[self.ptr, types::I32],
+                        None,
+                        &[ctx, pcv],
+                    );
+                    // Too many deopts replace the code: tier 1 runs this op and goes on.
+                    self.leave_if_replaced(pc);
+                    self.b.ins().jump(plain_slow, &[]);
+                }
             }
             None => {
-                self.b.ins().jump(slow, &[]);
-                self.b.switch_to_block(slow);
                 self.b.ins().jump(plain_slow, &[]);
             }
         }
+        self.b.seal_block(plain_slow);
         self.b.switch_to_block(plain_slow);
-        self.slow_path(pc);
+        if !self.b.is_unreachable() {
+            self.slow_path(pc);
+        }
         self.s.plain_slow = None;
     }
 

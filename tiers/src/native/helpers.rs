@@ -100,6 +100,35 @@ pub unsafe extern "C" fn into_object(out: *mut Value) -> *mut ffi::PyObject {
     })
 }
 
+/// Boxes the unboxed int or float in register `*reg` in place (`Value::box_in_place`),
+/// for native code handing it to CPython: 0, or 1 out of memory, the error cleared (the
+/// generic op there boxes again and raises it properly). Anything else stays as it is.
+///
+/// # Safety
+/// GIL held; `reg` is a live register.
+pub unsafe extern "C" fn box_register(reg: *mut Value) -> i64 {
+    guarded(1, || {
+        if (*reg).box_in_place().is_err() {
+            ffi::PyErr_Clear();
+            return 1;
+        }
+        0
+    })
+}
+
+/// Register `*reg` as a borrowed object for an op's operand (`box_register` first; a bool
+/// is its singleton), or NULL (the register is empty, or boxing ran out of memory; no
+/// error set).
+///
+/// # Safety
+/// As `box_register`.
+pub unsafe extern "C" fn operand_object(reg: *mut Value) -> *mut ffi::PyObject {
+    if box_register(reg) != 0 {
+        return std::ptr::null_mut();
+    }
+    (*reg).as_ptr()
+}
+
 /// Continues a callee whose native code left with status `2 + pc` (it was invalidated) in
 /// tier 1, writing its result to `*out`: 0, or 1 with an exception set.
 ///
@@ -194,6 +223,54 @@ pub unsafe extern "C" fn unreachable() -> i64 {
         c"tiered: reached unreachable code".as_ptr(),
     );
     1
+}
+
+/// Makes a callee emitted inline a whole activation, on the first call out of its code (or
+/// the first read of its context): writes its context at `ctx` and links its CPython frame
+/// at `frame` (with the word before it pointing back at `ctx`, see `activation`), as a
+/// direct call's native code does before calling a callee it did not inline. Out of line:
+/// emitted at each such site inline, the same stores took about a quarter of all the
+/// Cranelift instructions of functions with inlined callees.
+///
+/// # Safety
+/// GIL held, on `ts`'s thread; `ctx`, `frame` (with room for the code's slots and the
+/// back pointer before it) and `regs` are the inlined call's, `frame` not linked yet;
+/// `func` is a function of `compiled`'s code, alive for the call; `tuning` outlives it.
+#[allow(clippy::too_many_arguments)]
+pub unsafe extern "C" fn link_inline(
+    ctx: *mut Ctx,
+    compiled: *const crate::runtime::Compiled,
+    func: *mut ffi::PyObject,
+    frame: *mut crate::cpy::frame::InterpreterFrame,
+    regs: *mut Value,
+    tuning: *const crate::runtime::Tuning,
+    ts: crate::cpy::ThreadState,
+    stack_limit: usize,
+) {
+    let f = func as *mut ffi::PyFunctionObject;
+    let (globals, builtins) = ((*f).func_globals, (*f).func_builtins);
+    let c = &*compiled;
+    // Field by field: `ran_native` stays unwritten (only calls from Rust read it, from
+    // their own context), so no whole `Ctx` is made here.
+    std::ptr::addr_of_mut!((*ctx).compiled).write(c);
+    std::ptr::addr_of_mut!((*ctx).func).write(f);
+    std::ptr::addr_of_mut!((*ctx).globals).write(globals);
+    std::ptr::addr_of_mut!((*ctx).builtins).write(builtins);
+    std::ptr::addr_of_mut!((*ctx).tuning).write(&*tuning);
+    std::ptr::addr_of_mut!((*ctx).tstate).write(ts);
+    std::ptr::addr_of_mut!((*ctx).stack_limit).write(stack_limit);
+    std::ptr::addr_of_mut!((*ctx).frame).write(frame);
+    std::ptr::addr_of_mut!((*ctx).regs).write(regs);
+    *((frame as usize - crate::activation::BACK_POINTER) as *mut usize) = ctx as usize;
+    crate::cpy::frame::push(
+        ts,
+        frame,
+        func,
+        (*f).func_code,
+        globals,
+        builtins,
+        c.nlocalsplus,
+    );
 }
 
 /// Frees an object whose refcount native code dropped to zero.

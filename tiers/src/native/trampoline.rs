@@ -15,7 +15,7 @@
 //!   this specialization's constants, and when one fails it puts the generic vectorcall
 //!   back into the slot and calls it (which may install another specialization's slot).
 
-use super::emit::{loop_free, mem, CtxFill, Emit};
+use super::emit::{inline_sized, mem, CtxFill, Emit};
 use crate::cpy::tstate_offset;
 use crate::interp::Ctx;
 use crate::runtime::{Compiled, Entry, WrapperAbi};
@@ -161,8 +161,9 @@ fn calls_out(c: &Compiled) -> bool {
 }
 
 /// Emits the trampoline of `e.c` (whose `plain_arity` is `nargs`) in `form`; `main` is
-/// the function's native entry. A function without loops is emitted inline right here
-/// (its context then written only where something reads it); others are called.
+/// the function's native entry. A short function without loops (`inline_sized`) that
+/// calls nothing is emitted inline right here (its context then written only where
+/// something reads it); others are called.
 pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
     let c = e.c;
     let ptr = e.ptr;
@@ -218,19 +219,18 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
         }
     }
     e.b.ins().store(mem(), null, out, 0);
-    // The context, as run_bound builds it: the thread's fields now (so they need not be
-    // kept in machine registers), the rest where something reads it (see CtxFill).
-    e.store_ctx_thread(ctx, ts, limit);
+    // The context, as run_bound builds it, written where something reads it (see
+    // CtxFill).
     let fill = CtxFill {
         compiled: e.b.ins().iconst(ptr, c as *const Compiled as i64),
         func,
         dicts: None,
         tuning,
-        thread: None,
+        thread: (ts, limit),
         frame,
         regs,
     };
-    let status = if loop_free(c) && !calls_out(c) {
+    let status = if inline_sized(c) && !calls_out(c) {
         // Its frame is pushed lazily (see `Emit::inline_body`).
         let returned = e.inline_body(c, (ctx, fill), regs, out, ts, false);
         e.b.switch_to_block(returned);

@@ -928,7 +928,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         func: f,
         dicts,
         tuning,
-        thread: Some((ts, limit)),
+        thread: (ts, limit),
         frame,
         regs: cregs,
     };

@@ -235,7 +235,6 @@ pub(crate) fn emit_store_attr(
     fail: cranelift_codegen::ir::Block,
 ) -> Option<&'static str> {
     use crate::native::emit::mem;
-    use crate::value::tag;
     use cranelift_codegen::ir::condcodes::IntCC;
     use cranelift_codegen::ir::{types, InstBuilder};
     let crate::quick::Quick::Attr(v) = q else {
@@ -253,10 +252,7 @@ pub(crate) fn emit_store_attr(
         let dict = e.b.ins().load(e.ptr, mem(), p, DICT_OFFSET);
         let none = e.b.ins().icmp_imm_s(IntCC::Equal, dict, 0);
         e.fail_if(none, fail);
-        e.box_number(val, slow);
-        let tv = e.tag(val);
-        e.guard_eq(tv, tag::OBJ as i64, slow);
-        let x = e.payload(val, e.ptr);
+        let x = e.object_of(val, slow);
         let n = e.b.ins().iconst(e.ptr, name as i64);
         let stored = e
             .call(
@@ -282,13 +278,9 @@ pub(crate) fn emit_store_attr(
         | AttrVariant::InstanceDict { .. }
         | AttrVariant::Class { .. } => return None,
     };
-    // The value as an object: unboxed numbers are boxed in place first, as tier 1 boxes
-    // the operands of ops that store them; anything but an object (a bool result, NULL)
-    // takes the generic op.
-    e.box_number(val, slow);
-    let tv = e.tag(val);
-    e.guard_eq(tv, tag::OBJ as i64, slow);
-    let x = e.payload(val, e.ptr);
+    // The value as an object, as tier 1 hands it over: unboxed numbers are boxed in place
+    // first, a bool is its singleton; NULL takes the generic op.
+    let x = e.object_of(val, slow);
     e.incref(x);
     let old = e.b.ins().load(e.ptr, mem(), base, off);
     e.b.ins().store(mem(), x, base, off);
