@@ -457,3 +457,58 @@ BUILTINS = cases(
 @pytest.mark.parametrize("f,args,kwargs", BUILTINS)
 def test_numeric_builtins(f, args, kwargs):
     check(f, *args, **kwargs)
+
+
+# --- one site meeting ints and floats (BinaryNumber) -----------------------
+
+def mixed_site(pairs):
+    # Each operator site sees int op int, int op float, float op int and float op float
+    # in turn (raytrace's vectors have int and float components): quickened as either
+    # kind first, it widens to both.
+    out = []
+    for a, b in pairs:
+        out.append((a + b, a - b, a * b, a / b if b else None))
+    return out
+
+
+MIXED = [
+    (3, 4), (3, 0.5), (0.5, 3), (1.5, 2.5),
+    (2**62, 2**62), (2**62, 2.0), (-(2**63), -1), (2**53 + 1, 1.0), (2**53 + 1, 3),
+    (7, -0.0), (-0.0, 0), (NAN, 1), (1, INF), (INF, -INF), (True, 2.5), (2, False),
+    (10**30, 1.5), (3, 10**30), (-5, 2), (5, -2.0),
+]
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(
+    (mixed_site, (MIXED,)), (mixed_site, (MIXED[::-1],)), (mixed_site, ([(1, 2)] * 30 + [(1.0, 2)] * 30 + [(3, 4)] * 5,)),
+    (mixed_site, ([(0.5, 0.25)] * 30 + [(2, 3)] * 30 + [(1, "x")],)),
+))
+def test_sites_mixing_ints_and_floats(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+def test_a_site_mixing_ints_and_floats_stays_native():
+    # Warmed up on floats, then ints and floats alternate: the site widens to
+    # BinaryNumber, the code is recompiled with it once, and no deopt follows.
+    import os
+    import types
+
+    from tiered import dump, stats, tiered
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    fresh = types.FunctionType(mixed_site.__code__.replace(co_name="mixed_fresh"), mixed_site.__globals__)
+    w = tiered(fresh, strict=True)
+    floats = [(0.5 * i, 1.5) for i in range(20)]
+    both = [(i, 2) if i % 2 else (i * 0.5, 3) for i in range(20)]
+    for _ in range(40):
+        w(floats)
+    for _ in range(40):
+        assert w(both) == mixed_site(both)
+    before = stats(w)
+    for _ in range(20):
+        w(both)
+    after = stats(w)
+    assert "Binary[BinaryNumber] *" in dump(w), dump(w)
+    assert after["native_calls"] - before["native_calls"] == 20, (before, after)
+    assert after["deopts"] == before["deopts"], (before, after)

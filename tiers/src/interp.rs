@@ -580,7 +580,16 @@ unsafe fn exec(
                     regs[dst] = r;
                     return Ok(());
                 }
-                q.miss();
+                match ops::arith::widen_binary(op, v, a!(0), a!(1)) {
+                    Some(w) => {
+                        q.specialize(Quick::Binary(w));
+                        if let Some(r) = ops::arith::binary_quick(op, w, a!(0), a!(1)) {
+                            regs[dst] = r;
+                            return Ok(());
+                        }
+                    }
+                    None => q.miss(),
+                }
             } else if ctx.tuning.quicken && q.may_specialize() {
                 if let Some(v) = q.observed(ops::arith::observe_binary(op, a!(0), a!(1))) {
                     q.specialize(Quick::Binary(v));

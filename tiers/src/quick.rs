@@ -139,8 +139,8 @@ impl QuickCell {
 pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static str]) {
     match kind {
         OpKind::LoadGlobal => (globals::GLOBAL_VARIANTS, globals::GLOBAL_VARIANTS),
-        // BinaryInt's template covers + - * & | ^, BinaryFloat's + - * /; other operators
-        // take the tier-1 helper.
+        // BinaryInt's template covers + - * & | ^, BinaryFloat's + - * /, BinaryNumber's
+        // + - *; other operators take the tier-1 helper.
         OpKind::Binary => (arith::BINARY_VARIANTS, arith::BINARY_VARIANTS),
         OpKind::Compare => (compare::COMPARE_VARIANTS, compare::COMPARE_VARIANTS),
         OpKind::ForIter => (iter::FOR_ITER_VARIANTS, iter::FOR_ITER_VARIANTS),

@@ -165,10 +165,15 @@ pub enum BinaryVariant {
     Int,
     /// At least one exact float, the other a float or an i64-sized int; unboxed float result.
     Float,
+    /// Ints and floats mixed at one site (+ - * /, e.g. vectors whose components are
+    /// either): two ints as `Int`, anything else as `Float`. A site quickened as either
+    /// widens to this when it meets the other (`widen_binary`) instead of deopting until
+    /// it goes generic, as CPython's own BINARY_OP_*_INT/FLOAT sites do.
+    Number,
 }
 
 /// Names of Binary's variants, for coverage.
-pub const BINARY_VARIANTS: &[&str] = &["BinaryInt", "BinaryFloat"];
+pub const BINARY_VARIANTS: &[&str] = &["BinaryInt", "BinaryFloat", "BinaryNumber"];
 
 impl BinaryVariant {
     /// The variant's name.
@@ -176,6 +181,7 @@ impl BinaryVariant {
         match self {
             BinaryVariant::Int => BINARY_VARIANTS[0],
             BinaryVariant::Float => BINARY_VARIANTS[1],
+            BinaryVariant::Number => BINARY_VARIANTS[2],
         }
     }
 }
@@ -256,14 +262,33 @@ pub fn observe_binary(op: BinOp, a: &Value, b: &Value) -> Option<BinaryVariant> 
     if (is_float(a) || is_float(b))
         && float_operand(a).is_some()
         && float_operand(b).is_some()
-        && matches!(
-            base,
-            BinOp::Add | BinOp::Subtract | BinOp::Multiply | BinOp::TrueDivide
-        )
+        && mixes(base)
     {
         return Some(BinaryVariant::Float);
     }
     None
+}
+
+/// The operators `BinaryVariant::Number` takes.
+fn mixes(op: BinOp) -> bool {
+    matches!(
+        op.base(),
+        BinOp::Add | BinOp::Subtract | BinOp::Multiply | BinOp::TrueDivide
+    )
+}
+
+/// The variant a site quickened as `v` widens to when its guard failed on these
+/// operands: an int site meeting a float or a float site meeting two ints becomes
+/// `Number` (for the operators both take); anything else is a plain miss.
+pub fn widen_binary(op: BinOp, v: BinaryVariant, a: &Value, b: &Value) -> Option<BinaryVariant> {
+    let other = match v {
+        BinaryVariant::Int => BinaryVariant::Float,
+        BinaryVariant::Float => BinaryVariant::Int,
+        BinaryVariant::Number => return None,
+    };
+    let seen = observe_binary(op, a, b)?;
+    (mixes(op) && std::mem::discriminant(&seen) == std::mem::discriminant(&other))
+        .then_some(BinaryVariant::Number)
 }
 
 fn int_op_supported(op: BinOp) -> bool {
@@ -328,6 +353,16 @@ pub fn binary_quick(op: BinOp, v: BinaryVariant, a: &Value, b: &Value) -> Option
                 _ => return None,
             };
             Some(Value::Int(r))
+        }
+        BinaryVariant::Number => {
+            let v = match (int_of(a), int_of(b)) {
+                (Some(_), Some(_)) => BinaryVariant::Int,
+                _ => BinaryVariant::Float,
+            };
+            if !mixes(op) {
+                return None;
+            }
+            binary_quick(op, v, a, b)
         }
         BinaryVariant::Float => {
             if float_of(a).is_none() && float_of(b).is_none() {
@@ -487,69 +522,94 @@ pub(crate) fn emit_binary(
         e.c.linear.operands[inst.args as usize + 1],
     );
     let base = op.base();
+    let int_ops = matches!(
+        base,
+        BinOp::Add | BinOp::Subtract | BinOp::Multiply | BinOp::And | BinOp::Or | BinOp::Xor
+    );
+    let float_ops = matches!(
+        base,
+        BinOp::Add | BinOp::Subtract | BinOp::Multiply | BinOp::TrueDivide
+    );
     match v {
         BinaryVariant::Int => {
-            if !matches!(
-                base,
-                BinOp::Add
-                    | BinOp::Subtract
-                    | BinOp::Multiply
-                    | BinOp::And
-                    | BinOp::Or
-                    | BinOp::Xor
-            ) {
+            if !int_ops {
                 return None;
             }
             let x = emit_int_of(e, a, fail);
             let y = emit_int_of(e, b, fail);
-            let r = match base {
-                BinOp::Add | BinOp::Subtract | BinOp::Multiply => {
-                    let (r, of) = match base {
-                        BinOp::Add => e.b.ins().sadd_overflow(x, y),
-                        BinOp::Subtract => e.b.ins().ssub_overflow(x, y),
-                        _ => e.b.ins().smul_overflow(x, y),
-                    };
-                    // Overflow continues with CPython's big ints on the slow path: an
-                    // expected case, not a failed guard.
-                    let slow = e.slow_block();
-                    e.fail_if(of, slow);
-                    r
-                }
-                BinOp::And => e.b.ins().band(x, y),
-                BinOp::Or => e.b.ins().bor(x, y),
-                _ => e.b.ins().bxor(x, y),
-            };
+            let r = emit_int_op(e, base, x, y);
             e.set(inst.dst, tag::INT, r);
-            Some(BINARY_VARIANTS[0])
         }
         BinaryVariant::Float => {
-            if !matches!(
-                base,
-                BinOp::Add | BinOp::Subtract | BinOp::Multiply | BinOp::TrueDivide
-            ) {
+            if !float_ops {
                 return None;
             }
-            let (x, fx) = emit_float_operand(e, a, fail);
-            let (y, fy) = emit_float_operand(e, b, fail);
-            // int op int is not a float operation.
-            let any = e.b.ins().bor(fx, fy);
-            let none = e.b.ins().icmp_imm_s(IntCC::Equal, any, 0);
-            e.fail_if(none, fail);
-            let r = match base {
-                BinOp::Add => e.b.ins().fadd(x, y),
-                BinOp::Subtract => e.b.ins().fsub(x, y),
-                BinOp::Multiply => e.b.ins().fmul(x, y),
-                _ => {
-                    // Division by zero raises ZeroDivisionError on the slow path.
-                    let zero = e.b.ins().f64const(0.0);
-                    let is_zero = e.b.ins().fcmp(FloatCC::Equal, y, zero);
-                    e.fail_if(is_zero, fail);
-                    e.b.ins().fdiv(x, y)
-                }
-            };
+            let r = emit_float_op(e, base, (a, b), fail);
             // Stored as f64: a cached register keeps it in an XMM register too.
             e.set(inst.dst, tag::FLOAT, r);
-            Some(BINARY_VARIANTS[1])
+        }
+        BinaryVariant::Number => {
+            // Two ints' `/` is a float operation tier 1 does (`binary_quick`).
+            if !(int_ops && float_ops) {
+                return None;
+            }
+            let floats = e.b.create_block();
+            let done = e.b.create_block();
+            let x = emit_int_of(e, a, floats);
+            let y = emit_int_of(e, b, floats);
+            let r = emit_int_op(e, base, x, y);
+            e.set(inst.dst, tag::INT, r);
+            e.b.ins().jump(done, &[]);
+            e.b.switch_to_block(floats);
+            let r = emit_float_op(e, base, (a, b), fail);
+            e.set(inst.dst, tag::FLOAT, r);
+            e.b.ins().jump(done, &[]);
+            e.b.switch_to_block(done);
+        }
+    }
+    Some(v.name())
+}
+
+/// `x op y` on i64 operands for + - * & | ^; overflow takes the op's generic path (an
+/// expected case, not a failed guard), which continues with CPython's big ints.
+fn emit_int_op(e: &mut Emit, base: BinOp, x: CValue, y: CValue) -> CValue {
+    match base {
+        BinOp::Add | BinOp::Subtract | BinOp::Multiply => {
+            let (r, of) = match base {
+                BinOp::Add => e.b.ins().sadd_overflow(x, y),
+                BinOp::Subtract => e.b.ins().ssub_overflow(x, y),
+                _ => e.b.ins().smul_overflow(x, y),
+            };
+            let slow = e.slow_block();
+            e.fail_if(of, slow);
+            r
+        }
+        BinOp::And => e.b.ins().band(x, y),
+        BinOp::Or => e.b.ins().bor(x, y),
+        _ => e.b.ins().bxor(x, y),
+    }
+}
+
+/// `a op b` as floats for + - * / when at least one is a float and the other a float or
+/// an i64-sized int; anything else (two ints, other objects, division by zero) branches
+/// to `fail`.
+fn emit_float_op(e: &mut Emit, base: BinOp, (a, b): (u32, u32), fail: Block) -> CValue {
+    let (x, fx) = emit_float_operand(e, a, fail);
+    let (y, fy) = emit_float_operand(e, b, fail);
+    // int op int is not a float operation.
+    let any = e.b.ins().bor(fx, fy);
+    let none = e.b.ins().icmp_imm_s(IntCC::Equal, any, 0);
+    e.fail_if(none, fail);
+    match base {
+        BinOp::Add => e.b.ins().fadd(x, y),
+        BinOp::Subtract => e.b.ins().fsub(x, y),
+        BinOp::Multiply => e.b.ins().fmul(x, y),
+        _ => {
+            // Division by zero raises ZeroDivisionError on the slow path.
+            let zero = e.b.ins().f64const(0.0);
+            let is_zero = e.b.ins().fcmp(FloatCC::Equal, y, zero);
+            e.fail_if(is_zero, fail);
+            e.b.ins().fdiv(x, y)
         }
     }
 }
