@@ -497,3 +497,91 @@ def test_runaway_recursion_raises_recursion_error(limit):
         for attempt in (0, 1):
             assert f"RecursionError {name} {attempt} True" in lines, r.stdout + r.stderr
     assert lines[-1] == "after True 45"
+
+
+# --- calls that leave parameters to their defaults, in loops (direct native calls) --
+
+def with_defaults(a, b=2, c=[]):
+    c.append(a)
+    return a + b + len(c)
+
+
+class Chain:
+    def __init__(self, pos, ref=None):
+        self.pos = pos
+        self.reference = ref if ref is not None else self
+
+    def find(self, update=False, depth=0.5):
+        reference = self.reference
+        if reference.pos != self.pos:
+            reference = reference.find(update)
+            if update:
+                self.reference = reference
+        self.depth = depth
+        return reference
+
+
+def defaults_loop(n):
+    with_defaults.__defaults__ = (2, [])  # the same start under each engine
+    root = Chain(0)
+    links = [root]
+    for i in range(1, 6):
+        links.append(Chain(i, links[-1]))
+    out = []
+    for i in range(n):
+        found = links[-1].find().pos, links[i % 6].find(i % 2 == 0).pos, links[-1].depth
+        out.append((found, with_defaults(i), with_defaults(i, 1)))
+    return out, len(with_defaults.__defaults__[1])
+
+
+def defaults_rebound(n):
+    # The defaults tuple replaced mid-loop (new values, then one fewer, then none): each
+    # call binds what the function has now.
+    out = []
+    saved = with_defaults.__defaults__ = (2, [])
+    try:
+        for i in range(n):
+            if i == n // 3:
+                with_defaults.__defaults__ = (10, [])
+            if i == n // 2:
+                with_defaults.__defaults__ = ([],)
+            try:
+                out.append(with_defaults(i) if i < 2 * n // 3 else with_defaults(i, 3))
+            except TypeError as e:
+                out.append(str(e))
+            if i == 2 * n // 3 + 2:
+                with_defaults.__defaults__ = None
+                try:
+                    with_defaults(i, 3)
+                except TypeError as e:
+                    out.append(str(e))
+                with_defaults.__defaults__ = (5, [])
+    finally:
+        with_defaults.__defaults__ = saved
+    return out
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases((defaults_loop, (40,)), (defaults_rebound, (60,))))
+def test_calls_filling_defaults(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+def test_a_call_filling_defaults_is_direct():
+    # The differential cases pass through the ordinary call path too: check the calls
+    # that leave parameters to their defaults are direct native calls (emitted inline).
+    import os
+    import types
+
+    from tiered import dump
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    g = dict(defaults_loop.__globals__)
+    g["with_defaults"] = tiered(types.FunctionType(with_defaults.__code__, g, "with_defaults", with_defaults.__defaults__))
+    find = tiered(types.FunctionType(Chain.find.__code__.replace(co_name="find_fresh"), g, "find", Chain.find.__defaults__))
+    g["Chain"] = type("Chain", (Chain,), {"find": find})
+    w = tiered(types.FunctionType(defaults_loop.__code__.replace(co_name="loop_fresh"), g))
+    for _ in range(30):
+        assert w(40) == defaults_loop(40)
+    line = next(ln for ln in dump(w).splitlines() if "native templates at" in ln)
+    assert line.endswith("calls emitted inline: Chain.find, with_defaults"), line

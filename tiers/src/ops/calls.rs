@@ -723,6 +723,12 @@ pub(crate) struct Direct<'c> {
     /// The operand of the callable: 1 for a plain call (operand 0 NULL), 0 for a method
     /// call (`obj.method(...)`: the method, then `self` as the first argument).
     callable_at: usize,
+    /// When the site passes fewer arguments than the callee has parameters: the function's
+    /// `__defaults__` tuple (guarded by identity at the call, and kept alive by the
+    /// caller's code) whose last items fill the rest.
+    defaults: Option<*mut ffi::PyObject>,
+    /// The callee's parameters (arguments given, then defaults).
+    params: usize,
 }
 
 /// Whether Call `pc` of `c` can be a direct native call: a positional call to a callee
@@ -755,10 +761,32 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
     // SAFETY: specializations live in the registry for the process's life.
     let callee = callee.as_ref()?;
     let nargs = inst.nargs as usize;
-    let callable_at = match callee.plain_arity {
-        Some(n) if n == nargs - 2 => 1,
-        Some(n) if n == nargs - 1 => 0,
-        _ => return None,
+    let (callable_at, defaults, params) = match callee.plain_arity {
+        Some(n) if n == nargs - 2 => (1, None, n),
+        Some(n) if n == nargs - 1 => (0, None, n),
+        // Fewer arguments than parameters (`sq.find()` for `def find(self, update=False)`):
+        // the rest from the known function's defaults, as CPython binds them. A NULL
+        // first operand is a plain call, anything else a method call.
+        Some(n) => {
+            let f = func?;
+            let ops = &c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
+            let at = if super::values::null_registers(c)[ops[0] as usize] {
+                1
+            } else {
+                0
+            };
+            let given = nargs - 1 - at;
+            let defs = (*f).func_defaults;
+            if given >= n
+                || defs.is_null()
+                || ffi::PyTuple_CheckExact(defs) == 0
+                || ((ffi::PyTuple_GET_SIZE(defs) as usize) < n - given)
+            {
+                return None;
+            }
+            (at, Some(defs), n)
+        }
+        None => return None,
     };
     let code = callee.objects.code.ptr();
     if !callee.runnable()
@@ -774,6 +802,8 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
         callee,
         entry,
         callable_at,
+        defaults,
+        params,
     })
 }
 
@@ -835,6 +865,18 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         std::mem::offset_of!(ffi::PyFunctionObject, func_code) as i32,
     );
     e.guard_eq(code, d.code as i64, helper);
+    if let Some(defs) = d.defaults {
+        // Its defaults as compiled (a tuple never changes; another one, or none, takes
+        // the ordinary call path). SAFETY: compiling, with the GIL held.
+        unsafe { e.c.keep_alive(defs) };
+        let now = e.b.ins().load(
+            ptr,
+            mem(),
+            f,
+            std::mem::offset_of!(ffi::PyFunctionObject, func_defaults) as i32,
+        );
+        e.guard_eq(now, defs as i64, helper);
+    }
     // The arguments: the types the callee is specialized for (the helper path would pick
     // another specialization), and no unboxed number that is also used later (that would
     // need boxing first, so both uses share one object).
@@ -879,9 +921,9 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     let cregs = e.call_frame();
     let cctx = e.b.ins().iadd_imm_s(cregs, (nregs * 16) as i64);
     let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
-    // Empty, but for the arguments (moved in next) and what the callee writes first.
+    // Empty, but for the parameters (moved in next) and what the callee writes first.
     let written_first = super::values::written_first(d.callee);
-    for r in (ops.len() - first) as u32..nregs {
+    for r in d.params as u32..nregs {
         if !written_first[r as usize] {
             e.b.ins().store(mem(), null, cregs, (r * 16) as i32);
         }
@@ -897,6 +939,25 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         }
         e.b.ins().store(mem(), t, cregs, (i * 16) as i32);
         e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
+    }
+    if let Some(defs) = d.defaults {
+        // The last defaults, for the parameters not given: new references (the callee's
+        // registers own what they hold).
+        let given = ops.len() - first;
+        // SAFETY: `defs` is a live tuple (checked in `direct`), kept alive above.
+        let items = unsafe {
+            let n = ffi::PyTuple_GET_SIZE(defs) as usize;
+            (n + given - d.params..n)
+                .map(|i| ffi::PyTuple_GET_ITEM(defs, i as ffi::Py_ssize_t))
+                .collect::<Vec<_>>()
+        };
+        let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
+        for (i, item) in (given..d.params).zip(items) {
+            let p = e.b.ins().iconst(ptr, item as i64);
+            e.incref(p);
+            e.b.ins().store(mem(), obj, cregs, (i * 16) as i32);
+            e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
+        }
     }
     // SAFETY: a function known here is kept alive by the caller's code (it is the
     // callable, or the wrapper's function); its globals and builtins cannot be reassigned.
