@@ -561,7 +561,32 @@ def defaults_rebound(n):
     return out
 
 
-@pytest.mark.parametrize("f,args,kwargs", cases((defaults_loop, (40,)), (defaults_rebound, (60,))))
+def make_scaled(k):
+    def scaled(a, b=k, c=None):
+        return a * b if c is None else (a, c)
+    return scaled
+
+
+def closures_with_defaults(n):
+    # One code, several function objects each with its own defaults (closures made per
+    # call of their parent): the defaults are read from whichever is called.
+    fs = [make_scaled(1), make_scaled(2.5), make_scaled("s"), make_scaled(3)]
+    fs[3].__defaults__ = (None,)  # now `b` is required
+    out = []
+    for i in range(n):
+        f = fs[i % 4]
+        try:
+            out.append((f(i), f(i, 2), f(i, 1, [i])))
+        except TypeError as e:
+            out.append(str(e))
+        if i == n // 2:
+            fs[0].__defaults__ = (7, 8, 9)  # more defaults than parameters left
+            fs[1].__defaults__ = ()
+    return out
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases((defaults_loop, (40,)), (defaults_rebound, (60,)),
+                                                (closures_with_defaults, (60,))))
 def test_calls_filling_defaults(f, args, kwargs):
     check(f, *args, **kwargs)
 
@@ -585,3 +610,28 @@ def test_a_call_filling_defaults_is_direct():
         assert w(40) == defaults_loop(40)
     line = next(ln for ln in dump(w).splitlines() if "native templates at" in ln)
     assert line.endswith("calls emitted inline: Chain.find, with_defaults"), line
+
+
+def scaled_by_defaults(n):
+    fs = [make_scaled(1), make_scaled(2.5)]
+    out = []
+    for i in range(n):
+        out.append(fs[i % 2](i))
+    return out
+
+
+def test_a_call_filling_a_closures_defaults_is_direct():
+    # Function objects of one code with defaults of their own: read at each call.
+    import os
+    import types
+
+    from tiered import dump
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    w = tiered(types.FunctionType(scaled_by_defaults.__code__.replace(co_name="scaled_fresh"),
+                                  scaled_by_defaults.__globals__))
+    for _ in range(30):
+        assert w(40) == scaled_by_defaults(40)
+    line = next(ln for ln in dump(w).splitlines() if "native templates at" in ln)
+    assert "make_scaled.<locals>.scaled" in line.split("calls emitted inline:")[-1], line

@@ -723,12 +723,22 @@ pub(crate) struct Direct<'c> {
     /// The operand of the callable: 1 for a plain call (operand 0 NULL), 0 for a method
     /// call (`obj.method(...)`: the method, then `self` as the first argument).
     callable_at: usize,
-    /// When the site passes fewer arguments than the callee has parameters: the function's
-    /// `__defaults__` tuple (guarded by identity at the call, and kept alive by the
-    /// caller's code) whose last items fill the rest.
-    defaults: Option<*mut ffi::PyObject>,
+    /// When the site passes fewer arguments than the callee has parameters: where the
+    /// last items of the function's `__defaults__` that fill the rest come from.
+    defaults: Option<Defaults>,
     /// The callee's parameters (arguments given, then defaults).
     params: usize,
+}
+
+/// The defaults a direct call fills parameters from.
+#[derive(Clone, Copy)]
+enum Defaults {
+    /// The known function's tuple, guarded by identity at the call (a tuple never
+    /// changes) and kept alive by the caller's code (so its address is never reused).
+    Known(*mut ffi::PyObject),
+    /// Any function of the code (a closure, or a function made by each call of its
+    /// parent): its tuple read at the call, guarded to have enough items.
+    Read,
 }
 
 /// Whether Call `pc` of `c` can be a direct native call: a positional call to a callee
@@ -768,7 +778,6 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
         // the rest from the known function's defaults, as CPython binds them. A NULL
         // first operand is a plain call, anything else a method call.
         Some(n) => {
-            let f = func?;
             let ops = &c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
             let at = if super::values::null_registers(c)[ops[0] as usize] {
                 1
@@ -776,15 +785,20 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
                 0
             };
             let given = nargs - 1 - at;
-            let defs = (*f).func_defaults;
-            if given >= n
-                || defs.is_null()
-                || ffi::PyTuple_CheckExact(defs) == 0
-                || ((ffi::PyTuple_GET_SIZE(defs) as usize) < n - given)
-            {
+            if given >= n {
                 return None;
             }
-            (at, Some(defs), n)
+            let defaults = match func {
+                Some(f) => {
+                    let defs = (*f).func_defaults;
+                    if defs.is_null() || (ffi::PyTuple_GET_SIZE(defs) as usize) < n - given {
+                        return None;
+                    }
+                    Defaults::Known(defs)
+                }
+                None => Defaults::Read,
+            };
+            (at, Some(defaults), n)
         }
         None => return None,
     };
@@ -865,18 +879,38 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         std::mem::offset_of!(ffi::PyFunctionObject, func_code) as i32,
     );
     e.guard_eq(code, d.code as i64, helper);
-    if let Some(defs) = d.defaults {
-        // Its defaults as compiled (a tuple never changes; another one, or none, takes
-        // the ordinary call path). SAFETY: compiling, with the GIL held.
-        unsafe { e.c.keep_alive(defs) };
+    // The defaults: the tuple as compiled (another one, or none, takes the ordinary call
+    // path), or any tuple with enough items (its items' address, counted back from its
+    // end, is kept for filling the parameters in below).
+    let missing = d.params - (ops.len() - at - 1);
+    let defaults_end = d.defaults.and_then(|how| {
         let now = e.b.ins().load(
             ptr,
             mem(),
             f,
             std::mem::offset_of!(ffi::PyFunctionObject, func_defaults) as i32,
         );
-        e.guard_eq(now, defs as i64, helper);
-    }
+        match how {
+            Defaults::Known(defs) => {
+                // SAFETY: compiling, with the GIL held.
+                unsafe { e.c.keep_alive(defs) };
+                e.guard_eq(now, defs as i64, helper);
+                None
+            }
+            Defaults::Read => {
+                let none = e.b.ins().icmp_imm_s(IntCC::Equal, now, 0);
+                e.fail_if(none, helper);
+                // A tuple (`__defaults__` takes nothing else): ob_size, then the items.
+                let size = e.b.ins().load(types::I64, mem(), now, 16);
+                let few =
+                    e.b.ins()
+                        .icmp_imm_s(IntCC::SignedLessThan, size, missing as i64);
+                e.fail_if(few, helper);
+                let bytes = e.b.ins().ishl_imm_u(size, 3);
+                Some(e.b.ins().iadd(now, bytes))
+            }
+        }
+    });
     // The arguments: the types the callee is specialized for (the helper path would pick
     // another specialization), and no unboxed number that is also used later (that would
     // need boxing first, so both uses share one object).
@@ -940,24 +974,28 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         e.b.ins().store(mem(), t, cregs, (i * 16) as i32);
         e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
     }
-    if let Some(defs) = d.defaults {
-        // The last defaults, for the parameters not given: new references (the callee's
-        // registers own what they hold).
-        let given = ops.len() - first;
-        // SAFETY: `defs` is a live tuple (checked in `direct`), kept alive above.
-        let items = unsafe {
-            let n = ffi::PyTuple_GET_SIZE(defs) as usize;
-            (n + given - d.params..n)
-                .map(|i| ffi::PyTuple_GET_ITEM(defs, i as ffi::Py_ssize_t))
-                .collect::<Vec<_>>()
+    // The last `missing` defaults, for the parameters not given: new references (the
+    // callee's registers own what they hold).
+    let given = ops.len() - first;
+    let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
+    for (j, i) in (given..d.params).enumerate() {
+        let p = match (d.defaults, defaults_end) {
+            // SAFETY: a live tuple with enough items (checked in `direct`), kept alive.
+            (Some(Defaults::Known(defs)), _) => unsafe {
+                let k = ffi::PyTuple_GET_SIZE(defs) as usize - missing + j;
+                let item = ffi::PyTuple_GET_ITEM(defs, k as ffi::Py_ssize_t);
+                e.b.ins().iconst(ptr, item as i64)
+            },
+            // PyTupleObject's items start at 24; item `size - missing + j`.
+            (_, Some(end)) => {
+                e.b.ins()
+                    .load(ptr, mem(), end, 24 - 8 * (missing - j) as i32)
+            }
+            _ => unreachable!("a parameter past the arguments is filled from defaults"),
         };
-        let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
-        for (i, item) in (given..d.params).zip(items) {
-            let p = e.b.ins().iconst(ptr, item as i64);
-            e.incref(p);
-            e.b.ins().store(mem(), obj, cregs, (i * 16) as i32);
-            e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
-        }
+        e.incref(p);
+        e.b.ins().store(mem(), obj, cregs, (i * 16) as i32);
+        e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
     }
     // SAFETY: a function known here is kept alive by the caller's code (it is the
     // callable, or the wrapper's function); its globals and builtins cannot be reassigned.
