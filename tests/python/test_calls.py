@@ -585,8 +585,36 @@ def closures_with_defaults(n):
     return out
 
 
+def keywords(a, b=1, c=2, /, d=3, *, e=4):
+    return (a, b, c, d, e)
+
+
+def kw_params(a, b=2, c=3, d=4):
+    return (a, b, c, d)
+
+
+def keyword_calls(n):
+    # Keyword arguments bound by name at direct calls: in order, out of order, with
+    # defaults between, to a method and to a closure; and the TypeErrors CPython raises
+    # for a positional-only name, an unknown name and a name given twice.
+    root = Chain(0)
+    link = Chain(1, root)
+    scaled = make_scaled(2)
+    out = []
+    for i in range(n):
+        out.append((kw_params(i, d=i), kw_params(i, c=1, b=0), kw_params(a=i), kw_params(d=1, a=i, c=2),
+                    link.find(update=i % 2 == 0).pos, link.find(depth=i).pos, link.depth,
+                    scaled(i, c=i), scaled(c=0, a=i), keywords(i, d=0, e=1)))
+        for bad in (lambda: keywords(i, b=2), lambda: kw_params(i, e=1), lambda: kw_params(i, a=1)):
+            try:
+                bad()
+            except TypeError as e:
+                out.append(str(e))
+    return out
+
+
 @pytest.mark.parametrize("f,args,kwargs", cases((defaults_loop, (40,)), (defaults_rebound, (60,)),
-                                                (closures_with_defaults, (60,))))
+                                                (closures_with_defaults, (60,)), (keyword_calls, (40,))))
 def test_calls_filling_defaults(f, args, kwargs):
     check(f, *args, **kwargs)
 
@@ -635,3 +663,25 @@ def test_a_call_filling_a_closures_defaults_is_direct():
         assert w(40) == scaled_by_defaults(40)
     line = next(ln for ln in dump(w).splitlines() if "native templates at" in ln)
     assert "make_scaled.<locals>.scaled" in line.split("calls emitted inline:")[-1], line
+
+
+def keyword_loop(n):
+    out = []
+    for i in range(n):
+        out.append(kw_params(i, d=i) + kw_params(c=1, a=i))
+    return out
+
+
+def test_a_keyword_call_is_direct():
+    import os
+    import types
+
+    from tiered import dump
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    w = tiered(types.FunctionType(keyword_loop.__code__.replace(co_name="keyword_fresh"), keyword_loop.__globals__))
+    for _ in range(30):
+        assert w(40) == keyword_loop(40)
+    line = next(ln for ln in dump(w).splitlines() if "native templates at" in ln)
+    assert line.endswith("calls emitted inline: kw_params"), line

@@ -723,9 +723,14 @@ pub(crate) struct Direct<'c> {
     /// The operand of the callable: 1 for a plain call (operand 0 NULL), 0 for a method
     /// call (`obj.method(...)`: the method, then `self` as the first argument).
     callable_at: usize,
-    /// When the site passes fewer arguments than the callee has parameters: where the
-    /// last items of the function's `__defaults__` that fill the rest come from.
+    /// Where the function's `__defaults__` come from, when some parameters take theirs.
     defaults: Option<Defaults>,
+    /// Per argument after the callable (positional ones, then keyword ones): its
+    /// parameter (register).
+    slots: Vec<u32>,
+    /// The parameters no argument gives, each with its place counted back from the end
+    /// of `__defaults__`.
+    from_defaults: Vec<(u32, usize)>,
     /// The callee's parameters (arguments given, then defaults).
     params: usize,
 }
@@ -752,7 +757,7 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
     let (LKind::Op(Op::Call { kwnames }), Quick::Call(v)) = (inst.kind, c.quick[pc].get()) else {
         return None;
     };
-    if kwnames.0.is_some() || inst.nargs < 2 {
+    if inst.nargs < 2 {
         return None;
     }
     let (callable, func, callee, entry) = match v {
@@ -771,36 +776,63 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
     // SAFETY: specializations live in the registry for the process's life.
     let callee = callee.as_ref()?;
     let nargs = inst.nargs as usize;
-    let (callable_at, defaults, params) = match callee.plain_arity {
-        Some(n) if n == nargs - 2 => (1, None, n),
-        Some(n) if n == nargs - 1 => (0, None, n),
-        // Fewer arguments than parameters (`sq.find()` for `def find(self, update=False)`):
-        // the rest from the known function's defaults, as CPython binds them. A NULL
-        // first operand is a plain call, anything else a method call.
-        Some(n) => {
-            let ops = &c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
-            let at = if super::values::null_registers(c)[ops[0] as usize] {
-                1
-            } else {
-                0
-            };
-            let given = nargs - 1 - at;
-            if given >= n {
+    let n = callee.plain_arity?;
+    let kw = match kwnames.0 {
+        Some(k) => *c.objects.consts.get(k.0 as usize)?,
+        None => std::ptr::null_mut(),
+    };
+    let nkw = if kw.is_null() {
+        0
+    } else {
+        ffi::PyTuple_GET_SIZE(kw) as usize
+    };
+    let ops = &c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
+    // The call's form: a NULL first operand is a plain call, anything else a method call
+    // (when the count matches exactly, the guards tell them apart at run time).
+    let callable_at = match () {
+        _ if nkw == 0 && n == nargs - 2 => 1,
+        _ if nkw == 0 && n == nargs - 1 => 0,
+        _ if super::values::null_registers(c)[ops[0] as usize] => 1,
+        _ => 0,
+    };
+    let given = (nargs - 1 - callable_at).checked_sub(nkw)?;
+    if given > n {
+        return None;
+    }
+    // Each argument's parameter: positional ones in order, then each keyword's by name
+    // (a positional-only name, an unknown one or one given twice is CPython's TypeError:
+    // the ordinary path raises it).
+    let mut slots: Vec<u32> = (0..given as u32).collect();
+    let names = &callee.info.local_names;
+    let posonly = callee.info.posonlyargcount as usize;
+    for k in 0..nkw {
+        // Keyword names are identifiers (valid Unicode), so comparing their text with
+        // the parameters' (made the same way from `co_varnames`) is exact.
+        let name = super::str_of(ffi::PyTuple_GET_ITEM(kw, k as ffi::Py_ssize_t));
+        let at = (posonly.max(given)..n)
+            .find(|&i| !name.is_empty() && names.get(i) == Some(&name))? as u32;
+        if slots.contains(&at) {
+            return None;
+        }
+        slots.push(at);
+    }
+    // The rest from the function's defaults, as CPython binds them (`sq.find()` for
+    // `def find(self, update=False)`): each with its place counted back from the end of
+    // `__defaults__`.
+    let from_defaults: Vec<(u32, usize)> = (given..n)
+        .filter(|&i| !slots.contains(&(i as u32)))
+        .map(|i| (i as u32, n - i))
+        .collect();
+    let defaults = match (from_defaults.first(), func) {
+        (None, _) => None,
+        (Some(&(_, back)), Some(f)) => {
+            let defs = (*f).func_defaults;
+            if defs.is_null() || (ffi::PyTuple_GET_SIZE(defs) as usize) < back {
                 return None;
             }
-            let defaults = match func {
-                Some(f) => {
-                    let defs = (*f).func_defaults;
-                    if defs.is_null() || (ffi::PyTuple_GET_SIZE(defs) as usize) < n - given {
-                        return None;
-                    }
-                    Defaults::Known(defs)
-                }
-                None => Defaults::Read,
-            };
-            (at, Some(defaults), n)
+            Some(Defaults::Known(defs))
         }
-        None => return None,
+        (Some(_), None) => Some(Defaults::Read),
     };
     let code = callee.objects.code.ptr();
     if !callee.runnable()
@@ -817,7 +849,9 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
         entry,
         callable_at,
         defaults,
-        params,
+        slots,
+        from_defaults,
+        params: n,
     })
 }
 
@@ -882,7 +916,13 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     // The defaults: the tuple as compiled (another one, or none, takes the ordinary call
     // path), or any tuple with enough items (its items' address, counted back from its
     // end, is kept for filling the parameters in below).
-    let missing = d.params - (ops.len() - at - 1);
+    // The most items any filled parameter needs the tuple to have.
+    let missing = d
+        .from_defaults
+        .iter()
+        .map(|&(_, back)| back)
+        .max()
+        .unwrap_or(0);
     let defaults_end = d.defaults.and_then(|how| {
         let now = e.b.ins().load(
             ptr,
@@ -962,7 +1002,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
             e.b.ins().store(mem(), null, cregs, (r * 16) as i32);
         }
     }
-    for (i, (&r, &last_use)) in ops[first..].iter().zip(&last[first..]).enumerate() {
+    for ((&r, &last_use), &slot) in ops[first..].iter().zip(&last[first..]).zip(&d.slots) {
         let t = e.tag(r);
         let p = e.payload(r, types::I64);
         if last_use {
@@ -971,27 +1011,23 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
             // An object (checked above): the callee gets its own reference.
             e.incref_loaded(t, p);
         }
-        e.b.ins().store(mem(), t, cregs, (i * 16) as i32);
-        e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
+        e.b.ins().store(mem(), t, cregs, (slot * 16) as i32);
+        e.b.ins().store(mem(), p, cregs, (slot * 16 + 8) as i32);
     }
-    // The last `missing` defaults, for the parameters not given: new references (the
-    // callee's registers own what they hold).
-    let given = ops.len() - first;
+    // The parameters no argument gives, from the defaults: new references (the callee's
+    // registers own what they hold).
     let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
-    for (j, i) in (given..d.params).enumerate() {
+    for &(i, back) in &d.from_defaults {
         let p = match (d.defaults, defaults_end) {
             // SAFETY: a live tuple with enough items (checked in `direct`), kept alive.
             (Some(Defaults::Known(defs)), _) => unsafe {
-                let k = ffi::PyTuple_GET_SIZE(defs) as usize - missing + j;
+                let k = ffi::PyTuple_GET_SIZE(defs) as usize - back;
                 let item = ffi::PyTuple_GET_ITEM(defs, k as ffi::Py_ssize_t);
                 e.b.ins().iconst(ptr, item as i64)
             },
-            // PyTupleObject's items start at 24; item `size - missing + j`.
-            (_, Some(end)) => {
-                e.b.ins()
-                    .load(ptr, mem(), end, 24 - 8 * (missing - j) as i32)
-            }
-            _ => unreachable!("a parameter past the arguments is filled from defaults"),
+            // PyTupleObject's items start at 24: item `size - back`.
+            (_, Some(end)) => e.b.ins().load(ptr, mem(), end, 24 - 8 * back as i32),
+            _ => unreachable!("a parameter no argument gives is filled from defaults"),
         };
         e.incref(p);
         e.b.ins().store(mem(), obj, cregs, (i * 16) as i32);
