@@ -7,6 +7,7 @@ CPython exactly (each check runs the same wrapper twice: generic, then quickened
 import pytest
 
 from harness import cases, check
+from tiered import stats, tiered
 
 
 def types_change_mid_loop(items):
@@ -758,6 +759,72 @@ def instantiate_classes(n):
     return out[-12:]
 
 
+class TieredPair:
+    """Every method decorated, as a user tiers a whole module: instantiating it from
+    tiered code enters the wrapper of its __init__ directly."""
+
+    @tiered
+    def __init__(self, a, b=10, *, flag=False):
+        self.a = a
+        self.b = b if not flag else -b
+        if a == 4:
+            raise ValueError("four")
+        if a == 5:
+            return a  # noqa: PLE0101
+
+
+class TieredPairChild(TieredPair):
+    pass
+
+
+@tiered
+def _tiered_other_init(self, a, b=10, *, flag=False):
+    self.w = (a, b, flag)
+
+
+def instantiate_tiered_inits(n):
+    out = []
+    orig = TieredPair.__init__
+    try:
+        for i in range(n):
+            try:
+                p = TieredPair(i % 7, flag=i % 3 == 0)
+                out.append((p.a, p.b, type(TieredPairChild(i, b=i)).__name__))
+            except (TypeError, ValueError) as e:
+                out.append((type(e).__name__, str(e)))
+            if i == n // 2:
+                TieredPair.__init__ = _tiered_other_init
+                out.append(sorted(vars(TieredPair(7))))
+    finally:
+        TieredPair.__init__ = orig
+    return out
+
+
+def make_pairs(n):
+    out = []
+    for i in range(n):
+        out.append(TieredPair(i + 10).a)
+    return out
+
+
+def test_a_class_with_a_tiered_init_is_called_as_call_class():
+    # The call site quickens to CallClass (not CPython's type call, which would reach
+    # the wrapper through slot_tp_init), and each call counts in the wrapper's stats.
+    import os
+    import types
+
+    from tiered import dump
+
+    if os.environ.get("TIERED_QUICKEN") == "0":
+        pytest.skip("quickening is off")
+    w = tiered(types.FunctionType(make_pairs.__code__.replace(co_name="make_fresh"), make_pairs.__globals__))
+    before = stats(TieredPair.__init__)["calls"]
+    for _ in range(5):
+        assert w(20) == make_pairs(20)
+    assert stats(TieredPair.__init__)["calls"] - before == 200
+    assert "Call[CallClass]" in dump(w), dump(w)
+
+
 def _other_init(self, a, b=10, *, flag=False):
     self.w = (a, b, flag)
 
@@ -882,6 +949,7 @@ CASES = cases(
     (store_releases_old_item, (30,)),
     (dict_lookups, ({1: "a", "b": 2, 2**70: "big", (1, 2): "t", 1.5: "f"}, [1, "b", 3, 2**70, (1, 2), 1.5, True, [1], "zz"] * 6)),
     (instantiate_classes, (30,)),
+    (instantiate_tiered_inits, (30,)),
 )
 
 

@@ -151,7 +151,7 @@ pub enum CallVariant {
         cls: *mut ffi::PyObject,
         /// Its version tag then: any change to it or its bases' namespaces changes it.
         version: u32,
-        /// Its `__init__` then.
+        /// Its `__init__` then: a Python function or a `@tiered` wrapper.
         init: *mut ffi::PyObject,
         /// That function's code then (assigning `__init__.__code__` leaves the class's
         /// version tag as it was).
@@ -382,13 +382,12 @@ unsafe fn observe_class(
     let init = crate::cpy::_PyType_Lookup(tp, name);
     ffi::Py_DECREF(name);
     if init.is_null()
-        || ffi::PyFunction_Check(init) == 0
         || (*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0
         || (*tp).tp_version_tag == 0
     {
         return None;
     }
-    let code = (*(init as *mut ffi::PyFunctionObject)).func_code;
+    let code = init_code(init)?;
     let key = crate::runtime::TypeKey::with_self(tp, args, nargs);
     let compiled = match crate::runtime::compiled_for_key(code, key) {
         Ok(c) if c.runnable() => std::rc::Rc::as_ptr(&c),
@@ -414,6 +413,20 @@ unsafe fn observe_class(
 ///
 /// # Safety
 /// GIL held; `c` is a call whose args[-1] may be written.
+/// The code an `__init__` runs: a Python function's, or a `@tiered` wrapper's function's
+/// (every method of a class decorated, as a user tiers a whole module).
+///
+/// # Safety
+/// GIL held; `init` live.
+unsafe fn init_code(init: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+    let f = match crate::runtime::entry_of_wrapper(init) {
+        Some(entry) => entry.func.ptr(),
+        None if ffi::PyFunction_Check(init) != 0 => init,
+        None => return None,
+    };
+    Some((*(f as *mut ffi::PyFunctionObject)).func_code)
+}
+
 unsafe fn instantiate(
     ctx: &Ctx,
     c: &CallShape,
@@ -438,10 +451,17 @@ unsafe fn instantiate(
     let slot = (c.args as *mut *mut ffi::PyObject).sub(1);
     let saved = std::mem::replace(&mut *slot, obj);
     let nargs = ffi::PyVectorcall_NARGS(c.nargsf) as usize + 1;
-    let r = match crate::runtime::call_compiled(
-        compiled, init, slot, nargs, c.kwnames, ctx.tuning, ctx.tstate,
-    ) {
-        crate::runtime::CallOutcome::Ran(r, _) | crate::runtime::CallOutcome::CpythonRan(r) => r,
+    let r = match crate::runtime::entry_of_wrapper(init) {
+        // A `@tiered` __init__ as its wrapper runs it (its options, its counters), called
+        // with the instance first as CPython's slot_tp_init would bind it.
+        Some(entry) => entry.call(init, ctx.tstate, slot, nargs, c.kwnames),
+        None => match crate::runtime::call_compiled(
+            compiled, init, slot, nargs, c.kwnames, ctx.tuning, ctx.tstate,
+        ) {
+            crate::runtime::CallOutcome::Ran(r, _) | crate::runtime::CallOutcome::CpythonRan(r) => {
+                r
+            }
+        },
     };
     *slot = saved;
     if r.is_null() {
@@ -529,7 +549,7 @@ pub unsafe fn call_quick(
             let tp = cls as *mut ffi::PyTypeObject;
             if c.callable != cls
                 || (*tp).tp_version_tag != version
-                || (*(init as *mut ffi::PyFunctionObject)).func_code != code
+                || init_code(init) != Some(code)
                 || ctx.tstate.tracing()
             {
                 return None;
