@@ -511,3 +511,81 @@ def for_generator_raises():
 ))
 def test_for_over_generator(f, args, kwargs):
     check(f, *args, **kwargs)
+
+
+# --- a loop's end in native code: the iterator lets go of its sequence -----------
+
+class Noisy:
+    """Logs its release, so when a list or tuple is let go (at its loop's end) shows."""
+
+    log = []
+
+    def __init__(self, name):
+        self.name = name
+
+    def __del__(self):
+        Noisy.log.append(("del", self.name))
+
+
+def loop_ends_release(n):
+    Noisy.log = []
+    log = Noisy.log
+    for i in range(n):
+        for x in [Noisy(i)]:  # the list is released as the loop ends, before "after"
+            log.append(("in", x.name))
+        del x
+        log.append(("after", i))
+        for y in (Noisy(-i), i):
+            log.append(("t", y if isinstance(y, int) else y.name))
+        log.append(("after tuple", i))
+        it = iter([i, i + 1])
+        for z in it:
+            log.append(("z", z))
+        for z in it:  # already exhausted: ends at once
+            log.append(("again", z))
+        log.append(("last", z))
+        for k in range(i, i):
+            log.append(("never", k))
+    return log
+
+
+def test_loop_ends_release_their_sequence_when_cpython_does():
+    check(loop_ends_release, 25)
+
+
+def short_loops(rows):
+    total = 0
+    for row in rows:
+        for x in row:
+            total += x
+        for i in range(len(row)):
+            total += i
+        for t in (1, 2):
+            total += t
+    return total
+
+
+def test_loop_ends_stay_native():
+    # Each inner loop ends (list, range, tuple iterators) in native code, not through
+    # the op's generic path.
+    import os
+    import types
+
+    from tiered import _native, tiered
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    w = tiered(types.FunctionType(short_loops.__code__.replace(co_name="short_fresh"), short_loops.__globals__),
+               strict=True)
+    rows = [[1, 2], [3], []] * 10
+    _native.set_counting(True)
+    try:
+        for _ in range(30):
+            w(rows)
+        _native.reset_counts()
+        for _ in range(10):
+            assert w(rows) == short_loops(rows)
+        counts = _native.op_counts()["ForIter"]
+    finally:
+        _native.set_counting(False)
+    assert counts["tier1"] == 0 and counts["tier2"] > 0, counts

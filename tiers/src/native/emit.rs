@@ -1949,6 +1949,32 @@ impl<'a> Emit<'a> {
     }
 
     /// The true and false sides of the Branch at `pc` (on a bool-only register).
+    /// On a path of its own where the template at `pc` wrote the constant bool `value`
+    /// into `r` (a loop's end): when the instruction after it (past a Drop) is the
+    /// Branch on `r`, that side is taken directly, the dead values released on the way as
+    /// `continue_after` releases them; otherwise on to the next instruction.
+    pub fn continue_known(&mut self, pc: usize, r: u32, value: bool) {
+        let (drops, branch_pc) = match self.c.linear.insts[pc + 1].kind {
+            crate::lower::LKind::Drop { start, len } => (Some((start, len)), pc + 2),
+            _ => (None, pc + 1),
+        };
+        match self.c.linear.insts[branch_pc].kind {
+            crate::lower::LKind::Branch { cond, .. } if cond == r => {
+                if let Some((start, len)) = drops {
+                    self.release_dead(start, len, self.c.linear.in_cycle[pc + 1], None);
+                }
+                let (on_true, on_false) = self.branch_sides(branch_pc);
+                self.b
+                    .ins()
+                    .jump(if value { on_true } else { on_false }, &[]);
+            }
+            _ => {
+                let next = self.s.blocks[pc + 1];
+                self.b.ins().jump(next, &[]);
+            }
+        }
+    }
+
     fn branch_sides(&mut self, pc: usize) -> (Block, Block) {
         if let Some(&sides) = self.s.branch_sides.get(&pc) {
             return sides;
