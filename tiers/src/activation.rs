@@ -27,6 +27,33 @@ use std::os::raw::c_void;
 /// Bytes reserved before each activation's frame for its `Ctx`'s address.
 pub const BACK_POINTER: usize = 8;
 
+/// Links activation `ctx`'s CPython frame `frame` as thread `ts`'s innermost: the word
+/// before it pointing back at `ctx` (see the module doc), then `cpy::frame::push` with
+/// function `func`'s code and dicts.
+///
+/// # Safety
+/// As `cpy::frame::push`, with `frame` preceded by its back-pointer word; `ctx` stays at
+/// its address until the frame is popped.
+pub unsafe fn link_frame(
+    ctx: *const Ctx,
+    ts: crate::cpy::ThreadState,
+    frame: *mut crate::cpy::frame::InterpreterFrame,
+    func: *mut ffi::PyObject,
+    nlocalsplus: usize,
+) {
+    *((frame as usize - BACK_POINTER) as *mut usize) = ctx as usize;
+    let f = func as *mut ffi::PyFunctionObject;
+    crate::cpy::frame::push(
+        ts,
+        frame,
+        func,
+        (*f).func_code,
+        (*f).func_globals,
+        (*f).func_builtins,
+        nlocalsplus,
+    );
+}
+
 /// The activation whose frame is `f`, if `f` is one of ours.
 ///
 /// Every frame has a readable word before it (ours: the back pointer; CPython's: the

@@ -1149,18 +1149,10 @@ unsafe fn run_bound(
         frame,
         regs: regs.as_mut_ptr(),
     };
-    *base = &ctx as *const Ctx as u64;
-    // SAFETY: `frame` has room for the code's slots and stays put until popped below; the
-    // function (and so its code) is kept alive by our caller for the whole call.
-    crate::cpy::frame::push(
-        ts,
-        frame,
-        func,
-        (*f).func_code,
-        globals,
-        builtins,
-        c.nlocalsplus,
-    );
+    // SAFETY: `frame` (after the word at `base`) has room for the code's slots and stays
+    // put until popped below, as `ctx` does; the function (and so its code) is kept alive
+    // by our caller for the whole call.
+    crate::activation::link_frame(&ctx, ts, frame, func, c.nlocalsplus);
     let r = match c.native_for_call(&ctx) {
         Some(native) => match interp::run_native(&ctx, native, regs, 0) {
             // Native code that returned with a hook on (one it did not see come on: another

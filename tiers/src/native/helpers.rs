@@ -261,16 +261,7 @@ pub unsafe extern "C" fn link_inline(
     std::ptr::addr_of_mut!((*ctx).stack_limit).write(stack_limit);
     std::ptr::addr_of_mut!((*ctx).frame).write(frame);
     std::ptr::addr_of_mut!((*ctx).regs).write(regs);
-    *((frame as usize - crate::activation::BACK_POINTER) as *mut usize) = ctx as usize;
-    crate::cpy::frame::push(
-        ts,
-        frame,
-        func,
-        (*f).func_code,
-        globals,
-        builtins,
-        c.nlocalsplus,
-    );
+    crate::activation::link_frame(ctx, ts, frame, func, c.nlocalsplus);
 }
 
 /// Frees an object whose refcount native code dropped to zero.
