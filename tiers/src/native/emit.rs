@@ -113,9 +113,9 @@ struct Scope<'a> {
     /// the running instruction in it (not in a trampoline before its push, nor after its
     /// pop).
     has_frame: bool,
-    /// For a callee emitted inline: whether its frame is pushed yet (a variable), and the
-    /// thread state to push it on (see `inline_body`).
-    lazy_frame: Option<(Variable, Value)>,
+    /// For a callee emitted inline: whether its frame is pushed yet (a variable; see
+    /// `inline_body`). The thread state it goes on is its `ctx_fill`'s.
+    lazy_frame: Option<Variable>,
     /// For a callee emitted inline: its caller's context and the code unit of the call,
     /// marked in the caller's frame when the callee's is pushed (the caller did not mark
     /// it on the inlined fast path).
@@ -357,9 +357,9 @@ impl<'a> Emit<'a> {
         ctx: (Value, CtxFill),
         regs: Value,
         out: Value,
-        ts: Value,
         report_hooks: bool,
     ) -> Block {
+        let ts = ctx.1.thread.0;
         let exit = self.b.create_block();
         self.b.append_block_param(exit, types::I64);
         if !self.inlined.contains(&callee.info.qualname) {
@@ -381,7 +381,7 @@ impl<'a> Emit<'a> {
         scope.ctx_v = Some(ctx.0);
         scope.ctx_fill = Some(ctx.1);
         scope.has_frame = true;
-        scope.lazy_frame = Some((linked, ts));
+        scope.lazy_frame = Some(linked);
         scope.regs_v = Some(regs);
         scope.out_v = Some(out);
         scope.exit = Some(exit);
@@ -557,7 +557,8 @@ impl<'a> Emit<'a> {
         (self.s.templates, self.inlined)
     }
 
-    /// The `Ctx*` argument (for an inlined callee: its context, filled in here first).
+    /// The `Ctx*` argument (for an inlined callee: its context, written and its frame
+    /// linked here first if they are not yet: `link_inline`).
     pub fn ctx(&mut self) -> Value {
         let ctx = self.s.ctx_v.expect("prologue ran");
         self.link_inline();
@@ -569,7 +570,7 @@ impl<'a> Emit<'a> {
     /// out-of-line call, `helpers::link_inline`), after marking its caller at this call.
     /// Elsewhere nothing.
     fn link_inline(&mut self) {
-        let (Some((linked, ts)), Some(fill)) = (self.s.lazy_frame, self.s.ctx_fill) else {
+        let (Some(linked), Some(fill)) = (self.s.lazy_frame, self.s.ctx_fill) else {
             return;
         };
         let ctx = self.s.ctx_v.expect("prologue ran");
@@ -594,7 +595,6 @@ impl<'a> Emit<'a> {
         }
         let ptr = self.ptr;
         let (tstate, limit) = fill.thread;
-        debug_assert!(tstate == ts, "the lazy frame's thread is the context's");
         let helper = super::helpers::link_inline as *const () as usize;
         let f = self.b.ins().iconst(ptr, helper as i64);
         // Not `call`: this frame is not linked yet, so nothing marks it first.
@@ -1540,9 +1540,9 @@ impl<'a> Emit<'a> {
 
     /// Leaves for tier 1 at instruction `at` if a trace or profile hook is on (`tracing`).
     pub fn leave_if_hooked(&mut self, at: usize) {
-        let ts = match self.s.lazy_frame {
+        let ts = match self.s.ctx_fill {
             // An inlined callee's context is written only where something reads it.
-            Some((_, ts)) => ts,
+            Some(fill) => fill.thread.0,
             None => {
                 let ctx = self.s.ctx_v.expect("prologue ran");
                 self.b.ins().load(
@@ -1948,16 +1948,21 @@ impl<'a> Emit<'a> {
         self.edge(pc, else_edge);
     }
 
-    /// The true and false sides of the Branch at `pc` (on a bool-only register).
+    /// The Drop right after instruction `pc`, if any (its range of `drops`), and the
+    /// instruction after that.
+    fn drops_after(&self, pc: usize) -> (Option<(u32, u32)>, usize) {
+        match self.c.linear.insts[pc + 1].kind {
+            crate::lower::LKind::Drop { start, len } => (Some((start, len)), pc + 2),
+            _ => (None, pc + 1),
+        }
+    }
+
     /// On a path of its own where the template at `pc` wrote the constant bool `value`
     /// into `r` (a loop's end): when the instruction after it (past a Drop) is the
     /// Branch on `r`, that side is taken directly, the dead values released on the way as
     /// `continue_after` releases them; otherwise on to the next instruction.
     pub fn continue_known(&mut self, pc: usize, r: u32, value: bool) {
-        let (drops, branch_pc) = match self.c.linear.insts[pc + 1].kind {
-            crate::lower::LKind::Drop { start, len } => (Some((start, len)), pc + 2),
-            _ => (None, pc + 1),
-        };
+        let (drops, branch_pc) = self.drops_after(pc);
         match self.c.linear.insts[branch_pc].kind {
             crate::lower::LKind::Branch { cond, .. } if cond == r => {
                 if let Some((start, len)) = drops {
@@ -1975,6 +1980,7 @@ impl<'a> Emit<'a> {
         }
     }
 
+    /// The true and false sides of the Branch at `pc` (on a bool-only register).
     fn branch_sides(&mut self, pc: usize) -> (Block, Block) {
         if let Some(&sides) = self.s.branch_sides.get(&pc) {
             return sides;
@@ -1994,10 +2000,7 @@ impl<'a> Emit<'a> {
         };
         let next = self.s.blocks[pc + 1];
         // Values the template's op consumed die before the Branch: released on the way.
-        let (drops, branch_pc) = match self.c.linear.insts[pc + 1].kind {
-            crate::lower::LKind::Drop { start, len } => (Some((start, len)), pc + 2),
-            _ => (None, pc + 1),
-        };
+        let (drops, branch_pc) = self.drops_after(pc);
         let fused = match (self.s.last_bool, self.c.linear.insts[branch_pc].kind) {
             (Some((r, v, block, stores)), crate::lower::LKind::Branch { cond, .. })
                 if r == cond

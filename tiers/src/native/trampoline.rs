@@ -232,7 +232,7 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
     };
     let status = if inline_sized(c) && !calls_out(c) {
         // Its frame is pushed lazily (see `Emit::inline_body`).
-        let returned = e.inline_body(c, (ctx, fill), regs, out, ts, false);
+        let returned = e.inline_body(c, (ctx, fill), regs, out, false);
         e.b.switch_to_block(returned);
         e.b.block_params(returned)[0]
     } else {

@@ -286,9 +286,7 @@ pub fn widen_binary(op: BinOp, v: BinaryVariant, a: &Value, b: &Value) -> Option
         BinaryVariant::Float => BinaryVariant::Int,
         BinaryVariant::Number => return None,
     };
-    let seen = observe_binary(op, a, b)?;
-    (mixes(op) && std::mem::discriminant(&seen) == std::mem::discriminant(&other))
-        .then_some(BinaryVariant::Number)
+    (mixes(op) && observe_binary(op, a, b)? == other).then_some(BinaryVariant::Number)
 }
 
 fn int_op_supported(op: BinOp) -> bool {
@@ -355,14 +353,12 @@ pub fn binary_quick(op: BinOp, v: BinaryVariant, a: &Value, b: &Value) -> Option
             Some(Value::Int(r))
         }
         BinaryVariant::Number => {
-            let v = match (int_of(a), int_of(b)) {
-                (Some(_), Some(_)) => BinaryVariant::Int,
-                _ => BinaryVariant::Float,
-            };
             if !mixes(op) {
                 return None;
             }
-            binary_quick(op, v, a, b)
+            // Two ints as Int (whose overflow the Float path refuses too), else as Float.
+            binary_quick(op, BinaryVariant::Int, a, b)
+                .or_else(|| binary_quick(op, BinaryVariant::Float, a, b))
         }
         BinaryVariant::Float => {
             if float_of(a).is_none() && float_of(b).is_none() {

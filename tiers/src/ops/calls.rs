@@ -406,13 +406,6 @@ unsafe fn observe_class(
     })
 }
 
-/// `cls(*args)` for a Class variant (its guards held): `object.__new__(cls)` as
-/// type_call makes it, then `__init__(self, *args)` entered in our tiers (the slot
-/// before `args` holds `self` meanwhile, as PY_VECTORCALL_ARGUMENTS_OFFSET allows), and
-/// slot_tp_init's check that it returned None.
-///
-/// # Safety
-/// GIL held; `c` is a call whose args[-1] may be written.
 /// The code an `__init__` runs: a Python function's, or a `@tiered` wrapper's function's
 /// (every method of a class decorated, as a user tiers a whole module).
 ///
@@ -427,6 +420,13 @@ unsafe fn init_code(init: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
     Some((*(f as *mut ffi::PyFunctionObject)).func_code)
 }
 
+/// `cls(*args)` for a Class variant (its guards held): `object.__new__(cls)` as
+/// type_call makes it, then `__init__(self, *args)` entered in our tiers (the slot
+/// before `args` holds `self` meanwhile, as PY_VECTORCALL_ARGUMENTS_OFFSET allows), and
+/// slot_tp_init's check that it returned None.
+///
+/// # Safety
+/// GIL held; `c` is a call whose args[-1] may be written.
 unsafe fn instantiate(
     ctx: &Ctx,
     c: &CallShape,
@@ -934,15 +934,9 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     );
     e.guard_eq(code, d.code as i64, helper);
     // The defaults: the tuple as compiled (another one, or none, takes the ordinary call
-    // path), or any tuple with enough items (its items' address, counted back from its
-    // end, is kept for filling the parameters in below).
-    // The most items any filled parameter needs the tuple to have.
-    let missing = d
-        .from_defaults
-        .iter()
-        .map(|&(_, back)| back)
-        .max()
-        .unwrap_or(0);
+    // path), or any tuple with as many items as the first filled parameter needs (the
+    // address of its end is kept for filling the parameters in below).
+    let missing = d.from_defaults.first().map_or(0, |&(_, back)| back);
     let defaults_end = d.defaults.and_then(|how| {
         let now = e.b.ins().load(
             ptr,
@@ -1100,7 +1094,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         // The callee's code right here: no call, no prologue, no entry dispatch, its
         // context written and its frame pushed only where something reads them; its exits
         // only ever return 0 or 1 (it has no loop to leave for tier 1 from).
-        let returned = e.inline_body(d.callee, (cctx, fill), cregs, out, ts, true);
+        let returned = e.inline_body(d.callee, (cctx, fill), cregs, out, true);
         e.b.switch_to_block(returned);
         e.b.block_params(returned)[0]
     } else {

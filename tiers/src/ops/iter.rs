@@ -306,12 +306,15 @@ pub(crate) fn emit_for_iter(
             e.b.ins().jump(flag, &[]);
         }
     }
-    // The end: the flag set, then straight to the loop's exit (a builtin iterator's
-    // end goes through its helper: nothing branches here then).
+    // The end: the flag set, then straight to the loop's exit. (A builtin iterator's end
+    // goes through its helper: nothing branches here then, and no code is made for it.)
+    e.b.seal_block(ended);
     e.b.switch_to_block(ended);
-    let yes = e.b.ins().iconst(types::I64, 1);
-    e.set(inst.dst + 1, tag::BOOL, yes);
-    e.continue_known(pc, inst.dst + 1, true);
+    if !e.b.is_unreachable() {
+        let yes = e.b.ins().iconst(types::I64, 1);
+        e.set(inst.dst + 1, tag::BOOL, yes);
+        e.continue_known(pc, inst.dst + 1, true);
+    }
     // An item: the flag false, set last so the Branch after it takes the constant.
     e.b.switch_to_block(flag);
     let no = e.b.ins().iconst(types::I64, 0);
