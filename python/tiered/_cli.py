@@ -99,18 +99,24 @@ def cmd_dump(args: argparse.Namespace) -> int:
     func = resolve_target(args.target)
     if args.call is not None:
         # Run the function a few times first, so the dump shows what quickening and
-        # tier 2 made of it.
+        # tier 2 made of it. The expression sees the function's module (its globals).
+        inner = getattr(func, "__wrapped__", func) if isinstance(func, tiered.TieredFunction) else func
+        scope = dict(getattr(inner, "__globals__", {}))
+        scope.setdefault("__builtins__", __builtins__)
         try:
-            call_args = eval(args.call, {"__builtins__": __builtins__}, {})  # noqa: S307 - the user's own expression
+            call_args = eval(args.call, scope, {})  # noqa: S307 - the user's own expression
         except Exception as exc:
             raise UsageError(f"--call {args.call!r}: {exc}") from None
         if not isinstance(call_args, tuple):
             call_args = (call_args,)
-        inner = getattr(func, "__wrapped__", func) if isinstance(func, tiered.TieredFunction) else func
         try:
             w = tiered.tiered(inner)
             for _ in range(args.times):
-                w(*call_args)
+                result = w(*call_args)
+                # A generator function's body runs only as its generator is iterated.
+                if isinstance(result, types.GeneratorType):
+                    for _ in result:
+                        pass
         except Exception as exc:
             raise UsageError(f"{args.target}{call_args!r} raised {type(exc).__name__}: {exc}") from None
     try:
@@ -450,8 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     dump.add_argument(
         "--call",
         metavar="ARGS",
-        help="a Python expression for the arguments (a tuple, or one value): call the function with "
-        "them --times times before dumping, to see its quickened IR and native code",
+        help="a Python expression for the arguments (a tuple, or one value), evaluated in the "
+        "function's module: call the function with them --times times (running a generator "
+        "function's generators to their end) before dumping, to see its quickened IR and native code",
     )
     dump.add_argument("--times", type=int, default=100, help="how many calls --call makes (default 100)")
     dump.add_argument("--native", action="store_true", help="also print the Cranelift IR and machine code")

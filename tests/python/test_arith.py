@@ -487,6 +487,84 @@ def test_sites_mixing_ints_and_floats(f, args, kwargs):
     check(f, *args, **kwargs)
 
 
+class Vec:
+    """A user type's `+` and unary `-`, raising for some operands."""
+
+    def __init__(self, x):
+        self.x = x
+
+    def __add__(self, o):
+        if o == 0:
+            raise ValueError("zero")
+        return Vec(self.x + o)
+
+    def __neg__(self):
+        if self.x < 0:
+            raise ArithmeticError("negative")
+        return Vec(-self.x)
+
+    def __repr__(self):
+        return f"Vec({self.x})"
+
+
+def generic_ops_loop(n):
+    # Sites no variant fits, in a loop (BinaryGeneric, Unary of objects): strs grown in
+    # place and copied, lists, big ints, a user type raising inside `try`.
+    out = []
+    s = ""
+    t = ""
+    lst = []
+    for i in range(n):
+        s += str(i)
+        t = s + "!"
+        lst = lst + [i]
+        big = 2**70 + i
+        out.append((-big, ~big, +big, big * big, big - i, big ** 2, divmod(big, 7)))
+        try:
+            out.append(repr(-Vec(i - 2)))
+        except ArithmeticError as e:
+            out.append(str(e))
+        try:
+            out.append(repr(Vec(i) + (i % 3)))
+        except ValueError as e:
+            out.append(str(e))
+    return s, t, lst, out
+
+
+def test_generic_sites_in_a_loop():
+    check(generic_ops_loop, 7)
+
+
+def test_settled_generic_operators_stay_native():
+    # A Binary site that observed its operands and found no variant calls the number
+    # protocol directly from native code; Unary of an object likewise.
+    import os
+    import types
+
+    from tiered import _native, tiered
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+
+    def ops(xs, big):
+        return xs + [1], big * big, -big, xs * 2
+
+    fresh = types.FunctionType(ops.__code__.replace(co_name="ops_counted"), ops.__globals__)
+    w = tiered(fresh, strict=True)
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            assert w([0], 2**70) == ops([0], 2**70)
+        _native.reset_counts()
+        for _ in range(10):
+            w([0], 2**70)
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert counts["Binary"] == {"tier1": 0, "tier2": 30, "deopts": 0}, counts["Binary"]
+    assert counts["Unary"] == {"tier1": 0, "tier2": 10, "deopts": 0}, counts["Unary"]
+
+
 def test_a_site_mixing_ints_and_floats_stays_native():
     # Warmed up on floats, then ints and floats alternate: the site widens to
     # BinaryNumber, the code is recompiled with it once, and no deopt follows.

@@ -489,6 +489,90 @@ def test_subscript_loops(f, args, kwargs):
     check(f, *args, **kwargs)
 
 
+class Squares:
+    """A user type's `__getitem__`/`__setitem__` (raising for negative keys)."""
+
+    def __init__(self):
+        self.stored = {}
+
+    def __getitem__(self, k):
+        if k < 0:
+            raise KeyError(k)
+        return k * k
+
+    def __setitem__(self, k, v):
+        if k < 0:
+            raise IndexError(k)
+        self.stored[k] = v
+
+
+def generic_subscripts(xs, s, n):
+    # Sites no variant fits (slices, a str, a user type), in a loop, raising now and then
+    # inside `try`: BuildSlice and the generic Subscr/StoreSubscr templates.
+    out = []
+    sq = Squares()
+    for i in range(n):
+        out.append(xs[i:i + 2])
+        out.append(xs[-i - 1::-1])
+        out.append(s[i % len(s)])
+        try:
+            out.append(xs[::i - 2])
+        except ValueError as e:
+            out.append(str(e))
+        try:
+            out.append(sq[i - 2])
+        except KeyError as e:
+            out.append(("KeyError", e.args))
+        ys = list(xs)
+        ys[i:i + 1] = "ab"
+        ys[1:3] = []
+        out.append(ys)
+        try:
+            sq[2 - i] = i
+        except IndexError as e:
+            out.append(("IndexError", e.args))
+        try:
+            ys["k"] = 1
+        except TypeError as e:
+            out.append(str(e))
+    out.append(sq.stored)
+    return out
+
+
+def test_generic_subscripts_in_a_loop():
+    check(generic_subscripts, [1, 2, 3, 4, 5], "hello", 6)
+    check(generic_subscripts, (1.5, "x", None), "ab", 4)
+
+
+def test_settled_generic_subscripts_stay_native():
+    # A site that observed its operands and found no variant calls the generic operation
+    # from native code directly (SubscrGeneric, StoreSubscrGeneric); BuildSlice likewise.
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    from tiered import _native, tiered
+
+    def slices(xs, s):
+        ys = list(xs)
+        ys[1:3] = s[1:]
+        return xs[1:-1], s[0], ys
+
+    fresh = types.FunctionType(slices.__code__.replace(co_name="slices_counted"), slices.__globals__)
+    w = tiered(fresh, strict=True)
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            assert w([1, 2, 3], "abc") == ([2], "a", [1, "b", "c"])
+        _native.reset_counts()
+        for _ in range(10):
+            w([1, 2, 3], "abc")
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert counts["Subscr"] == {"tier1": 0, "tier2": 30, "deopts": 0}, counts["Subscr"]
+    assert counts["StoreSubscr"] == {"tier1": 0, "tier2": 10, "deopts": 0}, counts["StoreSubscr"]
+    assert counts["BuildSlice"]["tier1"] == 0 and counts["BuildSlice"]["tier2"] == 30, counts["BuildSlice"]
+
+
 class Flags:
     """Attribute stores of every kind of value a register holds: bools (a compare's or a
     constant's), unboxed ints and floats (boxed in place first), objects."""

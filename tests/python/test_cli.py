@@ -70,6 +70,28 @@ def test_dump_quickened_ir_names_each_ops_own_variant(tmp_path):
     assert "Binary[BinaryInt] -= " in quick and "Truth[BinaryInt]" not in quick, quick
 
 
+def test_dump_call_sees_the_module_and_runs_generators(tmp_path):
+    # --call's expression is evaluated in the function's module, and a generator
+    # function's generators are run to their end, so its body is quickened too.
+    p = tmp_path / "tree.py"
+    p.write_text(textwrap.dedent('''
+        class Node:
+            def __init__(self, left, value):
+                self.left, self.value = left, value
+
+        def walk(node):
+            while node is not None:
+                yield node.value
+                node = node.left
+
+        CHAIN = Node(Node(None, 2), 1)
+    '''))
+    r = tiered_cli("dump", f"{p}:walk", "--call", "(CHAIN,)")
+    assert r.returncode == 0, r.stderr
+    quick = r.stdout.split("quickened IR ==")[1]
+    assert "LoadAttr[AttrInstanceValue] 'value'" in quick, quick
+
+
 def test_dump_bad_target_is_a_usage_error(script):
     r = tiered_cli("dump", f"{script}:nope")
     assert r.returncode == 2 and "nope" in r.stderr

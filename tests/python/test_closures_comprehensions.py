@@ -353,6 +353,90 @@ def test_genexpr_in_tiered_function(f, args, kwargs):
     check(f, *args, **kwargs)
 
 
+class Noisy:
+    """Logs its release, to compare when a cell's old value is let go."""
+
+    def __init__(self, log, k):
+        self.log, self.k = log, k
+
+    def __del__(self):
+        self.log.append(("del", self.k))
+
+
+def cell_loop(n):
+    # Cells read and written in a loop (LoadDeref, StoreDeref): ints, floats, bools and
+    # objects stored, each store releasing the old content (a __del__ that logs).
+    log = []
+    held = None
+    count = 0
+    ratio = 0.5
+    flag = False
+
+    def peek():
+        return count, flag, held is None
+
+    for i in range(n):
+        count = count + i
+        ratio = ratio * 1.5
+        flag = i % 2 == 0
+        held = Noisy(log, i)
+        log.append(peek())
+    held = None
+    log.append("cleared")
+    return count, ratio, log
+
+
+def cell_emptied_in_loop(n):
+    # A cell deleted mid-loop: the next read raises (the template's generic path).
+    out = []
+    v = 0
+
+    def read():
+        return v
+
+    for i in range(n):
+        try:
+            out.append(v + read())
+        except NameError as e:
+            out.append(str(e))
+            v = i
+        if i == 2:
+            del v
+    return out
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(
+    (cell_loop, (6,)), (cell_emptied_in_loop, (6,)),
+))
+def test_cells_in_loops(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+def test_cell_reads_and_writes_stay_native():
+    # LoadDeref and StoreDeref have templates: a closure's variables are read and written
+    # inline, not through the tier-1 helper.
+    import os
+    import types
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    from tiered import _native, tiered
+
+    fresh = types.FunctionType(cell_loop.__code__.replace(co_name="cell_loop_counted"), cell_loop.__globals__)
+    w = tiered(fresh, strict=True)
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            w(5)
+        _native.reset_counts()
+        w(5)
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    for op in ("LoadDeref", "StoreDeref"):
+        assert counts[op]["tier2"] > 10 and counts[op]["tier1"] == 0, (op, counts[op])
+
+
 def test_case_asserts_are_not_rewritten_by_pytest():
     names = assert_with_msg.__code__.co_varnames + assert_with_msg.__code__.co_names
     assert not any(n.startswith("@py") for n in names), names

@@ -9,6 +9,7 @@ the asyncio cases run real event loops, tasks and gather."""
 import asyncio
 import gc
 import inspect
+import os
 import sys
 import types
 import warnings
@@ -329,6 +330,44 @@ def test_asyncio_runs_tiered_coroutines_and_tasks():
         s = stats(w)
         assert s["resumes"] >= 3 and s["cpython_resumes"] == 0, s
         assert_tier1(w, None)
+
+
+async def awaits_each(make, n):
+    total = 0
+    for i in range(n):
+        total += await make(i)
+    return total
+
+
+def run_to_end(coro):
+    try:
+        while True:
+            coro.send(None)
+    except StopIteration as e:
+        return e.value
+
+
+def test_awaiting_a_fresh_coroutine_of_ours_stays_native():
+    # GetAwaitable's template takes a tiered coroutine function's new coroutine as its
+    # own awaitable; a started or finished one, or CPython's, takes the generic path
+    # (test_awaiting_a_coroutine_twice_and_reusing_it has their errors).
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    from tiered import _native
+
+    fresh = types.FunctionType(awaits_each.__code__.replace(co_name="awaits_each_counted"), globals())
+    w, make = tiered(fresh, strict=True), tiered(returns, strict=True)
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            assert run_to_end(w(make, 5)) == run_to_end(awaits_each(returns, 5)) == 20
+        _native.reset_counts()
+        for _ in range(10):
+            run_to_end(w(make, 5))
+        counts = _native.op_counts()["GetAwaitable"]
+    finally:
+        _native.set_counting(False)
+    assert counts["tier2"] == 50 and counts["tier1"] == 0 and counts["deopts"] == 0, counts
 
 
 def test_a_coroutine_never_awaited_warns():

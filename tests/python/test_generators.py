@@ -205,6 +205,28 @@ def infinite(start):
         start += 1
 
 
+class IterRaises:
+    def __iter__(self):
+        raise LookupError("no iterator")
+
+
+def yield_from_in_a_loop(n):
+    # GetYieldFromIter's template in a loop: lists, strs, generators (ours and CPython's),
+    # and operands whose iter() raises inside `try`.
+    sources = [[1, 2], "ab", 5, IterRaises(), simple(n), cpython_generator(n), (), None]
+    for src in sources:
+        try:
+            r = yield from src
+            yield ("returned", r)
+        except (TypeError, LookupError) as e:
+            yield (type(e).__name__, str(e))
+
+
+def cpython_generator(n):
+    yield from range(n)
+    return "done"
+
+
 def yield_none_and_bare_yield():
     yield
     x = yield None
@@ -237,6 +259,7 @@ ROWS = (
     (break_out_of_loop, (10,)),
     (infinite, (5,)),
     (yield_none_and_bare_yield, ()),
+    (yield_from_in_a_loop, (3,)),
 )
 
 
@@ -535,3 +558,29 @@ def test_a_frame_in_the_traceback_of_an_exception_thrown_in_keeps_its_locals():
     assert expected[0] == [("local", "Held()"), ("n", "2"), ("p", "1")]
     got = locals_seen(tiered(keeps_locals, strict=True), tiered(keeps_locals_async, strict=True))
     assert got == expected
+
+
+def test_yield_from_stays_native():
+    # GetYieldFromIter has a template: `yield from` in native code calls PyObject_GetIter
+    # directly (the generators benchmark makes one per tree node).
+    import os
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    from tiered import _native
+
+    fresh = types.FunctionType(
+        yield_from_a_list.__code__.replace(co_name="yield_from_counted"), yield_from_a_list.__globals__
+    )
+    w = tiered(fresh, strict=True)
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            assert list(w([1, 2])) == list(yield_from_a_list([1, 2]))
+        _native.reset_counts()
+        for _ in range(10):
+            list(w([1, 2]))
+        counts = _native.op_counts()["GetYieldFromIter"]
+    finally:
+        _native.set_counting(False)
+    assert counts == {"tier1": 0, "tier2": 10, "deopts": 0}, counts

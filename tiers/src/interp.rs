@@ -333,6 +333,7 @@ pub unsafe fn call_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
 ///
 /// # Safety
 /// As `exec_at`.
+#[inline]
 pub unsafe fn send_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
     let inst = &ctx.compiled.linear.insts[pc];
     ctx.at(pc);

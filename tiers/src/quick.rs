@@ -88,6 +88,16 @@ impl QuickCell {
         }
     }
 
+    /// Whether the site is generic for good, as far as anyone can tell: it observed its
+    /// operands and no variant fit (it is backing off), or it gave up flipping. Native
+    /// code may then call the generic operation directly; a site that is generic only
+    /// because it has not run yet keeps the tier-1 helper, which can still quicken it.
+    #[inline]
+    pub fn settled_generic(&self) -> bool {
+        matches!(self.state.get(), Quick::Generic)
+            && (self.failures.get() > 0 || self.flips.get() >= FLIP_LIMIT)
+    }
+
     /// Records a failed guard; past the limit the instruction returns to generic.
     #[inline]
     pub fn miss(&self) {
@@ -141,12 +151,15 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::LoadGlobal => (globals::GLOBAL_VARIANTS, globals::GLOBAL_VARIANTS),
         // BinaryInt's template covers + - * & | ^, BinaryFloat's + - * /, BinaryNumber's
         // + - *; other operators take the tier-1 helper.
-        OpKind::Binary => (arith::BINARY_VARIANTS, arith::BINARY_VARIANTS),
+        OpKind::Binary => (arith::BINARY_VARIANTS, arith::BINARY_TEMPLATES),
         OpKind::Compare => (compare::COMPARE_VARIANTS, compare::COMPARE_VARIANTS),
         OpKind::ForIter => (iter::FOR_ITER_VARIANTS, iter::FOR_ITER_VARIANTS),
         OpKind::Call => (calls::CALL_VARIANTS, calls::CALL_VARIANTS),
-        OpKind::Subscr => (subscr::SUBSCR_VARIANTS, subscr::SUBSCR_VARIANTS),
-        OpKind::StoreSubscr => (subscr::STORE_SUBSCR_VARIANTS, subscr::STORE_SUBSCR_VARIANTS),
+        OpKind::Subscr => (subscr::SUBSCR_VARIANTS, subscr::SUBSCR_TEMPLATES),
+        OpKind::StoreSubscr => (
+            subscr::STORE_SUBSCR_VARIANTS,
+            subscr::STORE_SUBSCR_TEMPLATES,
+        ),
         OpKind::LoadAttr => (attrs::ATTR_VARIANTS, attrs::ATTR_VARIANTS),
         OpKind::StoreAttr => (attrs::STORE_ATTR_VARIANTS, attrs::STORE_ATTR_VARIANTS),
         OpKind::LoadMethod => (attrs::METHOD_VARIANTS, attrs::METHOD_VARIANTS),
@@ -154,6 +167,11 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Null | OpKind::Lasti => (&[], &["Null"]),
         OpKind::Send => (&[], &["Send"]),
         OpKind::Thrown => (&[], &["Thrown"]),
+        OpKind::GetAwaitable => (&[], &["GetAwaitable"]),
+        OpKind::GetYieldFromIter => (&[], &["GetYieldFromIter"]),
+        OpKind::LoadDeref => (&[], &["LoadDeref"]),
+        OpKind::StoreDeref => (&[], &["StoreDeref"]),
+        OpKind::BuildSlice => (&[], &["BuildSlice"]),
         OpKind::Truth => (&[], &["TruthUnboxed"]),
         OpKind::Is => (&[], &["Is"]),
         OpKind::IsNone => (&[], &["IsNone"]),
@@ -175,10 +193,8 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::LoadAssertionError
         | OpKind::LoadBuildClass
         | OpKind::DeleteGlobal
-        | OpKind::GetYieldFromIter
         | OpKind::DeleteAttr
         | OpKind::DeleteSubscr
-        | OpKind::BuildSlice
         | OpKind::CallEx
         | OpKind::MakeFunction
         | OpKind::BuildSet
@@ -192,8 +208,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::UnpackEx
         | OpKind::MakeCell
         | OpKind::LoadClosure
-        | OpKind::LoadDeref
-        | OpKind::StoreDeref
         | OpKind::DeleteDeref
         | OpKind::PushExcInfo
         | OpKind::PopExcept
@@ -202,7 +216,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::Reraise
         | OpKind::BeforeWith
         | OpKind::BeforeAsyncWith
-        | OpKind::GetAwaitable
         | OpKind::GetAiter
         | OpKind::GetAnext
         | OpKind::AsyncGenWrap

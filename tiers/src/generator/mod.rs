@@ -309,6 +309,12 @@ pub(crate) fn is_our_coroutine(o: *mut ffi::PyObject) -> bool {
     unsafe { !CORO_TYPE.is_null() && ffi::Py_TYPE(o) == CORO_TYPE }
 }
 
+/// Our coroutine type (NULL before `install`), for native code's type guards.
+pub(crate) fn coroutine_type() -> *mut ffi::PyTypeObject {
+    // SAFETY: written once, at import, before any code is compiled.
+    unsafe { CORO_TYPE }
+}
+
 /// Whether `o` is a generator-based coroutine of ours (`types.coroutine`).
 #[inline]
 pub(crate) fn is_our_iterable_coroutine(o: *mut ffi::PyObject) -> bool {

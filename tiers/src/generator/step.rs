@@ -30,7 +30,15 @@ extern "C" {
 pub(super) unsafe extern "C" fn iternext(gen: *mut ffi::PyObject) -> *mut ffi::PyObject {
     guarded(std::ptr::null_mut(), || {
         let mut result = std::ptr::null_mut();
-        if send_ex2(gen, std::ptr::null_mut(), false, false, &mut result) == g::PYGEN_RETURN {
+        if send_ex2(
+            ThreadState::current(),
+            gen,
+            std::ptr::null_mut(),
+            false,
+            false,
+            &mut result,
+        ) == g::PYGEN_RETURN
+        {
             if result != ffi::Py_None() {
                 _PyGen_SetStopIterationValue(result);
             }
@@ -48,7 +56,7 @@ pub(super) unsafe extern "C" fn am_send(
     result: *mut *mut ffi::PyObject,
 ) -> ffi::PySendResult {
     guarded(ffi::PySendResult::PYGEN_ERROR, || {
-        match send_ex2(gen, arg, false, false, result) {
+        match send_ex2(ThreadState::current(), gen, arg, false, false, result) {
             g::PYGEN_RETURN => ffi::PySendResult::PYGEN_RETURN,
             g::PYGEN_NEXT => ffi::PySendResult::PYGEN_NEXT,
             _ => ffi::PySendResult::PYGEN_ERROR,
@@ -74,7 +82,7 @@ pub(crate) unsafe fn send_value(
     closing: bool,
 ) -> *mut ffi::PyObject {
     let mut result = std::ptr::null_mut();
-    if send_ex2(gen, arg, exc, closing, &mut result) == g::PYGEN_RETURN {
+    if send_ex2(ThreadState::current(), gen, arg, exc, closing, &mut result) == g::PYGEN_RETURN {
         if Kind::of(gen) == Kind::AsyncGenerator {
             ffi::PyErr_SetNone(ffi::PyExc_StopAsyncIteration);
         } else if result == ffi::Py_None() {
@@ -88,11 +96,13 @@ pub(crate) unsafe fn send_value(
     result
 }
 
-/// CPython's `gen_send_ex2` for a generator of ours: `arg` is the value sent in (NULL for
-/// `next()`); `exc` says an exception (set) is thrown in instead; `closing` that `close()`
+/// CPython's `gen_send_ex2` for a generator of ours, on thread `ts` (the current one): `arg`
+/// is the value sent in (NULL for `next()`); `exc` says an exception (set) is thrown in instead; `closing` that `close()`
 /// asks. Its checks, then one step, in our tiers where the frame stopped at a suspension
 /// of ours and nothing traces, else in CPython's loop.
+#[inline]
 pub(crate) unsafe fn send_ex2(
+    ts: ThreadState,
     gen: *mut ffi::PyObject,
     arg: *mut ffi::PyObject,
     exc: bool,
@@ -129,7 +139,6 @@ pub(crate) unsafe fn send_ex2(
         }
         return g::PYGEN_ERROR;
     }
-    let ts = ThreadState::current();
     let c = compiled_of(gen);
     let at = c.offset_of_unit((*g::iframe(gen)).prev_instr);
     match c.linear.suspension_at(at).filter(|_| !ts.tracing()) {
@@ -154,6 +163,7 @@ pub(crate) unsafe fn send_ex2(
 /// in, `exc`, at the yield), links the frame and the generator's exception level, and
 /// finishes the generator if it did not yield.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 unsafe fn resume(
     ts: ThreadState,
     gen: *mut ffi::PyObject,
@@ -177,15 +187,27 @@ unsafe fn resume(
         return g::PYGEN_ERROR;
     }
     (*f).stacktop = 0;
+    // The parameters' registers are empty (`suspend` moved their values into the frame),
+    // so they are written without releasing what they held: nothing.
+    let put = |regs: &mut [Value], r: u32, v: Value| {
+        let slot = &mut regs[r as usize];
+        debug_assert!(
+            matches!(slot, Value::Null),
+            "a resume parameter's register is empty"
+        );
+        // SAFETY: `slot` is a valid, initialized register holding Null (owns nothing).
+        std::ptr::write(slot, v);
+    };
     for (slot, &r) in (*f).localsplus(n).iter_mut().zip(&point.params) {
         let o = std::mem::replace(slot, std::ptr::null_mut());
-        regs[r as usize] = Value::from_owned(o).unwrap_or(Value::Null);
+        put(regs, r, Value::from_owned(o).unwrap_or(Value::Null));
     }
-    regs[point.params[n] as usize] = match (exc, arg.is_null()) {
+    let sent = match (exc, arg.is_null()) {
         (true, _) => Value::Null,
         (false, true) => Value::from_borrowed(ffi::Py_None()),
         (false, false) => Value::from_borrowed(arg),
     };
+    put(regs, point.params[n], sent);
     let cf = ts.cframe();
     (*f).previous = (*cf).current_frame;
     (*cf).current_frame = f;
@@ -349,6 +371,7 @@ unsafe fn clear(gen: *mut ffi::PyObject) {
 }
 
 /// Runs the body from `start`: native code when the function is hot, else tier 1.
+#[inline]
 unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value> {
     let ts = ctx.tstate;
     if crate::stack::nearly_exhausted(ctx.stack_limit) {

@@ -1720,6 +1720,11 @@ impl<'a> Emit<'a> {
             Op::ForIter {} => ops::iter::emit_for_iter(self, pc, q, slow),
             Op::Send {} => ops::generators::emit_send(self, pc),
             Op::Thrown {} => ops::generators::emit_thrown(self, pc),
+            Op::GetAwaitable { .. } => ops::generators::emit_get_awaitable(self, pc),
+            Op::GetYieldFromIter { .. } => ops::generators::emit_get_yield_from_iter(self, pc),
+            Op::LoadDeref { .. } => ops::cells::emit_load_deref(self, pc),
+            Op::StoreDeref {} => ops::cells::emit_store_deref(self, pc),
+            Op::BuildSlice { .. } => ops::subscr::emit_build_slice(self, pc),
             Op::LoadGlobal { .. } => ops::globals::emit_load_global(self, pc, q, slow),
             Op::Const { index } => ops::values::emit_const(self, pc, index),
             Op::Null {} | Op::Lasti {} => ops::values::emit_null(self, pc),
@@ -1739,10 +1744,8 @@ impl<'a> Emit<'a> {
             | Op::LoadAssertionError {}
             | Op::LoadBuildClass {}
             | Op::DeleteGlobal { .. }
-            | Op::GetYieldFromIter { .. }
             | Op::DeleteAttr { .. }
             | Op::DeleteSubscr {}
-            | Op::BuildSlice { .. }
             | Op::CallEx { .. }
             | Op::MakeFunction { .. }
             | Op::BuildSet {}
@@ -1756,8 +1759,6 @@ impl<'a> Emit<'a> {
             | Op::UnpackEx { .. }
             | Op::MakeCell {}
             | Op::LoadClosure { .. }
-            | Op::LoadDeref { .. }
-            | Op::StoreDeref {}
             | Op::DeleteDeref { .. }
             | Op::PushExcInfo {}
             | Op::PopExcept {}
@@ -1766,7 +1767,6 @@ impl<'a> Emit<'a> {
             | Op::Reraise {}
             | Op::BeforeWith {}
             | Op::BeforeAsyncWith {}
-            | Op::GetAwaitable { .. }
             | Op::GetAiter {}
             | Op::GetAnext {}
             | Op::AsyncGenWrap {}

@@ -9,6 +9,53 @@ use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder, Value as CValue
 use pyo3_ffi as ffi;
 use tiered_ir::{BinOp, UnaryOp};
 
+/// The number protocol's function for a binary operator.
+#[derive(Clone, Copy)]
+enum NumberFn {
+    Binary(unsafe extern "C" fn(*mut ffi::PyObject, *mut ffi::PyObject) -> *mut ffi::PyObject),
+    /// `**`'s, whose third argument (the modulus) is None.
+    Ternary(
+        unsafe extern "C" fn(
+            *mut ffi::PyObject,
+            *mut ffi::PyObject,
+            *mut ffi::PyObject,
+        ) -> *mut ffi::PyObject,
+    ),
+}
+
+/// What BINARY_OP calls for `op` (in-place forms try `__iop__` first).
+fn number_fn(op: BinOp) -> NumberFn {
+    use NumberFn::{Binary, Ternary};
+    match op {
+        BinOp::Add => Binary(ffi::PyNumber_Add),
+        BinOp::And => Binary(ffi::PyNumber_And),
+        BinOp::FloorDivide => Binary(ffi::PyNumber_FloorDivide),
+        BinOp::Lshift => Binary(ffi::PyNumber_Lshift),
+        BinOp::MatrixMultiply => Binary(ffi::PyNumber_MatrixMultiply),
+        BinOp::Multiply => Binary(ffi::PyNumber_Multiply),
+        BinOp::Remainder => Binary(ffi::PyNumber_Remainder),
+        BinOp::Or => Binary(ffi::PyNumber_Or),
+        BinOp::Power => Ternary(ffi::PyNumber_Power),
+        BinOp::Rshift => Binary(ffi::PyNumber_Rshift),
+        BinOp::Subtract => Binary(ffi::PyNumber_Subtract),
+        BinOp::TrueDivide => Binary(ffi::PyNumber_TrueDivide),
+        BinOp::Xor => Binary(ffi::PyNumber_Xor),
+        BinOp::InplaceAdd => Binary(ffi::PyNumber_InPlaceAdd),
+        BinOp::InplaceAnd => Binary(ffi::PyNumber_InPlaceAnd),
+        BinOp::InplaceFloorDivide => Binary(ffi::PyNumber_InPlaceFloorDivide),
+        BinOp::InplaceLshift => Binary(ffi::PyNumber_InPlaceLshift),
+        BinOp::InplaceMatrixMultiply => Binary(ffi::PyNumber_InPlaceMatrixMultiply),
+        BinOp::InplaceMultiply => Binary(ffi::PyNumber_InPlaceMultiply),
+        BinOp::InplaceRemainder => Binary(ffi::PyNumber_InPlaceRemainder),
+        BinOp::InplaceOr => Binary(ffi::PyNumber_InPlaceOr),
+        BinOp::InplacePower => Ternary(ffi::PyNumber_InPlacePower),
+        BinOp::InplaceRshift => Binary(ffi::PyNumber_InPlaceRshift),
+        BinOp::InplaceSubtract => Binary(ffi::PyNumber_InPlaceSubtract),
+        BinOp::InplaceTrueDivide => Binary(ffi::PyNumber_InPlaceTrueDivide),
+        BinOp::InplaceXor => Binary(ffi::PyNumber_InPlaceXor),
+    }
+}
+
 /// Binary: `a op b` (in-place forms try `__iop__` first, as BINARY_OP does).
 ///
 /// # Safety
@@ -16,35 +63,53 @@ use tiered_ir::{BinOp, UnaryOp};
 #[inline]
 pub unsafe fn binary(op: BinOp, a: &Value, b: &Value) -> PyResult<Value> {
     let (x, y) = (a.as_ptr(), b.as_ptr());
-    let r = match op {
-        BinOp::Add => ffi::PyNumber_Add(x, y),
-        BinOp::And => ffi::PyNumber_And(x, y),
-        BinOp::FloorDivide => ffi::PyNumber_FloorDivide(x, y),
-        BinOp::Lshift => ffi::PyNumber_Lshift(x, y),
-        BinOp::MatrixMultiply => ffi::PyNumber_MatrixMultiply(x, y),
-        BinOp::Multiply => ffi::PyNumber_Multiply(x, y),
-        BinOp::Remainder => ffi::PyNumber_Remainder(x, y),
-        BinOp::Or => ffi::PyNumber_Or(x, y),
-        BinOp::Power => ffi::PyNumber_Power(x, y, ffi::Py_None()),
-        BinOp::Rshift => ffi::PyNumber_Rshift(x, y),
-        BinOp::Subtract => ffi::PyNumber_Subtract(x, y),
-        BinOp::TrueDivide => ffi::PyNumber_TrueDivide(x, y),
-        BinOp::Xor => ffi::PyNumber_Xor(x, y),
-        BinOp::InplaceAdd => ffi::PyNumber_InPlaceAdd(x, y),
-        BinOp::InplaceAnd => ffi::PyNumber_InPlaceAnd(x, y),
-        BinOp::InplaceFloorDivide => ffi::PyNumber_InPlaceFloorDivide(x, y),
-        BinOp::InplaceLshift => ffi::PyNumber_InPlaceLshift(x, y),
-        BinOp::InplaceMatrixMultiply => ffi::PyNumber_InPlaceMatrixMultiply(x, y),
-        BinOp::InplaceMultiply => ffi::PyNumber_InPlaceMultiply(x, y),
-        BinOp::InplaceRemainder => ffi::PyNumber_InPlaceRemainder(x, y),
-        BinOp::InplaceOr => ffi::PyNumber_InPlaceOr(x, y),
-        BinOp::InplacePower => ffi::PyNumber_InPlacePower(x, y, ffi::Py_None()),
-        BinOp::InplaceRshift => ffi::PyNumber_InPlaceRshift(x, y),
-        BinOp::InplaceSubtract => ffi::PyNumber_InPlaceSubtract(x, y),
-        BinOp::InplaceTrueDivide => ffi::PyNumber_InPlaceTrueDivide(x, y),
-        BinOp::InplaceXor => ffi::PyNumber_InPlaceXor(x, y),
+    let r = match number_fn(op) {
+        NumberFn::Binary(f) => f(x, y),
+        NumberFn::Ternary(f) => f(x, y, ffi::Py_None()),
     };
     Value::from_owned(r)
+}
+
+/// Native code for a Binary site that settled generic (`QuickCell::settled_generic`:
+/// lists, strs, big ints, user types): the number protocol's function called directly,
+/// as `binary` calls it. A str on the left of a `+`/`+=` whose left operand is a last use
+/// takes the generic op, which may append to it in place (`str_append_in_place`).
+fn emit_binary_generic(e: &mut Emit, pc: usize, op: BinOp) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let appends =
+        matches!(op, BinOp::Add | BinOp::InplaceAdd) && e.c.linear.last_use[inst.args as usize];
+    if !e.c.quick[pc].settled_generic() {
+        return None;
+    }
+    let objs = e.operand_objects(pc);
+    if appends {
+        let ty = e.b.ins().load(e.ptr, mem(), objs[0], 8);
+        let is_str = e.b.ins().icmp_imm_s(
+            IntCC::Equal,
+            ty,
+            std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as i64,
+        );
+        let slow = e.slow_block();
+        e.fail_if(is_str, slow);
+    }
+    let r = match number_fn(op) {
+        NumberFn::Binary(f) => e.call(f as usize, &[e.ptr, e.ptr], Some(e.ptr), &objs),
+        NumberFn::Ternary(f) => {
+            // SAFETY: None's address, a static of libpython's, fixed for the process.
+            let none = e.b.ins().iconst(e.ptr, unsafe { ffi::Py_None() } as i64);
+            e.call(
+                f as usize,
+                &[e.ptr, e.ptr, e.ptr],
+                Some(e.ptr),
+                &[objs[0], objs[1], none],
+            )
+        }
+    }
+    .expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
+    e.raise_if(pc, failed);
+    e.set(inst.dst, tag::OBJ, r);
+    Some(BINARY_TEMPLATES[3])
 }
 
 /// `s += t` on exact strs whose left operand is a last use held by nothing else: appends
@@ -100,8 +165,9 @@ pub unsafe fn unary(op: UnaryOp, a: &Value) -> PyResult<Value> {
 
 /// The native template of Unary on unboxed numbers: `-x`, `+x`, `~x` of an unboxed int
 /// (`-` of the smallest i64 overflows into the generic op), `-x` and `+x` of an unboxed
-/// float, and `not x` of whatever Truth's template reads. Anything else (objects, `~` of
-/// a float) takes the generic op: an expected case, not a deopt.
+/// float, `not x` of whatever Truth's template reads, and `-x`, `+x`, `~x` of an object
+/// (its number slot, through `PyNumber_Negative`...). Anything else (`~` of a float, a
+/// bool) takes the generic op: an expected case, not a deopt.
 pub(crate) fn emit_unary(e: &mut Emit, pc: usize, op: UnaryOp) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
     let a = e.c.linear.operands[inst.args as usize];
@@ -136,8 +202,27 @@ pub(crate) fn emit_unary(e: &mut Emit, pc: usize, op: UnaryOp) -> Option<&'stati
     e.set(inst.dst, tag::INT, r);
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(not_int);
+    let (not_float, obj_b) = (e.b.create_block(), e.b.create_block());
     let is_float = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::FLOAT as i64);
-    e.b.ins().brif(is_float, float_b, &[], slow, &[]);
+    e.b.ins().brif(is_float, float_b, &[], not_float, &[]);
+    // An object: the number protocol's own function, called directly (the generic op's
+    // call without the tier-1 helper's dispatch).
+    e.b.switch_to_block(not_float);
+    let is_obj = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+    e.b.ins().brif(is_obj, obj_b, &[], slow, &[]);
+    e.b.switch_to_block(obj_b);
+    let f = match op {
+        UnaryOp::Negative => ffi::PyNumber_Negative as *const () as usize,
+        UnaryOp::Positive => ffi::PyNumber_Positive as *const () as usize,
+        UnaryOp::Invert => ffi::PyNumber_Invert as *const () as usize,
+        UnaryOp::Not => unreachable!("handled above"),
+    };
+    let x = e.payload(a, e.ptr);
+    let r = e.call(f, &[e.ptr], Some(e.ptr), &[x]).expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
+    e.raise_if(pc, failed);
+    e.set(inst.dst, tag::OBJ, r);
+    e.b.ins().jump(done, &[]);
     e.b.switch_to_block(float_b);
     let x = e.payload(a, types::F64);
     let r = match op {
@@ -172,8 +257,12 @@ pub enum BinaryVariant {
     Number,
 }
 
+/// Names of Binary's native templates, for coverage: its variants', then a settled
+/// generic site's (`emit_binary_generic`).
+pub const BINARY_TEMPLATES: &[&str] =
+    &["BinaryInt", "BinaryFloat", "BinaryNumber", "BinaryGeneric"];
 /// Names of Binary's variants, for coverage.
-pub const BINARY_VARIANTS: &[&str] = &["BinaryInt", "BinaryFloat", "BinaryNumber"];
+pub const BINARY_VARIANTS: &[&str] = BINARY_TEMPLATES.split_at(3).0;
 
 impl BinaryVariant {
     /// The variant's name.
@@ -511,7 +600,9 @@ pub(crate) fn emit_binary(
     q: Quick,
     fail: Block,
 ) -> Option<&'static str> {
-    let Quick::Binary(v) = q else { return None };
+    let Quick::Binary(v) = q else {
+        return emit_binary_generic(e, pc, op);
+    };
     let inst = e.c.linear.insts[pc];
     let (a, b) = (
         e.c.linear.operands[inst.args as usize],

@@ -1,7 +1,10 @@
 //! Closure cells: creating, reading, writing and deleting them.
 
 use crate::interp::Ctx;
-use crate::value::{status, PyResult, Raised, Value};
+use crate::native::emit::{mem, Emit};
+use crate::value::{status, tag, PyResult, Raised, Value};
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::InstBuilder;
 use pyo3_ffi as ffi;
 use tiered_frontend::code::slot;
 use tiered_ir::LocalIdx;
@@ -100,4 +103,46 @@ pub unsafe fn delete_deref(ctx: &Ctx, local: LocalIdx, c: &Value) -> PyResult<()
     }
     ffi::Py_DECREF(v);
     status(ffi::PyCell_Set(p, std::ptr::null_mut()))
+}
+
+/// Byte offset of a cell's content (`PyCellObject.ob_ref`).
+const CELL_REF: i32 = std::mem::size_of::<ffi::PyObject>() as i32;
+
+/// Native code for LoadDeref: the cell's content, a new reference, read inline; an empty
+/// cell (or a register not holding a cell) takes the generic path, which raises.
+/// (A closure's free variables are read this way: genexprs, nested functions, decorators.)
+pub(crate) fn emit_load_deref(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let cell_reg = e.c.linear.operands[inst.args as usize];
+    let slow = e.slow_block();
+    let cell = e.object_of_type(cell_reg, std::ptr::addr_of_mut!(ffi::PyCell_Type), slow);
+    let v = e.b.ins().load(e.ptr, mem(), cell, CELL_REF);
+    let empty = e.b.ins().icmp_imm_s(IntCC::Equal, v, 0);
+    e.fail_if(empty, slow);
+    e.incref(v);
+    e.set(inst.dst, tag::OBJ, v);
+    Some("LoadDeref")
+}
+
+/// Native code for StoreDeref: `PyCell_Set` inline (the new content's reference taken,
+/// then the old one released); anything but a cell takes the generic path.
+pub(crate) fn emit_store_deref(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let (cell_reg, value_reg) = (
+        e.c.linear.operands[inst.args as usize],
+        e.c.linear.operands[inst.args as usize + 1],
+    );
+    let slow = e.slow_block();
+    let cell = e.object_of_type(cell_reg, std::ptr::addr_of_mut!(ffi::PyCell_Type), slow);
+    let v = e.object_of(value_reg, slow);
+    e.incref(v);
+    let old = e.b.ins().load(e.ptr, mem(), cell, CELL_REF);
+    e.b.ins().store(mem(), v, cell, CELL_REF);
+    let (release, done) = (e.b.create_block(), e.b.create_block());
+    e.b.ins().brif(old, release, &[], done, &[]);
+    e.b.switch_to_block(release);
+    e.decref(old);
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(done);
+    Some("StoreDeref")
 }

@@ -241,13 +241,14 @@ unsafe fn awaitable_iter(o: *mut ffi::PyObject) -> PyResult<Value> {
 ///
 /// # Safety
 /// GIL held.
+#[inline]
 pub unsafe fn send(ts: ThreadState, receiver: &Value, v: &Value) -> PyResult<(Value, bool)> {
     let (r, sent) = (receiver.as_ptr(), v.as_ptr());
     let mut out = std::ptr::null_mut();
     if ts.trace_hook().0.is_null() {
         // A generator of ours directly (PyIter_Send would find the same slot).
         let status = match crate::generator::is_ours(r) {
-            true => crate::generator::send_ex2(r, sent, false, false, &mut out),
+            true => crate::generator::send_ex2(ts, r, sent, false, false, &mut out),
             false => PyIter_Send(r, sent, &mut out),
         };
         return match status {
@@ -394,6 +395,68 @@ pub(crate) fn emit_send(e: &mut Emit, pc: usize) -> Option<&'static str> {
     e.check_status(pc, r);
     Some("Send")
 }
+
+/// Native code for GetYieldFromIter: `PyObject_GetIter` of the operand, called directly;
+/// a coroutine (CPython's or ours) takes the generic path (`get_yield_from_iter`: itself
+/// in a coroutine, a TypeError elsewhere). A generator is its own iterator either way.
+pub(crate) fn emit_get_yield_from_iter(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    let ours = crate::generator::coroutine_type();
+    if ours.is_null() {
+        return None;
+    }
+    let inst = e.c.linear.insts[pc];
+    let src = e.c.linear.operands[inst.args as usize];
+    let slow = e.slow_block();
+    let o = e.object_of(src, slow);
+    let ty = e.b.ins().load(e.ptr, mem(), o, 8);
+    for coro in [std::ptr::addr_of_mut!(ffi::PyCoro_Type), ours] {
+        let is_coro = e.b.ins().icmp_imm_s(IntCC::Equal, ty, coro as i64);
+        e.fail_if(is_coro, slow);
+    }
+    let it = e
+        .call(
+            ffi::PyObject_GetIter as *const () as usize,
+            &[e.ptr],
+            Some(e.ptr),
+            &[o],
+        )
+        .expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, it, 0);
+    e.raise_if(pc, failed);
+    e.set(inst.dst, tag::OBJ, it);
+    Some("GetYieldFromIter")
+}
+
+/// Native code for GetAwaitable: a coroutine of ours that has not started (what `await
+/// f()` of a tiered coroutine function gets) is its own awaitable, and cannot be awaited
+/// already (`_PyGen_yf` is NULL for a created frame); it moves (or is copied) to the
+/// result. Anything else takes the generic path (`get_awaitable`).
+pub(crate) fn emit_get_awaitable(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    let tp = crate::generator::coroutine_type();
+    if tp.is_null() {
+        return None;
+    }
+    let inst = e.c.linear.insts[pc];
+    let src = e.c.linear.operands[inst.args as usize];
+    let last = e.c.linear.last_use[inst.args as usize];
+    let slow = e.slow_block();
+    let o = e.object_of_type(src, tp, slow);
+    let state = e.b.ins().load(types::I8, mem(), o, HEAD_STATE);
+    let started =
+        e.b.ins()
+            .icmp_imm_s(IntCC::NotEqual, state, g::FRAME_CREATED as i64);
+    e.fail_if(started, slow);
+    if last {
+        e.clear(src);
+    } else {
+        e.incref(o);
+    }
+    e.set(inst.dst, tag::OBJ, o);
+    Some("GetAwaitable")
+}
+
+/// Byte offset, from a generator object, of its `gi_frame_state`.
+const HEAD_STATE: i32 = std::mem::offset_of!(g::GenHead, gi_frame_state) as i32;
 
 /// Native code for Thrown: the value sent in moves to its result; NULL (an exception
 /// thrown in) takes the generic path, which raises it.

@@ -51,8 +51,16 @@ pub enum SubscrVariant {
     Dict,
 }
 
+/// Names of Subscr's native templates, for coverage: its variants', then a settled
+/// generic site's (`emit_subscr_generic`).
+pub const SUBSCR_TEMPLATES: &[&str] = &[
+    "SubscrListInt",
+    "SubscrTupleInt",
+    "SubscrDict",
+    "SubscrGeneric",
+];
 /// Names of Subscr's variants, for coverage.
-pub const SUBSCR_VARIANTS: &[&str] = &["SubscrListInt", "SubscrTupleInt", "SubscrDict"];
+pub const SUBSCR_VARIANTS: &[&str] = SUBSCR_TEMPLATES.split_at(3).0;
 
 impl SubscrVariant {
     /// The variant's name.
@@ -145,8 +153,15 @@ pub enum StoreSubscrVariant {
     Dict,
 }
 
+/// Names of StoreSubscr's native templates, for coverage: its variants', then a settled
+/// generic site's (`emit_store_subscr_generic`).
+pub const STORE_SUBSCR_TEMPLATES: &[&str] = &[
+    "StoreSubscrListInt",
+    "StoreSubscrDict",
+    "StoreSubscrGeneric",
+];
 /// Names of StoreSubscr's variants, for coverage.
-pub const STORE_SUBSCR_VARIANTS: &[&str] = &["StoreSubscrListInt", "StoreSubscrDict"];
+pub const STORE_SUBSCR_VARIANTS: &[&str] = STORE_SUBSCR_TEMPLATES.split_at(2).0;
 
 impl StoreSubscrVariant {
     /// The variant's name.
@@ -245,7 +260,9 @@ pub(crate) fn emit_store_subscr(
     use crate::native::emit::mem;
     use cranelift_codegen::ir::{types, InstBuilder};
     let crate::quick::Quick::StoreSubscr(v) = q else {
-        return None;
+        return e.c.quick[pc]
+            .settled_generic()
+            .then(|| emit_store_subscr_generic(e, pc));
     };
     let inst = e.c.linear.insts[pc];
     let ops = &e.c.linear.operands[inst.args as usize..(inst.args + 3) as usize];
@@ -299,7 +316,9 @@ pub(crate) fn emit_subscr(
     use crate::value::tag;
     use cranelift_codegen::ir::InstBuilder;
     let crate::quick::Quick::Subscr(v) = q else {
-        return None;
+        return e.c.quick[pc]
+            .settled_generic()
+            .then(|| emit_subscr_generic(e, pc));
     };
     let inst = e.c.linear.insts[pc];
     let (o, k) = (
@@ -403,4 +422,72 @@ fn emit_item_slot(
         e.b.ins().load(e.ptr, mem(), p, 24)
     };
     e.b.ins().iadd(items, off)
+}
+
+/// Native code for a Subscr site that settled generic (`QuickCell::settled_generic`: a
+/// slice, a str, a user type's `__getitem__`): `PyObject_GetItem`, as the generic op calls
+/// it, without going through the tier-1 helper's dispatch.
+fn emit_subscr_generic(e: &mut crate::native::emit::Emit, pc: usize) -> &'static str {
+    use crate::value::tag;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::InstBuilder;
+    let inst = e.c.linear.insts[pc];
+    let objs = e.operand_objects(pc);
+    let r = e
+        .call(
+            ffi::PyObject_GetItem as *const () as usize,
+            &[e.ptr, e.ptr],
+            Some(e.ptr),
+            &objs,
+        )
+        .expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
+    e.raise_if(pc, failed);
+    e.set(inst.dst, tag::OBJ, r);
+    SUBSCR_TEMPLATES[3]
+}
+
+/// Native code for a StoreSubscr site that settled generic: `PyObject_SetItem(o, k, v)`
+/// (operands v, o, k), as `emit_subscr_generic`.
+fn emit_store_subscr_generic(e: &mut crate::native::emit::Emit, pc: usize) -> &'static str {
+    use cranelift_codegen::ir::types;
+    let objs = e.operand_objects(pc);
+    let st = e
+        .call(
+            ffi::PyObject_SetItem as *const () as usize,
+            &[e.ptr, e.ptr, e.ptr],
+            Some(types::I32),
+            &[objs[1], objs[2], objs[0]],
+        )
+        .expect("returns");
+    e.raise_if(pc, st);
+    STORE_SUBSCR_TEMPLATES[2]
+}
+
+/// Native code for BuildSlice: `PySlice_New` called directly (bounds boxed as the generic
+/// op boxes them).
+pub(crate) fn emit_build_slice(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+) -> Option<&'static str> {
+    use crate::value::tag;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::InstBuilder;
+    let inst = e.c.linear.insts[pc];
+    let mut objs = e.operand_objects(pc);
+    if objs.len() == 2 {
+        objs.push(e.b.ins().iconst(e.ptr, 0));
+    }
+    let r = e
+        .call(
+            ffi::PySlice_New as *const () as usize,
+            &[e.ptr, e.ptr, e.ptr],
+            Some(e.ptr),
+            &objs,
+        )
+        .expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
+    e.raise_if(pc, failed);
+    e.set(inst.dst, tag::OBJ, r);
+    Some("BuildSlice")
 }
