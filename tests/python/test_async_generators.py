@@ -90,8 +90,28 @@ async def comprehension_inside(n):
     yield [x async for x in simple(n)]
 
 
+# A tiered async generator, for `async for` over one of ours (GetAnext's and
+# GetAwaitable's templates take its awaitables; CPython's take the generic paths).
+tiered_simple = tiered(simple)
+
+
+async def iterates_ours(n):
+    async for x in tiered_simple(n):
+        yield x
+    try:
+        async for x in tiered_simple:
+            yield x
+    except TypeError as e:
+        yield str(e)
+    agen = tiered_simple(n)
+    yield await agen.__anext__()
+    async for x in agen:
+        yield ("rest", x)
+
+
 ROWS = (
     (simple, (4,)),
+    (iterates_ours, (4,)),
     (awaits_between, (3,)),
     (try_finally, ([],)),
     (raises_after, (5,)),
@@ -353,3 +373,50 @@ def test_the_type_reads_as_async_generator():
     assert repr(g).startswith("<async_generator object simple at ")
     assert awaited(g.__anext__()) == ("value", 0, [])
     assert awaited(g.aclose()) == ("value", None, [])
+
+
+def test_async_for_over_ours_stays_native():
+    # `async for` over a tiered async generator in native code: the step's awaitable
+    # (GetAnext) and the wrapped yield (AsyncGenWrap) take their templates, and so does
+    # awaiting one of its awaitables by hand (GetAwaitable).
+    import os
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    from tiered import _native
+
+    # Both made here, so both are compiled while counting is on.
+    inner = tiered(types.FunctionType(simple.__code__.replace(co_name="simple_counted"), globals()))
+
+    async def relay(n):
+        async for x in inner(n):
+            yield x
+        yield await inner(n).__anext__()
+
+    w = tiered(relay, strict=True)
+
+    def drain(agen):
+        out = []
+        while True:
+            aw = agen.__anext__()
+            try:
+                while True:
+                    aw.send(None)
+            except StopIteration as e:
+                out.append(e.value)
+            except StopAsyncIteration:
+                return out
+
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            assert drain(w(3)) == [0, 1, 4, 0]
+        _native.reset_counts()
+        for _ in range(10):
+            drain(w(3))
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    # Per drain: 4 steps of `async for`; 4 yields in relay, 3 + 1 in inner; 1 await.
+    for op, runs in (("GetAnext", 40), ("AsyncGenWrap", 80), ("GetAwaitable", 10)):
+        assert counts[op]["tier2"] == runs and counts[op]["tier1"] == 0, (op, counts[op])

@@ -328,35 +328,6 @@ pub unsafe fn call_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
     }
 }
 
-/// Send at `pc` for native code, without the generic op's dispatch (the Send template):
-/// as `exec_at`.
-///
-/// # Safety
-/// As `exec_at`.
-#[inline]
-pub unsafe fn send_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
-    let inst = &ctx.compiled.linear.insts[pc];
-    ctx.at(pc);
-    let ops_ix =
-        &ctx.compiled.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
-    let (receiver, v) = (ops_ix[0] as usize, ops_ix[1] as usize);
-    let r = match regs[v].box_in_place() {
-        Ok(()) => ops::generators::send(ctx.tstate, &regs[receiver], &regs[v]),
-        Err(Raised) => Err(Raised),
-    };
-    match r {
-        Ok((value, returned)) => {
-            regs[inst.dst as usize] = value;
-            regs[inst.dst as usize + 1] = Value::Bool(returned);
-            0
-        }
-        Err(Raised) => match unwind(ctx, pc, inst, Failure::New, regs) {
-            Some(target) => 2 + target as i64,
-            None => 1,
-        },
-    }
-}
-
 /// After a direct native call at `pc` raised: the traceback line and handler, as for any
 /// op that raised. Returns 1 (leaves) or 2 + the handler's instruction.
 ///

@@ -169,6 +169,8 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Thrown => (&[], &["Thrown"]),
         OpKind::GetAwaitable => (&[], &["GetAwaitable"]),
         OpKind::GetYieldFromIter => (&[], &["GetYieldFromIter"]),
+        OpKind::GetAnext => (&[], &["GetAnext"]),
+        OpKind::AsyncGenWrap => (&[], &["AsyncGenWrap"]),
         OpKind::LoadDeref => (&[], &["LoadDeref"]),
         OpKind::StoreDeref => (&[], &["StoreDeref"]),
         OpKind::BuildSlice => (&[], &["BuildSlice"]),
@@ -217,8 +219,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::BeforeWith
         | OpKind::BeforeAsyncWith
         | OpKind::GetAiter
-        | OpKind::GetAnext
-        | OpKind::AsyncGenWrap
         | OpKind::EndAsyncFor
         | OpKind::WithExceptStart
         | OpKind::CheckEgMatch

@@ -114,6 +114,20 @@ pub(crate) fn is_our_async_generator(o: *mut ffi::PyObject) -> bool {
     unsafe { !TYPE.is_null() && ffi::Py_TYPE(o) == TYPE }
 }
 
+/// Our async generator type with its `__anext__` slot, and the type of the awaitable
+/// `__anext__()` and `asend()` return (None before `install`), for native code's
+/// templates (GetAnext for `async for`, GetAwaitable for `await agen.__anext__()`).
+pub(crate) fn native_entries() -> Option<(*mut ffi::PyTypeObject, usize, *mut ffi::PyTypeObject)> {
+    // SAFETY: written once, at import, before any code is compiled.
+    unsafe {
+        (!TYPE.is_null() && !ASEND_TYPE.is_null()).then_some((
+            TYPE,
+            anext as unsafe extern "C" fn(*mut ffi::PyObject) -> *mut ffi::PyObject as usize,
+            ASEND_TYPE,
+        ))
+    }
+}
+
 /// `async_gen_init_hooks`: at the first `__anext__()`, `asend()`, `athrow()` or
 /// `aclose()`, the thread's finalizer is kept and its firstiter hook called.
 unsafe fn init_hooks(gen: *mut ffi::PyObject) -> bool {

@@ -33,7 +33,7 @@ mod asyncgen;
 mod step;
 mod throw;
 
-pub(crate) use asyncgen::is_our_async_generator;
+pub(crate) use asyncgen::{is_our_async_generator, native_entries as async_generator_entries};
 pub(crate) use step::send_ex2;
 
 /// Our generator and coroutine types, and the coroutine's `__await__` iterator type (made

@@ -1722,6 +1722,8 @@ impl<'a> Emit<'a> {
             Op::Thrown {} => ops::generators::emit_thrown(self, pc),
             Op::GetAwaitable { .. } => ops::generators::emit_get_awaitable(self, pc),
             Op::GetYieldFromIter { .. } => ops::generators::emit_get_yield_from_iter(self, pc),
+            Op::GetAnext {} => ops::generators::emit_get_anext(self, pc),
+            Op::AsyncGenWrap {} => ops::generators::emit_async_gen_wrap(self, pc),
             Op::LoadDeref { .. } => ops::cells::emit_load_deref(self, pc),
             Op::StoreDeref {} => ops::cells::emit_store_deref(self, pc),
             Op::BuildSlice { .. } => ops::subscr::emit_build_slice(self, pc),
@@ -1768,8 +1770,6 @@ impl<'a> Emit<'a> {
             | Op::BeforeWith {}
             | Op::BeforeAsyncWith {}
             | Op::GetAiter {}
-            | Op::GetAnext {}
-            | Op::AsyncGenWrap {}
             | Op::EndAsyncFor {}
             | Op::WithExceptStart {}
             | Op::ImportName { .. }

@@ -45,12 +45,30 @@ pub unsafe extern "C" fn call(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
     guarded(1, || interp::call_at(&*ctx, regs(ctx, r), pc as usize))
 }
 
-/// The Send template's call (`interp::send_at`).
+/// AsyncGenWrap's template: `v` wrapped as an async generator's `yield` hands it on
+/// (`cpy::gen::wrap_value`), or NULL with an exception set.
 ///
 /// # Safety
-/// As `exec`.
-pub unsafe extern "C" fn send(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
-    guarded(1, || interp::send_at(&*ctx, regs(ctx, r), pc as usize))
+/// Called by native code with the GIL held; `v` a live object.
+pub unsafe extern "C" fn wrap_async_value(v: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || crate::cpy::gen::wrap_value(v))
+}
+
+/// Send's template: one `yield from` step of `receiver` with `v` sent in
+/// (`ops::generators::send_raw`): 0 (it returned) or 1 (it yielded) with the value in
+/// `*out`, or -1 with an exception set.
+///
+/// # Safety
+/// Called by native code with the GIL held; `receiver` and `v` live objects.
+pub unsafe extern "C" fn send(
+    ctx: *const Ctx,
+    receiver: *mut ffi::PyObject,
+    v: *mut ffi::PyObject,
+    out: *mut *mut ffi::PyObject,
+) -> i64 {
+    guarded(-1, || {
+        crate::ops::generators::send_raw((*ctx).tstate, receiver, v, &mut *out) as i64
+    })
 }
 
 /// After a direct native call at `pc` raised: 1 (leave) or 2 + handler, as `exec`.

@@ -236,34 +236,54 @@ unsafe fn awaitable_iter(o: *mut ffi::PyObject) -> PyResult<Value> {
 }
 
 /// Send: one step of `yield from`: the receiver's next value and false, or its return
-/// value and true once it finished. With a trace function set, 3.11 calls `__next__` or
-/// `send` instead of the send slot (so the tracer sees the StopIteration).
+/// value and true once it finished (`send_raw`).
 ///
 /// # Safety
 /// GIL held.
 #[inline]
 pub unsafe fn send(ts: ThreadState, receiver: &Value, v: &Value) -> PyResult<(Value, bool)> {
-    let (r, sent) = (receiver.as_ptr(), v.as_ptr());
     let mut out = std::ptr::null_mut();
+    match send_raw(ts, receiver.as_ptr(), v.as_ptr(), &mut out) {
+        g::PYGEN_RETURN => Ok((Value::from_owned(out)?, true)),
+        g::PYGEN_NEXT => Ok((Value::from_owned(out)?, false)),
+        _ => Err(Raised),
+    }
+}
+
+/// One step of `yield from` on `r` with `sent` sent in: PYGEN_NEXT with what it yielded
+/// in `*out`, PYGEN_RETURN with its return value there, or PYGEN_ERROR with an exception
+/// set. A generator of ours is stepped directly (PyIter_Send would find the same slot).
+/// With a trace function set, 3.11 calls `__next__` or `send` instead of the send slot
+/// (so the tracer sees the StopIteration).
+///
+/// # Safety
+/// GIL held; `r` and `sent` live objects.
+#[inline]
+pub unsafe fn send_raw(
+    ts: ThreadState,
+    r: *mut ffi::PyObject,
+    sent: *mut ffi::PyObject,
+    out: &mut *mut ffi::PyObject,
+) -> std::os::raw::c_int {
+    *out = std::ptr::null_mut();
     if ts.trace_hook().0.is_null() {
-        // A generator of ours directly (PyIter_Send would find the same slot).
         let status = match crate::generator::is_ours(r) {
-            true => crate::generator::send_ex2(ts, r, sent, false, false, &mut out),
-            false => PyIter_Send(r, sent, &mut out),
+            true => crate::generator::send_ex2(ts, r, sent, false, false, out),
+            false => PyIter_Send(r, sent, out),
         };
-        return match status {
-            0 => Ok((Value::from_owned(out)?, true)),
-            1 => Ok((Value::from_owned(out)?, false)),
-            _ => Err(Raised),
+        return if out.is_null() {
+            g::PYGEN_ERROR
+        } else {
+            status
         };
     }
     let t = ffi::Py_TYPE(r);
-    out = match (*t).tp_iternext {
+    *out = match (*t).tp_iternext {
         Some(next) if sent == ffi::Py_None() && ffi::PyIter_Check(r) != 0 => next(r),
         _ => {
             let name = ffi::PyUnicode_InternFromString(c"send".as_ptr());
             if name.is_null() {
-                return Err(Raised);
+                return g::PYGEN_ERROR;
             }
             let o = ffi::PyObject_CallMethodOneArg(r, name, sent);
             ffi::Py_DECREF(name);
@@ -271,15 +291,15 @@ pub unsafe fn send(ts: ThreadState, receiver: &Value, v: &Value) -> PyResult<(Va
         }
     };
     if !out.is_null() {
-        return Ok((Value::from_owned(out)?, false));
+        return g::PYGEN_NEXT;
     }
     if ffi::PyErr_ExceptionMatches(ffi::PyExc_StopIteration) != 0 {
         crate::tracing::exception(ts);
     }
-    if _PyGen_FetchStopIterationValue(&mut out) == 0 {
-        return Ok((Value::from_owned(out)?, true));
+    if _PyGen_FetchStopIterationValue(out) == 0 {
+        return g::PYGEN_RETURN;
     }
-    Err(Raised)
+    g::PYGEN_ERROR
 }
 
 /// Native code for LKind::Suspend at `pc`: a YIELD_VALUE whose values are all objects (or
@@ -388,11 +408,32 @@ pub(crate) fn emit_suspend(e: &mut Emit, pc: usize) {
     e.leave(status);
 }
 
-/// Native code for Send: its own helper, without the generic op's dispatch (`yield from`
-/// and `await` chains run one per level and step).
+/// Native code for Send: the step (`send_raw`) through one helper taking the operands
+/// (the sent value boxed as the generic op boxes it), its outcome written inline: the
+/// value, and whether the receiver returned. Anything unusual (a NULL operand) takes the
+/// generic op.
 pub(crate) fn emit_send(e: &mut Emit, pc: usize) -> Option<&'static str> {
-    let r = e.call_pc_helper(crate::native::helpers::send as *const () as usize, pc, None);
-    e.check_status(pc, r);
+    let inst = e.c.linear.insts[pc];
+    let objs = e.operand_objects(pc);
+    let ctx = e.ctx();
+    // The argument array's first word holds the outcome (nothing else uses it here).
+    let out = e.call_args_array();
+    let st = e
+        .call(
+            crate::native::helpers::send as *const () as usize,
+            &[e.ptr, e.ptr, e.ptr, e.ptr],
+            Some(types::I64),
+            &[ctx, objs[0], objs[1], out],
+        )
+        .expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, st, 0);
+    e.raise_if(pc, failed);
+    let v = e.b.ins().load(e.ptr, mem(), out, 0);
+    e.set(inst.dst, tag::OBJ, v);
+    let returned =
+        e.b.ins()
+            .icmp_imm_s(IntCC::Equal, st, g::PYGEN_RETURN as i64);
+    e.set(inst.dst + 1, tag::BOOL, returned);
     Some("Send")
 }
 
@@ -429,23 +470,44 @@ pub(crate) fn emit_get_yield_from_iter(e: &mut Emit, pc: usize) -> Option<&'stat
 
 /// Native code for GetAwaitable: a coroutine of ours that has not started (what `await
 /// f()` of a tiered coroutine function gets) is its own awaitable, and cannot be awaited
-/// already (`_PyGen_yf` is NULL for a created frame); it moves (or is copied) to the
-/// result. Anything else takes the generic path (`get_awaitable`).
+/// already (`_PyGen_yf` is NULL for a created frame); so is the awaitable of our async
+/// generator's `__anext__()` or `asend(v)` (its `__await__` returns itself: `await
+/// agen.__anext__()`; `async for` steps it without GET_AWAITABLE). Either moves (or is
+/// copied) to the result. Anything else takes the generic path (`get_awaitable`).
 pub(crate) fn emit_get_awaitable(e: &mut Emit, pc: usize) -> Option<&'static str> {
-    let tp = crate::generator::coroutine_type();
-    if tp.is_null() {
+    let coro = crate::generator::coroutine_type();
+    if coro.is_null() {
         return None;
     }
+    let asend = crate::generator::async_generator_entries().map(|(_, _, asend)| asend);
     let inst = e.c.linear.insts[pc];
     let src = e.c.linear.operands[inst.args as usize];
     let last = e.c.linear.last_use[inst.args as usize];
     let slow = e.slow_block();
-    let o = e.object_of_type(src, tp, slow);
+    let t = e.tag(src);
+    e.guard_eq(t, tag::OBJ as i64, slow);
+    let o = e.payload(src, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), o, 8);
+    let (coroutine, other, take) = (e.b.create_block(), e.b.create_block(), e.b.create_block());
+    let is_coro = e.b.ins().icmp_imm_s(IntCC::Equal, ty, coro as i64);
+    e.b.ins().brif(is_coro, coroutine, &[], other, &[]);
+    e.b.switch_to_block(coroutine);
     let state = e.b.ins().load(types::I8, mem(), o, HEAD_STATE);
     let started =
         e.b.ins()
             .icmp_imm_s(IntCC::NotEqual, state, g::FRAME_CREATED as i64);
-    e.fail_if(started, slow);
+    e.b.ins().brif(started, slow, &[], take, &[]);
+    e.b.switch_to_block(other);
+    match asend {
+        Some(asend) => {
+            let is_asend = e.b.ins().icmp_imm_s(IntCC::Equal, ty, asend as i64);
+            e.b.ins().brif(is_asend, take, &[], slow, &[]);
+        }
+        None => {
+            e.b.ins().jump(slow, &[]);
+        }
+    }
+    e.b.switch_to_block(take);
     if last {
         e.clear(src);
     } else {
@@ -453,6 +515,37 @@ pub(crate) fn emit_get_awaitable(e: &mut Emit, pc: usize) -> Option<&'static str
     }
     e.set(inst.dst, tag::OBJ, o);
     Some("GetAwaitable")
+}
+
+/// Native code for GetAnext on an async generator of ours: its `__anext__` slot called
+/// directly (the awaitable is used as it is, as the generic op uses an async
+/// generator's). Anything else takes the generic path (`get_anext`).
+pub(crate) fn emit_get_anext(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    let (agen, anext, _) = crate::generator::async_generator_entries()?;
+    let inst = e.c.linear.insts[pc];
+    let src = e.c.linear.operands[inst.args as usize];
+    let slow = e.slow_block();
+    let o = e.object_of_type(src, agen, slow);
+    let r = e.call(anext, &[e.ptr], Some(e.ptr), &[o]).expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
+    e.raise_if(pc, failed);
+    e.set(inst.dst, tag::OBJ, r);
+    Some("GetAnext")
+}
+
+/// Native code for AsyncGenWrap: the wrapper made by a direct call
+/// (`helpers::wrap_async_value`).
+pub(crate) fn emit_async_gen_wrap(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let objs = e.operand_objects(pc);
+    let helper = crate::native::helpers::wrap_async_value as *const () as usize;
+    let r = e
+        .call(helper, &[e.ptr], Some(e.ptr), &objs)
+        .expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
+    e.raise_if(pc, failed);
+    e.set(inst.dst, tag::OBJ, r);
+    Some("AsyncGenWrap")
 }
 
 /// Byte offset, from a generator object, of its `gi_frame_state`.
