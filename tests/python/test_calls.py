@@ -262,7 +262,25 @@ def call_kwargs_order():
     return starstar(b=v(1), a=v(2), **{"c": v(3)}, d=v(4)), log
 
 
+def same_object(a, b, keep):
+    keep.append(a)
+    return a is b
+
+
+def call_with_local_numbers(n):
+    # Direct calls whose arguments are locals holding unboxed numbers used again after
+    # the call (a loop's counter, a float): boxed once, in place, so the callee, a second
+    # argument and later uses all see the same object, as in CPython.
+    kept, out = [], []
+    for i in range(1000, 1000 + n):
+        x = i * 2.5
+        out.append((same_object(i, i, kept), same_object(x, x, kept), kept[-2] is i, kept[-1] is x))
+        out.append((same_object(i, i + 0, kept), i + 1, x / 2))
+    return out
+
+
 CALLS = cases(
+    (call_with_local_numbers, (20,)),
     (call_positional, ()), (call_keywords, ()), (call_kwonly, ()), (call_posonly, ()), (call_star, ()),
     (call_starstar, ()), (call_everything, ()), (call_many, ()),
     (call_star_call_site, ([1, 2, 3, 4], {"d": 1, "z": 2})), (call_star_call_site, ((1,), {"d": 1})),

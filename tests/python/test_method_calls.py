@@ -44,6 +44,9 @@ class Counter:
         return self.n * k
 
 
+BUMP = Counter.bump
+
+
 class SlottedCounter:
     __slots__ = ("n",)
 
@@ -225,7 +228,41 @@ def truth_of_singletons(items):
     return t
 
 
+def bound_methods_in_locals(n):
+    # Bound methods kept in locals and called (`get = obj.get; get()`: CallBoundMethod),
+    # with defaults, keywords, a closure, a classmethod, a raising one caught in the loop,
+    # one whose function is replaced on the class (the bound object keeps the old one),
+    # one made by hand with any `self`, and a site that meets a plain function.
+    c, k = Counter(1), 5
+
+    class Local:
+        def scaled(self, x):
+            return x * k
+
+        @classmethod
+        def which(cls, x):
+            return (cls.__name__, x)
+
+    bump, total, risky, dflt = c.bump, c.total, c.risky, c.with_default
+    scaled, which = Local().scaled, Local.which
+    by_hand = types.MethodType(lambda self, x: (self, x), "self")
+    out = []
+    for i in range(n):
+        out.append((bump(1), total(i, 2, c=3), dflt(), dflt(k=i), scaled(i), which(i), by_hand(i)))
+        try:
+            out.append(risky(i))
+        except ValueError as e:
+            out.append(("ValueError", e.args))
+        if i == n // 2:
+            Counter.bump = lambda self, k: -k
+        f = bump if i % 3 else (lambda k: ("plain", k))
+        out.append(f(i))
+    Counter.bump = BUMP
+    return out, c.n
+
+
 ROWS = (
+    (bound_methods_in_locals, (N,)),
     (method_calls, (N,)),
     (self_used_after, (N,)),
     (shadowed_and_replaced, (N,)),
@@ -449,3 +486,22 @@ def test_a_polymorphic_site_stays_native():
     assert "LoadMethod[LoadMethodPoly] 'area'" in dump(w), dump(w)
     assert after["native_calls"] - before["native_calls"] == 20, (before, after)
     assert after["deopts"] == before["deopts"], (before, after)
+
+
+def test_a_bound_method_site_enters_the_function_in_our_tiers():
+    # `get = obj.get; get()`: the site quickens to CallBoundMethod and the method's
+    # function runs in our tiers (specialized for self's type), not in CPython's loop.
+    def loop(n):
+        c = Counter(0)
+        bump = c.bump
+        t = 0
+        for i in range(n):
+            t += bump(i)
+        return t
+
+    fresh = types.FunctionType(loop.__code__.replace(co_name="bound_loop"), loop.__globals__)
+    w = tiered(fresh, strict=True)
+    for _ in range(REPEAT + 2):
+        assert w(50) == loop(50)
+    if os.environ.get("TIERED_QUICKEN") != "0":
+        assert "Call[CallBoundMethod]" in dump(w), dump(w)

@@ -130,6 +130,36 @@ pub unsafe fn staticmethod_callable(sm: *mut ffi::PyObject) -> Option<*mut ffi::
     (!f.is_null()).then_some(f)
 }
 
+extern "C" {
+    /// The type of bound methods of Python functions (`types.MethodType`).
+    static mut PyMethod_Type: ffi::PyTypeObject;
+}
+
+/// Byte offsets of a bound method's function and `self` (`PyMethodObject`: the header,
+/// then `im_func`, `im_self`), for native code.
+pub const BOUND_METHOD_PARTS: (i32, i32) = (16, 24);
+
+/// The type of bound methods, for native code's guards.
+pub fn bound_method_type() -> *mut ffi::PyTypeObject {
+    // (Taking a static's address reads nothing.)
+    std::ptr::addr_of_mut!(PyMethod_Type)
+}
+
+/// The function and `self` of a bound method (`BOUND_METHOD_PARTS`); None if `m` is no
+/// bound method.
+///
+/// # Safety
+/// GIL held; `m` a live object.
+pub unsafe fn bound_method_parts(
+    m: *mut ffi::PyObject,
+) -> Option<(*mut ffi::PyObject, *mut ffi::PyObject)> {
+    if ffi::Py_TYPE(m) != bound_method_type() {
+        return None;
+    }
+    let at = |off: i32| *((m as *mut u8).add(off as usize) as *mut *mut ffi::PyObject);
+    Some((at(BOUND_METHOD_PARTS.0), at(BOUND_METHOD_PARTS.1)))
+}
+
 /// Byte offset, in exact ints, lists, tuples and bytes (`ob_size`), dicts (`ma_used`) and
 /// strs (`length`), of the word that is 0 exactly when the object is false (3.11's
 /// layouts: the first word after the object header in each).

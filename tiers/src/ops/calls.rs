@@ -61,6 +61,27 @@ pub fn callable_of(ptrs: &[*mut ffi::PyObject]) -> *mut ffi::PyObject {
     }
 }
 
+/// A call of a bound method of a Python function with no method slot (NULL, method,
+/// args...) becomes a method call (function, self, args...) in `ptrs`, as 3.11's
+/// PRECALL_BOUND_METHOD rewrites its stack; the method object stays alive in its
+/// register for the call. Whether it was one.
+///
+/// # Safety
+/// GIL held; `ptrs` a Call's operands (at least two).
+unsafe fn unpack_bound_method(ptrs: &mut [*mut ffi::PyObject]) -> bool {
+    if !ptrs[0].is_null() || ptrs[1].is_null() {
+        return false;
+    }
+    match crate::cpy::bound_method_parts(ptrs[1]) {
+        Some((f, me)) if ffi::PyFunction_Check(f) != 0 => {
+            ptrs[0] = f;
+            ptrs[1] = me;
+            true
+        }
+        _ => false,
+    }
+}
+
 static FRAME_READERS: crate::runtime::GilCell<Vec<usize>> =
     crate::runtime::GilCell::new(Vec::new());
 
@@ -134,6 +155,10 @@ pub enum CallVariant {
         code: *mut ffi::PyObject,
         /// The compiled code (the registry keeps it for the process's life).
         compiled: *const Compiled,
+        /// The site calls a bound method of this function (`get = obj.get; get()`): the
+        /// method object is unpacked into the function and `self` first, as 3.11's
+        /// PRECALL_BOUND_METHOD does, instead of going through the method's vectorcall.
+        bound: bool,
     },
     /// A builtin function, a method of a builtin type or a builtin class (`len`,
     /// `list.append`, `str`...): called through vectorcall (`str(x)` as `PyObject_Str`),
@@ -169,14 +194,24 @@ pub enum CallVariant {
     },
 }
 
-/// Names of Call's variants, for coverage.
-pub const CALL_VARIANTS: &[&str] = &["CallPyFunction", "CallTiered", "CallBuiltin", "CallClass"];
+/// Names of Call's variants, for coverage (a bound method's calls run through the call
+/// helper from native code: all but the last have templates, `CALL_TEMPLATES`).
+pub const CALL_VARIANTS: &[&str] = &[
+    "CallPyFunction",
+    "CallTiered",
+    "CallBuiltin",
+    "CallClass",
+    "CallBoundMethod",
+];
+/// Names of Call's native templates, for coverage.
+pub const CALL_TEMPLATES: &[&str] = CALL_VARIANTS.split_at(4).0;
 
 impl CallVariant {
     /// The variant's name.
     pub fn name(self) -> &'static str {
         match self {
-            CallVariant::PyFunction { .. } => CALL_VARIANTS[0],
+            CallVariant::PyFunction { bound: false, .. } => CALL_VARIANTS[0],
+            CallVariant::PyFunction { bound: true, .. } => CALL_VARIANTS[4],
             CallVariant::Tiered { .. } => CALL_VARIANTS[1],
             CallVariant::Builtin { .. } => CALL_VARIANTS[2],
             CallVariant::Class { .. } => CALL_VARIANTS[3],
@@ -296,6 +331,7 @@ pub unsafe fn observe_call(
     kwnames: KwNames,
     ptrs: &mut [*mut ffi::PyObject],
 ) -> Option<CallVariant> {
+    let bound = unpack_bound_method(ptrs);
     let c = shape(ctx, kwnames, ptrs);
     if reads_frame(c.callable) {
         return None; // the generic path makes the frame current first
@@ -331,7 +367,10 @@ pub unsafe fn observe_call(
             },
             code: (*f).func_code,
             compiled: specialization(c.callable)?,
+            bound,
         }
+    } else if bound {
+        return None; // (the function's variant alone takes a bound method)
     } else if is_builtin(c.callable) {
         CallVariant::Builtin {
             callable: c.callable,
@@ -495,12 +534,18 @@ pub unsafe fn call_quick(
     kwnames: KwNames,
     ptrs: &mut [*mut ffi::PyObject],
 ) -> Option<PyResult<Value>> {
+    if let CallVariant::PyFunction { bound: true, .. } = v {
+        if !unpack_bound_method(ptrs) {
+            return None;
+        }
+    }
     let c = shape(ctx, kwnames, ptrs);
     let r = match v {
         CallVariant::PyFunction {
             func,
             code,
             compiled,
+            ..
         } => {
             let same = match func.is_null() {
                 true => ffi::PyFunction_Check(c.callable) != 0,
@@ -743,6 +788,9 @@ pub(crate) struct Direct<'c> {
     /// The operand of the callable: 1 for a plain call (operand 0 NULL), 0 for a method
     /// call (`obj.method(...)`: the method, then `self` as the first argument).
     callable_at: usize,
+    /// The callable is a bound method of the function (CallBoundMethod): its `self` is
+    /// the first argument, read from the method object (`callable_at` is 1).
+    bound: bool,
     /// Where the function's `__defaults__` come from, when some parameters take theirs.
     defaults: Option<Defaults>,
     /// Per argument after the callable (positional ones, then keyword ones): its
@@ -780,6 +828,7 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
     if inst.nargs < 2 {
         return None;
     }
+    let bound = matches!(v, CallVariant::PyFunction { bound: true, .. });
     let (callable, func, callee, entry) = match v {
         CallVariant::PyFunction { func, compiled, .. } => {
             let f = (!func.is_null()).then_some(func as *mut ffi::PyFunctionObject);
@@ -810,19 +859,21 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
     // The call's form: a NULL first operand is a plain call, anything else a method call
     // (when the count matches exactly, the guards tell them apart at run time).
     let callable_at = match () {
+        _ if bound => 1,
         _ if nkw == 0 && n == nargs - 2 => 1,
         _ if nkw == 0 && n == nargs - 1 => 0,
         _ if super::values::null_registers(c)[ops[0] as usize] => 1,
         _ => 0,
     };
-    let given = (nargs - 1 - callable_at).checked_sub(nkw)?;
+    // A bound method's `self` is the first positional argument, given by no operand.
+    let given = (nargs - 1 - callable_at).checked_sub(nkw)? + bound as usize;
     if given > n {
         return None;
     }
-    // Each argument's parameter: positional ones in order, then each keyword's by name
-    // (a positional-only name, an unknown one or one given twice is CPython's TypeError:
-    // the ordinary path raises it).
-    let mut slots: Vec<u32> = (0..given as u32).collect();
+    // Each operand argument's parameter: positional ones in order, then each keyword's by
+    // name (a positional-only name, an unknown one or one given twice is CPython's
+    // TypeError: the ordinary path raises it).
+    let mut slots: Vec<u32> = (bound as u32..given as u32).collect();
     let names = &callee.info.local_names;
     let posonly = callee.info.posonlyargcount as usize;
     for k in 0..nkw {
@@ -868,6 +919,7 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
         callee,
         entry,
         callable_at,
+        bound,
         defaults,
         slots,
         from_defaults,
@@ -912,7 +964,16 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     }
     let t1 = e.tag(ops[at]);
     e.guard_eq(t1, tag::OBJ as i64, helper);
-    let p1 = e.payload(ops[at], ptr);
+    let mut p1 = e.payload(ops[at], ptr);
+    // A bound method: the function and `self` it holds (`cpy::bound_method_parts`).
+    let bound_self = d.bound.then(|| {
+        let ty = e.b.ins().load(ptr, mem(), p1, 8);
+        e.guard_eq(ty, crate::cpy::bound_method_type() as i64, helper);
+        let (func_at, self_at) = crate::cpy::BOUND_METHOD_PARTS;
+        let me = e.b.ins().load(ptr, mem(), p1, self_at);
+        p1 = e.b.ins().load(ptr, mem(), p1, func_at);
+        me
+    });
     let f = match d.func {
         Some(func) => {
             e.guard_eq(p1, d.callable as i64, helper);
@@ -966,23 +1027,27 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         }
     });
     // The arguments: the types the callee is specialized for (the helper path would pick
-    // another specialization), and no unboxed number that is also used later (that would
-    // need boxing first, so both uses share one object).
+    // another specialization); an unboxed number that is also used later is boxed first.
     let key_types: Vec<usize> = d
         .callee
         .type_key
         .map(|k| k.types().to_vec())
         .unwrap_or_default();
     let first = at + 1;
+    let shift = d.bound as usize;
+    if let (Some(me), Some(&ty)) = (bound_self, key_types.first()) {
+        e.guard_type(me, ty as *mut ffi::PyTypeObject, helper);
+    }
     for (i, (&r, &last_use)) in ops[first..].iter().zip(&last[first..]).enumerate() {
-        let t = e.tag(r);
         if !last_use {
-            let unboxed =
-                e.b.ins()
-                    .icmp_imm_u(IntCC::UnsignedGreaterThanOrEqual, t, tag::INT as i64);
-            e.fail_if(unboxed, helper);
+            // An unboxed number also used later (a local, such as a loop's counter) is
+            // boxed in place first, so both uses share one object (as tier 1 boxes an
+            // op's operands); it took the ordinary call path before: `s.get(i)` in a
+            // `for i in range(n)` loop cost 1,287 instructions a call instead of ~300.
+            e.box_number(r, helper);
         }
-        if let Some(&ty) = key_types.get(i) {
+        let t = e.tag(r);
+        if let Some(&ty) = key_types.get(i + shift) {
             emit_type_guard(e, r, t, ty, helper);
         }
     }
@@ -1015,6 +1080,13 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
         if !written_first[r as usize] {
             e.b.ins().store(mem(), null, cregs, (r * 16) as i32);
         }
+    }
+    // A bound method's `self`: the callee's own reference, in its first parameter.
+    if let Some(me) = bound_self {
+        e.incref(me);
+        let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
+        e.b.ins().store(mem(), obj, cregs, 0);
+        e.b.ins().store(mem(), me, cregs, 8);
     }
     for ((&r, &last_use), &slot) in ops[first..].iter().zip(&last[first..]).zip(&d.slots) {
         let t = e.tag(r);
