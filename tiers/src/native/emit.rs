@@ -1626,6 +1626,19 @@ impl<'a> Emit<'a> {
         self.b.switch_to_block(ok);
     }
 
+    /// Op `pc`'s C call `f(args...)` (pointer arguments) returning a new reference: NULL
+    /// raised (`raise_if`), anything else is the op's result.
+    pub fn call_for_result(&mut self, pc: usize, f: usize, args: &[Value]) {
+        let params = vec![self.ptr; args.len()];
+        let r = self
+            .call(f, &params, Some(self.ptr), args)
+            .expect("returns");
+        let failed = self.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
+        self.raise_if(pc, failed);
+        let dst = self.c.linear.insts[pc].dst;
+        self.set(dst, tag::OBJ, r);
+    }
+
     /// The end of a direct call at `pc` whose callee's status is `status` (0 returned, 1
     /// raised, 2 returned with a trace or profile hook on) and result is in `out`: raises
     /// as `raise_if` does; else stores the result in `dst` and goes to `done`, except that

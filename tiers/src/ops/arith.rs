@@ -92,23 +92,14 @@ fn emit_binary_generic(e: &mut Emit, pc: usize, op: BinOp) -> Option<&'static st
         let slow = e.slow_block();
         e.fail_if(is_str, slow);
     }
-    let r = match number_fn(op) {
-        NumberFn::Binary(f) => e.call(f as usize, &[e.ptr, e.ptr], Some(e.ptr), &objs),
+    match number_fn(op) {
+        NumberFn::Binary(f) => e.call_for_result(pc, f as usize, &objs),
         NumberFn::Ternary(f) => {
             // SAFETY: None's address, a static of libpython's, fixed for the process.
             let none = e.b.ins().iconst(e.ptr, unsafe { ffi::Py_None() } as i64);
-            e.call(
-                f as usize,
-                &[e.ptr, e.ptr, e.ptr],
-                Some(e.ptr),
-                &[objs[0], objs[1], none],
-            )
+            e.call_for_result(pc, f as usize, &[objs[0], objs[1], none]);
         }
     }
-    .expect("returns");
-    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
-    e.raise_if(pc, failed);
-    e.set(inst.dst, tag::OBJ, r);
     Some(BINARY_TEMPLATES[3])
 }
 
@@ -218,10 +209,7 @@ pub(crate) fn emit_unary(e: &mut Emit, pc: usize, op: UnaryOp) -> Option<&'stati
         UnaryOp::Not => unreachable!("handled above"),
     };
     let x = e.payload(a, e.ptr);
-    let r = e.call(f, &[e.ptr], Some(e.ptr), &[x]).expect("returns");
-    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
-    e.raise_if(pc, failed);
-    e.set(inst.dst, tag::OBJ, r);
+    e.call_for_result(pc, f, &[x]);
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(float_b);
     let x = e.payload(a, types::F64);

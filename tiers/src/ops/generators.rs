@@ -454,17 +454,7 @@ pub(crate) fn emit_get_yield_from_iter(e: &mut Emit, pc: usize) -> Option<&'stat
         let is_coro = e.b.ins().icmp_imm_s(IntCC::Equal, ty, coro as i64);
         e.fail_if(is_coro, slow);
     }
-    let it = e
-        .call(
-            ffi::PyObject_GetIter as *const () as usize,
-            &[e.ptr],
-            Some(e.ptr),
-            &[o],
-        )
-        .expect("returns");
-    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, it, 0);
-    e.raise_if(pc, failed);
-    e.set(inst.dst, tag::OBJ, it);
+    e.call_for_result(pc, ffi::PyObject_GetIter as *const () as usize, &[o]);
     Some("GetYieldFromIter")
 }
 
@@ -526,25 +516,16 @@ pub(crate) fn emit_get_anext(e: &mut Emit, pc: usize) -> Option<&'static str> {
     let src = e.c.linear.operands[inst.args as usize];
     let slow = e.slow_block();
     let o = e.object_of_type(src, agen, slow);
-    let r = e.call(anext, &[e.ptr], Some(e.ptr), &[o]).expect("returns");
-    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
-    e.raise_if(pc, failed);
-    e.set(inst.dst, tag::OBJ, r);
+    e.call_for_result(pc, anext, &[o]);
     Some("GetAnext")
 }
 
 /// Native code for AsyncGenWrap: the wrapper made by a direct call
 /// (`helpers::wrap_async_value`).
 pub(crate) fn emit_async_gen_wrap(e: &mut Emit, pc: usize) -> Option<&'static str> {
-    let inst = e.c.linear.insts[pc];
     let objs = e.operand_objects(pc);
     let helper = crate::native::helpers::wrap_async_value as *const () as usize;
-    let r = e
-        .call(helper, &[e.ptr], Some(e.ptr), &objs)
-        .expect("returns");
-    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
-    e.raise_if(pc, failed);
-    e.set(inst.dst, tag::OBJ, r);
+    e.call_for_result(pc, helper, &objs);
     Some("AsyncGenWrap")
 }
 

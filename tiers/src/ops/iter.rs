@@ -193,19 +193,8 @@ pub unsafe fn for_iter_quick(v: ForIterVariant, it: &Value) -> Option<PyResult<V
 /// The native template of GetIter: `PyObject_GetIter` called directly (GET_ITER's own
 /// call, as `get_iter`), raising where it raises.
 pub(crate) fn emit_get_iter(e: &mut Emit, pc: usize) -> Option<&'static str> {
-    let inst = e.c.linear.insts[pc];
     let o = e.operand_objects(pc)[0];
-    let it = e
-        .call(
-            ffi::PyObject_GetIter as *const () as usize,
-            &[e.ptr],
-            Some(e.ptr),
-            &[o],
-        )
-        .expect("returns");
-    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, it, 0);
-    e.raise_if(pc, failed);
-    e.set(inst.dst, tag::OBJ, it);
+    e.call_for_result(pc, ffi::PyObject_GetIter as *const () as usize, &[o]);
     Some("GetIter")
 }
 

@@ -428,22 +428,8 @@ fn emit_item_slot(
 /// slice, a str, a user type's `__getitem__`): `PyObject_GetItem`, as the generic op calls
 /// it, without going through the tier-1 helper's dispatch.
 fn emit_subscr_generic(e: &mut crate::native::emit::Emit, pc: usize) -> &'static str {
-    use crate::value::tag;
-    use cranelift_codegen::ir::condcodes::IntCC;
-    use cranelift_codegen::ir::InstBuilder;
-    let inst = e.c.linear.insts[pc];
     let objs = e.operand_objects(pc);
-    let r = e
-        .call(
-            ffi::PyObject_GetItem as *const () as usize,
-            &[e.ptr, e.ptr],
-            Some(e.ptr),
-            &objs,
-        )
-        .expect("returns");
-    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
-    e.raise_if(pc, failed);
-    e.set(inst.dst, tag::OBJ, r);
+    e.call_for_result(pc, ffi::PyObject_GetItem as *const () as usize, &objs);
     SUBSCR_TEMPLATES[3]
 }
 
@@ -470,24 +456,11 @@ pub(crate) fn emit_build_slice(
     e: &mut crate::native::emit::Emit,
     pc: usize,
 ) -> Option<&'static str> {
-    use crate::value::tag;
-    use cranelift_codegen::ir::condcodes::IntCC;
     use cranelift_codegen::ir::InstBuilder;
-    let inst = e.c.linear.insts[pc];
     let mut objs = e.operand_objects(pc);
     if objs.len() == 2 {
         objs.push(e.b.ins().iconst(e.ptr, 0));
     }
-    let r = e
-        .call(
-            ffi::PySlice_New as *const () as usize,
-            &[e.ptr, e.ptr, e.ptr],
-            Some(e.ptr),
-            &objs,
-        )
-        .expect("returns");
-    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
-    e.raise_if(pc, failed);
-    e.set(inst.dst, tag::OBJ, r);
+    e.call_for_result(pc, ffi::PySlice_New as *const () as usize, &objs);
     Some("BuildSlice")
 }
