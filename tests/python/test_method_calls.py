@@ -505,3 +505,9 @@ def test_a_bound_method_site_enters_the_function_in_our_tiers():
         assert w(50) == loop(50)
     if os.environ.get("TIERED_QUICKEN") != "0":
         assert "Call[CallBoundMethod]" in dump(w), dump(w)
+    if os.environ.get("TIERED_PYTEST_DEFAULT") and os.environ.get("TIERED_JIT") != "0":
+        # A direct native call (the small method emitted right there), not the helper.
+        for _ in range(60):
+            w(50)
+        native = dump(w, native=True)
+        assert "calls emitted inline: Counter.bump" in native, native

@@ -154,7 +154,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::Binary => (arith::BINARY_VARIANTS, arith::BINARY_TEMPLATES),
         OpKind::Compare => (compare::COMPARE_VARIANTS, compare::COMPARE_VARIANTS),
         OpKind::ForIter => (iter::FOR_ITER_VARIANTS, iter::FOR_ITER_VARIANTS),
-        OpKind::Call => (calls::CALL_VARIANTS, calls::CALL_TEMPLATES),
+        OpKind::Call => (calls::CALL_VARIANTS, calls::CALL_VARIANTS),
         OpKind::Subscr => (subscr::SUBSCR_VARIANTS, subscr::SUBSCR_TEMPLATES),
         OpKind::StoreSubscr => (
             subscr::STORE_SUBSCR_VARIANTS,

@@ -194,8 +194,7 @@ pub enum CallVariant {
     },
 }
 
-/// Names of Call's variants, for coverage (a bound method's calls run through the call
-/// helper from native code: all but the last have templates, `CALL_TEMPLATES`).
+/// Names of Call's variants (each has a template), for coverage.
 pub const CALL_VARIANTS: &[&str] = &[
     "CallPyFunction",
     "CallTiered",
@@ -203,8 +202,6 @@ pub const CALL_VARIANTS: &[&str] = &[
     "CallClass",
     "CallBoundMethod",
 ];
-/// Names of Call's native templates, for coverage.
-pub const CALL_TEMPLATES: &[&str] = CALL_VARIANTS.split_at(4).0;
 
 impl CallVariant {
     /// The variant's name.
