@@ -555,4 +555,4 @@ pub(crate) fn emit_thrown(e: &mut Emit, pc: usize) -> Option<&'static str> {
 /// Byte offset, from a generator's frame, of the frame's `owner`.
 const OWNER: i32 = std::mem::offset_of!(frame::InterpreterFrame, owner) as i32;
 /// Byte offset, from a generator's frame, of the generator's `gi_frame_state`.
-const FRAME_STATE: i32 = std::mem::offset_of!(g::GenHead, gi_frame_state) as i32 - g::IFRAME as i32;
+const FRAME_STATE: i32 = HEAD_STATE - g::IFRAME as i32;
