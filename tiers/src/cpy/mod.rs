@@ -135,6 +135,10 @@ extern "C" {
     static mut PyMethod_Type: ffi::PyTypeObject;
 }
 
+/// Byte offset of a cell's content (`PyCellObject`: the header, then `ob_ref`), for
+/// native code.
+pub const CELL_CONTENTS: i32 = std::mem::size_of::<ffi::PyObject>() as i32;
+
 /// Byte offsets of a bound method's function and `self` (`PyMethodObject`: the header,
 /// then `im_func`, `im_self`), for native code.
 pub const BOUND_METHOD_PARTS: (i32, i32) = (16, 24);

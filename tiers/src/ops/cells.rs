@@ -105,9 +105,6 @@ pub unsafe fn delete_deref(ctx: &Ctx, local: LocalIdx, c: &Value) -> PyResult<()
     status(ffi::PyCell_Set(p, std::ptr::null_mut()))
 }
 
-/// Byte offset of a cell's content (`PyCellObject.ob_ref`).
-const CELL_REF: i32 = std::mem::size_of::<ffi::PyObject>() as i32;
-
 /// Native code for LoadDeref: the cell's content, a new reference, read inline; an empty
 /// cell (or a register not holding a cell) takes the generic path, which raises.
 /// (A closure's free variables are read this way: genexprs, nested functions, decorators.)
@@ -116,7 +113,9 @@ pub(crate) fn emit_load_deref(e: &mut Emit, pc: usize) -> Option<&'static str> {
     let cell_reg = e.c.linear.operands[inst.args as usize];
     let slow = e.slow_block();
     let cell = e.object_of_type(cell_reg, std::ptr::addr_of_mut!(ffi::PyCell_Type), slow);
-    let v = e.b.ins().load(e.ptr, mem(), cell, CELL_REF);
+    let v =
+        e.b.ins()
+            .load(e.ptr, mem(), cell, crate::cpy::CELL_CONTENTS);
     let empty = e.b.ins().icmp_imm_s(IntCC::Equal, v, 0);
     e.fail_if(empty, slow);
     e.incref(v);
@@ -136,8 +135,10 @@ pub(crate) fn emit_store_deref(e: &mut Emit, pc: usize) -> Option<&'static str> 
     let cell = e.object_of_type(cell_reg, std::ptr::addr_of_mut!(ffi::PyCell_Type), slow);
     let v = e.object_of(value_reg, slow);
     e.incref(v);
-    let old = e.b.ins().load(e.ptr, mem(), cell, CELL_REF);
-    e.b.ins().store(mem(), v, cell, CELL_REF);
+    let old =
+        e.b.ins()
+            .load(e.ptr, mem(), cell, crate::cpy::CELL_CONTENTS);
+    e.b.ins().store(mem(), v, cell, crate::cpy::CELL_CONTENTS);
     let (release, done) = (e.b.create_block(), e.b.create_block());
     e.b.ins().brif(old, release, &[], done, &[]);
     e.b.switch_to_block(release);
