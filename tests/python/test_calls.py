@@ -279,8 +279,58 @@ def call_with_local_numbers(n):
     return out
 
 
+class LoggedList(list):
+    # A list subclass whose release is logged: a bound method of it must keep it alive
+    # exactly as long as in CPython (the site keeps no method object).
+    def __init__(self, log, name):
+        super().__init__()
+        self.log, self.name = log, name
+
+    def __del__(self):
+        self.log.append(("released", self.name))
+
+
+def call_bound_builtins_in_locals(n):
+    # Builtin methods bound to objects and kept in locals (`app = lst.append; app(x)`:
+    # CallBoundBuiltin), made anew for each receiver: METH_O (append, add, join),
+    # METH_FASTCALL (get, pop, setdefault), keywords (sort), METH_VARARGS (startswith),
+    # METH_NOARGS (copy), a list subclass as `self`, errors raised inside the loop, a site
+    # whose definition changes, module functions through locals, and `self` released
+    # when the last method object holding it goes.
+    log, out = [], []
+    seen, d, sep = set(), {"a": 1}, "-"
+    add, get, setdefault, join = seen.add, d.get, d.setdefault, sep.join
+    _len, _ord = len, ord
+    for i in range(n):
+        lst = LoggedList(log, i) if i % 4 == 0 else []
+        app, pop, srt = lst.append, lst.pop, lst.sort
+        app(i)
+        app(-i)
+        app(_ord("a") + i)
+        add(i % 3)
+        srt(reverse=True)
+        srt(key=lambda v: v % 5)
+        copy = lst.copy
+        out.append((_len(lst), get("a"), get(i, i * 2), setdefault(i % 2, []), join(["x", str(i)]),
+                    "abc".startswith("ab"), str(i).startswith(("1", "2"), 0), copy(), pop(), pop(0)))
+        try:
+            out.append(pop(10))
+        except IndexError as e:
+            out.append(("IndexError", e.args))
+        try:
+            app()
+        except TypeError as e:
+            out.append(("TypeError", e.args))
+        f = app if i % 3 else add
+        out.append(f(i))
+        del lst, app, pop, srt, copy, f
+        log.append(("loop", i))
+    return out, sorted(seen), log
+
+
 CALLS = cases(
     (call_with_local_numbers, (20,)),
+    (call_bound_builtins_in_locals, (30,)),
     (call_positional, ()), (call_keywords, ()), (call_kwonly, ()), (call_posonly, ()), (call_star, ()),
     (call_starstar, ()), (call_everything, ()), (call_many, ()),
     (call_star_call_site, ([1, 2, 3, 4], {"d": 1, "z": 2})), (call_star_call_site, ((1,), {"d": 1})),
@@ -703,3 +753,46 @@ def test_a_keyword_call_is_direct():
         assert w(40) == keyword_loop(40)
     line = next(ln for ln in dump(w).splitlines() if "native templates at" in ln)
     assert line.endswith("calls emitted inline: kw_params"), line
+
+
+def bound_appends(lists):
+    total = 0
+    for lst in lists:
+        app = lst.append
+        for i in range(5):
+            app(i)
+        total += len(lst)
+    return total
+
+
+def test_a_bound_builtin_site_stays_native():
+    # `app = lst.append` makes a new method object for each list: the site guards the
+    # method's definition (CallBoundBuiltin), not the object, so it neither deopts nor
+    # settles generic.
+    import os
+    import types
+
+    from tiered import _native, dump
+
+    fresh = types.FunctionType(bound_appends.__code__.replace(co_name="bound_appends_fresh"),
+                               bound_appends.__globals__)
+    w = tiered(fresh, strict=True)
+    for _ in range(40):
+        assert w([[], [1]]) == bound_appends([[], [1]])
+    if os.environ.get("TIERED_QUICKEN") != "0":
+        assert "Call[CallBoundBuiltin]" in dump(w), dump(w)
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        return  # the op counts below measure the default thresholds' native code
+    _native.set_counting(True)
+    try:
+        w2 = tiered(types.FunctionType(bound_appends.__code__.replace(co_name="bound_appends_counted"),
+                                       bound_appends.__globals__), strict=True)
+        for _ in range(40):
+            w2([[], [1]])
+        _native.reset_counts()
+        for _ in range(10):
+            w2([[], [1], []])  # per call: 15 appends, 3 len(), 3 range()
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert counts["Call"] == {"tier1": 0, "tier2": 210, "deopts": 0}, counts["Call"]

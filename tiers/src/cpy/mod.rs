@@ -143,6 +143,13 @@ pub const CELL_CONTENTS: i32 = std::mem::size_of::<ffi::PyObject>() as i32;
 /// then `im_func`, `im_self`), for native code.
 pub const BOUND_METHOD_PARTS: (i32, i32) = (16, 24);
 
+/// Byte offsets of a builtin function's method definition and `self` (`PyCFunctionObject`:
+/// the header, then `m_ml`, `m_self`), for native code.
+pub const CFUNCTION_PARTS: (i32, i32) = (
+    std::mem::offset_of!(ffi::PyCFunctionObject, m_ml) as i32,
+    std::mem::offset_of!(ffi::PyCFunctionObject, m_self) as i32,
+);
+
 /// The type of bound methods, for native code's guards.
 pub fn bound_method_type() -> *mut ffi::PyTypeObject {
     // (Taking a static's address reads nothing.)

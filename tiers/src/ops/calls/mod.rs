@@ -1,5 +1,7 @@
 //! Calls and function creation.
 
+mod builtin;
+
 use crate::interp::Ctx;
 use crate::lower::LKind;
 use crate::native::emit::{mem, Emit};
@@ -167,6 +169,13 @@ pub enum CallVariant {
         /// The callable seen (kept alive by the code; compared by identity).
         callable: *mut ffi::PyObject,
     },
+    /// A builtin method bound to an object (`append = lst.append; append(x)`), which is a
+    /// new object each time the attribute is read: any `builtin_function_or_method` of
+    /// this method definition, called with the `self` it holds (`builtin::bound_def`).
+    BoundBuiltin {
+        /// The definition (among the methods of a type the code keeps alive).
+        ml: *mut ffi::PyMethodDef,
+    },
     /// A Python class whose instances come from `object.__new__` and whose `__init__`
     /// is a Python function (3.12's CALL_ALLOC_AND_ENTER_INIT): the instance is made and
     /// `__init__` entered in our tiers, instead of type_call, slot_tp_init and a CPython
@@ -201,6 +210,7 @@ pub const CALL_VARIANTS: &[&str] = &[
     "CallBuiltin",
     "CallClass",
     "CallBoundMethod",
+    "CallBoundBuiltin",
 ];
 
 impl CallVariant {
@@ -212,111 +222,9 @@ impl CallVariant {
             CallVariant::Tiered { .. } => CALL_VARIANTS[1],
             CallVariant::Builtin { .. } => CALL_VARIANTS[2],
             CallVariant::Class { .. } => CALL_VARIANTS[3],
+            CallVariant::BoundBuiltin { .. } => CALL_VARIANTS[5],
         }
     }
-}
-
-/// Whether `f` is a builtin function or a method descriptor of a builtin type (both
-/// vectorcall-capable C callables).
-unsafe fn is_builtin(f: *mut ffi::PyObject) -> bool {
-    let tp = ffi::Py_TYPE(f);
-    tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
-        || tp == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type)
-        // Builtin classes (`str`, `int`, `tuple`...): static types, whose calls run no
-        // Python code of their own (CPython's PRECALL_BUILTIN_CLASS and friends).
-        || (ffi::PyType_Check(f) != 0
-            && (*(f as *mut ffi::PyTypeObject)).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0)
-}
-
-/// A builtin whose C function CPython 3.11's specialized CALL runs directly, without the
-/// vectorcall wrapper (PRECALL_NO_KW_BUILTIN_FAST, PRECALL_BUILTIN_FAST_WITH_KEYWORDS,
-/// PRECALL_NO_KW_METHOD_DESCRIPTOR_FAST): METH_FASTCALL functions, with or without
-/// METH_KEYWORDS. Besides the wrapper's cost this skips its recursion-depth count, which
-/// CPython charges only to the other conventions (METH_O, METH_NOARGS...), so recursion
-/// through such builtins reaches RecursionError at CPython's depth.
-#[derive(Clone, Copy)]
-pub(crate) struct FastC {
-    /// The C function: `(self, args, nargs)`, plus `kwnames` (NULL here) with `kw`.
-    f: usize,
-    kw: bool,
-    /// A builtin function's bound `self`, or, for a method descriptor, `None`: then the
-    /// first argument is `self` and must be exactly `tp`.
-    bound: Option<*mut ffi::PyObject>,
-    tp: *mut ffi::PyTypeObject,
-}
-
-/// `callable`'s direct C entry, if CPython would call it directly (see `FastC`).
-///
-/// # Safety
-/// GIL held; `callable` live.
-pub(crate) unsafe fn fast_c(callable: *mut ffi::PyObject) -> Option<FastC> {
-    let tp = ffi::Py_TYPE(callable);
-    let (ml, bound, self_tp) = if tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type) {
-        let f = callable as *mut ffi::PyCFunctionObject;
-        ((*f).m_ml, Some((*f).m_self), std::ptr::null_mut())
-    } else if tp == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type) {
-        let d = callable as *mut ffi::PyMethodDescrObject;
-        ((*d).d_method, None, (*d).d_common.d_type)
-    } else {
-        return None;
-    };
-    if ml.is_null() {
-        return None;
-    }
-    let kw = match (*ml).ml_flags {
-        ffi::METH_FASTCALL => false,
-        x if x == ffi::METH_FASTCALL | ffi::METH_KEYWORDS => true,
-        _ => return None,
-    };
-    let f = (*ml).ml_meth.PyCFunction as usize;
-    (f != 0).then_some(FastC {
-        f,
-        kw,
-        bound,
-        tp: self_tp,
-    })
-}
-
-/// Calls `fc` with `nargs` positional arguments at `args` and, for a METH_KEYWORDS one,
-/// the keyword arguments after them named by `kwnames` (NULL: none), as CPython's
-/// specialized CALL does; `None` when a method descriptor's `self` is missing or not
-/// exactly its type (vectorcall then raises CPython's own TypeError).
-///
-/// # Safety
-/// GIL held; `args` holds `nargs` live objects, then one per name in `kwnames`; `kwnames`
-/// is NULL unless `fc.kw`.
-unsafe fn call_fast_c(
-    fc: FastC,
-    args: *const *mut ffi::PyObject,
-    nargs: usize,
-    kwnames: *mut ffi::PyObject,
-) -> Option<*mut ffi::PyObject> {
-    let (me, args, nargs) = match fc.bound {
-        Some(me) => (me, args, nargs),
-        None => {
-            if nargs == 0 || ffi::Py_TYPE(*args) != fc.tp {
-                return None;
-            }
-            (*args, args.add(1), nargs - 1)
-        }
-    };
-    let n = nargs as ffi::Py_ssize_t;
-    Some(if fc.kw {
-        // SAFETY: METH_FASTCALL | METH_KEYWORDS functions have this signature.
-        let f = std::mem::transmute::<usize, ffi::PyCFunctionFastWithKeywords>(fc.f);
-        f(me, args, n, kwnames)
-    } else {
-        // SAFETY: METH_FASTCALL functions have this signature.
-        let f = std::mem::transmute::<usize, ffi::PyCFunctionFast>(fc.f);
-        f(me, args as *mut *mut ffi::PyObject, n)
-    })
-}
-
-/// `str(x)` with one positional argument is `PyObject_Str(x)`, as CPython's
-/// PRECALL_NO_KW_STR_1 runs it: no argument tuple, no `str.__new__` parsing.
-fn is_str_of_one(callable: *mut ffi::PyObject, nargs: usize) -> bool {
-    // Taking the address of the static str type reads nothing.
-    nargs == 1 && callable == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut ffi::PyObject
 }
 
 /// Which variant fits this call site's callable, if any (compiling a Python callee's code).
@@ -368,7 +276,12 @@ pub unsafe fn observe_call(
         }
     } else if bound {
         return None; // (the function's variant alone takes a bound method)
-    } else if is_builtin(c.callable) {
+    } else if let Some((ml, owner)) = builtin::bound_def(c.callable) {
+        // The type whose methods hold `ml` stays, not the method object (made anew per
+        // read, it keeps its `self` alive).
+        ctx.compiled.keep_alive(owner as *mut ffi::PyObject);
+        return Some(CallVariant::BoundBuiltin { ml });
+    } else if builtin::is_builtin(c.callable) {
         CallVariant::Builtin {
             callable: c.callable,
         }
@@ -562,25 +475,20 @@ pub unsafe fn call_quick(
                 | crate::runtime::CallOutcome::CpythonRan(r) => r,
             }
         }
-        CallVariant::Builtin { callable } => {
-            if c.callable != callable {
-                return None;
-            }
-            let nargs = ffi::PyVectorcall_NARGS(c.nargsf) as usize;
-            let direct = match fast_c(callable) {
-                Some(fc) if fc.kw || c.kwnames.is_null() => {
-                    call_fast_c(fc, c.args, nargs, c.kwnames)
-                }
-                _ => None,
-            };
-            match direct {
-                Some(r) => r,
-                None if c.kwnames.is_null() && is_str_of_one(callable, nargs) => {
-                    ffi::PyObject_Str(*c.args)
-                }
-                None => ffi::PyObject_Vectorcall(callable, c.args, c.nargsf, c.kwnames),
-            }
-        }
+        CallVariant::Builtin { callable } => builtin::call_quick(
+            builtin::Guard::Is(callable),
+            c.callable,
+            c.args,
+            c.nargsf,
+            c.kwnames,
+        )?,
+        CallVariant::BoundBuiltin { ml } => builtin::call_quick(
+            builtin::Guard::Def(ml),
+            c.callable,
+            c.args,
+            c.nargsf,
+            c.kwnames,
+        )?,
         CallVariant::Class {
             cls,
             version,
@@ -736,8 +644,13 @@ pub(crate) fn emit_call(
     let done = e.b.create_block();
     let helper = e.b.create_block();
     let mut is_direct = false;
-    if let CallVariant::Builtin { callable } = v {
-        emit_builtin(e, pc, callable, helper, done);
+    let builtin_guard = match v {
+        CallVariant::Builtin { callable } => Some(builtin::Guard::Is(callable)),
+        CallVariant::BoundBuiltin { ml } => Some(builtin::Guard::Def(ml)),
+        _ => None,
+    };
+    if let Some(guard) = builtin_guard {
+        builtin::emit(e, pc, guard, helper, done);
     } else {
         // SAFETY: compiling runs with the GIL held; `direct` only reads objects the
         // site's specialization keeps alive.
@@ -837,7 +750,9 @@ pub(crate) unsafe fn direct(c: &Compiled, pc: usize) -> Option<Direct<'_>> {
             (callable, Some(f), compiled, Some(entry))
         }
         // A class call allocates the instance first: its helper does that.
-        CallVariant::Builtin { .. } | CallVariant::Class { .. } => return None,
+        CallVariant::Builtin { .. }
+        | CallVariant::BoundBuiltin { .. }
+        | CallVariant::Class { .. } => return None,
     };
     // SAFETY: specializations live in the registry for the process's life.
     let callee = callee.as_ref()?;
@@ -1190,157 +1105,6 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     e.leave_recursion(ts);
     e.release_registers(d.callee, cregs, status);
     e.finish_direct_call(pc, status, out, inst.dst, done);
-}
-
-/// The `list.append` method descriptor (static: it lives as long as the list type).
-///
-/// # Safety
-/// GIL held.
-unsafe fn list_append() -> *mut ffi::PyObject {
-    let name = ffi::PyUnicode_InternFromString(c"append".as_ptr());
-    if name.is_null() {
-        ffi::PyErr_Clear();
-        return std::ptr::null_mut();
-    }
-    let d = crate::cpy::_PyType_Lookup(std::ptr::addr_of_mut!(ffi::PyList_Type), name);
-    ffi::Py_DECREF(name);
-    d
-}
-
-/// Arguments a native builtin call passes in its stack array (more take the helper).
-const BUILTIN_MAX_ARGS: u32 = 15;
-
-/// A call of a builtin function or method (CallBuiltin) from native code: the callable
-/// checked by identity, unboxed numbers boxed in place, the arguments laid out in a stack
-/// array and handed to `PyObject_Vectorcall`, as tier 1 does. Anything else (keywords, a
-/// shape the site did not have) goes to `helper`; success continues at `done`.
-fn emit_builtin(e: &mut Emit, pc: usize, callable: *mut ffi::PyObject, helper: Block, done: Block) {
-    let inst = e.c.linear.insts[pc];
-    let ops: Vec<u32> =
-        e.c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
-    let LKind::Op(Op::Call { kwnames }) = inst.kind else {
-        e.b.ins().jump(helper, &[]);
-        return;
-    };
-    // The shape LOAD_GLOBAL (NULL, f, args) or LOAD_METHOD (method, self, args) gave it:
-    // decided by what defines the first operand, checked at run time.
-    let null_first =
-        e.c.linear
-            .insts
-            .iter()
-            .any(|i| matches!(i.kind, LKind::Op(Op::Null {})) && i.dst == ops[0]);
-    let (callee, args) = if null_first {
-        (ops[1], &ops[2..])
-    } else {
-        (ops[0], &ops[1..])
-    };
-    if kwnames.0.is_some() || args.len() as u32 > BUILTIN_MAX_ARGS {
-        e.b.ins().jump(helper, &[]);
-        return;
-    }
-    let slow = helper;
-    if null_first {
-        let t0 = e.tag(ops[0]);
-        e.guard_eq(t0, tag::NULL as i64, slow);
-    }
-    let t = e.tag(callee);
-    e.guard_eq(t, tag::OBJ as i64, slow);
-    let f = e.payload(callee, e.ptr);
-    e.guard_eq(f, callable as i64, slow);
-    // Arguments as objects: numbers boxed in place (one object per value, as tier 1
-    // makes), bools as the singletons.
-    let array = e.call_args_array();
-    for (i, &r) in args.iter().enumerate() {
-        let o = e.object_of(r, slow);
-        // Slot 0 stays free for PY_VECTORCALL_ARGUMENTS_OFFSET.
-        e.b.ins().store(mem(), o, array, 8 * (i as i32 + 1));
-    }
-    // list.append(x), as 3.11's PRECALL_NO_KW_LIST_APPEND: no call protocol at all.
-    // SAFETY: compiling runs with the GIL held.
-    if args.len() == 2 && callable == unsafe { list_append() } {
-        let me = e.b.ins().load(e.ptr, mem(), array, 8);
-        // A list subclass (or anything else) as self: the descriptor call checks it.
-        e.guard_type(me, std::ptr::addr_of_mut!(ffi::PyList_Type), slow);
-        let x = e.b.ins().load(e.ptr, mem(), array, 16);
-        let st = e
-            .call(
-                ffi::PyList_Append as *const () as usize,
-                &[e.ptr, e.ptr],
-                Some(types::I32),
-                &[me, x],
-            )
-            .expect("returns");
-        e.raise_if(pc, st);
-        // SAFETY: taking None's address reads nothing.
-        let none = e.b.ins().iconst(e.ptr, unsafe { ffi::Py_None() } as i64);
-        e.incref(none);
-        e.set(inst.dst, tag::OBJ, none);
-        e.b.ins().jump(done, &[]);
-        return;
-    }
-    // SAFETY: compiling runs with the GIL held; the site's code keeps `callable` alive.
-    let fast = unsafe { fast_c(callable) }.filter(|fc| fc.bound.is_some() || !args.is_empty());
-    let r = if let Some(fc) = fast {
-        emit_fast_c(e, fc, array, args.len(), slow)
-    } else if is_str_of_one(callable, args.len()) {
-        let x = e.b.ins().load(e.ptr, mem(), array, 8);
-        e.call(
-            ffi::PyObject_Str as *const () as usize,
-            &[e.ptr],
-            Some(e.ptr),
-            &[x],
-        )
-        .expect("returns")
-    } else {
-        let argv = e.b.ins().iadd_imm_s(array, 8);
-        let nargsf = e.b.ins().iconst(
-            e.ptr,
-            (args.len() | ffi::PY_VECTORCALL_ARGUMENTS_OFFSET) as i64,
-        );
-        let null = e.b.ins().iconst(e.ptr, 0);
-        e.call(
-            ffi::PyObject_Vectorcall as *const () as usize,
-            &[e.ptr, e.ptr, e.ptr, e.ptr],
-            Some(e.ptr),
-            &[f, argv, nargsf, null],
-        )
-        .expect("returns")
-    };
-    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, r, 0);
-    e.raise_if(pc, failed);
-    e.set(inst.dst, tag::OBJ, r);
-    e.b.ins().jump(done, &[]);
-}
-
-/// Native code for `call_fast_c` on the `nargs` arguments in `array` (from slot 1): a
-/// method descriptor's `self` of another type branches to `slow`.
-fn emit_fast_c(e: &mut Emit, fc: FastC, array: CValue, nargs: usize, slow: Block) -> CValue {
-    let ptr = e.ptr;
-    let (me, argv, n) = match fc.bound {
-        Some(me) => (
-            e.b.ins().iconst(ptr, me as i64),
-            e.b.ins().iadd_imm_s(array, 8),
-            nargs,
-        ),
-        None => {
-            let me = e.b.ins().load(ptr, mem(), array, 8);
-            e.guard_type(me, fc.tp, slow);
-            (me, e.b.ins().iadd_imm_s(array, 16), nargs - 1)
-        }
-    };
-    let n = e.b.ins().iconst(ptr, n as i64);
-    let mut params = vec![ptr, ptr, ptr];
-    let mut argvals = vec![me, argv, n];
-    if fc.kw {
-        params.push(ptr);
-        argvals.push(e.b.ins().iconst(ptr, 0));
-    }
-    // The signature key: any number unique to the signature (these two are not helper
-    // addresses).
-    let key = if fc.kw { 3 } else { 2 };
-    let f = e.b.ins().iconst(ptr, fc.f as i64);
-    e.call_value(key, f, &params, Some(ptr), &argvals)
-        .expect("returns")
 }
 
 /// Signature key of native entry points (`NativeFn`) among the emitter's call signatures.
