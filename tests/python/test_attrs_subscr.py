@@ -573,6 +573,90 @@ def test_settled_generic_subscripts_stay_native():
     assert counts["BuildSlice"]["tier1"] == 0 and counts["BuildSlice"]["tier2"] == 30, counts["BuildSlice"]
 
 
+class Guarded:
+    """A property with a setter, both raising now and then, and `__getattr__` for names
+    the instance lacks: attribute sites no variant fits."""
+
+    def __init__(self):
+        self._v = 0
+
+    @property
+    def v(self):
+        if self._v == 3:
+            raise ValueError("three")
+        return self._v * 10
+
+    @v.setter
+    def v(self, x):
+        if x < 0:
+            raise AttributeError("negative")
+        self._v = x
+
+    def __getattr__(self, name):
+        if name.startswith("dyn"):
+            return name.upper()
+        raise AttributeError(name)
+
+
+def generic_attributes(lst, n):
+    # LoadAttr/StoreAttr sites that settle generic, in a loop, raising now and then inside
+    # `try`: a builtin type's method read as an attribute (a new object each read), a
+    # property and its setter, `__getattr__` found and missing, a function's attribute.
+    out = []
+    g = Guarded()
+    for i in range(n):
+        app = lst.append
+        app(i)
+        try:
+            g.v = i - 2
+            out.append(g.v)
+        except (AttributeError, ValueError) as e:
+            out.append((type(e).__name__, e.args))
+        out.append(g.dyn_x)
+        try:
+            out.append(g.missing)
+        except AttributeError as e:
+            out.append(("AttributeError", e.args))
+        out.append(generic_attributes.__name__)
+        generic_attributes.calls = i
+    out.append(lst)
+    return out
+
+
+def test_generic_attributes_in_a_loop():
+    check(generic_attributes, [], 8)
+
+
+def test_settled_generic_attributes_stay_native():
+    # A LoadAttr or StoreAttr site that observed its operands and found no variant calls
+    # PyObject_GetAttr/PyObject_SetAttr from native code directly (AttrGeneric,
+    # StoreAttrGeneric).
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    from tiered import _native, tiered
+
+    def reads(lst, g):
+        app = lst.append
+        app(g.v)
+        g.v = 2
+        return g.dyn_y
+
+    fresh = types.FunctionType(reads.__code__.replace(co_name="reads_counted"), reads.__globals__)
+    w = tiered(fresh, strict=True)
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            assert w([], Guarded()) == "DYN_Y"
+        _native.reset_counts()
+        for _ in range(10):
+            w([], Guarded())
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert counts["LoadAttr"] == {"tier1": 0, "tier2": 30, "deopts": 0}, counts["LoadAttr"]
+    assert counts["StoreAttr"] == {"tier1": 0, "tier2": 10, "deopts": 0}, counts["StoreAttr"]
+
+
 class Flags:
     """Attribute stores of every kind of value a register holds: bools (a compare's or a
     constant's), unboxed ints and floats (boxed in place first), objects."""

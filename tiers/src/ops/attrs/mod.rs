@@ -127,18 +127,29 @@ pub enum AttrVariant {
     },
 }
 
-/// Names of the attribute variants, for coverage.
-pub const ATTR_VARIANTS: &[&str] = &[
+/// Names of LoadAttr's native templates, for coverage: its variants', then a settled
+/// generic site's (`native::emit_load_attr_generic`).
+pub const ATTR_TEMPLATES: &[&str] = &[
     "AttrInstanceValue",
     "AttrSlot",
     "AttrModule",
     "AttrInstanceDict",
     "AttrClass",
+    "AttrGeneric",
 ];
+/// Names of the attribute variants, for coverage.
+pub const ATTR_VARIANTS: &[&str] = ATTR_TEMPLATES.split_at(5).0;
 
-/// Names of StoreAttr's variants (module and class attributes are only read), for
-/// coverage.
-pub const STORE_ATTR_VARIANTS: &[&str] = &["AttrInstanceValue", "AttrSlot", "AttrInstanceDict"];
+/// Names of StoreAttr's native templates (module and class attributes are only read), for
+/// coverage: its variants', then a settled generic site's.
+pub const STORE_ATTR_TEMPLATES: &[&str] = &[
+    "AttrInstanceValue",
+    "AttrSlot",
+    "AttrInstanceDict",
+    "StoreAttrGeneric",
+];
+/// Names of StoreAttr's variants, for coverage.
+pub const STORE_ATTR_VARIANTS: &[&str] = STORE_ATTR_TEMPLATES.split_at(3).0;
 
 impl AttrVariant {
     /// The variant's name.

@@ -179,6 +179,43 @@ fn emit_module_attr(
     x
 }
 
+/// Native code for a LoadAttr or StoreAttr site that settled generic
+/// (`QuickCell::settled_generic`: a builtin type's method read as an attribute, a
+/// property, a class with `__getattr__`...): `PyObject_GetAttr(o, name)` or
+/// `PyObject_SetAttr(o, name, v)`, as the generic op calls them, without going through
+/// the tier-1 helper's dispatch.
+fn emit_attr_generic(e: &mut crate::native::emit::Emit, pc: usize) -> &'static str {
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let inst = e.c.linear.insts[pc];
+    let (name, store) = match inst.kind {
+        crate::lower::LKind::Op(tiered_ir::Op::LoadAttr { name }) => (name, false),
+        crate::lower::LKind::Op(tiered_ir::Op::StoreAttr { name }) => (name, true),
+        _ => unreachable!("only LoadAttr and StoreAttr settle generic here"),
+    };
+    // The code's names live as long as it does.
+    let name = e.c.objects.names[name.0 as usize];
+    let name = e.b.ins().iconst(e.ptr, name as i64);
+    let objs = e.operand_objects(pc);
+    if !store {
+        e.call_for_result(
+            pc,
+            ffi::PyObject_GetAttr as *const () as usize,
+            &[objs[0], name],
+        );
+        return ATTR_TEMPLATES[5];
+    }
+    let st = e
+        .call(
+            ffi::PyObject_SetAttr as *const () as usize,
+            &[e.ptr, e.ptr, e.ptr],
+            Some(types::I32),
+            &[objs[0], name, objs[1]],
+        )
+        .expect("returns");
+    e.raise_if(pc, st);
+    STORE_ATTR_TEMPLATES[3]
+}
+
 /// The native template of a quickened LoadAttr: type and version guards, then the value
 /// read in place; a missing value takes the slow path (the generic op raises or finds it).
 pub(crate) fn emit_load_attr(
@@ -191,7 +228,9 @@ pub(crate) fn emit_load_attr(
     use cranelift_codegen::ir::condcodes::IntCC;
     use cranelift_codegen::ir::InstBuilder;
     let crate::quick::Quick::Attr(v) = q else {
-        return None;
+        return e.c.quick[pc]
+            .settled_generic()
+            .then(|| emit_attr_generic(e, pc));
     };
     let inst = e.c.linear.insts[pc];
     let r = e.c.linear.operands[inst.args as usize];
@@ -238,7 +277,9 @@ pub(crate) fn emit_store_attr(
     use cranelift_codegen::ir::condcodes::IntCC;
     use cranelift_codegen::ir::{types, InstBuilder};
     let crate::quick::Quick::Attr(v) = q else {
-        return None;
+        return e.c.quick[pc]
+            .settled_generic()
+            .then(|| emit_attr_generic(e, pc));
     };
     let inst = e.c.linear.insts[pc];
     let (o, val) = (
