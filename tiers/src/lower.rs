@@ -148,6 +148,10 @@ pub struct Linear {
     /// a return, in this order (the locals' slot order, as CPython clears a frame). After
     /// an exception any register may own something.
     pub at_return: Vec<u32>,
+    /// The other registers that may own something (`owning`), top down: after an
+    /// exception a caller releases these first, as the unwinder pops the stack (registers
+    /// are numbered in the order their values are made), then `at_return`'s.
+    pub unwound: Vec<u32>,
     /// The generator's suspensions (empty for other code).
     pub suspensions: Vec<Suspension>,
     /// The entry block's Const, Null and Lasti instructions: a resumed generator runs them first
@@ -460,11 +464,16 @@ pub fn lower(f: &Function) -> Linear {
     let mut consts: Vec<Value> = kept.iter().copied().collect();
     consts.sort_unstable_by_key(|v| reg.get(v).copied());
     returned.extend(consts);
+    let mut at_return = vec![false; out.nregs as usize];
     for x in returned.iter().filter_map(|v| reg.get(v).copied()) {
-        if out.owning[x as usize] && !out.at_return.contains(&x) {
+        if out.owning[x as usize] && !std::mem::replace(&mut at_return[x as usize], true) {
             out.at_return.push(x);
         }
     }
+    out.unwound = (0..out.nregs)
+        .rev()
+        .filter(|&x| out.owning[x as usize] && !at_return[x as usize])
+        .collect();
     out.states = f
         .states
         .iter()

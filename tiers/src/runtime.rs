@@ -981,8 +981,8 @@ pub unsafe fn call_compiled(
             base.add(i).write(Value::Null);
         }
         // SAFETY: nargs <= n <= SMALL_FRAME (a function has a register per parameter) and
-        // the first n registers were just initialized; only those are used, and they are
-        // all Null again (cleared below) when the buffer goes out of scope.
+        // the first n registers were just initialized; only those are used, and none owns
+        // anything (`release`) when the buffer goes out of scope.
         let regs = std::slice::from_raw_parts_mut(base, n);
         let (r, native) = run_bound(c, func, regs, tuning, ts);
         release(c, regs, r.is_null());
@@ -1006,7 +1006,7 @@ unsafe fn call_compiled_general(
 }
 
 /// Runs `f` with a register file of `n` empty registers (on the native stack unless
-/// large, else from a pool); `f` must leave none owning a reference.
+/// large, else from a pool); `f` must leave none owning a reference (`release`).
 pub fn with_registers<R>(n: usize, f: impl FnOnce(&mut [Value]) -> R) -> R {
     if n <= MEDIUM_FRAME {
         let mut buf = std::mem::MaybeUninit::<[Value; MEDIUM_FRAME]>::uninit();
@@ -1021,10 +1021,20 @@ pub fn with_registers<R>(n: usize, f: impl FnOnce(&mut [Value]) -> R) -> R {
         };
         return f(regs);
     }
-    let mut regs = REG_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
-    regs.resize_with(n, Value::default);
+    let mut regs: Vec<Value> = REG_POOL.with(|p| p.borrow_mut().pop()).unwrap_or_default();
+    regs.reserve(n);
+    // SAFETY: the pool's vectors are empty; the first n registers are initialized here
+    // (all zero bytes is `Value::Null`). A panic in `f` drops them as owned values.
+    unsafe {
+        std::ptr::write_bytes(regs.as_mut_ptr(), 0, n);
+        regs.set_len(n);
+    }
     let r = f(&mut regs);
-    regs.clear();
+    debug_assert!(!regs.iter().any(|v| matches!(v, Value::Obj(_))));
+    // SAFETY: `f` left no register owning an object (unboxed numbers and bools own
+    // nothing): no drop is skipped. (A per-register drop loop here cost as much as the
+    // call of a large function itself.)
+    unsafe { regs.set_len(0) };
     REG_POOL.with(|p| p.borrow_mut().push(regs));
     r
 }
@@ -1041,22 +1051,30 @@ fn clear(regs: &mut [Value]) {
 }
 
 /// Releases what a finished call of `c` left in its registers, in CPython's order: after a
-/// return, the locals it returned with in slot order (`Linear::at_return`, as CPython
-/// clears a frame), then the rest; after an exception, what was on the stack first, top
-/// down (as the unwinder pops it; registers are numbered in the order their values are
-/// made), then those locals.
+/// return, the locals it returned with in slot order and the constants
+/// (`Linear::at_return`, as CPython clears a frame: every other value was released where
+/// it died, as native code's direct calls rely on too); after an exception, what was on
+/// the stack first, top down (`Linear::unwound`), then those. Only the registers that may
+/// own something are visited: a large function's register file is mostly temporaries.
 pub fn release(c: &Compiled, regs: &mut [Value], raised: bool) {
     if raised {
-        for r in (0..regs.len()).rev() {
-            if !c.linear.at_return.contains(&(r as u32)) {
-                drop(std::mem::take(&mut regs[r]));
-            }
+        for &r in &c.linear.unwound {
+            drop(std::mem::take(&mut regs[r as usize]));
         }
     }
     for &r in &c.linear.at_return {
         drop(std::mem::take(&mut regs[r as usize]));
     }
-    clear(regs);
+    debug_assert!(
+        !regs.iter().any(|v| matches!(v, Value::Obj(_))),
+        "registers left owning something after {}: {:?}",
+        if raised { "an exception" } else { "a return" },
+        regs.iter()
+            .enumerate()
+            .filter(|(_, v)| matches!(v, Value::Obj(_)))
+            .map(|(i, _)| i)
+            .collect::<Vec<_>>(),
+    );
 }
 
 /// Register files up to this size live on the native stack.
