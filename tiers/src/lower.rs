@@ -146,7 +146,7 @@ pub struct Linear {
     /// state it returns with, and constants' (every other value was released where it
     /// died, and a returned temporary moved out), so a caller releases only these after
     /// a return, in this order (the locals' slot order, as CPython clears a frame). After
-    /// an exception any register may own something.
+    /// an exception any register that may own something at all may (`unwound`).
     pub at_return: Vec<u32>,
     /// The other registers that may own something (`owning`), top down: after an
     /// exception a caller releases these first, as the unwinder pops the stack (registers

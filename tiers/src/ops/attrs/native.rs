@@ -184,16 +184,16 @@ fn emit_module_attr(
 /// property, a class with `__getattr__`...): `PyObject_GetAttr(o, name)` or
 /// `PyObject_SetAttr(o, name, v)`, as the generic op calls them, without going through
 /// the tier-1 helper's dispatch.
-fn emit_attr_generic(e: &mut crate::native::emit::Emit, pc: usize) -> &'static str {
+fn emit_attr_generic(e: &mut crate::native::emit::Emit, pc: usize) -> Option<&'static str> {
     use cranelift_codegen::ir::{types, InstBuilder};
     let inst = e.c.linear.insts[pc];
     let (name, store) = match inst.kind {
         crate::lower::LKind::Op(tiered_ir::Op::LoadAttr { name }) => (name, false),
         crate::lower::LKind::Op(tiered_ir::Op::StoreAttr { name }) => (name, true),
-        _ => unreachable!("only LoadAttr and StoreAttr settle generic here"),
+        _ => return None,
     };
     // The code's names live as long as it does.
-    let name = e.c.objects.names[name.0 as usize];
+    let name = *e.c.objects.names.get(name.0 as usize)?;
     let name = e.b.ins().iconst(e.ptr, name as i64);
     let objs = e.operand_objects(pc);
     if !store {
@@ -202,7 +202,7 @@ fn emit_attr_generic(e: &mut crate::native::emit::Emit, pc: usize) -> &'static s
             ffi::PyObject_GetAttr as *const () as usize,
             &[objs[0], name],
         );
-        return ATTR_TEMPLATES[5];
+        return Some(ATTR_TEMPLATES[5]);
     }
     let st = e
         .call(
@@ -213,7 +213,7 @@ fn emit_attr_generic(e: &mut crate::native::emit::Emit, pc: usize) -> &'static s
         )
         .expect("returns");
     e.raise_if(pc, st);
-    STORE_ATTR_TEMPLATES[3]
+    Some(STORE_ATTR_TEMPLATES[3])
 }
 
 /// The native template of a quickened LoadAttr: type and version guards, then the value
@@ -230,7 +230,8 @@ pub(crate) fn emit_load_attr(
     let crate::quick::Quick::Attr(v) = q else {
         return e.c.quick[pc]
             .settled_generic()
-            .then(|| emit_attr_generic(e, pc));
+            .then(|| emit_attr_generic(e, pc))
+            .flatten();
     };
     let inst = e.c.linear.insts[pc];
     let r = e.c.linear.operands[inst.args as usize];
@@ -279,7 +280,8 @@ pub(crate) fn emit_store_attr(
     let crate::quick::Quick::Attr(v) = q else {
         return e.c.quick[pc]
             .settled_generic()
-            .then(|| emit_attr_generic(e, pc));
+            .then(|| emit_attr_generic(e, pc))
+            .flatten();
     };
     let inst = e.c.linear.insts[pc];
     let (o, val) = (
