@@ -273,20 +273,19 @@ pub(crate) fn emit(e: &mut Emit, pc: usize, guard: Guard, helper: Block, done: B
     let t = e.tag(callee);
     e.guard_eq(t, tag::OBJ as i64, slow);
     let f = e.payload(callee, e.ptr);
-    // The known callable, or null (`Guard::Def`: any of the definition's, whose `self`
-    // is `bound_self`).
-    let (callable, bound_self) = match guard {
+    // The known callable, or null (`Guard::Def`: any of the definition's).
+    let callable = match guard {
         Guard::Is(callable) => {
             e.guard_eq(f, callable as i64, slow);
-            (callable, None)
+            callable
         }
         Guard::Def(ml) => {
             e.guard_type(f, std::ptr::addr_of_mut!(ffi::PyCFunction_Type), slow);
-            let (def_at, self_at) = crate::cpy::CFUNCTION_PARTS;
-            let m = e.b.ins().load(e.ptr, mem(), f, def_at);
+            let m =
+                e.b.ins()
+                    .load(e.ptr, mem(), f, crate::cpy::CFUNCTION_PARTS.0);
             e.guard_eq(m, ml as i64, slow);
-            let me = e.b.ins().load(e.ptr, mem(), f, self_at);
-            (std::ptr::null_mut(), Some((ml, me)))
+            std::ptr::null_mut()
         }
     };
     // Arguments as objects: numbers boxed in place (one object per value, as tier 1
@@ -322,13 +321,13 @@ pub(crate) fn emit(e: &mut Emit, pc: usize, guard: Guard, helper: Block, done: B
     }
     // SAFETY: compiling runs with the GIL held; the site's code keeps `callable` (or the
     // type owning `ml`) alive.
-    let fast = match bound_self {
-        None => unsafe { fast_c(callable) },
-        Some((ml, _)) => unsafe { fast_c_of(ml, Receiver::OfCallable) },
+    let fast = match guard {
+        Guard::Is(callable) => unsafe { fast_c(callable) },
+        Guard::Def(ml) => unsafe { fast_c_of(ml, Receiver::OfCallable) },
     }
     .filter(|fc| !matches!(fc.recv, Receiver::FirstArg(_)) || !args.is_empty());
     let r = if let Some(fc) = fast {
-        emit_fast_c(e, fc, bound_self.map(|(_, me)| me), array, args.len(), slow)
+        emit_fast_c(e, fc, f, array, args.len(), slow)
     } else if is_str_of_one(callable, args.len()) {
         let x = e.b.ins().load(e.ptr, mem(), array, 8);
         e.call(
@@ -359,13 +358,12 @@ pub(crate) fn emit(e: &mut Emit, pc: usize, guard: Guard, helper: Block, done: B
     e.b.ins().jump(done, &[]);
 }
 
-/// Native code for `call_fast_c` on the `nargs` arguments in `array` (from slot 1), with
-/// `bound_self` the callable's `self` for `Receiver::OfCallable`: a method descriptor's
-/// `self` of another type branches to `slow`.
+/// Native code for `call_fast_c` of the callable `f` on the `nargs` arguments in `array`
+/// (from slot 1): a method descriptor's `self` of another type branches to `slow`.
 fn emit_fast_c(
     e: &mut Emit,
     fc: FastC,
-    bound_self: Option<CValue>,
+    f: CValue,
     array: CValue,
     nargs: usize,
     slow: Block,
@@ -378,7 +376,7 @@ fn emit_fast_c(
             nargs,
         ),
         Receiver::OfCallable => (
-            bound_self.expect("a bound definition's call reads self"),
+            e.b.ins().load(ptr, mem(), f, crate::cpy::CFUNCTION_PARTS.1),
             e.b.ins().iadd_imm_s(array, 8),
             nargs,
         ),

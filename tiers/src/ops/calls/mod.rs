@@ -214,6 +214,15 @@ pub const CALL_VARIANTS: &[&str] = &[
 ];
 
 impl CallVariant {
+    /// How a builtin variant recognizes its callable (None for the others).
+    fn builtin_guard(self) -> Option<builtin::Guard> {
+        match self {
+            CallVariant::Builtin { callable } => Some(builtin::Guard::Is(callable)),
+            CallVariant::BoundBuiltin { ml } => Some(builtin::Guard::Def(ml)),
+            _ => None,
+        }
+    }
+
     /// The variant's name.
     pub fn name(self) -> &'static str {
         match self {
@@ -475,20 +484,9 @@ pub unsafe fn call_quick(
                 | crate::runtime::CallOutcome::CpythonRan(r) => r,
             }
         }
-        CallVariant::Builtin { callable } => builtin::call_quick(
-            builtin::Guard::Is(callable),
-            c.callable,
-            c.args,
-            c.nargsf,
-            c.kwnames,
-        )?,
-        CallVariant::BoundBuiltin { ml } => builtin::call_quick(
-            builtin::Guard::Def(ml),
-            c.callable,
-            c.args,
-            c.nargsf,
-            c.kwnames,
-        )?,
+        CallVariant::Builtin { .. } | CallVariant::BoundBuiltin { .. } => {
+            builtin::call_quick(v.builtin_guard()?, c.callable, c.args, c.nargsf, c.kwnames)?
+        }
         CallVariant::Class {
             cls,
             version,
@@ -644,12 +642,7 @@ pub(crate) fn emit_call(
     let done = e.b.create_block();
     let helper = e.b.create_block();
     let mut is_direct = false;
-    let builtin_guard = match v {
-        CallVariant::Builtin { callable } => Some(builtin::Guard::Is(callable)),
-        CallVariant::BoundBuiltin { ml } => Some(builtin::Guard::Def(ml)),
-        _ => None,
-    };
-    if let Some(guard) = builtin_guard {
+    if let Some(guard) = v.builtin_guard() {
         builtin::emit(e, pc, guard, helper, done);
     } else {
         // SAFETY: compiling runs with the GIL held; `direct` only reads objects the
@@ -879,8 +872,7 @@ fn emit_direct<'a>(e: &mut Emit<'a>, pc: usize, d: &Direct<'a>, helper: Block, d
     let mut p1 = e.payload(ops[at], ptr);
     // A bound method: the function and `self` it holds (`cpy::bound_method_parts`).
     let bound_self = d.bound.then(|| {
-        let ty = e.b.ins().load(ptr, mem(), p1, 8);
-        e.guard_eq(ty, crate::cpy::bound_method_type() as i64, helper);
+        e.guard_type(p1, crate::cpy::bound_method_type(), helper);
         let (func_at, self_at) = crate::cpy::BOUND_METHOD_PARTS;
         let me = e.b.ins().load(ptr, mem(), p1, self_at);
         p1 = e.b.ins().load(ptr, mem(), p1, func_at);
