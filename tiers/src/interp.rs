@@ -667,7 +667,12 @@ unsafe fn exec(
                     regs[dst] = r;
                     return Ok(());
                 }
-                q.miss();
+                // An instance of another class: the site becomes polymorphic (see
+                // LoadMethod).
+                match ops::attrs::widen_attr(ctx, name, v, a!(0), false) {
+                    Some(w) if ctx.tuning.quicken => q.specialize(Quick::Attr(w)),
+                    _ => q.miss(),
+                }
             } else if ctx.tuning.quicken && q.may_specialize() {
                 if let Some(v) = q.observed(ops::attrs::observe_load_attr(ctx, name, a!(0))) {
                     q.specialize(Quick::Attr(v));
@@ -680,7 +685,11 @@ unsafe fn exec(
                 if ops::attrs::store_attr_quick(v, a!(0), a!(1)).is_some() {
                     return Ok(());
                 }
-                q.miss();
+                // Polymorphic as LoadAttr.
+                match ops::attrs::widen_attr(ctx, name, v, a!(0), true) {
+                    Some(w) if ctx.tuning.quicken => q.specialize(Quick::Attr(w)),
+                    _ => q.miss(),
+                }
             } else if ctx.tuning.quicken && q.may_specialize() {
                 if let Some(v) = q.observed(ops::attrs::observe_store_attr(ctx, name, a!(0))) {
                     q.specialize(Quick::Attr(v));

@@ -125,6 +125,10 @@ pub enum AttrVariant {
         /// Byte offset of the slot in the instance.
         offset: u32,
     },
+    /// A site that has seen instances of several classes (2 to `POLY_MAX`), as CPython's
+    /// and V8's polymorphic inline caches: one instance variant (InstanceValue, Slot or
+    /// InstanceDict) per class, each with its own guards, chosen by the exact type.
+    Poly(&'static [AttrVariant]),
 }
 
 /// Names of LoadAttr's native templates, for coverage: its variants', then a settled
@@ -135,10 +139,11 @@ pub const ATTR_TEMPLATES: &[&str] = &[
     "AttrModule",
     "AttrInstanceDict",
     "AttrClass",
+    "AttrPoly",
     "AttrGeneric",
 ];
 /// Names of the attribute variants, for coverage.
-pub const ATTR_VARIANTS: &[&str] = ATTR_TEMPLATES.split_at(5).0;
+pub const ATTR_VARIANTS: &[&str] = ATTR_TEMPLATES.split_at(6).0;
 
 /// Names of StoreAttr's native templates (module and class attributes are only read), for
 /// coverage: its variants', then a settled generic site's.
@@ -146,10 +151,11 @@ pub const STORE_ATTR_TEMPLATES: &[&str] = &[
     "AttrInstanceValue",
     "AttrSlot",
     "AttrInstanceDict",
+    "AttrPoly",
     "StoreAttrGeneric",
 ];
 /// Names of StoreAttr's variants, for coverage.
-pub const STORE_ATTR_VARIANTS: &[&str] = STORE_ATTR_TEMPLATES.split_at(3).0;
+pub const STORE_ATTR_VARIANTS: &[&str] = STORE_ATTR_TEMPLATES.split_at(4).0;
 
 impl AttrVariant {
     /// The variant's name.
@@ -160,8 +166,73 @@ impl AttrVariant {
             AttrVariant::Module { .. } => ATTR_VARIANTS[2],
             AttrVariant::InstanceDict { .. } => ATTR_VARIANTS[3],
             AttrVariant::Class { .. } => ATTR_VARIANTS[4],
+            AttrVariant::Poly(_) => ATTR_VARIANTS[5],
         }
     }
+
+    /// The exact type an instance variant guards (`None` for the others).
+    fn instance_type(self) -> Option<*mut ffi::PyTypeObject> {
+        match self {
+            AttrVariant::InstanceValue { tp, .. }
+            | AttrVariant::InstanceDict { tp, .. }
+            | AttrVariant::Slot { tp, .. } => Some(tp),
+            AttrVariant::Module { .. } | AttrVariant::Class { .. } | AttrVariant::Poly(_) => None,
+        }
+    }
+
+    /// A polymorphic variant's entry for an object of type `tp` (the variant itself when
+    /// it is not polymorphic).
+    #[inline]
+    fn entry_for(self, tp: *mut ffi::PyTypeObject) -> Option<AttrVariant> {
+        match self {
+            AttrVariant::Poly(es) => es.iter().find(|e| e.instance_type() == Some(tp)).copied(),
+            v => Some(v),
+        }
+    }
+}
+
+/// Receiver classes a polymorphic attribute or method site keeps (CPython's caches keep
+/// one, V8's four); a site that sees more goes back to the generic lookup (megamorphic),
+/// and settles there once it has flipped `FLIP_LIMIT` times.
+const POLY_MAX: usize = 4;
+
+/// A LoadAttr or StoreAttr site's variant widened for receiver `o` that it did not fit:
+/// `o`'s class (one not seen at the site yet) added, up to `POLY_MAX`. `None` when it
+/// does not widen (a module or class attribute, a receiver that fits no variant, a class
+/// already there whose version tag or layout changed, a full cache): then the site counts
+/// a miss.
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn widen_attr(
+    ctx: &Ctx,
+    name: NameIdx,
+    v: AttrVariant,
+    o: &Value,
+    store: bool,
+) -> Option<AttrVariant> {
+    let seen: &[AttrVariant] = match &v {
+        AttrVariant::Poly(es) => es,
+        AttrVariant::InstanceValue { .. }
+        | AttrVariant::InstanceDict { .. }
+        | AttrVariant::Slot { .. } => std::slice::from_ref(&v),
+        AttrVariant::Module { .. } | AttrVariant::Class { .. } => return None,
+    };
+    if o.as_ptr().is_null() || seen.len() >= POLY_MAX {
+        return None;
+    }
+    let new = observe_attr(ctx, name, o, store)?;
+    if seen
+        .iter()
+        .any(|e| e.instance_type() == new.instance_type())
+    {
+        return None;
+    }
+    let mut all = seen.to_vec();
+    all.push(new);
+    // Leaked: at most POLY_MAX - 1 widenings per site between its returns to generic
+    // (bounded by the flip limit), and compiled code refers to the entries by address.
+    Some(AttrVariant::Poly(Box::leak(all.into_boxed_slice())))
 }
 
 /// 3.11 keeps a managed-dict object's inline values pointer four words before the object
@@ -491,7 +562,8 @@ pub unsafe fn load_attr_quick(v: AttrVariant, o: &Value) -> Option<Value> {
     if p.is_null() {
         return None;
     }
-    let r = match v {
+    let r = match v.entry_for(ffi::Py_TYPE(p))? {
+        AttrVariant::Poly(_) => return None,
         AttrVariant::Module { module, slot } => {
             // The type too: `__class__` may be set to a module subclass (lazy modules).
             if p != module || ffi::Py_TYPE(p) != std::ptr::addr_of_mut!(ffi::PyModule_Type) {
@@ -555,8 +627,10 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
     if p.is_null() || x.is_null() {
         return None;
     }
-    let slot = match v {
-        AttrVariant::Module { .. } | AttrVariant::Class { .. } => return None,
+    let slot = match v.entry_for(ffi::Py_TYPE(p))? {
+        AttrVariant::Module { .. } | AttrVariant::Class { .. } | AttrVariant::Poly(_) => {
+            return None
+        }
         AttrVariant::InstanceDict {
             tp, version, name, ..
         } => {
@@ -670,10 +744,6 @@ impl InstanceMethod {
             .then_some(self.method)
     }
 }
-
-/// Receiver types a polymorphic LoadMethod site keeps (CPython's caches keep one, V8's
-/// four); a site that sees more goes back to the generic lookup (megamorphic).
-const POLY_MAX: usize = 4;
 
 /// Names of LoadMethod's variants, for coverage.
 pub const METHOD_VARIANTS: &[&str] = &[

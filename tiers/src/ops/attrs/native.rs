@@ -3,22 +3,14 @@
 
 use super::*;
 
-/// Native guards of the instance variants: register `r` holds an object of exactly the
-/// variant's type with the version tag it had; returns the object. `None` for a module
-/// attribute (its own guards).
-fn emit_instance_guards(
-    e: &mut crate::native::emit::Emit,
-    r: u32,
-    v: AttrVariant,
-    fail: cranelift_codegen::ir::Block,
-) -> Option<cranelift_codegen::ir::Value> {
-    let (tp, version) = match v {
+/// The type and version tag an instance variant guards (`None` for the others).
+fn instance_guard(v: AttrVariant) -> Option<(*mut ffi::PyTypeObject, u32)> {
+    match v {
         AttrVariant::InstanceValue { tp, version, .. }
         | AttrVariant::InstanceDict { tp, version, .. }
-        | AttrVariant::Slot { tp, version, .. } => (tp, version),
-        AttrVariant::Module { .. } | AttrVariant::Class { .. } => return None,
-    };
-    Some(emit_type_guards(e, r, tp, version, fail))
+        | AttrVariant::Slot { tp, version, .. } => Some((tp, version)),
+        AttrVariant::Module { .. } | AttrVariant::Class { .. } | AttrVariant::Poly(_) => None,
+    }
 }
 
 /// Native guards: register `r` holds an object of exactly type `tp`, whose version tag is
@@ -33,6 +25,47 @@ fn emit_type_guards(
     let p = e.object_of_type(r, tp, fail);
     emit_version_guard(e, tp, version, fail);
     p
+}
+
+/// Native dispatch of a polymorphic site: register `r` must hold an object whose exact
+/// type is one of `tps` (tested in order), else `fail`. For the i-th type, with the
+/// version tag `versions[i]` guarded, `arm(e, i, p)` emits that entry's code and returns
+/// the value it hands on. Returns the object and the value of the arm that ran.
+fn emit_type_switch(
+    e: &mut crate::native::emit::Emit,
+    r: u32,
+    guards: &[(*mut ffi::PyTypeObject, u32)],
+    fail: cranelift_codegen::ir::Block,
+    mut arm: impl FnMut(
+        &mut crate::native::emit::Emit,
+        usize,
+        cranelift_codegen::ir::Value,
+    ) -> cranelift_codegen::ir::Value,
+) -> (cranelift_codegen::ir::Value, cranelift_codegen::ir::Value) {
+    use crate::native::emit::mem;
+    use crate::value::tag;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{BlockArg, InstBuilder};
+    let tv = e.tag(r);
+    e.guard_eq(tv, tag::OBJ as i64, fail);
+    let p = e.payload(r, e.ptr);
+    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+    let found = e.b.create_block();
+    e.b.append_block_param(found, e.ptr);
+    for (i, &(tp, version)) in guards.iter().enumerate() {
+        let this = e.b.create_block();
+        let next = e.b.create_block();
+        let is = e.b.ins().icmp_imm_s(IntCC::Equal, ty, tp as i64);
+        e.b.ins().brif(is, this, &[], next, &[]);
+        e.b.switch_to_block(this);
+        emit_version_guard(e, tp, version, fail);
+        let x = arm(e, i, p);
+        e.b.ins().jump(found, &[BlockArg::Value(x)]);
+        e.b.switch_to_block(next);
+    }
+    e.b.ins().jump(fail, &[]);
+    e.b.switch_to_block(found);
+    (p, e.b.block_params(found)[0])
 }
 
 /// Native guard: type `tp`'s version tag is still `version`.
@@ -153,7 +186,8 @@ fn emit_object_attr(
         }
         AttrVariant::InstanceValue { .. }
         | AttrVariant::InstanceDict { .. }
-        | AttrVariant::Slot { .. } => None,
+        | AttrVariant::Slot { .. }
+        | AttrVariant::Poly(_) => None,
     }
 }
 
@@ -216,34 +250,19 @@ fn emit_attr_generic(e: &mut crate::native::emit::Emit, pc: usize) -> Option<&'s
     Some(STORE_ATTR_TEMPLATES[3])
 }
 
-/// The native template of a quickened LoadAttr: type and version guards, then the value
-/// read in place; a missing value takes the slow path (the generic op raises or finds it).
-pub(crate) fn emit_load_attr(
+/// Native code reading instance variant `v`'s attribute from object `p` (already guarded
+/// to be of its type and version): the value, or 0 when it is not set; a layout other
+/// than the one seen fails to `fail`.
+fn emit_instance_read(
     e: &mut crate::native::emit::Emit,
-    pc: usize,
-    q: crate::quick::Quick,
+    p: cranelift_codegen::ir::Value,
+    v: AttrVariant,
     fail: cranelift_codegen::ir::Block,
-) -> Option<&'static str> {
+) -> cranelift_codegen::ir::Value {
     use crate::native::emit::mem;
     use cranelift_codegen::ir::condcodes::IntCC;
     use cranelift_codegen::ir::InstBuilder;
-    let crate::quick::Quick::Attr(v) = q else {
-        return e.c.quick[pc]
-            .settled_generic()
-            .then(|| emit_attr_generic(e, pc))
-            .flatten();
-    };
-    let inst = e.c.linear.insts[pc];
-    let r = e.c.linear.operands[inst.args as usize];
-    let p = match emit_instance_guards(e, r, v, fail) {
-        Some(p) => p,
-        None => {
-            let x = emit_object_attr(e, r, v, fail)?;
-            e.set(inst.dst, crate::value::tag::OBJ, x);
-            return Some(v.name());
-        }
-    };
-    let x = match v {
+    match v {
         AttrVariant::InstanceValue { index, .. } => {
             let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
             let none = e.b.ins().icmp_imm_s(IntCC::Equal, values, 0);
@@ -254,7 +273,51 @@ pub(crate) fn emit_load_attr(
         AttrVariant::InstanceDict { hint, name, .. } => {
             emit_dict_hint_value(e, p, hint, name, fail)
         }
-        AttrVariant::Module { .. } | AttrVariant::Class { .. } => return None,
+        // Not instance variants (`instance_guard` is None for them): never read here.
+        AttrVariant::Module { .. } | AttrVariant::Class { .. } | AttrVariant::Poly(_) => {
+            e.b.ins().jump(fail, &[]);
+            let dead = e.b.create_block();
+            e.b.switch_to_block(dead);
+            e.b.ins().iconst(e.ptr, 0)
+        }
+    }
+}
+
+/// The native template of a quickened LoadAttr: type and version guards, then the value
+/// read in place; a missing value takes the slow path (the generic op raises or finds it).
+pub(crate) fn emit_load_attr(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+    q: crate::quick::Quick,
+    fail: cranelift_codegen::ir::Block,
+) -> Option<&'static str> {
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::InstBuilder;
+    let crate::quick::Quick::Attr(v) = q else {
+        return e.c.quick[pc]
+            .settled_generic()
+            .then(|| emit_attr_generic(e, pc))
+            .flatten();
+    };
+    let inst = e.c.linear.insts[pc];
+    let r = e.c.linear.operands[inst.args as usize];
+    let x = match (v, instance_guard(v)) {
+        (AttrVariant::Poly(es), _) => {
+            let guards: Option<Vec<_>> = es.iter().map(|&x| instance_guard(x)).collect();
+            emit_type_switch(e, r, &guards?, fail, |e, i, p| {
+                emit_instance_read(e, p, es[i], fail)
+            })
+            .1
+        }
+        (_, Some((tp, version))) => {
+            let p = emit_type_guards(e, r, tp, version, fail);
+            emit_instance_read(e, p, v, fail)
+        }
+        (_, None) => {
+            let x = emit_object_attr(e, r, v, fail)?;
+            e.set(inst.dst, crate::value::tag::OBJ, x);
+            return Some(v.name());
+        }
     };
     // Not set: the generic op raises AttributeError (an expected case, not a deopt).
     let unset = e.b.ins().icmp_imm_s(IntCC::Equal, x, 0);
@@ -265,18 +328,15 @@ pub(crate) fn emit_load_attr(
     Some(v.name())
 }
 
-/// The native template of a quickened StoreAttr: type and version guards, the value boxed
-/// if it is an unboxed number, then the slot written in place. The first assignment of an
-/// inline value (which also records insertion order) takes the generic op.
+/// The native template of a quickened StoreAttr: type and version guards (per class seen,
+/// for a polymorphic site), then the entry's store (`emit_instance_write`).
 pub(crate) fn emit_store_attr(
     e: &mut crate::native::emit::Emit,
     pc: usize,
     q: crate::quick::Quick,
     fail: cranelift_codegen::ir::Block,
 ) -> Option<&'static str> {
-    use crate::native::emit::mem;
-    use cranelift_codegen::ir::condcodes::IntCC;
-    use cranelift_codegen::ir::{types, InstBuilder};
+    use cranelift_codegen::ir::InstBuilder;
     let crate::quick::Quick::Attr(v) = q else {
         return e.c.quick[pc]
             .settled_generic()
@@ -289,27 +349,59 @@ pub(crate) fn emit_store_attr(
         e.c.linear.operands[inst.args as usize + 1],
     );
     let slow = e.slow_block();
-    let p = emit_instance_guards(e, o, v, fail)?;
-    if let AttrVariant::InstanceDict { name, .. } = v {
-        // Into the instance's `__dict__`, as tier 1 does (`dict_store`).
-        let dict = e.b.ins().load(e.ptr, mem(), p, DICT_OFFSET);
-        let none = e.b.ins().icmp_imm_s(IntCC::Equal, dict, 0);
-        e.fail_if(none, fail);
-        let x = e.object_of(val, slow);
-        let n = e.b.ins().iconst(e.ptr, name as i64);
-        let stored = e
-            .call(
-                dict_store as *const () as usize,
-                &[e.ptr, e.ptr, e.ptr],
-                Some(types::I64),
-                &[dict, n, x],
-            )
-            .expect("returns");
-        let failed = e.b.ins().icmp_imm_s(IntCC::Equal, stored, 0);
-        e.fail_if(failed, slow);
-        return Some(v.name());
+    match (v, instance_guard(v)) {
+        (AttrVariant::Poly(es), _) => {
+            let guards: Option<Vec<_>> = es.iter().map(|&x| instance_guard(x)).collect();
+            emit_type_switch(e, o, &guards?, fail, |e, i, p| {
+                emit_instance_write(e, p, es[i], val, fail, slow);
+                e.b.ins().iconst(e.ptr, 0)
+            });
+        }
+        (_, Some((tp, version))) => {
+            let p = emit_type_guards(e, o, tp, version, fail);
+            emit_instance_write(e, p, v, val, fail, slow);
+        }
+        (_, None) => return None,
     }
+    Some(v.name())
+}
+
+/// Native code storing register `val` as instance variant `v`'s attribute of object `p`
+/// (already guarded to be of its type and version): the value boxed if it is an unboxed
+/// number, then the slot written in place, or the instance's `__dict__` set. A layout
+/// other than the one seen fails to `fail`; the first assignment of an inline value
+/// (which also records insertion order) and a NULL take `slow`, the generic op.
+fn emit_instance_write(
+    e: &mut crate::native::emit::Emit,
+    p: cranelift_codegen::ir::Value,
+    v: AttrVariant,
+    val: u32,
+    fail: cranelift_codegen::ir::Block,
+    slow: cranelift_codegen::ir::Block,
+) {
+    use crate::native::emit::mem;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{types, InstBuilder};
     let (base, off) = match v {
+        AttrVariant::InstanceDict { name, .. } => {
+            // Into the instance's `__dict__`, as tier 1 does (`dict_store`).
+            let dict = e.b.ins().load(e.ptr, mem(), p, DICT_OFFSET);
+            let none = e.b.ins().icmp_imm_s(IntCC::Equal, dict, 0);
+            e.fail_if(none, fail);
+            let x = e.object_of(val, slow);
+            let n = e.b.ins().iconst(e.ptr, name as i64);
+            let stored = e
+                .call(
+                    dict_store as *const () as usize,
+                    &[e.ptr, e.ptr, e.ptr],
+                    Some(types::I64),
+                    &[dict, n, x],
+                )
+                .expect("returns");
+            let failed = e.b.ins().icmp_imm_s(IntCC::Equal, stored, 0);
+            e.fail_if(failed, slow);
+            return;
+        }
         AttrVariant::InstanceValue { index, .. } => {
             let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
             let none = e.b.ins().icmp_imm_s(IntCC::Equal, values, 0);
@@ -317,9 +409,13 @@ pub(crate) fn emit_store_attr(
             (values, (index * 8) as i32)
         }
         AttrVariant::Slot { offset, .. } => (p, offset as i32),
-        AttrVariant::Module { .. }
-        | AttrVariant::InstanceDict { .. }
-        | AttrVariant::Class { .. } => return None,
+        // Not instance variants (`instance_guard` is None for them): never written here.
+        AttrVariant::Module { .. } | AttrVariant::Class { .. } | AttrVariant::Poly(_) => {
+            e.b.ins().jump(fail, &[]);
+            let dead = e.b.create_block();
+            e.b.switch_to_block(dead);
+            return;
+        }
     };
     // The value as an object, as tier 1 hands it over: unboxed numbers are boxed in place
     // first, a bool is its singleton; NULL takes the generic op.
@@ -349,7 +445,6 @@ pub(crate) fn emit_store_attr(
     }
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(done);
-    Some(v.name())
 }
 
 /// Native code for `unshadowed` on instance `p` (already of `m`'s type and version): a
@@ -409,9 +504,7 @@ pub(crate) fn emit_load_method(
     q: crate::quick::Quick,
     fail: cranelift_codegen::ir::Block,
 ) -> Option<&'static str> {
-    use crate::native::emit::mem;
     use crate::value::tag;
-    use cranelift_codegen::ir::condcodes::IntCC;
     use cranelift_codegen::ir::{types, InstBuilder};
     let crate::quick::Quick::Method(v) = q else {
         return None;
@@ -443,28 +536,11 @@ pub(crate) fn emit_load_method(
         }
         MethodVariant::Poly(ms) => {
             // One type test per class seen, in order; the matching entry's guards then.
-            let tv = e.tag(r);
-            e.guard_eq(tv, tag::OBJ as i64, fail);
-            let p = e.payload(r, e.ptr);
-            let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-            let found = e.b.create_block();
-            e.b.append_block_param(found, e.ptr);
-            for m in ms {
-                let this = e.b.create_block();
-                let next = e.b.create_block();
-                let is = e.b.ins().icmp_imm_s(IntCC::Equal, ty, m.tp as i64);
-                e.b.ins().brif(is, this, &[], next, &[]);
-                e.b.switch_to_block(this);
-                emit_version_guard(e, m.tp, m.version, fail);
-                emit_unshadowed(e, p, m, fail);
-                let method = e.b.ins().iconst(e.ptr, m.method as i64);
-                e.b.ins()
-                    .jump(found, &[cranelift_codegen::ir::BlockArg::Value(method)]);
-                e.b.switch_to_block(next);
-            }
-            e.b.ins().jump(fail, &[]);
-            e.b.switch_to_block(found);
-            let method = e.b.block_params(found)[0];
+            let guards: Vec<_> = ms.iter().map(|m| (m.tp, m.version)).collect();
+            let (p, method) = emit_type_switch(e, r, &guards, fail, |e, i, p| {
+                emit_unshadowed(e, p, &ms[i], fail);
+                e.b.ins().iconst(e.ptr, ms[i].method as i64)
+            });
             e.incref(method);
             e.set(inst.dst, tag::OBJ, method);
             e.incref(p);

@@ -149,9 +149,10 @@ pub enum CallVariant {
     /// callees are specialized too, not just the decorated function.
     PyFunction {
         /// The function seen (compared by identity, never dereferenced unless equal), or
-        /// NULL for any function of this code: a closure or a function with defaults,
-        /// which is likely made anew for each call and must not be kept alive (with what
-        /// its cells and defaults hold) by the site's guard.
+        /// NULL for any function of this code: a closure, a function with defaults or
+        /// one whose code is nested in tiered code (a comprehension's), which is likely
+        /// made anew for each call and must not be kept alive (with what its cells and
+        /// defaults hold) by the site's guard.
         func: *mut ffi::PyObject,
         /// Its code then (a reassigned `__code__` fails the guard).
         code: *mut ffi::PyObject,
@@ -270,9 +271,12 @@ pub unsafe fn observe_call(
         }
     } else if ffi::PyFunction_Check(c.callable) != 0 {
         let f = c.callable as *mut ffi::PyFunctionObject;
+        // A comprehension's or a lambda's function (its code a constant of tiered code)
+        // is made anew for each run of the code that makes it, closure or not.
         let fresh = !(*f).func_closure.is_null()
             || !(*f).func_defaults.is_null()
-            || !(*f).func_kwdefaults.is_null();
+            || !(*f).func_kwdefaults.is_null()
+            || crate::runtime::is_nested_tiered((*f).func_code);
         CallVariant::PyFunction {
             func: if fresh {
                 std::ptr::null_mut()
