@@ -1441,6 +1441,24 @@ impl<'a> Emit<'a> {
         ret: Option<Type>,
         args: &[Value],
     ) -> Option<Value> {
+        let result = self.call_unreloaded(key, f, params, ret, args);
+        // After every call, not only those given the register file: a cached value
+        // live across any call gets spilled by the register allocator, which measured
+        // slower than these reloads (pysum 2.4 -> 2.9 us).
+        self.reload_cached();
+        result
+    }
+
+    /// `call_raw` without the reload of cached registers after it: for a call whose paths
+    /// all join at a block that reloads them once (`op`'s slow paths).
+    fn call_unreloaded(
+        &mut self,
+        key: usize,
+        f: Value,
+        params: &[Type],
+        ret: Option<Type>,
+        args: &[Value],
+    ) -> Option<Value> {
         let addr = key;
         let sig = match self.sig_cache.iter().find(|(a, _)| *a == addr) {
             Some(&(_, s)) => s,
@@ -1454,12 +1472,7 @@ impl<'a> Emit<'a> {
             }
         };
         let call = self.b.ins().call_indirect(sig, f, args);
-        let result = self.b.inst_results(call).first().copied();
-        // After every call, not only those given the register file: a cached value
-        // live across any call gets spilled by the register allocator, which measured
-        // slower than these reloads (pysum 2.4 -> 2.9 us).
-        self.reload_cached();
-        result
+        self.b.inst_results(call).first().copied()
     }
 
     /// Calls a helper taking (ctx, regs, pc[, extra]) and returning an i64 status.
@@ -1562,10 +1575,28 @@ impl<'a> Emit<'a> {
         self.leave(v);
     }
 
-    /// The generic path of instruction `pc`: its tier-1 implementation, then the next
+    /// `helper(ctx, regs, pc)` (`exec` or `deopt_exec`) for `op`'s slow paths: cached
+    /// registers are reloaded where the paths join (`after_slow_path`).
+    fn slow_call(&mut self, helper: usize, pc: usize) -> Value {
+        let ctx = self.ctx();
+        let regs = self.regs();
+        let pcv = self.b.ins().iconst(types::I32, pc as i64);
+        self.set_prev_instr();
+        let f = self.b.ins().iconst(self.ptr, helper as i64);
+        self.call_unreloaded(
+            helper,
+            f,
+            &[self.ptr, self.ptr, types::I32],
+            Some(types::I64),
+            &[ctx, regs, pcv],
+        )
+        .expect("returns")
+    }
+
+    /// After a slow path ran instruction `pc` in tier 1 and returned status `r`: the next
     /// instruction, the handler (if it raised and one covers it), or leaving with status 1.
-    fn slow_path(&mut self, pc: usize) {
-        let r = self.call_pc_helper(super::helpers::exec as *const () as usize, pc, None);
+    fn after_slow_path(&mut self, pc: usize, r: Value) {
+        self.reload_cached();
         self.check_status(pc, r);
         // An op in a loop that quickened only now may have replaced this code
         // (`Compiled::specialized_late`): the loop continues in tier 1 from the next op.
@@ -1796,6 +1827,11 @@ impl<'a> Emit<'a> {
             | Op::PrepReraiseStar {}
             | Op::Unsupported { .. } => None,
         };
+        // Both slow paths run the op in tier 1 and go on from where they join: one reload
+        // of the cached registers and one status check per op, not one per path.
+        let joined = self.b.create_block();
+        self.b.set_cold_block(joined);
+        self.b.append_block_param(joined, types::I64);
         match template {
             Some(name) => {
                 self.s.templates[pc] = Some(name);
@@ -1808,17 +1844,12 @@ impl<'a> Emit<'a> {
                 self.b.seal_block(slow);
                 self.b.switch_to_block(slow);
                 if !self.b.is_unreachable() {
-                    let ctx = self.ctx();
-                    let pcv = self.b.ins().iconst(types::I32, pc as i64);
-                    self.call(
-                        super::helpers::deopt as *const () as usize,
-                        &[self.ptr, types::I32],
-                        None,
-                        &[ctx, pcv],
-                    );
-                    // Too many deopts replace the code: tier 1 runs this op and goes on.
-                    self.leave_if_replaced(pc);
-                    self.b.ins().jump(plain_slow, &[]);
+                    // A failed guard: the helper counts the deopt, then runs the op. Too
+                    // many replace the code; a loop then leaves it after this op
+                    // (`after_slow_path`), anything else just runs to its end.
+                    let helper = super::helpers::deopt_exec as *const () as usize;
+                    let r = self.slow_call(helper, pc);
+                    self.b.ins().jump(joined, &[BlockArg::Value(r)]);
                 }
             }
             None => {
@@ -1828,7 +1859,14 @@ impl<'a> Emit<'a> {
         self.b.seal_block(plain_slow);
         self.b.switch_to_block(plain_slow);
         if !self.b.is_unreachable() {
-            self.slow_path(pc);
+            let r = self.slow_call(super::helpers::exec as *const () as usize, pc);
+            self.b.ins().jump(joined, &[BlockArg::Value(r)]);
+        }
+        self.b.seal_block(joined);
+        self.b.switch_to_block(joined);
+        if !self.b.is_unreachable() {
+            let r = self.b.block_params(joined)[0];
+            self.after_slow_path(pc, r);
         }
         self.s.plain_slow = None;
     }

@@ -184,12 +184,16 @@ pub unsafe extern "C" fn for_iter_end(ctx: *const Ctx, r: *mut Value, pc: u32) -
     })
 }
 
-/// Counts a failed template guard (a deopt of one op to tier 1).
+/// A failed template guard at `pc`: counts the deopt, then runs the op in tier 1, as
+/// `exec`.
 ///
 /// # Safety
-/// Called by native code with the GIL held.
-pub unsafe extern "C" fn deopt(ctx: *const Ctx, pc: u32) {
-    guarded((), || (*ctx).compiled.count_deopt(pc as usize))
+/// As `exec`.
+pub unsafe extern "C" fn deopt_exec(ctx: *const Ctx, r: *mut Value, pc: u32) -> i64 {
+    guarded(1, || {
+        (*ctx).compiled.count_deopt(pc as usize);
+        interp::exec_at(&*ctx, regs(ctx, r), pc as usize)
+    })
 }
 
 /// Takes edge `edge` the general way (copies, boxing). 0 ok, 1 exception.
