@@ -71,6 +71,10 @@ struct Scope<'a> {
     templates: Vec<Option<&'static str>>,
     /// The current op's uncounted slow path (expected cases: exhaustion, overflow).
     plain_slow: Option<Block>,
+    /// Where every helper status that is not 0 goes (`check_status`), made on first use
+    /// and emitted after the body (`emit_status_exit`), with the handler instructions
+    /// those helpers may enter.
+    status_exit: Option<(Block, Vec<u32>)>,
     /// The stack area direct calls build their callee's registers and context in.
     call_slot: Option<StackSlot>,
     /// The instruction being emitted.
@@ -134,6 +138,7 @@ impl<'a> Scope<'a> {
             out_v: None,
             templates: vec![None; c.linear.insts.len()],
             plain_slow: None,
+            status_exit: None,
             call_slot: None,
             pc: 0,
             last_bool: None,
@@ -332,6 +337,7 @@ impl<'a> Emit<'a> {
                 crate::lower::LKind::Unreachable => self.unreachable(),
             }
         }
+        self.emit_status_exit();
     }
 
     /// Whether a callee is being emitted inline (`inline_body`).
@@ -1477,6 +1483,17 @@ impl<'a> Emit<'a> {
 
     /// Calls a helper taking (ctx, regs, pc[, extra]) and returning an i64 status.
     pub fn call_pc_helper(&mut self, addr: usize, pc: usize, extra: Option<u32>) -> Value {
+        self.pc_helper_call(addr, pc, extra, true)
+    }
+
+    /// `call_pc_helper`, with the cached registers reloaded after it only if `reload`.
+    fn pc_helper_call(
+        &mut self,
+        addr: usize,
+        pc: usize,
+        extra: Option<u32>,
+        reload: bool,
+    ) -> Value {
         let ctx = self.ctx();
         let regs = self.regs();
         let pcv = self.b.ins().iconst(types::I32, pc as i64);
@@ -1486,8 +1503,14 @@ impl<'a> Emit<'a> {
             params.push(types::I32);
             args.push(self.b.ins().iconst(types::I32, x as i64));
         }
-        self.call(addr, &params, Some(types::I64), &args)
-            .expect("returns")
+        // Whatever runs out there may look at the stack: this frame's line is current.
+        self.set_prev_instr();
+        let f = self.b.ins().iconst(self.ptr, addr as i64);
+        let r = self.call_unreloaded(addr, f, &params, Some(types::I64), &args);
+        if reload {
+            self.reload_cached();
+        }
+        r.expect("returns")
     }
 
     fn call_unreachable_and_fail(&mut self) {
@@ -1578,19 +1601,7 @@ impl<'a> Emit<'a> {
     /// `helper(ctx, regs, pc)` (`exec` or `deopt_exec`) for `op`'s slow paths: cached
     /// registers are reloaded where the paths join (`after_slow_path`).
     fn slow_call(&mut self, helper: usize, pc: usize) -> Value {
-        let ctx = self.ctx();
-        let regs = self.regs();
-        let pcv = self.b.ins().iconst(types::I32, pc as i64);
-        self.set_prev_instr();
-        let f = self.b.ins().iconst(self.ptr, helper as i64);
-        self.call_unreloaded(
-            helper,
-            f,
-            &[self.ptr, self.ptr, types::I32],
-            Some(types::I64),
-            &[ctx, regs, pcv],
-        )
-        .expect("returns")
+        self.pc_helper_call(helper, pc, None, false)
     }
 
     /// After a slow path ran instruction `pc` in tier 1 and returned status `r`: the next
@@ -1615,25 +1626,50 @@ impl<'a> Emit<'a> {
     }
 
     /// After a helper ran instruction `pc` and returned `r` (0 done, 1 exception leaves,
-    /// 2 + handler): continues in a fresh block when 0, else leaves or enters the handler.
+    /// 2 + handler): continues in a fresh block when 0, else goes to the function's status
+    /// exit, which leaves or enters the handler. One exit per function, not a cold block
+    /// or two per op: they were a good part of what Cranelift had to allocate registers
+    /// for.
     pub fn check_status(&mut self, pc: usize, r: Value) {
-        let ok = self.b.create_block();
-        let raised = self.b.create_block();
-        self.b.set_cold_block(raised);
-        self.b.ins().brif(r, raised, &[], ok, &[]);
-        self.b.switch_to_block(raised);
         let unwind = self.c.linear.insts[pc].unwind;
-        if unwind == NO_EDGE {
-            self.return_status(1);
-        } else {
-            let target = self.s.blocks[self.c.linear.edges[unwind as usize].target as usize];
-            let left = self.b.ins().icmp_imm_s(IntCC::Equal, r, 1);
-            let leave = self.b.create_block();
-            self.b.ins().brif(left, leave, &[], target, &[]);
-            self.b.switch_to_block(leave);
-            self.return_status(1);
+        let handler = (unwind != NO_EDGE).then(|| self.c.linear.edges[unwind as usize].target);
+        let (exit, handlers) = match &mut self.s.status_exit {
+            Some(x) => x,
+            None => {
+                let b = self.b.create_block();
+                self.b.set_cold_block(b);
+                self.b.append_block_param(b, types::I64);
+                self.s.status_exit.insert((b, Vec::new()))
+            }
+        };
+        if let Some(h) = handler.filter(|h| !handlers.contains(h)) {
+            handlers.push(h);
         }
+        let exit = *exit;
+        let ok = self.b.create_block();
+        self.b.ins().brif(r, exit, &[BlockArg::Value(r)], ok, &[]);
         self.b.switch_to_block(ok);
+    }
+
+    /// The status exit (`check_status`), once the body is emitted: 2 + a handler's
+    /// instruction enters that handler (the helper unwound to it); 1 leaves with the
+    /// exception.
+    fn emit_status_exit(&mut self) {
+        let Some((exit, handlers)) = self.s.status_exit.take() else {
+            return;
+        };
+        self.b.switch_to_block(exit);
+        let r = self.b.block_params(exit)[0];
+        for h in handlers {
+            let other = self.b.create_block();
+            self.b.set_cold_block(other);
+            let is = self.b.ins().icmp_imm_s(IntCC::Equal, r, 2 + h as i64);
+            self.b
+                .ins()
+                .brif(is, self.s.blocks[h as usize], &[], other, &[]);
+            self.b.switch_to_block(other);
+        }
+        self.return_status(1);
     }
 
     /// After an op's C call at `pc` raised (outside any tier-1 helper): the traceback
