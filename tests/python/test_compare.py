@@ -1,5 +1,9 @@
 """Comparisons (rich, chained, identity, membership) and truthiness."""
 
+import enum
+import os
+import types
+
 import pytest
 
 from harness import cases, check
@@ -407,3 +411,129 @@ def test_truthiness(f, args, kwargs):
 ))
 def test_short_circuit(f, args, kwargs):
     check(f, *args, **kwargs)
+
+
+# --- objects compared and tested in loops (CompareIdentity, Truth of any object) --------
+
+class Color(enum.Enum):
+    RED = 1
+    GREEN = 2
+
+
+class Eq:
+    def __init__(self, v):
+        self.v = v
+
+    def __eq__(self, other):
+        return isinstance(other, Eq) and self.v == other.v
+
+    def __hash__(self):
+        return hash(self.v)
+
+
+class PlainSubEq(Plain):
+    # A subclass with its own `__eq__`: tried first (reflected) against a Plain.
+    def __eq__(self, other):
+        return "sub-eq"
+
+
+P1, P2 = Plain(), Plain()
+IDENTITY_PAIRS = [
+    (Color.RED, Color.RED), (Color.RED, Color.GREEN), (P1, P1), (P1, P2), (None, None),
+    (None, P1), (P1, None), (Color.GREEN, P1), (1, P1), (P1, "x"), (Eq(1), Eq(1)),
+    (Eq(1), P1), (P1, PlainSubEq()), (PlainSubEq(), P1), (Plain, Plain), (Plain, Eq),
+]
+
+
+def eq_loop(pairs, n):
+    out = []
+    for i in range(n):
+        for a, b in pairs:
+            out.append((a == b, a != b))
+    return out
+
+
+def test_identity_comparisons_in_a_loop():
+    check(eq_loop, IDENTITY_PAIRS, 40)
+
+
+def eq_changes(n):
+    # A class gets rich comparisons mid-loop: its instances no longer compare by identity.
+    class K:
+        pass
+
+    a, b = K(), K()
+    out = []
+    for i in range(n):
+        out.append((a == b, a != b, a == a, a != a))
+        if i == n // 4:
+            K.__eq__ = lambda self, other: True
+        if i == 2 * n // 4:
+            del K.__eq__
+            K.__ne__ = lambda self, other: "ne"
+        if i == 3 * n // 4:
+            del K.__ne__
+            b.__class__ = Eq
+            b.v = 0
+    return out
+
+
+def test_identity_comparisons_follow_class_changes():
+    check(eq_changes, 120)
+
+
+def truth_loop_catching(objs, n):
+    # Truth of objects of every kind in a loop, raising ones caught inside it.
+    out = []
+    for i in range(n):
+        for o in objs:
+            try:
+                out.append(1 if o else 0)
+                out.append(not o)
+            except (ValueError, TypeError, OverflowError) as e:
+                out.append(type(e).__name__)
+    return out
+
+
+TRUTH_OBJECTS = [
+    Plain(), B(True), B(False), L(0), L(2), RaisingBool(), B(None), L(-1), L(2**64), None, 3,
+    "x", [], Color.RED, BoolAndLen(), Plain,
+]
+
+
+def test_truth_of_objects_in_a_loop():
+    check(truth_loop_catching, TRUTH_OBJECTS, 30)
+
+
+def test_object_comparisons_and_truth_stay_native():
+    # Enum members and plain instances compared with `==` (CompareIdentity), and `if o:`
+    # of instances with and without `__bool__`: native code, no tier-1 runs, no deopts.
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    from tiered import _native, dump, tiered
+
+    def kinds(objs, k):
+        n = 0
+        for o in objs:
+            if o == k:
+                n += 1
+            if o:
+                n += 2
+        return n
+
+    fresh = types.FunctionType(kinds.__code__.replace(co_name="kinds_counted"), kinds.__globals__)
+    w = tiered(fresh, strict=True)
+    objs = [Color.RED, Color.GREEN, Plain(), B(False), L(3)]
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            assert w(objs, Color.RED) == kinds(objs, Color.RED)
+        _native.reset_counts()
+        for _ in range(10):
+            w(objs, Color.RED)
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert "Compare[CompareIdentity] ==" in dump(w), dump(w)
+    assert counts["Compare"] == {"tier1": 0, "tier2": 50, "deopts": 0}, counts["Compare"]
+    assert counts["Truth"]["tier1"] == 0 and counts["Truth"]["deopts"] == 0, counts["Truth"]

@@ -87,6 +87,12 @@ pub enum CompareVariant {
         /// The right operand's type (static).
         b: *mut ffi::PyTypeObject,
     },
+    /// `==` or `!=` of two objects whose types both compare as `object` does (no rich
+    /// comparison dunder of their own: plain instances, enum members, None): every
+    /// `object_richcompare` involved answers NotImplemented unless the two are the same
+    /// object, so the result is identity. Checked on each object's type at every run (a
+    /// class may get an `__eq__` later), so no type is kept.
+    Identity,
 }
 
 /// Names of Compare's variants, for coverage.
@@ -95,6 +101,7 @@ pub const COMPARE_VARIANTS: &[&str] = &[
     "CompareFloat",
     "CompareStr",
     "CompareUnrelated",
+    "CompareIdentity",
 ];
 
 /// Which group of mutually comparable builtin types an exact type belongs to, if it is
@@ -140,6 +147,28 @@ extern "C" {
     fn _PyUnicode_EQ(a: *mut ffi::PyObject, b: *mut ffi::PyObject) -> std::os::raw::c_int;
 }
 
+/// `object`'s rich comparison (`object_richcompare`), which every type inherits unless it
+/// or a base defines its own.
+fn object_richcompare() -> Option<ffi::richcmpfunc> {
+    // SAFETY: `object`'s type object is static and readied before any code runs.
+    unsafe { (*std::ptr::addr_of_mut!(ffi::PyBaseObject_Type)).tp_richcompare }
+}
+
+/// Both operands objects whose types compare as `object` does (see `Identity`).
+#[inline]
+fn both_compare_by_identity(a: &Value, b: &Value) -> bool {
+    let Some(base) = object_richcompare() else {
+        return false;
+    };
+    [a, b].iter().all(|v| match v {
+        // SAFETY: reading the type slot of a live object.
+        Value::Obj(p) => unsafe {
+            matches!((*ffi::Py_TYPE(p.as_ptr())).tp_richcompare, Some(f) if std::ptr::fn_addr_eq(f, base))
+        },
+        Value::Null | Value::Bool(_) | Value::Int(_) | Value::Float(_) => false,
+    })
+}
+
 /// Both operands exact strs.
 #[inline]
 fn both_str(a: &Value, b: &Value) -> bool {
@@ -158,6 +187,7 @@ impl CompareVariant {
             CompareVariant::Float => COMPARE_VARIANTS[1],
             CompareVariant::Str => COMPARE_VARIANTS[2],
             CompareVariant::Unrelated { .. } => COMPARE_VARIANTS[3],
+            CompareVariant::Identity => COMPARE_VARIANTS[4],
         }
     }
 }
@@ -186,6 +216,9 @@ pub fn observe_compare(op: CmpOp, a: &Value, b: &Value) -> Option<CompareVariant
     if matches!(op, CmpOp::Eq | CmpOp::Ne) {
         if let Some((a, b)) = unrelated(a, b) {
             return Some(CompareVariant::Unrelated { a, b });
+        }
+        if both_compare_by_identity(a, b) {
+            return Some(CompareVariant::Identity);
         }
     }
     if (float_of(a).is_some() || float_of(b).is_some())
@@ -235,6 +268,12 @@ pub fn compare_quick(op: CmpOp, v: CompareVariant, a: &Value, b: &Value) -> Opti
                 return None;
             }
             op == CmpOp::Ne
+        }
+        CompareVariant::Identity => {
+            if !both_compare_by_identity(a, b) {
+                return None;
+            }
+            (a.as_ptr() == b.as_ptr()) == (op == CmpOp::Eq)
         }
     };
     Some(Value::Bool(r))
@@ -335,6 +374,30 @@ pub(crate) fn emit_compare(
             }
             e.b.ins().iconst(types::I8, (op == CmpOp::Ne) as i64)
         }
+        CompareVariant::Identity => {
+            let base = object_richcompare()? as *const () as i64;
+            let ptrs = [a, b].map(|r| {
+                let t = e.tag(r);
+                e.guard_eq(t, tag::OBJ as i64, fail);
+                e.payload(r, e.ptr)
+            });
+            for &p in &ptrs {
+                let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+                let slot = e.b.ins().load(
+                    e.ptr,
+                    mem(),
+                    ty,
+                    std::mem::offset_of!(ffi::PyTypeObject, tp_richcompare) as i32,
+                );
+                e.guard_eq(slot, base, fail);
+            }
+            let cc = if op == CmpOp::Eq {
+                IntCC::Equal
+            } else {
+                IntCC::NotEqual
+            };
+            e.b.ins().icmp(cc, ptrs[0], ptrs[1])
+        }
     };
     let r = e.b.ins().uextend(types::I64, r);
     e.set(inst.dst, tag::BOOL, r);
@@ -346,15 +409,17 @@ pub(crate) fn emit_compare(
 pub(crate) fn emit_truth(e: &mut Emit, pc: usize, _fail: Block) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
     let a = e.c.linear.operands[inst.args as usize];
-    let r = emit_truth_value(e, a);
+    let r = emit_truth_value(e, pc, a);
     e.set(inst.dst, tag::BOOL, r);
     Some("TruthUnboxed")
 }
 
-/// Native code for `bool(a)` as an i64 (0 or 1) for unboxed bools, ints and floats, True,
-/// False, None and exact ints, lists, tuples, dicts, strs and bytes; anything else takes the current op's generic path (an expected case,
-/// not a deopt).
-pub(crate) fn emit_truth_value(e: &mut Emit, a: u32) -> CValue {
+/// Native code for `bool(a)` as an i64 (0 or 1), as op `pc`: unboxed bools, ints and
+/// floats, True, False, None and exact ints, lists, tuples, dicts, strs and bytes inline;
+/// any other object through `PyObject_IsTrue` (its `__bool__` or `__len__`; raising as
+/// the op raises), out of line; an unboxed number of another kind or NULL takes the op's
+/// generic path (an expected case, not a deopt).
+pub(crate) fn emit_truth_value(e: &mut Emit, pc: usize, a: u32) -> CValue {
     let t = e.tag(a);
     let join = e.b.create_block();
     e.b.append_block_param(join, types::I64);
@@ -424,7 +489,21 @@ pub(crate) fn emit_truth_value(e: &mut Emit, a: u32) -> CValue {
         e.b.ins().brif(is, sized, &[], next, &[]);
         e.b.switch_to_block(next);
     }
-    e.b.ins().jump(slow, &[]);
+    // Instances of Python classes and the rest: what the generic op calls, without its
+    // dispatch (the `if w:` of an object, a class with `__len__`).
+    e.b.set_cold_block(e.b.current_block().expect("in a block"));
+    let r = e
+        .call(
+            ffi::PyObject_IsTrue as *const () as usize,
+            &[e.ptr],
+            Some(types::I32),
+            &[p],
+        )
+        .expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, r, 0);
+    e.raise_if(pc, failed);
+    let r = e.b.ins().uextend(types::I64, r);
+    e.b.ins().jump(join, &[BlockArg::Value(r)]);
     e.b.switch_to_block(sized);
     let size = e.b.ins().load(types::I64, mem(), p, crate::cpy::SIZED_WORD);
     let nz = e.b.ins().icmp_imm_s(IntCC::NotEqual, size, 0);
