@@ -170,14 +170,19 @@ impl AttrVariant {
         }
     }
 
-    /// The exact type an instance variant guards (`None` for the others).
-    fn instance_type(self) -> Option<*mut ffi::PyTypeObject> {
+    /// The exact type and version tag an instance variant guards (`None` for the others).
+    fn instance_guard(self) -> Option<(*mut ffi::PyTypeObject, u32)> {
         match self {
-            AttrVariant::InstanceValue { tp, .. }
-            | AttrVariant::InstanceDict { tp, .. }
-            | AttrVariant::Slot { tp, .. } => Some(tp),
+            AttrVariant::InstanceValue { tp, version, .. }
+            | AttrVariant::InstanceDict { tp, version, .. }
+            | AttrVariant::Slot { tp, version, .. } => Some((tp, version)),
             AttrVariant::Module { .. } | AttrVariant::Class { .. } | AttrVariant::Poly(_) => None,
         }
+    }
+
+    /// The exact type an instance variant guards (`None` for the others).
+    fn instance_type(self) -> Option<*mut ffi::PyTypeObject> {
+        self.instance_guard().map(|(tp, _)| tp)
     }
 
     /// A polymorphic variant's entry for an object of type `tp` (the variant itself when

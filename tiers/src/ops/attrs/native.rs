@@ -3,16 +3,6 @@
 
 use super::*;
 
-/// The type and version tag an instance variant guards (`None` for the others).
-fn instance_guard(v: AttrVariant) -> Option<(*mut ffi::PyTypeObject, u32)> {
-    match v {
-        AttrVariant::InstanceValue { tp, version, .. }
-        | AttrVariant::InstanceDict { tp, version, .. }
-        | AttrVariant::Slot { tp, version, .. } => Some((tp, version)),
-        AttrVariant::Module { .. } | AttrVariant::Class { .. } | AttrVariant::Poly(_) => None,
-    }
-}
-
 /// Native guards: register `r` holds an object of exactly type `tp`, whose version tag is
 /// still `version`; returns the object.
 fn emit_type_guards(
@@ -301,9 +291,9 @@ pub(crate) fn emit_load_attr(
     };
     let inst = e.c.linear.insts[pc];
     let r = e.c.linear.operands[inst.args as usize];
-    let x = match (v, instance_guard(v)) {
+    let x = match (v, v.instance_guard()) {
         (AttrVariant::Poly(es), _) => {
-            let guards: Option<Vec<_>> = es.iter().map(|&x| instance_guard(x)).collect();
+            let guards: Option<Vec<_>> = es.iter().map(|x| x.instance_guard()).collect();
             emit_type_switch(e, r, &guards?, fail, |e, i, p| {
                 emit_instance_read(e, p, es[i], fail)
             })
@@ -349,9 +339,9 @@ pub(crate) fn emit_store_attr(
         e.c.linear.operands[inst.args as usize + 1],
     );
     let slow = e.slow_block();
-    match (v, instance_guard(v)) {
+    match (v, v.instance_guard()) {
         (AttrVariant::Poly(es), _) => {
-            let guards: Option<Vec<_>> = es.iter().map(|&x| instance_guard(x)).collect();
+            let guards: Option<Vec<_>> = es.iter().map(|x| x.instance_guard()).collect();
             emit_type_switch(e, o, &guards?, fail, |e, i, p| {
                 emit_instance_write(e, p, es[i], val, fail, slow);
                 e.b.ins().iconst(e.ptr, 0)
