@@ -405,7 +405,7 @@ pub(crate) fn emit_compare(
 }
 
 /// The native template of Truth for unboxed bools, ints and floats, the singletons and
-/// exact sized builtins (`emit_truth_value`; other objects take the tier-1 helper).
+/// exact sized builtins (`emit_truth_value`; any other object through `PyObject_IsTrue`).
 pub(crate) fn emit_truth(e: &mut Emit, pc: usize, _fail: Block) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
     let a = e.c.linear.operands[inst.args as usize];
@@ -417,8 +417,7 @@ pub(crate) fn emit_truth(e: &mut Emit, pc: usize, _fail: Block) -> Option<&'stat
 /// Native code for `bool(a)` as an i64 (0 or 1), as op `pc`: unboxed bools, ints and
 /// floats, True, False, None and exact ints, lists, tuples, dicts, strs and bytes inline;
 /// any other object through `PyObject_IsTrue` (its `__bool__` or `__len__`; raising as
-/// the op raises), out of line; an unboxed number of another kind or NULL takes the op's
-/// generic path (an expected case, not a deopt).
+/// the op raises), out of line; NULL takes the op's generic path.
 pub(crate) fn emit_truth_value(e: &mut Emit, pc: usize, a: u32) -> CValue {
     let t = e.tag(a);
     let join = e.b.create_block();

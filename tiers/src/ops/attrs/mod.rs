@@ -223,7 +223,7 @@ pub unsafe fn widen_attr(
         | AttrVariant::Slot { .. } => std::slice::from_ref(&v),
         AttrVariant::Module { .. } | AttrVariant::Class { .. } => return None,
     };
-    if o.as_ptr().is_null() || seen.len() >= POLY_MAX {
+    if seen.len() >= POLY_MAX {
         return None;
     }
     let new = observe_attr(ctx, name, o, store)?;

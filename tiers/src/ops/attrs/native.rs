@@ -18,9 +18,9 @@ fn emit_type_guards(
 }
 
 /// Native dispatch of a polymorphic site: register `r` must hold an object whose exact
-/// type is one of `tps` (tested in order), else `fail`. For the i-th type, with the
-/// version tag `versions[i]` guarded, `arm(e, i, p)` emits that entry's code and returns
-/// the value it hands on. Returns the object and the value of the arm that ran.
+/// type is one of `guards`' (tested in order), else `fail`. For the i-th, with its
+/// version tag guarded, `arm(e, i, p)` emits that entry's code and returns the value it
+/// hands on. Returns the object and the value of the arm that ran.
 fn emit_type_switch(
     e: &mut crate::native::emit::Emit,
     r: u32,
