@@ -315,7 +315,17 @@ pub unsafe fn call_at(ctx: &Ctx, regs: &mut [Value], pc: usize) -> i64 {
         }
         *slot = regs[r as usize].as_ptr();
     }
-    match ops::calls::call_quick(ctx, v, kwnames, &mut small[..ops_ix.len()]) {
+    let ptrs = &mut small[..ops_ix.len()];
+    let v = ops::calls::quick_variant(ctx, &ctx.compiled.quick[pc], v, kwnames, ptrs);
+    if v.widens() {
+        ctx.compiled.call_helper_ran(pc);
+    }
+    let r = ops::calls::call_quick(ctx, v, kwnames, ptrs);
+    // A run of the tier-1 helper, as `exec_at` counts one (-1 goes on to `exec_at`).
+    if r.is_some() && stats::counting_enabled() {
+        stats::count_op(tiered_ir::OpKind::Call);
+    }
+    match r {
         None => -1,
         Some(Ok(value)) => {
             regs[inst.dst as usize] = value;
@@ -777,6 +787,7 @@ unsafe fn exec(
                 return Ok(());
             }
             if let Quick::Call(v) = q.get() {
+                let v = ops::calls::quick_variant(ctx, q, v, kwnames, ptrs);
                 if let Some(r) = ops::calls::call_quick(ctx, v, kwnames, ptrs) {
                     set!(r);
                     return Ok(());

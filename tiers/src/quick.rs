@@ -48,7 +48,33 @@ impl Quick {
             Quick::Method(v) => Some(v.name()),
         }
     }
+
+    /// How many cases the site handles: 0 generic, a polymorphic variant's entries, else
+    /// 1. Native code compiled with fewer than the site has now is stale there.
+    pub fn width(&self) -> u8 {
+        match self {
+            Quick::Generic => 0,
+            Quick::Call(calls::CallVariant::Poly(es)) => es.len() as u8,
+            Quick::Attr(attrs::AttrVariant::Poly(es)) => es.len() as u8,
+            Quick::Method(attrs::MethodVariant::Poly(ms)) => ms.len() as u8,
+            Quick::Binary(_)
+            | Quick::Compare(_)
+            | Quick::ForIter(_)
+            | Quick::Global(_)
+            | Quick::Call(_)
+            | Quick::Subscr(_)
+            | Quick::StoreSubscr(_)
+            | Quick::Attr(_)
+            | Quick::Method(_) => 1,
+        }
+    }
 }
+
+/// Entries a polymorphic site keeps: receiver classes of an attribute or method site
+/// (CPython's caches keep one, V8's four), callees of a call site. A site that sees more
+/// goes back to the generic path (megamorphic), and settles there once it has flipped
+/// `FLIP_LIMIT` times.
+pub const POLY_MAX: usize = 4;
 
 /// Misses a variant tolerates before the instruction goes back to generic.
 const MISS_LIMIT: u16 = 16;

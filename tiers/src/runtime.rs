@@ -209,7 +209,7 @@ impl Compiled {
         // variants have no template: SubscrDict): one flag answers those, before the
         // static table's name comparisons.
         let stale = match &*self.native.borrow() {
-            NativeState::Ready(code) => code.generic_at_compile[pc],
+            NativeState::Ready(code) => code.width_at_compile[pc] == 0,
             _ => false,
         };
         if !stale {
@@ -222,6 +222,19 @@ impl Compiled {
         };
         if crate::quick::tiers_of(op.kind()).1.contains(&name) {
             self.invalidate();
+        }
+    }
+
+    /// Called when native code ran Call `pc` through its helper (its direct calls'
+    /// guards failed): a site widened since the code was compiled (`calls::widen_call`)
+    /// counts a deopt, so the code is recompiled with every callee seen.
+    pub fn call_helper_ran(&self, pc: usize) {
+        let stale = match &*self.native.borrow() {
+            NativeState::Ready(code) => self.quick[pc].get().width() > code.width_at_compile[pc],
+            _ => false,
+        };
+        if stale {
+            self.count_deopt(pc);
         }
     }
 

@@ -43,8 +43,9 @@ pub struct NativeCode {
     pub templates: Vec<Option<&'static str>>,
     /// The callees whose code was emitted inline at direct calls.
     pub inlined: Vec<String>,
-    /// Per linear instruction: whether it was not quickened yet when compiled.
-    pub generic_at_compile: Vec<bool>,
+    /// Per linear instruction: its quickening's width when compiled (`Quick::width`: 0
+    /// when it was not quickened yet).
+    pub width_at_compile: Vec<u8>,
     /// Set to make running loops leave this code (it has been replaced).
     pub invalid: Box<std::cell::Cell<u8>>,
     /// Bytes of machine code: the function and its trampolines.
@@ -219,7 +220,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
         entry,
         vector_entry,
         slot_entry,
-        generic_at_compile: c.quick.iter().map(|q| q.get().name().is_none()).collect(),
+        width_at_compile: c.quick.iter().map(|q| q.get().width()).collect(),
         clif,
         disasm,
         templates,

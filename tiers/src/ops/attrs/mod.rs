@@ -196,10 +196,7 @@ impl AttrVariant {
     }
 }
 
-/// Receiver classes a polymorphic attribute or method site keeps (CPython's caches keep
-/// one, V8's four); a site that sees more goes back to the generic lookup (megamorphic),
-/// and settles there once it has flipped `FLIP_LIMIT` times.
-const POLY_MAX: usize = 4;
+use crate::quick::POLY_MAX;
 
 /// A LoadAttr or StoreAttr site's variant widened for receiver `o` that it did not fit:
 /// `o`'s class (one not seen at the site yet) added, up to `POLY_MAX`. `None` when it
