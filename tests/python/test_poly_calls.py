@@ -1,9 +1,10 @@
-"""Polymorphic call sites: a Call site that calls several Python functions, or one function
-with arguments of several types (so several of its specializations), keeps one entry per
-callee and specialization (CallPoly), up to four, and native code enters each directly.
-Every way an entry can stop fitting must take the ordinary path: a method replaced on the
-class or set on the instance, `__code__` or `__defaults__` reassigned, a fifth callee, a
-builtin at the same site, a callee that raises, recursion through the site."""
+"""Polymorphic call sites: a Call site that calls several `@tiered` functions, or one with
+arguments of several types (so several of its specializations), keeps one entry per
+callee and specialization (CallPoly), up to four, and native code enters each directly;
+a site that meets several plain functions settles generic, as before. Every way an entry
+can stop fitting must take the ordinary path: a method replaced on the class or set on
+the instance, `__code__` or `__defaults__` reassigned, a fifth callee, a builtin at the
+same site, a callee that raises, recursion through the site."""
 import os
 import types
 
@@ -51,6 +52,36 @@ class Slotted:
         return -self.k * x
 
 
+class TShape:
+    # The same shapes with `@tiered` methods, as a user who tiers a whole module has them.
+    def __init__(self, k):
+        self.k = k
+
+    @tiered
+    def area(self, x):
+        return self.k * x
+
+
+class TSquare(TShape):
+    @tiered
+    def area(self, x):
+        return self.k * self.k + x
+
+
+class TCircle(TShape):
+    pass
+
+
+class TTri(TShape):
+    @tiered
+    def area(self, x, half=2):
+        return self.k * x // half
+
+
+class TInherits(TSquare):
+    pass
+
+
 def method_calls(objs, n):
     # One method-call site that sees every receiver class (several functions, and the
     # same function with `self` of several classes).
@@ -67,6 +98,9 @@ RECEIVERS = {
     "4": lambda: [Shape(1), Square(2), Circle(3), Tri(4)],
     "4-inherited": lambda: [Square(1), Inherits(2), Shape(3), Circle(4)],
     "6": lambda: [Shape(1), Square(2), Circle(3), Tri(4), Inherits(5), Slotted(6)],
+    "tiered-2": lambda: [TShape(1), TSquare(2)],
+    "tiered-4": lambda: [TShape(1), TSquare(2), TCircle(3), TTri(4)],
+    "tiered-6": lambda: [TShape(1), TSquare(2), TCircle(3), TTri(4), TInherits(5), Shape(6)],
 }
 
 
@@ -254,7 +288,8 @@ def _fresh(f, name):
 
 
 def test_a_polymorphic_call_site_stays_native():
-    # Warmed up with one class, then four: the site widens (CallPoly), the code is
+    # Warmed up with one class, then four (three `@tiered` methods, one of them called
+    # with `self` of two classes): the site widens (CallPoly), the code is
     # recompiled with every callee seen, and the calls after enter each callee directly:
     # none runs through the call's tier-1 helper, and nothing deopts.
     _native_default()
@@ -262,13 +297,13 @@ def test_a_polymorphic_call_site_stays_native():
     _native.set_counting(True)
     try:
         for _ in range(40):
-            w([Shape(1)], 20)
+            w([TShape(1)], 20)
         for _ in range(40):
-            assert w(RECEIVERS["4"](), 20) == method_calls(RECEIVERS["4"](), 20)
+            assert w(RECEIVERS["tiered-4"](), 20) == method_calls(RECEIVERS["tiered-4"](), 20)
         before = stats(w)
         _native.reset_counts()
         for _ in range(20):
-            w(RECEIVERS["4"](), 20)
+            w(RECEIVERS["tiered-4"](), 20)
         counts = _native.op_counts()["Call"]
     finally:
         _native.set_counting(False)
