@@ -153,6 +153,19 @@ def _skip_if_tracing() -> None:
         pytest.skip("a trace/profile function is active: by contract tiered falls back to CPython")
 
 
+def native_default_only() -> None:
+    """Skips a test that measures the native code of the default thresholds ("stays
+    native" tests) on every other path."""
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+
+
+def fresh(f: Callable, name: str) -> Callable:
+    """`f` with a code object of its own (named `name`): the registry keeps one compiled
+    form per code object, which other tests' runs have quickened already."""
+    return types.FunctionType(f.__code__.replace(co_name=name), f.__globals__)
+
+
 def check(f: Callable, /, *args: Any, **kwargs: Any) -> Outcome:
     """Agrees with CPython AND ran in tier 1 (strict wrapper, no fallback)."""
     expected, w = _check_strict(f, args, kwargs)

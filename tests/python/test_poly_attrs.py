@@ -6,12 +6,10 @@ mutated while cached (a property or slot added, the attribute deleted), `__class
 reassigned, an instance whose `__dict__` is made, an attribute not set on one instance.
 Also: a comprehension's function, made anew on every run of the code that makes it, is
 called through its code, not guarded by the identity of the first one."""
-import os
-import types
 
 import pytest
 
-from harness import check
+from harness import check, fresh, native_default_only
 from tiered import dump, stats, tiered
 
 
@@ -169,21 +167,11 @@ def test_comprehension_functions():
     check(comprehensions, list(range(20)), 50)
 
 
-def _native_default():
-    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
-        pytest.skip("measures the default thresholds' native code")
-
-
-def _fresh(f, name):
-    # A code object of its own: other tests' runs quickened the shared one.
-    return types.FunctionType(f.__code__.replace(co_name=name), f.__globals__)
-
-
 def test_a_polymorphic_attribute_site_stays_native():
     # Warmed up with one class, then four: the sites widen (AttrPoly), the code is
     # recompiled with every class seen, and the calls after run natively without deopts.
-    _native_default()
-    w = tiered(_fresh(read_and_write, "read_and_write_fresh"), strict=True)
+    native_default_only()
+    w = tiered(fresh(read_and_write, "read_and_write_fresh"), strict=True)
     for _ in range(40):
         w([A(1)], 20)
     for _ in range(40):
@@ -203,8 +191,8 @@ def test_a_polymorphic_attribute_site_stays_native():
 def test_a_comprehension_call_does_not_deopt():
     # Each run makes a new function for the comprehension: the call site is guarded by
     # the function's code, so native code calls it directly every time.
-    _native_default()
-    w = tiered(_fresh(comprehensions, "comprehensions_fresh"), strict=True)
+    native_default_only()
+    w = tiered(fresh(comprehensions, "comprehensions_fresh"), strict=True)
     for _ in range(60):
         w(list(range(20)), 5)
     before = stats(w)

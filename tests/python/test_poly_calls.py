@@ -5,12 +5,11 @@ a site that meets several plain functions settles generic, as before. Every way 
 can stop fitting must take the ordinary path: a method replaced on the class or set on
 the instance, `__code__` or `__defaults__` reassigned, a fifth callee, a builtin at the
 same site, a callee that raises, recursion through the site."""
-import os
 import types
 
 import pytest
 
-from harness import check
+from harness import check, fresh, native_default_only
 from tiered import _native, dump, stats, tiered
 
 
@@ -210,8 +209,8 @@ def changing_callees(n):
         for o in objs:
             try:
                 out.append(o.f(i))
-            except ValueError as e:
-                out.append(("raised", e.args))
+            except (ValueError, TypeError) as e:
+                out.append((type(e).__name__, e.args))
         if i == n // 8:
             Q.f = other
         if i == 2 * n // 8:
@@ -277,23 +276,13 @@ def test_recursion_through_a_polymorphic_site():
     check(walks, 30)
 
 
-def _native_default():
-    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
-        pytest.skip("measures the default thresholds' native code")
-
-
-def _fresh(f, name):
-    # A code object of its own: other tests' runs quickened the shared one.
-    return types.FunctionType(f.__code__.replace(co_name=name), f.__globals__)
-
-
 def test_a_polymorphic_call_site_stays_native():
     # Warmed up with one class, then four (three `@tiered` methods, one of them called
     # with `self` of two classes): the site widens (CallPoly), the code is
     # recompiled with every callee seen, and the calls after enter each callee directly:
     # none runs through the call's tier-1 helper, and nothing deopts.
-    _native_default()
-    w = tiered(_fresh(method_calls, "method_calls_fresh"), strict=True)
+    native_default_only()
+    w = tiered(fresh(method_calls, "method_calls_fresh"), strict=True)
     _native.set_counting(True)
     try:
         for _ in range(40):

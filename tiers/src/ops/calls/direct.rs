@@ -1,0 +1,501 @@
+//! Direct native calls: a quickened Call whose callee has native code builds the callee's
+//! registers and context in the caller's native frame and enters its code with no Rust in
+//! between (or emits a small callee's code right there).
+
+use super::CallVariant;
+use crate::interp::Ctx;
+use crate::lower::LKind;
+use crate::native::emit::{mem, Emit};
+use crate::quick::Quick;
+use crate::runtime::Compiled;
+use crate::value::tag;
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::{types, Block, InstBuilder, Value as CValue};
+use pyo3_ffi as ffi;
+use tiered_ir::Op;
+
+/// Registers a callee may have for a direct call (its register file lives in the caller's
+/// native frame, which grows by 16 bytes a register of its largest direct callee; the
+/// stack guard raises RecursionError before deep recursion could overflow it). 64 left
+/// go's `Board.useful` to the helper: 357,708 helper calls a run, 3% of its instructions.
+const DIRECT_MAX_REGS: u32 = 128;
+
+/// A quickened Call site whose callee native code enters directly: the callee's registers
+/// and context are built in the caller's native frame and its native code is called with
+/// no Rust in between, arguments moved in unboxed.
+pub(crate) struct Direct<'c> {
+    /// The callable the site is specialized on (kept alive by the caller's code).
+    callable: *mut ffi::PyObject,
+    /// The function that runs (the wrapper's function for a `@tiered` callee), or `None`:
+    /// the callable, any function of this code.
+    func: Option<*mut ffi::PyFunctionObject>,
+    /// Its code when compiled (a reassigned `__code__` fails the guard).
+    code: *mut ffi::PyObject,
+    /// The callee's specialization.
+    callee: &'c Compiled,
+    /// The wrapper's entry for a `@tiered` callee (its counters and tuning).
+    entry: Option<&'c crate::runtime::Entry>,
+    /// The operand of the callable: 1 for a plain call (operand 0 NULL), 0 for a method
+    /// call (`obj.method(...)`: the method, then `self` as the first argument).
+    callable_at: usize,
+    /// The callable is a bound method of the function (CallBoundMethod): its `self` is
+    /// the first argument, read from the method object (`callable_at` is 1).
+    bound: bool,
+    /// Where the function's `__defaults__` come from, when some parameters take theirs.
+    defaults: Option<Defaults>,
+    /// Per argument after the callable (positional ones, then keyword ones): its
+    /// parameter (register).
+    slots: Vec<u32>,
+    /// The parameters no argument gives, each with its place counted back from the end
+    /// of `__defaults__`.
+    from_defaults: Vec<(u32, usize)>,
+    /// The callee's parameters (arguments given, then defaults).
+    params: usize,
+}
+
+/// The defaults a direct call fills parameters from.
+#[derive(Clone, Copy)]
+enum Defaults {
+    /// The known function's tuple, guarded by identity at the call (a tuple never
+    /// changes) and kept alive by the caller's code (so its address is never reused).
+    Known(*mut ffi::PyObject),
+    /// Any function of the code (a closure, or a function made by each call of its
+    /// parent): its tuple read at the call, guarded to have enough items.
+    Read,
+}
+
+/// The direct native calls Call `pc` of `c` can make: one per entry of its variant (a
+/// polymorphic site's in order) that `direct` allows.
+///
+/// # Safety
+/// GIL held.
+pub(crate) unsafe fn directs(c: &Compiled, pc: usize) -> Vec<Direct<'_>> {
+    match c.quick[pc].get() {
+        Quick::Call(CallVariant::Poly(es)) => es.iter().filter_map(|&v| direct(c, pc, v)).collect(),
+        Quick::Call(v) => direct(c, pc, v).into_iter().collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Whether Call `pc` of `c` can call variant `v`'s callee directly from native code: a
+/// positional call to a callee whose parameters are exactly its positional arguments
+/// (`self` first for a method the site's LoadMethod found: the callee was specialized
+/// with that many).
+///
+/// # Safety
+/// GIL held.
+unsafe fn direct(c: &Compiled, pc: usize, v: CallVariant) -> Option<Direct<'_>> {
+    let inst = c.linear.insts[pc];
+    let LKind::Op(Op::Call { kwnames }) = inst.kind else {
+        return None;
+    };
+    if inst.nargs < 2 {
+        return None;
+    }
+    let bound = matches!(v, CallVariant::PyFunction { bound: true, .. });
+    let (callable, func, callee, entry) = match v {
+        CallVariant::PyFunction { func, compiled, .. } => {
+            let f = (!func.is_null()).then_some(func as *mut ffi::PyFunctionObject);
+            (func, f, compiled, None)
+        }
+        CallVariant::Tiered { callable, compiled } => {
+            let entry = crate::runtime::entry_of_wrapper(callable)?;
+            let f = entry.func.ptr() as *mut ffi::PyFunctionObject;
+            (callable, Some(f), compiled, Some(entry))
+        }
+        // A class call allocates the instance first: its helper does that. (A polymorphic
+        // site's entries are asked one by one: `directs`.)
+        CallVariant::Builtin { .. }
+        | CallVariant::BoundBuiltin { .. }
+        | CallVariant::Class { .. }
+        | CallVariant::Poly(_) => return None,
+    };
+    // SAFETY: specializations live in the registry for the process's life.
+    let callee = callee.as_ref()?;
+    let nargs = inst.nargs as usize;
+    let n = callee.plain_arity?;
+    let kw = match kwnames.0 {
+        Some(k) => *c.objects.consts.get(k.0 as usize)?,
+        None => std::ptr::null_mut(),
+    };
+    let nkw = if kw.is_null() {
+        0
+    } else {
+        ffi::PyTuple_GET_SIZE(kw) as usize
+    };
+    let ops = &c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
+    // The call's form: a NULL first operand is a plain call, anything else a method call
+    // (when the count matches exactly, the guards tell them apart at run time).
+    let callable_at = match () {
+        _ if bound => 1,
+        _ if nkw == 0 && n == nargs - 2 => 1,
+        _ if nkw == 0 && n == nargs - 1 => 0,
+        _ if crate::ops::values::null_registers(c)[ops[0] as usize] => 1,
+        _ => 0,
+    };
+    // A bound method's `self` is the first positional argument, given by no operand.
+    let given = (nargs - 1 - callable_at).checked_sub(nkw)? + bound as usize;
+    if given > n {
+        return None;
+    }
+    // Each operand argument's parameter: positional ones in order, then each keyword's by
+    // name (a positional-only name, an unknown one or one given twice is CPython's
+    // TypeError: the ordinary path raises it).
+    let mut slots: Vec<u32> = (bound as u32..given as u32).collect();
+    let names = &callee.info.local_names;
+    let posonly = callee.info.posonlyargcount as usize;
+    for k in 0..nkw {
+        // Keyword names are identifiers (valid Unicode), so comparing their text with
+        // the parameters' (made the same way from `co_varnames`) is exact.
+        let name = crate::ops::str_of(ffi::PyTuple_GET_ITEM(kw, k as ffi::Py_ssize_t));
+        let at = (posonly.max(given)..n)
+            .find(|&i| !name.is_empty() && names.get(i) == Some(&name))? as u32;
+        if slots.contains(&at) {
+            return None;
+        }
+        slots.push(at);
+    }
+    // The rest from the function's defaults, as CPython binds them (`sq.find()` for
+    // `def find(self, update=False)`): each with its place counted back from the end of
+    // `__defaults__`.
+    let from_defaults: Vec<(u32, usize)> = (given..n)
+        .filter(|&i| !slots.contains(&(i as u32)))
+        .map(|i| (i as u32, n - i))
+        .collect();
+    let defaults = match (from_defaults.first(), func) {
+        (None, _) => None,
+        (Some(&(_, back)), Some(f)) => {
+            let defs = (*f).func_defaults;
+            if defs.is_null() || (ffi::PyTuple_GET_SIZE(defs) as usize) < back {
+                return None;
+            }
+            Some(Defaults::Known(defs))
+        }
+        (Some(_), None) => Some(Defaults::Read),
+    };
+    let code = callee.objects.code.ptr();
+    if !callee.runnable()
+        || callee.linear.nregs > DIRECT_MAX_REGS
+        || func.is_some_and(|f| (*f).func_code != code)
+    {
+        return None;
+    }
+    Some(Direct {
+        callable,
+        func,
+        code,
+        callee,
+        entry,
+        callable_at,
+        bound,
+        defaults,
+        slots,
+        from_defaults,
+        params: n,
+    })
+}
+
+/// Bytes of the frame area `c`'s direct calls need (the largest callee's registers, its
+/// context, the result and its CPython frame); at least 16.
+pub(crate) fn direct_frame_size(c: &Compiled) -> u32 {
+    (0..c.linear.insts.len())
+        // SAFETY: called while compiling, with the GIL held.
+        .flat_map(|pc| unsafe { directs(c, pc) })
+        .map(|d| {
+            d.callee.linear.nregs * 16
+                + std::mem::size_of::<Ctx>() as u32
+                + 16
+                + crate::activation::BACK_POINTER as u32
+                + crate::cpy::frame::frame_size(d.callee.nlocalsplus) as u32
+        })
+        .max()
+        .unwrap_or(0)
+        .max(16)
+        .next_multiple_of(16)
+}
+
+/// Emits a direct native call (see `Direct`), with the callee's code inline where
+/// `may_inline` and it is small; any guard that fails before the call goes to `helper`
+/// (the ordinary call path or the next entry's guards, not a deopt), and success
+/// continues at `done`.
+pub(super) fn emit_direct<'a>(
+    e: &mut Emit<'a>,
+    pc: usize,
+    d: &Direct<'a>,
+    may_inline: bool,
+    helper: Block,
+    done: Block,
+) {
+    let inst = e.c.linear.insts[pc];
+    let ops: Vec<u32> =
+        e.c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
+    let last: Vec<bool> =
+        e.c.linear.last_use[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
+    let ptr = e.ptr;
+    // Guards, with no side effect yet: the call's form (no bound self, or a method and
+    // its self), the callable, its code.
+    let at = d.callable_at;
+    if at == 1 && !e.is_null_register(ops[0]) {
+        let t0 = e.tag(ops[0]);
+        e.guard_eq(t0, tag::NULL as i64, helper);
+    }
+    let t1 = e.tag(ops[at]);
+    e.guard_eq(t1, tag::OBJ as i64, helper);
+    let mut p1 = e.payload(ops[at], ptr);
+    // A bound method: the function and `self` it holds (`cpy::bound_method_parts`).
+    let bound_self = d.bound.then(|| {
+        e.guard_type(p1, crate::cpy::bound_method_type(), helper);
+        let (func_at, self_at) = crate::cpy::BOUND_METHOD_PARTS;
+        let me = e.b.ins().load(ptr, mem(), p1, self_at);
+        p1 = e.b.ins().load(ptr, mem(), p1, func_at);
+        me
+    });
+    let f = match d.func {
+        Some(func) => {
+            e.guard_eq(p1, d.callable as i64, helper);
+            e.b.ins().iconst(ptr, func as i64)
+        }
+        None => {
+            // Any function object of this code: the callable itself runs.
+            let ty = e.b.ins().load(ptr, mem(), p1, 8);
+            let function_type = std::ptr::addr_of_mut!(ffi::PyFunction_Type) as i64;
+            e.guard_eq(ty, function_type, helper);
+            p1
+        }
+    };
+    let code = e.b.ins().load(
+        ptr,
+        mem(),
+        f,
+        std::mem::offset_of!(ffi::PyFunctionObject, func_code) as i32,
+    );
+    e.guard_eq(code, d.code as i64, helper);
+    // The defaults: the tuple as compiled (another one, or none, takes the ordinary call
+    // path), or any tuple with as many items as the first filled parameter needs (the
+    // address of its end is kept for filling the parameters in below).
+    let missing = d.from_defaults.first().map_or(0, |&(_, back)| back);
+    let defaults_end = d.defaults.and_then(|how| {
+        let now = e.b.ins().load(
+            ptr,
+            mem(),
+            f,
+            std::mem::offset_of!(ffi::PyFunctionObject, func_defaults) as i32,
+        );
+        match how {
+            Defaults::Known(defs) => {
+                // SAFETY: compiling, with the GIL held.
+                unsafe { e.c.keep_alive(defs) };
+                e.guard_eq(now, defs as i64, helper);
+                None
+            }
+            Defaults::Read => {
+                let none = e.b.ins().icmp_imm_s(IntCC::Equal, now, 0);
+                e.fail_if(none, helper);
+                // A tuple (`__defaults__` takes nothing else): ob_size, then the items.
+                let size = e.b.ins().load(types::I64, mem(), now, 16);
+                let few =
+                    e.b.ins()
+                        .icmp_imm_s(IntCC::SignedLessThan, size, missing as i64);
+                e.fail_if(few, helper);
+                let bytes = e.b.ins().ishl_imm_u(size, 3);
+                Some(e.b.ins().iadd(now, bytes))
+            }
+        }
+    });
+    // The arguments: the types the callee is specialized for (the helper path would pick
+    // another specialization); an unboxed number that is also used later is boxed first.
+    let key_types: Vec<usize> = d
+        .callee
+        .type_key
+        .map(|k| k.types().to_vec())
+        .unwrap_or_default();
+    let first = at + 1;
+    let shift = d.bound as usize;
+    if let (Some(me), Some(&ty)) = (bound_self, key_types.first()) {
+        e.guard_type(me, ty as *mut ffi::PyTypeObject, helper);
+    }
+    for (i, (&r, &last_use)) in ops[first..].iter().zip(&last[first..]).enumerate() {
+        if !last_use {
+            // An unboxed number also used later (a local, such as a loop's counter) is
+            // boxed in place first, so both uses share one object (as tier 1 boxes an
+            // op's operands); it took the ordinary call path before: `s.get(i)` in a
+            // `for i in range(n)` loop cost 1,287 instructions a call instead of ~300.
+            e.box_number(r, helper);
+        }
+        let t = e.tag(r);
+        if let Some(&ty) = key_types.get(i + shift) {
+            emit_type_guard(e, r, t, ty, helper);
+        }
+    }
+    // Native code of the callee right now (0 while cold or after invalidation).
+    let slot = e.b.ins().iconst(ptr, d.callee.native_entry.as_ptr() as i64);
+    let entry = e.b.ins().load(ptr, mem(), slot, 0);
+    let cold = e.b.ins().icmp_imm_s(IntCC::Equal, entry, 0);
+    e.fail_if(cold, helper);
+    // No tracer or profiler (they see calls in CPython), stack and recursion depth left
+    // (the helper path raises RecursionError).
+    let ctx = e.ctx();
+    let ts =
+        e.b.ins()
+            .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tstate) as i32);
+    let limit = e.b.ins().load(
+        ptr,
+        mem(),
+        ctx,
+        std::mem::offset_of!(Ctx, stack_limit) as i32,
+    );
+    // Committed past this: the recursion level is entered.
+    e.enter_checked(ts, limit, helper);
+    let nregs = d.callee.linear.nregs;
+    let cregs = e.call_frame();
+    let cctx = e.b.ins().iadd_imm_s(cregs, (nregs * 16) as i64);
+    let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
+    // Empty, but for the parameters (moved in next) and what the callee writes first.
+    let written_first = crate::ops::values::written_first(d.callee);
+    for r in d.params as u32..nregs {
+        if !written_first[r as usize] {
+            e.b.ins().store(mem(), null, cregs, (r * 16) as i32);
+        }
+    }
+    // A bound method's `self`: the callee's own reference, in its first parameter.
+    if let Some(me) = bound_self {
+        e.incref(me);
+        let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
+        e.b.ins().store(mem(), obj, cregs, 0);
+        e.b.ins().store(mem(), me, cregs, 8);
+    }
+    for ((&r, &last_use), &slot) in ops[first..].iter().zip(&last[first..]).zip(&d.slots) {
+        let t = e.tag(r);
+        let p = e.payload(r, types::I64);
+        if last_use {
+            e.clear(r);
+        } else {
+            // An object (checked above): the callee gets its own reference.
+            e.incref_loaded(t, p);
+        }
+        e.b.ins().store(mem(), t, cregs, (slot * 16) as i32);
+        e.b.ins().store(mem(), p, cregs, (slot * 16 + 8) as i32);
+    }
+    // The parameters no argument gives, from the defaults: new references (the callee's
+    // registers own what they hold).
+    let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
+    for &(i, back) in &d.from_defaults {
+        let p = match (d.defaults, defaults_end) {
+            // SAFETY: a live tuple with enough items (checked in `direct`), kept alive.
+            (Some(Defaults::Known(defs)), _) => unsafe {
+                let k = ffi::PyTuple_GET_SIZE(defs) as usize - back;
+                let item = ffi::PyTuple_GET_ITEM(defs, k as ffi::Py_ssize_t);
+                e.b.ins().iconst(ptr, item as i64)
+            },
+            // PyTupleObject's items start at 24: item `size - back`.
+            (_, Some(end)) => e.b.ins().load(ptr, mem(), end, 24 - 8 * back as i32),
+            _ => unreachable!("a parameter no argument gives is filled from defaults"),
+        };
+        e.incref(p);
+        e.b.ins().store(mem(), obj, cregs, (i * 16) as i32);
+        e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
+    }
+    // SAFETY: a function known here is kept alive by the caller's code (it is the
+    // callable, or the wrapper's function); its globals and builtins cannot be reassigned.
+    // Another function of this code has its own: read from it where needed.
+    let dicts = d.func.map(|func| unsafe {
+        (
+            e.b.ins().iconst(ptr, (*func).func_globals as i64),
+            e.b.ins().iconst(ptr, (*func).func_builtins as i64),
+        )
+    });
+    // A `@tiered` callee tiers up by its own options; a plain one inherits its caller's.
+    let tuning = match d.entry {
+        Some(entry) => e.b.ins().iconst(ptr, &entry.tuning as *const _ as i64),
+        None => {
+            e.b.ins()
+                .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tuning) as i32)
+        }
+    };
+    // The result comes back in the Value after the context (empty until then), then the
+    // callee's CPython frame (after the word pointing back at the context).
+    let out =
+        e.b.ins()
+            .iadd_imm_s(cctx, std::mem::size_of::<Ctx>() as i64);
+    let frame =
+        e.b.ins()
+            .iadd_imm_s(out, 16 + crate::activation::BACK_POINTER as i64);
+    let fill = crate::native::emit::CtxFill {
+        compiled: e.b.ins().iconst(ptr, d.callee as *const Compiled as i64),
+        func: f,
+        dicts,
+        tuning,
+        thread: (ts, limit),
+        frame,
+        regs: cregs,
+    };
+    let inline = may_inline && e.inlinable(d.callee);
+    if !inline {
+        e.store_ctx(cctx, &fill);
+    }
+    if let Some(entry) = d.entry {
+        let entry = e.b.ins().iconst(ptr, entry as *const _ as i64);
+        e.count_native_call(entry);
+    }
+    e.b.ins().store(mem(), null, out, 0);
+    let status = if inline {
+        // The callee's code right here: no call, no prologue, no entry dispatch, its
+        // context written and its frame pushed only where something reads them; its exits
+        // only ever return 0 or 1 (it has no loop to leave for tier 1 from).
+        let returned = e.inline_body(d.callee, (cctx, fill), cregs, out, true);
+        e.b.switch_to_block(returned);
+        e.b.block_params(returned)[0]
+    } else {
+        // This function's frame is linked (and at this call) before the callee's goes on it.
+        e.set_prev_instr();
+        let dicts = e.dicts_of(&fill);
+        e.push_frame(frame, cctx, ts, d.callee, f, dicts);
+        let start = e.b.ins().iconst(types::I32, 0);
+        let status = e
+            .call_value(
+                NATIVE_SIGNATURE_KEY,
+                entry,
+                &[ptr, ptr, types::I32, ptr],
+                Some(types::I64),
+                &[cctx, cregs, start, out],
+            )
+            .expect("returns");
+        let status = e.finish_if_left(status, cctx, cregs, out, true);
+        e.pop_frame(frame, ts);
+        status
+    };
+    // The recursion level is left, and what the callee's registers still hold is released
+    // (with its frame unlinked, as CPython clears a popped frame).
+    e.leave_recursion(ts);
+    e.release_registers(d.callee, cregs, status);
+    e.finish_direct_call(pc, status, out, inst.dst, done);
+}
+
+/// Signature key of native entry points (`NativeFn`) among the emitter's call signatures.
+const NATIVE_SIGNATURE_KEY: usize = usize::MAX;
+
+/// Branches to `fail` unless register `r` (tag `t`) holds a value of exact type `ty`.
+pub(crate) fn emit_type_guard(e: &mut Emit, r: u32, t: CValue, ty: usize, fail: Block) {
+    // Taking the addresses of CPython's static type objects reads nothing.
+    let unboxed_tag = {
+        if ty == std::ptr::addr_of_mut!(ffi::PyLong_Type) as usize {
+            Some(tag::INT)
+        } else if ty == std::ptr::addr_of_mut!(ffi::PyFloat_Type) as usize {
+            Some(tag::FLOAT)
+        } else if ty == std::ptr::addr_of_mut!(ffi::PyBool_Type) as usize {
+            Some(tag::BOOL)
+        } else {
+            None
+        }
+    };
+    let join = e.b.create_block();
+    if let Some(ut) = unboxed_tag {
+        let is_unboxed = e.b.ins().icmp_imm_s(IntCC::Equal, t, ut as i64);
+        let boxed = e.b.create_block();
+        e.b.ins().brif(is_unboxed, join, &[], boxed, &[]);
+        e.b.switch_to_block(boxed);
+    }
+    e.object_of_type(r, ty as *mut ffi::PyTypeObject, fail);
+    e.b.ins().jump(join, &[]);
+    e.b.switch_to_block(join);
+}
