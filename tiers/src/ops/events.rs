@@ -122,16 +122,10 @@ pub(crate) fn emit_eval_breaker(e: &mut Emit, pc: usize) -> Option<&'static str>
         matches!(
             e.c.linear.insts[call].kind,
             crate::lower::LKind::Op(tiered_ir::Op::Call { .. })
-        ) && matches!(
-            e.c.quick[call].get(),
-            crate::quick::Quick::Call(
-                crate::ops::calls::CallVariant::PyFunction { .. }
-                    | crate::ops::calls::CallVariant::Tiered { .. }
-                    | crate::ops::calls::CallVariant::Poly(_)
-            )
         )
-        // Emitted as a direct native call (a callee run through a helper may have left a
-        // trace or profile hook on: `tracing`). SAFETY: compiling, with the GIL held.
+        // Emitted as a direct native call of Python code (a callee run through a helper
+        // may have left a trace or profile hook on: `tracing`). SAFETY: compiling, with
+        // the GIL held.
         && !unsafe { crate::ops::calls::directs(e.c, call) }.is_empty()
     });
     if !after_python_call && !e.inlining() {

@@ -343,6 +343,30 @@ enum Fit {
     Exact,
 }
 
+/// Whether a PyFunction or Tiered variant `v` is for `callable` (a bound method's function
+/// once unpacked): the function seen, or any function of its code; the wrapper seen.
+///
+/// # Safety
+/// GIL held; `callable` live.
+unsafe fn calls_same(v: CallVariant, callable: *mut ffi::PyObject) -> bool {
+    match v {
+        CallVariant::PyFunction { func, code, .. } => {
+            let is_function = match func.is_null() {
+                true => ffi::PyFunction_Check(callable) != 0,
+                false => callable == func,
+            };
+            is_function && (*(callable as *mut ffi::PyFunctionObject)).func_code == code
+        }
+        CallVariant::Tiered {
+            callable: wrapper, ..
+        } => callable == wrapper,
+        CallVariant::Builtin { .. }
+        | CallVariant::BoundBuiltin { .. }
+        | CallVariant::Class { .. }
+        | CallVariant::Poly(_) => false,
+    }
+}
+
 /// How entry `v` fits a call of `callable` with the `nargs` positional arguments `args`.
 ///
 /// # Safety
@@ -353,33 +377,16 @@ unsafe fn fit(
     args: *const *mut ffi::PyObject,
     nargs: usize,
 ) -> Fit {
-    let (same, compiled) = match v {
-        CallVariant::PyFunction {
-            func,
-            code,
-            compiled,
-            bound: false,
-        } => {
-            let is_function = match func.is_null() {
-                true => ffi::PyFunction_Check(callable) != 0,
-                false => callable == func,
-            };
-            let same = is_function && (*(callable as *mut ffi::PyFunctionObject)).func_code == code;
-            (same, compiled)
-        }
-        CallVariant::Tiered {
-            callable: wrapper,
-            compiled,
-        } => (callable == wrapper, compiled),
-        CallVariant::PyFunction { bound: true, .. }
-        | CallVariant::Builtin { .. }
+    let compiled = match v {
+        CallVariant::PyFunction { compiled, .. } | CallVariant::Tiered { compiled, .. } => compiled,
+        CallVariant::Builtin { .. }
         | CallVariant::BoundBuiltin { .. }
         | CallVariant::Class { .. }
-        | CallVariant::Poly(_) => (false, std::ptr::null()),
+        | CallVariant::Poly(_) => std::ptr::null(),
     };
     // SAFETY: specializations live in the registry for the process's life.
     let key = compiled.as_ref().and_then(|c| c.type_key);
-    match (same, key) {
+    match (calls_same(v, callable), key) {
         (false, _) => Fit::No,
         (true, Some(k)) if !k.matches(args, nargs) => Fit::Callable,
         (true, _) => Fit::Exact,
@@ -630,20 +637,8 @@ pub unsafe fn call_quick(
             }
             return call_quick(ctx, by_callable?, kwnames, ptrs);
         }
-        CallVariant::PyFunction {
-            func,
-            code,
-            compiled,
-            ..
-        } => {
-            let same = match func.is_null() {
-                true => ffi::PyFunction_Check(c.callable) != 0,
-                false => c.callable == func,
-            };
-            if !same
-                || (*(c.callable as *mut ffi::PyFunctionObject)).func_code != code
-                || ctx.tstate.tracing()
-            {
+        CallVariant::PyFunction { compiled, .. } => {
+            if !calls_same(v, c.callable) || ctx.tstate.tracing() {
                 return None;
             }
             // Callees entered from tiered code tier up as their caller does.
@@ -675,7 +670,7 @@ pub unsafe fn call_quick(
             instantiate(ctx, &c, cls, init, &*compiled)
         }
         CallVariant::Tiered { callable, .. } => {
-            if c.callable != callable {
+            if !calls_same(v, c.callable) {
                 return None;
             }
             crate::runtime::entry_of_wrapper(callable)?
