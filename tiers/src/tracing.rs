@@ -149,18 +149,21 @@ unsafe fn trace_function_exit(ts: ThreadState, retval: *mut ffi::PyObject) -> Py
 /// GIL held; `ts` is this thread's state and `tracing()`.
 #[cold]
 pub unsafe fn function_exit(ts: ThreadState, result: PyResult<Value>) -> PyResult<Value> {
-    trip();
-    match result {
-        Ok(mut v) => {
-            v.box_in_place()?;
-            trace_function_exit(ts, v.as_ptr())?;
-            Ok(v)
-        }
+    let r = match result {
+        Ok(mut v) => match v.box_in_place() {
+            Ok(()) => trace_function_exit(ts, v.as_ptr()).map(|()| v),
+            Err(Raised) => Err(Raised),
+        },
         Err(Raised) => {
             let _ = trace_function_exit(ts, std::ptr::null_mut());
             Err(Raised)
         }
-    }
+    };
+    // Tripped after the event: the hook's own Python code runs in CPython's loop, whose
+    // eval breaker checks would take the pending call (and a caller that called through
+    // a helper would miss that the hook is on: its `c_call` events went missing).
+    trip();
+    r
 }
 
 /// The exit of a callee emitted inline (its frame the innermost, `out` its result when

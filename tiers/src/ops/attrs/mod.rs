@@ -4,7 +4,7 @@ use crate::interp::Ctx;
 
 mod native;
 use crate::value::{status, PyResult, Raised, Value};
-pub(crate) use native::{emit_load_attr, emit_load_method, emit_store_attr};
+pub(crate) use native::{emit_load_attr, emit_load_method, emit_store_attr, emit_version_guard};
 use pyo3_ffi as ffi;
 use tiered_ir::NameIdx;
 

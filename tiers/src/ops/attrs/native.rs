@@ -59,7 +59,7 @@ fn emit_type_switch(
 }
 
 /// Native guard: type `tp`'s version tag is still `version`.
-fn emit_version_guard(
+pub(crate) fn emit_version_guard(
     e: &mut crate::native::emit::Emit,
     tp: *mut ffi::PyTypeObject,
     version: u32,

@@ -10,7 +10,7 @@ use crate::quick::Quick;
 use crate::runtime::Compiled;
 use crate::value::tag;
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, Block, InstBuilder, Value as CValue};
+use cranelift_codegen::ir::{types, Block, BlockArg, InstBuilder, Value as CValue};
 use pyo3_ffi as ffi;
 use tiered_ir::Op;
 
@@ -38,9 +38,8 @@ pub(crate) struct Direct<'c> {
     /// The operand of the callable: 1 for a plain call (operand 0 NULL), 0 for a method
     /// call (`obj.method(...)`: the method, then `self` as the first argument).
     callable_at: usize,
-    /// The callable is a bound method of the function (CallBoundMethod): its `self` is
-    /// the first argument, read from the method object (`callable_at` is 1).
-    bound: bool,
+    /// Where the callee's first parameter comes from when no operand gives it.
+    self_from: SelfFrom,
     /// Where the function's `__defaults__` come from, when some parameters take theirs.
     defaults: Option<Defaults>,
     /// Per argument after the callable (positional ones, then keyword ones): its
@@ -51,6 +50,29 @@ pub(crate) struct Direct<'c> {
     from_defaults: Vec<(u32, usize)>,
     /// The callee's parameters (arguments given, then defaults).
     params: usize,
+}
+
+/// Where a direct call's callee gets a `self` that no operand gives (`callable_at` is 1
+/// for both others).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SelfFrom {
+    /// Every parameter given is an operand.
+    Operands,
+    /// The callable is a bound method of the function (CallBoundMethod): its `self`, read
+    /// from the method object.
+    Bound,
+    /// The callable is a class (CallClass) and the callee its `__init__`: a new instance,
+    /// made once the guards held (`class::new_instance`), which the call then gives
+    /// (`class::finish_init`). Its version tag is guarded (its `__init__`, `__new__` and
+    /// abstractness as they were).
+    New { version: u32 },
+}
+
+impl SelfFrom {
+    /// Parameters given before the operands' (0 or 1).
+    fn count(self) -> usize {
+        (self != SelfFrom::Operands) as usize
+    }
 }
 
 /// The defaults a direct call fills parameters from.
@@ -92,23 +114,42 @@ unsafe fn direct(c: &Compiled, pc: usize, v: CallVariant) -> Option<Direct<'_>> 
     if inst.nargs < 2 {
         return None;
     }
-    let bound = matches!(v, CallVariant::PyFunction { bound: true, .. });
-    let (callable, func, callee, entry) = match v {
-        CallVariant::PyFunction { func, compiled, .. } => {
+    let (callable, func, callee, entry, self_from) = match v {
+        CallVariant::PyFunction {
+            func,
+            compiled,
+            bound,
+            ..
+        } => {
             let f = (!func.is_null()).then_some(func as *mut ffi::PyFunctionObject);
-            (func, f, compiled, None)
+            let from = match bound {
+                true => SelfFrom::Bound,
+                false => SelfFrom::Operands,
+            };
+            (func, f, compiled, None, from)
         }
         CallVariant::Tiered { callable, compiled } => {
             let entry = crate::runtime::entry_of_wrapper(callable)?;
             let f = entry.func.ptr() as *mut ffi::PyFunctionObject;
-            (callable, Some(f), compiled, Some(entry))
+            (callable, Some(f), compiled, Some(entry), SelfFrom::Operands)
         }
-        // A class call allocates the instance first: its helper does that. (A polymorphic
-        // site's entries are asked one by one: `directs`.)
-        CallVariant::Builtin { .. }
-        | CallVariant::BoundBuiltin { .. }
-        | CallVariant::Class { .. }
-        | CallVariant::Poly(_) => return None,
+        CallVariant::Class {
+            cls,
+            version,
+            init,
+            compiled,
+            ..
+        } => {
+            // `__init__` (its wrapper's function for a `@tiered` one), which the class
+            // keeps while its version tag holds.
+            let entry = crate::runtime::entry_of_wrapper(init);
+            let f = super::class::init_function(init)? as *mut ffi::PyFunctionObject;
+            (cls, Some(f), compiled, entry, SelfFrom::New { version })
+        }
+        // (A polymorphic site's entries are asked one by one: `directs`.)
+        CallVariant::Builtin { .. } | CallVariant::BoundBuiltin { .. } | CallVariant::Poly(_) => {
+            return None
+        }
     };
     // SAFETY: specializations live in the registry for the process's life.
     let callee = callee.as_ref()?;
@@ -127,21 +168,23 @@ unsafe fn direct(c: &Compiled, pc: usize, v: CallVariant) -> Option<Direct<'_>> 
     // The call's form: a NULL first operand is a plain call, anything else a method call
     // (when the count matches exactly, the guards tell them apart at run time).
     let callable_at = match () {
-        _ if bound => 1,
+        _ if self_from != SelfFrom::Operands => 1,
         _ if nkw == 0 && n == nargs - 2 => 1,
         _ if nkw == 0 && n == nargs - 1 => 0,
         _ if crate::ops::values::null_registers(c)[ops[0] as usize] => 1,
         _ => 0,
     };
-    // A bound method's `self` is the first positional argument, given by no operand.
-    let given = (nargs - 1 - callable_at).checked_sub(nkw)? + bound as usize;
+    // A bound method's `self` or a new instance is the first positional argument, given
+    // by no operand.
+    let shift = self_from.count();
+    let given = (nargs - 1 - callable_at).checked_sub(nkw)? + shift;
     if given > n {
         return None;
     }
     // Each operand argument's parameter: positional ones in order, then each keyword's by
     // name (a positional-only name, an unknown one or one given twice is CPython's
     // TypeError: the ordinary path raises it).
-    let mut slots: Vec<u32> = (bound as u32..given as u32).collect();
+    let mut slots: Vec<u32> = (shift as u32..given as u32).collect();
     let names = &callee.info.local_names;
     let posonly = callee.info.posonlyargcount as usize;
     for k in 0..nkw {
@@ -187,7 +230,7 @@ unsafe fn direct(c: &Compiled, pc: usize, v: CallVariant) -> Option<Direct<'_>> 
         callee,
         entry,
         callable_at,
-        bound,
+        self_from,
         defaults,
         slots,
         from_defaults,
@@ -243,7 +286,7 @@ pub(super) fn emit_direct<'a>(
     e.guard_eq(t1, tag::OBJ as i64, helper);
     let mut p1 = e.payload(ops[at], ptr);
     // A bound method: the function and `self` it holds (`cpy::bound_method_parts`).
-    let bound_self = d.bound.then(|| {
+    let bound_self = (d.self_from == SelfFrom::Bound).then(|| {
         e.guard_type(p1, crate::cpy::bound_method_type(), helper);
         let (func_at, self_at) = crate::cpy::BOUND_METHOD_PARTS;
         let me = e.b.ins().load(ptr, mem(), p1, self_at);
@@ -253,6 +296,12 @@ pub(super) fn emit_direct<'a>(
     let f = match d.func {
         Some(func) => {
             e.guard_eq(p1, d.callable as i64, helper);
+            // A class: its `__init__` is still the function known here (which its
+            // namespace keeps alive meanwhile) only while its version tag is the same.
+            if let SelfFrom::New { version } = d.self_from {
+                let tp = d.callable as *mut ffi::PyTypeObject;
+                crate::ops::attrs::emit_version_guard(e, tp, version, helper);
+            }
             e.b.ins().iconst(ptr, func as i64)
         }
         None => {
@@ -310,7 +359,7 @@ pub(super) fn emit_direct<'a>(
         .map(|k| k.types().to_vec())
         .unwrap_or_default();
     let first = at + 1;
-    let shift = d.bound as usize;
+    let shift = d.self_from.count();
     if let (Some(me), Some(&ty)) = (bound_self, key_types.first()) {
         e.guard_type(me, ty as *mut ffi::PyTypeObject, helper);
     }
@@ -346,6 +395,12 @@ pub(super) fn emit_direct<'a>(
     );
     // Committed past this: the recursion level is entered.
     e.enter_checked(ts, limit, helper);
+    // A class's new instance, made only now (made and dropped on a guard's failure, it
+    // could have run a `__del__`).
+    let new_self = match d.self_from {
+        SelfFrom::New { .. } => Some(emit_new_instance(e, pc, d.callable, ts)),
+        SelfFrom::Operands | SelfFrom::Bound => None,
+    };
     let nregs = d.callee.linear.nregs;
     let cregs = e.call_frame();
     let cctx = e.b.ins().iadd_imm_s(cregs, (nregs * 16) as i64);
@@ -357,8 +412,9 @@ pub(super) fn emit_direct<'a>(
             e.b.ins().store(mem(), null, cregs, (r * 16) as i32);
         }
     }
-    // A bound method's `self`: the callee's own reference, in its first parameter.
-    if let Some(me) = bound_self {
+    // A bound method's `self` or the new instance: the callee's own reference, in its
+    // first parameter (the call keeps its own to the instance, to give as its result).
+    if let Some(me) = bound_self.or(new_self) {
         e.incref(me);
         let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
         e.b.ins().store(mem(), obj, cregs, 0);
@@ -468,7 +524,72 @@ pub(super) fn emit_direct<'a>(
     // (with its frame unlinked, as CPython clears a popped frame).
     e.leave_recursion(ts);
     e.release_registers(d.callee, cregs, status);
+    let status = match new_self {
+        Some(obj) => emit_init_result(e, status, out, obj),
+        None => status,
+    };
     e.finish_direct_call(pc, status, out, inst.dst, done);
+}
+
+/// A class call's instance (`class::new_instance`) once committed (recursion level `ts`
+/// entered): an allocation failure leaves that level and raises at `pc`.
+fn emit_new_instance(e: &mut Emit, pc: usize, cls: *mut ffi::PyObject, ts: CValue) -> CValue {
+    let ptr = e.ptr;
+    let cls = e.b.ins().iconst(ptr, cls as i64);
+    let new = super::class::new_instance as *const () as usize;
+    let obj = e.call(new, &[ptr], Some(ptr), &[cls]).expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, obj, 0);
+    let raised = e.b.create_block();
+    e.b.set_cold_block(raised);
+    let made = e.b.create_block();
+    e.b.ins().brif(failed, raised, &[], made, &[]);
+    e.b.switch_to_block(raised);
+    e.leave_recursion(ts);
+    e.raise_at(pc);
+    // raise_at never continues here (the status after a raise is never 0).
+    e.b.ins().jump(made, &[]);
+    e.b.switch_to_block(made);
+    obj
+}
+
+/// A class call's result once its `__init__` returned with `status` and its result in
+/// `out`: the instance `obj` (owned) when that is None, as slot_tp_init checks; anything
+/// else (raised, another result, a hook on) through `class::finish_init`. Returns the
+/// call's status then.
+fn emit_init_result(e: &mut Emit, status: CValue, out: CValue, obj: CValue) -> CValue {
+    let t = e.b.ins().load(types::I64, mem(), out, 0);
+    let p = e.b.ins().load(types::I64, mem(), out, 8);
+    // SAFETY: taking None's address reads nothing.
+    let none = unsafe { ffi::Py_None() } as i64;
+    let is_none = e.b.ins().icmp_imm_s(IntCC::Equal, p, none);
+    let is_obj = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::OBJ as i64);
+    let returned = e.b.ins().icmp_imm_s(IntCC::Equal, status, 0);
+    let good = e.b.ins().band(is_none, is_obj);
+    let good = e.b.ins().band(good, returned);
+    let fast = e.b.create_block();
+    let slow = e.b.create_block();
+    e.b.set_cold_block(slow);
+    let join = e.b.create_block();
+    e.b.append_block_param(join, types::I64);
+    e.b.ins().brif(good, fast, &[], slow, &[]);
+    e.b.switch_to_block(fast);
+    e.decref(p);
+    e.b.ins().store(mem(), obj, out, 8);
+    e.b.ins().jump(join, &[BlockArg::Value(status)]);
+    e.b.switch_to_block(slow);
+    let finish = super::class::finish_init as *const () as usize;
+    let ptr = e.ptr;
+    let s = e
+        .call(
+            finish,
+            &[ptr, ptr, types::I64],
+            Some(types::I64),
+            &[out, obj, status],
+        )
+        .expect("returns");
+    e.b.ins().jump(join, &[BlockArg::Value(s)]);
+    e.b.switch_to_block(join);
+    e.b.block_params(join)[0]
 }
 
 /// Signature key of native entry points (`NativeFn`) among the emitter's call signatures.

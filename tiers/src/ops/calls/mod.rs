@@ -1,6 +1,7 @@
 //! Calls and function creation.
 
 mod builtin;
+mod class;
 mod direct;
 
 pub(crate) use direct::{direct_frame_size, directs, emit_type_guard};
@@ -319,7 +320,7 @@ pub unsafe fn observe_call(
             callable: c.callable,
         }
     } else {
-        observe_class(c.callable, c.args, nargs)?
+        class::observe(c.callable, c.args, nargs)?
     };
     // The guards compare the callable by identity: it must stay this object (a function
     // guarded by its code alone is not kept).
@@ -469,143 +470,6 @@ pub unsafe fn quick_variant(
     }
 }
 
-/// The Class variant for calling `cls`, if it is a plain Python class: metaclass
-/// `type`, instances from `object.__new__`, not abstract, `__init__` a Python function
-/// whose code runs in our tiers, a valid version tag.
-///
-/// # Safety
-/// GIL held; `args` holds `nargs` live objects.
-unsafe fn observe_class(
-    cls: *mut ffi::PyObject,
-    args: *const *mut ffi::PyObject,
-    nargs: usize,
-) -> Option<CallVariant> {
-    if ffi::Py_TYPE(cls) != std::ptr::addr_of_mut!(ffi::PyType_Type) {
-        return None;
-    }
-    let tp = cls as *mut ffi::PyTypeObject;
-    let object_new = (*std::ptr::addr_of_mut!(ffi::PyBaseObject_Type)).tp_new;
-    let same_new = match ((*tp).tp_new, object_new) {
-        (Some(a), Some(b)) => std::ptr::fn_addr_eq(a, b),
-        _ => false,
-    };
-    if (*tp).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0
-        || (*tp).tp_flags & ffi::Py_TPFLAGS_IS_ABSTRACT != 0
-        || !same_new
-    {
-        return None;
-    }
-    let name = ffi::PyUnicode_InternFromString(c"__init__".as_ptr());
-    if name.is_null() {
-        ffi::PyErr_Clear();
-        return None;
-    }
-    // Looking it up also gives the type a version tag.
-    let init = crate::cpy::_PyType_Lookup(tp, name);
-    ffi::Py_DECREF(name);
-    if init.is_null()
-        || (*tp).tp_flags & ffi::Py_TPFLAGS_VALID_VERSION_TAG == 0
-        || (*tp).tp_version_tag == 0
-    {
-        return None;
-    }
-    let code = init_code(init)?;
-    let key = crate::runtime::TypeKey::with_self(tp, args, nargs);
-    let compiled = match crate::runtime::compiled_for_key(code, key) {
-        Ok(c) if c.runnable() => std::rc::Rc::as_ptr(&c),
-        Ok(_) => return None,
-        Err(_) => {
-            ffi::PyErr_Clear();
-            return None;
-        }
-    };
-    Some(CallVariant::Class {
-        cls,
-        version: (*tp).tp_version_tag,
-        init,
-        code,
-        compiled,
-    })
-}
-
-/// The code an `__init__` runs: a Python function's, or a `@tiered` wrapper's function's
-/// (every method of a class decorated, as a user tiers a whole module).
-///
-/// # Safety
-/// GIL held; `init` live.
-unsafe fn init_code(init: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
-    let f = match crate::runtime::entry_of_wrapper(init) {
-        Some(entry) => entry.func.ptr(),
-        None if ffi::PyFunction_Check(init) != 0 => init,
-        None => return None,
-    };
-    Some((*(f as *mut ffi::PyFunctionObject)).func_code)
-}
-
-/// `cls(*args)` for a Class variant (its guards held): `object.__new__(cls)` as
-/// type_call makes it, then `__init__(self, *args)` entered in our tiers (the slot
-/// before `args` holds `self` meanwhile, as PY_VECTORCALL_ARGUMENTS_OFFSET allows), and
-/// slot_tp_init's check that it returned None.
-///
-/// # Safety
-/// GIL held; `c` is a call whose args[-1] may be written.
-unsafe fn instantiate(
-    ctx: &Ctx,
-    c: &CallShape,
-    cls: *mut ffi::PyObject,
-    init: *mut ffi::PyObject,
-    compiled: &Compiled,
-) -> *mut ffi::PyObject {
-    let tp = cls as *mut ffi::PyTypeObject;
-    let Some(new) = (*tp).tp_new else {
-        return std::ptr::null_mut();
-    };
-    // object_new ignores its arguments here (the class defines __init__).
-    let empty = ffi::PyTuple_New(0);
-    if empty.is_null() {
-        return std::ptr::null_mut();
-    }
-    let obj = new(tp, empty, std::ptr::null_mut());
-    ffi::Py_DECREF(empty);
-    if obj.is_null() {
-        return obj;
-    }
-    let slot = (c.args as *mut *mut ffi::PyObject).sub(1);
-    let saved = std::mem::replace(&mut *slot, obj);
-    let nargs = ffi::PyVectorcall_NARGS(c.nargsf) as usize + 1;
-    let r = match crate::runtime::entry_of_wrapper(init) {
-        // A `@tiered` __init__ as its wrapper runs it (its options, its counters), called
-        // with the instance first as CPython's slot_tp_init would bind it.
-        Some(entry) => entry.call(init, ctx.tstate, slot, nargs, c.kwnames),
-        None => match crate::runtime::call_compiled(
-            compiled, init, slot, nargs, c.kwnames, ctx.tuning, ctx.tstate,
-        ) {
-            crate::runtime::CallOutcome::Ran(r, _) | crate::runtime::CallOutcome::CpythonRan(r) => {
-                r
-            }
-        },
-    };
-    *slot = saved;
-    if r.is_null() {
-        ffi::Py_DECREF(obj);
-        return r;
-    }
-    let none = r == ffi::Py_None();
-    if !none {
-        let msg = format!(
-            "__init__() should return None, not '{}'",
-            super::type_name(r)
-        );
-        ffi::Py_DECREF(r);
-        ffi::Py_DECREF(obj);
-        let m = std::ffi::CString::new(msg).unwrap_or_default();
-        ffi::PyErr_SetString(ffi::PyExc_TypeError, m.as_ptr());
-        return std::ptr::null_mut();
-    }
-    ffi::Py_DECREF(r);
-    obj
-}
-
 /// The quickened Call (`None` when the callable is not the one specialized on).
 ///
 /// # Safety
@@ -652,23 +516,7 @@ pub unsafe fn call_quick(
         CallVariant::Builtin { .. } | CallVariant::BoundBuiltin { .. } => {
             builtin::call_quick(v.builtin_guard()?, c.callable, c.args, c.nargsf, c.kwnames)?
         }
-        CallVariant::Class {
-            cls,
-            version,
-            init,
-            code,
-            compiled,
-        } => {
-            let tp = cls as *mut ffi::PyTypeObject;
-            if c.callable != cls
-                || (*tp).tp_version_tag != version
-                || init_code(init) != Some(code)
-                || ctx.tstate.tracing()
-            {
-                return None;
-            }
-            instantiate(ctx, &c, cls, init, &*compiled)
-        }
+        CallVariant::Class { .. } => class::call_quick(ctx, &c, v)?,
         CallVariant::Tiered { callable, .. } => {
             if !calls_same(v, c.callable) {
                 return None;
