@@ -681,6 +681,13 @@ pub(crate) fn emit_call(
             e.b.ins().jump(helper, &[]);
         }
     }
+    // Where the site calls directly (or a builtin's guards held), the helper is the rare
+    // path: laid out with the cold blocks, out of the hot path's instruction cache lines.
+    let rare = is_direct || v.builtin_guard().is_some();
+    let mark = e.cold_mark();
+    if rare {
+        e.b.set_cold_block(helper);
+    }
     e.b.switch_to_block(helper);
     e.call_guarded_helper(pc, crate::native::helpers::call as *const () as usize, fail);
     // No eval breaker check follows a direct call's site (`events::emit_eval_breaker`):
@@ -689,6 +696,9 @@ pub(crate) fn emit_call(
         e.leave_if_hooked(pc + 1);
     }
     e.b.ins().jump(done, &[]);
+    if rare {
+        e.cold_since(mark);
+    }
     e.b.switch_to_block(done);
     Some(v.name())
 }
