@@ -1706,11 +1706,18 @@ impl<'a> Emit<'a> {
     /// After an op's C call at `pc`: if `failed` is non-zero the call raised, and that goes
     /// as `raise_at` says; otherwise code continues in a fresh block.
     pub fn raise_if(&mut self, pc: usize, failed: Value) {
+        self.raise_if_after(pc, failed, |_| {});
+    }
+
+    /// `raise_if`, with `undo` emitted first on the raising path (what the op had entered
+    /// or taken before its C call, such as a recursion level).
+    pub fn raise_if_after(&mut self, pc: usize, failed: Value, undo: impl FnOnce(&mut Self)) {
         let raised = self.b.create_block();
         self.b.set_cold_block(raised);
         let ok = self.b.create_block();
         self.b.ins().brif(failed, raised, &[], ok, &[]);
         self.b.switch_to_block(raised);
+        undo(self);
         self.raise_at(pc);
         // raise_at never continues here (the status after a raise is never 0).
         self.b.ins().jump(ok, &[]);

@@ -539,16 +539,7 @@ fn emit_new_instance(e: &mut Emit, pc: usize, cls: *mut ffi::PyObject, ts: CValu
     let new = super::class::new_instance as *const () as usize;
     let obj = e.call(new, &[ptr], Some(ptr), &[cls]).expect("returns");
     let failed = e.b.ins().icmp_imm_s(IntCC::Equal, obj, 0);
-    let raised = e.b.create_block();
-    e.b.set_cold_block(raised);
-    let made = e.b.create_block();
-    e.b.ins().brif(failed, raised, &[], made, &[]);
-    e.b.switch_to_block(raised);
-    e.leave_recursion(ts);
-    e.raise_at(pc);
-    // raise_at never continues here (the status after a raise is never 0).
-    e.b.ins().jump(made, &[]);
-    e.b.switch_to_block(made);
+    e.raise_if_after(pc, failed, |e| e.leave_recursion(ts));
     obj
 }
 
