@@ -60,6 +60,10 @@ pub struct Compiled {
     /// The same trampoline made to be a wrapper's vectorcall slot (it checks what
     /// `Entry::call` checks first) while the native code is ready, else 0.
     pub slot_entry: Cell<usize>,
+    /// The native code's entry for direct calls from native code
+    /// (`trampoline::emit_direct`) while it is ready, else 0: direct call sites read it at
+    /// every call, as `native_entry`.
+    pub direct_entry: Cell<usize>,
     /// Callables this code's call sites are specialized on, kept alive so the identity
     /// compared by a guard can never be a new object at a freed one's address.
     keep_alive: RefCell<Vec<Owned>>,
@@ -177,6 +181,8 @@ impl Compiled {
                     .set(code.vector_entry.map_or(0, |f| f as usize));
                 self.slot_entry
                     .set(code.slot_entry.map_or(0, |f| f as usize));
+                self.direct_entry
+                    .set(code.direct_entry.map_or(0, |f| f as usize));
                 Some(code.entry)
             }
             _ => None,
@@ -248,6 +254,7 @@ impl Compiled {
         self.native_entry.set(0);
         self.vector_entry.set(0);
         self.slot_entry.set(0);
+        self.direct_entry.set(0);
         if let NativeState::Ready(code) = old {
             code.invalid.set(1);
             // Activations may still be running it: keep its memory mapped.
@@ -651,6 +658,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         native_entry: Cell::new(0),
         vector_entry: Cell::new(0),
         slot_entry: Cell::new(0),
+        direct_entry: Cell::new(0),
         keep_alive: RefCell::new(Vec::new()),
         native: RefCell::new(NativeState::Cold),
         compiles: Cell::new(0),

@@ -35,6 +35,9 @@ pub struct NativeCode {
     pub vector_entry: Option<trampoline::VectorFn>,
     /// The same as a wrapper's vectorcall slot (`trampoline::Form::Slot`).
     pub slot_entry: Option<ffi::vectorcallfunc>,
+    /// The entry for direct calls from native code (`trampoline::emit_direct`); `None`
+    /// where no call site could call it directly.
+    pub direct_entry: Option<trampoline::DirectFn>,
     /// Cranelift IR (made only by `listings`, for `dump`; else empty).
     pub clif: String,
     /// The machine code listing (likewise).
@@ -205,6 +208,34 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
         disasm.push_str(&listing);
         tramp_ids.push(tid);
     }
+    // The entry for direct calls, where a call site may make one (`ops::calls::direct`).
+    let direct_id =
+        match c.plain_arity.is_some() && c.linear.nregs <= crate::ops::calls::DIRECT_MAX_REGS {
+            true => {
+                let dsig = trampoline::direct_signature(module.isa().default_call_conv(), ptr);
+                let (did, mut dctx) = declare(&mut module, dsig, listings)?;
+                {
+                    let b = FunctionBuilder::new(&mut dctx.func, &mut fctx);
+                    let main = module.declare_func_in_func(id, b.func);
+                    let mut e = emit::Emit::new(b, c, ptr, 0);
+                    trampoline::emit_direct(&mut e, main);
+                    e.finish(module.isa().frontend_config());
+                }
+                module
+                    .define_function(did, &mut dctx)
+                    .map_err(|e| format!("{e:?}"))?;
+                code_bytes += dctx.compiled_code().map_or(0, |cc| cc.code_buffer().len());
+                disasm.push_str("\n== entry for direct calls from native code ==\n");
+                disasm.push_str(
+                    &dctx
+                        .compiled_code()
+                        .and_then(|cc| cc.vcode.clone())
+                        .unwrap_or_default(),
+                );
+                Some(did)
+            }
+            false => None,
+        };
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let code = module.get_finalized_function(id);
     // SAFETY: the function was declared with exactly NativeFn's signature.
@@ -216,10 +247,15 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
     let slot_entry = tramp_ids.get(1).map(|&tid| {
         std::mem::transmute::<*const u8, ffi::vectorcallfunc>(module.get_finalized_function(tid))
     });
+    // SAFETY: declared with `DirectFn`'s signature (`trampoline::direct_signature`).
+    let direct_entry = direct_id.map(|did| {
+        std::mem::transmute::<*const u8, trampoline::DirectFn>(module.get_finalized_function(did))
+    });
     Ok(NativeCode {
         entry,
         vector_entry,
         slot_entry,
+        direct_entry,
         width_at_compile: c.quick.iter().map(|q| q.get().width()).collect(),
         clif,
         disasm,

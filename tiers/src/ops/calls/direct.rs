@@ -18,7 +18,7 @@ use tiered_ir::Op;
 /// native frame, which grows by 16 bytes a register of its largest direct callee; the
 /// stack guard raises RecursionError before deep recursion could overflow it). 64 left
 /// go's `Board.useful` to the helper: 357,708 helper calls a run, 3% of its instructions.
-const DIRECT_MAX_REGS: u32 = 128;
+pub(crate) const DIRECT_MAX_REGS: u32 = 128;
 
 /// A quickened Call site whose callee native code enters directly: the callee's registers
 /// and context are built in the caller's native frame and its native code is called with
@@ -376,8 +376,14 @@ pub(super) fn emit_direct<'a>(
             emit_type_guard(e, r, t, ty, helper);
         }
     }
-    // Native code of the callee right now (0 while cold or after invalidation).
-    let slot = e.b.ins().iconst(ptr, d.callee.native_entry.as_ptr() as i64);
+    // Native code of the callee right now (0 while cold or after invalidation): an
+    // inline copy is of that code; a call goes through its direct-call entry.
+    let inline = may_inline && e.inlinable(d.callee);
+    let slot = match inline {
+        true => d.callee.native_entry.as_ptr(),
+        false => d.callee.direct_entry.as_ptr(),
+    };
+    let slot = e.b.ins().iconst(ptr, slot as i64);
     let entry = e.b.ins().load(ptr, mem(), slot, 0);
     let cold = e.b.ins().icmp_imm_s(IntCC::Equal, entry, 0);
     e.fail_if(cold, helper);
@@ -401,17 +407,7 @@ pub(super) fn emit_direct<'a>(
         SelfFrom::New { .. } => Some(emit_new_instance(e, pc, d.callable, ts)),
         SelfFrom::Operands | SelfFrom::Bound => None,
     };
-    let nregs = d.callee.linear.nregs;
     let cregs = e.call_frame();
-    let cctx = e.b.ins().iadd_imm_s(cregs, (nregs * 16) as i64);
-    let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
-    // Empty, but for the parameters (moved in next) and what the callee writes first.
-    let written_first = crate::ops::values::written_first(d.callee);
-    for r in d.params as u32..nregs {
-        if !written_first[r as usize] {
-            e.b.ins().store(mem(), null, cregs, (r * 16) as i32);
-        }
-    }
     // A bound method's `self` or the new instance: the callee's own reference, in its
     // first parameter (the call keeps its own to the instance, to give as its result).
     if let Some(me) = bound_self.or(new_self) {
@@ -451,15 +447,6 @@ pub(super) fn emit_direct<'a>(
         e.b.ins().store(mem(), obj, cregs, (i * 16) as i32);
         e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
     }
-    // SAFETY: a function known here is kept alive by the caller's code (it is the
-    // callable, or the wrapper's function); its globals and builtins cannot be reassigned.
-    // Another function of this code has its own: read from it where needed.
-    let dicts = d.func.map(|func| unsafe {
-        (
-            e.b.ins().iconst(ptr, (*func).func_globals as i64),
-            e.b.ins().iconst(ptr, (*func).func_builtins as i64),
-        )
-    });
     // A `@tiered` callee tiers up by its own options; a plain one inherits its caller's.
     let tuning = match d.entry {
         Some(entry) => e.b.ins().iconst(ptr, &entry.tuning as *const _ as i64),
@@ -468,62 +455,67 @@ pub(super) fn emit_direct<'a>(
                 .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tuning) as i32)
         }
     };
-    // The result comes back in the Value after the context (empty until then), then the
-    // callee's CPython frame (after the word pointing back at the context).
-    let out =
-        e.b.ins()
-            .iadd_imm_s(cctx, std::mem::size_of::<Ctx>() as i64);
-    let frame =
-        e.b.ins()
-            .iadd_imm_s(out, 16 + crate::activation::BACK_POINTER as i64);
-    let fill = crate::native::emit::CtxFill {
-        compiled: e.b.ins().iconst(ptr, d.callee as *const Compiled as i64),
-        func: f,
-        dicts,
-        tuning,
-        thread: (ts, limit),
-        frame,
-        regs: cregs,
-    };
-    let inline = may_inline && e.inlinable(d.callee);
-    if !inline {
-        e.store_ctx(cctx, &fill);
-    }
     if let Some(entry) = d.entry {
         let entry = e.b.ins().iconst(ptr, entry as *const _ as i64);
         e.count_native_call(entry);
     }
-    e.b.ins().store(mem(), null, out, 0);
+    let (ctx_at, out_at, frame_at) =
+        crate::native::trampoline::direct_layout(d.callee.linear.nregs);
+    let out = e.b.ins().iadd_imm_s(cregs, out_at);
     let status = if inline {
         // The callee's code right here: no call, no prologue, no entry dispatch, its
         // context written and its frame pushed only where something reads them; its exits
         // only ever return 0 or 1 (it has no loop to leave for tier 1 from).
+        let nregs = d.callee.linear.nregs;
+        let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
+        // Empty, but for the parameters (moved in above) and what the callee writes first.
+        let written_first = crate::ops::values::written_first(d.callee);
+        for r in d.params as u32..nregs {
+            if !written_first[r as usize] {
+                e.b.ins().store(mem(), null, cregs, (r * 16) as i32);
+            }
+        }
+        e.b.ins().store(mem(), null, out, 0);
+        // SAFETY: a function known here is kept alive by the caller's code (it is the
+        // callable, or the wrapper's function); its globals and builtins cannot be
+        // reassigned. Another function of this code has its own: read from it where needed.
+        let dicts = d.func.map(|func| unsafe {
+            (
+                e.b.ins().iconst(ptr, (*func).func_globals as i64),
+                e.b.ins().iconst(ptr, (*func).func_builtins as i64),
+            )
+        });
+        let cctx = e.b.ins().iadd_imm_s(cregs, ctx_at);
+        let fill = crate::native::emit::CtxFill {
+            compiled: e.b.ins().iconst(ptr, d.callee as *const Compiled as i64),
+            func: f,
+            dicts,
+            tuning,
+            thread: (ts, limit),
+            frame: e.b.ins().iadd_imm_s(cregs, frame_at),
+            regs: cregs,
+        };
         let returned = e.inline_body(d.callee, (cctx, fill), cregs, out, true);
         e.b.switch_to_block(returned);
-        e.b.block_params(returned)[0]
-    } else {
-        // This function's frame is linked (and at this call) before the callee's goes on it.
-        e.set_prev_instr();
-        let dicts = e.dicts_of(&fill);
-        e.push_frame(frame, cctx, ts, d.callee, f, dicts);
-        let start = e.b.ins().iconst(types::I32, 0);
-        let status = e
-            .call_value(
-                NATIVE_SIGNATURE_KEY,
-                entry,
-                &[ptr, ptr, types::I32, ptr],
-                Some(types::I64),
-                &[cctx, cregs, start, out],
-            )
-            .expect("returns");
-        let status = e.finish_if_left(status, cctx, cregs, out, true);
-        e.pop_frame(frame, ts);
+        let status = e.b.block_params(returned)[0];
+        // The recursion level is left, and what the callee's registers still hold is
+        // released (with its frame unlinked, as CPython clears a popped frame).
+        e.leave_recursion(ts);
+        e.release_registers(d.callee, cregs, status);
         status
+    } else {
+        // The rest of the call is the callee's direct-call entry's (the same for every
+        // site): this function's frame is marked at this call before the callee's goes
+        // on it (`call_value` does).
+        e.call_value(
+            DIRECT_SIGNATURE_KEY,
+            entry,
+            &[ptr; 5],
+            Some(types::I64),
+            &[cregs, f, tuning, ts, limit],
+        )
+        .expect("returns")
     };
-    // The recursion level is left, and what the callee's registers still hold is released
-    // (with its frame unlinked, as CPython clears a popped frame).
-    e.leave_recursion(ts);
-    e.release_registers(d.callee, cregs, status);
     let status = match new_self {
         Some(obj) => emit_init_result(e, status, out, obj),
         None => status,
@@ -583,8 +575,9 @@ fn emit_init_result(e: &mut Emit, status: CValue, out: CValue, obj: CValue) -> C
     e.b.block_params(join)[0]
 }
 
-/// Signature key of native entry points (`NativeFn`) among the emitter's call signatures.
-const NATIVE_SIGNATURE_KEY: usize = usize::MAX;
+/// Signature key of direct-call entries (`trampoline::DirectFn`) among the emitter's call
+/// signatures.
+const DIRECT_SIGNATURE_KEY: usize = usize::MAX;
 
 /// Branches to `fail` unless register `r` (tag `t`) holds a value of exact type `ty`.
 pub(crate) fn emit_type_guard(e: &mut Emit, r: u32, t: CValue, ty: usize, fail: Block) {

@@ -4,7 +4,7 @@ mod builtin;
 mod class;
 mod direct;
 
-pub(crate) use direct::{direct_frame_size, directs, emit_type_guard};
+pub(crate) use direct::{direct_frame_size, directs, emit_type_guard, DIRECT_MAX_REGS};
 
 use crate::interp::Ctx;
 use crate::native::emit::Emit;
