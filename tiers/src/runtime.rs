@@ -77,6 +77,9 @@ pub struct Compiled {
     retired: RefCell<Vec<crate::native::NativeCode>>,
     /// Slots of a CPython frame of this code (`co_nlocalsplus`).
     pub nlocalsplus: usize,
+    /// A generator's code: the constants its entry block loads, with their registers,
+    /// which a step on a fresh register file loads first (`generator::load_constants`).
+    pub start_constants: Vec<(u32, std::ptr::NonNull<ffi::PyObject>)>,
     /// Frame state per bytecode offset (the first instruction at it that has one; every
     /// op a bytecode instruction becomes sees the same locals), for an activation found
     /// on the stack at that offset (`activation`).
@@ -638,6 +641,21 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
             info.flags & (flags::VARARGS | flags::VARKEYWORDS) != 0 || info.kwonlyargcount != 0;
         (!special).then_some(info.argcount as usize)
     };
+    let start_constants = match linear.suspensions.is_empty() {
+        true => Vec::new(),
+        false => linear
+            .prologue
+            .iter()
+            .filter_map(|&pc| {
+                let inst = &linear.insts[pc as usize];
+                let crate::lower::LKind::Op(tiered_ir::Op::Const { index }) = inst.kind else {
+                    return None;
+                };
+                let o = *objects.consts.get(index.0 as usize)?;
+                Some((inst.dst, std::ptr::NonNull::new(o)?))
+            })
+            .collect(),
+    };
     let quick: Vec<crate::quick::QuickCell> = (0..linear.insts.len())
         .map(|_| crate::quick::QuickCell::default())
         .collect();
@@ -648,6 +666,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         unsupported: t.unsupported,
         linear,
         nlocalsplus,
+        start_constants,
         states_by_offset,
         info,
         global_versions: (0..quick.len()).map(|_| Cell::new(0)).collect(),
