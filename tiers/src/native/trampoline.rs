@@ -189,22 +189,16 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
         },
         Form::Slot { abi, invalid } => slot_checks(e, nargs, abi, invalid, &p),
     };
-    let ctx_size = std::mem::size_of::<Ctx>();
-    let back = crate::activation::BACK_POINTER;
-    let size = nregs * 16 + ctx_size + 16 + back + crate::cpy::frame::frame_size(c.nlocalsplus);
+    let area = CallArea::of(c);
     let slot = e.b.create_sized_stack_slot(StackSlotData::new(
         StackSlotKind::ExplicitSlot,
-        size as u32,
+        area.size as u32,
         4,
     ));
     let regs = e.b.ins().stack_addr(ptr, slot, 0);
-    let ctx = e.b.ins().stack_addr(ptr, slot, (nregs * 16) as i32);
-    let out =
-        e.b.ins()
-            .stack_addr(ptr, slot, (nregs * 16 + ctx_size) as i32);
-    let frame =
-        e.b.ins()
-            .stack_addr(ptr, slot, (nregs * 16 + ctx_size + 16 + back) as i32);
+    let ctx = e.b.ins().stack_addr(ptr, slot, area.ctx as i32);
+    let out = e.b.ins().stack_addr(ptr, slot, area.out as i32);
+    let frame = e.b.ins().stack_addr(ptr, slot, area.frame as i32);
     // Registers: the arguments (new references), then NULL.
     let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
     let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
@@ -222,36 +216,14 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
     e.b.ins().store(mem(), null, out, 0);
     // The context, as run_bound builds it, written where something reads it (see
     // CtxFill).
-    let fill = CtxFill {
-        compiled: e.b.ins().iconst(ptr, c as *const Compiled as i64),
-        func,
-        dicts: None,
-        tuning,
-        thread: (ts, limit),
-        frame,
-        regs,
-    };
+    let fill = fill_for(e, func, tuning, (ts, limit), frame, regs);
     let status = if inline_sized(c) && !calls_out(c) {
         // Its frame is pushed lazily (see `Emit::inline_body`).
         let returned = e.inline_body(c, (ctx, fill), regs, out, false);
         e.b.switch_to_block(returned);
         e.b.block_params(returned)[0]
     } else {
-        // The function's CPython frame, linked for the whole call.
-        let dicts = [
-            std::mem::offset_of!(ffi::PyFunctionObject, func_globals),
-            std::mem::offset_of!(ffi::PyFunctionObject, func_builtins),
-        ]
-        .map(|off| e.b.ins().load(ptr, mem(), func, off as i32));
-        e.push_frame(frame, ctx, ts, c, func, (dicts[0], dicts[1]));
-        e.store_ctx(ctx, &fill);
-        // Run: the native code from instruction 0; if it left for tier 1, finish there.
-        let start = e.b.ins().iconst(types::I32, 0);
-        let call = e.b.ins().call(main, &[ctx, regs, start, out]);
-        let status = e.b.inst_results(call)[0];
-        let status = e.finish_if_left(status, ctx, regs, out, false);
-        e.pop_frame(frame, ts);
-        status
+        run_framed(e, main, ctx, &fill, out, false)
     };
     // The result as an object: an unboxed int or float is boxed, a bool is its
     // singleton (NULL after an exception, or if boxing ran out of memory).
@@ -336,28 +308,47 @@ pub fn direct_signature(call_conv: cranelift_codegen::isa::CallConv, ptr: Type) 
     sig
 }
 
-/// Where a direct call's context, result and CPython frame lie after its register file
-/// of `nregs` registers (in the caller's frame area: `ops::calls::direct_frame_size`),
-/// in bytes from the file's start.
-pub fn direct_layout(nregs: u32) -> (i64, i64, i64) {
-    let ctx = (nregs * 16) as i64;
-    let out = ctx + std::mem::size_of::<Ctx>() as i64;
-    (ctx, out, out + 16 + crate::activation::BACK_POINTER as i64)
+/// The memory a call of a compiled function works in, as an entry or a direct call site
+/// lays it out (on its own stack, or in the caller's frame area:
+/// `ops::calls::direct_frame_size`): the register file, then the context, the result
+/// (a Value), the word pointing back at the context (`activation`) and the CPython frame.
+/// Offsets in bytes from the start.
+pub struct CallArea {
+    pub ctx: i64,
+    pub out: i64,
+    pub frame: i64,
+    /// Bytes in all.
+    pub size: i64,
+}
+
+impl CallArea {
+    /// The area for `c`.
+    pub fn of(c: &Compiled) -> CallArea {
+        let ctx = (c.linear.nregs * 16) as i64;
+        let out = ctx + std::mem::size_of::<Ctx>() as i64;
+        let frame = out + 16 + crate::activation::BACK_POINTER as i64;
+        let size = frame + crate::cpy::frame::frame_size(c.nlocalsplus) as i64;
+        CallArea {
+            ctx,
+            out,
+            frame,
+            size,
+        }
+    }
 }
 
 /// Emits the direct-call entry of `e.c` (`DirectFn`); `main` is its native entry.
 pub fn emit_direct(e: &mut Emit, main: FuncRef) {
     let c = e.c;
-    let ptr = e.ptr;
     let entry = e.b.create_block();
     e.b.append_block_params_for_function_params(entry);
     e.b.switch_to_block(entry);
     let p = e.b.block_params(entry).to_vec();
     let (regs, func, tuning, ts, limit) = (p[0], p[1], p[2], p[3], p[4]);
-    let (ctx_at, out_at, frame_at) = direct_layout(c.linear.nregs);
-    let ctx = e.b.ins().iadd_imm_s(regs, ctx_at);
-    let out = e.b.ins().iadd_imm_s(regs, out_at);
-    let frame = e.b.ins().iadd_imm_s(regs, frame_at);
+    let area = CallArea::of(c);
+    let ctx = e.b.ins().iadd_imm_s(regs, area.ctx);
+    let out = e.b.ins().iadd_imm_s(regs, area.out);
+    let frame = e.b.ins().iadd_imm_s(regs, area.frame);
     // Empty, but for the parameters (the site moved them in) and what the code writes
     // first.
     let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
@@ -371,27 +362,57 @@ pub fn emit_direct(e: &mut Emit, main: FuncRef) {
         }
     }
     e.b.ins().store(mem(), null, out, 0);
-    let fill = CtxFill {
-        compiled: e.b.ins().iconst(ptr, c as *const Compiled as i64),
-        func,
-        dicts: None,
-        tuning,
-        thread: (ts, limit),
-        frame,
-        regs,
-    };
-    e.store_ctx(ctx, &fill);
-    let dicts = e.dicts_of(&fill);
-    e.push_frame(frame, ctx, ts, c, func, dicts);
-    let start = e.b.ins().iconst(types::I32, 0);
-    let call = e.b.ins().call(main, &[ctx, regs, start, out]);
-    let status = e.b.inst_results(call)[0];
+    let fill = fill_for(e, func, tuning, (ts, limit), frame, regs);
     // A hook switched on meanwhile is reported (status 2): the caller goes on in tier 1.
-    let status = e.finish_if_left(status, ctx, regs, out, true);
-    e.pop_frame(frame, ts);
+    let status = run_framed(e, main, ctx, &fill, out, true);
     // As CPython's RETURN_VALUE: the recursion level left, then the frame's values
     // released (a `__del__` runs at the caller's depth).
     e.leave_recursion(ts);
     e.release_registers(c, regs, status);
     e.b.ins().return_(&[status]);
+}
+
+/// The context of a call of `e.c`'s function `func` made by an entry (its dicts read from
+/// `func` where needed).
+fn fill_for(
+    e: &mut Emit,
+    func: Value,
+    tuning: Value,
+    thread: (Value, Value),
+    frame: Value,
+    regs: Value,
+) -> CtxFill {
+    CtxFill {
+        compiled: e.b.ins().iconst(e.ptr, e.c as *const Compiled as i64),
+        func,
+        dicts: None,
+        tuning,
+        thread,
+        frame,
+        regs,
+    }
+}
+
+/// Runs `e.c`'s native code `main` from instruction 0 on the register file of `fill`,
+/// with its context written at `ctx` and its CPython frame linked for the whole call;
+/// returns the call's status (finished in tier 1 if the code left for it; with
+/// `report_hooks`, 2 when it returned with a hook on: `Emit::finish_if_left`).
+fn run_framed(
+    e: &mut Emit,
+    main: FuncRef,
+    ctx: Value,
+    fill: &CtxFill,
+    out: Value,
+    report_hooks: bool,
+) -> Value {
+    let (ts, _) = fill.thread;
+    e.store_ctx(ctx, fill);
+    let dicts = e.dicts_of(fill);
+    e.push_frame(fill.frame, ctx, ts, e.c, fill.func, dicts);
+    let start = e.b.ins().iconst(types::I32, 0);
+    let call = e.b.ins().call(main, &[ctx, fill.regs, start, out]);
+    let status = e.b.inst_results(call)[0];
+    let status = e.finish_if_left(status, ctx, fill.regs, out, report_hooks);
+    e.pop_frame(fill.frame, ts);
+    status
 }

@@ -244,13 +244,7 @@ pub(crate) fn direct_frame_size(c: &Compiled) -> u32 {
     (0..c.linear.insts.len())
         // SAFETY: called while compiling, with the GIL held.
         .flat_map(|pc| unsafe { directs(c, pc) })
-        .map(|d| {
-            d.callee.linear.nregs * 16
-                + std::mem::size_of::<Ctx>() as u32
-                + 16
-                + crate::activation::BACK_POINTER as u32
-                + crate::cpy::frame::frame_size(d.callee.nlocalsplus) as u32
-        })
+        .map(|d| crate::native::trampoline::CallArea::of(d.callee).size as u32)
         .max()
         .unwrap_or(0)
         .max(16)
@@ -459,9 +453,8 @@ pub(super) fn emit_direct<'a>(
         let entry = e.b.ins().iconst(ptr, entry as *const _ as i64);
         e.count_native_call(entry);
     }
-    let (ctx_at, out_at, frame_at) =
-        crate::native::trampoline::direct_layout(d.callee.linear.nregs);
-    let out = e.b.ins().iadd_imm_s(cregs, out_at);
+    let area = crate::native::trampoline::CallArea::of(d.callee);
+    let out = e.b.ins().iadd_imm_s(cregs, area.out);
     let status = if inline {
         // The callee's code right here: no call, no prologue, no entry dispatch, its
         // context written and its frame pushed only where something reads them; its exits
@@ -485,14 +478,14 @@ pub(super) fn emit_direct<'a>(
                 e.b.ins().iconst(ptr, (*func).func_builtins as i64),
             )
         });
-        let cctx = e.b.ins().iadd_imm_s(cregs, ctx_at);
+        let cctx = e.b.ins().iadd_imm_s(cregs, area.ctx);
         let fill = crate::native::emit::CtxFill {
             compiled: e.b.ins().iconst(ptr, d.callee as *const Compiled as i64),
             func: f,
             dicts,
             tuning,
             thread: (ts, limit),
-            frame: e.b.ins().iadd_imm_s(cregs, frame_at),
+            frame: e.b.ins().iadd_imm_s(cregs, area.frame),
             regs: cregs,
         };
         let returned = e.inline_body(d.callee, (cctx, fill), cregs, out, true);
