@@ -216,14 +216,14 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
     e.b.ins().store(mem(), null, out, 0);
     // The context, as run_bound builds it, written where something reads it (see
     // CtxFill).
-    let fill = fill_for(e, func, tuning, (ts, limit), frame, regs);
+    let fill = fill_for(e, c, func, tuning, (ts, limit), frame, regs);
     let status = if inline_sized(c) && !calls_out(c) {
         // Its frame is pushed lazily (see `Emit::inline_body`).
         let returned = e.inline_body(c, (ctx, fill), regs, out, false);
         e.b.switch_to_block(returned);
         e.b.block_params(returned)[0]
     } else {
-        run_framed(e, main, ctx, &fill, out, false)
+        run_framed(e, c, Enter::Func(main), ctx, &fill, out, false)
     };
     // The result as an object: an unboxed int or float is boxed, a bool is its
     // singleton (NULL after an exception, or if boxing ran out of memory).
@@ -339,12 +339,56 @@ impl CallArea {
 
 /// Emits the direct-call entry of `e.c` (`DirectFn`); `main` is its native entry.
 pub fn emit_direct(e: &mut Emit, main: FuncRef) {
-    let c = e.c;
     let entry = e.b.create_block();
     e.b.append_block_params_for_function_params(entry);
     e.b.switch_to_block(entry);
     let p = e.b.block_params(entry).to_vec();
-    let (regs, func, tuning, ts, limit) = (p[0], p[1], p[2], p[3], p[4]);
+    let call = DirectCall {
+        callee: e.c,
+        regs: p[0],
+        func: p[1],
+        dicts: None,
+        tuning: p[2],
+        thread: (p[3], p[4]),
+    };
+    let status = emit_direct_rest(e, &call, Enter::Func(main));
+    e.b.ins().return_(&[status]);
+}
+
+/// A direct call whose arguments are in the callee's registers and whose recursion level
+/// is entered (`ops::calls::direct`).
+pub struct DirectCall<'c> {
+    pub callee: &'c Compiled,
+    /// Its register file, at the start of its `CallArea`.
+    pub regs: Value,
+    /// The function object that runs, and its dicts when known.
+    pub func: Value,
+    pub dicts: Option<(Value, Value)>,
+    /// Its `Tuning`; the thread state and stack limit.
+    pub tuning: Value,
+    pub thread: (Value, Value),
+}
+
+/// How a direct call enters the callee's native code (from instruction 0).
+pub enum Enter {
+    /// A function of the same module (the direct-call entry calling its code).
+    Func(FuncRef),
+    /// An address read at run time (`Compiled::native_entry`), from the caller's code.
+    Pointer(Value),
+    /// Its code emitted right there (`Emit::inline_body`), at a call site.
+    Inline,
+}
+
+/// The rest of direct call `d`, the same for every site: the callee's other registers
+/// emptied, its context written, its CPython frame pushed, its code entered (finished in
+/// tier 1 if it left for it; a hook switched on meanwhile is reported as status 2: the
+/// caller goes on in tier 1), the frame popped (inline: the context and frame only where
+/// something reads them), then, as CPython's RETURN_VALUE does, the
+/// recursion level left and the registers released (a `__del__` runs at the caller's
+/// depth). Returns the status, with the result in the Value after the context.
+pub fn emit_direct_rest<'a>(e: &mut Emit<'a>, d: &DirectCall<'a>, enter: Enter) -> Value {
+    let c = d.callee;
+    let regs = d.regs;
     let area = CallArea::of(c);
     let ctx = e.b.ins().iadd_imm_s(regs, area.ctx);
     let out = e.b.ins().iadd_imm_s(regs, area.out);
@@ -354,7 +398,7 @@ pub fn emit_direct(e: &mut Emit, main: FuncRef) {
     let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
     let params = c
         .plain_arity
-        .expect("direct entries are made for plain signatures") as u32;
+        .expect("direct calls are made to plain signatures") as u32;
     let written = written_first(c);
     for r in params..c.linear.nregs {
         if !written[r as usize] {
@@ -362,20 +406,29 @@ pub fn emit_direct(e: &mut Emit, main: FuncRef) {
         }
     }
     e.b.ins().store(mem(), null, out, 0);
-    let fill = fill_for(e, func, tuning, (ts, limit), frame, regs);
-    // A hook switched on meanwhile is reported (status 2): the caller goes on in tier 1.
-    let status = run_framed(e, main, ctx, &fill, out, true);
-    // As CPython's RETURN_VALUE: the recursion level left, then the frame's values
-    // released (a `__del__` runs at the caller's depth).
+    let fill = CtxFill {
+        dicts: d.dicts,
+        ..fill_for(e, c, d.func, d.tuning, d.thread, frame, regs)
+    };
+    let status = match enter {
+        Enter::Inline => {
+            let returned = e.inline_body(c, (ctx, fill), regs, out, true);
+            e.b.switch_to_block(returned);
+            e.b.block_params(returned)[0]
+        }
+        Enter::Func(_) | Enter::Pointer(_) => run_framed(e, c, enter, ctx, &fill, out, true),
+    };
+    let (ts, _) = d.thread;
     e.leave_recursion(ts);
     e.release_registers(c, regs, status);
-    e.b.ins().return_(&[status]);
+    status
 }
 
-/// The context of a call of `e.c`'s function `func` made by an entry (its dicts read from
+/// The context of a call of `c`'s function `func` made by an entry (its dicts read from
 /// `func` where needed).
 fn fill_for(
     e: &mut Emit,
+    c: &Compiled,
     func: Value,
     tuning: Value,
     thread: (Value, Value),
@@ -383,7 +436,7 @@ fn fill_for(
     regs: Value,
 ) -> CtxFill {
     CtxFill {
-        compiled: e.b.ins().iconst(e.ptr, e.c as *const Compiled as i64),
+        compiled: e.b.ins().iconst(e.ptr, c as *const Compiled as i64),
         func,
         dicts: None,
         tuning,
@@ -393,13 +446,14 @@ fn fill_for(
     }
 }
 
-/// Runs `e.c`'s native code `main` from instruction 0 on the register file of `fill`,
-/// with its context written at `ctx` and its CPython frame linked for the whole call;
-/// returns the call's status (finished in tier 1 if the code left for it; with
-/// `report_hooks`, 2 when it returned with a hook on: `Emit::finish_if_left`).
+/// Runs `c`'s native code (entered as `enter` says) from instruction 0 on the register
+/// file of `fill`, with its context written at `ctx` and its CPython frame linked for the
+/// whole call; returns the call's status (finished in tier 1 if the code left for it;
+/// with `report_hooks`, 2 when it returned with a hook on: `Emit::finish_if_left`).
 fn run_framed(
     e: &mut Emit,
-    main: FuncRef,
+    c: &Compiled,
+    enter: Enter,
     ctx: Value,
     fill: &CtxFill,
     out: Value,
@@ -408,11 +462,34 @@ fn run_framed(
     let (ts, _) = fill.thread;
     e.store_ctx(ctx, fill);
     let dicts = e.dicts_of(fill);
-    e.push_frame(fill.frame, ctx, ts, e.c, fill.func, dicts);
+    // The caller's frame is marked at this call before the callee's goes on it (from
+    // native code; an entry has no frame of its own yet).
+    e.set_prev_instr();
+    e.push_frame(fill.frame, ctx, ts, c, fill.func, dicts);
     let start = e.b.ins().iconst(types::I32, 0);
-    let call = e.b.ins().call(main, &[ctx, fill.regs, start, out]);
-    let status = e.b.inst_results(call)[0];
+    let args = [ctx, fill.regs, start, out];
+    let status = match enter {
+        Enter::Func(main) => {
+            let call = e.b.ins().call(main, &args);
+            e.b.inst_results(call)[0]
+        }
+        Enter::Inline => unreachable!("an inline callee is not entered"),
+        Enter::Pointer(f) => {
+            let ptr = e.ptr;
+            e.call_value(
+                NATIVE_SIGNATURE_KEY,
+                f,
+                &[ptr, ptr, types::I32, ptr],
+                Some(types::I64),
+                &args,
+            )
+            .expect("returns")
+        }
+    };
     let status = e.finish_if_left(status, ctx, fill.regs, out, report_hooks);
     e.pop_frame(fill.frame, ts);
     status
 }
+
+/// Signature key of native entry points (`NativeFn`) among the emitter's call signatures.
+const NATIVE_SIGNATURE_KEY: usize = usize::MAX - 1;
