@@ -616,7 +616,7 @@ impl<'a> Emit<'a> {
         let helper = super::helpers::link_inline as *const () as usize;
         let f = self.b.ins().iconst(ptr, helper as i64);
         // Not `call`: this frame is not linked yet, so nothing marks it first.
-        self.call_raw(
+        self.call_unmarked(
             helper,
             f,
             &[ptr; 8],
@@ -1460,11 +1460,12 @@ impl<'a> Emit<'a> {
     ) -> Option<Value> {
         // Whatever runs out there may look at the stack: this frame's line is current.
         self.set_prev_instr();
-        self.call_raw(key, f, params, ret, args)
+        self.call_unmarked(key, f, params, ret, args)
     }
 
-    /// `call_value` without marking this frame's instruction first (for what links it).
-    fn call_raw(
+    /// `call_value` without marking this frame's instruction first (for what links it, or
+    /// what marked it already).
+    pub(crate) fn call_unmarked(
         &mut self,
         key: usize,
         f: Value,
@@ -1480,7 +1481,7 @@ impl<'a> Emit<'a> {
         result
     }
 
-    /// `call_raw` without the reload of cached registers after it: for a call whose paths
+    /// `call_unmarked` without the reload of cached registers after it: for a call whose paths
     /// all join at a block that reloads them once (`op`'s slow paths).
     fn call_unreloaded(
         &mut self,

@@ -74,6 +74,54 @@ fn declare(
     Ok((id, ctx))
 }
 
+/// The small native functions compiled beside a function's code, which call it (its
+/// trampolines and its direct-call entry): defined in its module, their machine code
+/// counted and listed with it.
+struct Entries<'m> {
+    module: &'m mut JITModule,
+    fctx: &'m mut FunctionBuilderContext,
+    c: &'m Compiled,
+    /// The function's own code.
+    main: cranelift_module::FuncId,
+    listings: bool,
+    disasm: &'m mut String,
+    code_bytes: &'m mut usize,
+}
+
+impl Entries<'_> {
+    fn call_conv(&self) -> cranelift_codegen::isa::CallConv {
+        self.module.isa().default_call_conv()
+    }
+
+    /// Defines an entry of signature `sig`, emitted by `emit` (given the function's code
+    /// to call), its listing under `title`.
+    fn define(
+        &mut self,
+        sig: Signature,
+        title: &str,
+        emit: impl FnOnce(&mut emit::Emit, cranelift_codegen::ir::FuncRef),
+    ) -> Result<cranelift_module::FuncId, String> {
+        let (id, mut ctx) = declare(self.module, sig, self.listings)?;
+        {
+            let b = FunctionBuilder::new(&mut ctx.func, self.fctx);
+            let main = self.module.declare_func_in_func(self.main, b.func);
+            // No loops run in an entry: nothing reads the invalidation flag there.
+            let mut e = emit::Emit::new(b, self.c, self.module.target_config().pointer_type(), 0);
+            emit(&mut e, main);
+            e.finish(self.module.isa().frontend_config());
+        }
+        self.module
+            .define_function(id, &mut ctx)
+            .map_err(|e| format!("{e:?}"))?;
+        let code = ctx.compiled_code();
+        *self.code_bytes += code.map_or(0, |cc| cc.code_buffer().len());
+        self.disasm.push_str(&format!("\n== {title} ==\n"));
+        self.disasm
+            .push_str(&code.and_then(|cc| cc.vcode.clone()).unwrap_or_default());
+        Ok(id)
+    }
+}
+
 /// Compiles `c` with the quickened state its instructions have now.
 ///
 /// # Safety
@@ -178,61 +226,35 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
             });
         }
     }
+    let mut entries = Entries {
+        module: &mut module,
+        fctx: &mut fctx,
+        c,
+        main: id,
+        listings,
+        disasm: &mut disasm,
+        code_bytes: &mut code_bytes,
+    };
     let mut tramp_ids = Vec::new();
     for &form in &forms {
         let nargs = c.plain_arity.expect("forms are made for plain signatures");
-        let tsig = trampoline::signature(form, module.isa().default_call_conv(), ptr);
-        let (tid, mut tctx) = declare(&mut module, tsig, listings)?;
-        {
-            let b = FunctionBuilder::new(&mut tctx.func, &mut fctx);
-            let main = module.declare_func_in_func(id, b.func);
-            // No loops run in a trampoline: nothing reads the invalidation flag there.
-            let mut e = emit::Emit::new(b, c, ptr, 0);
-            trampoline::emit(&mut e, nargs, main, form);
-            e.finish(module.isa().frontend_config());
-        }
-        module
-            .define_function(tid, &mut tctx)
-            .map_err(|e| format!("{e:?}"))?;
-        let listing = tctx
-            .compiled_code()
-            .and_then(|cc| cc.vcode.clone())
-            .unwrap_or_default();
-        code_bytes += tctx.compiled_code().map_or(0, |cc| cc.code_buffer().len());
-        disasm.push_str(match form {
-            trampoline::Form::FromRust => "\n== entry from CPython (trampoline) ==\n",
+        let title = match form {
+            trampoline::Form::FromRust => "entry from CPython (trampoline)",
             trampoline::Form::Slot { .. } => {
-                "\n== entry from CPython (trampoline as the wrapper's vectorcall) ==\n"
+                "entry from CPython (trampoline as the wrapper's vectorcall)"
             }
-        });
-        disasm.push_str(&listing);
-        tramp_ids.push(tid);
+        };
+        let sig = trampoline::signature(form, entries.call_conv(), ptr);
+        tramp_ids
+            .push(entries.define(sig, title, |e, main| trampoline::emit(e, nargs, main, form))?);
     }
     // The entry for direct calls, where a call site may make one (`ops::calls::direct`).
     let direct_id =
         match c.plain_arity.is_some() && c.linear.nregs <= crate::ops::calls::DIRECT_MAX_REGS {
             true => {
-                let dsig = trampoline::direct_signature(module.isa().default_call_conv(), ptr);
-                let (did, mut dctx) = declare(&mut module, dsig, listings)?;
-                {
-                    let b = FunctionBuilder::new(&mut dctx.func, &mut fctx);
-                    let main = module.declare_func_in_func(id, b.func);
-                    let mut e = emit::Emit::new(b, c, ptr, 0);
-                    trampoline::emit_direct(&mut e, main);
-                    e.finish(module.isa().frontend_config());
-                }
-                module
-                    .define_function(did, &mut dctx)
-                    .map_err(|e| format!("{e:?}"))?;
-                code_bytes += dctx.compiled_code().map_or(0, |cc| cc.code_buffer().len());
-                disasm.push_str("\n== entry for direct calls from native code ==\n");
-                disasm.push_str(
-                    &dctx
-                        .compiled_code()
-                        .and_then(|cc| cc.vcode.clone())
-                        .unwrap_or_default(),
-                );
-                Some(did)
+                let sig = trampoline::direct_signature(entries.call_conv(), ptr);
+                let title = "entry for direct calls from native code";
+                Some(entries.define(sig, title, trampoline::emit_direct)?)
             }
             false => None,
         };

@@ -216,14 +216,17 @@ pub fn emit(e: &mut Emit, nargs: usize, main: FuncRef, form: Form) {
     e.b.ins().store(mem(), null, out, 0);
     // The context, as run_bound builds it, written where something reads it (see
     // CtxFill).
-    let fill = fill_for(e, c, func, tuning, (ts, limit), frame, regs);
+    let fill = fill_for(e, c, func, None, tuning, (ts, limit), frame, regs);
     let status = if inline_sized(c) && !calls_out(c) {
         // Its frame is pushed lazily (see `Emit::inline_body`).
         let returned = e.inline_body(c, (ctx, fill), regs, out, false);
         e.b.switch_to_block(returned);
         e.b.block_params(returned)[0]
     } else {
-        run_framed(e, c, Enter::Func(main), ctx, &fill, out, false)
+        run_framed(e, c, ctx, &fill, out, false, |e, args| {
+            let call = e.b.ins().call(main, &args);
+            e.b.inst_results(call)[0]
+        })
     };
     // The result as an object: an unboxed int or float is boxed, a bool is its
     // singleton (NULL after an exception, or if boxing ran out of memory).
@@ -406,17 +409,29 @@ pub fn emit_direct_rest<'a>(e: &mut Emit<'a>, d: &DirectCall<'a>, enter: Enter) 
         }
     }
     e.b.ins().store(mem(), null, out, 0);
-    let fill = CtxFill {
-        dicts: d.dicts,
-        ..fill_for(e, c, d.func, d.tuning, d.thread, frame, regs)
-    };
+    let fill = fill_for(e, c, d.func, d.dicts, d.tuning, d.thread, frame, regs);
     let status = match enter {
         Enter::Inline => {
             let returned = e.inline_body(c, (ctx, fill), regs, out, true);
             e.b.switch_to_block(returned);
             e.b.block_params(returned)[0]
         }
-        Enter::Func(_) | Enter::Pointer(_) => run_framed(e, c, enter, ctx, &fill, out, true),
+        Enter::Func(main) => run_framed(e, c, ctx, &fill, out, true, |e, args| {
+            let call = e.b.ins().call(main, &args);
+            e.b.inst_results(call)[0]
+        }),
+        Enter::Pointer(f) => run_framed(e, c, ctx, &fill, out, true, |e, args| {
+            let ptr = e.ptr;
+            // (`run_framed` marked this function's frame before the callee's went on it.)
+            e.call_unmarked(
+                NATIVE_SIGNATURE_KEY,
+                f,
+                &[ptr, ptr, types::I32, ptr],
+                Some(types::I64),
+                &args,
+            )
+            .expect("returns")
+        }),
     };
     let (ts, _) = d.thread;
     e.leave_recursion(ts);
@@ -424,12 +439,14 @@ pub fn emit_direct_rest<'a>(e: &mut Emit<'a>, d: &DirectCall<'a>, enter: Enter) 
     status
 }
 
-/// The context of a call of `c`'s function `func` made by an entry (its dicts read from
+/// The context of a call of `c`'s function `func` (its dicts, when not known, read from
 /// `func` where needed).
+#[allow(clippy::too_many_arguments)]
 fn fill_for(
     e: &mut Emit,
     c: &Compiled,
     func: Value,
+    dicts: Option<(Value, Value)>,
     tuning: Value,
     thread: (Value, Value),
     frame: Value,
@@ -438,7 +455,7 @@ fn fill_for(
     CtxFill {
         compiled: e.b.ins().iconst(e.ptr, c as *const Compiled as i64),
         func,
-        dicts: None,
+        dicts,
         tuning,
         thread,
         frame,
@@ -446,18 +463,19 @@ fn fill_for(
     }
 }
 
-/// Runs `c`'s native code (entered as `enter` says) from instruction 0 on the register
-/// file of `fill`, with its context written at `ctx` and its CPython frame linked for the
-/// whole call; returns the call's status (finished in tier 1 if the code left for it;
-/// with `report_hooks`, 2 when it returned with a hook on: `Emit::finish_if_left`).
-fn run_framed(
-    e: &mut Emit,
+/// Runs `c`'s native code from instruction 0 on the register file of `fill`, with its
+/// context written at `ctx` and its CPython frame linked for the whole call; `enter`
+/// makes the call, given its arguments (context, registers, start, out). Returns the
+/// call's status (finished in tier 1 if the code left for it; with `report_hooks`, 2
+/// when it returned with a hook on: `Emit::finish_if_left`).
+fn run_framed<'a>(
+    e: &mut Emit<'a>,
     c: &Compiled,
-    enter: Enter,
     ctx: Value,
     fill: &CtxFill,
     out: Value,
     report_hooks: bool,
+    enter: impl FnOnce(&mut Emit<'a>, [Value; 4]) -> Value,
 ) -> Value {
     let (ts, _) = fill.thread;
     e.store_ctx(ctx, fill);
@@ -467,29 +485,14 @@ fn run_framed(
     e.set_prev_instr();
     e.push_frame(fill.frame, ctx, ts, c, fill.func, dicts);
     let start = e.b.ins().iconst(types::I32, 0);
-    let args = [ctx, fill.regs, start, out];
-    let status = match enter {
-        Enter::Func(main) => {
-            let call = e.b.ins().call(main, &args);
-            e.b.inst_results(call)[0]
-        }
-        Enter::Inline => unreachable!("an inline callee is not entered"),
-        Enter::Pointer(f) => {
-            let ptr = e.ptr;
-            e.call_value(
-                NATIVE_SIGNATURE_KEY,
-                f,
-                &[ptr, ptr, types::I32, ptr],
-                Some(types::I64),
-                &args,
-            )
-            .expect("returns")
-        }
-    };
+    let status = enter(e, [ctx, fill.regs, start, out]);
     let status = e.finish_if_left(status, ctx, fill.regs, out, report_hooks);
     e.pop_frame(fill.frame, ts);
     status
 }
 
-/// Signature key of native entry points (`NativeFn`) among the emitter's call signatures.
+/// Signature keys among the emitter's call signatures (`Emit::call_value`) of native
+/// entry points (`NativeFn`) and of direct-call entries (`DirectFn`): numbers no helper's
+/// address can be.
 const NATIVE_SIGNATURE_KEY: usize = usize::MAX - 1;
+pub(crate) const DIRECT_SIGNATURE_KEY: usize = usize::MAX;

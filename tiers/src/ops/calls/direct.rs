@@ -479,7 +479,7 @@ pub(super) fn emit_direct<'a>(
         // site): this function's frame is marked at this call before the callee's goes
         // on it (`call_value` does).
         e.call_value(
-            DIRECT_SIGNATURE_KEY,
+            crate::native::trampoline::DIRECT_SIGNATURE_KEY,
             entry,
             &[ptr; 5],
             Some(types::I64),
@@ -559,10 +559,6 @@ fn emit_init_result(e: &mut Emit, status: CValue, out: CValue, obj: CValue) -> C
     e.b.switch_to_block(join);
     e.b.block_params(join)[0]
 }
-
-/// Signature key of direct-call entries (`trampoline::DirectFn`) among the emitter's call
-/// signatures.
-const DIRECT_SIGNATURE_KEY: usize = usize::MAX;
 
 /// Branches to `fail` unless register `r` (tag `t`) holds a value of exact type `ty`.
 pub(crate) fn emit_type_guard(e: &mut Emit, r: u32, t: CValue, ty: usize, fail: Block) {
