@@ -641,7 +641,8 @@ unsafe fn exec(
         }
         Op::Send {} => {
             let (v, returned) =
-                ops::generators::send(ctx.tstate, a!(0), a!(1)).map_err(|_| Failure::New)?;
+                ops::generators::send(crate::generator::Thread::of(ctx), a!(0), a!(1))
+                    .map_err(|_| Failure::New)?;
             regs[dst] = v;
             regs[dst + 1] = Value::Bool(returned);
         }

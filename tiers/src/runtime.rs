@@ -127,7 +127,17 @@ impl Compiled {
     /// # Safety
     /// GIL held.
     pub unsafe fn native_for_call(&self, ctx: &Ctx) -> Option<crate::native::NativeFn> {
-        let cfg = &ctx.tuning;
+        self.native_for_tuning(ctx.tuning)
+    }
+
+    /// `native_for_call` under tuning `cfg`, for a step that runs no code of its own but
+    /// counts as a call (`generator::delegate`: the code would have been entered, so it
+    /// warms up, compiles and counts as native as it would have).
+    ///
+    /// # Safety
+    /// GIL held.
+    #[inline]
+    pub unsafe fn native_for_tuning(&self, cfg: &Tuning) -> Option<crate::native::NativeFn> {
         if !cfg.jit {
             return None;
         }

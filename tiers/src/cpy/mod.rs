@@ -429,6 +429,20 @@ impl ThreadState {
         ffi::Py_EnterRecursiveCall(c"".as_ptr()) == 0
     }
 
+    /// `enter_recursive_call` where a level is left, without raising where none is: for
+    /// a step that takes another way when this fails (which then raises as CPython does).
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread.
+    #[inline]
+    pub unsafe fn try_enter_recursive_call(self) -> bool {
+        if (*self.0).recursion_remaining > 0 {
+            (*self.0).recursion_remaining -= 1;
+            return true;
+        }
+        false
+    }
+
     /// `Py_LeaveRecursiveCall()`, inline as in 3.11 (after a successful
     /// `enter_recursive_call`).
     ///

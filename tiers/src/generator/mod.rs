@@ -30,11 +30,13 @@ use std::cell::Cell;
 use std::os::raw::c_int;
 
 mod asyncgen;
+mod delegate;
 mod step;
 mod throw;
 
 pub(crate) use asyncgen::{is_our_async_generator, native_entries as async_generator_entries};
-pub(crate) use step::send_ex2;
+pub(crate) use delegate::{stepped, take as take_stepped};
+pub(crate) use step::{send_ex2, Thread};
 
 /// Our generator and coroutine types, and the coroutine's `__await__` iterator type (made
 /// once, at import, by `install`; the async generator's are `asyncgen`'s).
@@ -241,6 +243,7 @@ pub unsafe fn install() -> PyResult<()> {
     (*w).tp_iternext = Some(wrapper_iternext);
     ready(w)?;
     asyncgen::install()?;
+    delegate::install()?;
     GEN_TYPE = t;
     CORO_TYPE = c;
     ITER_CORO_TYPE = ic;

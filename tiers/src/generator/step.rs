@@ -2,6 +2,7 @@
 //! tiers at a suspension of ours, or, when a trace or profile function is set or the frame
 //! stopped where our code has no resume point, in CPython's own loop from the same frame.
 
+use super::delegate::Step;
 use super::{bump, compiled_of, footer, Kind};
 use crate::cpy::frame;
 use crate::cpy::gen as g;
@@ -25,13 +26,47 @@ extern "C" {
     fn _PyErr_ChainStackItem(exc_info: *mut g::ErrStackItem);
 }
 
+/// The thread a step runs on: its state and the lowest stack address tiered code may run
+/// at there (`stack::limit_for`). A step our own code asks for (`yield from`, `await`)
+/// takes both from the running activation (`Thread::of`), as calls between our functions
+/// do, instead of looking the limit up again at every resumption.
+#[derive(Clone, Copy)]
+pub(crate) struct Thread {
+    pub(crate) ts: ThreadState,
+    pub(crate) stack_limit: usize,
+}
+
+impl Thread {
+    /// The calling thread, for a step CPython asks for (a slot or a method).
+    ///
+    /// # Safety
+    /// GIL held.
+    #[inline]
+    pub(crate) unsafe fn current() -> Thread {
+        let ts = ThreadState::current();
+        Thread {
+            ts,
+            stack_limit: crate::stack::limit_for(ts),
+        }
+    }
+
+    /// The thread activation `ctx` runs on.
+    #[inline]
+    pub(crate) fn of(ctx: &Ctx) -> Thread {
+        Thread {
+            ts: ctx.tstate,
+            stack_limit: ctx.stack_limit,
+        }
+    }
+}
+
 /// `tp_iternext`: `next(gen)` (`gen_iternext`: a return value other than None as
 /// StopIteration, a plain return as NULL with nothing set).
 pub(super) unsafe extern "C" fn iternext(gen: *mut ffi::PyObject) -> *mut ffi::PyObject {
     guarded(std::ptr::null_mut(), || {
         let mut result = std::ptr::null_mut();
         if send_ex2(
-            ThreadState::current(),
+            Thread::current(),
             gen,
             std::ptr::null_mut(),
             false,
@@ -56,7 +91,7 @@ pub(super) unsafe extern "C" fn am_send(
     result: *mut *mut ffi::PyObject,
 ) -> ffi::PySendResult {
     guarded(ffi::PySendResult::PYGEN_ERROR, || {
-        match send_ex2(ThreadState::current(), gen, arg, false, false, result) {
+        match send_ex2(Thread::current(), gen, arg, false, false, result) {
             g::PYGEN_RETURN => ffi::PySendResult::PYGEN_RETURN,
             g::PYGEN_NEXT => ffi::PySendResult::PYGEN_NEXT,
             _ => ffi::PySendResult::PYGEN_ERROR,
@@ -82,7 +117,7 @@ pub(crate) unsafe fn send_value(
     closing: bool,
 ) -> *mut ffi::PyObject {
     let mut result = std::ptr::null_mut();
-    if send_ex2(ThreadState::current(), gen, arg, exc, closing, &mut result) == g::PYGEN_RETURN {
+    if send_ex2(Thread::current(), gen, arg, exc, closing, &mut result) == g::PYGEN_RETURN {
         if Kind::of(gen) == Kind::AsyncGenerator {
             ffi::PyErr_SetNone(ffi::PyExc_StopAsyncIteration);
         } else if result == ffi::Py_None() {
@@ -96,13 +131,13 @@ pub(crate) unsafe fn send_value(
     result
 }
 
-/// CPython's `gen_send_ex2` for a generator of ours, on thread `ts` (the current one): `arg`
+/// CPython's `gen_send_ex2` for a generator of ours, on thread `th` (the current one): `arg`
 /// is the value sent in (NULL for `next()`); `exc` says an exception (set) is thrown in instead; `closing` that `close()`
 /// asks. Its checks, then one step, in our tiers where the frame stopped at a suspension
 /// of ours and nothing traces, else in CPython's loop.
 #[inline]
 pub(crate) unsafe fn send_ex2(
-    ts: ThreadState,
+    th: Thread,
     gen: *mut ffi::PyObject,
     arg: *mut ffi::PyObject,
     exc: bool,
@@ -139,37 +174,50 @@ pub(crate) unsafe fn send_ex2(
         }
         return g::PYGEN_ERROR;
     }
+    let ts = th.ts;
     let c = compiled_of(gen);
     let at = c.offset_of_unit((*g::iframe(gen)).prev_instr);
     match c.linear.suspension_at(at).filter(|_| !ts.tracing()) {
-        Some(point) => match super::registers(gen) {
-            Some(regs) => resume(ts, gen, c, point, arg, exc, regs, presult),
-            None => crate::runtime::with_registers(c.linear.nregs as usize, |regs| {
-                super::load_constants(c, regs);
-                let r = resume(ts, gen, c, point, arg, exc, regs, presult);
-                if g::head(gen).gi_frame_state == g::FRAME_SUSPENDED {
-                    super::keep_registers(gen, regs);
+        Some(point) => {
+            // In a `yield from` or `await`: the delegate steps first, and that may be all.
+            let stepped = point.delegates && !exc && state == g::FRAME_SUSPENDED && {
+                match super::delegate::step(th, gen, c, point, arg, presult) {
+                    Step::Done(status) => return status,
+                    Step::Taken => true,
+                    Step::Declined => false,
                 }
-                r
-            }),
-        },
+            };
+            match super::registers(gen) {
+                Some(regs) => resume(th, gen, c, point, arg, stepped, exc, regs, presult),
+                None => crate::runtime::with_registers(c.linear.nregs as usize, |regs| {
+                    super::load_constants(c, regs);
+                    let r = resume(th, gen, c, point, arg, stepped, exc, regs, presult);
+                    if g::head(gen).gi_frame_state == g::FRAME_SUSPENDED {
+                        super::keep_registers(gen, regs);
+                    }
+                    r
+                }),
+            }
+        }
         None => cpython_step(ts, gen, c, arg, exc, presult),
     }
 }
 
 /// Runs generator `gen` from suspension `point` in register file `regs` (empty but for
 /// its constants: `registers`), as
-/// `gen_send_ex2` runs a frame: pushes the value sent in (or raises the exception thrown
-/// in, `exc`, at the yield), links the frame and the generator's exception level, and
-/// finishes the generator if it did not yield.
+/// `gen_send_ex2` runs a frame: pushes the value sent in (`delegate::stepped()` after its
+/// delegate took the step, `stepped`; or raises the exception thrown in, `exc`, at the
+/// yield), links the frame and the generator's exception level, and finishes the
+/// generator if it did not yield.
 #[allow(clippy::too_many_arguments)]
 #[inline]
 unsafe fn resume(
-    ts: ThreadState,
+    th: Thread,
     gen: *mut ffi::PyObject,
     c: &Compiled,
     point: &Suspension,
     arg: *mut ffi::PyObject,
+    stepped: bool,
     exc: bool,
     regs: &mut [Value],
     presult: *mut *mut ffi::PyObject,
@@ -188,32 +236,38 @@ unsafe fn resume(
     }
     (*f).stacktop = 0;
     // The parameters' registers are empty (`suspend` moved their values into the frame),
-    // so they are written without releasing what they held: nothing.
-    let put = |regs: &mut [Value], r: u32, v: Value| {
-        let slot = &mut regs[r as usize];
+    // so they are written without releasing what they held: nothing. This runs at every
+    // step of every generator, so without bounds checks: every parameter is a register of
+    // this code (`lower` made both), checked here in debug builds.
+    let file = regs.as_mut_ptr();
+    let put = |r: u32, v: Value| {
         debug_assert!(
-            matches!(slot, Value::Null),
-            "a resume parameter's register is empty"
+            matches!(regs.get(r as usize), Some(Value::Null)),
+            "a resume parameter is an empty register"
         );
-        // SAFETY: `slot` is a valid, initialized register holding Null (owns nothing).
-        std::ptr::write(slot, v);
+        // SAFETY: `r` is a register of `c` (above), initialized and holding Null (owns
+        // nothing), so writing over it leaks nothing.
+        std::ptr::write(file.add(r as usize), v);
     };
-    for (slot, &r) in (*f).localsplus(n).iter_mut().zip(&point.params) {
-        let o = std::mem::replace(slot, std::ptr::null_mut());
-        put(regs, r, Value::from_owned(o).unwrap_or(Value::Null));
+    let slots = (*f).localsplus(n).as_mut_ptr();
+    for (i, &r) in point.params[..n].iter().enumerate() {
+        // SAFETY: `i < n`, the frame's slots in use.
+        let o = std::mem::replace(&mut *slots.add(i), std::ptr::null_mut());
+        put(r, Value::from_owned(o).unwrap_or(Value::Null));
     }
-    let sent = match (exc, arg.is_null()) {
-        (true, _) => Value::Null,
-        (false, true) => Value::from_borrowed(ffi::Py_None()),
-        (false, false) => Value::from_borrowed(arg),
+    let sent = match (exc, stepped, arg.is_null()) {
+        (true, _, _) => Value::Null,
+        (false, true, _) => Value::from_borrowed(super::delegate::stepped()),
+        (false, false, true) => Value::from_borrowed(ffi::Py_None()),
+        (false, false, false) => Value::from_borrowed(arg),
     };
-    put(regs, point.params[n], sent);
+    put(point.params[n], sent);
+    let ts = th.ts;
     let cf = ts.cframe();
     (*f).previous = (*cf).current_frame;
     (*cf).current_frame = f;
     enter(ts, gen, exc);
     let func = (*f).f_func as *mut ffi::PyFunctionObject;
-    let stack_limit = crate::stack::limit_for(ts);
     let ctx = Ctx {
         compiled: c,
         func,
@@ -222,7 +276,7 @@ unsafe fn resume(
         tuning: crate::runtime::config(),
         ran_native: Cell::new(false),
         tstate: ts,
-        stack_limit,
+        stack_limit: th.stack_limit,
         frame: f,
         regs: regs.as_mut_ptr(),
     };
@@ -301,7 +355,7 @@ unsafe fn cpython_step(
 
 /// The generator starts running: its exception level on top of the thread's (with the
 /// exception thrown in, `exc`, chained to what it was handling).
-unsafe fn enter(ts: ThreadState, gen: *mut ffi::PyObject, exc: bool) {
+pub(super) unsafe fn enter(ts: ThreadState, gen: *mut ffi::PyObject, exc: bool) {
     let h = g::head(gen);
     h.gi_exc_state.previous_item = ts.exc_info();
     ts.set_exc_info(&mut h.gi_exc_state);
@@ -313,7 +367,7 @@ unsafe fn enter(ts: ThreadState, gen: *mut ffi::PyObject, exc: bool) {
 
 /// The step is over: the generator's level off the thread's chain, its frame unlinked, and
 /// finished if it did not yield.
-unsafe fn leave(ts: ThreadState, gen: *mut ffi::PyObject) {
+pub(super) unsafe fn leave(ts: ThreadState, gen: *mut ffi::PyObject) {
     let h = g::head(gen);
     if h.gi_frame_state == g::FRAME_EXECUTING {
         h.gi_frame_state = g::FRAME_COMPLETED;

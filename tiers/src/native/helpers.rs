@@ -67,7 +67,12 @@ pub unsafe extern "C" fn send(
     out: *mut *mut ffi::PyObject,
 ) -> i64 {
     guarded(-1, || {
-        crate::ops::generators::send_raw((*ctx).tstate, receiver, v, &mut *out) as i64
+        crate::ops::generators::send_raw(
+            crate::generator::Thread::of(&*ctx),
+            receiver,
+            v,
+            &mut *out,
+        ) as i64
     })
 }
 

@@ -1,7 +1,8 @@
 //! `yield from` and its steps (GET_YIELD_FROM_ITER, SEND), exactly as 3.11's eval loop
 //! runs them. Suspending and resuming the generator itself is `crate::generator`'s.
 
-use crate::cpy::{frame, gen as g, ThreadState};
+use crate::cpy::{frame, gen as g};
+use crate::generator::Thread;
 use crate::lower::NO_VALUE;
 use crate::native::emit::{mem, Emit};
 use crate::value::{tag, PyResult, Raised, Value};
@@ -241,16 +242,17 @@ unsafe fn awaitable_iter(o: *mut ffi::PyObject) -> PyResult<Value> {
 /// # Safety
 /// GIL held.
 #[inline]
-pub unsafe fn send(ts: ThreadState, receiver: &Value, v: &Value) -> PyResult<(Value, bool)> {
+pub(crate) unsafe fn send(th: Thread, receiver: &Value, v: &Value) -> PyResult<(Value, bool)> {
     let mut out = std::ptr::null_mut();
-    match send_raw(ts, receiver.as_ptr(), v.as_ptr(), &mut out) {
+    match send_raw(th, receiver.as_ptr(), v.as_ptr(), &mut out) {
         g::PYGEN_RETURN => Ok((Value::from_owned(out)?, true)),
         g::PYGEN_NEXT => Ok((Value::from_owned(out)?, false)),
         _ => Err(Raised),
     }
 }
 
-/// One step of `yield from` on `r` with `sent` sent in: PYGEN_NEXT with what it yielded
+/// One step of `yield from` on `r` with `sent` sent in, on thread `th` (the running
+/// activation's): PYGEN_NEXT with what it yielded
 /// in `*out`, PYGEN_RETURN with its return value there, or PYGEN_ERROR with an exception
 /// set. A generator of ours is stepped directly (PyIter_Send would find the same slot).
 /// With a trace function set, 3.11 calls `__next__` or `send` instead of the send slot
@@ -259,16 +261,21 @@ pub unsafe fn send(ts: ThreadState, receiver: &Value, v: &Value) -> PyResult<(Va
 /// # Safety
 /// GIL held; `r` and `sent` live objects.
 #[inline]
-pub unsafe fn send_raw(
-    ts: ThreadState,
+pub(crate) unsafe fn send_raw(
+    th: Thread,
     r: *mut ffi::PyObject,
     sent: *mut ffi::PyObject,
     out: &mut *mut ffi::PyObject,
 ) -> std::os::raw::c_int {
+    let ts = th.ts;
     *out = std::ptr::null_mut();
+    if sent == crate::generator::stepped() {
+        // The generator's step already stepped `r` (`generator::delegate`).
+        return crate::generator::take_stepped(r, out);
+    }
     if ts.trace_hook().0.is_null() {
         let status = match crate::generator::is_ours(r) {
-            true => crate::generator::send_ex2(ts, r, sent, false, false, out),
+            true => crate::generator::send_ex2(th, r, sent, false, false, out),
             false => PyIter_Send(r, sent, out),
         };
         return if out.is_null() {
