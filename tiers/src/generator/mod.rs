@@ -632,9 +632,16 @@ pub(super) unsafe extern "C" fn dealloc(gen: *mut ffi::PyObject) {
         return;
     }
     if let Some(regs) = registers(gen) {
-        for r in regs.iter_mut() {
-            drop(std::mem::take(r));
+        // Between steps the file holds the code's constants and nothing else (`suspend`
+        // moved the rest into the frame; a finished generator's `release` emptied it all),
+        // so only their registers are released, not every register's tag read.
+        for &(r, _) in &compiled_of(gen).start_constants {
+            drop(std::mem::take(&mut regs[r as usize]));
         }
+        debug_assert!(
+            !regs.iter().any(|v| matches!(v, Value::Obj(_))),
+            "a generator's register file owns more than its constants between steps"
+        );
         ffi::PyMem_Free(regs.as_mut_ptr() as *mut std::ffi::c_void);
         *register_slot(gen) = 0;
     }
