@@ -240,7 +240,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
             .map_err(|why| pyo3::exceptions::PyImportError::new_err(format!("tiered: {why}")))?;
         if tiered_tiers::ops::events::init().is_err()
             || tiered_tiers::activation::install_f_locals_hook().is_err()
-            || tiered_tiers::tracing::install_audit_hook().is_err()
             || tiered_tiers::generator::install().is_err()
         {
             return Err(PyErr::fetch(py));

@@ -73,6 +73,39 @@ ours(loop)
 ''')
 
 
+def test_setprofile_inside_a_property_getter_in_a_hot_loop():
+    # No call op: the hook comes on inside an attribute load (a property a plain class
+    # defines, so CPython runs its getter). The loop's next eval breaker check sees the
+    # thread's `use_tracing` and leaves for tier 1, which gives the builtins' events.
+    same_as_cpython(PROFILE_EVENTS + r'''
+class Switch:
+    def __init__(self):
+        self.p = None
+    @property
+    def on(self):
+        sys.setprofile(self.p)
+        return 1
+
+@tiered
+def loop(n, s):
+    total = 0
+    for i in range(n):
+        if i == n // 2:
+            total += s.on
+        total += len(str(i))
+    return total
+
+s = Switch()
+for _ in range(30):
+    loop(2000, s)
+s.p = prof
+print(loop(2000, s))
+sys.setprofile(None)
+print(len(events), events[:6], events[-4:])
+ours(loop)
+''')
+
+
 def test_cprofile_enabled_and_disabled_inside_tiered_code():
     same_as_cpython(r'''
 import cProfile

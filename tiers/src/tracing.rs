@@ -9,11 +9,15 @@
 //! (`call_c`), and the activation's exit reports `return` (`function_exit`). Native code
 //! has no such checks; it leaves for tier 1 instead:
 //!
-//! - installing a hook raises an audit event ("sys.setprofile", "sys.settrace", also from
-//!   C: cProfile's `enable()`), whose hook here (`install_audit_hook`) adds a no-op
-//!   pending call: that sets the eval breaker, so the next eval breaker check of the
-//!   running code takes its slow path, which leaves native code for tier 1 when a hook is
-//!   on (`Emit::slow_path`);
+//! - installing a hook (`sys.settrace`, `sys.setprofile`, also from C: cProfile's
+//!   `enable()`, coverage's tracer) sets the thread's `cframe->use_tracing`, which
+//!   CPython's eval loops pass outward as they return; native code's eval breaker checks
+//!   read it with the breaker (`ops::events::emit_eval_breaker`), so the next check of
+//!   the running code takes its slow path, which leaves native code for tier 1 when a hook
+//!   is on (`Emit::slow_path`). (An audit hook on "sys.settrace" would see every install
+//!   too, but once any audit hook is added, CPython builds every audit event's arguments
+//!   and calls the hooks, for good: `id()`, `sys._getframe()`, `open()`... in the whole
+//!   program. Merely importing tiered made `copy.deepcopy` 25% slower that way.)
 //! - a tiered activation that exits while a hook is on adds another, so its caller (if
 //!   ours) notices at its own next check; a native caller that called it directly learns
 //!   it from the callee having left for tier 1, or, for a callee emitted inline, from the
@@ -24,14 +28,14 @@
 //! frame's own `f_trace` if a debugger set one (pdb's `set_trace` marks its callers), as
 //! CPython's `maybe_call_line_trace` and `call_exc_trace` do.
 //!
-//! CPython runs pending calls on the main thread only (3.11), so on other threads the
-//! eval breaker is not set by the audit hook: native code there notices a hook installed
-//! mid-call only at its next exit to tier 1 (a deopt, or a callee that left).
+//! CPython runs pending calls on the main thread only (3.11), so on other threads an
+//! exit's pending call does not set the breaker; their checks see `use_tracing` all the
+//! same.
 
 use crate::cpy::ThreadState;
 use crate::value::{PyResult, Raised, Value};
 use pyo3_ffi as ffi;
-use std::os::raw::{c_char, c_int, c_void};
+use std::os::raw::{c_int, c_void};
 
 /// `Py_tracefunc`.
 type TraceFunc = unsafe extern "C" fn(
@@ -40,34 +44,6 @@ type TraceFunc = unsafe extern "C" fn(
     c_int,
     *mut ffi::PyObject,
 ) -> c_int;
-
-extern "C" {
-    /// 3.8+: adds a C audit hook (raising the "sys.addaudithook" event first).
-    fn PySys_AddAuditHook(
-        hook: unsafe extern "C" fn(*const c_char, *mut ffi::PyObject, *mut c_void) -> c_int,
-        data: *mut c_void,
-    ) -> c_int;
-}
-
-/// Adds the audit hook (at import).
-///
-/// # Safety
-/// GIL held.
-pub unsafe fn install_audit_hook() -> PyResult<()> {
-    if PySys_AddAuditHook(audit, std::ptr::null_mut()) != 0 {
-        return Err(Raised);
-    }
-    Ok(())
-}
-
-/// The audit hook: a trace or profile function is about to be installed.
-unsafe extern "C" fn audit(event: *const c_char, _: *mut ffi::PyObject, _: *mut c_void) -> c_int {
-    let e = std::ffi::CStr::from_ptr(event).to_bytes();
-    if e == b"sys.setprofile" || e == b"sys.settrace" {
-        trip();
-    }
-    0
-}
 
 /// Sets the eval breaker (main thread) through a no-op pending call.
 unsafe fn trip() {

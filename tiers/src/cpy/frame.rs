@@ -118,13 +118,18 @@ pub fn frame_size(nlocalsplus: usize) -> usize {
 /// thread's innermost frame.
 #[repr(C)]
 pub struct CFrame {
-    /// Whether a trace or profile function was set when it started.
+    /// 255 while a trace or profile function is set (0 while one runs): set at its start,
+    /// by `_PyThreadState_UpdateTracingState` on the thread's innermost one when a hook is
+    /// installed, and passed outward as eval loops return.
     pub use_tracing: u8,
     /// The innermost frame.
     pub current_frame: *mut InterpreterFrame,
     /// The enclosing invocation's.
     pub previous: *mut CFrame,
 }
+
+/// Byte offset of `use_tracing` in `CFrame`, for native code.
+pub const CFRAME_USE_TRACING: i32 = std::mem::offset_of!(CFrame, use_tracing) as i32;
 
 /// Byte offset of `current_frame` in `CFrame`, for native code.
 pub const CFRAME_CURRENT: i32 = std::mem::offset_of!(CFrame, current_frame) as i32;

@@ -107,6 +107,11 @@ struct Scope<'a> {
     /// result is always a bool (Truth, IsNone, Is, Contains, ForIter's exhausted flag...),
     /// so nothing needs dropping or tag-testing there.
     bool_regs: Vec<bool>,
+    /// The `_PyCFrame` this code's eval breaker checks read `use_tracing` from
+    /// (`ops::events::Check::BreakerAndHooks`), loaded once at the entry: it does not change while
+    /// the code runs (calls restore it), and re-reading it through the context and the
+    /// thread state at every loop iteration cost pysum 5 instructions an item.
+    cframe: Option<Variable>,
     /// While a callee is emitted inline (`inline_body`): the block its exits jump to,
     /// with the status a native function would return.
     exit: Option<Block>,
@@ -149,6 +154,7 @@ impl<'a> Scope<'a> {
             const_ints: ops::values::const_int_registers(c),
             null_regs: ops::values::null_registers(c),
             bool_regs,
+            cframe: None,
             exit: None,
             ctx_fill: None,
             has_frame: false,
@@ -512,6 +518,22 @@ impl<'a> Emit<'a> {
             });
         }
         self.reload_cached();
+        let lin = &self.c.linear;
+        if (0..lin.insts.len()).any(|pc| {
+            matches!(
+                lin.insts[pc].kind,
+                crate::lower::LKind::Op(Op::EvalBreaker {})
+            ) && ops::events::check_at(self.c, pc) == ops::events::Check::BreakerAndHooks
+        }) {
+            let ts = self.thread_state();
+            let cframe = self
+                .b
+                .ins()
+                .load(self.ptr, mem(), ts, crate::cpy::tstate_offset::CFRAME);
+            let var = self.b.declare_var(self.ptr);
+            self.b.def_var(var, cframe);
+            self.s.cframe = Some(var);
+        }
         self.s.blocks = (0..self.c.linear.insts.len())
             .map(|_| self.b.create_block())
             .collect();
@@ -1602,7 +1624,21 @@ impl<'a> Emit<'a> {
 
     /// Leaves for tier 1 at instruction `at` if a trace or profile hook is on (`tracing`).
     pub fn leave_if_hooked(&mut self, at: usize) {
-        let ts = match self.s.ctx_fill {
+        let ts = self.thread_state();
+        let on = self.hooks_loaded(ts);
+        self.leave_if(on, at);
+    }
+
+    /// The `_PyCFrame` loaded at the entry (`Scope::cframe`; the prologue loads it where an
+    /// EvalBreaker checks for hooks).
+    pub(crate) fn cframe(&mut self) -> Value {
+        let var = self.s.cframe.expect("the prologue loaded the cframe");
+        self.b.use_var(var)
+    }
+
+    /// The thread state this code runs on.
+    pub(crate) fn thread_state(&mut self) -> Value {
+        match self.s.ctx_fill {
             // An inlined callee's context is written only where something reads it.
             Some(fill) => fill.thread.0,
             None => {
@@ -1614,9 +1650,7 @@ impl<'a> Emit<'a> {
                     std::mem::offset_of!(Ctx, tstate) as i32,
                 )
             }
-        };
-        let on = self.hooks_loaded(ts);
-        self.leave_if(on, at);
+        }
     }
 
     fn return_status(&mut self, status: i64) {

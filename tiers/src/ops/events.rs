@@ -106,35 +106,80 @@ unsafe fn make_noop() -> *mut ffi::PyObject {
     f
 }
 
-/// The native template of EvalBreaker: one load and a branch; when the breaker is set the
-/// op runs in tier 1 (its slow path). Nothing is emitted right after a direct native call
+/// The native template of EvalBreaker: the breaker and the thread's `use_tracing` (a trace
+/// or profile hook came on: `tracing`) loaded and a branch; when either is set the op runs
+/// in tier 1 (its slow path, which then leaves for tier 1 if a hook is on). Nothing is emitted right after a direct native call
 /// of Python code (as in CPython, the callee checked at its entry), nor inside a
 /// callee emitted inline: it is loop-free and short, so the caller's next check comes
 /// within a few ops (measured: the check at an inlined callee's entry cost flat_rep(7)
 /// 21 instructions per iteration, 12%, through register pressure in the loop).
 pub(crate) fn emit_eval_breaker(e: &mut Emit, pc: usize) -> Option<&'static str> {
-    // The op before it, past the Drop releasing the call's operands.
-    let call = match pc.checked_sub(1).map(|p| e.c.linear.insts[p].kind) {
-        Some(crate::lower::LKind::Drop { .. }) => pc.checked_sub(2),
-        _ => pc.checked_sub(1),
-    };
-    let after_python_call = call.is_some_and(|call| {
-        matches!(
-            e.c.linear.insts[call].kind,
-            crate::lower::LKind::Op(tiered_ir::Op::Call { .. })
-        )
-        // Emitted as a direct native call of Python code (a callee run through a helper
-        // may have left a trace or profile hook on: `tracing`). SAFETY: compiling, with
-        // the GIL held.
-        && !unsafe { crate::ops::calls::directs(e.c, call) }.is_empty()
-    });
-    if !after_python_call && !e.inlining() {
+    let check = check_at(e.c, pc);
+    if check != Check::None && !e.inlining() {
         let slow = e.slow_block();
         let addr =
             e.b.ins()
                 .iconst(e.ptr, crate::cpy::eval_breaker_addr() as i64);
-        let set = e.b.ins().load(types::I32, mem(), addr, 0);
+        let mut set = e.b.ins().load(types::I32, mem(), addr, 0);
+        if check == Check::BreakerAndHooks {
+            let cframe = e.cframe();
+            let tracing = e.b.ins().uload8(
+                types::I32,
+                mem(),
+                cframe,
+                crate::cpy::frame::CFRAME_USE_TRACING,
+            );
+            set = e.b.ins().bor(set, tracing);
+        }
         e.fail_if(set, slow);
     }
     Some("EvalBreaker")
+}
+
+/// What native code's EvalBreaker checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Check {
+    /// Nothing, right after a direct native call of Python code: as in CPython, the
+    /// callee checked at its entry (a callee run through a helper may have left a trace or
+    /// profile hook on: `tracing`).
+    None,
+    /// The breaker, at a RESUME's (the function's start, a generator's resumption): a hook
+    /// on then was seen by the entry, which runs the code in CPython or tier 1.
+    Breaker,
+    /// The breaker and the thread's `use_tracing`, at a loop's check or after a call: a
+    /// hook may have come on since the code was entered.
+    BreakerAndHooks,
+}
+
+/// What EvalBreaker `pc` of native code `c` checks.
+pub(crate) fn check_at(c: &crate::runtime::Compiled, pc: usize) -> Check {
+    use crate::lower::LKind;
+    use tiered_ir::Op;
+    let call = call_before(c, pc).filter(|&call| {
+        matches!(
+            c.linear.insts[call].kind,
+            LKind::Op(Op::Call { .. } | Op::CallEx { .. })
+        )
+    });
+    if let Some(call) = call {
+        // SAFETY: compiling, with the GIL held.
+        let direct = matches!(c.linear.insts[call].kind, LKind::Op(Op::Call { .. }))
+            && !unsafe { crate::ops::calls::directs(c, call) }.is_empty();
+        if direct {
+            return Check::None;
+        }
+        return Check::BreakerAndHooks;
+    }
+    match c.linear.in_cycle[pc] {
+        true => Check::BreakerAndHooks,
+        false => Check::Breaker,
+    }
+}
+
+/// The op before EvalBreaker `pc`, past the Drop releasing a call's operands.
+fn call_before(c: &crate::runtime::Compiled, pc: usize) -> Option<usize> {
+    match pc.checked_sub(1).map(|p| c.linear.insts[p].kind) {
+        Some(crate::lower::LKind::Drop { .. }) => pc.checked_sub(2),
+        _ => pc.checked_sub(1),
+    }
 }
