@@ -411,7 +411,7 @@ pub fn lower(f: &Function) -> Linear {
                     release,
                     lasti,
                     keeps_value: value.as_ref().is_some_and(|v| kept.contains(v)),
-                    delegates: suspend::delegates(f, resume.block, term_offset, resume.args.len()),
+                    send: suspend::delegates(f, resume.block, term_offset, resume.args.len()),
                 });
                 suspend_args = Some((args, resume.args.len() as u32));
                 LKind::Suspend {

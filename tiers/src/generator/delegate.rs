@@ -78,7 +78,7 @@ pub(super) enum Step {
     Declined,
 }
 
-/// One step of `gen`, suspended at `point` (which delegates) on thread `th`, with `arg`
+/// One step of `gen`, suspended at `point` (which delegates: `Suspension::send`) on thread `th`, with `arg`
 /// sent in (NULL from `next()`): the delegate's step, and the generator's when that is
 /// all (`Step`).
 ///
@@ -96,6 +96,9 @@ pub(super) unsafe fn step(
     let ts = th.ts;
     let f = g::iframe(gen);
     let n = (*f).stacktop;
+    let Some(send) = point.send else {
+        return Step::Declined;
+    };
     if n < 1
         || n as usize + 1 != point.params.len()
         || crate::stack::nearly_exhausted(th.stack_limit)
@@ -113,7 +116,7 @@ pub(super) unsafe fn step(
     (*cf).current_frame = f;
     enter(ts, gen, false);
     let at_yield = (*f).prev_instr;
-    (*f).prev_instr = at_yield.sub(1);
+    (*f).prev_instr = c.code_unit(send);
     let mut out = std::ptr::null_mut();
     let status = crate::ops::generators::send_raw(th, receiver, sent, &mut out);
     (*f).prev_instr = at_yield;

@@ -180,7 +180,7 @@ pub(crate) unsafe fn send_ex2(
     match c.linear.suspension_at(at).filter(|_| !ts.tracing()) {
         Some(point) => {
             // In a `yield from` or `await`: the delegate steps first, and that may be all.
-            let stepped = point.delegates && !exc && state == g::FRAME_SUSPENDED && {
+            let stepped = point.send.is_some() && !exc && state == g::FRAME_SUSPENDED && {
                 match super::delegate::step(th, gen, c, point, arg, presult) {
                     Step::Done(status) => return status,
                     Step::Taken => true,

@@ -25,29 +25,28 @@ pub struct Suspension {
     /// Whether the yielded value is a constant's (it keeps its register, which the
     /// generator's later steps read: only a copy leaves).
     pub keeps_value: bool,
-    /// Whether it is a `yield from`'s or an `await`'s own yield (`delegates`): resuming
-    /// there only hands the value sent in to the Send just before it, with the frame's top
-    /// slot as the receiver, so a step can take that Send's step first
+    /// For a `yield from`'s or an `await`'s own yield (`delegates`), the bytecode offset of
+    /// its Send: resuming there only hands the value sent in to that Send, with the frame's
+    /// top slot as the receiver, so a step can take the Send's step first
     /// (`generator::delegate`).
-    pub delegates: bool,
+    pub send: Option<u32>,
 }
 
-/// Whether the suspension at bytecode `offset`, resuming at block `resume` with `nslots`
-/// frame slots, delegates: its resume block does nothing but check for an exception
-/// thrown in (Thrown, on the value sent in) and jump to a block that starts with the Send
-/// at `offset - 1` (3.11's SEND; YIELD_VALUE), whose receiver is the frame's top slot and
-/// whose value is what Thrown passed on. Nothing runs between the resumption and that
-/// Send, which is what lets a step do the Send's work before resuming (or instead).
-pub(crate) fn delegates(f: &Function, resume: Block, offset: u32, nslots: usize) -> bool {
+/// The offset of the Send the suspension at bytecode `offset` (resuming at block `resume`
+/// with `nslots` frame slots) delegates to, if it does: its resume block does nothing but
+/// check for an exception thrown in (Thrown, on the value sent in) and jump to a block
+/// that starts with a Send right before the yield (3.11's SEND; YIELD_VALUE), whose
+/// receiver is the frame's top slot and whose value is what Thrown passed on. Nothing runs
+/// between the resumption and that Send, which is what lets a step do the Send's work
+/// before resuming (or instead).
+pub(crate) fn delegates(f: &Function, resume: Block, offset: u32, nslots: usize) -> Option<u32> {
     let data = &f.blocks[resume];
     let (&[thrown], Terminator::Jump(to)) = (&data.insts[..], &data.term) else {
-        return false;
+        return None;
     };
     let t = &f.insts[thrown];
     let target = &f.blocks[to.block];
-    let Some(s) = target.insts.first().map(|&i| &f.insts[i]) else {
-        return false;
-    };
+    let s = target.insts.first().map(|&i| &f.insts[i])?;
     if !matches!(t.op, Op::Thrown {})
         || !matches!(s.op, Op::Send {})
         || s.offset + 1 != offset
@@ -55,14 +54,16 @@ pub(crate) fn delegates(f: &Function, resume: Block, offset: u32, nslots: usize)
         || data.params.len() != nslots + 1
         || t.args[..] != [data.params[nslots]]
     {
-        return false;
+        return None;
     }
     // What the jump passes to the Send's operands (the target's parameters).
     let passed = |v: Value| {
         let k = target.params.iter().position(|&p| p == v)?;
         to.args.get(k).copied()
     };
-    passed(s.args[0]) == Some(data.params[nslots - 1]) && passed(s.args[1]) == Some(t.results[0])
+    let passes = passed(s.args[0]) == Some(data.params[nslots - 1])
+        && passed(s.args[1]) == Some(t.results[0]);
+    passes.then_some(s.offset)
 }
 
 /// The values that are a handler's lasti (`Op::Lasti`) wherever they come from: its
