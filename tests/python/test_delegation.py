@@ -370,3 +370,52 @@ def test_a_delegating_generator_only_passes_values_on():
         g["middle"] = saved
     assert s["cpython_resumes"] == before["cpython_resumes"], s
     assert s["resumes"] - before["resumes"] >= 30 * 5 * 20, s
+
+
+def test_delegated_steps_on_threads_that_switch_all_the_time():
+    """Four threads drive chains whose delegates return, raise and make the thread
+    switch (the GIL changes hands inside delegated steps); each gets CPython's values."""
+    import threading
+
+    g = globals()
+    plain = {n: g[n] for n in ("middle", "leaf", "chain_that_raises", "raises_later")}
+
+    def chain(n):
+        total = 0
+        for k in range(n):
+            try:
+                if k % 3 == 0:
+                    yield from g["chain_that_raises"]([], k % 4)
+                total += len((yield from g["middle"]([], k % 6, k % 11)))
+            except ValueError as e:
+                total -= len(str(e))
+        return total
+
+    def drive(f, out, i):
+        acc = []
+        it = f(200)
+        try:
+            while True:
+                acc.append(next(it))
+        except StopIteration as e:
+            acc.append(("returned", e.value))
+        out[i] = acc
+
+    expected = [None]
+    drive(chain, expected, 0)
+    old = sys.getswitchinterval()
+    g.update({n: tiered(f, strict=True) for n, f in plain.items()})
+    try:
+        sys.setswitchinterval(1e-6)
+        t_chain = tiered(chain, strict=True)
+        for _ in range(3):
+            out = [None] * 4
+            threads = [threading.Thread(target=drive, args=(t_chain, out, i)) for i in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert all(o == expected[0] for o in out), out
+    finally:
+        sys.setswitchinterval(old)
+        g.update(plain)
