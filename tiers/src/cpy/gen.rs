@@ -149,6 +149,18 @@ extern "C" {
         frame: *mut InterpreterFrame,
         throwflag: c_int,
     ) -> *mut ffi::PyObject;
+    /// Makes a released object's memory a live object again (refcount 1), as CPython's
+    /// free lists do.
+    fn _Py_NewReference(o: *mut ffi::PyObject);
+}
+
+/// An object of ours taken from a free list: live again, with one reference (it keeps
+/// its type, which the free list's owner checked).
+///
+/// # Safety
+/// GIL held; `o` is memory of a released object of a GC type of ours, untracked.
+pub unsafe fn revive(o: *mut ffi::PyObject) {
+    _Py_NewReference(o);
 }
 
 /// Runs frame `f` in CPython's own loop (`_PyEval_EvalFrame`; no PEP 523 hook is
