@@ -1037,9 +1037,9 @@ def test_decorator_tiering_options():
 
 @pytest.mark.skipif(os.environ.get("TIERED_QUICKEN") == "0", reason="the generic call op counts levels as CPython's unspecialized CALL does")
 def test_recursion_through_builtins_reaches_cpythons_depth():
-    # CPython's specialized CALL runs METH_FASTCALL builtins without counting a
-    # recursion level (METH_O ones it counts): recursion through them must reach
-    # RecursionError at the same depth under tiered.
+    # CPython's specialized CALL runs METH_FASTCALL builtins (and list.append) without
+    # counting a recursion level (other METH_O ones it counts): recursion through them
+    # must reach RecursionError at the same depth under tiered.
     src = (
         "def probe(k=0):\n"
         "    try:\n"
@@ -1057,8 +1057,17 @@ def test_recursion_through_builtins_reaches_cpythons_depth():
         "    return probe() if n == 0 else sum(map(via_fast_kw, [n - 1]))\n"
         "def via_o(n):\n"
         "    return probe() if n == 0 else abs(A(n))\n"
+        # list.append (METH_O) is specialized by CPython (PRECALL_NO_KW_LIST_APPEND): no
+        # level counted, so the deepest frame's append never raises.
+        "def via_append(n, log=None):\n"
+        "    log = [] if log is None else log\n"
+        "    log.append(n)\n"
+        "    try:\n"
+        "        return via_append(n, log)\n"
+        "    except RecursionError:\n"
+        "        return len(log)\n"
     )
-    for name in ("via_fast", "via_fast_kw", "via_o"):
+    for name in ("via_fast", "via_fast_kw", "via_o", "via_append"):
         plain = {}
         exec(compile(src, __file__, "exec"), plain)
         ours = {}

@@ -3,6 +3,7 @@
 
 use crate::lower::LKind;
 use crate::native::emit::{mem, Emit};
+use crate::runtime::GilCell;
 use crate::value::tag;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, Block, InstBuilder, Value as CValue};
@@ -72,8 +73,8 @@ unsafe fn def_of(f: *mut ffi::PyObject) -> *mut ffi::PyMethodDef {
 }
 
 /// A quickened builtin call (tier 1): `None` when `callable` fails the site's guard.
-/// METH_FASTCALL functions are called directly (`FastC`), `str(x)` is `PyObject_Str`, the
-/// rest goes through vectorcall.
+/// `list.append(x)` appends (`call_list_append`), METH_FASTCALL functions are called
+/// directly (`FastC`), `str(x)` is `PyObject_Str`, the rest goes through vectorcall.
 ///
 /// # Safety
 /// GIL held; `args` holds the call's arguments (writable one slot before), `kwnames` NULL
@@ -93,6 +94,11 @@ pub(crate) unsafe fn call_quick(
         return None;
     }
     let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
+    if kwnames.is_null() {
+        if let Some(r) = call_list_append(callable, args, nargs) {
+            return Some(r);
+        }
+    }
     let direct = match fast_c(callable) {
         Some(fc) if fc.kw || kwnames.is_null() => call_fast_c(fc, args, nargs, kwnames),
         _ => None,
@@ -219,11 +225,19 @@ fn is_str_of_one(callable: *mut ffi::PyObject, nargs: usize) -> bool {
     nargs == 1 && callable == std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as *mut ffi::PyObject
 }
 
-/// The `list.append` method descriptor (static: it lives as long as the list type).
+/// The `list.append` method descriptor, looked up once (static: it lives as long as the
+/// list type, whose attributes cannot be set).
+static LIST_APPEND: GilCell<usize> = GilCell::new(0);
+
+/// The `list.append` method descriptor (NULL if the lookup failed).
 ///
 /// # Safety
 /// GIL held.
 unsafe fn list_append() -> *mut ffi::PyObject {
+    let known = LIST_APPEND.with(|d| *d);
+    if known != 0 {
+        return known as *mut ffi::PyObject;
+    }
     let name = ffi::PyUnicode_InternFromString(c"append".as_ptr());
     if name.is_null() {
         ffi::PyErr_Clear();
@@ -231,7 +245,34 @@ unsafe fn list_append() -> *mut ffi::PyObject {
     }
     let d = crate::cpy::_PyType_Lookup(std::ptr::addr_of_mut!(ffi::PyList_Type), name);
     ffi::Py_DECREF(name);
+    LIST_APPEND.with(|known| *known = d as usize);
     d
+}
+
+/// `list.append(l, x)` on an exact list, as 3.11's PRECALL_NO_KW_LIST_APPEND runs it: no
+/// call protocol, and so no recursion level counted (the method descriptor's vectorcall
+/// counts one, which made a recursive function that appends reach RecursionError a level
+/// before CPython in tier 1). None when the call is not that.
+///
+/// # Safety
+/// GIL held; `args` holds `nargs` live objects.
+unsafe fn call_list_append(
+    callable: *mut ffi::PyObject,
+    args: *const *mut ffi::PyObject,
+    nargs: usize,
+) -> Option<*mut ffi::PyObject> {
+    if nargs != 2
+        || ffi::Py_TYPE(callable) != std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type)
+        || callable != list_append()
+        || ffi::Py_TYPE(*args) != std::ptr::addr_of_mut!(ffi::PyList_Type)
+    {
+        return None;
+    }
+    if ffi::PyList_Append(*args, *args.add(1)) != 0 {
+        return Some(std::ptr::null_mut());
+    }
+    ffi::Py_INCREF(ffi::Py_None());
+    Some(ffi::Py_None())
 }
 
 /// Arguments a native builtin call passes in its stack array (more take the helper).
