@@ -112,31 +112,27 @@ impl<'a> Emit<'a> {
         (g, bd)
     }
 
-    /// The running function's globals dict (known without reading the context in an
-    /// inlined callee).
-    pub fn globals_ptr(&mut self) -> Value {
+    /// The word of the running function's context at `offset`, or in a callee emitted
+    /// inline (whose context is written only where something reads it) what `known`
+    /// makes of its fill.
+    fn ctx_word(&mut self, known: impl FnOnce(&mut Self, CtxFill) -> Value, offset: i32) -> Value {
         match self.s.ctx_fill {
-            Some(f) => self.dicts_of(&f).0,
+            Some(f) => known(self, f),
             None => {
                 let ctx = self.ctx();
-                self.b
-                    .ins()
-                    .load(self.ptr, mem(), ctx, Self::ctx_offset_globals())
+                self.b.ins().load(self.ptr, mem(), ctx, offset)
             }
         }
     }
 
-    /// The running function's builtins dict (likewise).
+    /// The running function's globals dict.
+    pub fn globals_ptr(&mut self) -> Value {
+        self.ctx_word(|e, f| e.dicts_of(&f).0, Self::ctx_offset_globals())
+    }
+
+    /// The running function's builtins dict.
     pub fn builtins_ptr(&mut self) -> Value {
-        match self.s.ctx_fill {
-            Some(f) => self.dicts_of(&f).1,
-            None => {
-                let ctx = self.ctx();
-                self.b
-                    .ins()
-                    .load(self.ptr, mem(), ctx, Self::ctx_offset_builtins())
-            }
-        }
+        self.ctx_word(|e, f| e.dicts_of(&f).1, Self::ctx_offset_builtins())
     }
 
     /// What a call into tiered code checks before entering it, as `Entry::call` does: no
@@ -514,19 +510,7 @@ impl<'a> Emit<'a> {
 
     /// The thread state this code runs on.
     pub(crate) fn thread_state(&mut self) -> Value {
-        match self.s.ctx_fill {
-            // An inlined callee's context is written only where something reads it.
-            Some(fill) => fill.thread.0,
-            None => {
-                let ctx = self.s.ctx_v.expect("prologue ran");
-                self.b.ins().load(
-                    self.ptr,
-                    mem(),
-                    ctx,
-                    std::mem::offset_of!(Ctx, tstate) as i32,
-                )
-            }
-        }
+        self.ctx_word(|_, f| f.thread.0, std::mem::offset_of!(Ctx, tstate) as i32)
     }
 
     /// Op `pc`'s C call `f(args...)` (pointer arguments) returning a new reference: NULL
