@@ -17,7 +17,7 @@
 //! has them at its SEND.
 
 use super::bump;
-use super::step::{enter, leave, Thread};
+use super::step::{enter_linked, leave_linked, Thread};
 use crate::cpy::gen as g;
 use crate::lower::Suspension;
 use crate::runtime::{Compiled, GilCell};
@@ -111,19 +111,16 @@ pub(super) unsafe fn step(
     // As `gen_send_ex2` and the eval loop run the frame up to its SEND (`prev_instr` there
     // while the delegate runs: its line and `f_lasti`, and no `gi_yieldfrom`, as in
     // CPython).
-    let cf = ts.cframe();
-    (*f).previous = (*cf).current_frame;
-    (*cf).current_frame = f;
-    enter(ts, gen, false);
+    enter_linked(ts, gen, false);
     let at_yield = (*f).prev_instr;
     (*f).prev_instr = c.code_unit(send);
     let mut out = std::ptr::null_mut();
     let status = crate::ops::generators::send_raw(th, receiver, sent, &mut out);
     (*f).prev_instr = at_yield;
-    (*cf).current_frame = (*f).previous;
     ts.leave_recursive_call();
+    // (Suspended again whatever the delegate did: `leave` would mark it finished.)
     g::head(gen).gi_frame_state = g::FRAME_SUSPENDED;
-    leave(ts, gen);
+    leave_linked(ts, gen);
     if status == g::PYGEN_NEXT && !ts.tracing() {
         // A step in our tiers, which counts towards compiling the code as a resumption
         // does; where the code is native, a native one (it would only have called the

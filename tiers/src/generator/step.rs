@@ -263,10 +263,7 @@ unsafe fn resume(
     };
     put(point.params[n], sent);
     let ts = th.ts;
-    let cf = ts.cframe();
-    (*f).previous = (*cf).current_frame;
-    (*cf).current_frame = f;
-    enter(ts, gen, exc);
+    enter_linked(ts, gen, exc);
     let func = (*f).f_func as *mut ffi::PyFunctionObject;
     let ctx = Ctx {
         compiled: c,
@@ -287,8 +284,7 @@ unsafe fn resume(
     if ctx.ran_native.get() {
         bump(&c.resumes[1]);
     }
-    (*cf).current_frame = (*f).previous;
-    leave(ts, gen);
+    leave_linked(ts, gen);
     if h.gi_frame_state == g::FRAME_SUSPENDED {
         *running = 0;
         // Only constants are left (`suspend`), for the next step (`registers`).
@@ -353,9 +349,25 @@ unsafe fn cpython_step(
     status
 }
 
+/// A step our tiers run starts: the generator's frame the thread's innermost (CPython's
+/// loop links it itself: `cpython_step`), then `enter`.
+pub(super) unsafe fn enter_linked(ts: ThreadState, gen: *mut ffi::PyObject, exc: bool) {
+    let f = g::iframe(gen);
+    let cf = ts.cframe();
+    (*f).previous = (*cf).current_frame;
+    (*cf).current_frame = f;
+    enter(ts, gen, exc);
+}
+
+/// The step `enter_linked` started is over: the frame unlinked, then `leave`.
+pub(super) unsafe fn leave_linked(ts: ThreadState, gen: *mut ffi::PyObject) {
+    (*ts.cframe()).current_frame = (*g::iframe(gen)).previous;
+    leave(ts, gen);
+}
+
 /// The generator starts running: its exception level on top of the thread's (with the
 /// exception thrown in, `exc`, chained to what it was handling).
-pub(super) unsafe fn enter(ts: ThreadState, gen: *mut ffi::PyObject, exc: bool) {
+unsafe fn enter(ts: ThreadState, gen: *mut ffi::PyObject, exc: bool) {
     let h = g::head(gen);
     h.gi_exc_state.previous_item = ts.exc_info();
     ts.set_exc_info(&mut h.gi_exc_state);
@@ -367,7 +379,7 @@ pub(super) unsafe fn enter(ts: ThreadState, gen: *mut ffi::PyObject, exc: bool) 
 
 /// The step is over: the generator's level off the thread's chain, its frame unlinked, and
 /// finished if it did not yield.
-pub(super) unsafe fn leave(ts: ThreadState, gen: *mut ffi::PyObject) {
+unsafe fn leave(ts: ThreadState, gen: *mut ffi::PyObject) {
     let h = g::head(gen);
     if h.gi_frame_state == g::FRAME_EXECUTING {
         h.gi_frame_state = g::FRAME_COMPLETED;
