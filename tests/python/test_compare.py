@@ -537,3 +537,84 @@ def test_object_comparisons_and_truth_stay_native():
     assert "Compare[CompareIdentity] ==" in dump(w), dump(w)
     assert counts["Compare"] == {"tier1": 0, "tier2": 50, "deopts": 0}, counts["Compare"]
     assert counts["Truth"]["tier1"] == 0 and counts["Truth"]["deopts"] == 0, counts["Truth"]
+
+
+# --- comparisons no variant fits, in a loop (CompareGeneric) ------------------------------
+
+class Ord:
+    # `<` answers with an object that is not a bool, raises for 13, and gives up
+    # (NotImplemented) against anything else, so the reflected `>` decides.
+    def __init__(self, v):
+        self.v = v
+
+    def __lt__(self, other):
+        if not isinstance(other, Ord):
+            return NotImplemented
+        if self.v == 13:
+            raise ValueError("thirteen")
+        return B(self.v < other.v)
+
+    def __gt__(self, other):
+        return "gt"
+
+    def __repr__(self):
+        return f"Ord({self.v!r})"
+
+
+def generic_compare_loop(n):
+    out = []
+    full = frozenset(range(10))
+    for i in range(n):
+        s = frozenset(range(i % 11))
+        out.append((s <= full, s < full, s >= {1}, (i, "a") < (i, "b"), [i] == [i], [i] != [i + 1]))
+        if s <= full and not s > full:
+            out.append(i)
+        try:
+            r = Ord(i % 15) < Ord(7)
+            out.append((r.v, 1 if r else 0))
+        except ValueError as e:
+            out.append(str(e))
+        out.append(Ord(i) < i)
+        try:
+            out.append(s < i)
+        except TypeError as e:
+            out.append(str(e))
+    return out
+
+
+def test_generic_comparisons_in_a_loop():
+    check(generic_compare_loop, 40)
+
+
+def test_settled_generic_comparisons_stay_native():
+    # A Compare site that observed its operands and found no variant (sets, tuples)
+    # calls PyObject_RichCompare from native code: no tier-1 runs.
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    from tiered import _native, dump, tiered
+
+    def subsets(sets, full):
+        n = 0
+        for s in sets:
+            if s <= full:
+                n += 1
+            if (n, s) < (n, full):
+                n += 2
+        return n
+
+    fresh = types.FunctionType(subsets.__code__.replace(co_name="subsets_counted"), subsets.__globals__)
+    w = tiered(fresh, strict=True)
+    sets = [frozenset(range(i)) for i in range(5)] + [frozenset({9})]
+    full = frozenset(range(4))
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            assert w(sets, full) == subsets(sets, full)
+        _native.reset_counts()
+        for _ in range(10):
+            w(sets, full)
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert "Compare[CompareGeneric]" not in dump(w)  # (a template, not a variant)
+    assert counts["Compare"] == {"tier1": 0, "tier2": 120, "deopts": 0}, counts["Compare"]

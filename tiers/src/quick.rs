@@ -178,7 +178,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         // BinaryInt's template covers + - * & | ^, BinaryFloat's + - * /, BinaryNumber's
         // + - *; other operators take the tier-1 helper.
         OpKind::Binary => (arith::BINARY_VARIANTS, arith::BINARY_TEMPLATES),
-        OpKind::Compare => (compare::COMPARE_VARIANTS, compare::COMPARE_VARIANTS),
+        OpKind::Compare => (compare::COMPARE_VARIANTS, compare::COMPARE_TEMPLATES),
         OpKind::ForIter => (iter::FOR_ITER_VARIANTS, iter::FOR_ITER_VARIANTS),
         OpKind::Call => (calls::CALL_VARIANTS, calls::CALL_VARIANTS),
         OpKind::Subscr => (subscr::SUBSCR_VARIANTS, subscr::SUBSCR_TEMPLATES),

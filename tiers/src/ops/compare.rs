@@ -14,15 +14,7 @@ use tiered_ir::CmpOp;
 /// GIL held; operands are objects.
 #[inline]
 pub unsafe fn compare(op: CmpOp, a: &Value, b: &Value) -> PyResult<Value> {
-    let o = match op {
-        CmpOp::Lt => ffi::Py_LT,
-        CmpOp::Le => ffi::Py_LE,
-        CmpOp::Eq => ffi::Py_EQ,
-        CmpOp::Ne => ffi::Py_NE,
-        CmpOp::Gt => ffi::Py_GT,
-        CmpOp::Ge => ffi::Py_GE,
-    };
-    let r = ffi::PyObject_RichCompare(a.as_ptr(), b.as_ptr(), o);
+    let r = ffi::PyObject_RichCompare(a.as_ptr(), b.as_ptr(), rich_op(op));
     if r == ffi::Py_True() || r == ffi::Py_False() {
         let b = r == ffi::Py_True();
         ffi::Py_DECREF(r);
@@ -95,14 +87,18 @@ pub enum CompareVariant {
     Identity,
 }
 
-/// Names of Compare's variants, for coverage.
-pub const COMPARE_VARIANTS: &[&str] = &[
+/// Names of Compare's native templates, for coverage: its variants', then a settled
+/// generic site's (`emit_compare_generic`).
+pub const COMPARE_TEMPLATES: &[&str] = &[
     "CompareInt",
     "CompareFloat",
     "CompareStr",
     "CompareUnrelated",
     "CompareIdentity",
+    "CompareGeneric",
 ];
+/// Names of Compare's variants, for coverage.
+pub const COMPARE_VARIANTS: &[&str] = COMPARE_TEMPLATES.split_at(5).0;
 
 /// Which group of mutually comparable builtin types an exact type belongs to, if it is
 /// one whose `==` returns NotImplemented for every other type here (bytes is left out:
@@ -279,7 +275,38 @@ pub fn compare_quick(op: CmpOp, v: CompareVariant, a: &Value, b: &Value) -> Opti
     Some(Value::Bool(r))
 }
 
-/// The native template of a quickened Compare (an unboxed bool), or `None`.
+/// The rich comparison operator of `op` (`Py_LT`...).
+fn rich_op(op: CmpOp) -> std::os::raw::c_int {
+    match op {
+        CmpOp::Lt => ffi::Py_LT,
+        CmpOp::Le => ffi::Py_LE,
+        CmpOp::Eq => ffi::Py_EQ,
+        CmpOp::Ne => ffi::Py_NE,
+        CmpOp::Gt => ffi::Py_GT,
+        CmpOp::Ge => ffi::Py_GE,
+    }
+}
+
+/// A settled generic Compare (sets, tuples, instances with `__lt__`...):
+/// `PyObject_RichCompare` called from native code, as CPython's COMPARE_OP does, instead
+/// of running the op through the tier-1 helper. The result is whatever object comes back
+/// (True and False too: the Truth that usually follows tests them inline).
+fn emit_compare_generic(e: &mut Emit, pc: usize, op: CmpOp) -> Option<&'static str> {
+    if !e.c.quick[pc].settled_generic() {
+        return None;
+    }
+    let objs = e.operand_objects(pc);
+    let o = e.b.ins().iconst(e.ptr, rich_op(op) as i64);
+    e.call_for_result(
+        pc,
+        ffi::PyObject_RichCompare as *const () as usize,
+        &[objs[0], objs[1], o],
+    );
+    Some(COMPARE_TEMPLATES[5])
+}
+
+/// The native template of a quickened Compare (an unboxed bool), a settled generic one's
+/// call, or `None`.
 pub(crate) fn emit_compare(
     e: &mut Emit,
     pc: usize,
@@ -287,7 +314,9 @@ pub(crate) fn emit_compare(
     q: Quick,
     fail: Block,
 ) -> Option<&'static str> {
-    let Quick::Compare(v) = q else { return None };
+    let Quick::Compare(v) = q else {
+        return emit_compare_generic(e, pc, op);
+    };
     let inst = e.c.linear.insts[pc];
     let (a, b) = (
         e.c.linear.operands[inst.args as usize],
