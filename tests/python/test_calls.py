@@ -710,6 +710,54 @@ def test_a_call_filling_defaults_is_direct():
     assert line.endswith("calls emitted inline: Chain.__init__"), line
 
 
+def one_default_short(n):
+    # Every call leaves exactly one parameter to its default: one operand short of the
+    # parameters, as a method call's operands are.
+    out = []
+    for i in range(n):
+        out.append(with_defaults(i, 1))
+    return out
+
+
+def recursive_one_default(n, acc=0):
+    if n == 0:
+        return acc
+    return recursive_one_default(n - 1) + n
+
+
+def test_a_call_one_default_short_runs_native_to_native():
+    # `f(a, b)` of `def f(a, b, c=[])` is a plain call whose callee fills `c`: its
+    # direct call's guards hold at every run, so no call takes the ordinary path in tier
+    # 1 (they all did when the operand count was read as a method call's).
+    import os
+    import types
+
+    from tiered import _native
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    g = dict(one_default_short.__globals__)
+    g["with_defaults"] = tiered(types.FunctionType(with_defaults.__code__, g, "with_defaults", (2, [])))
+    w = tiered(types.FunctionType(one_default_short.__code__.replace(co_name="short_fresh"), g))
+    rec = tiered(types.FunctionType(recursive_one_default.__code__.replace(co_name="rec_fresh"), g,
+                                    "rec", (0,)))
+    g["recursive_one_default"] = rec
+    _native.set_counting(True)
+    try:
+        for _ in range(40):
+            w(10)
+            assert rec(20) == recursive_one_default(20)
+        _native.reset_counts()
+        for _ in range(10):
+            w(10)
+            rec(20)
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert counts["Call"]["tier1"] == 0 and counts["Call"]["deopts"] == 0, counts["Call"]
+    assert counts["Call"]["tier2"] >= 10 * (10 + 20), counts["Call"]
+
+
 def scaled_by_defaults(n):
     fs = [make_scaled(1), make_scaled(2.5)]
     out = []

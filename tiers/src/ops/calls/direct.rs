@@ -17,8 +17,10 @@ use tiered_ir::Op;
 /// Registers a callee may have for a direct call (its register file lives in the caller's
 /// native frame, which grows by 16 bytes a register of its largest direct callee; the
 /// stack guard raises RecursionError before deep recursion could overflow it). 64 left
-/// go's `Board.useful` to the helper: 357,708 helper calls a run, 3% of its instructions.
-pub(crate) const DIRECT_MAX_REGS: u32 = 128;
+/// go's `Board.useful` to the helper: 357,708 helper calls a run, 3% of its instructions;
+/// 128 left meteor_contest's recursive `solve` there (its run 1.09G -> 0.98G instructions
+/// at 256, CPython's 0.92G).
+pub(crate) const DIRECT_MAX_REGS: u32 = 256;
 
 /// A quickened Call site whose callee native code enters directly: the callee's registers
 /// and context are built in the caller's native frame and its native code is called with
@@ -163,13 +165,16 @@ unsafe fn direct(c: &Compiled, pc: usize, v: CallVariant) -> Option<Direct<'_>> 
         ffi::PyTuple_GET_SIZE(kw) as usize
     };
     let ops = &c.linear.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
-    // The call's form: a NULL first operand is a plain call, anything else a method call
-    // (when the count matches exactly, the guards tell them apart at run time).
+    // The call's form: a NULL first operand is a plain call, anything else a method call.
+    // A first operand that is always NULL decides it first: counting alone would take
+    // `f(a, b)` of `def f(a, b, c=0)` for a method call (one operand short of the
+    // parameters, as `obj.f(a, b)` is), and its guard would fail at every run. Otherwise
+    // the count says, and when it matches exactly the guards tell the forms apart.
     let callable_at = match () {
         _ if self_from != SelfFrom::Operands => 1,
+        _ if crate::ops::values::null_registers(c)[ops[0] as usize] => 1,
         _ if nkw == 0 && n == nargs - 2 => 1,
         _ if nkw == 0 && n == nargs - 1 => 0,
-        _ if crate::ops::values::null_registers(c)[ops[0] as usize] => 1,
         _ => 0,
     };
     // A bound method's `self` or a new instance is the first positional argument, given
