@@ -204,3 +204,62 @@ def test_a_comprehension_call_does_not_deopt():
     assert quickened.count("Call[CallPyFunction]") == 3, quickened
     assert after["native_calls"] - before["native_calls"] == 20, (before, after)
     assert after["deopts"] == before["deopts"], (before, after)
+
+
+def fresh_and_dict_made(n):
+    # One class, two layouts at the same sites: a fresh instance keeps its attributes in
+    # inline values, and one whose `__dict__` was made (`vars()`, as `copy` and pickle
+    # do) has them in that dict. Reads, writes, first assignments, deletions, and a dict
+    # grown past the class's shared keys.
+    out = []
+    for i in range(n):
+        o = A(i)
+        if i % 3 == 1:
+            vars(o)
+        if i % 5 == 2:
+            vars(o)["extra_%d" % (i % 4)] = i
+        if i % 7 == 3:
+            del o.tag
+        o.k = o.k * 2
+        o.late = i
+        try:
+            out.append((o.k, o.tag, o.late))
+        except AttributeError as e:
+            out.append(str(e))
+        out.append(sorted(vars(o).items()) if i % 4 == 0 else len(vars(o)))
+    return out
+
+
+def test_an_instance_site_serves_fresh_and_dict_made_instances():
+    check(fresh_and_dict_made, 60)
+
+
+def copy_and_read(n):
+    out = 0
+    for i in range(n):
+        o = A(i)
+        out += o.k
+        if i % 2:
+            vars(o)
+        o.k = i + 1
+        out += o.k + len(o.tag)
+    return out
+
+
+def test_fresh_and_dict_made_instances_do_not_deopt():
+    # Instances whose `__dict__` is made at every other iteration: the inline-values
+    # variants read and write either layout (the dict shares the class's keys), so the
+    # sites keep their variant and the code stays native without deopts.
+    native_default_only()
+    w = tiered(fresh(copy_and_read, "copy_and_read_fresh"), strict=True)
+    for _ in range(40):
+        assert w(20) == copy_and_read(20)
+    before = stats(w)
+    for _ in range(20):
+        w(20)
+    after = stats(w)
+    text = dump(w)
+    assert "LoadAttr[AttrInstanceValue] 'k'" in text, text
+    assert "StoreAttr[AttrInstanceValue] 'k'" in text, text
+    assert after["native_calls"] - before["native_calls"] == 20, (before, after)
+    assert after["deopts"] == before["deopts"], (before, after)

@@ -74,7 +74,12 @@ pub unsafe fn load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> PyResult<(Valu
 pub enum AttrVariant {
     /// An attribute kept in a plain instance's inline values (3.11's split "managed dict"
     /// before any `__dict__` is made), at its index in the class's shared keys; the class
-    /// has no attribute of that name, so the instance is the only place it can be.
+    /// has no attribute of that name, so the instance is the only place it can be. An
+    /// instance whose `__dict__` was made meanwhile (by `vars()`, `copy`, pickle's
+    /// `__reduce_ex__`) is served from that dict: the values moved into it, which shares
+    /// the class's keys, so a read finds the name at the same index (`dict_hint_value`) and
+    /// a write goes in by name. Instances of both kinds then share one site without
+    /// flipping its variant (deepcopy's dataclass, copied once per fresh instance).
     InstanceValue {
         /// The type seen (kept alive by the code; compared by identity).
         tp: *mut ffi::PyTypeObject,
@@ -82,6 +87,8 @@ pub enum AttrVariant {
         version: u32,
         /// Index of the name in the class's shared keys (and in each instance's values).
         index: u32,
+        /// The name (interned, held by the code object), for an instance's `__dict__`.
+        name: *mut ffi::PyObject,
     },
     /// An attribute of a module (`math.sqrt`): read in place from the module dict's
     /// entry, as a cached global is, so rebinding it is seen at once.
@@ -355,6 +362,12 @@ unsafe fn type_holds(p: *mut ffi::PyObject, tp: *mut ffi::PyTypeObject, version:
     ffi::Py_TYPE(p) == tp && (*tp).tp_version_tag == version
 }
 
+/// `p` unless NULL.
+#[inline]
+fn non_null(p: *mut ffi::PyObject) -> Option<*mut ffi::PyObject> {
+    (!p.is_null()).then_some(p)
+}
+
 /// The `__dict__` of `p` when `p` still has the type and version tag an AttrInstanceDict
 /// was made for, and a `__dict__` at all.
 #[inline]
@@ -366,8 +379,7 @@ unsafe fn typed_dict(
     if !type_holds(p, tp, version) {
         return None;
     }
-    let dict = dict_of(p);
-    (!dict.is_null()).then_some(dict)
+    non_null(dict_of(p))
 }
 
 /// The variant for `o.name` on this object, if any: `store` for an assignment.
@@ -407,7 +419,8 @@ unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Opti
         if (*tp).tp_flags & ffi::Py_TPFLAGS_MANAGED_DICT == 0 {
             return None;
         }
-        if values_of(p).is_null() {
+        let shared_index = shared_keys(tp).and_then(|keys| key_index(keys, n));
+        if values_of(p).is_null() && (shared_index.is_none() || dict_of(p).is_null()) {
             let dict = dict_of(p);
             if dict.is_null() {
                 return None;
@@ -425,11 +438,11 @@ unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Opti
                 name: n,
             });
         }
-        let index = key_index(shared_keys(tp)?, n)?;
         AttrVariant::InstanceValue {
             tp,
             version,
-            index: u32::try_from(index).ok()?,
+            index: u32::try_from(shared_index?).ok()?,
+            name: n,
         }
     } else if ffi::Py_TYPE(descr) == std::ptr::addr_of_mut!(ffi::PyMemberDescr_Type) {
         // A __slots__ member holding an object (what 3.11's LOAD/STORE_ATTR_SLOT take).
@@ -573,15 +586,21 @@ pub unsafe fn load_attr_quick(v: AttrVariant, o: &Value) -> Option<Value> {
             }
             super::globals::slot_value((*(module as *mut ModuleHead)).md_dict, slot)?
         }
-        AttrVariant::InstanceValue { tp, version, index } => {
+        AttrVariant::InstanceValue {
+            tp,
+            version,
+            index,
+            name,
+        } => {
             if !type_holds(p, tp, version) {
                 return None;
             }
             let values = values_of(p);
             if values.is_null() {
-                return None;
+                dict_hint_value(non_null(dict_of(p))?, index, name)?
+            } else {
+                *values.add(index as usize)
             }
-            *values.add(index as usize)
         }
         AttrVariant::Class {
             cls,
@@ -641,13 +660,20 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
             let dict = typed_dict(p, tp, version)?;
             return (dict_store(dict, name, x) != 0).then_some(());
         }
-        AttrVariant::InstanceValue { tp, version, index } => {
+        AttrVariant::InstanceValue {
+            tp,
+            version,
+            index,
+            name,
+        } => {
             if !type_holds(p, tp, version) {
                 return None;
             }
             let values = values_of(p);
             if values.is_null() {
-                return None;
+                // Its `__dict__` was made: stored by name, as InstanceDict stores.
+                let dict = non_null(dict_of(p))?;
+                return (dict_store(dict, name, x) != 0).then_some(());
             }
             if (*values.add(index as usize)).is_null() {
                 // A first assignment (as in __init__): the value, then its place in the
