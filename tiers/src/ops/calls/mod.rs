@@ -423,6 +423,10 @@ unsafe fn widen_call(
     if ptrs[0].is_null() && crate::cpy::bound_method_parts(ptrs[1]).is_some() {
         return None;
     }
+    // Only a `@tiered` callee can become an entry (below): anything else is not observed
+    // at all, which would look its specialization up in the registry at every call that
+    // misses (deepcopy's `y = copier(x, memo)`: 12% of its instructions).
+    crate::runtime::entry_of_wrapper(c.callable)?;
     let new = observe_call(ctx, kwnames, ptrs)?;
     // Entries are `@tiered` functions (whose wrappers make a specialization per argument
     // types anyway). A plain function stays out, another one or the same with other
