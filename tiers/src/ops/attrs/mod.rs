@@ -79,7 +79,8 @@ pub enum AttrVariant {
     /// `__reduce_ex__`) is served from that dict: the values moved into it, which shares
     /// the class's keys, so a read finds the name at the same index (`dict_hint_value`) and
     /// a write goes in by name. Instances of both kinds then share one site without
-    /// flipping its variant (deepcopy's dataclass, copied once per fresh instance).
+    /// flipping its variant (deepcopy's dataclass, copied once per fresh instance); native
+    /// code takes the op's generic path for the second kind, which runs this.
     InstanceValue {
         /// The type seen (kept alive by the code; compared by identity).
         tp: *mut ffi::PyTypeObject,
@@ -419,8 +420,10 @@ unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Opti
         if (*tp).tp_flags & ffi::Py_TPFLAGS_MANAGED_DICT == 0 {
             return None;
         }
-        let shared_index = shared_keys(tp).and_then(|keys| key_index(keys, n));
-        if values_of(p).is_null() && (shared_index.is_none() || dict_of(p).is_null()) {
+        // An instance whose `__dict__` was made gets InstanceDict, even when the name
+        // is in the class's shared keys: native code of an InstanceValue site leaves
+        // such instances to the op's generic path.
+        if values_of(p).is_null() {
             let dict = dict_of(p);
             if dict.is_null() {
                 return None;
@@ -438,10 +441,11 @@ unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Opti
                 name: n,
             });
         }
+        let index = key_index(shared_keys(tp)?, n)?;
         AttrVariant::InstanceValue {
             tp,
             version,
-            index: u32::try_from(shared_index?).ok()?,
+            index: u32::try_from(index).ok()?,
             name: n,
         }
     } else if ffi::Py_TYPE(descr) == std::ptr::addr_of_mut!(ffi::PyMemberDescr_Type) {
