@@ -590,3 +590,32 @@ def test_a_site_mixing_ints_and_floats_stays_native():
     assert "Binary[BinaryNumber] *" in dump(w), dump(w)
     assert after["native_calls"] - before["native_calls"] == 20, (before, after)
     assert after["deopts"] == before["deopts"], (before, after)
+
+
+I64_MIN = -(2**63)
+DIVISION_OPERANDS = [
+    (7, 2), (-7, 2), (7, -2), (-7, -2), (6, 3), (-6, 3), (0, 5), (0, -5), (1, 7), (-1, 7),
+    (2**62, 3), (-(2**62), 3), (I64_MIN, 2), (I64_MIN, 3), (I64_MIN, -1), (I64_MIN, I64_MIN),
+    (2**63 - 1, -1), (2**63 - 1, 2**63 - 1), (5, 0), (-5, 0), (2**64, 3), (7, 2**64), (True, 2),
+]
+
+
+def int_division_loop(pairs, n):
+    # `//` and `%` of ints in a loop (BinaryInt's template): every sign combination, the
+    # i64 extremes (i64::MIN // -1 is a big int), division by zero caught inside the loop,
+    # and big ints and bools through the same sites.
+    out = []
+    for i in range(n):
+        for a, b in pairs:
+            try:
+                q = a // b
+                r = a % b
+                a //= 1 if i % 2 else -1
+                out.append((q, r, a))
+            except ZeroDivisionError as e:
+                out.append(str(e))
+    return out
+
+
+def test_int_floor_division_and_modulo_in_a_loop():
+    check(int_division_loop, DIVISION_OPERANDS, 4)

@@ -298,3 +298,98 @@ UNPACK = cases(
 @pytest.mark.parametrize("f,args,kwargs", UNPACK)
 def test_unpack(f, args, kwargs):
     check(f, *args, **kwargs)
+
+
+# --- dict displays and cells in a loop (BuildMap, MakeCell) -------------------------------
+
+class LoggedKey:
+    # Its hash and equality are observable: each must run exactly as often as CPython
+    # runs them (a rerun of the op would show).
+    def __init__(self, log, k):
+        self.log, self.k = log, k
+
+    def __hash__(self):
+        self.log.append(("hash", self.k))
+        if self.k == "boom":
+            raise RuntimeError("unhashable today")
+        return hash(self.k % 3 if isinstance(self.k, int) else self.k)
+
+    def __eq__(self, other):
+        self.log.append(("eq", self.k))
+        return isinstance(other, LoggedKey) and self.k % 3 == other.k % 3
+
+
+def dict_displays_loop(n):
+    log = []
+    out = []
+    for i in range(n):
+        a, b = "k%d" % (i % 3), i * 2
+        d = {a: i, b: a, "k0": -1, i % 2: None}
+        out.append(sorted(d.items(), key=repr))
+        out.append({LoggedKey(log, i): 1, LoggedKey(log, i + 3): 2})
+        try:
+            out.append({LoggedKey(log, "ok"): 1, LoggedKey(log, "boom" if i % 4 == 1 else i): 2})
+        except RuntimeError as e:
+            out.append(str(e))
+        try:
+            out.append({[i]: 1})
+        except TypeError as e:
+            out.append(str(e))
+    return [repr(x) if not isinstance(x, dict) else len(x) for x in out], log
+
+
+def test_dict_displays_in_a_loop():
+    check(dict_displays_loop, 30)
+
+
+def cells_loop(n, k):
+    # A cell made at each call (for `acc`, assigned later) and for an argument (`k`).
+    def inner(j):
+        acc = j
+
+        def get():
+            return acc + k
+
+        acc += 1
+        return get()
+
+    return [inner(j) for j in range(n)]
+
+
+def test_cells_made_in_a_loop():
+    check(cells_loop, 40, 5)
+
+
+def test_dict_displays_and_cells_stay_native():
+    import types
+
+    from harness import native_default_only
+    from tiered import _native, tiered
+
+    native_default_only()
+
+    def work(n, k):
+        out = 0
+        for i in range(n):
+            d = {i: k, k: i}
+            out += len(d)
+        return out
+
+    w = tiered(types.FunctionType(work.__code__.replace(co_name="work_counted"), work.__globals__),
+               strict=True)
+    inner = tiered(types.FunctionType(cells_loop.__code__.replace(co_name="cells_counted"),
+                                      cells_loop.__globals__), strict=True)
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            w(10, "k")
+            inner(3, 1)
+        _native.reset_counts()
+        for _ in range(10):
+            w(10, "k")
+            inner(3, 1)
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert counts["BuildMap"] == {"tier1": 0, "tier2": 100, "deopts": 0}, counts["BuildMap"]
+    assert counts["MakeCell"]["tier1"] == 0 and counts["MakeCell"]["tier2"] > 0, counts["MakeCell"]

@@ -440,3 +440,73 @@ def test_cell_reads_and_writes_stay_native():
 def test_case_asserts_are_not_rewritten_by_pytest():
     names = assert_with_msg.__code__.co_varnames + assert_with_msg.__code__.co_names
     assert not any(n.startswith("@py") for n in names), names
+
+
+# --- functions made in a loop (MakeFunction, LoadClosure) ---------------------------------
+
+def functions_made_in_a_loop(n, k):
+    # Every kind of function MAKE_FUNCTION makes: plain, with defaults, keyword-only
+    # defaults, annotations, a closure over a local and over one of this function's free
+    # variables (LoadClosure), and a nested one whose closure passes a cell on again.
+    out = []
+    for i in range(n):
+        plain = lambda x: x + 1
+        with_defaults = lambda x, y=i, *, z=-i: (x, y, z)
+
+        def annotated(a: int, b: "str" = "b") -> list:
+            return [a, b]
+
+        closes = lambda x: x * k + i
+        def outer(j):
+            def inner():
+                return (i, j, k)
+            return inner
+        out.append((plain(i), with_defaults(i), with_defaults(i, 2, z=3), annotated(i),
+                    annotated.__annotations__["a"].__name__, closes(2), outer(i)()))
+    return out
+
+
+def make_loops(k):
+    return functions_made_in_a_loop(30, k)
+
+
+def test_functions_made_in_a_loop():
+    check(make_loops, 3)
+
+
+def test_functions_made_in_a_loop_stay_native():
+    # A loop making closures runs MakeFunction in native code, and a closure's start takes
+    # its cells (LoadClosure) there too: no tier-1 runs of either.
+    import types
+
+    from harness import native_default_only
+    from tiered import _native, tiered
+
+    native_default_only()
+
+    def make(k):
+        def maker(n):
+            out = 0
+            for i in range(n):
+                f = lambda x, y=i: x * k + y  # k: a free variable of maker, passed on
+                out += f(2)
+            return out
+        return maker
+
+    m = make(3)
+    w = tiered(types.FunctionType(m.__code__.replace(co_name="maker_counted"), m.__globals__,
+                                  "maker", None, m.__closure__), strict=True)
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            w(10)
+        _native.reset_counts()
+        for _ in range(10):
+            w(10)
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert counts["MakeFunction"] == {"tier1": 0, "tier2": 100, "deopts": 0}, counts["MakeFunction"]
+    # One a call of `maker` (its own free variable's cell, taken at its start), and one a
+    # call of each lambda, which reads `k`.
+    assert counts["LoadClosure"] == {"tier1": 0, "tier2": 110, "deopts": 0}, counts["LoadClosure"]

@@ -175,7 +175,7 @@ impl QuickCell {
 pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static str]) {
     match kind {
         OpKind::LoadGlobal => (globals::GLOBAL_VARIANTS, globals::GLOBAL_VARIANTS),
-        // BinaryInt's template covers + - * & | ^, BinaryFloat's + - * /, BinaryNumber's
+        // BinaryInt's template covers + - * // % & | ^, BinaryFloat's + - * /, BinaryNumber's
         // + - *; other operators take the tier-1 helper.
         OpKind::Binary => (arith::BINARY_VARIANTS, arith::BINARY_TEMPLATES),
         OpKind::Compare => (compare::COMPARE_VARIANTS, compare::COMPARE_TEMPLATES),
@@ -198,6 +198,10 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::GetAnext => (&[], &["GetAnext"]),
         OpKind::AsyncGenWrap => (&[], &["AsyncGenWrap"]),
         OpKind::LoadDeref => (&[], &["LoadDeref"]),
+        OpKind::LoadClosure => (&[], &["LoadClosure"]),
+        OpKind::MakeCell => (&[], &["MakeCell"]),
+        OpKind::BuildMap => (&[], &["BuildMap"]),
+        OpKind::MakeFunction => (&[], &["MakeFunction"]),
         OpKind::StoreDeref => (&[], &["StoreDeref"]),
         OpKind::BuildSlice => (&[], &["BuildSlice"]),
         OpKind::Truth => (&[], &["TruthUnboxed"]),
@@ -224,9 +228,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::DeleteAttr
         | OpKind::DeleteSubscr
         | OpKind::CallEx
-        | OpKind::MakeFunction
         | OpKind::BuildSet
-        | OpKind::BuildMap
         | OpKind::BuildConstKeyMap
         | OpKind::ListExtend
         | OpKind::SetUpdate
@@ -234,8 +236,6 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::DictMerge
         | OpKind::ListToTuple
         | OpKind::UnpackEx
-        | OpKind::MakeCell
-        | OpKind::LoadClosure
         | OpKind::DeleteDeref
         | OpKind::PushExcInfo
         | OpKind::PopExcept

@@ -54,6 +54,31 @@ pub unsafe extern "C" fn wrap_async_value(v: *mut ffi::PyObject) -> *mut ffi::Py
     guarded(std::ptr::null_mut(), || crate::cpy::gen::wrap_value(v))
 }
 
+/// MakeFunction's template: a function of `code` and, as `flags` says, the operands after
+/// it (`ops::calls::make_function`), or NULL with an exception set.
+///
+/// # Safety
+/// Called by native code with the GIL held; `code` and the operands `flags` names are
+/// live objects.
+pub unsafe extern "C" fn make_function(
+    ctx: *const Ctx,
+    flags: usize,
+    code: *mut ffi::PyObject,
+    a: *mut ffi::PyObject,
+    b: *mut ffi::PyObject,
+    c: *mut ffi::PyObject,
+    d: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || {
+        let ops = [code, a, b, c, d];
+        let n = 1 + (flags & 0xf).count_ones() as usize;
+        match crate::ops::calls::make_function(&*ctx, flags as u32, &ops[..n]) {
+            Ok(f) => f.into_ptr(),
+            Err(_) => std::ptr::null_mut(),
+        }
+    })
+}
+
 /// Send's template: one `yield from` step of `receiver` with `v` sent in
 /// (`ops::generators::send_raw`): 0 (it returned) or 1 (it yielded) with the value in
 /// `*out`, or -1 with an exception set.

@@ -588,7 +588,7 @@ pub(crate) fn emit_float_operand(e: &mut Emit, r: u32, fail: Block) -> (CValue, 
     (ps[0], ps[1])
 }
 
-/// The native template of a quickened Binary (int: + - * & | ^ with overflow checks;
+/// The native template of a quickened Binary (int: + - * // % & | ^ with overflow checks;
 /// float: + - * /), or `None` to use the tier-1 helper.
 pub(crate) fn emit_binary(
     e: &mut Emit,
@@ -608,7 +608,14 @@ pub(crate) fn emit_binary(
     let base = op.base();
     let int_ops = matches!(
         base,
-        BinOp::Add | BinOp::Subtract | BinOp::Multiply | BinOp::And | BinOp::Or | BinOp::Xor
+        BinOp::Add
+            | BinOp::Subtract
+            | BinOp::Multiply
+            | BinOp::FloorDivide
+            | BinOp::Remainder
+            | BinOp::And
+            | BinOp::Or
+            | BinOp::Xor
     );
     let float_ops = matches!(
         base,
@@ -654,10 +661,39 @@ pub(crate) fn emit_binary(
     Some(v.name())
 }
 
-/// `x op y` on i64 operands for + - * & | ^; overflow takes the op's generic path (an
-/// expected case, not a failed guard), which continues with CPython's big ints.
+/// `x op y` on i64 operands for + - * // % & | ^; overflow takes the op's generic path
+/// (an expected case, not a failed guard), which continues with CPython's big ints, as
+/// does a division by zero, which raises there.
 fn emit_int_op(e: &mut Emit, base: BinOp, x: CValue, y: CValue) -> CValue {
     match base {
+        BinOp::FloorDivide | BinOp::Remainder => {
+            // Zero and i64::MIN // -1 (a big int) first: the machine division traps on
+            // both (as `floor_divmod` refuses them).
+            let slow = e.slow_block();
+            let zero = e.b.ins().icmp_imm_s(IntCC::Equal, y, 0);
+            e.fail_if(zero, slow);
+            let minus_one = e.b.ins().icmp_imm_s(IntCC::Equal, y, -1);
+            let min = e.b.ins().icmp_imm_s(IntCC::Equal, x, i64::MIN);
+            let overflows = e.b.ins().band(minus_one, min);
+            e.fail_if(overflows, slow);
+            let (q, r) = (e.b.ins().sdiv(x, y), e.b.ins().srem(x, y));
+            // Python's rounds toward minus infinity: a remainder whose sign is not the
+            // divisor's moves the quotient down one and the remainder up by the divisor.
+            let signs = e.b.ins().bxor(r, y);
+            let differ = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, signs, 0);
+            let nonzero = e.b.ins().icmp_imm_s(IntCC::NotEqual, r, 0);
+            let adjust = e.b.ins().band(differ, nonzero);
+            match base {
+                BinOp::FloorDivide => {
+                    let down = e.b.ins().uextend(types::I64, adjust);
+                    e.b.ins().isub(q, down)
+                }
+                _ => {
+                    let up = e.b.ins().iadd(r, y);
+                    e.b.ins().select(adjust, up, r)
+                }
+            }
+        }
         BinOp::Add | BinOp::Subtract | BinOp::Multiply => {
             let (r, of) = match base {
                 BinOp::Add => e.b.ins().sadd_overflow(x, y),

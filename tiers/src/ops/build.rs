@@ -451,6 +451,44 @@ pub(crate) fn emit_build_sequence(
     Some(name)
 }
 
+/// The native template of BuildMap: a new dict, then each key and value set in order
+/// (`PyDict_SetItem`, as tier 1's `build_map`; a later equal key wins, as in CPython); a
+/// key that cannot be hashed raises with the dict released.
+pub(crate) fn emit_build_map(e: &mut crate::native::emit::Emit, pc: usize) -> Option<&'static str> {
+    use crate::value::tag;
+    use cranelift_codegen::ir::condcodes::IntCC;
+    use cranelift_codegen::ir::{types, InstBuilder};
+    let inst = e.c.linear.insts[pc];
+    let slow = e.slow_block();
+    let items = e.operand_objects(pc);
+    let made = e
+        .call(ffi::PyDict_New as *const () as usize, &[], Some(e.ptr), &[])
+        .expect("returns");
+    let failed = e.b.create_block();
+    let ok = e.b.create_block();
+    e.b.ins().brif(made, ok, &[], failed, &[]);
+    e.b.switch_to_block(failed);
+    // Out of memory: the generic op allocates again and raises it properly.
+    e.call(ffi::PyErr_Clear as *const () as usize, &[], None, &[]);
+    e.b.ins().jump(slow, &[]);
+    e.b.switch_to_block(ok);
+    let set_item = ffi::PyDict_SetItem as *const () as usize;
+    for kv in items.chunks(2) {
+        let r = e
+            .call(
+                set_item,
+                &[e.ptr; 3],
+                Some(types::I32),
+                &[made, kv[0], kv[1]],
+            )
+            .expect("returns");
+        let bad = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, r, 0);
+        e.raise_if_after(pc, bad, |e| e.decref(made));
+    }
+    e.set(inst.dst, tag::OBJ, made);
+    Some("BuildMap")
+}
+
 /// The native template of ListAppend, SetAdd and MapAdd (the appends of comprehensions):
 /// `f` (PyList_Append, PySet_Add, PyDict_SetItem) called directly on the operands as
 /// objects (numbers boxed in place first, as tier 1 boxes them); an exception it raises

@@ -4,7 +4,7 @@ use crate::interp::Ctx;
 use crate::native::emit::{mem, Emit};
 use crate::value::{status, tag, PyResult, Raised, Value};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::InstBuilder;
+use cranelift_codegen::ir::{types, InstBuilder};
 use pyo3_ffi as ffi;
 use tiered_frontend::code::slot;
 use tiered_ir::LocalIdx;
@@ -103,6 +103,52 @@ pub unsafe fn delete_deref(ctx: &Ctx, local: LocalIdx, c: &Value) -> PyResult<()
     }
     ffi::Py_DECREF(v);
     status(ffi::PyCell_Set(p, std::ptr::null_mut()))
+}
+
+/// Native code for MakeCell: `PyCell_New` of the operand, called directly; a local that is
+/// always NULL there (not assigned yet: the usual case at a function's start) makes an
+/// empty cell, and a NULL elsewhere takes the generic path.
+pub(crate) fn emit_make_cell(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let r = e.c.linear.operands[inst.args as usize];
+    let v = match e.is_null_register(r) {
+        true => e.b.ins().iconst(e.ptr, 0),
+        false => {
+            let slow = e.slow_block();
+            e.object_of(r, slow)
+        }
+    };
+    e.call_for_result(pc, ffi::PyCell_New as *const () as usize, &[v]);
+    Some("MakeCell")
+}
+
+/// Native code for LoadClosure: cell `index` of the running function's closure, a new
+/// reference, read inline (COPY_FREE_VARS: every call of a closure takes its cells so at
+/// its start; mdp's lambdas and nested functions ran it in tier 1 two million times a
+/// run); a function with no closure tuple that long takes the generic path, which raises.
+pub(crate) fn emit_load_closure(e: &mut Emit, pc: usize, index: u32) -> Option<&'static str> {
+    let inst = e.c.linear.insts[pc];
+    let slow = e.slow_block();
+    let func = e.func_ptr();
+    let closure = e.b.ins().load(
+        e.ptr,
+        mem(),
+        func,
+        std::mem::offset_of!(ffi::PyFunctionObject, func_closure) as i32,
+    );
+    let none = e.b.ins().icmp_imm_s(IntCC::Equal, closure, 0);
+    e.fail_if(none, slow);
+    e.guard_type(closure, std::ptr::addr_of_mut!(ffi::PyTuple_Type), slow);
+    // A tuple: ob_size, then the items.
+    let size = e.b.ins().load(types::I64, mem(), closure, 16);
+    let short =
+        e.b.ins()
+            .icmp_imm_s(IntCC::SignedLessThanOrEqual, size, index as i64);
+    e.fail_if(short, slow);
+    let cell = e.b.ins().load(e.ptr, mem(), closure, 24 + 8 * index as i32);
+    e.incref(cell);
+    e.set(inst.dst, tag::OBJ, cell);
+    Some("LoadClosure")
 }
 
 /// Native code for LoadDeref: the cell's content, a new reference, read inline; an empty

@@ -508,6 +508,11 @@ impl<'a> Emit<'a> {
         self.b.use_var(var)
     }
 
+    /// The function object being run.
+    pub(crate) fn func_ptr(&mut self) -> Value {
+        self.ctx_word(|_, f| f.func, std::mem::offset_of!(Ctx, func) as i32)
+    }
+
     /// The thread state this code runs on.
     pub(crate) fn thread_state(&mut self) -> Value {
         self.ctx_word(|_, f| f.thread.0, std::mem::offset_of!(Ctx, tstate) as i32)

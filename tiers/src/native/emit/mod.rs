@@ -658,6 +658,10 @@ impl<'a> Emit<'a> {
             Op::GetAnext {} => ops::generators::emit_get_anext(self, pc),
             Op::AsyncGenWrap {} => ops::generators::emit_async_gen_wrap(self, pc),
             Op::LoadDeref { .. } => ops::cells::emit_load_deref(self, pc),
+            Op::LoadClosure { index } => ops::cells::emit_load_closure(self, pc, index),
+            Op::MakeCell {} => ops::cells::emit_make_cell(self, pc),
+            Op::BuildMap {} => ops::build::emit_build_map(self, pc),
+            Op::MakeFunction { flags } => ops::calls::emit_make_function(self, pc, flags),
             Op::StoreDeref {} => ops::cells::emit_store_deref(self, pc),
             Op::BuildSlice { .. } => ops::subscr::emit_build_slice(self, pc),
             Op::LoadGlobal { .. } => ops::globals::emit_load_global(self, pc, q, slow),
@@ -682,9 +686,7 @@ impl<'a> Emit<'a> {
             | Op::DeleteAttr { .. }
             | Op::DeleteSubscr {}
             | Op::CallEx { .. }
-            | Op::MakeFunction { .. }
             | Op::BuildSet {}
-            | Op::BuildMap {}
             | Op::BuildConstKeyMap {}
             | Op::ListExtend {}
             | Op::SetUpdate {}
@@ -692,8 +694,6 @@ impl<'a> Emit<'a> {
             | Op::DictMerge {}
             | Op::ListToTuple {}
             | Op::UnpackEx { .. }
-            | Op::MakeCell {}
-            | Op::LoadClosure { .. }
             | Op::DeleteDeref { .. }
             | Op::PushExcInfo {}
             | Op::PopExcept {}

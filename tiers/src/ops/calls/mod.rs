@@ -644,6 +644,21 @@ pub unsafe fn make_function(ctx: &Ctx, flags: u32, ops: &[*mut ffi::PyObject]) -
     Ok(f.into_value())
 }
 
+/// The native template of MakeFunction: one call of `helpers::make_function` (a
+/// function made in a loop, as a lambda or a nested def, without the tier-1 helper's
+/// dispatch).
+pub(crate) fn emit_make_function(e: &mut Emit, pc: usize, flags: u32) -> Option<&'static str> {
+    let mut args = vec![e.ctx(), e.b.ins().iconst(e.ptr, flags as i64)];
+    args.extend(e.operand_objects(pc));
+    // The operands past the code (defaults, closure...) as `flags` says; NULL for the rest.
+    while args.len() < 2 + 5 {
+        args.push(e.b.ins().iconst(e.ptr, 0));
+    }
+    let helper = crate::native::helpers::make_function as *const () as usize;
+    e.call_for_result(pc, helper, &args);
+    Some("MakeFunction")
+}
+
 /// The native template of a quickened Call: a direct native call when the site qualifies
 /// (`direct`), else one helper call that checks the callee and enters it (no generic op
 /// dispatch); another callee takes the slow path.
