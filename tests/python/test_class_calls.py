@@ -301,3 +301,33 @@ def test_a_class_call_stays_native():
     assert after["deopts"] == before["deopts"], (before, after)
     assert counts["tier1"] == 0 and counts["tier2"] > 0, counts
     assert sys.getrefcount(Point) == refs
+
+
+def mixed_points(n):
+    # One site, ints and floats alternating (raytrace's `Vector(x, y, z)`).
+    out = 0.0
+    for i in range(n):
+        q = Point(i if i % 2 else i * 0.5, 2)
+        out += q.x * q.y
+    return out
+
+
+def test_a_class_call_with_arguments_of_several_types_stays_native():
+    # The site takes an entry per argument types (CallPoly of CallClass entries), each a
+    # direct call of `__init__`'s specialization for them: no call runs through the
+    # tier-1 helper once the code is recompiled with both.
+    native_default_only()
+    w = tiered(fresh(mixed_points, "mixed_points_fresh"), strict=True)
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            assert w(50) == mixed_points(50)
+        _native.reset_counts()
+        for _ in range(20):
+            assert w(50) == mixed_points(50)
+        counts = _native.op_counts()["Call"]
+    finally:
+        _native.set_counting(False)
+    text = dump(w)
+    assert "Call[CallPoly]" in text, text
+    assert counts["tier1"] == 0 and counts["deopts"] == 0, counts

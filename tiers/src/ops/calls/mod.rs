@@ -203,8 +203,10 @@ pub enum CallVariant {
         compiled: *const Compiled,
     },
     /// A site that has called several `@tiered` functions, or one with arguments of
-    /// several types (2 to `POLY_MAX` entries: the site's first variant, PyFunction not
-    /// bound or Tiered, then Tiered ones, each with its own specialization; `widen_call`):
+    /// several types, or instantiated one class with arguments of several types (2 to
+    /// `POLY_MAX` entries: the site's first variant, PyFunction not bound, Tiered or
+    /// Class, then Tiered ones or Class ones of that class, each with its own
+    /// specialization; `widen_call`):
     /// native code tries each entry's guards in turn and enters the first that fits
     /// directly, as the single-entry variants do. Before, every call but the first
     /// entry's took the helper's general path (richards: 70% of its calls).
@@ -237,10 +239,8 @@ impl CallVariant {
     pub fn widens(self) -> bool {
         match self {
             CallVariant::PyFunction { bound, .. } => !bound,
-            CallVariant::Tiered { .. } | CallVariant::Poly(_) => true,
-            CallVariant::Builtin { .. }
-            | CallVariant::BoundBuiltin { .. }
-            | CallVariant::Class { .. } => false,
+            CallVariant::Tiered { .. } | CallVariant::Poly(_) | CallVariant::Class { .. } => true,
+            CallVariant::Builtin { .. } | CallVariant::BoundBuiltin { .. } => false,
         }
     }
 
@@ -378,6 +378,16 @@ unsafe fn fit(
     args: *const *mut ffi::PyObject,
     nargs: usize,
 ) -> Fit {
+    if let CallVariant::Class { cls, compiled, .. } = v {
+        // The key of `__init__(self, *args)` for an instance of `cls`.
+        let key = compiled.as_ref().and_then(|c| c.type_key);
+        let tp = cls as *mut ffi::PyTypeObject;
+        return match key {
+            _ if callable != cls => Fit::No,
+            Some(k) if k != crate::runtime::TypeKey::with_self(tp, args, nargs) => Fit::Callable,
+            _ => Fit::Exact,
+        };
+    }
     let compiled = match v {
         CallVariant::PyFunction { compiled, .. } | CallVariant::Tiered { compiled, .. } => compiled,
         CallVariant::Builtin { .. }
@@ -394,11 +404,12 @@ unsafe fn fit(
     }
 }
 
-/// A Python-function Call site (PyFunction, Tiered or Poly) widened for a call that no
-/// entry fits exactly: another `@tiered` function, or argument types another
-/// specialization of one is for (`t.runTask()` over four task classes). `None` when it
-/// does not widen: an entry fits, the site is full (`POLY_MAX`: it keeps calling through
-/// the entry of its callable, or misses), or the new callee is not `@tiered`.
+/// A Python-function or class Call site (PyFunction, Tiered, Class or Poly) widened for a
+/// call that no entry fits exactly: another `@tiered` function, or argument types another
+/// specialization of one (or of a class's `__init__`) is for (`t.runTask()` over four
+/// task classes). `None` when it does not widen: an entry fits, the site is full
+/// (`POLY_MAX`: it keeps calling through the entry of its callable, or misses), or the
+/// new callee is neither `@tiered` nor a class the site has seen.
 ///
 /// # Safety
 /// GIL held; `ptrs` as for `call`.
@@ -423,10 +434,16 @@ unsafe fn widen_call(
     if ptrs[0].is_null() && crate::cpy::bound_method_parts(ptrs[1]).is_some() {
         return None;
     }
-    // Only a `@tiered` callee can become an entry (below): anything else is not observed
-    // at all, which would look its specialization up in the registry at every call that
-    // misses (deepcopy's `y = copier(x, memo)`: 12% of its instructions).
-    crate::runtime::entry_of_wrapper(c.callable)?;
+    // Only a `@tiered` callee, or a class the site instantiates already with arguments of
+    // other types, can become an entry (below): anything else is not observed at all,
+    // which would look its specialization up in the registry at every call that misses
+    // (deepcopy's `y = copier(x, memo)`: 12% of its instructions).
+    let same_class = seen
+        .iter()
+        .any(|e| matches!(e, CallVariant::Class { cls, .. } if *cls == c.callable));
+    if !same_class {
+        crate::runtime::entry_of_wrapper(c.callable)?;
+    }
     let new = observe_call(ctx, kwnames, ptrs)?;
     // Entries are `@tiered` functions (whose wrappers make a specialization per argument
     // types anyway). A plain function stays out, another one or the same with other
@@ -438,7 +455,15 @@ unsafe fn widen_call(
     // 1.34x and 1.53x, as `save(obj)` and `deepcopy(x)` split into a specialization per
     // argument type, each compiled and each longer in tier 1. The gains were all at sites
     // of decorated methods (richards, deltablue).
-    let known = matches!(new, CallVariant::Tiered { .. });
+    // A class the site has seen takes another entry for other argument types (raytrace's
+    // `Vector(x, y, z)` of ints, then of floats, which missed the direct call's type
+    // guards at every call), not another class: classes made per call would each make
+    // an entry and a specialization of their `__init__`.
+    let known = match new {
+        CallVariant::Tiered { .. } => true,
+        CallVariant::Class { .. } => same_class,
+        _ => false,
+    };
     if !known || !fits(&new) {
         return None;
     }
