@@ -393,3 +393,37 @@ def test_dict_displays_and_cells_stay_native():
         _native.set_counting(False)
     assert counts["BuildMap"] == {"tier1": 0, "tier2": 100, "deopts": 0}, counts["BuildMap"]
     assert counts["MakeCell"]["tier1"] == 0 and counts["MakeCell"]["tier2"] > 0, counts["MakeCell"]
+
+
+class ListSub(list):
+    def __iter__(self):
+        return iter(["sub", "iter"])
+
+
+def list_unpacking_loop(n):
+    # Exact lists and tuples unpacked in a loop (UnpackSequence's template), lists whose
+    # length changes between iterations (too many, too few: ValueError), a list subclass
+    # with its own __iter__ (the generic path iterates it), and a list emptied meanwhile.
+    out = []
+    lst = [1, 2]
+    for i in range(n):
+        try:
+            a, b = lst
+            out.append((a, b))
+        except ValueError as e:
+            out.append(str(e))
+        if i % 5 == 2:
+            lst.append(i)
+        elif i % 5 == 4:
+            del lst[2:]
+        if i % 7 == 3:
+            lst = ListSub([i, i])
+        elif i % 7 == 5:
+            lst = [i, -i]
+        c, d = (i, "t") if i % 2 else [i, "l"]
+        out.append((c, d))
+    return out
+
+
+def test_list_unpacking_in_a_loop():
+    check(list_unpacking_loop, 40)

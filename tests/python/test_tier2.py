@@ -880,7 +880,7 @@ def test_quickened_variants_get_their_templates():
     line = next(ln for ln in dump(w).splitlines() if "native templates at" in ln)
     expected = ["AttrModule", "LoadMethodModule", "CallBuiltin", "LoadMethodBuiltin", "SubscrListInt",
                 "SubscrTupleInt", "ForIterBuiltin", "ForIterTuple", "ForIterList", "ForIterRange",
-                "UnpackTuple", "BuildTuple", "BuildList", "CompareStr", "CompareUnrelated",
+                "UnpackSequence", "BuildTuple", "BuildList", "CompareStr", "CompareUnrelated",
                 "AttrInstanceValue", "AttrSlot", "LoadGlobalModule", "LoadGlobalBuiltin", "BinaryFloat",
                 "SubscrDict", "StoreSubscrDict", "StoreSubscrListInt", "CallClass", "Is", "IsNone",
                 "Contains", "UnaryUnboxed"]

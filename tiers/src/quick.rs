@@ -214,7 +214,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::MapAdd => (&[], &["MapAdd"]),
         OpKind::FormatValue => (&[], &["FormatValue"]),
         OpKind::BuildString => (&[], &["BuildString"]),
-        OpKind::UnpackSequence => (&[], &["UnpackTuple"]),
+        OpKind::UnpackSequence => (&[], &["UnpackSequence"]),
         OpKind::BuildTuple => (&[], &["BuildTuple"]),
         OpKind::BuildList => (&[], &["BuildList"]),
         OpKind::EvalBreaker => (&[], &["EvalBreaker"]),
