@@ -169,12 +169,12 @@ unsafe fn direct(c: &Compiled, pc: usize, v: CallVariant) -> Option<Direct<'_>> 
     // A first operand that is always NULL decides it first: counting alone would take
     // `f(a, b)` of `def f(a, b, c=0)` for a method call (one operand short of the
     // parameters, as `obj.f(a, b)` is), and its guard would fail at every run. Otherwise
-    // the count says, and when it matches exactly the guards tell the forms apart.
+    // a count of exactly the parameters after the callable is a plain call, anything else
+    // a method call, and the guards tell the forms apart at run time.
     let callable_at = match () {
         _ if self_from != SelfFrom::Operands => 1,
         _ if crate::ops::values::null_registers(c)[ops[0] as usize] => 1,
         _ if nkw == 0 && n == nargs - 2 => 1,
-        _ if nkw == 0 && n == nargs - 1 => 0,
         _ => 0,
     };
     // A bound method's `self` or a new instance is the first positional argument, given
