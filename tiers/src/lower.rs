@@ -164,6 +164,21 @@ impl Linear {
     pub fn suspension_at(&self, offset: u32) -> Option<&Suspension> {
         self.suspensions.iter().find(|s| s.offset == offset)
     }
+
+    /// Per instruction: whether code may start running there other than at 0: a loop
+    /// header (a back edge's target, where tier 1 enters native code: OSR) or a
+    /// generator's resume point. Native code is entered nowhere else, so only these need
+    /// a way in from its entry.
+    pub fn entries(&self) -> Vec<bool> {
+        let mut at = vec![false; self.insts.len()];
+        for e in self.edges.iter().filter(|e| e.backward) {
+            at[e.target as usize] = true;
+        }
+        for s in &self.suspensions {
+            at[s.resume as usize] = true;
+        }
+        at
+    }
 }
 
 /// Lowers `f` (which must have no `Unsupported` ops to be executable; they lower anyway).

@@ -548,14 +548,19 @@ impl<'a> Emit<'a> {
         self.s.blocks = (0..self.c.linear.insts.len())
             .map(|_| self.b.create_block())
             .collect();
+        // Only the instructions code may start at have a way in: an edge from here into
+        // every instruction would make each a join of every cached register (block
+        // parameters, moves, code and compile time for edges never taken).
         let bad = self.b.create_block();
-        let table: Vec<_> = self
-            .s
-            .blocks
-            .iter()
-            .map(|&bl| self.b.func.dfg.block_call(bl, &[]))
-            .collect();
+        let entries = self.c.linear.entries();
+        let last = entries.iter().rposition(|&e| e).unwrap_or(0);
         let def = self.b.func.dfg.block_call(bad, &[]);
+        let table: Vec<_> = (0..=last)
+            .map(|pc| match entries[pc] {
+                true => self.b.func.dfg.block_call(self.s.blocks[pc], &[]),
+                false => def,
+            })
+            .collect();
         let jt = self.b.create_jump_table(JumpTableData::new(def, &table));
         // Calls start at 0 (every call, native or not, enters here); only OSR and
         // resumption need the table, whose indirect jump costs more than a test.
