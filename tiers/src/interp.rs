@@ -854,7 +854,7 @@ unsafe fn exec(
             }
         }
         Op::MakeCell {} => set!(ops::cells::make_cell(a!(0))),
-        Op::LoadClosure { index } => set!(ops::cells::load_closure(ctx, index)),
+        Op::LoadClosure { index } => set!(ops::cells::load_closure(ctx.func, index)),
         Op::LoadDeref { local } => set!(ops::cells::load_deref(ctx, local, a!(0))),
         Op::StoreDeref {} => run!(ops::cells::store_deref(a!(0), a!(1))),
         Op::DeleteDeref { local } => run!(ops::cells::delete_deref(ctx, local, a!(0))),

@@ -80,6 +80,9 @@ pub struct Compiled {
     /// A generator's code: the constants its entry block loads, with their registers,
     /// which a step on a fresh register file loads first (`generator::load_constants`).
     pub start_constants: Vec<(u32, std::ptr::NonNull<ffi::PyObject>)>,
+    /// A generator function's code that starts with its arguments: how a generator of it
+    /// is made straight from a call's arguments (`generator::start`).
+    pub gen_start: Option<crate::generator::start::Start>,
     /// Frame state per bytecode offset (the first instruction at it that has one; every
     /// op a bytecode instruction becomes sees the same locals), for an activation found
     /// on the stack at that offset (`activation`).
@@ -666,6 +669,10 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
             })
             .collect(),
     };
+    let gen_start = match linear.suspensions.is_empty() {
+        true => None,
+        false => crate::generator::start::of(&linear),
+    };
     let quick: Vec<crate::quick::QuickCell> = (0..linear.insts.len())
         .map(|_| crate::quick::QuickCell::default())
         .collect();
@@ -677,6 +684,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         linear,
         nlocalsplus,
         start_constants,
+        gen_start,
         states_by_offset,
         info,
         global_versions: (0..quick.len()).map(|_| Cell::new(0)).collect(),
@@ -820,7 +828,14 @@ impl Entry {
             },
         };
         let tramp = c.vector_entry.get();
-        if tramp != 0 && kwnames.is_null() && c.plain_arity == Some(nargs) && self.tuning.jit {
+        // (A generator function's code that starts with its arguments is not run at a
+        // call at all: `call_compiled` makes the generator.)
+        if tramp != 0
+            && kwnames.is_null()
+            && c.plain_arity == Some(nargs)
+            && self.tuning.jit
+            && c.gen_start.is_none()
+        {
             // The native trampoline does the rest (registers, context, boxing); here only
             // what may raise before it: the stack and recursion depth.
             let limit = crate::stack::limit_for(ts);
@@ -1018,6 +1033,11 @@ pub unsafe fn call_compiled(
 ) -> CallOutcome {
     let n = c.linear.nregs as usize;
     let nargs = ffi::PyVectorcall_NARGS(nargsf) as usize;
+    // (With a trace or profile function on, the code runs: CPython gives events for the
+    // frame its call enters.)
+    if kwnames.is_null() && c.plain_arity == Some(nargs) && c.gen_start.is_some() && !ts.tracing() {
+        return make_generator(c, func, std::slice::from_raw_parts(args, nargs), tuning, ts);
+    }
     if n <= SMALL_FRAME && kwnames.is_null() && c.plain_arity == Some(nargs) {
         // The common call (exactly the positional parameters, a small function) is bound
         // here, inline: registers on the native stack, no general binder, no pool. Calls
@@ -1040,6 +1060,51 @@ pub unsafe fn call_compiled(
     }
     call_compiled_general(c, func, (args, nargsf, kwnames), tuning, ts)
 }
+
+/// A call with exactly the positional parameters of a generator function whose code
+/// starts with its arguments: the generator made from them (`generator::start`), none of
+/// its code run. It counts as a call all the same (it warms the code up, compiles it when
+/// hot, and is native once its code is), and it has the recursion check of the frame
+/// CPython's call would enter.
+#[inline(never)]
+unsafe fn make_generator(
+    c: &Compiled,
+    func: *mut ffi::PyObject,
+    args: &[*mut ffi::PyObject],
+    tuning: &Tuning,
+    ts: ThreadState,
+) -> CallOutcome {
+    if crate::stack::nearly_exhausted(crate::stack::limit_for(ts)) {
+        ffi::PyErr_SetString(
+            ffi::PyExc_RecursionError,
+            c"maximum recursion depth exceeded".as_ptr(),
+        );
+        return CallOutcome::Ran(std::ptr::null_mut(), false);
+    }
+    if !ts.enter_recursive_call() {
+        return CallOutcome::Ran(std::ptr::null_mut(), false);
+    }
+    let native = c.native_for_tuning(tuning).is_some();
+    let mut small: [Value; SMALL_ARGS] = Default::default();
+    let mut large = Vec::new();
+    let values = match args.len() <= SMALL_ARGS {
+        true => &mut small[..args.len()],
+        false => {
+            large.resize_with(args.len(), Value::default);
+            &mut large[..]
+        }
+    };
+    for (v, &a) in values.iter_mut().zip(args) {
+        *v = Value::from_borrowed(a);
+    }
+    let f = func as *mut ffi::PyFunctionObject;
+    let r = crate::generator::start::from_arguments(ts, c, f, values);
+    ts.leave_recursive_call();
+    CallOutcome::Ran(r.unwrap_or(std::ptr::null_mut()), native)
+}
+
+/// Arguments `make_generator` holds on the native stack (more take a vector).
+const SMALL_ARGS: usize = 8;
 
 /// `call_compiled` for every other call shape and for large register files.
 #[inline(never)]

@@ -31,6 +31,7 @@ use std::os::raw::c_int;
 
 mod asyncgen;
 mod delegate;
+pub(crate) mod start;
 mod step;
 mod throw;
 
@@ -421,7 +422,14 @@ pub unsafe fn suspend(ctx: &Ctx, regs: &mut [Value], pc: usize) -> PyResult<Valu
         release_slots(f);
         (g::of_frame(f), f)
     } else {
-        let gen = new_generator(ctx)?;
+        let gen = new_generator(&Creator {
+            c,
+            func: ctx.func,
+            globals: ctx.globals,
+            builtins: ctx.builtins,
+            ts: ctx.tstate,
+            caller: (*ctx.frame).previous,
+        })?;
         (gen, g::iframe(gen))
     };
     let dst = (*f).localsplus(slots.len());
@@ -451,21 +459,33 @@ pub unsafe fn suspend(ctx: &Ctx, regs: &mut [Value], pc: usize) -> PyResult<Valu
     Ok(result)
 }
 
-/// A new generator of ours for the activation `ctx` (at its RETURN_GENERATOR), its frame
-/// set up as CPython's `make_gen` and RETURN_GENERATOR leave it (the slots are the
+/// What makes a generator: its code, its function and that function's dicts, the
+/// thread, and the frame that called the function.
+pub(crate) struct Creator<'c> {
+    c: &'c Compiled,
+    func: *mut ffi::PyFunctionObject,
+    globals: *mut ffi::PyObject,
+    builtins: *mut ffi::PyObject,
+    ts: crate::cpy::ThreadState,
+    /// The calling frame (where a coroutine's `cr_origin` starts).
+    caller: *mut InterpreterFrame,
+}
+
+/// A new generator of ours for a call of `m.func` (at its code's RETURN_GENERATOR), its
+/// frame set up as CPython's `make_gen` and RETURN_GENERATOR leave it (the slots are the
 /// caller's to fill); not yet tracked by the GC.
-unsafe fn new_generator(ctx: &Ctx) -> PyResult<*mut ffi::PyObject> {
-    let c = ctx.compiled;
+unsafe fn new_generator(m: &Creator) -> PyResult<*mut ffi::PyObject> {
+    let c = m.c;
     let n = c.nlocalsplus + frame::stacksize_of(c.objects.code.ptr()) + FOOTER;
     let coroutine = c.info.flags & tiered_frontend::code::flags::COROUTINE != 0;
     // A coroutine's `cr_origin`, when `sys.set_coroutine_origin_tracking_depth` asks.
     let depth = if coroutine {
-        ctx.tstate.coroutine_origin_tracking_depth()
+        m.ts.coroutine_origin_tracking_depth()
     } else {
         0
     };
     let origin = if depth > 0 {
-        coroutine_origin(depth, (*ctx.frame).previous)?
+        coroutine_origin(depth, m.caller)?
     } else {
         std::ptr::null_mut()
     };
@@ -483,16 +503,16 @@ unsafe fn new_generator(ctx: &Ctx) -> PyResult<*mut ffi::PyObject> {
         ffi::Py_XDECREF(origin);
         return Err(Raised);
     }
-    let func = ctx.func as *mut ffi::PyObject;
+    let func = m.func as *mut ffi::PyObject;
     let code = c.objects.code.ptr();
     let h = g::head(gen);
     h.gi_origin_or_finalizer = origin;
     h.gi_code = code;
     ffi::Py_INCREF(code);
     h.gi_weakreflist = std::ptr::null_mut();
-    h.gi_name = (*ctx.func).func_name;
+    h.gi_name = (*m.func).func_name;
     ffi::Py_INCREF(h.gi_name);
-    h.gi_qualname = (*ctx.func).func_qualname;
+    h.gi_qualname = (*m.func).func_qualname;
     ffi::Py_INCREF(h.gi_qualname);
     h.gi_exc_state.exc_value = std::ptr::null_mut();
     h.gi_exc_state.previous_item = std::ptr::null_mut();
@@ -505,8 +525,8 @@ unsafe fn new_generator(ctx: &Ctx) -> PyResult<*mut ffi::PyObject> {
     ffi::Py_INCREF(code);
     g::iframe(gen).write(InterpreterFrame {
         f_func: func,
-        f_globals: ctx.globals,
-        f_builtins: ctx.builtins,
+        f_globals: m.globals,
+        f_builtins: m.builtins,
         f_locals: std::ptr::null_mut(),
         f_code: code,
         frame_obj: std::ptr::null_mut(),

@@ -130,6 +130,29 @@ pub unsafe extern "C" fn suspend(ctx: *const Ctx, r: *mut Value, pc: u32, out: *
     })
 }
 
+/// A generator of `callee`'s code (a generator function's that starts with its
+/// arguments: `generator::start`) for a direct call of function `func` from `ctx`, with
+/// the arguments at `args` (one per parameter, owned: taken): the generator, or NULL with
+/// an exception set.
+///
+/// # Safety
+/// GIL held; `args` holds `callee`'s parameters; `func` is a live function of its code.
+pub unsafe extern "C" fn new_generator(
+    ctx: *const Ctx,
+    args: *mut Value,
+    callee: *const crate::runtime::Compiled,
+    func: *mut ffi::PyFunctionObject,
+) -> *mut ffi::PyObject {
+    guarded(std::ptr::null_mut(), || {
+        let c = &*callee;
+        let n = c.gen_start.as_ref().map_or(0, |s| s.nparams as usize);
+        // SAFETY: the caller wrote one Value per parameter there.
+        let args = std::slice::from_raw_parts_mut(args, n);
+        crate::generator::start::from_arguments((*ctx).tstate, c, func, args)
+            .unwrap_or(std::ptr::null_mut())
+    })
+}
+
 /// A call's result `Value` (not an object: a float or bool) as a new reference, taken
 /// out of `*out`; NULL with an exception set when boxing fails.
 ///

@@ -17,12 +17,12 @@ pub unsafe fn make_cell(v: &Value) -> PyResult<Value> {
     Value::from_owned(ffi::PyCell_New(v.as_ptr()))
 }
 
-/// LoadClosure: the function's closure cell `index`.
+/// LoadClosure: closure cell `index` of the running function `func`.
 ///
 /// # Safety
-/// GIL held.
-pub unsafe fn load_closure(ctx: &Ctx, index: u32) -> PyResult<Value> {
-    let closure = (*ctx.func).func_closure;
+/// GIL held; `func` live.
+pub unsafe fn load_closure(func: *mut ffi::PyFunctionObject, index: u32) -> PyResult<Value> {
+    let closure = (*func).func_closure;
     if closure.is_null()
         || ffi::PyTuple_Check(closure) == 0
         || index as isize >= ffi::PyTuple_GET_SIZE(closure)

@@ -372,6 +372,20 @@ pub(super) fn emit_direct<'a>(
             emit_type_guard(e, r, t, ty, helper);
         }
     }
+    // A generator function's code starting with its arguments: the call makes the
+    // generator from them (`generator::start`), running none of the callee's code (a
+    // class's `__init__` must return None: such a call is left to the ordinary path).
+    if d.callee.gen_start.is_some() && !matches!(d.self_from, SelfFrom::New { .. }) {
+        let args = ArgsFrom {
+            ops: &ops,
+            last: &last,
+            first,
+            me: bound_self,
+            defaults_end,
+        };
+        emit_new_generator(e, pc, d, args, f, helper, done);
+        return;
+    }
     // Native code of the callee right now (0 while cold or after invalidation): an
     // inline copy is of that code; a call goes through its direct-call entry.
     let inline = may_inline && e.inlinable(d.callee);
@@ -390,15 +404,7 @@ pub(super) fn emit_direct<'a>(
     // No tracer or profiler (they see calls in CPython), stack and recursion depth left
     // (the helper path raises RecursionError).
     let ctx = e.ctx();
-    let ts =
-        e.b.ins()
-            .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tstate) as i32);
-    let limit = e.b.ins().load(
-        ptr,
-        mem(),
-        ctx,
-        std::mem::offset_of!(Ctx, stack_limit) as i32,
-    );
+    let (ts, limit) = thread_of(e, ctx);
     // Committed past this: the recursion level is entered.
     e.enter_checked(ts, limit, helper);
     // A class's new instance, made only now (made and dropped on a guard's failure, it
@@ -408,45 +414,14 @@ pub(super) fn emit_direct<'a>(
         SelfFrom::Operands | SelfFrom::Bound => None,
     };
     let cregs = e.call_frame();
-    // A bound method's `self` or the new instance: the callee's own reference, in its
-    // first parameter (the call keeps its own to the instance, to give as its result).
-    if let Some(me) = bound_self.or(new_self) {
-        e.incref(me);
-        let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
-        e.b.ins().store(mem(), obj, cregs, 0);
-        e.b.ins().store(mem(), me, cregs, 8);
-    }
-    for ((&r, &last_use), &slot) in ops[first..].iter().zip(&last[first..]).zip(&d.slots) {
-        let t = e.tag(r);
-        let p = e.payload(r, types::I64);
-        if last_use {
-            e.clear(r);
-        } else {
-            // An object (checked above): the callee gets its own reference.
-            e.incref_loaded(t, p);
-        }
-        e.b.ins().store(mem(), t, cregs, (slot * 16) as i32);
-        e.b.ins().store(mem(), p, cregs, (slot * 16 + 8) as i32);
-    }
-    // The parameters no argument gives, from the defaults: new references (the callee's
-    // registers own what they hold).
-    let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
-    for &(i, back) in &d.from_defaults {
-        let p = match (d.defaults, defaults_end) {
-            // SAFETY: a live tuple with enough items (checked in `direct`), kept alive.
-            (Some(Defaults::Known(defs)), _) => unsafe {
-                let k = ffi::PyTuple_GET_SIZE(defs) as usize - back;
-                let item = ffi::PyTuple_GET_ITEM(defs, k as ffi::Py_ssize_t);
-                e.b.ins().iconst(ptr, item as i64)
-            },
-            // PyTupleObject's items start at 24: item `size - back`.
-            (_, Some(end)) => e.b.ins().load(ptr, mem(), end, 24 - 8 * back as i32),
-            _ => unreachable!("a parameter no argument gives is filled from defaults"),
-        };
-        e.incref(p);
-        e.b.ins().store(mem(), obj, cregs, (i * 16) as i32);
-        e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
-    }
+    let args = ArgsFrom {
+        ops: &ops,
+        last: &last,
+        first,
+        me: bound_self.or(new_self),
+        defaults_end,
+    };
+    emit_arguments(e, d, args, cregs);
     // A `@tiered` callee tiers up by its own options; a plain one inherits its caller's.
     let tuning = match d.entry {
         Some(entry) => e.b.ins().iconst(ptr, &entry.tuning as *const _ as i64),
@@ -497,6 +472,123 @@ pub(super) fn emit_direct<'a>(
         None => status,
     };
     e.finish_direct_call(pc, status, out, inst.dst, done);
+}
+
+/// Where a direct call's arguments come from: the call's operands (`ops`, whether each
+/// is its last use), the first argument's operand, the first parameter's value when no
+/// operand gives it (`me`: a bound method's `self` or a class call's new instance), and
+/// the end of the defaults tuple when it is read at the call.
+struct ArgsFrom<'o> {
+    ops: &'o [u32],
+    last: &'o [bool],
+    first: usize,
+    me: Option<CValue>,
+    defaults_end: Option<CValue>,
+}
+
+/// The thread state and stack limit of the running activation `ctx`.
+fn thread_of(e: &mut Emit, ctx: CValue) -> (CValue, CValue) {
+    let ptr = e.ptr;
+    let ts =
+        e.b.ins()
+            .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tstate) as i32);
+    let limit = e.b.ins().load(
+        ptr,
+        mem(),
+        ctx,
+        std::mem::offset_of!(Ctx, stack_limit) as i32,
+    );
+    (ts, limit)
+}
+
+/// Writes direct call `d`'s arguments as the callee's parameters into the registers at
+/// `cregs`, each a reference of their own: operands moved out at their last use, else
+/// increfed; the parameters no argument gives from the defaults.
+fn emit_arguments(e: &mut Emit, d: &Direct, a: ArgsFrom, cregs: CValue) {
+    let ptr = e.ptr;
+    // `me`: the callee's own reference, in its first parameter (a class call keeps its
+    // own to the instance, to give as its result).
+    if let Some(me) = a.me {
+        e.incref(me);
+        let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
+        e.b.ins().store(mem(), obj, cregs, 0);
+        e.b.ins().store(mem(), me, cregs, 8);
+    }
+    for ((&r, &last_use), &slot) in a.ops[a.first..]
+        .iter()
+        .zip(&a.last[a.first..])
+        .zip(&d.slots)
+    {
+        let t = e.tag(r);
+        let p = e.payload(r, types::I64);
+        if last_use {
+            e.clear(r);
+        } else {
+            // An object (checked above): the callee gets its own reference.
+            e.incref_loaded(t, p);
+        }
+        e.b.ins().store(mem(), t, cregs, (slot * 16) as i32);
+        e.b.ins().store(mem(), p, cregs, (slot * 16 + 8) as i32);
+    }
+    // The parameters no argument gives, from the defaults: new references (the callee's
+    // registers own what they hold).
+    let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
+    for &(i, back) in &d.from_defaults {
+        let p = match (d.defaults, a.defaults_end) {
+            // SAFETY: a live tuple with enough items (checked in `direct`), kept alive.
+            (Some(Defaults::Known(defs)), _) => unsafe {
+                let k = ffi::PyTuple_GET_SIZE(defs) as usize - back;
+                let item = ffi::PyTuple_GET_ITEM(defs, k as ffi::Py_ssize_t);
+                e.b.ins().iconst(ptr, item as i64)
+            },
+            // PyTupleObject's items start at 24: item `size - back`.
+            (_, Some(end)) => e.b.ins().load(ptr, mem(), end, 24 - 8 * back as i32),
+            _ => unreachable!("a parameter no argument gives is filled from defaults"),
+        };
+        e.incref(p);
+        e.b.ins().store(mem(), obj, cregs, (i * 16) as i32);
+        e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
+    }
+}
+
+/// Direct call `d` to a generator function whose code starts with its arguments (its
+/// guards held; `f` the function): the generator made from the arguments
+/// (`helpers::new_generator`) into the call's result, or its exception raised at `pc`.
+/// A trace or profile hook, or no recursion level left, takes `helper` (CPython's call
+/// enters the function's frame, with its events and recursion check).
+#[allow(clippy::too_many_arguments)]
+fn emit_new_generator(
+    e: &mut Emit,
+    pc: usize,
+    d: &Direct,
+    a: ArgsFrom,
+    f: CValue,
+    helper: Block,
+    done: Block,
+) {
+    let ptr = e.ptr;
+    let ctx = e.ctx();
+    let (ts, limit) = thread_of(e, ctx);
+    e.enter_checked(ts, limit, helper);
+    let cregs = e.call_frame();
+    emit_arguments(e, d, a, cregs);
+    if let Some(entry) = d.entry {
+        let entry = e.b.ins().iconst(ptr, entry as *const _ as i64);
+        e.count_native_call(entry);
+    }
+    let callee = e.b.ins().iconst(ptr, d.callee as *const Compiled as i64);
+    let make = crate::native::helpers::new_generator as *const () as usize;
+    let gen = e
+        .call(make, &[ptr; 4], Some(ptr), &[ctx, cregs, callee, f])
+        .expect("returns");
+    e.leave_recursion(ts);
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, gen, 0);
+    e.raise_if(pc, failed);
+    let dst = e.c.linear.insts[pc].dst;
+    e.reset(dst);
+    let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
+    e.store_reg(dst, obj, gen);
+    e.b.ins().jump(done, &[]);
 }
 
 /// The globals and builtins of direct call `d`'s function when it is known at compile
