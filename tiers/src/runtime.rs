@@ -95,6 +95,22 @@ impl Compiled {
         self.unsupported.is_empty()
     }
 
+    /// The positional parameters of a code native code may call directly: one with no
+    /// keyword-only parameters. Its `*args` (`takes`'s first) and `**kwargs` (second), if
+    /// it has them, take the registers after those (`bind`'s order).
+    pub fn direct_arity(&self) -> Option<usize> {
+        (self.info.kwonlyargcount == 0).then_some(self.info.argcount as usize)
+    }
+
+    /// Whether the code takes `*args` and whether it takes `**kwargs`.
+    pub fn takes(&self) -> (bool, bool) {
+        use tiered_frontend::code::flags;
+        (
+            self.info.flags & flags::VARARGS != 0,
+            self.info.flags & flags::VARKEYWORDS != 0,
+        )
+    }
+
     /// Keeps `o` alive as long as this code (a callable a call site is specialized on).
     ///
     /// # Safety

@@ -250,7 +250,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
     }
     // The entry for direct calls, where a call site may make one (`ops::calls::direct`).
     let direct_id =
-        match c.plain_arity.is_some() && c.linear.nregs <= crate::ops::calls::DIRECT_MAX_REGS {
+        match c.direct_arity().is_some() && c.linear.nregs <= crate::ops::calls::DIRECT_MAX_REGS {
             true => {
                 let sig = trampoline::direct_signature(entries.call_conv(), ptr);
                 let title = "entry for direct calls from native code";

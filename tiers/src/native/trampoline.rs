@@ -396,12 +396,10 @@ pub fn emit_direct_rest<'a>(e: &mut Emit<'a>, d: &DirectCall<'a>, enter: Enter) 
     let ctx = e.b.ins().iadd_imm_s(regs, area.ctx);
     let out = e.b.ins().iadd_imm_s(regs, area.out);
     let frame = e.b.ins().iadd_imm_s(regs, area.frame);
-    // Empty, but for the parameters (the site moved them in) and what the code writes
-    // first.
+    // Empty, but for the parameters (the site moved them in: the positional ones, then
+    // `*args` and `**kwargs`) and what the code writes first.
     let null = e.b.ins().iconst(types::I64, tag::NULL as i64);
-    let params = c
-        .plain_arity
-        .expect("direct calls are made to plain signatures") as u32;
+    let params = c.linear.nparams;
     let written = written_first(c);
     for r in params..c.linear.nregs {
         if !written[r as usize] {

@@ -154,7 +154,7 @@ unsafe fn direct(c: &Compiled, pc: usize, v: CallVariant) -> Option<Direct<'_>> 
     // SAFETY: specializations live in the registry for the process's life.
     let callee = callee.as_ref()?;
     let nargs = inst.nargs as usize;
-    let n = callee.plain_arity?;
+    let n = callee.direct_arity()?;
     let kw = match kwnames.0 {
         Some(k) => *c.objects.consts.get(k.0 as usize)?,
         None => std::ptr::null_mut(),
@@ -407,10 +407,11 @@ pub(super) fn emit_direct<'a>(
     let (ts, limit) = thread_of(e, ctx);
     // Committed past this: the recursion level is entered.
     e.enter_checked(ts, limit, helper);
+    let kwargs = d.callee.takes().1.then(|| emit_kwargs(e, pc, ts));
     // A class's new instance, made only now (made and dropped on a guard's failure, it
     // could have run a `__del__`).
     let new_self = match d.self_from {
-        SelfFrom::New { .. } => Some(emit_new_instance(e, pc, d.callable, ts)),
+        SelfFrom::New { .. } => Some(emit_new_instance(e, pc, d.callable, ts, kwargs)),
         SelfFrom::Operands | SelfFrom::Bound => None,
     };
     let cregs = e.call_frame();
@@ -421,7 +422,7 @@ pub(super) fn emit_direct<'a>(
         me: bound_self.or(new_self),
         defaults_end,
     };
-    emit_arguments(e, d, args, cregs);
+    emit_arguments(e, d, args, kwargs, cregs);
     // A `@tiered` callee tiers up by its own options; a plain one inherits its caller's.
     let tuning = match d.entry {
         Some(entry) => e.b.ins().iconst(ptr, &entry.tuning as *const _ as i64),
@@ -486,6 +487,32 @@ struct ArgsFrom<'o> {
     defaults_end: Option<CValue>,
 }
 
+/// The empty tuple a direct call gives a callee's `*args` (no positional argument is
+/// left for it: `direct`), kept alive by the caller's code.
+///
+/// # Safety
+/// GIL held, compiling `c`.
+unsafe fn empty_tuple(c: &Compiled) -> *mut ffi::PyObject {
+    let t = ffi::PyTuple_New(0);
+    if !t.is_null() {
+        c.keep_alive(t);
+        ffi::Py_DECREF(t);
+    }
+    t
+}
+
+/// A new empty dict for a direct call's callee's `**kwargs` (no keyword argument is left
+/// for it: `direct`), made once the call is committed (recursion level `ts` entered): out
+/// of memory leaves that level and raises at `pc`, after `undo`.
+fn emit_kwargs(e: &mut Emit, pc: usize, ts: CValue) -> CValue {
+    let ptr = e.ptr;
+    let new = ffi::PyDict_New as *const () as usize;
+    let d = e.call(new, &[], Some(ptr), &[]).expect("returns");
+    let failed = e.b.ins().icmp_imm_s(IntCC::Equal, d, 0);
+    e.raise_if_after(pc, failed, |e| e.leave_recursion(ts));
+    d
+}
+
 /// The thread state and stack limit of the running activation `ctx`.
 fn thread_of(e: &mut Emit, ctx: CValue) -> (CValue, CValue) {
     let ptr = e.ptr;
@@ -503,8 +530,9 @@ fn thread_of(e: &mut Emit, ctx: CValue) -> (CValue, CValue) {
 
 /// Writes direct call `d`'s arguments as the callee's parameters into the registers at
 /// `cregs`, each a reference of their own: operands moved out at their last use, else
-/// increfed; the parameters no argument gives from the defaults.
-fn emit_arguments(e: &mut Emit, d: &Direct, a: ArgsFrom, cregs: CValue) {
+/// increfed; the parameters no argument gives from the defaults; an empty `*args`; the
+/// `**kwargs` dict `kwargs` (owned: given to the callee).
+fn emit_arguments(e: &mut Emit, d: &Direct, a: ArgsFrom, kwargs: Option<CValue>, cregs: CValue) {
     let ptr = e.ptr;
     // `me`: the callee's own reference, in its first parameter (a class call keeps its
     // own to the instance, to give as its result).
@@ -549,6 +577,21 @@ fn emit_arguments(e: &mut Emit, d: &Direct, a: ArgsFrom, cregs: CValue) {
         e.b.ins().store(mem(), obj, cregs, (i * 16) as i32);
         e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
     }
+    // Then `*args`, an empty tuple, and `**kwargs`, the new dict (`bind`'s order).
+    let mut r = d.callee.info.argcount;
+    if d.callee.takes().0 {
+        // SAFETY: compiling, with the GIL held.
+        let t = unsafe { empty_tuple(e.c) };
+        let t = e.b.ins().iconst(ptr, t as i64);
+        e.incref(t);
+        e.b.ins().store(mem(), obj, cregs, (r * 16) as i32);
+        e.b.ins().store(mem(), t, cregs, (r * 16 + 8) as i32);
+        r += 1;
+    }
+    if let Some(kw) = kwargs {
+        e.b.ins().store(mem(), obj, cregs, (r * 16) as i32);
+        e.b.ins().store(mem(), kw, cregs, (r * 16 + 8) as i32);
+    }
 }
 
 /// Direct call `d` to a generator function whose code starts with its arguments (its
@@ -570,8 +613,9 @@ fn emit_new_generator(
     let ctx = e.ctx();
     let (ts, limit) = thread_of(e, ctx);
     e.enter_checked(ts, limit, helper);
+    let kwargs = d.callee.takes().1.then(|| emit_kwargs(e, pc, ts));
     let cregs = e.call_frame();
-    emit_arguments(e, d, a, cregs);
+    emit_arguments(e, d, a, kwargs, cregs);
     if let Some(entry) = d.entry {
         let entry = e.b.ins().iconst(ptr, entry as *const _ as i64);
         e.count_native_call(entry);
@@ -606,14 +650,26 @@ fn known_dicts(e: &mut Emit, d: &Direct) -> Option<(CValue, CValue)> {
 }
 
 /// A class call's instance (`class::new_instance`) once committed (recursion level `ts`
-/// entered): an allocation failure leaves that level and raises at `pc`.
-fn emit_new_instance(e: &mut Emit, pc: usize, cls: *mut ffi::PyObject, ts: CValue) -> CValue {
+/// entered, the `**kwargs` dict `kwargs` made): an allocation failure releases the dict,
+/// leaves that level and raises at `pc`.
+fn emit_new_instance(
+    e: &mut Emit,
+    pc: usize,
+    cls: *mut ffi::PyObject,
+    ts: CValue,
+    kwargs: Option<CValue>,
+) -> CValue {
     let ptr = e.ptr;
     let cls = e.b.ins().iconst(ptr, cls as i64);
     let new = super::class::new_instance as *const () as usize;
     let obj = e.call(new, &[ptr], Some(ptr), &[cls]).expect("returns");
     let failed = e.b.ins().icmp_imm_s(IntCC::Equal, obj, 0);
-    e.raise_if_after(pc, failed, |e| e.leave_recursion(ts));
+    e.raise_if_after(pc, failed, |e| {
+        if let Some(kw) = kwargs {
+            e.decref(kw);
+        }
+        e.leave_recursion(ts)
+    });
     obj
 }
 

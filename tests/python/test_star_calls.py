@@ -1,0 +1,180 @@
+"""Direct native calls to callees that take `*args` or `**kwargs` (and no keyword-only
+parameters): a call giving no more positional arguments than the callee's positional
+parameters and no keyword left over gives `*args` the empty tuple and `**kwargs` a new
+dict of its own, as CPython binds them; any other call shape takes the ordinary call
+path. `logging`'s `logger.debug(msg)` is such a call."""
+import os
+import types
+
+import pytest
+
+from harness import cases, check, native_default_only
+from tiered import _native, tiered
+
+# --- callees -------------------------------------------------------------------------
+
+
+def star_after(a, b=2, *args, **kwargs):
+    return (a, b, args, sorted(kwargs.items()), type(args).__name__, type(kwargs).__name__)
+
+
+def only_star(*args):
+    return args
+
+
+def only_starstar(**kwargs):
+    return kwargs
+
+
+def mutates_its_kwargs(a, **kwargs):
+    # A dict of its own at every call: what one call puts in is gone at the next.
+    kwargs.setdefault("seen", 0)
+    kwargs["seen"] += 1
+    kwargs[str(a)] = a
+    return len(kwargs), kwargs["seen"]
+
+
+def mutates_its_args(a, *args):
+    args += (a,)
+    return args
+
+
+def recursive_star(n, *args, **kwargs):
+    if n == 0:
+        return len(args), len(kwargs)
+    return recursive_star(n - 1) + (n,)
+
+
+def raises_with_star(a, *args, **kwargs):
+    if a % 4 == 3:
+        raise KeyError(a, args, kwargs)
+    return a
+
+
+def gen_star(a, *args, **kwargs):
+    yield a
+    yield args
+    yield kwargs
+
+
+class Logger:
+    def __init__(self, level):
+        self.level = level
+        self.seen = []
+
+    def is_enabled(self, level):
+        return level >= self.level
+
+    def log(self, level, msg, *args, **kwargs):
+        if self.is_enabled(level):
+            self.seen.append((level, msg, args, kwargs))
+
+    def debug(self, msg, *args, **kwargs):
+        if self.is_enabled(10):
+            self.log(10, msg, *args, **kwargs)
+
+
+class Point:
+    def __init__(self, x, y=0, *args, **kwargs):
+        self.x, self.y, self.args, self.kwargs = x, y, args, kwargs
+
+
+# --- cases ---------------------------------------------------------------------------
+
+
+def calls_star_callees(n):
+    out = []
+    for i in range(n):
+        out.append(star_after(i))
+        out.append(star_after(i, i + 1))
+        out.append(star_after(b=i, a=1))
+        # Extra positional arguments, or keywords for `**kwargs`: the ordinary path.
+        out.append(star_after(i, 2, 3, 4))
+        out.append(star_after(i, c=5))
+        out.append(only_star())
+        out.append(only_starstar())
+        out.append(mutates_its_kwargs(i))
+        out.append(mutates_its_args(i))
+    return out
+
+
+def calls_recursively(n):
+    return [recursive_star(i % 7) for i in range(n)]
+
+
+def raises_through_star_callees(n):
+    out = []
+    for i in range(n):
+        try:
+            out.append(raises_with_star(i))
+        except KeyError as e:
+            out.append(("caught", e.args))
+    return out
+
+
+def makes_star_generators(n):
+    return [list(gen_star(i)) for i in range(n)]
+
+
+def calls_star_methods(n):
+    quiet, loud = Logger(20), Logger(0)
+    debug = loud.debug
+    for i in range(n):
+        quiet.debug("m")
+        loud.debug("m")
+        debug(str(i))
+        loud.log(30, "x", i, k=i)
+    return quiet.seen, loud.seen
+
+
+def makes_star_instances(n):
+    out = []
+    for i in range(n):
+        p = Point(i)
+        q = Point(i, i + 1)
+        out.append((p.x, p.y, p.args, p.kwargs, q.y, q.kwargs is p.kwargs))
+    return out
+
+
+ROWS = (
+    (calls_star_callees, (40,)),
+    (calls_recursively, (40,)),
+    (raises_through_star_callees, (40,)),
+    (makes_star_generators, (40,)),
+    (calls_star_methods, (40,)),
+    (makes_star_instances, (40,)),
+)
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases(*ROWS))
+def test_star_callees_agree_with_cpython(f, args, kwargs):
+    check(f, *args, **kwargs)
+
+
+def silent_debug(logger, n):
+    for _ in range(n):
+        logger.debug("m")
+        logger.debug("m")
+
+
+def test_calls_of_star_callees_run_native_to_native():
+    # Before, each took the ordinary call path through tier 1 (binding `*args` and
+    # `**kwargs` in Rust): logging's silent `debug()` cost 1.35x CPython's instructions.
+    native_default_only()
+    w = tiered(types.FunctionType(silent_debug.__code__.replace(co_name="silent_fresh"), globals()))
+    quiet = Logger(20)
+    _native.set_counting(True)
+    try:
+        for _ in range(40):
+            w(quiet, 10)
+        _native.reset_counts()
+        w(quiet, 10)
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert quiet.seen == []
+    # `range(n)`, then 2 x 10 `logger.debug("m")` (and, inside it, `self.is_enabled(10)`
+    # unless emitted inline in `debug`'s code), all native; each took the ordinary path
+    # in tier 1 before.
+    assert counts["Call"]["tier1"] == 0 and counts["Call"]["deopts"] == 0, counts["Call"]
+    assert counts["Call"]["tier2"] >= 21, counts["Call"]
