@@ -6,7 +6,8 @@ them: the op really runs in tier 1.
 
 import pytest
 
-from harness import cases, check
+from harness import cases, check, fresh, native_default_only
+from tiered import _native, tiered
 
 INF = float("inf")
 NAN = float("nan")
@@ -563,6 +564,64 @@ def test_settled_generic_operators_stay_native():
         _native.set_counting(False)
     assert counts["Binary"] == {"tier1": 0, "tier2": 30, "deopts": 0}, counts["Binary"]
     assert counts["Unary"] == {"tier1": 0, "tier2": 10, "deopts": 0}, counts["Unary"]
+
+
+class Text(str):
+    pass
+
+
+def str_concatenation_loop(n):
+    # Settled generic `+` of strs (BinaryGeneric): temporaries appended to in place (held
+    # by nothing else), constants and kept strs copied, `s + s`, non-ASCII widening, a
+    # str subclass on either side, and a non-str right operand (TypeError).
+    out = []
+    kept = []
+    for i in range(n):
+        tag = "t" + str(i)
+        out.append("<" + tag)
+        out.append("</" + tag + ">")
+        k = str(i) * 2
+        kept.append(k)
+        out.append(k + "-")
+        s = str(i) * 3
+        out.append(s + s)
+        out.append("é" + str(i) + "ü" + "€")
+        out.append(Text("x") + tag)
+        out.append(tag + Text("y"))
+        try:
+            out.append(tag + i)
+        except TypeError as e:
+            out.append(str(e))
+    return out, kept
+
+
+def test_str_concatenation_in_a_loop():
+    check(str_concatenation_loop, 30)
+
+
+def test_str_concatenation_stays_native():
+    # Every str on the left of a settled generic `+` whose left operand was a last use
+    # took the tier-1 helper: xml's `"</" + tag + ">"`, constants too.
+    native_default_only()
+
+    def concat(tags):
+        out = []
+        for tag in tags:
+            out.append("</" + tag + ">")
+        return out
+
+    w = tiered(fresh(concat, "concat_counted"), strict=True)
+    tags = [str(i) for i in range(10)]
+    _native.set_counting(True)
+    try:
+        for _ in range(60):
+            assert w(tags) == concat(tags)
+        _native.reset_counts()
+        w(tags)
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert counts["Binary"] == {"tier1": 0, "tier2": 20, "deopts": 0}, counts["Binary"]
 
 
 def test_a_site_mixing_ints_and_floats_stays_native():

@@ -565,6 +565,78 @@ def short_loops(rows):
     return total
 
 
+class Countdown:
+    """An iterator of a class (its type's tp_iternext looks `__next__` up): ForIter has
+    no variant for it and settles generic."""
+
+    def __init__(self, n, fail_at=None):
+        self.n, self.fail_at = n, fail_at
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.n == self.fail_at:
+            raise KeyError(self.n)
+        if self.n <= 0:
+            raise StopIteration("done")
+        self.n -= 1
+        return self.n
+
+
+def class_iterators(n):
+    out = []
+    for i in range(n):
+        for x in Countdown(i % 4):
+            out.append(x)
+        try:
+            for x in Countdown(5, fail_at=i % 6):
+                out.append(("f", x))
+        except KeyError as e:
+            out.append(("caught", e.args))
+        for x in Countdown(3):
+            if x == 1:
+                break
+            out.append(("b", x))
+    return out
+
+
+def test_class_iterators_in_a_loop():
+    check(class_iterators, 30)
+
+
+def test_class_iterators_stay_native():
+    # ForIterGeneric: the type's tp_iternext called from native code, not the op's
+    # generic path in tier 1 (xml's iterparse iterator, 1.2M times a run).
+    import os
+    import types
+
+    from tiered import _native, tiered
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+
+    def drain(its):
+        total = 0
+        for it in its:
+            for x in it:
+                total += x
+        return total
+
+    w = tiered(types.FunctionType(drain.__code__.replace(co_name="drain_fresh"), drain.__globals__),
+               strict=True)
+    _native.set_counting(True)
+    try:
+        for _ in range(40):
+            assert w([Countdown(3), Countdown(2)]) == 4
+        _native.reset_counts()
+        w([Countdown(3), Countdown(2)])
+        counts = _native.op_counts()["ForIter"]
+    finally:
+        _native.set_counting(False)
+    assert counts["tier1"] == 0 and counts["deopts"] == 0 and counts["tier2"] > 0, counts
+
+
 def test_loop_ends_stay_native():
     # Each inner loop ends (list, range, tuple iterators) in native code, not through
     # the op's generic path.

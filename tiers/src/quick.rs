@@ -179,7 +179,7 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         // + - *; other operators take the tier-1 helper.
         OpKind::Binary => (arith::BINARY_VARIANTS, arith::BINARY_TEMPLATES),
         OpKind::Compare => (compare::COMPARE_VARIANTS, compare::COMPARE_TEMPLATES),
-        OpKind::ForIter => (iter::FOR_ITER_VARIANTS, iter::FOR_ITER_VARIANTS),
+        OpKind::ForIter => (iter::FOR_ITER_VARIANTS, iter::FOR_ITER_TEMPLATES),
         OpKind::Call => (calls::CALL_VARIANTS, calls::CALL_VARIANTS),
         OpKind::Subscr => (subscr::SUBSCR_VARIANTS, subscr::SUBSCR_TEMPLATES),
         OpKind::StoreSubscr => (

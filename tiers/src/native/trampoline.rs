@@ -490,7 +490,8 @@ fn run_framed<'a>(
 }
 
 /// Signature keys among the emitter's call signatures (`Emit::call_value`) of native
-/// entry points (`NativeFn`) and of direct-call entries (`DirectFn`): numbers no helper's
-/// address can be.
+/// entry points (`NativeFn`), of direct-call entries (`DirectFn`) and of a type's
+/// `tp_iternext` read at run time (`ops::iter`): numbers no helper's address can be.
 const NATIVE_SIGNATURE_KEY: usize = usize::MAX - 1;
 pub(crate) const DIRECT_SIGNATURE_KEY: usize = usize::MAX;
+pub(crate) const ITERNEXT_SIGNATURE_KEY: usize = usize::MAX - 2;

@@ -72,25 +72,42 @@ pub unsafe fn binary(op: BinOp, a: &Value, b: &Value) -> PyResult<Value> {
 
 /// Native code for a Binary site that settled generic (`QuickCell::settled_generic`:
 /// lists, strs, big ints, user types): the number protocol's function called directly,
-/// as `binary` calls it. A str on the left of a `+`/`+=` whose left operand is a last use
-/// takes the generic op, which may append to it in place (`str_append_in_place`).
+/// as `binary` calls it. A `+`/`+=` whose left operand is a last use and a str held by
+/// nothing else, with a str, appends to it in place (`str_append`, as tier 1's
+/// `str_append_in_place`), so building a string stays linear. (Every str on the left took
+/// the tier-1 helper before: xml's `"</" + tag + ">"` 570K times a run, constants too.)
 fn emit_binary_generic(e: &mut Emit, pc: usize, op: BinOp) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
+    let left = e.c.linear.operands[inst.args as usize];
     let appends =
         matches!(op, BinOp::Add | BinOp::InplaceAdd) && e.c.linear.last_use[inst.args as usize];
     if !e.c.quick[pc].settled_generic() {
         return None;
     }
     let objs = e.operand_objects(pc);
+    let done = e.b.create_block();
     if appends {
+        let str_type = std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as i64;
         let ty = e.b.ins().load(e.ptr, mem(), objs[0], 8);
-        let is_str = e.b.ins().icmp_imm_s(
-            IntCC::Equal,
-            ty,
-            std::ptr::addr_of_mut!(ffi::PyUnicode_Type) as i64,
-        );
-        let slow = e.slow_block();
-        e.fail_if(is_str, slow);
+        let is_str = e.b.ins().icmp_imm_s(IntCC::Equal, ty, str_type);
+        let refcnt = e.b.ins().load(types::I64, mem(), objs[0], 0);
+        let alone = e.b.ins().icmp_imm_s(IntCC::Equal, refcnt, 1);
+        let rty = e.b.ins().load(e.ptr, mem(), objs[1], 8);
+        let right_str = e.b.ins().icmp_imm_s(IntCC::Equal, rty, str_type);
+        // (Not `s + s` from one register: the append would read what it resizes.)
+        let distinct = e.b.ins().icmp(IntCC::NotEqual, objs[0], objs[1]);
+        let both = e.b.ins().band(is_str, right_str);
+        let both = e.b.ins().band(both, alone);
+        let both = e.b.ins().band(both, distinct);
+        let append = e.b.create_block();
+        let generic = e.b.create_block();
+        e.b.ins().brif(both, append, &[], generic, &[]);
+        e.b.switch_to_block(append);
+        // The register's reference goes to the append.
+        e.clear(left);
+        e.call_for_result(pc, str_append as *const () as usize, &objs);
+        e.b.ins().jump(done, &[]);
+        e.b.switch_to_block(generic);
     }
     match number_fn(op) {
         NumberFn::Binary(f) => e.call_for_result(pc, f as usize, &objs),
@@ -100,12 +117,30 @@ fn emit_binary_generic(e: &mut Emit, pc: usize, op: BinOp) -> Option<&'static st
             e.call_for_result(pc, f as usize, &[objs[0], objs[1], none]);
         }
     }
+    e.b.ins().jump(done, &[]);
+    e.b.switch_to_block(done);
     Some(BINARY_TEMPLATES[3])
 }
 
-/// `s += t` on exact strs whose left operand is a last use held by nothing else: appends
-/// in place (resizing the string), as CPython's BINARY_OP_INPLACE_ADD_UNICODE does, so
-/// building a string in a loop stays linear. `None` when the conditions do not hold.
+/// `left + right` for a str `left` held by nothing else (its reference is taken) and a
+/// str `right`: appended in place (`PyUnicode_Append`, which resizes it when it can).
+/// Returns the result, or NULL with an exception set.
+///
+/// # Safety
+/// GIL held; `left` an exact str whose only reference the caller gives up, `right` a str.
+pub unsafe extern "C" fn str_append(
+    left: *mut ffi::PyObject,
+    right: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    let mut p = left;
+    ffi::PyUnicode_Append(&mut p, right);
+    p
+}
+
+/// `s += t` on exact strs whose left operand is a last use held by nothing else (and is
+/// not the right operand too): appends in place (resizing the string), as CPython's
+/// BINARY_OP_INPLACE_ADD_UNICODE does, so building a string in a loop stays linear.
+/// `None` when the conditions do not hold.
 ///
 /// # Safety
 /// GIL held.
@@ -121,16 +156,18 @@ pub unsafe fn str_append_in_place(
     let (l, r) = (left.as_ptr(), right.as_ptr());
     if l.is_null()
         || r.is_null()
+        || l == r
         || ffi::PyUnicode_CheckExact(l) == 0
         || ffi::PyUnicode_CheckExact(r) == 0
         || ffi::Py_REFCNT(l) != 1
     {
         return None;
     }
-    // The register's reference is the only one: hand it to PyUnicode_Append.
-    let mut p = std::mem::take(left).into_ptr();
-    ffi::PyUnicode_Append(&mut p, r);
-    Some(Value::from_owned(p))
+    // The register's reference is the only one: hand it to the append.
+    Some(Value::from_owned(str_append(
+        std::mem::take(left).into_ptr(),
+        r,
+    )))
 }
 
 /// Unary: `-a`, `+a`, `~a`, `not a`.

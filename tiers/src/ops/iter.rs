@@ -62,13 +62,17 @@ pub enum ForIterVariant {
     },
 }
 
-/// Names of ForIter's variants, for coverage.
-pub const FOR_ITER_VARIANTS: &[&str] = &[
+/// Names of ForIter's native templates, for coverage: its variants', then a settled
+/// generic site's (any iterator: its type's `tp_iternext` read at the step).
+pub const FOR_ITER_TEMPLATES: &[&str] = &[
     "ForIterList",
     "ForIterTuple",
     "ForIterRange",
     "ForIterBuiltin",
+    "ForIterGeneric",
 ];
+/// Names of ForIter's variants, for coverage.
+pub const FOR_ITER_VARIANTS: &[&str] = FOR_ITER_TEMPLATES.split_at(4).0;
 
 impl ForIterVariant {
     /// The variant's name.
@@ -206,7 +210,10 @@ pub(crate) fn emit_for_iter(
     q: Quick,
     fail: Block,
 ) -> Option<&'static str> {
-    let Quick::ForIter(v) = q else { return None };
+    let v = match q {
+        Quick::ForIter(v) => v,
+        _ => return emit_for_iter_generic(e, pc),
+    };
     let inst = e.c.linear.insts[pc];
     let it_reg = e.c.linear.operands[inst.args as usize];
     let tp = match v {
@@ -276,23 +283,7 @@ pub(crate) fn emit_for_iter(
             // SAFETY: a static type's slot, read at compile time; it cannot change.
             let next = unsafe { (*tp).tp_iternext }? as *const () as usize;
             let item = e.call(next, &[e.ptr], Some(e.ptr), &[it]).expect("returns");
-            let got = e.b.create_block();
-            let end = e.b.create_block();
-            e.b.ins().brif(item, got, &[], end, &[]);
-            // NULL: exhausted, or an error (a dict changed size): a helper tells which
-            // and sets the registers (or the handler) up.
-            e.b.switch_to_block(end);
-            let r = e.call_pc_helper(
-                crate::native::helpers::for_iter_end as *const () as usize,
-                pc,
-                None,
-            );
-            e.check_status(pc, r);
-            let next_pc = e.next_block(pc);
-            e.b.ins().jump(next_pc, &[]);
-            e.b.switch_to_block(got);
-            e.set(inst.dst, tag::OBJ, item);
-            e.b.ins().jump(flag, &[]);
+            emit_stepped(e, pc, item, flag);
         }
     }
     // The end: the flag set, then straight to the loop's exit. (A builtin iterator's end
@@ -304,9 +295,67 @@ pub(crate) fn emit_for_iter(
         e.set(inst.dst + 1, tag::BOOL, yes);
         e.continue_known(pc, inst.dst + 1, true);
     }
-    // An item: the flag false, set last so the Branch after it takes the constant.
+    emit_item_flag(e, pc, flag);
+    Some(v.name())
+}
+
+/// A ForIter site that settled generic (`QuickCell::settled_generic`: an iterator of a
+/// class with `__next__`, a generator of CPython's, an iterator of another extension's
+/// heap type): its type's `tp_iternext` read and called at each step, as tier 1's
+/// `for_iter` calls it (xml's `iterparse` iterator ran it in tier 1 1.2M times a run); an
+/// object with none takes the generic path, which raises.
+fn emit_for_iter_generic(e: &mut Emit, pc: usize) -> Option<&'static str> {
+    if !e.c.quick[pc].settled_generic() {
+        return None;
+    }
+    let it = e.operand_objects(pc)[0];
+    let ty = e.b.ins().load(e.ptr, mem(), it, 8);
+    let next = e.b.ins().load(
+        e.ptr,
+        mem(),
+        ty,
+        std::mem::offset_of!(ffi::PyTypeObject, tp_iternext) as i32,
+    );
+    let none = e.b.ins().icmp_imm_s(IntCC::Equal, next, 0);
+    let slow = e.slow_block();
+    e.fail_if(none, slow);
+    let key = crate::native::trampoline::ITERNEXT_SIGNATURE_KEY;
+    let item = e
+        .call_value(key, next, &[e.ptr], Some(e.ptr), &[it])
+        .expect("returns");
+    let flag = e.b.create_block();
+    emit_stepped(e, pc, item, flag);
+    emit_item_flag(e, pc, flag);
+    Some(FOR_ITER_TEMPLATES[4])
+}
+
+/// After ForIter `pc` called an iterator's `tp_iternext` for `item`: an item goes to
+/// `flag` in the op's result; NULL (exhausted, or an error: a dict changed size) to a
+/// helper that tells which and sets the registers (or the handler) up, then the next
+/// instruction.
+fn emit_stepped(e: &mut Emit, pc: usize, item: cranelift_codegen::ir::Value, flag: Block) {
+    let dst = e.c.linear.insts[pc].dst;
+    let got = e.b.create_block();
+    let end = e.b.create_block();
+    e.b.ins().brif(item, got, &[], end, &[]);
+    e.b.switch_to_block(end);
+    let r = e.call_pc_helper(
+        crate::native::helpers::for_iter_end as *const () as usize,
+        pc,
+        None,
+    );
+    e.check_status(pc, r);
+    let next_pc = e.next_block(pc);
+    e.b.ins().jump(next_pc, &[]);
+    e.b.switch_to_block(got);
+    e.set(dst, tag::OBJ, item);
+    e.b.ins().jump(flag, &[]);
+}
+
+/// An item: ForIter `pc`'s flag false, set last so the Branch after it takes the constant.
+fn emit_item_flag(e: &mut Emit, pc: usize, flag: Block) {
+    let dst = e.c.linear.insts[pc].dst;
     e.b.switch_to_block(flag);
     let no = e.b.ins().iconst(types::I64, 0);
-    e.set(inst.dst + 1, tag::BOOL, no);
-    Some(v.name())
+    e.set(dst + 1, tag::BOOL, no);
 }
