@@ -1,8 +1,10 @@
-"""Direct native calls to callees that take `*args` or `**kwargs` (and no keyword-only
-parameters): a call giving no more positional arguments than the callee's positional
-parameters and no keyword left over gives `*args` the empty tuple and `**kwargs` a new
-dict of its own, as CPython binds them; any other call shape takes the ordinary call
-path. `logging`'s `logger.debug(msg)` is such a call."""
+"""Direct native calls to callees that take `*args`, `**kwargs` or keyword-only
+parameters: a call giving no more positional arguments than the callee's positional
+parameters and no keyword left over gives `*args` the empty tuple, `**kwargs` a new dict
+of its own, and each keyword-only parameter no keyword gives its value in
+`__kwdefaults__` as it is at the call, as CPython binds them; any other call shape (or a
+default missing) takes the ordinary call path. `logging`'s `logger.debug(msg)` and
+`json.dumps(obj)` are such calls."""
 import os
 import types
 
@@ -55,6 +57,71 @@ def gen_star(a, *args, **kwargs):
     yield a
     yield args
     yield kwargs
+
+
+def kw_only(a, *, b=1, c=(2,)):
+    return (a, b, c)
+
+
+def kw_required(a, *, b):
+    return (a, b)
+
+
+def dumps_like(obj, *, skipkeys=False, indent=None, sort_keys=False, **kw):
+    return (obj, skipkeys, indent, sort_keys, sorted(kw.items()))
+
+
+def kw_gen(a, *, step=1):
+    yield a
+    yield a + step
+
+
+def calls_keyword_only_callees(n):
+    out = []
+    for i in range(n):
+        out.append(kw_only(i))
+        out.append(kw_only(i, c=5))
+        out.append(kw_only(a=i, b=i, c=i))
+        out.append(kw_required(i, b=2))
+        try:
+            out.append(kw_required(i))
+        except TypeError as e:
+            out.append(str(e))
+        out.append(dumps_like(i))
+        out.append(dumps_like(i, indent=4))
+        out.append(dumps_like(i, other=1))
+        out.append(list(kw_gen(i)))
+        out.append(list(kw_gen(i, step=i)))
+        if i % 10 == 9:
+            # The defaults as they are at each call.
+            kw_only.__kwdefaults__["b"] = i
+    kw_only.__kwdefaults__["b"] = 1
+    return out
+
+
+def kwdefaults_taken_away(n):
+    def f(a, *, b=3):
+        return a + b
+
+    out = []
+    for i in range(n):
+        if i == n // 2:
+            f.__kwdefaults__ = None
+        try:
+            out.append(f(i))
+        except TypeError as e:
+            out.append(str(e))
+    return out
+
+
+class Sized:
+    def __init__(self, x, *, scale=2, **extra):
+        self.v = x * scale
+        self.extra = extra
+
+
+def makes_keyword_only_instances(n):
+    return [(Sized(i).v, Sized(i, scale=3).v, Sized(i).extra) for i in range(n)]
 
 
 class Logger:
@@ -143,6 +210,9 @@ ROWS = (
     (makes_star_generators, (40,)),
     (calls_star_methods, (40,)),
     (makes_star_instances, (40,)),
+    (calls_keyword_only_callees, (40,)),
+    (kwdefaults_taken_away, (40,)),
+    (makes_keyword_only_instances, (40,)),
 )
 
 
@@ -155,6 +225,13 @@ def silent_debug(logger, n):
     for _ in range(n):
         logger.debug("m")
         logger.debug("m")
+
+
+def json_like(n):
+    out = []
+    for i in range(n):
+        out.append(dumps_like(i))
+    return out
 
 
 def test_calls_of_star_callees_run_native_to_native():
@@ -178,3 +255,19 @@ def test_calls_of_star_callees_run_native_to_native():
     # in tier 1 before.
     assert counts["Call"]["tier1"] == 0 and counts["Call"]["deopts"] == 0, counts["Call"]
     assert counts["Call"]["tier2"] >= 21, counts["Call"]
+
+
+def test_calls_of_keyword_only_callees_run_native_to_native():
+    native_default_only()
+    w = tiered(types.FunctionType(json_like.__code__.replace(co_name="json_like_fresh"), globals()))
+    _native.set_counting(True)
+    try:
+        for _ in range(40):
+            w(10)
+        _native.reset_counts()
+        w(10)
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    assert counts["Call"]["tier1"] == 0 and counts["Call"]["deopts"] == 0, counts["Call"]
+    assert counts["Call"]["tier2"] >= 11, counts["Call"]

@@ -95,11 +95,14 @@ impl Compiled {
         self.unsupported.is_empty()
     }
 
-    /// The positional parameters of a code native code may call directly: one with no
-    /// keyword-only parameters. Its `*args` (`takes`'s first) and `**kwargs` (second), if
-    /// it has them, take the registers after those (`bind`'s order).
-    pub fn direct_arity(&self) -> Option<usize> {
-        (self.info.kwonlyargcount == 0).then_some(self.info.argcount as usize)
+    /// The code's positional parameters and its keyword-only ones: registers `0..n`, then
+    /// `n..n + k`; its `*args` (`takes`'s first) and `**kwargs` (second), if it has them,
+    /// take the registers after those (`bind`'s order).
+    pub fn arity(&self) -> (usize, usize) {
+        (
+            self.info.argcount as usize,
+            self.info.kwonlyargcount as usize,
+        )
     }
 
     /// Whether the code takes `*args` and whether it takes `**kwargs`.

@@ -249,15 +249,14 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
             .push(entries.define(sig, title, |e, main| trampoline::emit(e, nargs, main, form))?);
     }
     // The entry for direct calls, where a call site may make one (`ops::calls::direct`).
-    let direct_id =
-        match c.direct_arity().is_some() && c.linear.nregs <= crate::ops::calls::DIRECT_MAX_REGS {
-            true => {
-                let sig = trampoline::direct_signature(entries.call_conv(), ptr);
-                let title = "entry for direct calls from native code";
-                Some(entries.define(sig, title, trampoline::emit_direct)?)
-            }
-            false => None,
-        };
+    let direct_id = match c.linear.nregs <= crate::ops::calls::DIRECT_MAX_REGS {
+        true => {
+            let sig = trampoline::direct_signature(entries.call_conv(), ptr);
+            let title = "entry for direct calls from native code";
+            Some(entries.define(sig, title, trampoline::emit_direct)?)
+        }
+        false => None,
+    };
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let code = module.get_finalized_function(id);
     // SAFETY: the function was declared with exactly NativeFn's signature.

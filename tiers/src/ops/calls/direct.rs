@@ -50,6 +50,9 @@ pub(crate) struct Direct<'c> {
     /// The parameters no argument gives, each with its place counted back from the end
     /// of `__defaults__`.
     from_defaults: Vec<(u32, usize)>,
+    /// The keyword-only parameters no keyword gives, from `__kwdefaults__` (read at the
+    /// call: the dict may change).
+    from_kwdefaults: Vec<u32>,
 }
 
 /// Where a direct call's callee gets a `self` that no operand gives (`callable_at` is 1
@@ -154,7 +157,7 @@ unsafe fn direct(c: &Compiled, pc: usize, v: CallVariant) -> Option<Direct<'_>> 
     // SAFETY: specializations live in the registry for the process's life.
     let callee = callee.as_ref()?;
     let nargs = inst.nargs as usize;
-    let n = callee.direct_arity()?;
+    let (n, kwonly) = callee.arity();
     let kw = match kwnames.0 {
         Some(k) => *c.objects.consts.get(k.0 as usize)?,
         None => std::ptr::null_mut(),
@@ -194,7 +197,7 @@ unsafe fn direct(c: &Compiled, pc: usize, v: CallVariant) -> Option<Direct<'_>> 
         // Keyword names are identifiers (valid Unicode), so comparing their text with
         // the parameters' (made the same way from `co_varnames`) is exact.
         let name = crate::ops::str_of(ffi::PyTuple_GET_ITEM(kw, k as ffi::Py_ssize_t));
-        let at = (posonly.max(given)..n)
+        let at = (posonly.max(given)..n + kwonly)
             .find(|&i| !name.is_empty() && names.get(i) == Some(&name))? as u32;
         if slots.contains(&at) {
             return None;
@@ -207,6 +210,10 @@ unsafe fn direct(c: &Compiled, pc: usize, v: CallVariant) -> Option<Direct<'_>> 
     let from_defaults: Vec<(u32, usize)> = (given..n)
         .filter(|&i| !slots.contains(&(i as u32)))
         .map(|i| (i as u32, n - i))
+        .collect();
+    // The keyword-only parameters no keyword gives, from `__kwdefaults__`.
+    let from_kwdefaults: Vec<u32> = (n as u32..(n + kwonly) as u32)
+        .filter(|i| !slots.contains(i))
         .collect();
     let defaults = match (from_defaults.first(), func) {
         (None, _) => None,
@@ -237,6 +244,7 @@ unsafe fn direct(c: &Compiled, pc: usize, v: CallVariant) -> Option<Direct<'_>> 
         defaults,
         slots,
         from_defaults,
+        from_kwdefaults,
     })
 }
 
@@ -382,6 +390,7 @@ pub(super) fn emit_direct<'a>(
             first,
             me: bound_self,
             defaults_end,
+            kwdefaults: &[],
         };
         emit_new_generator(e, pc, d, args, f, helper, done);
         return;
@@ -401,17 +410,21 @@ pub(super) fn emit_direct<'a>(
     let entry = e.b.ins().load(ptr, mem(), slot, 0);
     let cold = e.b.ins().icmp_imm_s(IntCC::Equal, entry, 0);
     e.fail_if(cold, helper);
-    // No tracer or profiler (they see calls in CPython), stack and recursion depth left
-    // (the helper path raises RecursionError).
-    let ctx = e.ctx();
-    let (ts, limit) = thread_of(e, ctx);
-    // Committed past this: the recursion level is entered.
-    e.enter_checked(ts, limit, helper);
-    let kwargs = d.callee.takes().1.then(|| emit_kwargs(e, pc, ts));
+    let Committed {
+        ctx,
+        ts,
+        limit,
+        kwdefaults,
+        fail,
+        kwargs,
+    } = emit_commit(e, pc, d, f, helper);
     // A class's new instance, made only now (made and dropped on a guard's failure, it
     // could have run a `__del__`).
     let new_self = match d.self_from {
-        SelfFrom::New { .. } => Some(emit_new_instance(e, pc, d.callable, ts, kwargs)),
+        SelfFrom::New { .. } => {
+            let owned: Vec<CValue> = kwdefaults.iter().copied().chain(kwargs).collect();
+            Some(emit_new_instance(e, pc, d.callable, ts, &owned))
+        }
         SelfFrom::Operands | SelfFrom::Bound => None,
     };
     let cregs = e.call_frame();
@@ -421,6 +434,7 @@ pub(super) fn emit_direct<'a>(
         first,
         me: bound_self.or(new_self),
         defaults_end,
+        kwdefaults: &kwdefaults,
     };
     emit_arguments(e, d, args, kwargs, cregs);
     // A `@tiered` callee tiers up by its own options; a plain one inherits its caller's.
@@ -473,6 +487,7 @@ pub(super) fn emit_direct<'a>(
         None => status,
     };
     e.finish_direct_call(pc, status, out, inst.dst, done);
+    fill_release(e, fail, &kwdefaults, helper);
 }
 
 /// Where a direct call's arguments come from: the call's operands (`ops`, whether each
@@ -485,6 +500,69 @@ struct ArgsFrom<'o> {
     first: usize,
     me: Option<CValue>,
     defaults_end: Option<CValue>,
+    /// The keyword-only parameters' defaults (`Direct::from_kwdefaults`'s), owned.
+    kwdefaults: &'o [CValue],
+}
+
+/// The values of direct call `d`'s keyword-only parameters that no keyword gives, from
+/// function `f`'s `__kwdefaults__`, as new references once all are found (nothing runs
+/// between the lookups and the increfs: a lookup of a str name among str keys runs no
+/// code and allocates nothing); a function without that dict or a name it lacks branches
+/// to `helper` before that, where the ordinary path raises CPython's TypeError.
+fn emit_kwdefaults(e: &mut Emit, d: &Direct, f: CValue, helper: Block) -> Vec<CValue> {
+    if d.from_kwdefaults.is_empty() {
+        return Vec::new();
+    }
+    let ptr = e.ptr;
+    let kwd = e.b.ins().load(
+        ptr,
+        mem(),
+        f,
+        std::mem::offset_of!(ffi::PyFunctionObject, func_kwdefaults) as i32,
+    );
+    let none = e.b.ins().icmp_imm_s(IntCC::Equal, kwd, 0);
+    e.fail_if(none, helper);
+    let get = ffi::PyDict_GetItem as *const () as usize;
+    d.from_kwdefaults
+        .iter()
+        .map(|&i| {
+            let name = d.callee.objects.local_names[i as usize].ptr();
+            let name = e.b.ins().iconst(ptr, name as i64);
+            let v = e
+                .call(get, &[ptr, ptr], Some(ptr), &[kwd, name])
+                .expect("returns");
+            let missing = e.b.ins().icmp_imm_s(IntCC::Equal, v, 0);
+            e.fail_if(missing, helper);
+            v
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .inspect(|&v| e.incref(v))
+        .collect()
+}
+
+/// `to` itself when `owned` is empty, else a new cold block for `fill_release` to fill
+/// (once the current block is done): it releases the references `owned`, then goes to
+/// `to`.
+fn release_then(e: &mut Emit, owned: &[CValue], to: Block) -> Block {
+    if owned.is_empty() {
+        return to;
+    }
+    let b = e.b.create_block();
+    e.b.set_cold_block(b);
+    b
+}
+
+/// Fills block `b` from `release_then(e, owned, to)` (nothing to do when it is `to`).
+fn fill_release(e: &mut Emit, b: Block, owned: &[CValue], to: Block) {
+    if b == to {
+        return;
+    }
+    e.b.switch_to_block(b);
+    for &v in owned {
+        e.decref(v);
+    }
+    e.b.ins().jump(to, &[]);
 }
 
 /// The empty tuple a direct call gives a callee's `*args` (no positional argument is
@@ -502,20 +580,45 @@ unsafe fn empty_tuple(c: &Compiled) -> *mut ffi::PyObject {
 }
 
 /// A new empty dict for a direct call's callee's `**kwargs` (no keyword argument is left
-/// for it: `direct`), made once the call is committed (recursion level `ts` entered): out
-/// of memory leaves that level and raises at `pc`, after `undo`.
-fn emit_kwargs(e: &mut Emit, pc: usize, ts: CValue) -> CValue {
+/// for it: `direct`), made once the call is committed (recursion level `ts` entered, the
+/// references `owned` taken): out of memory releases those, leaves that level and raises
+/// at `pc`.
+fn emit_kwargs(e: &mut Emit, pc: usize, ts: CValue, owned: &[CValue]) -> CValue {
     let ptr = e.ptr;
     let new = ffi::PyDict_New as *const () as usize;
     let d = e.call(new, &[], Some(ptr), &[]).expect("returns");
     let failed = e.b.ins().icmp_imm_s(IntCC::Equal, d, 0);
-    e.raise_if_after(pc, failed, |e| e.leave_recursion(ts));
+    e.raise_if_after(pc, failed, |e| {
+        for &v in owned {
+            e.decref(v);
+        }
+        e.leave_recursion(ts)
+    });
     d
 }
 
-/// The thread state and stack limit of the running activation `ctx`.
-fn thread_of(e: &mut Emit, ctx: CValue) -> (CValue, CValue) {
+/// What a direct call has once committed (`emit_commit`).
+struct Committed {
+    /// The running activation's context, thread state and stack limit.
+    ctx: CValue,
+    ts: CValue,
+    limit: CValue,
+    /// The keyword-only parameters' defaults, owned (`emit_kwdefaults`).
+    kwdefaults: Vec<CValue>,
+    /// Where a guard that fails before the commit goes: `helper`, after releasing those
+    /// (`release_then`; filled by `fill_release` once the call is emitted).
+    fail: Block,
+    /// The callee's `**kwargs` dict, if it takes one (owned).
+    kwargs: Option<CValue>,
+}
+
+/// The last checks of direct call `d` of function `f`, then its commit: the keyword-only
+/// defaults found, no tracer or profiler (they see calls in CPython), stack and
+/// recursion depth left (the helper path raises RecursionError), each failure going to
+/// `helper`; past them the recursion level is entered and the `**kwargs` dict made.
+fn emit_commit(e: &mut Emit, pc: usize, d: &Direct, f: CValue, helper: Block) -> Committed {
     let ptr = e.ptr;
+    let ctx = e.ctx();
     let ts =
         e.b.ins()
             .load(ptr, mem(), ctx, std::mem::offset_of!(Ctx, tstate) as i32);
@@ -525,13 +628,28 @@ fn thread_of(e: &mut Emit, ctx: CValue) -> (CValue, CValue) {
         ctx,
         std::mem::offset_of!(Ctx, stack_limit) as i32,
     );
-    (ts, limit)
+    let kwdefaults = emit_kwdefaults(e, d, f, helper);
+    let fail = release_then(e, &kwdefaults, helper);
+    e.enter_checked(ts, limit, fail);
+    let kwargs = d
+        .callee
+        .takes()
+        .1
+        .then(|| emit_kwargs(e, pc, ts, &kwdefaults));
+    Committed {
+        ctx,
+        ts,
+        limit,
+        kwdefaults,
+        fail,
+        kwargs,
+    }
 }
 
 /// Writes direct call `d`'s arguments as the callee's parameters into the registers at
 /// `cregs`, each a reference of their own: operands moved out at their last use, else
-/// increfed; the parameters no argument gives from the defaults; an empty `*args`; the
-/// `**kwargs` dict `kwargs` (owned: given to the callee).
+/// increfed; the parameters no argument gives from the defaults; the keyword-only
+/// defaults, the `**kwargs` dict `kwargs` (owned: given to the callee); an empty `*args`.
 fn emit_arguments(e: &mut Emit, d: &Direct, a: ArgsFrom, kwargs: Option<CValue>, cregs: CValue) {
     let ptr = e.ptr;
     // `me`: the callee's own reference, in its first parameter (a class call keeps its
@@ -577,8 +695,13 @@ fn emit_arguments(e: &mut Emit, d: &Direct, a: ArgsFrom, kwargs: Option<CValue>,
         e.b.ins().store(mem(), obj, cregs, (i * 16) as i32);
         e.b.ins().store(mem(), p, cregs, (i * 16 + 8) as i32);
     }
+    for (&i, &v) in d.from_kwdefaults.iter().zip(a.kwdefaults) {
+        e.b.ins().store(mem(), obj, cregs, (i * 16) as i32);
+        e.b.ins().store(mem(), v, cregs, (i * 16 + 8) as i32);
+    }
     // Then `*args`, an empty tuple, and `**kwargs`, the new dict (`bind`'s order).
-    let mut r = d.callee.info.argcount;
+    let (n, kwonly) = d.callee.arity();
+    let mut r = (n + kwonly) as u32;
     if d.callee.takes().0 {
         // SAFETY: compiling, with the GIL held.
         let t = unsafe { empty_tuple(e.c) };
@@ -610,11 +733,19 @@ fn emit_new_generator(
     done: Block,
 ) {
     let ptr = e.ptr;
-    let ctx = e.ctx();
-    let (ts, limit) = thread_of(e, ctx);
-    e.enter_checked(ts, limit, helper);
-    let kwargs = d.callee.takes().1.then(|| emit_kwargs(e, pc, ts));
+    let Committed {
+        ctx,
+        ts,
+        kwdefaults,
+        fail,
+        kwargs,
+        ..
+    } = emit_commit(e, pc, d, f, helper);
     let cregs = e.call_frame();
+    let a = ArgsFrom {
+        kwdefaults: &kwdefaults,
+        ..a
+    };
     emit_arguments(e, d, a, kwargs, cregs);
     if let Some(entry) = d.entry {
         let entry = e.b.ins().iconst(ptr, entry as *const _ as i64);
@@ -633,6 +764,7 @@ fn emit_new_generator(
     let obj = e.b.ins().iconst(types::I64, tag::OBJ as i64);
     e.store_reg(dst, obj, gen);
     e.b.ins().jump(done, &[]);
+    fill_release(e, fail, &kwdefaults, helper);
 }
 
 /// The globals and builtins of direct call `d`'s function when it is known at compile
@@ -650,14 +782,14 @@ fn known_dicts(e: &mut Emit, d: &Direct) -> Option<(CValue, CValue)> {
 }
 
 /// A class call's instance (`class::new_instance`) once committed (recursion level `ts`
-/// entered, the `**kwargs` dict `kwargs` made): an allocation failure releases the dict,
-/// leaves that level and raises at `pc`.
+/// entered, the references `owned` taken: keyword-only defaults, the `**kwargs` dict):
+/// an allocation failure releases those, leaves that level and raises at `pc`.
 fn emit_new_instance(
     e: &mut Emit,
     pc: usize,
     cls: *mut ffi::PyObject,
     ts: CValue,
-    kwargs: Option<CValue>,
+    owned: &[CValue],
 ) -> CValue {
     let ptr = e.ptr;
     let cls = e.b.ins().iconst(ptr, cls as i64);
@@ -665,8 +797,8 @@ fn emit_new_instance(
     let obj = e.call(new, &[ptr], Some(ptr), &[cls]).expect("returns");
     let failed = e.b.ins().icmp_imm_s(IntCC::Equal, obj, 0);
     e.raise_if_after(pc, failed, |e| {
-        if let Some(kw) = kwargs {
-            e.decref(kw);
+        for &v in owned {
+            e.decref(v);
         }
         e.leave_recursion(ts)
     });
