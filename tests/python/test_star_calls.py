@@ -271,3 +271,78 @@ def test_calls_of_keyword_only_callees_run_native_to_native():
         _native.set_counting(False)
     assert counts["Call"]["tier1"] == 0 and counts["Call"]["deopts"] == 0, counts["Call"]
     assert counts["Call"]["tier2"] >= 11, counts["Call"]
+
+
+# --- f(*args, **kwargs) calls (CallEx, with the ListExtend/ListToTuple that build the tuple) ---
+
+
+class Box:
+    def __init__(self, *args, **kwargs):
+        self.args, self.kwargs = args, kwargs
+
+    def method(self, *args):
+        return len(args)
+
+
+class NotIterable:
+    pass
+
+
+def star_call_sites(n):
+    out = []
+    b = Box()
+    for i in range(n):
+        rv = (i, i + 1)
+        out.append(star_after(i, *rv))
+        out.append(star_after(*rv))
+        out.append(star_after(*[i, 2, 3]))
+        out.append(star_after(i, *rv, **{"k": i}))
+        out.append(kw_only(*rv[:1], **{"c": i}))
+        out.append(only_star(*range(i % 4)))
+        out.append(vars(Box(*rv, x=i)))
+        out.append(b.method(*rv))
+        out.append(max(*rv))
+        try:
+            out.append(star_after(i, *NotIterable()))
+        except TypeError as e:
+            out.append(str(e))
+        try:
+            out.append(star_after(i, **{"a": 1}))
+        except TypeError as e:
+            out.append(str(e))
+        try:
+            out.append(raises_with_star(*rv, *rv))
+        except KeyError as e:
+            out.append(("caught", e.args))
+    return out
+
+
+def test_star_call_sites_agree_with_cpython():
+    check(star_call_sites, 40)
+
+
+def reconstruct_like(xs):
+    out = []
+    for x in xs:
+        rv = (x, x * 2)
+        out.append(star_after(x, *rv))
+    return out
+
+
+def test_star_call_sites_run_native():
+    # `f(x, *rv)` of a Python function: the tuple built and the call made in native code.
+    native_default_only()
+    w = tiered(types.FunctionType(reconstruct_like.__code__.replace(co_name="reconstruct_fresh"),
+                                  globals()))
+    xs = list(range(10))
+    _native.set_counting(True)
+    try:
+        for _ in range(40):
+            assert w(xs) == reconstruct_like(xs)
+        _native.reset_counts()
+        w(xs)
+        counts = _native.op_counts()
+    finally:
+        _native.set_counting(False)
+    for op in ("CallEx", "ListExtend", "ListToTuple"):
+        assert counts[op] == {"tier1": 0, "tier2": 10, "deopts": 0}, (op, counts[op])

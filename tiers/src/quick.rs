@@ -220,6 +220,9 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         OpKind::EvalBreaker => (&[], &["EvalBreaker"]),
         OpKind::GetIter => (&[], &["GetIter"]),
         OpKind::StoreGlobal => (&[], &["StoreGlobal"]),
+        OpKind::CallEx => (&[], &["CallEx"]),
+        OpKind::ListExtend => (&[], &["ListExtend"]),
+        OpKind::ListToTuple => (&[], &["ListToTuple"]),
         OpKind::Unsupported
         | OpKind::CheckBound
         | OpKind::LoadAssertionError
@@ -227,14 +230,11 @@ pub fn tiers_of(kind: OpKind) -> (&'static [&'static str], &'static [&'static st
         | OpKind::DeleteGlobal
         | OpKind::DeleteAttr
         | OpKind::DeleteSubscr
-        | OpKind::CallEx
         | OpKind::BuildSet
         | OpKind::BuildConstKeyMap
-        | OpKind::ListExtend
         | OpKind::SetUpdate
         | OpKind::DictUpdate
         | OpKind::DictMerge
-        | OpKind::ListToTuple
         | OpKind::UnpackEx
         | OpKind::DeleteDeref
         | OpKind::PushExcInfo

@@ -2,6 +2,7 @@
 
 use crate::value::{status, Owned, PyResult, Raised, Value};
 use pyo3_ffi as ffi;
+use std::os::raw::c_int;
 use tiered_ir::Conversion;
 
 /// BuildTuple.
@@ -152,26 +153,37 @@ pub unsafe fn map_add(d: &Value, k: &Value, v: &Value) -> PyResult<()> {
 /// # Safety
 /// GIL held; `l` is a list.
 pub unsafe fn list_extend(l: &Value, it: &Value) -> PyResult<()> {
-    let r = crate::cpy::_PyList_Extend(l.as_ptr(), it.as_ptr());
+    match extend_list(l.as_ptr(), it.as_ptr()) {
+        0 => Ok(()),
+        _ => Err(Raised),
+    }
+}
+
+/// ListExtend on objects, for native code too (`emit_list_extend`): 0, or -1 with the
+/// exception set (LIST_EXTEND's message for a non-iterable).
+///
+/// # Safety
+/// GIL held; `l` a list, `i` an object.
+pub unsafe extern "C" fn extend_list(l: *mut ffi::PyObject, i: *mut ffi::PyObject) -> c_int {
+    let r = crate::cpy::_PyList_Extend(l, i);
     if r.is_null() {
-        let i = it.as_ptr();
         if ffi::PyErr_ExceptionMatches(ffi::PyExc_TypeError) != 0
             && (*ffi::Py_TYPE(i)).tp_iter.is_none()
             && ffi::PySequence_Check(i) == 0
         {
             ffi::PyErr_Clear();
-            return Err(super::raise(
+            super::raise(
                 ffi::PyExc_TypeError,
                 &format!(
                     "Value after * must be an iterable, not {}",
                     super::type_name(i)
                 ),
-            ));
+            );
         }
-        return Err(Raised);
+        return -1;
     }
     ffi::Py_DECREF(r);
-    Ok(())
+    0
 }
 
 /// SetUpdate.
@@ -536,6 +548,18 @@ pub(crate) fn emit_add_to(
         .expect("returns");
     e.raise_if(pc, st);
     Some(name)
+}
+
+/// The native template of ListToTuple (`f(*args)`'s tuple, built as a list): the list
+/// (always one: BUILD_LIST made it) copied into a tuple by PyList_AsTuple, as the
+/// generic op does.
+pub(crate) fn emit_list_to_tuple(
+    e: &mut crate::native::emit::Emit,
+    pc: usize,
+) -> Option<&'static str> {
+    let objs = e.operand_objects(pc);
+    e.call_for_result(pc, ffi::PyList_AsTuple as *const () as usize, &objs);
+    Some("ListToTuple")
 }
 
 /// The native template of FormatValue without a format spec (`f"{x}"`, `f"{x!r}"`): an

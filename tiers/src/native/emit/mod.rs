@@ -651,6 +651,14 @@ impl<'a> Emit<'a> {
                 pyo3_ffi::PyDict_SetItem as *const () as usize,
                 "MapAdd",
             ),
+            Op::ListExtend {} => ops::build::emit_add_to(
+                self,
+                pc,
+                ops::build::extend_list as *const () as usize,
+                "ListExtend",
+            ),
+            Op::ListToTuple {} => ops::build::emit_list_to_tuple(self, pc),
+            Op::CallEx { kwargs } => ops::calls::emit_call_ex(self, pc, kwargs),
             Op::FormatValue { conversion, spec } => {
                 ops::build::emit_format_value(self, pc, conversion, spec)
             }
@@ -690,14 +698,11 @@ impl<'a> Emit<'a> {
             | Op::DeleteGlobal { .. }
             | Op::DeleteAttr { .. }
             | Op::DeleteSubscr {}
-            | Op::CallEx { .. }
             | Op::BuildSet {}
             | Op::BuildConstKeyMap {}
-            | Op::ListExtend {}
             | Op::SetUpdate {}
             | Op::DictUpdate {}
             | Op::DictMerge {}
-            | Op::ListToTuple {}
             | Op::UnpackEx { .. }
             | Op::DeleteDeref { .. }
             | Op::PushExcInfo {}

@@ -599,6 +599,30 @@ pub unsafe fn call_ex(func: &Value, args: &Value, kwargs: Option<&Value>) -> PyR
     Value::from_owned(ffi::PyObject_Call(f, tuple.ptr(), kwp))
 }
 
+/// The native template of CallEx for a Python function called with an exact tuple (and
+/// an exact dict, for `**kwargs`): `PyObject_Call` directly, as `call_ex` ends up calling
+/// it (a function never reads its caller's locals the way `locals()` and `vars()` do:
+/// `reads_frame`). Any other callable or argument type takes the generic op, which
+/// converts them with CALL_FUNCTION_EX's checks and messages. (`_reconstruct(x, memo,
+/// *rv)` in `copy.deepcopy`: 131K a run through the tier-1 helper, with the ListExtend
+/// and ListToTuple that build its tuple.)
+pub(crate) fn emit_call_ex(e: &mut Emit, pc: usize, kwargs: bool) -> Option<&'static str> {
+    let objs = e.operand_objects(pc);
+    let slow = e.slow_block();
+    e.guard_type(objs[0], std::ptr::addr_of_mut!(ffi::PyFunction_Type), slow);
+    e.guard_type(objs[1], std::ptr::addr_of_mut!(ffi::PyTuple_Type), slow);
+    let kw = match kwargs {
+        true => {
+            e.guard_type(objs[2], std::ptr::addr_of_mut!(ffi::PyDict_Type), slow);
+            objs[2]
+        }
+        false => e.b.ins().iconst(e.ptr, 0),
+    };
+    let call = ffi::PyObject_Call as *const () as usize;
+    e.call_for_result(pc, call, &[objs[0], objs[1], kw]);
+    Some("CallEx")
+}
+
 /// Raises TypeError "`f()` <msg>" the way 3.11's call sites word errors about a callable
 /// (`_PyObject_FunctionStr`: qualified name with module for functions).
 pub(crate) unsafe fn func_error(f: *mut ffi::PyObject, msg: &str) -> Raised {
