@@ -159,8 +159,8 @@ pub unsafe fn list_extend(l: &Value, it: &Value) -> PyResult<()> {
     }
 }
 
-/// ListExtend on objects, for native code too (`emit_list_extend`): 0, or -1 with the
-/// exception set (LIST_EXTEND's message for a non-iterable).
+/// ListExtend on objects, for native code too (its template: `emit_add_to`): 0, or -1
+/// with the exception set (LIST_EXTEND's message for a non-iterable).
 ///
 /// # Safety
 /// GIL held; `l` a list, `i` an object.
