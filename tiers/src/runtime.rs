@@ -1093,14 +1093,7 @@ unsafe fn make_generator(
     tuning: &Tuning,
     ts: ThreadState,
 ) -> CallOutcome {
-    if crate::stack::nearly_exhausted(crate::stack::limit_for(ts)) {
-        ffi::PyErr_SetString(
-            ffi::PyExc_RecursionError,
-            c"maximum recursion depth exceeded".as_ptr(),
-        );
-        return CallOutcome::Ran(std::ptr::null_mut(), false);
-    }
-    if !ts.enter_recursive_call() {
+    if !crate::stack::enter_call(ts, crate::stack::limit_for(ts)) {
         return CallOutcome::Ran(std::ptr::null_mut(), false);
     }
     let native = c.native_for_tuning(tuning).is_some();
@@ -1265,14 +1258,7 @@ unsafe fn run_bound(
     ts: ThreadState,
 ) -> (*mut ffi::PyObject, bool) {
     let stack_limit = crate::stack::limit_for(ts);
-    if crate::stack::nearly_exhausted(stack_limit) {
-        ffi::PyErr_SetString(
-            ffi::PyExc_RecursionError,
-            c"maximum recursion depth exceeded".as_ptr(),
-        );
-        return (std::ptr::null_mut(), false);
-    }
-    if !ts.enter_recursive_call() {
+    if !crate::stack::enter_call(ts, stack_limit) {
         return (std::ptr::null_mut(), false);
     }
     let f = func as *mut ffi::PyFunctionObject;

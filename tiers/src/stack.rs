@@ -107,6 +107,24 @@ pub unsafe fn limit_for(ts: crate::cpy::ThreadState) -> usize {
     })
 }
 
+/// A call entering our tiers on thread `ts` with stack limit `limit`: a recursion level
+/// entered, or false with RecursionError set when the native stack is nearly exhausted
+/// or no level is left (the caller leaves the level after the call).
+///
+/// # Safety
+/// GIL held, on thread `ts`.
+#[inline]
+pub unsafe fn enter_call(ts: crate::cpy::ThreadState, limit: usize) -> bool {
+    if nearly_exhausted(limit) {
+        crate::ops::raise(
+            pyo3_ffi::PyExc_RecursionError,
+            "maximum recursion depth exceeded",
+        );
+        return false;
+    }
+    ts.enter_recursive_call()
+}
+
 /// Whether the native stack is nearly exhausted at this point (`limit` from `limit()`).
 #[inline]
 pub fn nearly_exhausted(limit: usize) -> bool {

@@ -440,14 +440,7 @@ unsafe fn clear(gen: *mut ffi::PyObject) {
 #[inline]
 unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value> {
     let ts = ctx.tstate;
-    if crate::stack::nearly_exhausted(ctx.stack_limit) {
-        crate::ops::raise(
-            ffi::PyExc_RecursionError,
-            "maximum recursion depth exceeded",
-        );
-        return Err(Raised);
-    }
-    if !ts.enter_recursive_call() {
+    if !crate::stack::enter_call(ts, ctx.stack_limit) {
         return Err(Raised);
     }
     let c = ctx.compiled;

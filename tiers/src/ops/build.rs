@@ -395,7 +395,7 @@ pub unsafe fn unpack(v: &Value, before: usize, after: Option<usize>) -> PyResult
 /// The native template of UnpackSequence for an exact tuple or list of the right length:
 /// its items in place. Anything else (iterators, subclasses, a wrong length and its
 /// error) takes the generic op: no guard of a specialization failed, so it is not a
-/// deopt. (Lists took it too until this stop: unpack_sequence's list case ran 3.5 times
+/// deopt. (Lists took it too once: unpack_sequence's list case ran 3.5 times
 /// CPython's instructions.)
 pub(crate) fn emit_unpack_sequence(
     e: &mut crate::native::emit::Emit,

@@ -523,22 +523,21 @@ fn emit_kwdefaults(e: &mut Emit, d: &Direct, f: CValue, helper: Block) -> Vec<CV
     let none = e.b.ins().icmp_imm_s(IntCC::Equal, kwd, 0);
     e.fail_if(none, helper);
     let get = ffi::PyDict_GetItem as *const () as usize;
-    d.from_kwdefaults
-        .iter()
-        .map(|&i| {
-            let name = d.callee.objects.local_names[i as usize].ptr();
-            let name = e.b.ins().iconst(ptr, name as i64);
-            let v = e
-                .call(get, &[ptr, ptr], Some(ptr), &[kwd, name])
-                .expect("returns");
-            let missing = e.b.ins().icmp_imm_s(IntCC::Equal, v, 0);
-            e.fail_if(missing, helper);
-            v
-        })
-        .collect::<Vec<_>>()
-        .into_iter()
-        .inspect(|&v| e.incref(v))
-        .collect()
+    let mut found = Vec::with_capacity(d.from_kwdefaults.len());
+    for &i in &d.from_kwdefaults {
+        let name = d.callee.objects.local_names[i as usize].ptr();
+        let name = e.b.ins().iconst(ptr, name as i64);
+        let v = e
+            .call(get, &[ptr, ptr], Some(ptr), &[kwd, name])
+            .expect("returns");
+        let missing = e.b.ins().icmp_imm_s(IntCC::Equal, v, 0);
+        e.fail_if(missing, helper);
+        found.push(v);
+    }
+    for &v in &found {
+        e.incref(v);
+    }
+    found
 }
 
 /// `to` itself when `owned` is empty, else a new cold block for `fill_release` to fill
