@@ -9,7 +9,8 @@ use crate::code::{slot, CodeInfo};
 use crate::decode::{decode, jump_target, Instr};
 use crate::exception_table::{handler_at, parse_exception_table, ExceptionEntry};
 use crate::opcodes::op;
-use std::collections::{HashMap, HashSet, VecDeque};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+use std::collections::VecDeque;
 use tiered_ir::passes;
 mod generators;
 
@@ -182,18 +183,18 @@ impl<'a> Builder<'a> {
             instrs,
             index_of,
             leaders: Vec::new(),
-            block_at: HashMap::new(),
-            depth_of: HashMap::new(),
+            block_at: HashMap::default(),
+            depth_of: HashMap::default(),
             handler_offsets: handlers.iter().map(|h| h.target).collect(),
             handlers,
-            consts: HashMap::new(),
+            consts: HashMap::default(),
             null,
             lasti: None,
-            bound: HashSet::new(),
+            bound: HashSet::default(),
             unsupported: Vec::new(),
             worklist: VecDeque::new(),
             nlocals: code.local_names.len(),
-            state_ids: HashMap::new(),
+            state_ids: HashMap::default(),
         })
     }
 
@@ -210,7 +211,7 @@ impl<'a> Builder<'a> {
     }
 
     fn find_leaders(&mut self) -> Result<(), Unsupported> {
-        let mut leaders = HashSet::new();
+        let mut leaders = HashSet::default();
         leaders.insert(self.instrs[0].offset);
         for h in &self.handlers {
             let t = self.instr_at(h.target).ok_or_else(|| Unsupported {

@@ -3,18 +3,19 @@
 
 use crate::function::{Block, BlockCall, Function, Terminator, Value, ValueDef};
 use crate::ops::Op;
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
 /// Removes block parameters whose incoming arguments are all one value (or the parameter
 /// itself), repeating until none is left; then renames uses.
 pub fn prune_trivial_params(f: &mut Function) {
-    let mut alias: HashMap<Value, Value> = HashMap::new();
+    let mut alias: HashMap<Value, Value> = HashMap::default();
     loop {
-        // Incoming argument lists per block.
-        let mut incoming: HashMap<Block, Vec<Vec<Value>>> = HashMap::new();
+        // Incoming argument lists per block (borrowed: this runs once per round, and a
+        // raising instruction's unwind edge passes the whole value stack).
+        let mut incoming: HashMap<Block, Vec<&[Value]>> = HashMap::default();
         for &b in &f.layout {
             for c in f.edges_from(b) {
-                incoming.entry(c.block).or_default().push(c.args.clone());
+                incoming.entry(c.block).or_default().push(&c.args);
             }
         }
         let mut removed: Vec<(Block, usize)> = Vec::new();
@@ -109,7 +110,7 @@ fn rename_uses(f: &mut Function, alias: &HashMap<Value, Value>) {
 /// Removes CheckBound on values that can never be NULL: arguments, op results, and block
 /// parameters all of whose incoming values are never NULL (a fixpoint over the CFG).
 pub fn remove_redundant_checks(f: &mut Function) {
-    let mut maybe_null: HashSet<Value> = HashSet::new();
+    let mut maybe_null: HashSet<Value> = HashSet::default();
     for (_, inst) in f.insts.iter() {
         match inst.op {
             Op::Null {} | Op::Lasti {} => maybe_null.extend(inst.results.iter().copied()),
@@ -137,7 +138,7 @@ pub fn remove_redundant_checks(f: &mut Function) {
             break;
         }
     }
-    let mut alias = HashMap::new();
+    let mut alias = HashMap::default();
     let layout = f.layout.clone();
     for b in layout {
         let insts = f.blocks[b].insts.clone();
@@ -163,7 +164,7 @@ pub fn remove_redundant_checks(f: &mut Function) {
 
 /// Removes parameters `(block, index)` and the matching argument of every edge into them.
 fn remove_params(f: &mut Function, removed: &[(Block, usize)]) {
-    let mut by_block: HashMap<Block, HashSet<usize>> = HashMap::new();
+    let mut by_block: HashMap<Block, HashSet<usize>> = HashMap::default();
     for &(b, k) in removed {
         by_block.entry(b).or_default().insert(k);
     }
@@ -203,7 +204,7 @@ fn remove_params(f: &mut Function, removed: &[(Block, usize)]) {
 /// terminator uses it, or if it flows into a live parameter (a fixpoint). Loop-carried
 /// locals that are never read again stop being copied around the loop.
 pub fn remove_dead_params(f: &mut Function) {
-    let mut live: HashSet<Value> = HashSet::new();
+    let mut live: HashSet<Value> = HashSet::default();
     // A frame state reads every local it names (locals() and tracebacks see them).
     for st in &f.states {
         live.extend(st.iter().copied());

@@ -2,7 +2,8 @@
 //! value, instructions in a flat array, block parameters turned into move lists on edges.
 //! The interpreter never touches petgraph or the slotmaps at run time.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+mod plan;
 mod suspend;
 
 pub use suspend::Suspension;
@@ -185,7 +186,7 @@ impl Linear {
 pub fn lower(f: &Function) -> Linear {
     let live_in = liveness(f);
     let shared = loop_carried(f, &live_in);
-    let mut reg: HashMap<Value, u32> = HashMap::new();
+    let mut reg: HashMap<Value, u32> = HashMap::default();
     let mut next = 0u32;
     let entry_block = f.entry();
     for &b in &f.layout {
@@ -232,13 +233,14 @@ pub fn lower(f: &Function) -> Linear {
         .filter(|(_, d)| matches!(d.op, Op::Null {} | Op::Lasti {} | Op::Const { .. }))
         .flat_map(|(_, d)| d.results.iter().copied())
         .collect();
-    let plans: HashMap<Block, BlockPlan> = f
+    let mut planner = plan::Planner::new(f, &live_in, &reg, &kept, next + 1);
+    let plans: HashMap<Block, plan::BlockPlan> = f
         .layout
         .iter()
-        .map(|&b| (b, plan_block(f, b, &live_in, &reg, &kept)))
+        .map(|&b| (b, planner.plan_block(b)))
         .collect();
     // Instruction index of each block's first instruction (its entry drops, if any).
-    let mut start = HashMap::new();
+    let mut start = HashMap::default();
     let mut pc = 0u32;
     for &b in &f.layout {
         start.insert(b, pc);
@@ -256,6 +258,22 @@ pub fn lower(f: &Function) -> Linear {
         ..Linear::default()
     };
     out.owning = (0..out.nregs).map(|x| x < out.nparams).collect();
+    // Per block, the registers of its live-ins and parameters (what an edge into it keeps),
+    // sorted, made once: unwind edges (one per raising instruction) share a few targets.
+    let target_regs: HashMap<Block, Vec<u32>> = f
+        .layout
+        .iter()
+        .map(|&b| {
+            let mut keeps: Vec<u32> = live_in[&b]
+                .iter()
+                .chain(&f.blocks[b].params)
+                .map(r)
+                .collect();
+            keeps.sort_unstable();
+            keeps.dedup();
+            (b, keeps)
+        })
+        .collect();
     let edge = |out: &mut Linear, c: &BlockCall, from: u32, exc: bool, drops: &[u32]| -> u32 {
         let params = &f.blocks[c.block].params;
         let moves_start = out.moves.len() as u32;
@@ -267,12 +285,8 @@ pub fn lower(f: &Function) -> Linear {
             .collect();
         let seq = sequentialize(parallel, tmp);
         // Parameters no move writes keep their value, so they count as read afterwards.
-        let live_regs: HashSet<u32> = live_in[&c.block]
-            .iter()
-            .chain(params.iter())
-            .map(r)
-            .collect();
-        let live_after = |x: u32| x != tmp && live_regs.contains(&x);
+        let live_regs = &target_regs[&c.block];
+        let live_after = |x: u32| x != tmp && live_regs.binary_search(&x).is_ok();
         for (i, &(s, d)) in seq.iter().enumerate() {
             let next_touch = seq[i + 1..].iter().find(|(s2, d2)| *s2 == s || *d2 == s);
             let movable = match next_touch {
@@ -575,7 +589,7 @@ fn loop_carried(
 ) -> HashMap<Value, (Value, bool)> {
     let pos: HashMap<Block, usize> = f.layout.iter().enumerate().map(|(i, &b)| (b, i)).collect();
     // Where each instruction result is defined: (block, index in it).
-    let mut def: HashMap<Value, (Block, usize)> = HashMap::new();
+    let mut def: HashMap<Value, (Block, usize)> = HashMap::default();
     for &b in &f.layout {
         for (k, &i) in f.blocks[b].insts.iter().enumerate() {
             for &r in &f.insts[i].results {
@@ -583,8 +597,8 @@ fn loop_carried(
             }
         }
     }
-    let mut shared = HashMap::new();
-    let mut taken: HashSet<Value> = HashSet::new();
+    let mut shared = HashMap::default();
+    let mut taken: HashSet<Value> = HashSet::default();
     for (bi, &b) in f.layout.iter().enumerate() {
         let term = &f.blocks[b].term;
         if matches!(
@@ -669,147 +683,15 @@ fn dead_after(
     !read_later && !cond_reads && !succ_reads
 }
 
-/// What one instruction's liveness decides.
-struct InstPlan {
-    /// Per operand: whether this is the value's last use (see `Linear::last_use`).
-    last_use: Vec<bool>,
-    /// Registers whose values die once it has run (read here for the last time, or
-    /// results nothing reads): released right after it, where CPython's own stack pops
-    /// and stores would release them.
-    drops: Vec<u32>,
-    /// Registers live as it starts that its handler does not get, released on its unwind
-    /// edge if it raises.
-    unwind_drops: Vec<u32>,
-}
-
-/// Liveness of one block, per instruction and edge: where each value dies, so that its
-/// register is released there, as CPython releases a local at `del`, rebinding or the
-/// frame's end, and a temporary when the op that consumed it is done (a register kept
-/// until it is next written, or until the exit, would delay `__del__`, weakref callbacks
-/// and what `gc.collect()` finds).
-struct BlockPlan {
-    /// Registers live into the block (or its parameters) that nothing in it reads: released
-    /// before its first instruction.
-    entry_drops: Vec<u32>,
-    /// Per instruction.
-    insts: Vec<InstPlan>,
-    /// Per normal successor: registers live at the terminator that this edge's target
-    /// does not get.
-    edge_drops: Vec<Vec<u32>>,
-}
-
-/// `b`'s `BlockPlan`. A value is live where a later instruction, frame state, terminator,
-/// successor or handler (if the instruction raises) reads it. Registers rather than values
-/// die: a register shared by two values (`loop_carried`) is live while either is; the
-/// values in `kept` are never released early.
-fn plan_block(
-    f: &Function,
-    b: Block,
-    live_in: &HashMap<Block, HashSet<Value>>,
-    reg: &HashMap<Value, u32>,
-    kept: &HashSet<Value>,
-) -> BlockPlan {
-    let regs = |vals: &mut dyn Iterator<Item = Value>| -> HashSet<u32> {
-        vals.filter(|v| !kept.contains(v))
-            .filter_map(|v| reg.get(&v).copied())
-            .collect()
-    };
-    // Registers in `from` but not in `keep`, in order (the release order).
-    let minus = |from: HashSet<u32>, keep: &HashSet<u32>| -> Vec<u32> {
-        let mut d: Vec<u32> = from.difference(keep).copied().collect();
-        d.sort_unstable();
-        d
-    };
-    // What a target keeps: its live-ins, the edge's arguments, its parameters.
-    let kept_by = |c: &BlockCall| -> HashSet<u32> {
-        regs(
-            &mut live_in[&c.block]
-                .iter()
-                .chain(&c.args)
-                .chain(&f.blocks[c.block].params)
-                .copied(),
-        )
-    };
-    let data = &f.blocks[b];
-    let mut live: HashSet<Value> = HashSet::new();
-    for c in data.term.successors() {
-        live.extend(live_in[&c.block].iter().copied());
-        live.extend(c.args.iter().copied());
-    }
-    live.extend(term_reads(f, b));
-    let at_term = regs(&mut live.iter().copied());
-    let edge_drops = data
-        .term
-        .successors()
-        .into_iter()
-        .map(|c| minus(at_term.clone(), &kept_by(c)))
-        .collect();
-    let mut insts = Vec::with_capacity(data.insts.len());
-    for &i in data.insts.iter().rev() {
-        let inst = &f.insts[i];
-        let after = regs(&mut live.iter().copied());
-        // If the op raises, its handler still gets these.
-        let mut at = live.clone();
-        if let Some(u) = &inst.unwind {
-            at.extend(live_in[&u.block].iter().copied());
-            at.extend(u.args.iter().copied());
-        }
-        let last_use = inst
-            .args
-            .iter()
-            .enumerate()
-            .map(|(k, a)| {
-                !at.contains(a) && !inst.args[k + 1..].contains(a) && !inst.args[..k].contains(a)
-            })
-            .collect();
-        for r in &inst.results {
-            live.remove(r);
-        }
-        // Its own frame state is read as it starts, like its operands: it does not keep an
-        // operand from being consumed (CPython's in-place str concatenation too drops the
-        // local's reference first); later instructions' states do.
-        live.extend(reads(f, inst));
-        // Top down, as CPython's unwinder pops the stack (registers are numbered in the
-        // order their values are made).
-        let unwind_drops = match &inst.unwind {
-            Some(u) => {
-                let mut d = minus(regs(&mut live.iter().copied()), &kept_by(u));
-                d.reverse();
-                d
-            }
-            None => Vec::new(),
-        };
-        if let Some(u) = &inst.unwind {
-            live.extend(u.args.iter().copied());
-            live.extend(live_in[&u.block].iter().copied());
-        }
-        // (Values only its handler would read die here too once it did not raise.)
-        let drops = minus(regs(&mut live.iter().chain(&inst.results).copied()), &after);
-        insts.push(InstPlan {
-            last_use,
-            drops,
-            unwind_drops,
-        });
-    }
-    insts.reverse();
-    let entry = regs(&mut live_in[&b].iter().chain(&data.params).copied());
-    let entry_drops = minus(entry, &regs(&mut live.iter().copied()));
-    BlockPlan {
-        entry_drops,
-        insts,
-        edge_drops,
-    }
-}
-
 /// Values live on entry to each block (block parameters are defined at entry; an unwind
 /// edge makes its handler a successor of the whole block, conservatively).
 fn liveness(f: &Function) -> HashMap<Block, HashSet<Value>> {
-    let mut gen: HashMap<Block, HashSet<Value>> = HashMap::new();
-    let mut kill: HashMap<Block, HashSet<Value>> = HashMap::new();
+    let mut gen: HashMap<Block, HashSet<Value>> = HashMap::default();
+    let mut kill: HashMap<Block, HashSet<Value>> = HashMap::default();
     for &b in &f.layout {
         let data = &f.blocks[b];
         let mut defined: HashSet<Value> = data.params.iter().copied().collect();
-        let mut used = HashSet::new();
+        let mut used = HashSet::default();
         let mut use_v = |v: Value, defined: &HashSet<Value>| {
             if !defined.contains(&v) {
                 used.insert(v);
@@ -840,23 +722,49 @@ fn liveness(f: &Function) -> HashMap<Block, HashSet<Value>> {
     }
     let mut live_in: HashMap<Block, HashSet<Value>> =
         f.layout.iter().map(|&b| (b, gen[&b].clone())).collect();
-    loop {
-        let mut changed = false;
-        for &b in f.layout.iter().rev() {
-            let mut out: HashSet<Value> = HashSet::new();
-            for c in f.edges_from(b) {
-                out.extend(live_in[&c.block].iter().copied());
-            }
-            let k = &kill[&b];
-            let li = live_in.get_mut(&b).expect("every block has an entry");
-            for v in out {
-                if !k.contains(&v) && li.insert(v) {
-                    changed = true;
-                }
+    // Successors once each (an unwind edge per raising instruction names the same
+    // handler many times), and predecessors, for a worklist: a block is looked at again
+    // only when a successor's live-ins grew.
+    let mut succs: HashMap<Block, Vec<Block>> = HashMap::default();
+    let mut preds: HashMap<Block, Vec<Block>> = HashMap::default();
+    for &b in &f.layout {
+        let mut s: Vec<Block> = Vec::new();
+        for c in f.edges_from(b) {
+            if !s.contains(&c.block) {
+                s.push(c.block);
+                preds.entry(c.block).or_default().push(b);
             }
         }
-        if !changed {
-            break;
+        succs.insert(b, s);
+    }
+    // Last block first, as the flow goes backwards.
+    let mut work: Vec<Block> = f.layout.clone();
+    let mut queued: HashSet<Block> = f.layout.iter().copied().collect();
+    let mut new = Vec::new();
+    while let Some(b) = work.pop() {
+        queued.remove(&b);
+        let k = &kill[&b];
+        let li = &live_in[&b];
+        new.clear();
+        for s in &succs[&b] {
+            new.extend(
+                live_in[s]
+                    .iter()
+                    .filter(|v| !k.contains(v) && !li.contains(v))
+                    .copied(),
+            );
+        }
+        if new.is_empty() {
+            continue;
+        }
+        live_in
+            .get_mut(&b)
+            .expect("every block has an entry")
+            .extend(new.iter().copied());
+        for &p in preds.get(&b).into_iter().flatten() {
+            if queued.insert(p) {
+                work.push(p);
+            }
         }
     }
     live_in

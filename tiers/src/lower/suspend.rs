@@ -1,7 +1,7 @@
 //! Lowering of generators' suspensions: where each resumes (`Suspension`), which values
 //! are a handler's lasti, and resume blocks' registers.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 use tiered_ir::Block;
 use tiered_ir::{Function, Op, Terminator, Value};
 
@@ -78,7 +78,7 @@ pub(super) fn lasti_values(f: &Function) -> HashSet<Value> {
     if out.is_empty() {
         return out;
     }
-    let mut incoming: HashMap<Value, Vec<Value>> = HashMap::new();
+    let mut incoming: HashMap<Value, Vec<Value>> = HashMap::default();
     for &b in &f.layout {
         for c in f.edges_from(b) {
             for (a, p) in c.args.iter().zip(&f.blocks[c.block].params) {
