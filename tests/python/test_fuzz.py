@@ -98,6 +98,24 @@ def test_a_crash_is_reported():
     assert v["status"] == "diverge" and v["kind"] == "crash", v
 
 
+def test_what_a_program_prints_outside_its_capture_stays_out_of_the_verdicts():
+    # A generator suspended in a global finishes (its `finally` prints) when the garbage
+    # collector takes the program's namespace, whenever that is: outside the capture of
+    # its output, that text went to the worker's stdout, where the parent read it as a
+    # verdict and stopped with a JSON error. Printing to the real stdout does the same, at
+    # a known time.
+    src = """
+import sys
+
+@T
+def entry(a, b, c):
+    print("printed outside the capture", file=sys.__stdout__, flush=True)
+    return a
+"""
+    v = run.ask_once(src, ["(1, 'a', [])"], ["tier1-quickened"])
+    assert v["status"] == "ok", v
+
+
 def test_minimizing_keeps_the_divergence_and_drops_the_rest():
     src = PROBE.format(body="x = [1, 2]\n    y = len(x)\n    print(y)\n    while TIERED:\n        pass")
     verdict = run.ask_once(src, ["(1, 'a', [])", "(2, 'b', [])"], ["tier1-quickened"])

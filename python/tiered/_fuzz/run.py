@@ -235,6 +235,15 @@ def worker_main(phase_file: str | None) -> int:
 
     limit = WORKER_MEMORY
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # The verdicts have the parent's pipe to themselves: what a program prints outside
+    # its capture (a suspended generator's `finally`, run when the garbage collector takes
+    # the program's namespace; anything written to `sys.__stdout__` or to fd 1) goes to
+    # /dev/null instead of into the protocol, where the parent took it for a verdict.
+    sys.stdout.flush()
+    verdicts = os.fdopen(os.dup(1), "w")
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 1)
+    os.close(devnull)
     for line in sys.stdin:
         req = json.loads(line)
         try:
@@ -242,7 +251,7 @@ def worker_main(phase_file: str | None) -> int:
         except BaseException as e:  # noqa: BLE001 - report, never die silently
             verdict = {"status": "diverge", "path": "?", "kind": "fuzzer-error",
                        "detail": f"{type(e).__name__}: {e}"}
-        print(json.dumps(verdict), flush=True)
+        print(json.dumps(verdict), file=verdicts, flush=True)
     return 0
 
 
