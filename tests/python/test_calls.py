@@ -3,6 +3,7 @@ argument shape; wrong call shapes both into a tiered function and from inside
 one (CPython's exact TypeError text); recursion."""
 
 import functools
+import os
 import textwrap
 
 import pytest
@@ -846,3 +847,22 @@ def test_a_bound_builtin_site_stays_native():
     finally:
         _native.set_counting(False)
     assert counts["Call"] == {"tier1": 0, "tier2": 210, "deopts": 0}, counts["Call"]
+
+
+@pytest.mark.skipif(
+    "TIERED_JIT_THRESHOLD" in os.environ or os.environ.get("TIERED_QUICKEN") == "0",
+    reason="callees are translated at once under low thresholds, and never without quickening",
+)
+def test_a_plain_callee_runs_in_cpython_until_it_is_met_again():
+    # Translating a callee cost hundreds of times what running it once does: a plain
+    # function tiered code calls runs in CPython's own loop when first met, and is
+    # translated (specialized on its argument types) only when met again.
+    from tiered import dump
+
+    g = {"__builtins__": __builtins__}
+    exec(compile("def callee(x):\n    return x + 1\n\ndef caller(x):\n    return callee(x)\n", __file__, "exec"), g)
+    caller = tiered(g["caller"])
+    assert caller(1) == 2
+    assert "not called yet" in dump(g["callee"])
+    assert [caller(i) for i in range(6)] == [1, 2, 3, 4, 5, 6]
+    assert "specialization for (int)" in dump(g["callee"])

@@ -28,6 +28,27 @@ pub struct CodeObjects {
     pub firstlineno: i32,
 }
 
+impl CodeObjects {
+    /// The same objects, with references of their own (for another compilation of the
+    /// same code: `runtime::specialize`).
+    ///
+    /// # Safety
+    /// GIL held.
+    pub unsafe fn share(&self) -> CodeObjects {
+        CodeObjects {
+            code: self.code.share(),
+            consts: self.consts.clone(),
+            consts_tuple: self.consts_tuple.share(),
+            names: self.names.clone(),
+            names_tuple: self.names_tuple.share(),
+            local_names: self.local_names.iter().map(|o| o.share()).collect(),
+            name: self.name.clone(),
+            filename: self.filename.clone(),
+            firstlineno: self.firstlineno,
+        }
+    }
+}
+
 unsafe fn attr(o: *mut ffi::PyObject, name: &str) -> PyResult<Owned> {
     let cname = CString::new(name).map_err(|_| Raised)?;
     // SAFETY: o is a live object; the C string outlives the call.
@@ -237,13 +258,22 @@ unsafe fn line_table(code: *mut ffi::PyObject, units: usize) -> PyResult<Vec<i32
             break;
         }
         let item = Owned::new(item)?;
-        let mut start: ffi::Py_ssize_t = 0;
-        let mut end: ffi::Py_ssize_t = 0;
-        let mut line: *mut ffi::PyObject = std::ptr::null_mut();
-        if ffi::PyArg_ParseTuple(item.ptr(), c"nnO".as_ptr(), &mut start, &mut end, &mut line) == 0
-        {
+        // `(start, end, line)`, read straight from the tuple (PyArg_ParseTuple's format
+        // parsing was most of translating a small function).
+        if ffi::PyTuple_Check(item.ptr()) == 0 || ffi::PyTuple_GET_SIZE(item.ptr()) != 3 {
+            ffi::PyErr_SetString(
+                ffi::PyExc_SystemError,
+                c"tiered: co_lines() gave something other than (start, end, line)".as_ptr(),
+            );
             return Err(Raised);
         }
+        let field = |i| ffi::PyTuple_GET_ITEM(item.ptr(), i);
+        let start = ffi::PyLong_AsSsize_t(field(0));
+        let end = ffi::PyLong_AsSsize_t(field(1));
+        if (start == -1 || end == -1) && !ffi::PyErr_Occurred().is_null() {
+            return Err(Raised);
+        }
+        let line = field(2);
         if line == ffi::Py_None() {
             continue;
         }

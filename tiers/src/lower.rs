@@ -104,7 +104,7 @@ pub struct Edge {
 }
 
 /// The compact linear form of a function.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Linear {
     /// Instructions; execution starts at 0.
     pub insts: Vec<LInst>,
@@ -155,15 +155,22 @@ pub struct Linear {
     pub unwound: Vec<u32>,
     /// The generator's suspensions (empty for other code).
     pub suspensions: Vec<Suspension>,
+    /// Per bytecode offset up to the last suspension's: 1 + the index of the suspension
+    /// there, or 0 (`suspension_at`).
+    pub suspension_index: Vec<u32>,
     /// The entry block's Const, Null and Lasti instructions: a resumed generator runs them first
     /// (every register is empty then), since every later block uses their registers.
     pub prologue: Vec<u32>,
 }
 
 impl Linear {
-    /// The suspension at bytecode offset `offset`, if any.
+    /// The suspension at bytecode offset `offset`, if any (every step of a generator asks:
+    /// by index rather than a search).
     pub fn suspension_at(&self, offset: u32) -> Option<&Suspension> {
-        self.suspensions.iter().find(|s| s.offset == offset)
+        match self.suspension_index.get(offset as usize) {
+            Some(&i) if i != 0 => self.suspensions.get(i as usize - 1),
+            _ => None,
+        }
     }
 
     /// Per instruction: whether code may start running there other than at 0: a loop
@@ -515,6 +522,11 @@ pub fn lower(f: &Function) -> Linear {
         .filter(|&&i| matches!(f.insts[i].op, Op::Const { .. } | Op::Null {} | Op::Lasti {}))
         .map(|i| out.pc_of[i])
         .collect();
+    let last = out.suspensions.iter().map(|s| s.offset as usize + 1).max();
+    out.suspension_index = vec![0; last.unwrap_or(0)];
+    for (i, s) in out.suspensions.iter().enumerate() {
+        out.suspension_index[s.offset as usize] = i as u32 + 1;
+    }
     out
 }
 

@@ -439,6 +439,9 @@ struct Registry {
     nested: HashSet<usize>,
     /// Owned references keeping `nested` addresses alive.
     nested_refs: Vec<Owned>,
+    /// Per code not translated yet: how often call sites of tiered code met it
+    /// (`warm_enough`). A freed code's address reused only counts the new one early.
+    sightings: HashMap<usize, u32>,
 }
 
 static REGISTRY: GilCell<Option<Registry>> = GilCell(UnsafeCell::new(None));
@@ -451,7 +454,35 @@ unsafe fn registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
             specialization_count: HashMap::default(),
             nested: HashSet::default(),
             nested_refs: Vec::new(),
+            sightings: HashMap::default(),
         }))
+    })
+}
+
+/// How many times call sites of tiered code meet a plain function's code before it is
+/// translated (CPython's own quickening waits for 8 runs of a code).
+pub const CALLEE_WARMUP: u64 = 2;
+
+/// Whether `code`, the code of a plain function a call site of tiered code calls, is
+/// worth translating now: translated already, or met `warmup` times. Before that the
+/// call runs in CPython's own loop: translating a callee cost hundreds of times what
+/// running it once does, and a program's set-up calls most of its functions once or
+/// twice (argparse's parser building).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn warm_enough(code: *mut ffi::PyObject, warmup: u64) -> bool {
+    registry(|r| {
+        if r.compiled.contains_key(&(code as usize)) {
+            return true;
+        }
+        let n = r.sightings.entry(code as usize).or_default();
+        *n += 1;
+        let warm = u64::from(*n) >= warmup;
+        if warm {
+            r.sightings.remove(&(code as usize));
+        }
+        warm
     })
 }
 
@@ -600,7 +631,7 @@ pub unsafe fn compiled_for_key(code: *mut ffi::PyObject, key: TypeKey) -> PyResu
     {
         return Ok(generic);
     }
-    let mut c = compile(code)?;
+    let mut c = specialize(&generic);
     c.signature = Some(key.describe());
     c.type_key = Some(key);
     let c = Rc::new(c);
@@ -692,10 +723,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         true => None,
         false => crate::generator::start::of(&linear),
     };
-    let quick: Vec<crate::quick::QuickCell> = (0..linear.insts.len())
-        .map(|_| crate::quick::QuickCell::default())
-        .collect();
-    Ok(Compiled {
+    Ok(with_state(Translation {
         lines: info.lines.clone(),
         objects,
         ir: t.func,
@@ -706,11 +734,67 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         gen_start,
         states_by_offset,
         info,
-        global_versions: (0..quick.len()).map(|_| Cell::new(0)).collect(),
-        quick,
+        plain_arity,
+    }))
+}
+
+/// What a code's translation gives a compilation of it, which never changes: the
+/// generic compilation's, copied for each specialization (`specialize`).
+struct Translation {
+    objects: CodeObjects,
+    info: CodeInfo,
+    ir: Function,
+    unsupported: Vec<Unsupported>,
+    linear: Linear,
+    lines: LineTable,
+    nlocalsplus: usize,
+    start_constants: Vec<(u32, std::ptr::NonNull<ffi::PyObject>)>,
+    gen_start: Option<crate::generator::start::Start>,
+    states_by_offset: HashMap<u32, u32>,
+    plain_arity: Option<usize>,
+}
+
+/// A compilation of the same code as `c` for other argument types: `c`'s translation
+/// (copied: translating and lowering the code again was most of a new callee's cost, and
+/// made each callee twice), with state of its own.
+///
+/// # Safety
+/// GIL held.
+unsafe fn specialize(c: &Compiled) -> Compiled {
+    with_state(Translation {
+        objects: c.objects.share(),
+        info: c.info.clone(),
+        ir: c.ir.clone(),
+        unsupported: c.unsupported.clone(),
+        linear: c.linear.clone(),
+        lines: c.lines.clone(),
+        nlocalsplus: c.nlocalsplus,
+        start_constants: c.start_constants.clone(),
+        gen_start: c.gen_start.clone(),
+        states_by_offset: c.states_by_offset.clone(),
+        plain_arity: c.plain_arity,
+    })
+}
+
+/// A compilation of translation `t`: nothing quickened, counted or compiled yet.
+fn with_state(t: Translation) -> Compiled {
+    let n = t.linear.insts.len();
+    Compiled {
+        lines: t.lines,
+        objects: t.objects,
+        ir: t.ir,
+        unsupported: t.unsupported,
+        linear: t.linear,
+        nlocalsplus: t.nlocalsplus,
+        start_constants: t.start_constants,
+        gen_start: t.gen_start,
+        states_by_offset: t.states_by_offset,
+        info: t.info,
+        quick: (0..n).map(|_| crate::quick::QuickCell::default()).collect(),
+        global_versions: (0..n).map(|_| Cell::new(0)).collect(),
         signature: None,
         type_key: None,
-        plain_arity,
+        plain_arity: t.plain_arity,
         native_entry: Cell::new(0),
         vector_entry: Cell::new(0),
         slot_entry: Cell::new(0),
@@ -726,7 +810,7 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
         deopts_since_compile: Cell::new(0),
         recompiles: Cell::new(0),
         retired: RefCell::new(Vec::new()),
-    })
+    }
 }
 
 /// Whether calls of functions with this code from tiered code should run in tier 1.

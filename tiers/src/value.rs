@@ -181,6 +181,15 @@ impl Drop for Value {
 pub struct Owned(NonNull<ffi::PyObject>);
 
 impl Owned {
+    /// Another reference to the same object.
+    ///
+    /// # Safety
+    /// GIL held.
+    pub unsafe fn share(&self) -> Owned {
+        ffi::Py_INCREF(self.0.as_ptr());
+        Owned(self.0)
+    }
+
     /// Takes a new reference; NULL means an exception is set.
     ///
     /// # Safety

@@ -34,7 +34,7 @@ pub enum Slot {
 
 /// How a generator function's RETURN_GENERATOR leaves the new generator's frame when its
 /// code before it only loads constants, NULLs and its closure's cells.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Start {
     /// Per frame slot the suspension stores: what it holds.
     pub slots: Vec<Slot>,

@@ -146,33 +146,9 @@ pub(crate) unsafe fn send_ex2(
 ) -> c_int {
     *presult = std::ptr::null_mut();
     let state = g::head(gen).gi_frame_state;
-    // (The kind only for errors: this is every step's path.)
-    let kind = || Kind::of(gen);
-    if state == g::FRAME_CREATED && !arg.is_null() && arg != ffi::Py_None() {
-        let msg = format!(
-            "can't send non-None value to a just-started {}",
-            kind().name()
-        );
-        crate::ops::raise(ffi::PyExc_TypeError, &msg);
-        return g::PYGEN_ERROR;
-    }
-    if state == g::FRAME_EXECUTING {
-        let msg = format!("{} already executing", kind().name());
-        crate::ops::raise(ffi::PyExc_ValueError, &msg);
-        return g::PYGEN_ERROR;
-    }
-    if state >= g::FRAME_COMPLETED {
-        if kind() == Kind::Coroutine && !closing {
-            crate::ops::raise(
-                ffi::PyExc_RuntimeError,
-                "cannot reuse already awaited coroutine",
-            );
-        } else if !arg.is_null() && !exc {
-            ffi::Py_INCREF(ffi::Py_None());
-            *presult = ffi::Py_None();
-            return g::PYGEN_RETURN;
-        }
-        return g::PYGEN_ERROR;
+    let fresh_with_value = state == g::FRAME_CREATED && !arg.is_null() && arg != ffi::Py_None();
+    if fresh_with_value || state == g::FRAME_EXECUTING || state >= g::FRAME_COMPLETED {
+        return refused(gen, state, arg, exc, closing, presult);
     }
     let ts = th.ts;
     let c = compiled_of(gen);
@@ -201,6 +177,47 @@ pub(crate) unsafe fn send_ex2(
         }
         None => cpython_step(ts, gen, c, arg, exc, presult),
     }
+}
+
+/// `send_ex2` for a generator that cannot take a step in state `state` (out of the
+/// hot path, which it would otherwise make heavier): a value sent into a fresh generator,
+/// a running one, or a finished one (which returns None to `send()` and `close()`, and
+/// raises for a coroutine).
+#[cold]
+#[inline(never)]
+unsafe fn refused(
+    gen: *mut ffi::PyObject,
+    state: i8,
+    arg: *mut ffi::PyObject,
+    exc: bool,
+    closing: bool,
+    presult: *mut *mut ffi::PyObject,
+) -> c_int {
+    let kind = Kind::of(gen);
+    if state == g::FRAME_CREATED {
+        let msg = format!(
+            "can't send non-None value to a just-started {}",
+            kind.name()
+        );
+        crate::ops::raise(ffi::PyExc_TypeError, &msg);
+        return g::PYGEN_ERROR;
+    }
+    if state == g::FRAME_EXECUTING {
+        let msg = format!("{} already executing", kind.name());
+        crate::ops::raise(ffi::PyExc_ValueError, &msg);
+        return g::PYGEN_ERROR;
+    }
+    if kind == Kind::Coroutine && !closing {
+        crate::ops::raise(
+            ffi::PyExc_RuntimeError,
+            "cannot reuse already awaited coroutine",
+        );
+    } else if !arg.is_null() && !exc {
+        ffi::Py_INCREF(ffi::Py_None());
+        *presult = ffi::Py_None();
+        return g::PYGEN_RETURN;
+    }
+    g::PYGEN_ERROR
 }
 
 /// Runs generator `gen` from suspension `point` in register file `regs` (empty but for

@@ -292,6 +292,12 @@ pub unsafe fn observe_call(
         }
     } else if ffi::PyFunction_Check(c.callable) != 0 {
         let f = c.callable as *mut ffi::PyFunctionObject;
+        // A callee met for the first time runs in CPython (the generic call), until it
+        // proves warm; under low thresholds (tests) at once.
+        let warmup = ctx.tuning.jit_threshold.min(crate::runtime::CALLEE_WARMUP);
+        if !crate::runtime::warm_enough((*f).func_code, warmup) {
+            return None;
+        }
         // A comprehension's or a lambda's function (its code a constant of tiered code)
         // is made anew for each run of the code that makes it, closure or not.
         let fresh = !(*f).func_closure.is_null()
