@@ -6,6 +6,7 @@ can go differently must match CPython: `__init__` returning something else, rais
 taking keywords and defaults, a `__del__` seeing the instance released, another class or
 other argument types at the site, the class or `__init__` changed mid-loop, a profile
 hook coming on inside `__init__`, recursion through class calls."""
+import os
 import sys
 
 import pytest
@@ -331,3 +332,23 @@ def test_a_class_call_with_arguments_of_several_types_stays_native():
     text = dump(w)
     assert "Call[CallPoly]" in text, text
     assert counts["tier1"] == 0 and counts["deopts"] == 0, counts
+
+
+@pytest.mark.skipif(
+    "TIERED_JIT_THRESHOLD" in os.environ or os.environ.get("TIERED_QUICKEN") == "0",
+    reason="callees are translated at once under low thresholds, and never without quickening",
+)
+def test_a_class_init_runs_in_cpython_until_the_class_is_met_again():
+    # As a plain callee (test_calls.py): a class called once from tiered code builds its
+    # instance in CPython, and its __init__ is translated when the class is called again.
+    g = {"__builtins__": __builtins__}
+    src = (
+        "class P:\n    def __init__(self, x):\n        self.x = x\n\n"
+        "def make(x):\n    return P(x).x\n"
+    )
+    exec(compile(src, __file__, "exec"), g)
+    make = tiered(g["make"])
+    assert make(1) == 1
+    assert "not called yet" in dump(g["P"].__init__)
+    assert [make(i) for i in range(6)] == list(range(6))
+    assert "specialization for (" in dump(g["P"].__init__)

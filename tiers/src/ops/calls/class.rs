@@ -8,7 +8,8 @@ use pyo3_ffi as ffi;
 
 /// The Class variant for calling `cls`, if it is a plain Python class: metaclass
 /// `type`, instances from `object.__new__`, not abstract, `__init__` a Python function
-/// whose code runs in our tiers, a valid version tag.
+/// whose code runs in our tiers (and is warm: met `warmup` times, `runtime::warm_enough`),
+/// a valid version tag.
 ///
 /// # Safety
 /// GIL held; `args` holds `nargs` live objects.
@@ -16,6 +17,7 @@ pub(super) unsafe fn observe(
     cls: *mut ffi::PyObject,
     args: *const *mut ffi::PyObject,
     nargs: usize,
+    warmup: u64,
 ) -> Option<CallVariant> {
     if ffi::Py_TYPE(cls) != std::ptr::addr_of_mut!(ffi::PyType_Type) {
         return None;
@@ -47,6 +49,9 @@ pub(super) unsafe fn observe(
         return None;
     }
     let code = init_code(init)?;
+    if !crate::runtime::warm_enough(code, warmup) {
+        return None;
+    }
     let key = crate::runtime::TypeKey::with_self(tp, args, nargs);
     let compiled = match crate::runtime::compiled_for_key(code, key) {
         Ok(c) if c.runnable() => std::rc::Rc::as_ptr(&c),

@@ -273,6 +273,10 @@ pub unsafe fn observe_call(
         return None; // the generic path makes the frame current first
     }
     let nargs = ffi::PyVectorcall_NARGS(c.nargsf) as usize;
+    // A Python callee (a function, a class's `__init__`) met for the first time runs in
+    // CPython (the generic call), until it proves warm; under low thresholds (tests) it
+    // is translated at once.
+    let warmup = ctx.tuning.jit_threshold.min(crate::runtime::CALLEE_WARMUP);
     // The callee is specialized for the argument types this site passes.
     let specialization = |func: *mut ffi::PyObject| {
         let code = (*(func as *mut ffi::PyFunctionObject)).func_code;
@@ -292,9 +296,6 @@ pub unsafe fn observe_call(
         }
     } else if ffi::PyFunction_Check(c.callable) != 0 {
         let f = c.callable as *mut ffi::PyFunctionObject;
-        // A callee met for the first time runs in CPython (the generic call), until it
-        // proves warm; under low thresholds (tests) at once.
-        let warmup = ctx.tuning.jit_threshold.min(crate::runtime::CALLEE_WARMUP);
         if !crate::runtime::warm_enough((*f).func_code, warmup) {
             return None;
         }
@@ -326,7 +327,7 @@ pub unsafe fn observe_call(
             callable: c.callable,
         }
     } else {
-        class::observe(c.callable, c.args, nargs)?
+        class::observe(c.callable, c.args, nargs, warmup)?
     };
     // The guards compare the callable by identity: it must stay this object (a function
     // guarded by its code alone is not kept).
