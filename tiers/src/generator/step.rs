@@ -179,10 +179,10 @@ pub(crate) unsafe fn send_ex2(
     }
 }
 
-/// `send_ex2` for a generator that cannot take a step in state `state` (out of the
-/// hot path, which it would otherwise make heavier): a value sent into a fresh generator,
-/// a running one, or a finished one (which returns None to `send()` and `close()`, and
-/// raises for a coroutine).
+/// `send_ex2` for a generator that cannot take a step in state `state` (out of line: the
+/// hot path saved and restored more registers with these messages in it): a value sent
+/// into a fresh generator, a running one, or a finished one (a finished coroutine raises
+/// unless it is being closed; otherwise a value sent in gets None back as its return).
 #[cold]
 #[inline(never)]
 unsafe fn refused(

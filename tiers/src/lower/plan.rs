@@ -61,7 +61,8 @@ struct Live {
     values: HashSet<Value>,
     held: Vec<u32>,
     /// Per register, for the instruction being walked: 0 untouched, else whether no value
-    /// live after the instruction held it (1) or one did (2); `touched` lists the others.
+    /// live after the instruction held it (1) or one did (2); `touched` lists the
+    /// registers marked, to clear them for the next instruction.
     mark: Vec<u8>,
     touched: Vec<u32>,
 }
