@@ -369,12 +369,20 @@ impl<'a> Emit<'a> {
 
     /// `Py_DECREF(p)`.
     pub fn decref(&mut self, p: Value) {
+        let done = self.b.create_block();
+        self.decref_then(p, done);
+        self.b.switch_to_block(done);
+    }
+
+    /// `Py_DECREF(p)`, then on to block `done` (ending the current block): a release that
+    /// already has a block to continue in needs no other (blocks are what the register
+    /// allocator's liveness walks, about half of compile time).
+    fn decref_then(&mut self, p: Value, done: Block) {
         let rc = self.b.ins().load(types::I64, mem(), p, 0);
         let rc = self.b.ins().iadd_imm_s(rc, -1);
         self.b.ins().store(mem(), rc, p, 0);
         let free = self.b.create_block();
         self.b.set_cold_block(free);
-        let done = self.b.create_block();
         self.b.ins().brif(rc, done, &[], free, &[]);
         self.b.switch_to_block(free);
         self.call(
@@ -384,7 +392,6 @@ impl<'a> Emit<'a> {
             &[p],
         );
         self.b.ins().jump(done, &[]);
-        self.b.switch_to_block(done);
     }
 
     /// A Drop instruction: releases the registers whose values died, then goes on.
@@ -500,8 +507,7 @@ impl<'a> Emit<'a> {
         let done = self.b.create_block();
         self.b.ins().brif(is_obj, obj, &[], done, &[]);
         self.b.switch_to_block(obj);
-        self.decref(payload);
-        self.b.ins().jump(done, &[]);
+        self.decref_then(payload, done);
         self.b.switch_to_block(done);
     }
 }
