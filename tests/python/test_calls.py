@@ -866,3 +866,23 @@ def test_a_plain_callee_runs_in_cpython_until_it_is_met_again():
     assert "not called yet" in dump(g["callee"])
     assert [caller(i) for i in range(6)] == [1, 2, 3, 4, 5, 6]
     assert "specialization for (int)" in dump(g["callee"])
+
+
+@pytest.mark.skipif(
+    "TIERED_JIT_THRESHOLD" in os.environ or os.environ.get("TIERED_QUICKEN") == "0",
+    reason="callees are translated at once under low thresholds, and never without quickening",
+)
+def test_a_site_meeting_cold_callees_looks_again_at_its_next_run():
+    # Functions met once each are "not yet", not "no variant fits": the site does not back
+    # off (2, 4, 8... runs before it looks again), so a function it then calls is
+    # translated as soon as it is warm.
+    from tiered import dump
+
+    g = {"__builtins__": __builtins__}
+    src = "".join(f"def f{i}(x):\n    return x + {i}\n\n" for i in range(7))
+    src += "def caller(f, x):\n    return f(x)\n"
+    exec(compile(src, __file__, "exec"), g)
+    caller = tiered(g["caller"])
+    assert [caller(g[f"f{i}"], 1) for i in range(6)] == [1, 2, 3, 4, 5, 6]
+    assert [caller(g["f6"], i) for i in range(3)] == [6, 7, 8]
+    assert "specialization for (int)" in dump(g["f6"])

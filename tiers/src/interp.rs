@@ -795,7 +795,13 @@ unsafe fn exec(
                 }
                 q.miss();
             } else if ctx.tuning.quicken && q.may_specialize() {
-                if let Some(v) = q.observed(ops::calls::observe_call(ctx, kwnames, ptrs)) {
+                let found = ops::calls::observe_call(ctx, kwnames, ptrs);
+                // A cold callee is "not yet", not "nothing fits": no backoff.
+                let found = match found {
+                    None if crate::runtime::took_cold() => None,
+                    found => q.observed(found),
+                };
+                if let Some(v) = found {
                     q.specialize(Quick::Call(v));
                     if let Some(r) = ops::calls::call_quick(ctx, v, kwnames, ptrs) {
                         set!(r);

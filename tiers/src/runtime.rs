@@ -442,6 +442,8 @@ struct Registry {
     /// Per code not translated yet: how often call sites of tiered code met it
     /// (`warm_enough`). A freed code's address reused only counts the new one early.
     sightings: HashMap<usize, u32>,
+    /// Whether the last `warm_enough` found its code cold (`took_cold`).
+    cold: bool,
 }
 
 static REGISTRY: GilCell<Option<Registry>> = GilCell(UnsafeCell::new(None));
@@ -455,6 +457,7 @@ unsafe fn registry<R>(f: impl FnOnce(&mut Registry) -> R) -> R {
             nested: HashSet::default(),
             nested_refs: Vec::new(),
             sightings: HashMap::default(),
+            cold: false,
         }))
     })
 }
@@ -482,8 +485,20 @@ pub unsafe fn warm_enough(code: *mut ffi::PyObject, warmup: u64) -> bool {
         if warm {
             r.sightings.remove(&(code as usize));
         }
+        r.cold = !warm;
         warm
     })
+}
+
+/// Whether a code was found cold (`warm_enough`) since the last call of this: a call site
+/// whose callee is cold has no variant yet rather than none that fits, so it looks again
+/// at its next run instead of backing off (a site meeting many functions once each would
+/// otherwise wait 2, 4, 8... runs before it looked again).
+///
+/// # Safety
+/// GIL held.
+pub unsafe fn took_cold() -> bool {
+    registry(|r| std::mem::take(&mut r.cold))
 }
 
 /// Translates and lowers a code object, or returns the cached result.

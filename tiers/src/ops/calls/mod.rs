@@ -267,6 +267,7 @@ pub unsafe fn observe_call(
     kwnames: KwNames,
     ptrs: &mut [*mut ffi::PyObject],
 ) -> Option<CallVariant> {
+    crate::runtime::took_cold();
     let bound = unpack_bound_method(ptrs);
     let c = shape(ctx, kwnames, ptrs);
     if reads_frame(c.callable) {
