@@ -267,6 +267,8 @@ pub unsafe fn observe_call(
     kwnames: KwNames,
     ptrs: &mut [*mut ffi::PyObject],
 ) -> Option<CallVariant> {
+    // Whether this observation finds its callee cold is read by the caller afterwards
+    // (`runtime::took_cold`): an earlier one's answer that nobody read must not stand.
     crate::runtime::took_cold();
     let bound = unpack_bound_method(ptrs);
     let c = shape(ctx, kwnames, ptrs);
