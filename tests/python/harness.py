@@ -378,3 +378,19 @@ def outcome(step: Callable[[], Any]) -> tuple:
         return ("ok", step())
     except BaseException as e:  # noqa: BLE001 - the script compares every exception
         return ("raised", type(e).__name__, str(e), type(e.__cause__).__name__)
+
+
+def counted_ops(warm_up, measured):
+    """Per op, how many times each tier ran it (`_native.op_counts()`) while `measured()`
+    ran, after `warm_up()`: counting is on for both (it is compiled into native code, so
+    it must be on before the code is), and off again afterwards."""
+    from tiered import _native
+
+    _native.set_counting(True)
+    try:
+        warm_up()
+        _native.reset_counts()
+        measured()
+        return _native.op_counts()
+    finally:
+        _native.set_counting(False)

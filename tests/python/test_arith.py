@@ -6,8 +6,8 @@ them: the op really runs in tier 1.
 
 import pytest
 
-from harness import cases, check, fresh, native_default_only
-from tiered import _native, tiered
+from harness import cases, check, counted_ops, fresh, native_default_only
+from tiered import tiered
 
 INF = float("inf")
 NAN = float("nan")
@@ -542,7 +542,7 @@ def test_settled_generic_operators_stay_native():
     import os
     import types
 
-    from tiered import _native, tiered
+    from tiered import tiered
 
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
@@ -552,16 +552,16 @@ def test_settled_generic_operators_stay_native():
 
     fresh = types.FunctionType(ops.__code__.replace(co_name="ops_counted"), ops.__globals__)
     w = tiered(fresh, strict=True)
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             assert w([0], 2**70) == ops([0], 2**70)
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             w([0], 2**70)
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert counts["Binary"] == {"tier1": 0, "tier2": 30, "deopts": 0}, counts["Binary"]
     assert counts["Unary"] == {"tier1": 0, "tier2": 10, "deopts": 0}, counts["Unary"]
 
@@ -612,15 +612,15 @@ def test_str_concatenation_stays_native():
 
     w = tiered(fresh(concat, "concat_counted"), strict=True)
     tags = [str(i) for i in range(10)]
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             assert w(tags) == concat(tags)
-        _native.reset_counts()
+
+    def measured():
         w(tags)
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert counts["Binary"] == {"tier1": 0, "tier2": 20, "deopts": 0}, counts["Binary"]
 
 

@@ -15,7 +15,7 @@ import types
 
 import pytest
 
-from harness import assert_tier1, cases, check, outcome
+from harness import assert_tier1, cases, check, counted_ops, outcome
 from test_coroutines import ACM, Suspends, Ticker
 from tiered import stats, tiered
 
@@ -383,7 +383,6 @@ def test_async_for_over_ours_stays_native():
 
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
-    from tiered import _native
 
     # Both made here, so both are compiled while counting is on.
     inner = tiered(types.FunctionType(simple.__code__.replace(co_name="simple_counted"), globals()))
@@ -407,16 +406,15 @@ def test_async_for_over_ours_stays_native():
             except StopAsyncIteration:
                 return out
 
-    _native.set_counting(True)
-    try:
+    def warm_up():
         for _ in range(60):
             assert drain(w(3)) == [0, 1, 4, 0]
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             drain(w(3))
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     # Per drain: 4 steps of `async for`; 4 yields in relay, 3 + 1 in inner; 1 await.
     for op, runs in (("GetAnext", 40), ("AsyncGenWrap", 80), ("GetAwaitable", 10)):
         assert counts[op]["tier2"] == runs and counts[op]["tier1"] == 0, (op, counts[op])

@@ -8,7 +8,7 @@ import types
 
 import pytest
 
-from harness import cases, check
+from harness import cases, check, counted_ops
 
 
 class Obj:
@@ -549,7 +549,7 @@ def test_settled_generic_subscripts_stay_native():
     # from native code directly (SubscrGeneric, StoreSubscrGeneric); BuildSlice likewise.
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
-    from tiered import _native, tiered
+    from tiered import tiered
 
     def slices(xs, s):
         ys = list(xs)
@@ -558,16 +558,16 @@ def test_settled_generic_subscripts_stay_native():
 
     fresh = types.FunctionType(slices.__code__.replace(co_name="slices_counted"), slices.__globals__)
     w = tiered(fresh, strict=True)
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             assert w([1, 2, 3], "abc") == ([2], "a", [1, "b", "c"])
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             w([1, 2, 3], "abc")
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert counts["Subscr"] == {"tier1": 0, "tier2": 30, "deopts": 0}, counts["Subscr"]
     assert counts["StoreSubscr"] == {"tier1": 0, "tier2": 10, "deopts": 0}, counts["StoreSubscr"]
     assert counts["BuildSlice"]["tier1"] == 0 and counts["BuildSlice"]["tier2"] == 30, counts["BuildSlice"]
@@ -633,7 +633,7 @@ def test_settled_generic_attributes_stay_native():
     # StoreAttrGeneric).
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
-    from tiered import _native, tiered
+    from tiered import tiered
 
     def reads(lst, g):
         app = lst.append
@@ -643,16 +643,16 @@ def test_settled_generic_attributes_stay_native():
 
     fresh = types.FunctionType(reads.__code__.replace(co_name="reads_counted"), reads.__globals__)
     w = tiered(fresh, strict=True)
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             assert w([], Guarded()) == "DYN_Y"
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             w([], Guarded())
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert counts["LoadAttr"] == {"tier1": 0, "tier2": 30, "deopts": 0}, counts["LoadAttr"]
     assert counts["StoreAttr"] == {"tier1": 0, "tier2": 10, "deopts": 0}, counts["StoreAttr"]
 
@@ -694,21 +694,21 @@ def test_bool_and_number_stores_stay_native():
     # the template (a number boxed out of line), not handed to the generic op.
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
-    from tiered import _native, tiered
+    from tiered import tiered
 
     # A code object of its own, quickened by nothing else.
     fresh = types.FunctionType(Flags.update.__code__.replace(co_name="update_fresh"), Flags.update.__globals__)
     w = tiered(fresh, strict=True)
     f = Flags()
     # Counting on before the code is compiled: native code counts only if built to.
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for i in range(60):
             w(f, i, 0.25)
-        _native.reset_counts()
+
+    def measured():
         for i in range(50):
             w(f, i, 0.25)
-        counts = _native.op_counts()["StoreAttr"]
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)["StoreAttr"]
     assert counts["tier2"] == 250 and counts["tier1"] == 0, counts

@@ -6,7 +6,7 @@ import decimal
 
 import pytest
 
-from harness import cases, check
+from harness import cases, check, counted_ops
 
 
 def literals(a, b):
@@ -364,7 +364,7 @@ def test_dict_displays_and_cells_stay_native():
     import types
 
     from harness import native_default_only
-    from tiered import _native, tiered
+    from tiered import tiered
 
     native_default_only()
 
@@ -379,18 +379,18 @@ def test_dict_displays_and_cells_stay_native():
                strict=True)
     inner = tiered(types.FunctionType(cells_loop.__code__.replace(co_name="cells_counted"),
                                       cells_loop.__globals__), strict=True)
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             w(10, "k")
             inner(3, 1)
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             w(10, "k")
             inner(3, 1)
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert counts["BuildMap"] == {"tier1": 0, "tier2": 100, "deopts": 0}, counts["BuildMap"]
     assert counts["MakeCell"]["tier1"] == 0 and counts["MakeCell"]["tier2"] > 0, counts["MakeCell"]
 

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from harness import cases, check, check_call_shape, check_traceback, run_python
+from harness import cases, check, check_call_shape, check_traceback, counted_ops, run_python
 from tiered import stats, tiered
 
 
@@ -733,8 +733,6 @@ def test_a_call_one_default_short_runs_native_to_native():
     import os
     import types
 
-    from tiered import _native
-
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
     g = dict(one_default_short.__globals__)
@@ -743,18 +741,18 @@ def test_a_call_one_default_short_runs_native_to_native():
     rec = tiered(types.FunctionType(recursive_one_default.__code__.replace(co_name="rec_fresh"), g,
                                     "rec", (0,)))
     g["recursive_one_default"] = rec
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(40):
             w(10)
             assert rec(20) == recursive_one_default(20)
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             w(10)
             rec(20)
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert counts["Call"]["tier1"] == 0 and counts["Call"]["deopts"] == 0, counts["Call"]
     assert counts["Call"]["tier2"] >= 10 * (10 + 20), counts["Call"]
 
@@ -823,7 +821,7 @@ def test_a_bound_builtin_site_stays_native():
     import os
     import types
 
-    from tiered import _native, dump
+    from tiered import dump
 
     fresh = types.FunctionType(bound_appends.__code__.replace(co_name="bound_appends_fresh"),
                                bound_appends.__globals__)
@@ -834,18 +832,18 @@ def test_a_bound_builtin_site_stays_native():
         assert "Call[CallBoundBuiltin]" in dump(w), dump(w)
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         return  # the op counts below measure the default thresholds' native code
-    _native.set_counting(True)
-    try:
-        w2 = tiered(types.FunctionType(bound_appends.__code__.replace(co_name="bound_appends_counted"),
-                                       bound_appends.__globals__), strict=True)
+    w2 = tiered(types.FunctionType(bound_appends.__code__.replace(co_name="bound_appends_counted"),
+                                   bound_appends.__globals__), strict=True)
+
+    def warm_up():
         for _ in range(40):
             w2([[], [1]])
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             w2([[], [1], []])  # per call: 15 appends, 3 len(), 3 range()
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert counts["Call"] == {"tier1": 0, "tier2": 210, "deopts": 0}, counts["Call"]
 
 

@@ -11,8 +11,8 @@ import sys
 
 import pytest
 
-from harness import cases, check, fresh, native_default_only
-from tiered import _native, dump, stats, tiered
+from harness import cases, check, counted_ops, fresh, native_default_only
+from tiered import dump, stats, tiered
 
 
 class Point:
@@ -280,20 +280,23 @@ def test_a_class_call_stays_native():
     native_default_only()
     w = tiered(fresh(make_points, "make_points_fresh"), strict=True)
     # (Counting is compiled in: it is on from the start.)
-    _native.set_counting(True)
-    try:
+    before = refs = None
+
+    def warm_up():
+        nonlocal before
         for _ in range(60):
             assert w(50) == make_points(50)
         before = stats(w)
-        _native.reset_counts()
+
+    def measured():
+        nonlocal refs
         # Each instance holds a reference to its (heap) class: one leaked a call would
         # show here. (sys.gettotalrefcount exists in debug builds only.)
         refs = sys.getrefcount(Point)
         for _ in range(20):
             assert w(50) == make_points(50)
-        counts = _native.op_counts()["Call"]
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)["Call"]
     after = stats(w)
     text = dump(w, native=True)
     assert "Call[CallClass]" in text, text
@@ -319,16 +322,16 @@ def test_a_class_call_with_arguments_of_several_types_stays_native():
     # tier-1 helper once the code is recompiled with both.
     native_default_only()
     w = tiered(fresh(mixed_points, "mixed_points_fresh"), strict=True)
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             assert w(50) == mixed_points(50)
-        _native.reset_counts()
+
+    def measured():
         for _ in range(20):
             assert w(50) == mixed_points(50)
-        counts = _native.op_counts()["Call"]
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)["Call"]
     text = dump(w)
     assert "Call[CallPoly]" in text, text
     assert counts["tier1"] == 0 and counts["deopts"] == 0, counts

@@ -7,7 +7,7 @@ stay plain CPython asserts (pytest's rewriting would change their bytecode).
 
 import pytest
 
-from harness import cases, check
+from harness import cases, check, counted_ops
 
 
 # --- comprehensions ----------------------------------------------------------------
@@ -420,19 +420,19 @@ def test_cell_reads_and_writes_stay_native():
 
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
-    from tiered import _native, tiered
+    from tiered import tiered
 
     fresh = types.FunctionType(cell_loop.__code__.replace(co_name="cell_loop_counted"), cell_loop.__globals__)
     w = tiered(fresh, strict=True)
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             w(5)
-        _native.reset_counts()
+
+    def measured():
         w(5)
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     for op in ("LoadDeref", "StoreDeref"):
         assert counts[op]["tier2"] > 10 and counts[op]["tier1"] == 0, (op, counts[op])
 
@@ -480,7 +480,7 @@ def test_functions_made_in_a_loop_stay_native():
     import types
 
     from harness import native_default_only
-    from tiered import _native, tiered
+    from tiered import tiered
 
     native_default_only()
 
@@ -496,16 +496,16 @@ def test_functions_made_in_a_loop_stay_native():
     m = make(3)
     w = tiered(types.FunctionType(m.__code__.replace(co_name="maker_counted"), m.__globals__,
                                   "maker", None, m.__closure__), strict=True)
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             w(10)
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             w(10)
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert counts["MakeFunction"] == {"tier1": 0, "tier2": 100, "deopts": 0}, counts["MakeFunction"]
     # One a call of `maker` (its own free variable's cell, taken at its start), and one a
     # call of each lambda, which reads `k`.

@@ -6,7 +6,7 @@ import types
 
 import pytest
 
-from harness import cases, check
+from harness import cases, check, counted_ops
 
 INF = float("inf")
 NAN = float("nan")
@@ -510,7 +510,7 @@ def test_object_comparisons_and_truth_stay_native():
     # of instances with and without `__bool__`: native code, no tier-1 runs, no deopts.
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
-    from tiered import _native, dump, tiered
+    from tiered import dump, tiered
 
     def kinds(objs, k):
         n = 0
@@ -524,16 +524,16 @@ def test_object_comparisons_and_truth_stay_native():
     fresh = types.FunctionType(kinds.__code__.replace(co_name="kinds_counted"), kinds.__globals__)
     w = tiered(fresh, strict=True)
     objs = [Color.RED, Color.GREEN, Plain(), B(False), L(3)]
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             assert w(objs, Color.RED) == kinds(objs, Color.RED)
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             w(objs, Color.RED)
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert "Compare[CompareIdentity] ==" in dump(w), dump(w)
     assert counts["Compare"] == {"tier1": 0, "tier2": 50, "deopts": 0}, counts["Compare"]
     assert counts["Truth"]["tier1"] == 0 and counts["Truth"]["deopts"] == 0, counts["Truth"]
@@ -591,7 +591,7 @@ def test_settled_generic_comparisons_stay_native():
     # calls PyObject_RichCompare from native code: no tier-1 runs.
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
-    from tiered import _native, dump, tiered
+    from tiered import dump, tiered
 
     def subsets(sets, full):
         n = 0
@@ -606,15 +606,15 @@ def test_settled_generic_comparisons_stay_native():
     w = tiered(fresh, strict=True)
     sets = [frozenset(range(i)) for i in range(5)] + [frozenset({9})]
     full = frozenset(range(4))
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             assert w(sets, full) == subsets(sets, full)
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             w(sets, full)
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert "Compare[CompareGeneric]" not in dump(w)  # (a template, not a variant)
     assert counts["Compare"] == {"tier1": 0, "tier2": 120, "deopts": 0}, counts["Compare"]

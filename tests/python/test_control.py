@@ -3,7 +3,7 @@ continue, else clauses, returns from inside loops and try/finally."""
 
 import pytest
 
-from harness import cases, check
+from harness import cases, check, counted_ops
 
 
 def classify(x):
@@ -611,7 +611,7 @@ def test_class_iterators_stay_native():
     import os
     import types
 
-    from tiered import _native, tiered
+    from tiered import tiered
 
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
@@ -625,15 +625,15 @@ def test_class_iterators_stay_native():
 
     w = tiered(types.FunctionType(drain.__code__.replace(co_name="drain_fresh"), drain.__globals__),
                strict=True)
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(40):
             assert w([Countdown(3), Countdown(2)]) == 4
-        _native.reset_counts()
+
+    def measured():
         w([Countdown(3), Countdown(2)])
-        counts = _native.op_counts()["ForIter"]
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)["ForIter"]
     assert counts["tier1"] == 0 and counts["deopts"] == 0 and counts["tier2"] > 0, counts
 
 
@@ -643,21 +643,21 @@ def test_loop_ends_stay_native():
     import os
     import types
 
-    from tiered import _native, tiered
+    from tiered import tiered
 
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
     w = tiered(types.FunctionType(short_loops.__code__.replace(co_name="short_fresh"), short_loops.__globals__),
                strict=True)
     rows = [[1, 2], [3], []] * 10
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(30):
             w(rows)
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             assert w(rows) == short_loops(rows)
-        counts = _native.op_counts()["ForIter"]
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)["ForIter"]
     assert counts["tier1"] == 0 and counts["tier2"] > 0, counts

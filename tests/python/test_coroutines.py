@@ -16,7 +16,7 @@ import warnings
 
 import pytest
 
-from harness import assert_tier1, cases, check, outcome
+from harness import assert_tier1, cases, check, counted_ops, outcome
 from tiered import stats, tiered
 
 
@@ -353,20 +353,19 @@ def test_awaiting_a_fresh_coroutine_of_ours_stays_native():
     # (test_awaiting_a_coroutine_twice_and_reusing_it has their errors).
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
-    from tiered import _native
 
     fresh = types.FunctionType(awaits_each.__code__.replace(co_name="awaits_each_counted"), globals())
     w, make = tiered(fresh, strict=True), tiered(returns, strict=True)
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             assert run_to_end(w(make, 5)) == run_to_end(awaits_each(returns, 5)) == 20
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             run_to_end(w(make, 5))
-        counts = _native.op_counts()["GetAwaitable"]
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)["GetAwaitable"]
     assert counts["tier2"] == 50 and counts["tier1"] == 0 and counts["deopts"] == 0, counts
 
 

@@ -15,7 +15,7 @@ import weakref
 
 import pytest
 
-from harness import cases, check, outcome
+from harness import cases, check, counted_ops, outcome
 from tiered import stats, tiered
 
 # --- generator functions, drained by the harness ------------------------------------------
@@ -567,20 +567,19 @@ def test_yield_from_stays_native():
 
     if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
         pytest.skip("measures the default thresholds' native code")
-    from tiered import _native
 
     fresh = types.FunctionType(
         yield_from_a_list.__code__.replace(co_name="yield_from_counted"), yield_from_a_list.__globals__
     )
     w = tiered(fresh, strict=True)
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(60):
             assert list(w([1, 2])) == list(yield_from_a_list([1, 2]))
-        _native.reset_counts()
+
+    def measured():
         for _ in range(10):
             list(w([1, 2]))
-        counts = _native.op_counts()["GetYieldFromIter"]
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)["GetYieldFromIter"]
     assert counts == {"tier1": 0, "tier2": 10, "deopts": 0}, counts

@@ -9,8 +9,8 @@ import types
 
 import pytest
 
-from harness import check, fresh, native_default_only
-from tiered import _native, dump, stats, tiered
+from harness import check, counted_ops, fresh, native_default_only
+from tiered import dump, stats, tiered
 
 
 class Shape:
@@ -283,19 +283,21 @@ def test_a_polymorphic_call_site_stays_native():
     # none runs through the call's tier-1 helper, and nothing deopts.
     native_default_only()
     w = tiered(fresh(method_calls, "method_calls_fresh"), strict=True)
-    _native.set_counting(True)
-    try:
+    before = None
+
+    def warm_up():
+        nonlocal before
         for _ in range(40):
             w([TShape(1)], 20)
         for _ in range(40):
             assert w(RECEIVERS["tiered-4"](), 20) == method_calls(RECEIVERS["tiered-4"](), 20)
         before = stats(w)
-        _native.reset_counts()
+
+    def measured():
         for _ in range(20):
             w(RECEIVERS["tiered-4"](), 20)
-        counts = _native.op_counts()["Call"]
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)["Call"]
     after = stats(w)
     text = dump(w)
     assert "Call[CallPoly]" in text, text

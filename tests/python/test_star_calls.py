@@ -10,8 +10,8 @@ import types
 
 import pytest
 
-from harness import cases, check, native_default_only
-from tiered import _native, tiered
+from harness import cases, check, counted_ops, native_default_only
+from tiered import tiered
 
 # --- callees -------------------------------------------------------------------------
 
@@ -240,15 +240,15 @@ def test_calls_of_star_callees_run_native_to_native():
     native_default_only()
     w = tiered(types.FunctionType(silent_debug.__code__.replace(co_name="silent_fresh"), globals()))
     quiet = Logger(20)
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(40):
             w(quiet, 10)
-        _native.reset_counts()
+
+    def measured():
         w(quiet, 10)
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert quiet.seen == []
     # `range(n)`, then 2 x 10 `logger.debug("m")` (and, inside it, `self.is_enabled(10)`
     # unless emitted inline in `debug`'s code), all native; each took the ordinary path
@@ -260,15 +260,15 @@ def test_calls_of_star_callees_run_native_to_native():
 def test_calls_of_keyword_only_callees_run_native_to_native():
     native_default_only()
     w = tiered(types.FunctionType(json_like.__code__.replace(co_name="json_like_fresh"), globals()))
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(40):
             w(10)
-        _native.reset_counts()
+
+    def measured():
         w(10)
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     assert counts["Call"]["tier1"] == 0 and counts["Call"]["deopts"] == 0, counts["Call"]
     assert counts["Call"]["tier2"] >= 11, counts["Call"]
 
@@ -335,14 +335,14 @@ def test_star_call_sites_run_native():
     w = tiered(types.FunctionType(reconstruct_like.__code__.replace(co_name="reconstruct_fresh"),
                                   globals()))
     xs = list(range(10))
-    _native.set_counting(True)
-    try:
+
+    def warm_up():
         for _ in range(40):
             assert w(xs) == reconstruct_like(xs)
-        _native.reset_counts()
+
+    def measured():
         w(xs)
-        counts = _native.op_counts()
-    finally:
-        _native.set_counting(False)
+
+    counts = counted_ops(warm_up, measured)
     for op in ("CallEx", "ListExtend", "ListToTuple"):
         assert counts[op] == {"tier1": 0, "tier2": 10, "deopts": 0}, (op, counts[op])
