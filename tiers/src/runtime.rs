@@ -1306,9 +1306,13 @@ pub fn release(c: &Compiled, regs: &mut [Value], raised: bool) {
 /// Register files up to this size live on the native stack.
 const SMALL_FRAME: usize = 24;
 
-/// CPython frames up to this many words (back pointer, header and slots) live on the
-/// native stack (others on the heap).
-const SMALL_CPY_FRAME: usize = 160;
+/// CPython frames up to this many words (back pointer, header and slots: 22 slots) live
+/// in `run_bound`'s own stack space.
+const SMALL_CPY_FRAME: usize = 32;
+
+/// Larger frames up to this many words live on the native stack too, in a call of their
+/// own (others on the heap).
+const MEDIUM_CPY_FRAME: usize = 160;
 
 /// Binds and runs a call (vectorcall's args, nargsf, kwnames) in a fresh (all-NULL)
 /// register file; clears it before returning.
@@ -1356,22 +1360,58 @@ unsafe fn run_bound(
     tuning: &Tuning,
     ts: ThreadState,
 ) -> (*mut ffi::PyObject, bool) {
+    // The activation's CPython frame, after the word that points back at its context
+    // (`activation`): on this stack for small codes. (Its buffer stays on the native
+    // stack while the code runs, and so bounds how deep tier 1 recurses: sized for
+    // most codes, not for all.)
+    let words = 1 + crate::cpy::frame::frame_size(c.nlocalsplus) / 8;
+    if words > SMALL_CPY_FRAME {
+        return run_bound_large(c, func, regs, tuning, ts, words);
+    }
+    let mut small = std::mem::MaybeUninit::<[u64; SMALL_CPY_FRAME]>::uninit();
+    run_in_frame(c, func, regs, tuning, ts, small.as_mut_ptr() as *mut u64)
+}
+
+/// `run_bound` for a code whose frame is larger than `SMALL_CPY_FRAME` words.
+#[inline(never)]
+unsafe fn run_bound_large(
+    c: &Compiled,
+    func: *mut ffi::PyObject,
+    regs: &mut [Value],
+    tuning: &Tuning,
+    ts: ThreadState,
+    words: usize,
+) -> (*mut ffi::PyObject, bool) {
+    let mut medium = std::mem::MaybeUninit::<[u64; MEDIUM_CPY_FRAME]>::uninit();
+    let mut large = Vec::new();
+    let base = if words <= MEDIUM_CPY_FRAME {
+        medium.as_mut_ptr() as *mut u64
+    } else {
+        large.resize(words, 0u64);
+        large.as_mut_ptr()
+    };
+    run_in_frame(c, func, regs, tuning, ts, base)
+}
+
+/// `run_bound` in the frame after the back-pointer word at `base`.
+///
+/// # Safety
+/// As `run_bound`; `base` has room for the code's frame and its back pointer, and stays
+/// put for the call.
+#[inline(always)]
+unsafe fn run_in_frame(
+    c: &Compiled,
+    func: *mut ffi::PyObject,
+    regs: &mut [Value],
+    tuning: &Tuning,
+    ts: ThreadState,
+    base: *mut u64,
+) -> (*mut ffi::PyObject, bool) {
     let stack_limit = crate::stack::limit_for(ts);
     if !crate::stack::enter_call(ts, stack_limit) {
         return (std::ptr::null_mut(), false);
     }
     let f = func as *mut ffi::PyFunctionObject;
-    // The activation's CPython frame, after the word that points back at its context
-    // (`activation`): on this stack for small codes.
-    let words = 1 + crate::cpy::frame::frame_size(c.nlocalsplus) / 8;
-    let mut small = std::mem::MaybeUninit::<[u64; SMALL_CPY_FRAME]>::uninit();
-    let mut large = Vec::new();
-    let base = if words <= SMALL_CPY_FRAME {
-        small.as_mut_ptr() as *mut u64
-    } else {
-        large.resize(words, 0u64);
-        large.as_mut_ptr()
-    };
     let frame = base.add(1) as *mut crate::cpy::frame::InterpreterFrame;
     let (globals, builtins) = ((*f).func_globals, (*f).func_builtins);
     let ctx = Ctx {
