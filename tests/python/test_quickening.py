@@ -414,6 +414,68 @@ def dict_backed_attrs(n):
     return out
 
 
+class Noted:
+    """Its release is noted in a list, with what the instance holds then."""
+
+    def __init__(self, log, owner):
+        self.log, self.owner = log, owner
+
+    def __del__(self):
+        self.log.append(("released", self.owner.x if hasattr(self.owner, "x") else None))
+
+
+class Square:
+    def __init__(self, k):
+        self.k = k
+
+    def meth(self):
+        return ("class", self.k)
+
+
+def dict_backed_stores(n):
+    # Stores into instances' own __dict__ at the entry the name had (AttrInstanceDict, as
+    # STORE_ATTR_WITH_HINT), and method loads that must see an instance's __dict__ lack the
+    # name (LoadMethodInstance): combined dicts with the names in different orders (the
+    # entry differs), a split one (vars()), a value whose release runs code that reads the
+    # attribute, a list stored into a dict that held only ints (the collector tracks the
+    # dict from then on; automatic collections, which untrack such dicts, are off), the
+    # same value stored again, a method shadowed by a key that is an equal str but not the
+    # interned name, and one deleted again.
+    import gc
+
+    log = []
+    a, b, c = Square(1), Square(2), Square(3)
+    a.__dict__[0] = "a non-str key"
+    del a.__dict__[0]  # combined, with keys of any type from now on
+    b.y = 0
+    b.__dict__ = {"y": 1, "k": 2}  # str keys, another order
+    vars(c)  # split
+    out = []
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        for i in range(n):
+            for o in (b, a, c):
+                o.k = o.k + 1
+                o.x = [i] if i == n // 3 else i
+                o.x = o.x
+                out.append((o.meth(), o.k, o.x, gc.is_tracked(vars(o))))
+            if i == n // 5:
+                a.x = Noted(log, a)
+            if i == n // 2:
+                b.__dict__["".join(["me", "th"])] = lambda: ("shadow", 0)
+            if i == 2 * n // 3:
+                del b.meth
+                c.__dict__["".join(["me", "th"])] = lambda: ("split shadow", 0)
+            if i == 3 * n // 4:
+                del c.meth
+    finally:
+        if enabled:
+            gc.enable()
+    out.append(log)
+    return out
+
+
 def class_attributes(n):
     # Class attributes read through the class (AttrClass, LoadMethodClass): constants, a
     # staticmethod, a plain function called with an instance, a classmethod (bound: not
@@ -934,6 +996,7 @@ CASES = cases(
     (builtin_methods, ([1, 2, 2, 3, 3, 3, "a", 1.5, True] * 10,)),
     (instance_methods, (40,)),
     (dict_backed_attrs, (40,)),
+    (dict_backed_stores, (40,)),
     (class_attributes, (40,)),
     (module_attributes, (60,)),
     (method_receiver_changes, ([[1, 1, 2]] * 20 + [(1, 2, 1)] * 5 + ["1"] * 3 + [5, [1]],)),

@@ -662,3 +662,50 @@ pub unsafe fn getset_def_of(
 pub unsafe fn set_getset_def(d: *mut ffi::PyObject, def: *mut ffi::PyGetSetDef) {
     (*(d as *mut GetSetDescr)).d_getset = def;
 }
+
+/// A fresh `ma_version_tag` for a dict that tiered code modified in place (an attribute's
+/// value replaced at its entry, as 3.11's STORE_ATTR_WITH_HINT does). CPython takes its
+/// tags from a counter private to `dictobject.c`, which nothing outside can bump; PEP 509
+/// asks only that a modified dict get a tag no dict ever had, and readers compare tags
+/// for equality, so ours come from a counter of our own in the upper half of the range,
+/// which CPython's (one step per dict change) never reaches. (3.12 keeps dict watchers'
+/// bits in the low byte and steps by 256: the port takes this from its notify path.)
+///
+/// # Safety
+/// GIL held (the counter is shared by all threads).
+#[inline]
+pub unsafe fn fresh_dict_version() -> u64 {
+    DICT_VERSIONS.with(|v| {
+        *v += 1;
+        *v
+    })
+}
+
+static DICT_VERSIONS: crate::runtime::GilCell<u64> = crate::runtime::GilCell::new(1 << 63);
+
+/// Bytes from an object back to its collector links (3.11's `PyGC_Head`, `_gc_next` first,
+/// right before the object for every type without a managed dict: dicts, for one).
+const GC_HEAD: usize = 16;
+
+/// Whether a GC object (one without a managed dict) is tracked by the collector
+/// (3.11's `_PyObject_GC_IS_TRACKED`).
+///
+/// # Safety
+/// `o` is a live object of a GC type without a managed dict.
+#[inline]
+pub unsafe fn gc_is_tracked(o: *mut ffi::PyObject) -> bool {
+    *((o as usize - GC_HEAD) as *const usize) != 0
+}
+
+/// Whether `o` may hold references the collector must see (3.11's
+/// `_PyObject_GC_MAY_BE_TRACKED`): GC objects, but for tuples only the tracked ones.
+///
+/// # Safety
+/// GIL held; `o` is live.
+#[inline]
+pub unsafe fn gc_may_be_tracked(o: *mut ffi::PyObject) -> bool {
+    if ffi::PyObject_IS_GC(o) == 0 {
+        return false;
+    }
+    ffi::PyTuple_CheckExact(o) == 0 || gc_is_tracked(o)
+}

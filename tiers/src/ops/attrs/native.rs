@@ -377,19 +377,20 @@ fn emit_instance_write(
     use cranelift_codegen::ir::condcodes::IntCC;
     use cranelift_codegen::ir::{types, InstBuilder};
     let (base, off) = match v {
-        AttrVariant::InstanceDict { name, .. } => {
+        AttrVariant::InstanceDict { hint, name, .. } => {
             // Into the instance's `__dict__`, as tier 1 does (`dict_store`).
             let dict = e.b.ins().load(e.ptr, mem(), p, DICT_OFFSET);
             let none = e.b.ins().icmp_imm_s(IntCC::Equal, dict, 0);
             e.fail_if(none, fail);
             let x = e.object_of(val, slow);
+            let h = e.b.ins().iconst(types::I64, hint as i64);
             let n = e.b.ins().iconst(e.ptr, name as i64);
             let stored = e
                 .call(
                     dict_store as *const () as usize,
-                    &[e.ptr, e.ptr, e.ptr],
+                    &[e.ptr, types::I64, e.ptr, e.ptr],
                     Some(types::I64),
-                    &[dict, n, x],
+                    &[dict, h, n, x],
                 )
                 .expect("returns");
             let failed = e.b.ins().icmp_imm_s(IntCC::Equal, stored, 0);
