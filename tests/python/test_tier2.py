@@ -806,6 +806,35 @@ def test_ops_first_run_after_compiling_get_templates():
 
 
 @needs_default_thresholds
+def test_a_branch_reached_after_compiling_recompiles_once_it_is_hot():
+    # A branch the calls before compiling never took: running it a few times leaves the
+    # code as it is (its ops run their helpers); running it often recompiles the code,
+    # with templates for its ops. (Recompiling on its first run cost hexiom 5 compiles.)
+    g = {"__builtins__": __builtins__}
+    src = "def f(n, rare):\n    s = 0\n    for i in range(n):\n        if rare:\n            s = s + i * 2\n        s = s + 1\n    return s\n"
+    exec(compile(src, __file__, "exec"), g)
+    f = tiered(g["f"])
+    plain = g["f"]
+
+    def calls(n, rare, times):
+        for _ in range(times):
+            assert f(n, rare) == plain(n, rare)
+
+    calls(1, False, 25)
+    assert stats(f)["native_compiles"] == 1
+    calls(3, True, 1)
+    calls(1, False, 25)
+    assert stats(f)["native_compiles"] == 1, stats(f)
+    calls(100, True, 1)
+    calls(1, False, 25)
+    assert stats(f)["native_compiles"] == 2, stats(f)
+    from tiered import dump
+
+    line = next(ln for ln in dump(f).splitlines() if "native templates at" in ln)
+    assert line.count(":BinaryInt") == 3, line
+
+
+@needs_default_thresholds
 def test_rebinding_globals_costs_no_deopts():
     # Module-level loops rebind globals all the time (`for i in ...`): cached global and
     # builtin loads read the dicts in place, so that costs no deopts.

@@ -68,6 +68,12 @@ pub struct Compiled {
     /// compared by a guard can never be a new object at a freed one's address.
     keep_alive: RefCell<Vec<Owned>>,
     deopts_since_compile: Cell<u64>,
+    /// Helper runs, since the code was compiled, of ops it compiled generic that have
+    /// since specialized to a variant with a template (`specialized_late`).
+    late_runs: Cell<u64>,
+    /// Whether the code was compiled before it had run once through (thresholds at 0):
+    /// then every op is quickened after it, and recompiles at its first such run.
+    compiled_cold: Cell<bool>,
     recompiles: Cell<u32>,
     /// Native compiles so far (first and recompiles) and the time they took, in ns: from
     /// hot to native code (`stats(f)`, `dump`).
@@ -198,6 +204,9 @@ impl Compiled {
             return None;
         }
         self.deopts_since_compile.set(0);
+        self.late_runs.set(0);
+        self.compiled_cold
+            .set(self.calls.get() <= 1 && self.backedges.get() <= 1);
         let started = std::time::Instant::now();
         let compiled = crate::native::compile(self);
         self.compiles.set(self.compiles.get() + 1);
@@ -244,7 +253,8 @@ impl Compiled {
     /// Called when native code ran instruction `pc`, now quickened, through its tier-1
     /// helper: if the op was still generic when the code was compiled (a branch the first
     /// calls did not reach, such as the `+` after fib's recursive calls) and its variant
-    /// has a template, the code is recompiled (within the same bound).
+    /// has a template, the code is recompiled (within the same bound) once such runs
+    /// show the branch is hot (`late_limit`).
     pub fn specialized_late(&self, pc: usize) {
         // Most helper runs are of ops already quickened when the code was compiled (their
         // variants have no template: SubscrDict): one flag answers those, before the
@@ -262,8 +272,25 @@ impl Compiled {
             return;
         };
         if crate::quick::tiers_of(op.kind()).1.contains(&name) {
-            self.invalidate();
+            let runs = self.late_runs.get() + 1;
+            self.late_runs.set(runs);
+            if runs >= self.late_limit() {
+                self.invalidate();
+            }
         }
+    }
+
+    /// Late-specialized helper runs after which the code is recompiled: for code compiled
+    /// after running, in proportion to its size, as recompiling is. A run through the
+    /// helper costs tens of nanoseconds more than a template, a recompile milliseconds
+    /// (hexiom's `constraint_pass`, 400 instructions: 40 ms); on the first such run, as
+    /// before, each rare branch reached for the first time recompiled it (hexiom's first
+    /// call: 5 compiles, 196 ms). Code compiled before it ran has every op to catch up.
+    fn late_limit(&self) -> u64 {
+        if self.compiled_cold.get() {
+            return 1;
+        }
+        (LATE_RUNS_PER_INST * self.linear.insts.len() as u64).max(LATE_RUNS_MIN)
     }
 
     /// Called when native code ran Call `pc` through its helper (its direct calls'
@@ -393,6 +420,9 @@ impl Compiled {
 const DEOPT_LIMIT: u64 = 200;
 /// How often a function's native code may be replaced.
 const RECOMPILE_LIMIT: u32 = 4;
+/// `late_limit`: late-specialized helper runs per linear instruction, and at least.
+const LATE_RUNS_PER_INST: u64 = 4;
+const LATE_RUNS_MIN: u64 = 32;
 
 /// Tier-2 state of a compiled function.
 enum NativeState {
@@ -823,6 +853,8 @@ fn with_state(t: Translation) -> Compiled {
         deopts: Cell::new(0),
         resumes: Default::default(),
         deopts_since_compile: Cell::new(0),
+        late_runs: Cell::new(0),
+        compiled_cold: Cell::new(false),
         recompiles: Cell::new(0),
         retired: RefCell::new(Vec::new()),
     }
