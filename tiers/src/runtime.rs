@@ -283,7 +283,7 @@ impl Compiled {
     /// Late-specialized helper runs after which the code is recompiled: for code compiled
     /// after running, in proportion to its size, as recompiling is. A run through the
     /// helper costs tens of nanoseconds more than a template, a recompile milliseconds
-    /// (hexiom's `constraint_pass`, 400 instructions: 40 ms); on the first such run, as
+    /// (hexiom's `constraint_pass`, 365 instructions: 40 ms); on the first such run, as
     /// before, each rare branch reached for the first time recompiled it (hexiom's first
     /// call: 5 compiles, 196 ms). Code compiled before it ran has every op to catch up.
     fn late_limit(&self) -> u64 {
