@@ -107,7 +107,8 @@ pub enum AttrVariant {
         tp: *mut ffi::PyTypeObject,
         /// Its version tag then.
         version: u32,
-        /// The entry index the name had in that instance's dict (checked each time).
+        /// The entry index the name had in that instance's dict, or for a store seen before
+        /// the name was there, the one its first store gave it (checked each time).
         hint: u32,
         /// The name (interned, held by the code object): the entry's key must be it.
         name: *mut ffi::PyObject,
@@ -328,7 +329,7 @@ unsafe fn unicode_keys(keys: *const u8) -> Option<*const u8> {
 /// The entries of str-keyed dict keys: 16 bytes each, key then value, after the indices.
 #[inline]
 unsafe fn entries_of(keys: *const u8) -> *const u8 {
-    keys.add(32 + (1usize << *keys.add(9)))
+    keys.add(KEYS_INDICES + (1usize << *keys.add(9)))
 }
 
 /// The value an instance's dict has at entry `hint` for `name`, if that entry still is
@@ -702,7 +703,8 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
             }
             let values = values_of(p);
             if values.is_null() {
-                // Its `__dict__` was made: stored by name, as InstanceDict stores.
+                // Its `__dict__` was made: stored at the name's entry (the shared keys'
+                // index) or by name, as InstanceDict stores.
                 let dict = non_null(dict_of(p))?;
                 return (dict_store(dict, index as u64, name, x) != 0).then_some(());
             }
