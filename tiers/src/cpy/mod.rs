@@ -2,6 +2,7 @@
 //! by libpython 3.11 (PyAPI_FUNC in its headers); layouts mirror 3.11's headers and are
 //! checked against the running interpreter by the pytest suite (tracebacks, tracing).
 
+pub mod dict;
 pub mod frame;
 pub mod gen;
 
@@ -521,7 +522,8 @@ pub fn eval_breaker_set() -> bool {
 
 /// Checks the interpreter-state mirror against the running interpreter (the field before
 /// the eval breaker, in the same struct, is the interpreter's recursion limit, which must
-/// be `sys.getrecursionlimit()`), then publishes the eval breaker's address. Call once, at
+/// be `sys.getrecursionlimit()`) and the dict layout (`dict::layout_holds`), then
+/// publishes the eval breaker's address. Call once, at
 /// import, with the GIL held. (The tests check the breaker itself: signals, pending calls
 /// and exceptions from other threads reach tiered loops at once.)
 ///
@@ -533,6 +535,9 @@ pub unsafe fn check_layouts() -> Result<(), String> {
     let limit = std::ptr::addr_of!((*interp).ceval.recursion_limit).read_volatile();
     if limit != ffi::Py_GetRecursionLimit() {
         return Err("the running CPython's interpreter state is not laid out as 3.11's".into());
+    }
+    if !dict::layout_holds() {
+        return Err("the running CPython's dicts are not laid out as 3.11's".into());
     }
     let breaker = std::ptr::addr_of!((*interp).ceval.eval_breaker);
     EVAL_BREAKER.store(breaker as usize, std::sync::atomic::Ordering::Relaxed);
@@ -662,26 +667,6 @@ pub unsafe fn getset_def_of(
 pub unsafe fn set_getset_def(d: *mut ffi::PyObject, def: *mut ffi::PyGetSetDef) {
     (*(d as *mut GetSetDescr)).d_getset = def;
 }
-
-/// A fresh `ma_version_tag` for a dict that tiered code modified in place (an attribute's
-/// value replaced at its entry, as 3.11's STORE_ATTR_WITH_HINT does). CPython takes its
-/// tags from a counter private to `dictobject.c`, which nothing outside can bump; PEP 509
-/// asks only that a modified dict get a tag no dict ever had, and readers compare tags
-/// for equality, so ours come from a counter of our own in the upper half of the range,
-/// which CPython's (one step per dict change) never reaches. (3.12 keeps dict watchers'
-/// bits in the low byte and steps by 256: the port takes this from its notify path.)
-///
-/// # Safety
-/// GIL held (the counter is shared by all threads).
-#[inline]
-pub unsafe fn fresh_dict_version() -> u64 {
-    DICT_VERSIONS.with(|v| {
-        *v += 1;
-        *v
-    })
-}
-
-static DICT_VERSIONS: crate::runtime::GilCell<u64> = crate::runtime::GilCell::new(1 << 63);
 
 /// Bytes from an object back to its collector links (3.11's `PyGC_Head`, `_gc_next` first,
 /// right before the object for every type without a managed dict: dicts, for one).

@@ -1,5 +1,6 @@
 //! Module globals and builtins, looked up at every run so rebinding is always seen.
 
+use crate::cpy::dict;
 use crate::interp::Ctx;
 use crate::native::emit::{mem, Emit};
 use crate::quick::Quick;
@@ -151,46 +152,6 @@ impl GlobalCache {
     }
 }
 
-/// 3.11's PyDictObject (Include/cpython/dictobject.h).
-#[repr(C)]
-struct DictHead {
-    ob_base: ffi::PyObject,
-    ma_used: ffi::Py_ssize_t,
-    ma_version_tag: u64,
-    ma_keys: *mut u8,
-    ma_values: *mut u8,
-}
-
-/// 3.11's PyDictKeysObject head (Include/internal/pycore_dict.h); indices, then entries,
-/// follow it.
-#[repr(C)]
-struct KeysHead {
-    dk_refcnt: ffi::Py_ssize_t,
-    dk_log2_size: u8,
-    dk_log2_index_bytes: u8,
-    dk_kind: u8,
-    dk_version: u32,
-    dk_usable: ffi::Py_ssize_t,
-    dk_nentries: ffi::Py_ssize_t,
-}
-
-/// `dk_kind` of a split table (instance dicts sharing keys): not cached.
-const DICT_KEYS_SPLIT: u8 = 2;
-/// `dk_kind` of a table with any keys (entries carry the hash first).
-const DICT_KEYS_GENERAL: u8 = 0;
-/// The layout bytes as one masked word (the fourth byte is padding).
-const LAYOUT_MASK: u32 = 0x00ff_ffff;
-
-#[inline]
-unsafe fn version(d: *mut ffi::PyObject) -> u64 {
-    (*(d as *const DictHead)).ma_version_tag
-}
-
-#[inline]
-unsafe fn layout(keys: *const u8) -> u32 {
-    (keys.add(8) as *const u32).read_unaligned() & LAYOUT_MASK
-}
-
 /// The slot of `name` in exact dict `d` if it holds that very object as a key.
 pub(crate) unsafe fn find_slot(
     d: *mut ffi::PyObject,
@@ -200,24 +161,23 @@ pub(crate) unsafe fn find_slot(
         return None;
     }
     // SAFETY: an exact dict has 3.11's layout; its keys object is live.
-    let head = &*(d as *const DictHead);
+    let head = dict::head(d);
     let keys = head.ma_keys;
-    let k = &*(keys as *const KeysHead);
-    if !head.ma_values.is_null() || k.dk_kind == DICT_KEYS_SPLIT {
+    let kind = dict::kind(keys);
+    if !head.ma_values.is_null() || kind == dict::KIND_SPLIT {
         return None;
     }
-    let (size, key_at) = if k.dk_kind == DICT_KEYS_GENERAL {
-        (24, 8)
-    } else {
-        (16, 0)
+    let (size, key_at) = match kind {
+        dict::KIND_GENERAL => dict::GENERAL_ENTRY,
+        _ => dict::UNICODE_ENTRY,
     };
-    let entries = std::mem::size_of::<KeysHead>() + (1usize << k.dk_log2_index_bytes);
-    (0..k.dk_nentries as usize)
+    let entries = dict::entries_offset(keys);
+    (0..dict::nentries(keys) as usize)
         .map(|i| entries + i * size + key_at)
         .find(|&off| *(keys.add(off) as *const *mut ffi::PyObject) == name)
         .map(|off| EntrySlot {
             keys: keys as usize,
-            layout: layout(keys),
+            layout: dict::layout(keys),
             offset: off as i32,
             name,
         })
@@ -231,8 +191,8 @@ pub(crate) unsafe fn slot_value(
 ) -> Option<*mut ffi::PyObject> {
     // SAFETY: ctx dicts are exact dicts when a slot was cached (checked by find_slot, and
     // a function's globals and builtins cannot be replaced).
-    let keys = (*(d as *const DictHead)).ma_keys;
-    if keys as usize != slot.keys || layout(keys) != slot.layout {
+    let keys = dict::head(d).ma_keys;
+    if keys as usize != slot.keys || dict::layout(keys) != slot.layout {
         return None;
     }
     let entry = keys.add(slot.offset as usize) as *const *mut ffi::PyObject;
@@ -244,7 +204,7 @@ pub(crate) unsafe fn slot_value(
 /// cached for instruction `pc`, re-checking and refreshing that version when it changed.
 unsafe fn absent_from_globals(ctx: &Ctx, pc: usize, name: *mut ffi::PyObject) -> bool {
     let cached = &ctx.compiled.global_versions[pc];
-    let now = version(ctx.globals);
+    let now = dict::version(ctx.globals);
     if now == cached.get() {
         return true;
     }
@@ -311,15 +271,10 @@ pub unsafe fn recheck_builtin(ctx: &Ctx, pc: usize) -> i64 {
 /// Native code reading the value of `slot` in exact dict `d`; a changed entry branches
 /// to `fail`.
 pub(crate) fn emit_slot_value(e: &mut Emit, d: CValue, slot: EntrySlot, fail: Block) -> CValue {
-    let keys = e.b.ins().load(
-        e.ptr,
-        mem(),
-        d,
-        std::mem::offset_of!(DictHead, ma_keys) as i32,
-    );
+    let keys = e.b.ins().load(e.ptr, mem(), d, dict::DICT_KEYS);
     e.guard_eq(keys, slot.keys as i64, fail);
-    let lay = e.b.ins().load(types::I32, mem(), keys, 8);
-    let lay = e.b.ins().band_imm_u(lay, LAYOUT_MASK as i64);
+    let lay = e.b.ins().load(types::I32, mem(), keys, dict::KEYS_LAYOUT);
+    let lay = e.b.ins().band_imm_u(lay, dict::LAYOUT_MASK as i64);
     e.guard_eq(lay, slot.layout as i64, fail);
     let key = e.b.ins().load(e.ptr, mem(), keys, slot.offset);
     e.guard_eq(key, slot.name as i64, fail);
@@ -370,12 +325,7 @@ pub(crate) fn emit_load_global(
         GlobalCache::Builtin(slot) => slot,
     };
     let g = e.globals_ptr();
-    let now = e.b.ins().load(
-        types::I64,
-        mem(),
-        g,
-        std::mem::offset_of!(DictHead, ma_version_tag) as i32,
-    );
+    let now = e.b.ins().load(types::I64, mem(), g, dict::DICT_VERSION);
     let cached_at =
         e.b.ins()
             .iconst(e.ptr, e.c.global_versions[pc].as_ptr() as i64);

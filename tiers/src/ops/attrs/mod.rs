@@ -3,6 +3,10 @@
 use crate::interp::Ctx;
 
 mod native;
+use crate::cpy::dict::{
+    add_to_insertion_order, bump_version, head, inline_values, managed_dict, nentries, shared_keys,
+    str_entry, str_key_index, str_keys, str_keys_lack,
+};
 use crate::value::{status, PyResult, Raised, Value};
 pub(crate) use native::{emit_load_attr, emit_load_method, emit_store_attr, emit_version_guard};
 use pyo3_ffi as ffi;
@@ -246,92 +250,6 @@ pub unsafe fn widen_attr(
     Some(AttrVariant::Poly(Box::leak(all.into_boxed_slice())))
 }
 
-/// 3.11 keeps a managed-dict object's inline values pointer four words before the object
-/// (Include/internal/pycore_object.h, `_PyObject_ValuesPointer`).
-const VALUES_OFFSET: i32 = -4 * std::mem::size_of::<*mut ffi::PyObject>() as i32;
-
-/// The inline values array of a managed-dict object (NULL once a `__dict__` exists).
-#[inline]
-unsafe fn values_of(p: *mut ffi::PyObject) -> *mut *mut ffi::PyObject {
-    *((p as *mut u8).offset(VALUES_OFFSET as isize) as *mut *mut *mut ffi::PyObject)
-}
-
-/// Records that inline value `index` was set (3.11's _PyDictValues_AddToInsertionOrder):
-/// the byte before the values is the count of set values, and the set indices are stored
-/// in order in the bytes before it.
-///
-/// # Safety
-/// `values` is a live inline values array of a type whose shared keys have `index`.
-#[inline]
-unsafe fn add_to_insertion_order(values: *mut *mut ffi::PyObject, index: u32) {
-    let size_ptr = (values as *mut u8).sub(2);
-    let size = *size_ptr as usize + 1;
-    *size_ptr.sub(size) = index as u8;
-    *size_ptr = size as u8;
-}
-
-/// The dict pointer of a managed-dict object (NULL while its attributes are in inline
-/// values), three words before it (`_PyObject_ManagedDictPointer`).
-const DICT_OFFSET: i32 = -3 * std::mem::size_of::<*mut ffi::PyObject>() as i32;
-
-/// Where 3.11's PyDictKeysObject keeps its entry count (after refcnt, log2 size, log2
-/// index bytes, kind, version and usable); the indices follow at 32, then 16-byte unicode
-/// entries, key first.
-const KEYS_NENTRIES: i32 = 24;
-/// Byte offsets in 3.11's PyDictKeysObject of `dk_log2_size` and of the index (after the
-/// 32-byte head), and the index's mark for a slot never used.
-const KEYS_LOG2_SIZE: usize = 8;
-const KEYS_INDICES: usize = 32;
-const DKIX_EMPTY: isize = -1;
-/// How the probe sequence mixes in the hash's higher bits (`dictobject.c`).
-const PERTURB_SHIFT: u32 = 5;
-/// Byte offset of a str's cached hash (3.11's `PyASCIIObject`: after the length).
-const STR_HASH: usize = 24;
-
-/// A heap type's shared (split) keys, which its instances' inline values are laid out by;
-/// None if it has none.
-unsafe fn shared_keys(tp: *mut ffi::PyTypeObject) -> Option<*const u8> {
-    if (*tp).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0 {
-        return None;
-    }
-    let keys = (*(tp as *mut ffi::PyHeapTypeObject)).ht_cached_keys as *const u8;
-    (!keys.is_null() && *keys.add(10) == DICT_KEYS_SPLIT).then_some(keys)
-}
-
-/// 3.11's PyDictObject head.
-#[repr(C)]
-struct DictHead {
-    ob_base: ffi::PyObject,
-    ma_used: isize,
-    ma_version_tag: u64,
-    ma_keys: *const u8,
-    /// A split dict's values (`PyDictValues`: the array itself); NULL when combined.
-    ma_values: *mut *mut ffi::PyObject,
-}
-
-/// `DICT_KEYS_UNICODE` and `DICT_KEYS_SPLIT`: keys whose entries are (key, value) pairs of
-/// str keys (a split dict's values are in `ma_values` instead).
-const DICT_KEYS_UNICODE: u8 = 1;
-const DICT_KEYS_SPLIT: u8 = 2;
-
-/// A managed-dict object's `__dict__` (NULL while its attributes are in inline values).
-#[inline]
-unsafe fn dict_of(p: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    *((p as *mut u8).offset(DICT_OFFSET as isize) as *mut *mut ffi::PyObject)
-}
-
-/// `keys` if their entries are str-keyed (unicode or split).
-unsafe fn unicode_keys(keys: *const u8) -> Option<*const u8> {
-    (!keys.is_null() && matches!(*keys.add(10), DICT_KEYS_UNICODE | DICT_KEYS_SPLIT))
-        .then_some(keys)
-}
-
-/// The entries of str-keyed dict keys: 16 bytes each, key then value, after the indices.
-#[inline]
-unsafe fn entries_of(keys: *const u8) -> *const u8 {
-    keys.add(KEYS_INDICES + (1usize << *keys.add(9)))
-}
-
 /// The value an instance's dict has at entry `hint` for `name`, if that entry still is
 /// `name`'s (NULL: deleted).
 #[inline]
@@ -351,12 +269,12 @@ unsafe fn dict_hint_slot(
     hint: u32,
     name: *mut ffi::PyObject,
 ) -> Option<*mut *mut ffi::PyObject> {
-    let d = &*(dict as *mut DictHead);
-    let keys = unicode_keys(d.ma_keys)?;
-    if hint as isize >= keys_count(keys) {
+    let d = head(dict);
+    let keys = str_keys(d.ma_keys)?;
+    if hint as isize >= nentries(keys) {
         return None;
     }
-    let entry = entries_of(keys).add(16 * hint as usize) as *mut *mut ffi::PyObject;
+    let entry = str_entry(keys, hint as usize);
     if *entry != name {
         return None;
     }
@@ -364,18 +282,6 @@ unsafe fn dict_hint_slot(
         true => entry.add(1),
         false => d.ma_values.add(hint as usize),
     })
-}
-
-/// How many names shared keys have (they only ever grow).
-unsafe fn keys_count(keys: *const u8) -> isize {
-    *(keys.offset(KEYS_NENTRIES as isize) as *const isize)
-}
-
-/// The index of name `n` (interned: compared by identity) in shared keys.
-unsafe fn key_index(keys: *const u8, n: *mut ffi::PyObject) -> Option<usize> {
-    let entries = entries_of(keys);
-    (0..keys_count(keys).max(0) as usize)
-        .find(|&i| *(entries.add(16 * i) as *const *mut ffi::PyObject) == n)
 }
 
 /// Whether `p`'s type still is the one a variant was made for.
@@ -401,7 +307,7 @@ unsafe fn typed_dict(
     if !type_holds(p, tp, version) {
         return None;
     }
-    non_null(dict_of(p))
+    non_null(managed_dict(p))
 }
 
 /// The variant for `o.name` on this object, if any: `store` for an assignment.
@@ -444,8 +350,8 @@ unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Opti
         // An instance whose `__dict__` was made gets InstanceDict, even when the name
         // is in the class's shared keys: native code of an InstanceValue site leaves
         // such instances to the op's generic path.
-        if values_of(p).is_null() {
-            let dict = dict_of(p);
+        if inline_values(p).is_null() {
+            let dict = managed_dict(p);
             if dict.is_null() {
                 return None;
             }
@@ -453,10 +359,10 @@ unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Opti
             // about to be added by the generic store that follows this look, at the end
             // of the entries: that is where later stores look (a guess that the entry
             // check keeps safe: a store that misses goes in by name).
-            let keys = unicode_keys((*(dict as *mut DictHead)).ma_keys);
+            let keys = str_keys(head(dict).ma_keys);
             let hint = match store {
-                true => keys.map_or(0, |k| key_index(k, n).unwrap_or(keys_count(k) as usize)),
-                false => key_index(keys?, n)?,
+                true => keys.map_or(0, |k| str_key_index(k, n).unwrap_or(nentries(k) as usize)),
+                false => str_key_index(keys?, n)?,
             };
             ctx.compiled.keep_alive(tp as *mut ffi::PyObject);
             return Some(AttrVariant::InstanceDict {
@@ -466,7 +372,7 @@ unsafe fn observe_attr(ctx: &Ctx, name: NameIdx, o: &Value, store: bool) -> Opti
                 name: n,
             });
         }
-        let index = key_index(shared_keys(tp)?, n)?;
+        let index = str_key_index(shared_keys(tp)?, n)?;
         AttrVariant::InstanceValue {
             tp,
             version,
@@ -624,9 +530,9 @@ pub unsafe fn load_attr_quick(v: AttrVariant, o: &Value) -> Option<Value> {
             if !type_holds(p, tp, version) {
                 return None;
             }
-            let values = values_of(p);
+            let values = inline_values(p);
             if values.is_null() {
-                dict_hint_value(non_null(dict_of(p))?, index, name)?
+                dict_hint_value(non_null(managed_dict(p))?, index, name)?
             } else {
                 *values.add(index as usize)
             }
@@ -701,11 +607,11 @@ pub unsafe fn store_attr_quick(v: AttrVariant, o: &Value, value: &Value) -> Opti
             if !type_holds(p, tp, version) {
                 return None;
             }
-            let values = values_of(p);
+            let values = inline_values(p);
             if values.is_null() {
                 // Its `__dict__` was made: stored at the name's entry (the shared keys'
                 // index) or by name, as InstanceDict stores.
-                let dict = non_null(dict_of(p))?;
+                let dict = non_null(managed_dict(p))?;
                 return (dict_store(dict, index as u64, name, x) != 0).then_some(());
             }
             if (*values.add(index as usize)).is_null() {
@@ -876,11 +782,11 @@ pub unsafe fn observe_load_method(ctx: &Ctx, name: NameIdx, o: &Value) -> Option
     }
     let keys = if flags & ffi::Py_TPFLAGS_MANAGED_DICT != 0 {
         let keys = shared_keys(tp)?;
-        let dict = dict_of(p);
-        if key_index(keys, n).is_some() || !dict.is_null() && dict_lacks(dict, n) == 0 {
+        let dict = managed_dict(p);
+        if str_key_index(keys, n).is_some() || !dict.is_null() && dict_lacks(dict, n) == 0 {
             return None;
         }
-        keys_count(keys) as i64
+        nentries(keys) as i64
     } else if (*tp).tp_dictoffset == 0 {
         -1
     } else {
@@ -968,11 +874,11 @@ unsafe fn unshadowed(
     if keys < 0 {
         return true;
     }
-    let dict = dict_of(p);
+    let dict = managed_dict(p);
     if !dict.is_null() {
         return dict_lacks(dict, name) != 0;
     }
-    shared_keys(tp).is_some_and(|k| keys_count(k) as i64 == keys)
+    shared_keys(tp).is_some_and(|k| nentries(k) as i64 == keys)
 }
 
 /// `dict[name] = x` for an instance's `__dict__` (what `object.__setattr__` does when the
@@ -1001,7 +907,7 @@ pub(crate) unsafe extern "C" fn dict_store(
             }
             ffi::Py_INCREF(x);
             *slot = x;
-            (*(dict as *mut DictHead)).ma_version_tag = crate::cpy::fresh_dict_version();
+            bump_version(dict);
             ffi::Py_DECREF(old);
             return 1;
         }
@@ -1015,7 +921,9 @@ pub(crate) unsafe extern "C" fn dict_store(
 
 /// 1 if instance dict `dict` has only str keys and not `name` (an interned str), else 0
 /// (then the generic lookup decides). With only str keys the lookup compares strs, so
-/// it runs no Python code and cannot raise; native code calls this too.
+/// it runs no Python code and cannot raise; native code calls this too. It probes the
+/// index itself (`str_keys_lack`): through PyDict_GetItemWithError, this was 29
+/// instructions of each of go's method loads on its squares.
 ///
 /// # Safety
 /// GIL held; `dict` a live dict.
@@ -1023,61 +931,16 @@ pub(crate) unsafe extern "C" fn dict_lacks(
     dict: *mut ffi::PyObject,
     name: *mut ffi::PyObject,
 ) -> i64 {
-    let d = &*(dict as *mut DictHead);
-    let Some(keys) = unicode_keys(d.ma_keys) else {
+    let d = head(dict);
+    let Some(keys) = str_keys(d.ma_keys) else {
         return 0;
     };
     // A combined table's entry holds its value: the probe decides. (A split table's name
     // may be there without a value in this dict: the lookup decides.)
-    match keys_lack(keys, name) {
+    match str_keys_lack(keys, name) {
         Some(lacks) if lacks || d.ma_values.is_null() => lacks as i64,
         _ => ffi::PyDict_GetItemWithError(dict, name).is_null() as i64,
     }
-}
-
-/// Whether str-keyed dict keys `keys` lack `name` (a str with its hash computed), found
-/// by probing their index as `unicodekeys_lookup_unicode` does; None when that cannot say
-/// without comparing contents (another key with the same hash: an equal str that is not
-/// this object) or the hash is not computed. That lookup, through PyDict_GetItemWithError,
-/// was 29 instructions of each of go's method loads on its squares.
-#[inline]
-unsafe fn keys_lack(keys: *const u8, name: *mut ffi::PyObject) -> Option<bool> {
-    let hash = str_hash(name)?;
-    let log2 = *keys.add(KEYS_LOG2_SIZE);
-    let mask = (1usize << log2) - 1;
-    let indices = keys.add(KEYS_INDICES);
-    let entries = entries_of(keys);
-    let mut perturb = hash as usize;
-    let mut i = hash as usize & mask;
-    loop {
-        // The index's width grows with the table (`dictkeys_get_index`).
-        let ix = match log2 {
-            0..=7 => *(indices as *const i8).add(i) as isize,
-            8..=15 => *(indices as *const i16).add(i) as isize,
-            16..=31 => *(indices as *const i32).add(i) as isize,
-            _ => *(indices as *const i64).add(i) as isize,
-        };
-        if ix >= 0 {
-            let key = *(entries.add(16 * ix as usize) as *const *mut ffi::PyObject);
-            if key == name {
-                return Some(false);
-            }
-            if str_hash(key) == Some(hash) {
-                return None;
-            }
-        } else if ix == DKIX_EMPTY {
-            return Some(true);
-        }
-        perturb >>= PERTURB_SHIFT;
-        i = mask & i.wrapping_mul(5).wrapping_add(perturb).wrapping_add(1);
-    }
-}
-
-/// A str's cached hash, if computed (3.11's `PyASCIIObject.hash`, -1 until then).
-#[inline]
-unsafe fn str_hash(s: *mut ffi::PyObject) -> Option<isize> {
-    let h = *((s as *const u8).add(STR_HASH) as *const isize);
-    (h != -1).then_some(h)
 }
 
 /// The quickened LoadMethod (`None` when the object has another type).

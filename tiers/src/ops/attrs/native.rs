@@ -2,6 +2,10 @@
 //! same guards as their tier-1 forms in `mod.rs`, in Cranelift IR.
 
 use super::*;
+use crate::cpy::dict::{
+    DICT_KEYS, DICT_VALUES, INLINE_VALUES, KEYS_INDICES, KEYS_KIND, KEYS_LOG2_INDEX_BYTES,
+    KEYS_NENTRIES, KIND_SPLIT, KIND_UNICODE, MANAGED_DICT, UNICODE_ENTRY, VALUES_ORDER_SIZE,
+};
 
 /// Native guards: register `r` holds an object of exactly type `tp`, whose version tag is
 /// still `version`; returns the object.
@@ -91,19 +95,15 @@ fn emit_dict_hint_value(
     use cranelift_codegen::ir::condcodes::IntCC;
     use cranelift_codegen::ir::{types, InstBuilder};
     let ptr = e.ptr;
-    let dict = e.b.ins().load(ptr, mem(), p, DICT_OFFSET);
+    let dict = e.b.ins().load(ptr, mem(), p, MANAGED_DICT);
     let none = e.b.ins().icmp_imm_s(IntCC::Equal, dict, 0);
     e.fail_if(none, fail);
-    let keys = e.b.ins().load(
-        ptr,
-        mem(),
-        dict,
-        std::mem::offset_of!(DictHead, ma_keys) as i32,
-    );
-    // Str-keyed entries (unicode or split: kinds 1 and 2), with more than `hint`.
-    let kind = e.b.ins().load(types::I8, mem(), keys, 10);
+    let keys = e.b.ins().load(ptr, mem(), dict, DICT_KEYS);
+    // Str-keyed entries (unicode or split: two kinds in a row), with more than `hint`.
+    const _: () = assert!(KIND_SPLIT == KIND_UNICODE + 1);
+    let kind = e.b.ins().load(types::I8, mem(), keys, KEYS_KIND);
     let kind = e.b.ins().uextend(types::I64, kind);
-    let k = e.b.ins().iadd_imm_s(kind, -(DICT_KEYS_UNICODE as i64));
+    let k = e.b.ins().iadd_imm_s(kind, -(KIND_UNICODE as i64));
     let other = e.b.ins().icmp_imm_u(IntCC::UnsignedGreaterThan, k, 1);
     e.fail_if(other, fail);
     let count = e.b.ins().load(types::I64, mem(), keys, KEYS_NENTRIES);
@@ -111,21 +111,18 @@ fn emit_dict_hint_value(
         e.b.ins()
             .icmp_imm_s(IntCC::SignedLessThanOrEqual, count, hint as i64);
     e.fail_if(few, fail);
-    let log2 = e.b.ins().load(types::I8, mem(), keys, 9);
+    let log2 =
+        e.b.ins()
+            .load(types::I8, mem(), keys, KEYS_LOG2_INDEX_BYTES);
     let log2 = e.b.ins().uextend(types::I64, log2);
     let one = e.b.ins().iconst(types::I64, 1);
     let index_bytes = e.b.ins().ishl(one, log2);
     let entries = e.b.ins().iadd(keys, index_bytes);
-    let at = (32 + 16 * hint) as i32;
+    let at = KEYS_INDICES + (UNICODE_ENTRY.0 * hint as usize) as i32;
     let key = e.b.ins().load(ptr, mem(), entries, at);
     e.guard_eq(key, name as i64, fail);
     // The value: in the entry, or in a split dict's values.
-    let values = e.b.ins().load(
-        ptr,
-        mem(),
-        dict,
-        std::mem::offset_of!(DictHead, ma_values) as i32,
-    );
+    let values = e.b.ins().load(ptr, mem(), dict, DICT_VALUES);
     let split = e.b.create_block();
     let combined = e.b.create_block();
     let join = e.b.create_block();
@@ -257,7 +254,7 @@ fn emit_instance_read(
             // An instance whose `__dict__` was made: the op's generic path (not a deopt),
             // where tier 1's variant reads the dict (see the variant). Reading it here
             // too cost richards 0.4% more instructions, on code that never runs.
-            let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
+            let values = e.b.ins().load(e.ptr, mem(), p, INLINE_VALUES);
             let none = e.b.ins().icmp_imm_s(IntCC::Equal, values, 0);
             let slow = e.slow_block();
             e.fail_if(none, slow);
@@ -379,7 +376,7 @@ fn emit_instance_write(
     let (base, off) = match v {
         AttrVariant::InstanceDict { hint, name, .. } => {
             // Into the instance's `__dict__`, as tier 1 does (`dict_store`).
-            let dict = e.b.ins().load(e.ptr, mem(), p, DICT_OFFSET);
+            let dict = e.b.ins().load(e.ptr, mem(), p, MANAGED_DICT);
             let none = e.b.ins().icmp_imm_s(IntCC::Equal, dict, 0);
             e.fail_if(none, fail);
             let x = e.object_of(val, slow);
@@ -402,7 +399,7 @@ fn emit_instance_write(
             // where tier 1's variant stores into the dict. Storing here too (boxing the
             // value on that path alone) cost richards 5% more instructions: the value's
             // register is no longer known boxed or not after it.
-            let values = e.b.ins().load(e.ptr, mem(), p, VALUES_OFFSET);
+            let values = e.b.ins().load(e.ptr, mem(), p, INLINE_VALUES);
             let none = e.b.ins().icmp_imm_s(IntCC::Equal, values, 0);
             e.fail_if(none, slow);
             (values, (index * 8) as i32)
@@ -433,14 +430,14 @@ fn emit_instance_write(
     e.b.switch_to_block(first);
     if let AttrVariant::InstanceValue { index, .. } = v {
         // A first assignment: record the index in the insertion order (see
-        // `add_to_insertion_order`): size byte at values - 2, order bytes before it.
-        let size = e.b.ins().load(types::I8, mem(), base, -2);
+        // `add_to_insertion_order`): the count byte, the order bytes before it.
+        let size = e.b.ins().load(types::I8, mem(), base, VALUES_ORDER_SIZE);
         let size = e.b.ins().iadd_imm_s(size, 1);
-        e.b.ins().store(mem(), size, base, -2);
+        e.b.ins().store(mem(), size, base, VALUES_ORDER_SIZE);
         let size = e.b.ins().uextend(e.ptr, size);
         let at = e.b.ins().isub(base, size);
         let ix = e.b.ins().iconst(types::I8, index as i64);
-        e.b.ins().store(mem(), ix, at, -2);
+        e.b.ins().store(mem(), ix, at, VALUES_ORDER_SIZE);
     }
     e.b.ins().jump(done, &[]);
     e.b.switch_to_block(done);
@@ -461,7 +458,7 @@ fn emit_unshadowed(
     if m.keys < 0 {
         return;
     }
-    let dict = e.b.ins().load(e.ptr, mem(), p, DICT_OFFSET);
+    let dict = e.b.ins().load(e.ptr, mem(), p, MANAGED_DICT);
     let with_dict = e.b.create_block();
     let inline_values = e.b.create_block();
     let checked = e.b.create_block();
