@@ -109,8 +109,64 @@ async def iterates_ours(n):
         yield ("rest", x)
 
 
+class Noisy:
+    """Logs its release, so the log shows when each yielded value is let go."""
+
+    def __init__(self, log, n):
+        self.log, self.n = log, n
+
+    def __del__(self):
+        self.log.append(("released", self.n))
+
+
+async def yields_noisy(log, n):
+    for i in range(n):
+        yield Noisy(log, i)
+        log.append(("resumed", i))
+
+
+async def drops_each(log, n):
+    # Each value passes through the wrapper a yield makes and the awaitable unwraps
+    # (ours are reused from a free list): the value must be released exactly when
+    # CPython releases it, once nothing but the loop variable holds it. (The callee is
+    # plain, so CPython runs it for the reference run; tiered code's calls translate it.)
+    async for x in yields_noisy(log, n):
+        log.append(("got", x.n))
+    del x
+    async for x in yields_noisy(log, n):
+        log.append(("kept", x.n))
+        yield x.n
+    yield log
+
+
+async def in_order(node):
+    if node is None:
+        return
+    left, value, right = node
+    async for v in in_order(left):
+        yield v
+    yield value
+    async for v in in_order(right):
+        yield v
+
+
+def tree_of(values):
+    if not values:
+        return None
+    i = len(values) // 2
+    return (tree_of(values[:i]), values[i], tree_of(values[i + 1:]))
+
+
+async def walks_tree(n):
+    # async_generators' shape: every value re-yielded by each enclosing generator.
+    async for v in in_order(tree_of(list(range(n)))):
+        yield v
+
+
 ROWS = (
     (simple, (4,)),
+    (drops_each, ([], 3)),
+    (walks_tree, (40,)),
     (iterates_ours, (4,)),
     (awaits_between, (3,)),
     (try_finally, ([],)),

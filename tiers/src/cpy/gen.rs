@@ -154,11 +154,12 @@ extern "C" {
     fn _Py_NewReference(o: *mut ffi::PyObject);
 }
 
-/// An object of ours taken from a free list: live again, with one reference (it keeps
+/// An object taken from one of our free lists: live again, with one reference (it keeps
 /// its type, which the free list's owner checked).
 ///
 /// # Safety
-/// GIL held; `o` is memory of a released object of a GC type of ours, untracked.
+/// GIL held; `o` is memory of a released object of a GC type, untracked, that only its
+/// free list refers to.
 pub unsafe fn revive(o: *mut ffi::PyObject) {
     _Py_NewReference(o);
 }
@@ -177,13 +178,19 @@ pub unsafe fn eval_frame(
 }
 
 /// `val` wrapped as an async generator's `yield` wraps it (`_PyAsyncGenValueWrapperNew`,
-/// which libpython does not export); NULL with an error set if out of memory.
+/// which libpython does not export); NULL with an error set if out of memory. The
+/// wrapper comes from `FREE_WRAPPED` when it has one.
 ///
 /// # Safety
 /// GIL held; `val` live.
 pub unsafe fn wrap_value(val: *mut ffi::PyObject) -> *mut ffi::PyObject {
-    let t = std::ptr::addr_of_mut!(_PyAsyncGenWrappedValue_Type);
-    let o: *mut WrappedValue = ffi::PyObject_GC_New(t);
+    let o: *mut WrappedValue = match FREE_WRAPPED.with(|f| f.pop()) {
+        Some(o) => {
+            revive(o as *mut ffi::PyObject);
+            o
+        }
+        None => ffi::PyObject_GC_New(std::ptr::addr_of_mut!(_PyAsyncGenWrappedValue_Type)),
+    };
     if o.is_null() {
         return std::ptr::null_mut();
     }
@@ -191,6 +198,36 @@ pub unsafe fn wrap_value(val: *mut ffi::PyObject) -> *mut ffi::PyObject {
     (*o).value = val;
     ffi::PyObject_GC_Track(o as *mut std::ffi::c_void);
     o as *mut ffi::PyObject
+}
+
+/// Wrappers of yielded values released by the awaitables of our async generators
+/// (`release_wrapped`), kept for the next `wrap_value`, as CPython keeps its own
+/// (`value_freelist`, up to 80). Every step of an `async for` over one of ours makes one;
+/// CPython's free list is private to `genobject.c`, so ours went to it and came back from
+/// the allocator: about 50 instructions a step in async_generators.
+static FREE_WRAPPED: crate::runtime::GilCell<Vec<*mut WrappedValue>> =
+    crate::runtime::GilCell::new(Vec::new());
+
+/// How many released wrappers `FREE_WRAPPED` keeps (CPython's `_PyAsyncGen_MAXFREELIST`).
+const MAX_FREE_WRAPPED: usize = 80;
+
+/// Releases `o`, a wrapped yield (`wrapped_value`) the caller owns: onto `FREE_WRAPPED`
+/// when that was its only reference and the list has room, else as any object.
+///
+/// # Safety
+/// GIL held; `o` a live wrapped value whose reference the caller gives up.
+pub unsafe fn release_wrapped(o: *mut ffi::PyObject) {
+    if ffi::Py_REFCNT(o) != 1 || FREE_WRAPPED.with(|f| f.len() >= MAX_FREE_WRAPPED) {
+        ffi::Py_DECREF(o);
+        return;
+    }
+    // What CPython's dealloc does before its own free list: untracked, the value let go
+    // once the wrapper is on the list (releasing it may run any code, wrapping included).
+    ffi::PyObject_GC_UnTrack(o as *mut std::ffi::c_void);
+    let w = o as *mut WrappedValue;
+    let val = std::mem::replace(&mut (*w).value, std::ptr::null_mut());
+    FREE_WRAPPED.with(|f| f.push(w));
+    ffi::Py_XDECREF(val);
 }
 
 /// The value `o` wraps, if it is an async generator's wrapped yield.

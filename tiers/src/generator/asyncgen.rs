@@ -248,7 +248,7 @@ unsafe fn unwrap(gen: *mut ffi::PyObject, result: *mut ffi::PyObject) -> *mut ff
     }
     if let Some(v) = g::wrapped_value(result) {
         _PyGen_SetStopIterationValue(v);
-        ffi::Py_DECREF(result);
+        g::release_wrapped(result);
         h.gi_running_async = 0;
         return std::ptr::null_mut();
     }
