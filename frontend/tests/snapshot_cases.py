@@ -30,6 +30,16 @@ def branches(a, b):
     return a if a else b
 
 
+def compare_stored(a, b):
+    # Comparisons whose results no conditional jump takes at once (Compare's `jump`
+    # false), then one a jump takes (true).
+    lt = a < b
+    both = (a == b, a is b)
+    if a >= b:
+        return lt, both
+    return None
+
+
 def while_loop(n):
     i = 0
     total = 0
@@ -180,6 +190,7 @@ CASES = [
     (fib, ["LoadGlobal", "Call", "Compare"]),
     (branches, ["Truth", "IsNone", "Contains", "Unary"]),
     (while_loop, ["Compare", "Binary"]),
+    (compare_stored, ["Compare", "Is", "BuildTuple"]),
     (calls, ["Call", "CallEx", "DictMerge", "LoadMethod"]),
     (attrs, ["LoadAttr", "StoreAttr", "DeleteAttr"]),
     (subscripts, ["Subscr", "StoreSubscr", "DeleteSubscr", "BuildSlice"]),

@@ -56,8 +56,8 @@ macro_rules! for_each_op {
             Binary { op: BinOp } "arith" args(Fixed(2)) results(1) Any;
             /// A unary operator; `not` gives a bool.
             Unary { op: UnaryOp } "arith" args(Fixed(1)) results(1) Any;
-            /// A rich comparison.
-            Compare { op: CmpOp } "compare" args(Fixed(2)) results(1) Any;
+            /// A rich comparison; `jump` when a conditional jump takes the result at once (3.11 specializes only those, and checks the recursion limit in every other).
+            Compare { op: CmpOp, jump: bool } "compare" args(Fixed(2)) results(1) Any;
             /// `is` / `is not`: identity, never raises.
             Is { invert: bool } "compare" args(Fixed(2)) results(1) Pure;
             /// `in` / `not in` (PySequence_Contains).

@@ -73,3 +73,63 @@ def down(n):
 print(down(3500))
 ours(down)
 """)
+
+
+def test_comparisons_in_the_frame_at_the_recursion_limit_raise_where_cpython_raises():
+    # In the frame at the recursion limit, CPython's COMPARE_OP raises RecursionError
+    # "... in comparison" before comparing, unless 3.11 specialized it: a conditional
+    # jump takes the result, and the operands are two floats, two one-digit ints, or two
+    # strs compared by == or !=. Our quickened and native compares never check, so that
+    # frame runs in tier 1, which checks as CPython does; before, the error came one
+    # frame later, at the next call (no " in comparison"), with `depth` one deeper. Each
+    # function is made anew for each pair of operand types: CPython's first call after a
+    # site's types change still compares as before its specializer catches up, which is
+    # not a state worth copying.
+    same_as_cpython(r"""
+from tiered import tiered
+
+SOURCE = '''
+depth = 0
+
+def stored(n, a, b):
+    global depth
+    depth = n
+    x = a < b
+    return stored(n + 1, a, b) + x
+
+def branch_lt(n, a, b):
+    global depth
+    depth = n
+    if a < b:
+        n += 0
+    return branch_lt(n + 1, a, b)
+
+def branch_eq(n, a, b):
+    global depth
+    depth = n
+    if a == b:
+        n += 0
+    return branch_eq(n + 1, a, b)
+
+def loops(n, a, b):
+    global depth
+    depth = n
+    i = 0
+    while i < 300:
+        i += 1
+    x = i == a
+    return loops(n + 1, a, b) + x
+'''
+
+for name in ("stored", "branch_lt", "branch_eq", "loops"):
+    for a, b in ((1, 2), (2**40, 3), (1.5, 2.5), (1, 2.5), ("a", "b"), ((1,), (2,))):
+        ns = {}
+        exec(SOURCE, ns)
+        f = ns[name] = tiered(ns[name])
+        for _ in range(3):
+            try:
+                f(0, a, b)
+            except RecursionError as e:
+                print(name, repr(a), repr(b), e, ns["depth"])
+        ours(f)
+""", timeout=120)

@@ -625,7 +625,20 @@ unsafe fn exec(
             set!(ops::arith::binary(op, a!(0), a!(1)))
         }
         Op::Unary { op } => set!(ops::arith::unary(op, a!(0))),
-        Op::Compare { op } => {
+        Op::Compare { op, jump } => {
+            // A frame at the recursion limit runs here, never in native code
+            // (`Compiled::native_for_call`): its comparisons raise where CPython's do.
+            if ctx.tstate.at_recursion_limit() {
+                box_operands!();
+                set!(ops::compare::compare_at_limit(
+                    ctx.tstate,
+                    op,
+                    jump,
+                    a!(0),
+                    a!(1)
+                ));
+                return Ok(());
+            }
             if let Quick::Compare(v) = q.get() {
                 if let Some(r) = ops::compare::compare_quick(op, v, a!(0), a!(1)) {
                     regs[dst] = r;

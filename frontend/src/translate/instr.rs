@@ -108,7 +108,8 @@ impl Tx<'_, '_> {
                     .ok_or_else(|| self.err(format!("bad COMPARE_OP oparg {arg}")))?;
                 let rhs = self.pop()?;
                 let lhs = self.pop()?;
-                let r = self.emit1(Op::Compare { op: o }, vec![lhs, rhs])?;
+                let jump = self.jump_follows();
+                let r = self.emit1(Op::Compare { op: o, jump }, vec![lhs, rhs])?;
                 self.push(r)
             }
             op::IS_OP => {
@@ -585,6 +586,23 @@ impl Tx<'_, '_> {
             other => return Err(self.err(unsupported_reason(other))),
         }
         Ok(None)
+    }
+
+    /// Whether the next instruction is a conditional jump on a bool, with no EXTENDED_ARG
+    /// before it: what 3.11's specializer asks of a COMPARE_OP before it specializes it
+    /// (`_Py_Specialize_CompareOp` reads the opcode right after the caches).
+    fn jump_follows(&self) -> bool {
+        self.b.instrs.iter().any(|i| {
+            i.start == self.ins.next
+                && i.offset == i.start
+                && matches!(
+                    i.opcode,
+                    op::POP_JUMP_FORWARD_IF_FALSE
+                        | op::POP_JUMP_BACKWARD_IF_FALSE
+                        | op::POP_JUMP_FORWARD_IF_TRUE
+                        | op::POP_JUMP_BACKWARD_IF_TRUE
+                )
+        })
     }
 
     /// Cell opcodes must name a cell or free slot (hand-made code may not).

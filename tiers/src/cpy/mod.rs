@@ -453,6 +453,41 @@ impl ThreadState {
     pub unsafe fn leave_recursive_call(self) {
         (*self.0).recursion_remaining += 1;
     }
+
+    /// Whether no recursion level is left: the running frame is at the recursion limit
+    /// (entering a frame takes a level and leaving gives it back, so within a frame's own
+    /// ops this holds only for the frame entered with the last level; and
+    /// `sys.setrecursionlimit` refuses a limit at or below the depth).
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread.
+    #[inline]
+    pub unsafe fn at_recursion_limit(self) -> bool {
+        (*self.0).recursion_remaining <= 0
+    }
+
+    /// Whether a frame entered now would not be at the recursion limit (more than one
+    /// level left): native code runs only such frames (`Compiled::native_for_call`).
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread.
+    #[inline]
+    pub unsafe fn below_recursion_limit_after_entry(self) -> bool {
+        (*self.0).recursion_remaining > 1
+    }
+
+    /// Runs `f` with one more recursion level left than there is, and gives it back: for
+    /// an op CPython runs without a check that the call `f` makes has.
+    ///
+    /// # Safety
+    /// GIL held, on the state's own thread.
+    #[inline]
+    pub unsafe fn lending_a_level<R>(self, f: impl FnOnce() -> R) -> R {
+        (*self.0).recursion_remaining += 1;
+        let r = f();
+        (*self.0).recursion_remaining -= 1;
+        r
+    }
 }
 
 /// Whether a trace or profile function is set on the current thread (see

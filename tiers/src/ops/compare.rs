@@ -60,6 +60,51 @@ pub unsafe fn truth(v: &Value) -> PyResult<Value> {
     Ok(Value::Bool(r == 1))
 }
 
+/// Compare in a frame at the recursion limit (`ThreadState::at_recursion_limit`), where
+/// CPython's COMPARE_OP raises RecursionError "... in comparison" before comparing,
+/// unless 3.11 specialized it: a comparison whose result a conditional jump takes at once
+/// (`jump`) of two floats, two ints of one digit, or two strs by `==` or `!=`
+/// (COMPARE_OP_{FLOAT,INT,STR}_JUMP, which skip the check). Those compare with a level
+/// lent for the comparison itself; the rest take PyObject_RichCompare's check, which
+/// raises there. (Quickened compares elsewhere skip the check: no other frame's own ops
+/// can reach the limit.)
+///
+/// # Safety
+/// GIL held; `ts` is the running thread's state.
+pub unsafe fn compare_at_limit(
+    ts: crate::cpy::ThreadState,
+    op: CmpOp,
+    jump: bool,
+    a: &Value,
+    b: &Value,
+) -> PyResult<Value> {
+    if !(jump && specialized_in_cpython(op, a, b)) {
+        return compare(op, a, b);
+    }
+    ts.lending_a_level(|| compare(op, a, b))
+}
+
+/// Whether 3.11 specializes a comparison followed by a conditional jump for these
+/// operands (`_Py_Specialize_CompareOp`): the same exact type on both sides, and that
+/// float, int with at most one 30-bit digit, or str compared by `==` or `!=`.
+fn specialized_in_cpython(op: CmpOp, a: &Value, b: &Value) -> bool {
+    let (x, y) = (a.as_ptr(), b.as_ptr());
+    // SAFETY: reading the types and sizes of live objects (boxed by the caller).
+    unsafe {
+        if x.is_null() || y.is_null() || ffi::Py_TYPE(x) != ffi::Py_TYPE(y) {
+            return false;
+        }
+        if ffi::PyFloat_CheckExact(x) != 0 {
+            return true;
+        }
+        if ffi::PyLong_CheckExact(x) != 0 {
+            let digits = |o: *mut ffi::PyObject| (*(o as *mut ffi::PyVarObject)).ob_size.abs();
+            return digits(x) <= 1 && digits(y) <= 1;
+        }
+        ffi::PyUnicode_CheckExact(x) != 0 && matches!(op, CmpOp::Eq | CmpOp::Ne)
+    }
+}
+
 /// Quickened forms of Compare.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum CompareVariant {

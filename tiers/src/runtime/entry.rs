@@ -121,9 +121,10 @@ impl Entry {
             && c.gen_start.is_none()
         {
             // The native trampoline does the rest (registers, context, boxing); here only
-            // what may raise before it: the stack and recursion depth.
+            // what may raise before it: the stack and recursion depth. (A frame at the
+            // recursion limit runs in tier 1: `Compiled::native_for_call`.)
             let limit = crate::stack::limit_for(ts);
-            if !crate::stack::nearly_exhausted(limit) {
+            if !crate::stack::nearly_exhausted(limit) && ts.below_recursion_limit_after_entry() {
                 if !ts.enter_recursive_call() {
                     return std::ptr::null_mut();
                 }

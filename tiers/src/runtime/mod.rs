@@ -159,11 +159,16 @@ impl Compiled {
         self.states_by_offset.get(&offset).copied()
     }
 
-    /// Native code for a call, compiling it once the function is hot.
+    /// Native code for a call, compiling it once the function is hot. None for a frame
+    /// at the recursion limit: tier 1 runs it, whose comparisons raise where CPython's
+    /// do there (`ops::compare::compare_at_limit`; native code's never check).
     ///
     /// # Safety
-    /// GIL held.
+    /// GIL held; the call's recursion level taken.
     pub unsafe fn native_for_call(&self, ctx: &Ctx) -> Option<crate::native::NativeFn> {
+        if ctx.tstate.at_recursion_limit() {
+            return None;
+        }
         self.native_for_tuning(ctx.tuning)
     }
 
@@ -183,13 +188,14 @@ impl Compiled {
         self.native_if(n > cfg.jit_threshold)
     }
 
-    /// Native code to continue a hot loop in (OSR), compiling it once loops are hot.
+    /// Native code to continue a hot loop in (OSR), compiling it once loops are hot (not
+    /// for a frame at the recursion limit: `native_for_call`).
     ///
     /// # Safety
     /// GIL held.
     pub unsafe fn native_for_osr(&self, ctx: &Ctx) -> Option<crate::native::NativeFn> {
         let cfg = &ctx.tuning;
-        if !cfg.jit {
+        if !cfg.jit || ctx.tstate.at_recursion_limit() {
             return None;
         }
         let n = self.backedges.get() + 1;

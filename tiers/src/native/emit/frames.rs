@@ -138,7 +138,9 @@ impl<'a> Emit<'a> {
     /// What a call into tiered code checks before entering it, as `Entry::call` does: no
     /// trace or profile function on thread state `ts` (they must see the call in
     /// CPython), the stack pointer above `limit`, and a recursion level left, which it
-    /// then enters (`leave_recursion` leaves it). Anything else branches to `fail`.
+    /// then enters (`leave_recursion` leaves it), and one more: a callee that would take
+    /// the last level runs in tier 1 (`Compiled::native_for_call`). Anything else
+    /// branches to `fail`.
     pub fn enter_checked(&mut self, ts: Value, limit: Value, fail: Block) {
         use crate::cpy::tstate_offset;
         let hooked = self.hooks_loaded(ts);
@@ -153,7 +155,7 @@ impl<'a> Emit<'a> {
         let none_left = self
             .b
             .ins()
-            .icmp_imm_s(IntCC::SignedLessThanOrEqual, left, 0);
+            .icmp_imm_s(IntCC::SignedLessThanOrEqual, left, 1);
         self.fail_if(none_left, fail);
         let left = self.b.ins().iadd_imm_s(left, -1);
         self.b

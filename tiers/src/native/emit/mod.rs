@@ -627,7 +627,8 @@ impl<'a> Emit<'a> {
         let q = self.c.quick[pc].get();
         let template = match op {
             Op::Binary { op } => ops::arith::emit_binary(self, pc, op, q, slow),
-            Op::Compare { op } => ops::compare::emit_compare(self, pc, op, q, slow),
+            // (No frame at the recursion limit runs native code: `compare_at_limit`.)
+            Op::Compare { op, .. } => ops::compare::emit_compare(self, pc, op, q, slow),
             Op::Truth {} => ops::compare::emit_truth(self, pc, slow),
             Op::Is { invert } => ops::compare::emit_is(self, pc, invert),
             Op::IsNone {} => ops::compare::emit_is_none(self, pc),
