@@ -474,3 +474,64 @@ def test_async_for_over_ours_stays_native():
     # Per drain: 4 steps of `async for`; 4 yields in relay, 3 + 1 in inner; 1 await.
     for op, runs in (("GetAnext", 40), ("AsyncGenWrap", 80), ("GetAwaitable", 10)):
         assert counts[op]["tier2"] == runs and counts[op]["tier1"] == 0, (op, counts[op])
+
+
+async def asks(log):
+    # An async generator of ours whose `await`s suspend its consumer's driver, and get
+    # what the driver sends back.
+    got = await Suspends("first await", 1)
+    log.append(got)
+    x = yield ("yielded", got)
+    log.append(x)
+    got = await Suspends("second await", 2)
+    yield ("again", got)
+
+
+tiered_asks = tiered(asks)
+
+
+async def awaits_awaitables(make, log):
+    # `await` on an awaitable of ours takes its result as a status, not through the
+    # StopIteration its send() raises: the values sent through it, its results, the
+    # error of a reused one must stay CPython's.
+    agen = make(log)
+    first = await agen.__anext__()
+    second = await agen.asend("sent in")
+    aw = agen.__anext__()
+    try:
+        await aw
+    except StopAsyncIteration:
+        log.append("done")
+    try:
+        await aw
+    except RuntimeError as e:
+        log.append(str(e))
+    return first, second, log
+
+
+def drive(coro, sends):
+    """Steps coroutine `coro`, sending each of `sends` in turn after the first step: what
+    it yielded on the way and how it ended."""
+    seen = []
+    try:
+        seen.append(coro.send(None))
+        for v in sends:
+            seen.append(coro.send(v))
+    except StopIteration as e:
+        return ("value", e.value, seen)
+    except BaseException as e:  # noqa: BLE001 - compared as a whole
+        return ("raised", type(e).__name__, str(e), seen)
+    return ("unfinished", seen)
+
+
+def test_awaiting_our_awaitables_sends_and_reports_as_cpython():
+    def run(f, make):
+        return drive(f(make, []), ["to first", "to second", "to third", "to fourth"])
+
+    expected = run(awaits_awaitables, asks)
+    w = tiered(awaits_awaitables, strict=True)
+    before = stats(tiered_asks)["resumes"]
+    for _ in range(3):
+        assert repr(run(w, tiered_asks)) == repr(expected)
+    assert stats(w)["fallback_calls"] == 0
+    assert stats(tiered_asks)["resumes"] > before

@@ -18,6 +18,7 @@ use crate::native::helpers::guarded;
 use crate::runtime::GilCell;
 use crate::value::PyResult;
 use pyo3_ffi as ffi;
+use std::os::raw::c_int;
 
 /// Our async generator type and its awaitables' (made once, at import, by `install`).
 pub(super) static mut TYPE: *mut ffi::PyTypeObject = std::ptr::null_mut();
@@ -233,6 +234,18 @@ unsafe fn fields<'a>(o: *mut ffi::PyObject) -> &'a mut AsyncGenAwaitable {
 /// GeneratorExit) marks it closed; anything else passes through (what its `await`s
 /// yield).
 unsafe fn unwrap(gen: *mut ffi::PyObject, result: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    let mut out = std::ptr::null_mut();
+    reported(unwrap_step(gen, result, &mut out), out)
+}
+
+/// `unwrap` as a step's status: PYGEN_RETURN with the value of a wrapped yield in `*out`
+/// (the awaitable's result), PYGEN_NEXT with anything else the step yielded, or
+/// PYGEN_ERROR with the exception set.
+unsafe fn unwrap_step(
+    gen: *mut ffi::PyObject,
+    result: *mut ffi::PyObject,
+    out: &mut *mut ffi::PyObject,
+) -> c_int {
     let h = g::head(gen);
     if result.is_null() {
         if ffi::PyErr_Occurred().is_null() {
@@ -244,15 +257,31 @@ unsafe fn unwrap(gen: *mut ffi::PyObject, result: *mut ffi::PyObject) -> *mut ff
             h.gi_closed = 1;
         }
         h.gi_running_async = 0;
-        return std::ptr::null_mut();
+        return g::PYGEN_ERROR;
     }
     if let Some(v) = g::wrapped_value(result) {
-        _PyGen_SetStopIterationValue(v);
+        ffi::Py_INCREF(v);
         g::release_wrapped(result);
         h.gi_running_async = 0;
-        return std::ptr::null_mut();
+        *out = v;
+        return g::PYGEN_RETURN;
     }
-    result
+    *out = result;
+    g::PYGEN_NEXT
+}
+
+/// A step's status and value as an awaitable's `send()` reports them: what the step
+/// yielded, or NULL with StopIteration(value) set for its result (or its exception).
+unsafe fn reported(status: c_int, out: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    match status {
+        g::PYGEN_NEXT => out,
+        g::PYGEN_RETURN => {
+            _PyGen_SetStopIterationValue(out);
+            ffi::Py_DECREF(out);
+            std::ptr::null_mut()
+        }
+        _ => std::ptr::null_mut(),
+    }
 }
 
 /// `raise RuntimeError(msg)`, NULL.
@@ -268,28 +297,54 @@ unsafe extern "C" fn asend_send(
     arg: *mut ffi::PyObject,
 ) -> *mut ffi::PyObject {
     guarded(std::ptr::null_mut(), || {
-        let a = fields(o);
-        let gen = a.gen;
-        if a.state == g::AWAITABLE_CLOSED {
-            return runtime_error("cannot reuse already awaited __anext__()/asend()");
-        }
-        let mut arg = arg;
-        if a.state == g::AWAITABLE_INIT {
-            if g::head(gen).gi_running_async != 0 {
-                return runtime_error("anext(): asynchronous generator is already running");
-            }
-            if arg.is_null() || arg == ffi::Py_None() {
-                arg = a.arg;
-            }
-            a.state = g::AWAITABLE_ITER;
-        }
-        g::head(gen).gi_running_async = 1;
-        let r = unwrap(gen, send_value(gen, arg, false, false));
-        if r.is_null() {
-            a.state = g::AWAITABLE_CLOSED;
-        }
-        r
+        let mut out = std::ptr::null_mut();
+        reported(asend_step(o, arg, &mut out), out)
     })
+}
+
+/// Whether `o` is an `__anext__()`/`asend()` awaitable of ours.
+#[inline]
+pub(crate) fn is_our_asend(o: *mut ffi::PyObject) -> bool {
+    // SAFETY: reading an object's type pointer; the type is written once at import.
+    unsafe { !ASEND_TYPE.is_null() && ffi::Py_TYPE(o) == ASEND_TYPE }
+}
+
+/// `asend_send` as a step's status (`unwrap_step`): what `yield from` on one of our
+/// awaitables takes (`ops::generators::send_raw`) without the StopIteration that
+/// `send()` raises for its result and PyIter_Send fetches back. Making, raising and
+/// fetching that exception was a third of async_generators' instructions, CPython's
+/// included (its own awaitables report their results only so).
+///
+/// # Safety
+/// GIL held; `o` an awaitable of ours (`is_our_asend`), `arg` NULL or live.
+pub(crate) unsafe fn asend_step(
+    o: *mut ffi::PyObject,
+    arg: *mut ffi::PyObject,
+    out: &mut *mut ffi::PyObject,
+) -> c_int {
+    let a = fields(o);
+    let gen = a.gen;
+    if a.state == g::AWAITABLE_CLOSED {
+        runtime_error("cannot reuse already awaited __anext__()/asend()");
+        return g::PYGEN_ERROR;
+    }
+    let mut arg = arg;
+    if a.state == g::AWAITABLE_INIT {
+        if g::head(gen).gi_running_async != 0 {
+            runtime_error("anext(): asynchronous generator is already running");
+            return g::PYGEN_ERROR;
+        }
+        if arg.is_null() || arg == ffi::Py_None() {
+            arg = a.arg;
+        }
+        a.state = g::AWAITABLE_ITER;
+    }
+    g::head(gen).gi_running_async = 1;
+    let status = unwrap_step(gen, send_value(gen, arg, false, false), out);
+    if status != g::PYGEN_NEXT {
+        a.state = g::AWAITABLE_CLOSED;
+    }
+    status
 }
 
 unsafe extern "C" fn asend_iternext(o: *mut ffi::PyObject) -> *mut ffi::PyObject {

@@ -35,7 +35,9 @@ pub(crate) mod start;
 mod step;
 mod throw;
 
-pub(crate) use asyncgen::{is_our_async_generator, native_entries as async_generator_entries};
+pub(crate) use asyncgen::{
+    asend_step, is_our_asend, is_our_async_generator, native_entries as async_generator_entries,
+};
 pub(crate) use delegate::{stepped, take as take_stepped};
 pub(crate) use step::{send_ex2, Thread};
 

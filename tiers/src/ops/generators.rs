@@ -274,9 +274,18 @@ pub(crate) unsafe fn send_raw(
         return crate::generator::take_stepped(r, out);
     }
     if ts.trace_hook().0.is_null() {
-        let status = match crate::generator::is_ours(r) {
-            true => crate::generator::send_ex2(th, r, sent, false, false, out),
-            false => PyIter_Send(r, sent, out),
+        let status = if crate::generator::is_ours(r) {
+            crate::generator::send_ex2(th, r, sent, false, false, out)
+        } else if crate::generator::is_our_asend(r) {
+            // Its step as PyIter_Send would take it (`__next__` for None, else `send`),
+            // the result as a status rather than a StopIteration (`asend_step`).
+            let arg = match sent == ffi::Py_None() {
+                true => std::ptr::null_mut(),
+                false => sent,
+            };
+            crate::generator::asend_step(r, arg, out)
+        } else {
+            PyIter_Send(r, sent, out)
         };
         return if out.is_null() {
             g::PYGEN_ERROR
