@@ -228,7 +228,9 @@ pub unsafe fn str_key_index(keys: *const u8, n: *mut ffi::PyObject) -> Option<us
 ///
 /// # Safety
 /// `keys` is str-keyed (`str_keys`); `name` is a live str.
-#[inline]
+// Always inlined into its one caller, the method-load check `dict_lacks`: from this
+// module the compiler made it a call (go: 0.55% more instructions).
+#[inline(always)]
 pub unsafe fn str_keys_lack(keys: *const u8, name: *mut ffi::PyObject) -> Option<bool> {
     let hash = str_hash(name)?;
     let log2 = (*(keys as *const KeysHead)).dk_log2_size;
