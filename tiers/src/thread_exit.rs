@@ -21,13 +21,27 @@
 //! before (the thread's start routine's, which ends the thread), skipping the abandoned
 //! frames as an unwind through C code would.
 //!
+//! A thread running on a segment of stack of ours (`stack::grow`) registers one more buffer
+//! for as long as it does, whose stack pointer is the bottom of the segment, below every
+//! frame on it: whichever side of the thread's stack the segment was mapped, glibc's test
+//! then finds the first frame outside the unwind's range, and lands on the segment's
+//! bottom. From any buffer of ours, `unwound` goes on to the one registered before it.
+//!
 //! glibc on x86-64 only: the buffer is filled by hand, with glibc's pointer mangling.
-//! Elsewhere nothing is registered and a forced unwind behaves as before.
+//! Elsewhere nothing is registered and a forced unwind behaves as before (and there are no
+//! segments).
 
 /// Registers this thread's buffer if it has none yet (called on the thread's first entry
 /// into tiered code, see `stack::limit`).
 pub fn guard_this_thread() {
     imp::guard_this_thread()
+}
+
+/// Registers the buffer of a segment of stack whose lowest usable address is `landing`
+/// (with room below it for `unwound`), until the result is dropped.
+#[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
+pub fn guard_segment(landing: usize) -> impl Drop {
+    imp::SegmentGuard::register(landing)
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
@@ -80,6 +94,52 @@ mod imp {
 
     thread_local! {
         static GUARD: RefCell<Option<Guard>> = const { RefCell::new(None) };
+        /// Our registered buffers, innermost last: the thread's, then its segments'.
+        static REGISTERED: RefCell<Vec<*mut UnwindBuf>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// A buffer whose jump lands on `unwound` with stack pointer `sp`.
+    fn landing_at(sp: usize) -> Box<UnwindBuf> {
+        let mut buf = Box::new(UnwindBuf {
+            jmp: [0; 8],
+            mask_was_saved: 0,
+            pad: [std::ptr::null_mut(); 4],
+        });
+        buf.jmp[JB_RBP] = mangle(0);
+        buf.jmp[JB_RSP] = mangle(sp as u64);
+        buf.jmp[JB_PC] = mangle(unwound as *const () as usize as u64);
+        buf
+    }
+
+    /// Registers `buf` as the innermost (boxed: it stays at one address).
+    fn register(buf: &mut UnwindBuf) {
+        // SAFETY: `buf` stays registered only while it lives: its owner unregisters it
+        // (`SegmentGuard::drop`, `Guard::drop`) or the thread never returns past it.
+        unsafe { __pthread_register_cancel(buf) };
+        REGISTERED.with(|r| r.borrow_mut().push(buf));
+    }
+
+    /// A segment's buffer, registered while the thread runs on the segment.
+    pub(super) struct SegmentGuard {
+        buf: Box<UnwindBuf>,
+    }
+
+    impl SegmentGuard {
+        pub(super) fn register(landing: usize) -> SegmentGuard {
+            // 16-byte aligned, minus the slot of a (null) return address.
+            let mut buf = landing_at((landing & !15) - 8);
+            register(&mut buf);
+            SegmentGuard { buf }
+        }
+    }
+
+    impl Drop for SegmentGuard {
+        fn drop(&mut self) {
+            REGISTERED.with(|r| r.borrow_mut().pop());
+            // SAFETY: registered by `register` on this thread, and the innermost again:
+            // segments are left in the order they were entered.
+            unsafe { __pthread_unregister_cancel(&mut *self.buf) }
+        }
     }
 
     /// glibc's `PTR_MANGLE` on x86-64: xor with the thread's pointer guard, rotate left 17.
@@ -102,15 +162,14 @@ mod imp {
                 unsafe { libc::pause() };
             }
         }
-        // Not CPython ending the thread: carry on with the buffer registered before ours
-        // (the thread's start routine's, which exits the thread), as glibc's unwinder
-        // would once past our frames. Ours stays registered on a thread that never runs
-        // tiered code again (its stack is the one running now).
-        let prev = GUARD.with(|g| {
-            let g = g.try_borrow_mut().ok()?;
-            let guard = g.as_ref()?;
-            let buf = &*guard.buf as *const UnwindBuf as *mut UnwindBuf;
-            // SAFETY: ours is the innermost buffer (the forced unwind jumped to it);
+        // Not CPython ending the thread: carry on with the buffer registered before the
+        // one the unwind jumped to (the innermost of ours; before the thread's own, its
+        // start routine's, which exits the thread), as glibc's unwinder would once past
+        // our frames. The thread's own stays registered on a thread that never runs tiered
+        // code again (its stack is the one running now).
+        let prev = REGISTERED.with(|r| {
+            let buf = r.try_borrow_mut().ok()?.pop()?;
+            // SAFETY: `buf` is the innermost buffer (the forced unwind jumped to it);
             // unregistering restores the previous one, recorded in `pad[0]`.
             unsafe {
                 let prev = (*buf).pad[0];
@@ -142,18 +201,10 @@ mod imp {
             // 16-byte aligned top, minus the slot of a (null) return address, as a call
             // would leave it for `unwound`.
             let top = (stack.as_ptr() as usize + STACK) & !15;
-            let sp = top - 8;
-            let mut buf = Box::new(UnwindBuf {
-                jmp: [0; 8],
-                mask_was_saved: 0,
-                pad: [std::ptr::null_mut(); 4],
-            });
-            buf.jmp[JB_RBP] = mangle(0);
-            buf.jmp[JB_RSP] = mangle(sp as u64);
-            buf.jmp[JB_PC] = mangle(unwound as *const () as usize as u64);
-            // SAFETY: the buffer is boxed (fixed address) and lives until the thread-local
-            // is destroyed, which unregisters it first.
-            unsafe { __pthread_register_cancel(&mut *buf) };
+            let mut buf = landing_at(top - 8);
+            // The buffer is boxed (fixed address) and lives until the thread-local is
+            // destroyed, which unregisters it first.
+            register(&mut buf);
             *g = Some(Guard { buf, _stack: stack });
         });
     }

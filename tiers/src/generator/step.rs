@@ -241,6 +241,11 @@ unsafe fn resume(
     regs: &mut [Value],
     presult: *mut *mut ffi::PyObject,
 ) -> c_int {
+    // The stack for the whole step (its code runs in `run`), checked before the frame is
+    // touched, so that a step moved to a fresh segment starts from the top.
+    if crate::stack::nearly_exhausted(th.stack_limit) {
+        return resume_grown(th, gen, c, point, arg, stepped, exc, regs, presult);
+    }
     let h = g::head(gen);
     let f = g::iframe(gen);
     // The frame's slots (and the value sent in on top of its stack, or NULL for an
@@ -328,6 +333,36 @@ unsafe fn resume(
     clear(gen);
     *presult = result;
     status
+}
+
+/// `resume` on a fresh segment of stack (`stack::grow`), for a step that found this one
+/// nearly exhausted: everything it runs there takes the segment's stack limit. Where no
+/// segment can be had, RecursionError, the generator left as it was.
+#[cold]
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn resume_grown(
+    th: Thread,
+    gen: *mut ffi::PyObject,
+    c: &Compiled,
+    point: &Suspension,
+    arg: *mut ffi::PyObject,
+    stepped: bool,
+    exc: bool,
+    regs: &mut [Value],
+    presult: *mut *mut ffi::PyObject,
+) -> c_int {
+    let grown = crate::stack::grow(|| {
+        let th = Thread {
+            ts: th.ts,
+            stack_limit: crate::stack::limit_for(th.ts),
+        };
+        resume(th, gen, c, point, arg, stepped, exc, &mut *regs, presult)
+    });
+    grown.unwrap_or_else(|| {
+        crate::stack::raise_exhausted();
+        g::PYGEN_ERROR
+    })
 }
 
 /// One step of `gen` in CPython's own loop, from its frame (`gen_send_ex2` around
@@ -459,7 +494,8 @@ unsafe fn clear(gen: *mut ffi::PyObject) {
 #[inline(always)]
 unsafe fn run(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Value> {
     let ts = ctx.tstate;
-    if !crate::stack::enter_call(ts, ctx.stack_limit) {
+    // (`resume` checked the stack.)
+    if !ts.enter_recursive_call() {
         return Err(Raised);
     }
     let c = ctx.compiled;

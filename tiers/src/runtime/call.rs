@@ -73,7 +73,8 @@ unsafe fn make_generator(
     tuning: &Tuning,
     ts: ThreadState,
 ) -> CallOutcome {
-    if !crate::stack::enter_call(ts, crate::stack::limit_for(ts)) {
+    // (Making the generator runs none of its code: no stack to check.)
+    if !ts.enter_recursive_call() {
         return CallOutcome::Ran(std::ptr::null_mut(), false);
     }
     let native = c.native_for_tuning(tuning).is_some();
@@ -289,7 +290,10 @@ unsafe fn run_in_frame(
     base: *mut u64,
 ) -> (*mut ffi::PyObject, bool) {
     let stack_limit = crate::stack::limit_for(ts);
-    if !crate::stack::enter_call(ts, stack_limit) {
+    if crate::stack::nearly_exhausted(stack_limit) {
+        return run_in_frame_grown(c, func, regs, tuning, ts, base);
+    }
+    if !ts.enter_recursive_call() {
         return (std::ptr::null_mut(), false);
     }
     let f = func as *mut ffi::PyFunctionObject;
@@ -329,6 +333,24 @@ unsafe fn run_in_frame(
         Ok(v) => (v.into_ptr(), native),
         Err(Raised) => (std::ptr::null_mut(), native),
     }
+}
+
+/// `run_in_frame` on a fresh segment of stack (`stack::grow`), for a call that found this
+/// one nearly exhausted; RecursionError if no segment can be had.
+#[cold]
+#[inline(never)]
+unsafe fn run_in_frame_grown(
+    c: &Compiled,
+    func: *mut ffi::PyObject,
+    regs: &mut [Value],
+    tuning: &Tuning,
+    ts: ThreadState,
+    base: *mut u64,
+) -> (*mut ffi::PyObject, bool) {
+    crate::stack::grow(|| run_in_frame(c, func, regs, tuning, ts, base)).unwrap_or_else(|| {
+        crate::stack::raise_exhausted();
+        (std::ptr::null_mut(), false)
+    })
 }
 
 /// Calls a plain function from tiered code: in tier 1 if its code is nested in tiered code
