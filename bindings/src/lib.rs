@@ -100,6 +100,19 @@ fn stats<'py>(py: Python<'py>, f: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyD
     d.set_item("native_compiles", compiles)?;
     d.set_item("compile_ms", ns as f64 / 1e6)?;
     d.set_item("code_bytes", bytes)?;
+    // The native entries compiled so far (`native::Later`), of any specialization.
+    // SAFETY: GIL held.
+    let entries = unsafe {
+        let code = (*(e.func.ptr() as *mut ffi::PyFunctionObject)).func_code;
+        let mut all: Vec<&str> = tiered_tiers::runtime::specializations_of(code)
+            .iter()
+            .flat_map(|c| c.entries_made())
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+    d.set_item("native_entries", entries)?;
     let unsupported = PyList::empty(py);
     // SAFETY: GIL held.
     let compiled = unsafe { e.compiled() };

@@ -57,6 +57,7 @@ class Stats(TypedDict):
     native_compiles: int
     compile_ms: float
     code_bytes: int
+    native_entries: list[str]
 
 class CoverageRow(TypedDict):
     op: str

@@ -172,3 +172,49 @@ def test_as_a_method():
     for i in range(10):
         assert a.m(i) == (7, i)
     assert A.m(a, 3) == (7, 3)
+
+
+LAZY = '''
+def leaf(n):
+    t = 0
+    for i in range(n):
+        t += i
+    return t
+
+def caller(n):
+    return leaf(n) + leaf(n + 1)
+'''
+
+
+def test_entries_are_compiled_when_something_first_calls_through_them():
+    # `leaf` has a loop, so its callers call it (direct-call entry) instead of copying it.
+    # Calls from its native caller alone make only that entry; the trampoline for calls
+    # from CPython, and its vectorcall form, come with the first calls from Python.
+    # (A loop that tiers up within leaf's first call would make it native while its
+    # caller still runs in tier 1, whose next call of it is a call from CPython's side.)
+    ns = {}
+    exec(LAZY, ns)
+    leaf = ns["leaf"] = tiered(ns["leaf"], jit_threshold=0, osr_threshold=10**6)
+    caller = ns["caller"] = tiered(ns["caller"], jit_threshold=0)
+    for _ in range(3):
+        assert caller(5) == 25
+    assert stats(caller)["native_calls"] >= 1, stats(caller)
+    assert stats(leaf)["native_entries"] == ["direct"], stats(leaf)
+    assert leaf(4) == 6 and leaf(5) == 10
+    assert stats(leaf)["native_entries"] == ["cpython", "direct", "slot"], stats(leaf)
+    assert stats(leaf)["native_entry"]
+    assert caller(6) == 36 and leaf(7) == 21
+
+
+def test_an_entry_wanted_before_the_callee_is_native_comes_with_its_code():
+    # The caller is native first: its direct call finds the callee cold (and runs it
+    # through the generic path); the callee's compile then makes the entry with it.
+    ns = {}
+    exec(LAZY, ns)
+    leaf = ns["leaf"] = tiered(ns["leaf"], jit_threshold=50)
+    caller = ns["caller"] = tiered(ns["caller"], jit_threshold=0)
+    for i in range(60):
+        assert caller(i) == i * i
+    assert stats(leaf)["native_compiles"] == 1, stats(leaf)
+    assert "direct" in stats(leaf)["native_entries"], stats(leaf)
+    assert caller(10) == 100

@@ -151,7 +151,26 @@ unsafe fn forget_cached_limit() {
 /// GIL held (the limit cache is shared).
 #[inline(never)]
 pub unsafe fn grow<R>(f: impl FnOnce() -> R) -> Option<R> {
-    imp::grow(f)
+    imp::grow(f).ok()
+}
+
+/// Stack a compile may need (Cranelift's passes keep large frames): a compile can start
+/// anywhere, deep in a recursion or on a thread with a small stack.
+pub const COMPILE_STACK: usize = 1 << 20;
+
+/// Runs `f`, which needs up to `need` bytes of stack: here if this thread's stack has that
+/// much above its limit, else on a fresh segment (here all the same if none can be had).
+///
+/// # Safety
+/// GIL held (as `grow`).
+pub unsafe fn with_room<R>(need: usize, f: impl FnOnce() -> R) -> R {
+    if !nearly_exhausted(limit().saturating_add(need)) {
+        return f();
+    }
+    match imp::grow(f) {
+        Ok(r) => r,
+        Err(f) => f(),
+    }
 }
 
 #[cfg(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu"))]
@@ -227,11 +246,14 @@ mod imp {
         }
     }
 
-    pub(super) unsafe fn grow<F: FnOnce() -> R, R>(f: F) -> Option<R> {
+    /// `super::grow`, giving `f` back when no segment can be had.
+    pub(super) unsafe fn grow<F: FnOnce() -> R, R>(f: F) -> Result<R, F> {
         if SEGMENTS.with(|s| s.borrow().len()) >= MAX_SEGMENTS {
-            return None;
+            return Err(f);
         }
-        let seg = SPARE.with(|s| s.take()).or_else(Segment::map)?;
+        let Some(seg) = SPARE.with(|s| s.take()).or_else(Segment::map) else {
+            return Err(f);
+        };
         let (low, high) = (seg.low, seg.low + SEGMENT);
         let landing = (low + GUARD_PAGE + LANDING) & !15;
         let unwind_guard = crate::thread_exit::guard_segment(landing);
@@ -263,7 +285,7 @@ mod imp {
         drop(unwind_guard);
         SPARE.with(|s| s.set(Some(seg)));
         match job.out {
-            Some(Ok(r)) => Some(r),
+            Some(Ok(r)) => Ok(r),
             Some(Err(panic)) => std::panic::resume_unwind(panic),
             None => unreachable!("the segment's job ran"),
         }
@@ -272,7 +294,7 @@ mod imp {
 
 #[cfg(not(all(target_os = "linux", target_arch = "x86_64", target_env = "gnu")))]
 mod imp {
-    pub(super) unsafe fn grow<R>(_f: impl FnOnce() -> R) -> Option<R> {
-        None
+    pub(super) unsafe fn grow<F: FnOnce() -> R, R>(f: F) -> Result<R, F> {
+        Err(f)
     }
 }

@@ -13,12 +13,13 @@ use crate::interp::Ctx;
 use crate::runtime::Compiled;
 use crate::value::Value;
 use cranelift_codegen::ir::{types, AbiParam, Signature, UserFuncName};
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
 use cranelift_codegen::Context;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::Module;
-use pyo3_ffi as ffi;
+use std::cell::{Cell, RefCell};
 
 /// The native entry: run from instruction `start` with the registers as tier 1 left them;
 /// returns 0 with the result in `*out`, 1 with a Python exception set, or 2 + pc when the
@@ -31,13 +32,15 @@ pub struct NativeCode {
     /// The entry point.
     pub entry: NativeFn,
     /// The entry for calls from CPython with exactly the positional parameters (see
-    /// `trampoline`); `None` for other signatures.
-    pub vector_entry: Option<trampoline::VectorFn>,
-    /// The same as a wrapper's vectorcall slot (`trampoline::Form::Slot`).
-    pub slot_entry: Option<ffi::vectorcallfunc>,
-    /// The entry for direct calls from native code (`trampoline::emit_direct`); `None`
-    /// where no call site could call it directly.
-    pub direct_entry: Option<trampoline::DirectFn>,
+    /// `trampoline`, a `VectorFn`), 0 until made: compiled with the code once wanted
+    /// (`Later`), else when first wanted.
+    pub vector_entry: Cell<usize>,
+    /// The same as a wrapper's vectorcall slot (`trampoline::Form::Slot`), likewise.
+    pub slot_entry: Cell<usize>,
+    /// The entry for direct calls from native code (`trampoline::emit_direct`), likewise.
+    pub direct_entry: Cell<usize>,
+    /// The `Later` entries made or tried (bits), so that a failed one is not tried again.
+    tried: Cell<u8>,
     /// Cranelift IR (made only by `listings`, for `dump`; else empty).
     pub clif: String,
     /// The machine code listing (likewise).
@@ -51,10 +54,66 @@ pub struct NativeCode {
     pub width_at_compile: Vec<u8>,
     /// Set to make running loops leave this code (it has been replaced).
     pub invalid: Box<std::cell::Cell<u8>>,
-    /// Bytes of machine code: the function and its trampolines.
-    pub code_bytes: usize,
-    /// Keeps the code's memory mapped.
+    /// Bytes of machine code: the function and its entries.
+    pub code_bytes: Cell<usize>,
+    /// Keeps the code's memory mapped, and its entries' compiled later.
     _module: JITModule,
+    later: RefCell<Vec<JITModule>>,
+}
+
+impl NativeCode {
+    /// Where entry `l`'s address is kept.
+    pub fn entry_cell(&self, l: Later) -> &Cell<usize> {
+        match l {
+            Later::FromRust => &self.vector_entry,
+            Later::Slot => &self.slot_entry,
+            Later::Direct => &self.direct_entry,
+        }
+    }
+}
+
+/// The entries compiled only once something wants them, with the function's code if
+/// that was already so, else on their own when first wanted: each is a copy of a small
+/// function's whole body (or a call of a larger one's), and compiling every entry of
+/// every function was about half of all compile time (richards: median 2.7 ms with them,
+/// 0.9 ms without), where most functions are called from native code only, most small
+/// ones inline at their call sites.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Later {
+    /// The trampoline for calls from CPython (and tier 1), wanted by the first such call
+    /// that finds the code native (`Entry::call`).
+    FromRust,
+    /// A wrapper's vectorcall slot, wanted once a site calls with the same types twice.
+    Slot,
+    /// The direct-call entry, wanted by a caller's compile that calls it (not inline).
+    Direct,
+}
+
+impl Later {
+    /// Its bit in `Compiled`'s wanted entries and `NativeCode::tried`.
+    pub fn bit(self) -> u8 {
+        match self {
+            Later::FromRust => 1,
+            Later::Slot => 2,
+            Later::Direct => 4,
+        }
+    }
+
+    /// Whether `c` can have this entry at all.
+    ///
+    /// # Safety
+    /// GIL held.
+    unsafe fn possible(self, c: &Compiled) -> bool {
+        match self {
+            Later::FromRust => c.plain_arity.is_some(),
+            Later::Slot => {
+                c.plain_arity.is_some()
+                    && c.type_key.is_some()
+                    && crate::runtime::wrapper_abi().is_some()
+            }
+            Later::Direct => c.linear.nregs <= crate::ops::calls::DIRECT_MAX_REGS,
+        }
+    }
 }
 
 /// Declares a function of signature `sig` in `module`; returns it and the context to
@@ -91,6 +150,36 @@ struct Entries<'m> {
 impl Entries<'_> {
     fn call_conv(&self) -> cranelift_codegen::isa::CallConv {
         self.module.isa().default_call_conv()
+    }
+
+    /// Defines the trampoline of `form`.
+    fn trampoline(&mut self, form: trampoline::Form) -> Result<cranelift_module::FuncId, String> {
+        let nargs = self
+            .c
+            .plain_arity
+            .expect("trampolines are made for plain signatures");
+        let title = match form {
+            trampoline::Form::FromRust => "entry from CPython (trampoline)",
+            trampoline::Form::Slot { .. } => {
+                "entry from CPython (trampoline as the wrapper's vectorcall)"
+            }
+        };
+        let sig = trampoline::signature(
+            form,
+            self.call_conv(),
+            self.module.target_config().pointer_type(),
+        );
+        self.define(sig, title, |e, main| trampoline::emit(e, nargs, main, form))
+    }
+
+    /// Defines the entry for direct calls.
+    fn direct(&mut self) -> Result<cranelift_module::FuncId, String> {
+        let sig = trampoline::direct_signature(
+            self.call_conv(),
+            self.module.target_config().pointer_type(),
+        );
+        let title = "entry for direct calls from native code";
+        self.define(sig, title, trampoline::emit_direct)
     }
 
     /// Defines an entry of signature `sig`, emitted by `emit` (given the function's code
@@ -159,35 +248,15 @@ fn opt_level(c: &Compiled) -> &'static str {
     }
 }
 
-/// `compile`, with the listings (`NativeCode::clif`, `disasm`) only when `listings`.
-/// Cranelift's IR verifier runs in debug builds only (release: about 6% of compile time).
+/// `compile`, with the listings (`NativeCode::clif`, `disasm`) only when `listings` (and
+/// then with every entry it can have).
 unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, String> {
-    let mut flags = settings::builder();
-    flags
-        .set("opt_level", opt_level(c))
-        .map_err(|e| e.to_string())?;
-    let verify = if cfg!(debug_assertions) {
-        "true"
-    } else {
-        "false"
-    };
-    flags
-        .set("enable_verifier", verify)
-        .map_err(|e| e.to_string())?;
-    let isa_builder = cranelift_native::builder().map_err(|e| e.to_string())?;
-    let isa = isa_builder
-        .finish(settings::Flags::new(flags))
-        .map_err(|e| e.to_string())?;
     let mut module = JITModule::new(JITBuilder::with_isa(
-        isa,
+        isa(opt_level(c))?,
         cranelift_module::default_libcall_names(),
     ));
     let ptr = module.target_config().pointer_type();
-    let mut sig = Signature::new(module.isa().default_call_conv());
-    for t in [ptr, ptr, types::I32, ptr] {
-        sig.params.push(AbiParam::new(t));
-    }
-    sig.returns.push(AbiParam::new(types::I64));
+    let sig = main_signature(&module);
     let (id, mut ctx) = declare(&mut module, sig, listings)?;
     let mut fctx = FunctionBuilderContext::new();
     let templates;
@@ -215,16 +284,19 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
     let mut code_bytes = ctx.compiled_code().map_or(0, |cc| cc.code_buffer().len());
     // The trampolines for calls from CPython, when the signature is plain: the one
     // `Entry::call` calls, and (for a typed specialization, once the wrapper's layout is
-    // registered) the one a wrapper's vectorcall slot may point at.
+    // registered) the one a wrapper's vectorcall slot may point at; the entry for direct
+    // calls, where a call site may make one (`ops::calls::direct`). Those two only if
+    // wanted already (`Later`), or for a listing.
     let mut forms = Vec::new();
-    if c.plain_arity.is_some() {
+    let wanted = |l: Later| l.possible(c) && (listings || c.wants_entry(l));
+    if wanted(Later::FromRust) {
         forms.push(trampoline::Form::FromRust);
-        if let (Some(abi), Some(_)) = (crate::runtime::wrapper_abi(), c.type_key) {
-            forms.push(trampoline::Form::Slot {
-                abi,
-                invalid: invalid.as_ptr() as usize,
-            });
-        }
+    }
+    if wanted(Later::Slot) {
+        forms.push(trampoline::Form::Slot {
+            abi: crate::runtime::wrapper_abi().expect("possible() checked it"),
+            invalid: invalid.as_ptr() as usize,
+        });
     }
     let mut entries = Entries {
         module: &mut module,
@@ -235,55 +307,151 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
         disasm: &mut disasm,
         code_bytes: &mut code_bytes,
     };
-    let mut tramp_ids = Vec::new();
-    for &form in &forms {
-        let nargs = c.plain_arity.expect("forms are made for plain signatures");
-        let title = match form {
-            trampoline::Form::FromRust => "entry from CPython (trampoline)",
-            trampoline::Form::Slot { .. } => {
-                "entry from CPython (trampoline as the wrapper's vectorcall)"
-            }
-        };
-        let sig = trampoline::signature(form, entries.call_conv(), ptr);
-        tramp_ids
-            .push(entries.define(sig, title, |e, main| trampoline::emit(e, nargs, main, form))?);
-    }
-    // The entry for direct calls, where a call site may make one (`ops::calls::direct`).
-    let direct_id = match c.linear.nregs <= crate::ops::calls::DIRECT_MAX_REGS {
-        true => {
-            let sig = trampoline::direct_signature(entries.call_conv(), ptr);
-            let title = "entry for direct calls from native code";
-            Some(entries.define(sig, title, trampoline::emit_direct)?)
-        }
+    let tramp_ids = forms
+        .iter()
+        .map(|&form| entries.trampoline(form))
+        .collect::<Result<Vec<_>, _>>()?;
+    let direct_id = match wanted(Later::Direct) {
+        true => Some(entries.direct()?),
         false => None,
     };
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let code = module.get_finalized_function(id);
     // SAFETY: the function was declared with exactly NativeFn's signature.
     let entry = std::mem::transmute::<*const u8, NativeFn>(code);
-    // SAFETY: each was declared with its form's signature (`trampoline::signature`).
-    let vector_entry = tramp_ids.first().map(|&tid| {
-        std::mem::transmute::<*const u8, trampoline::VectorFn>(module.get_finalized_function(tid))
-    });
-    let slot_entry = tramp_ids.get(1).map(|&tid| {
-        std::mem::transmute::<*const u8, ffi::vectorcallfunc>(module.get_finalized_function(tid))
-    });
-    // SAFETY: declared with `DirectFn`'s signature (`trampoline::direct_signature`).
-    let direct_entry = direct_id.map(|did| {
-        std::mem::transmute::<*const u8, trampoline::DirectFn>(module.get_finalized_function(did))
-    });
+    let form_entry = |which: fn(&trampoline::Form) -> bool| {
+        forms
+            .iter()
+            .zip(&tramp_ids)
+            .find(|(f, _)| which(f))
+            .map_or(0, |(_, &tid)| module.get_finalized_function(tid) as usize)
+    };
+    let vector_entry = form_entry(|f| matches!(f, trampoline::Form::FromRust));
+    let slot_entry = form_entry(|f| matches!(f, trampoline::Form::Slot { .. }));
+    let direct_entry = direct_id.map_or(0, |did| module.get_finalized_function(did) as usize);
+    let tried = [
+        (Later::FromRust, vector_entry),
+        (Later::Slot, slot_entry),
+        (Later::Direct, direct_entry),
+    ]
+    .iter()
+    .filter(|(_, a)| *a != 0)
+    .fold(0, |t, (l, _)| t | l.bit());
     Ok(NativeCode {
         entry,
-        vector_entry,
-        slot_entry,
-        direct_entry,
+        vector_entry: Cell::new(vector_entry),
+        slot_entry: Cell::new(slot_entry),
+        direct_entry: Cell::new(direct_entry),
+        tried: Cell::new(tried),
         width_at_compile: c.quick.iter().map(|q| q.get().width()).collect(),
         clif,
         disasm,
         templates,
         inlined,
         invalid,
-        code_bytes,
+        code_bytes: Cell::new(code_bytes),
         _module: module,
+        later: RefCell::new(Vec::new()),
     })
+}
+
+/// Compiles entry `l` of `c`'s native code `code` on its own, in a module of its own that
+/// calls the code by its address; its address, or 0 if `c` cannot have it or it failed
+/// (then not tried again).
+///
+/// # Safety
+/// GIL held; `code` is `c`'s current native code.
+pub unsafe fn compile_later(c: &Compiled, code: &NativeCode, l: Later) -> usize {
+    if code.tried.get() & l.bit() != 0 || !l.possible(c) {
+        return 0;
+    }
+    code.tried.set(code.tried.get() | l.bit());
+    let made = || -> Result<usize, String> {
+        let mut builder = JITBuilder::with_isa(
+            isa(opt_level(c))?,
+            cranelift_module::default_libcall_names(),
+        );
+        builder.symbol(MAIN, code.entry as *const u8);
+        let mut module = JITModule::new(builder);
+        let sig = main_signature(&module);
+        let main = module
+            .declare_function(MAIN, cranelift_module::Linkage::Import, &sig)
+            .map_err(|e| e.to_string())?;
+        let mut fctx = FunctionBuilderContext::new();
+        let (mut disasm, mut code_bytes) = (String::new(), 0);
+        let mut entries = Entries {
+            module: &mut module,
+            fctx: &mut fctx,
+            c,
+            main,
+            listings: false,
+            disasm: &mut disasm,
+            code_bytes: &mut code_bytes,
+        };
+        let id = match l {
+            Later::FromRust => entries.trampoline(trampoline::Form::FromRust)?,
+            Later::Slot => entries.trampoline(trampoline::Form::Slot {
+                abi: crate::runtime::wrapper_abi().expect("possible() checked it"),
+                invalid: code.invalid.as_ptr() as usize,
+            })?,
+            Later::Direct => entries.direct()?,
+        };
+        module.finalize_definitions().map_err(|e| e.to_string())?;
+        let addr = module.get_finalized_function(id) as usize;
+        code.code_bytes.set(code.code_bytes.get() + code_bytes);
+        code.later.borrow_mut().push(module);
+        Ok(addr)
+    };
+    let addr = made().unwrap_or(0);
+    code.entry_cell(l).set(addr);
+    addr
+}
+
+/// The symbol an entry compiled later calls the function's code by.
+const MAIN: &str = "tiered_native_main";
+
+/// `NativeFn`'s signature in `module`.
+fn main_signature(module: &JITModule) -> Signature {
+    let ptr = module.target_config().pointer_type();
+    let mut sig = Signature::new(module.isa().default_call_conv());
+    for t in [ptr, ptr, types::I32, ptr] {
+        sig.params.push(AbiParam::new(t));
+    }
+    sig.returns.push(AbiParam::new(types::I64));
+    sig
+}
+
+thread_local! {
+    /// The target descriptions, by optimization level ("speed", "none"): made once (each
+    /// detects the CPU's features again).
+    static ISAS: RefCell<Vec<(&'static str, OwnedTargetIsa)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The target description for optimization level `opt`. Cranelift's IR verifier runs in
+/// debug builds only (release: about 6% of compile time).
+fn isa(opt: &'static str) -> Result<OwnedTargetIsa, String> {
+    if let Some(isa) = ISAS.with(|i| {
+        i.borrow()
+            .iter()
+            .find(|(o, _)| *o == opt)
+            .map(|(_, i)| i.clone())
+    }) {
+        return Ok(isa);
+    }
+    let mut flags = settings::builder();
+    flags.set("opt_level", opt).map_err(|e| e.to_string())?;
+    let verify = if cfg!(debug_assertions) {
+        "true"
+    } else {
+        "false"
+    };
+    flags
+        .set("enable_verifier", verify)
+        .map_err(|e| e.to_string())?;
+    let isa = cranelift_native::builder()
+        .map_err(|e| e.to_string())?
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| e.to_string())?;
+    ISAS.with(|i| i.borrow_mut().push((opt, isa.clone())));
+    Ok(isa)
 }

@@ -111,15 +111,18 @@ impl Entry {
                 Err(r) => return r,
             },
         };
-        let tramp = c.vector_entry.get();
+        let mut tramp = c.vector_entry.get();
         // (A generator function's code that starts with its arguments is not run at a
         // call at all: `call_compiled` makes the generator.)
-        if tramp != 0
-            && kwnames.is_null()
+        let plain = kwnames.is_null()
             && c.plain_arity == Some(nargs)
             && self.tuning.jit
-            && c.gen_start.is_none()
-        {
+            && c.gen_start.is_none();
+        if tramp == 0 && plain && c.native_entry.get() != 0 {
+            // Native code without its trampoline: made now (`native::Later`).
+            tramp = c.entry_wanted(crate::native::Later::FromRust);
+        }
+        if tramp != 0 && plain {
             // The native trampoline does the rest (registers, context, boxing); here only
             // what may raise before it: the stack and recursion depth. (A frame at the
             // recursion limit runs in tier 1: `Compiled::native_for_call`.)
@@ -138,9 +141,11 @@ impl Entry {
                 // Twice in a row with these types: calls from CPython may enter the
                 // trampoline directly (sites alternating between types stay here, where
                 // switching specializations costs less than a failed slot check).
-                let slot_entry = c.slot_entry.get();
-                if again && slot_entry != 0 && crate::cpy::id_layout_holds() {
-                    install_slot(callable, slot_entry);
+                if again && crate::cpy::id_layout_holds() {
+                    let slot_entry = c.entry_wanted(crate::native::Later::Slot);
+                    if slot_entry != 0 {
+                        install_slot(callable, slot_entry);
+                    }
                 }
                 return r;
             }

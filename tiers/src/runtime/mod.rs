@@ -73,6 +73,9 @@ pub struct Compiled {
     /// (`trampoline::emit_direct`) while it is ready, else 0: direct call sites read it at
     /// every call, as `native_entry`.
     pub direct_entry: Cell<usize>,
+    /// The entries compiled only when wanted (`native::Later`) that something has wanted
+    /// (bits): every compile from then on makes them with the code.
+    wants: Cell<u8>,
     /// Callables this code's call sites are specialized on, kept alive so the identity
     /// compared by a guard can never be a new object at a freed one's address.
     keep_alive: RefCell<Vec<Owned>>,
@@ -223,7 +226,8 @@ impl Compiled {
         self.compiled_cold
             .set(self.calls.get() <= 1 && self.backedges.get() <= 1);
         let started = std::time::Instant::now();
-        let compiled = crate::native::compile(self);
+        let compiled =
+            crate::stack::with_room(crate::stack::COMPILE_STACK, || crate::native::compile(self));
         self.compiles.set(self.compiles.get() + 1);
         self.compile_ns
             .set(self.compile_ns.get() + started.elapsed().as_nanos() as u64);
@@ -236,16 +240,66 @@ impl Compiled {
         match &*self.native.borrow() {
             NativeState::Ready(code) => {
                 self.native_entry.set(code.entry as usize);
-                self.vector_entry
-                    .set(code.vector_entry.map_or(0, |f| f as usize));
-                self.slot_entry
-                    .set(code.slot_entry.map_or(0, |f| f as usize));
-                self.direct_entry
-                    .set(code.direct_entry.map_or(0, |f| f as usize));
+                self.vector_entry.set(code.vector_entry.get());
+                self.slot_entry.set(code.slot_entry.get());
+                self.direct_entry.set(code.direct_entry.get());
                 Some(code.entry)
             }
             _ => None,
         }
+    }
+
+    /// The entries of the native code compiled so far, by name: "cpython" (the
+    /// trampoline for calls from CPython), "slot" (the wrapper's vectorcall slot form),
+    /// "direct" (for direct calls from native code).
+    pub fn entries_made(&self) -> Vec<&'static str> {
+        [
+            (&self.vector_entry, "cpython"),
+            (&self.slot_entry, "slot"),
+            (&self.direct_entry, "direct"),
+        ]
+        .iter()
+        .filter(|(cell, _)| cell.get() != 0)
+        .map(|&(_, name)| name)
+        .collect()
+    }
+
+    /// Whether entry `l` has been wanted (`entry_wanted`).
+    pub fn wants_entry(&self, l: crate::native::Later) -> bool {
+        self.wants.get() & l.bit() != 0
+    }
+
+    /// Entry `l` of the native code while it is ready, compiled now if it was not (its
+    /// time counted as compile time), else 0; from now on every compile makes it.
+    ///
+    /// # Safety
+    /// GIL held.
+    pub unsafe fn entry_wanted(&self, l: crate::native::Later) -> usize {
+        use crate::native::Later;
+        self.wants.set(self.wants.get() | l.bit());
+        let cell = match l {
+            Later::FromRust => &self.vector_entry,
+            Later::Slot => &self.slot_entry,
+            Later::Direct => &self.direct_entry,
+        };
+        if cell.get() != 0 {
+            return cell.get();
+        }
+        // (Borrowed only by a compile of this code's own: nothing to add to then.)
+        let Ok(native) = self.native.try_borrow() else {
+            return 0;
+        };
+        let NativeState::Ready(code) = &*native else {
+            return 0;
+        };
+        let started = std::time::Instant::now();
+        let addr = crate::stack::with_room(crate::stack::COMPILE_STACK, || {
+            crate::native::compile_later(self, code, l)
+        });
+        self.compile_ns
+            .set(self.compile_ns.get() + started.elapsed().as_nanos() as u64);
+        cell.set(addr);
+        addr
     }
 
     /// Counts a failed template guard at instruction `pc`. Native code whose guards keep
@@ -361,8 +415,8 @@ impl Compiled {
                     "compiled {n} time(s) in {:.2} ms in all; {} bytes of machine code ({} per \
                      linear instruction)\n",
                     ns as f64 / 1e6,
-                    code.code_bytes,
-                    code.code_bytes / ops
+                    code.code_bytes.get(),
+                    code.code_bytes.get() / ops
                 );
                 s.push_str(&format!(
                     "native templates at {}",
@@ -399,7 +453,7 @@ impl Compiled {
     /// size in bytes (0 if none).
     pub fn compile_info(&self) -> (u32, u64, usize) {
         let bytes = match &*self.native.borrow() {
-            NativeState::Ready(code) => code.code_bytes,
+            NativeState::Ready(code) => code.code_bytes.get(),
             _ => 0,
         };
         (self.compiles.get(), self.compile_ns.get(), bytes)

@@ -392,6 +392,7 @@ fn with_state(t: Translation) -> Compiled {
         vector_entry: Cell::new(0),
         slot_entry: Cell::new(0),
         direct_entry: Cell::new(0),
+        wants: Cell::new(0),
         keep_alive: RefCell::new(Vec::new()),
         native: RefCell::new(NativeState::Cold),
         compiles: Cell::new(0),

@@ -404,7 +404,12 @@ pub(super) fn emit_direct<'a>(
     let recursive = std::ptr::eq(d.callee, e.c);
     let slot = match inline || recursive {
         true => d.callee.native_entry.as_ptr(),
-        false => d.callee.direct_entry.as_ptr(),
+        false => {
+            // Compiled now if the callee is native already, else with its code.
+            // SAFETY: compiles run with the GIL held.
+            unsafe { d.callee.entry_wanted(crate::native::Later::Direct) };
+            d.callee.direct_entry.as_ptr()
+        }
     };
     let slot = e.b.ins().iconst(ptr, slot as i64);
     let entry = e.b.ins().load(ptr, mem(), slot, 0);
