@@ -32,13 +32,13 @@ pub struct NativeCode {
     /// The entry point.
     pub entry: NativeFn,
     /// The entry for calls from CPython with exactly the positional parameters (see
-    /// `trampoline`, a `VectorFn`), 0 until made: compiled with the code once wanted
-    /// (`Later`), else when first wanted.
-    pub vector_entry: Cell<usize>,
+    /// `trampoline`, a `VectorFn`), if compiled with the code (it was wanted: `Later`),
+    /// else 0; one compiled later is kept by `Compiled` only.
+    pub vector_entry: usize,
     /// The same as a wrapper's vectorcall slot (`trampoline::Form::Slot`), likewise.
-    pub slot_entry: Cell<usize>,
+    pub slot_entry: usize,
     /// The entry for direct calls from native code (`trampoline::emit_direct`), likewise.
-    pub direct_entry: Cell<usize>,
+    pub direct_entry: usize,
     /// The `Later` entries made or tried (bits), so that a failed one is not tried again.
     tried: Cell<u8>,
     /// Cranelift IR (made only by `listings`, for `dump`; else empty).
@@ -62,13 +62,13 @@ pub struct NativeCode {
 }
 
 impl NativeCode {
-    /// Where entry `l`'s address is kept.
-    pub fn entry_cell(&self, l: Later) -> &Cell<usize> {
-        match l {
-            Later::FromRust => &self.vector_entry,
-            Later::Slot => &self.slot_entry,
-            Later::Direct => &self.direct_entry,
-        }
+    /// Whether `compile_later` would try entry `l` of `c` (this code's function): not
+    /// made or tried yet, and possible at all.
+    ///
+    /// # Safety
+    /// GIL held.
+    pub unsafe fn may_make(&self, c: &Compiled, l: Later) -> bool {
+        self.tried.get() & l.bit() == 0 && l.possible(c)
     }
 }
 
@@ -339,9 +339,9 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
     .fold(0, |t, (l, _)| t | l.bit());
     Ok(NativeCode {
         entry,
-        vector_entry: Cell::new(vector_entry),
-        slot_entry: Cell::new(slot_entry),
-        direct_entry: Cell::new(direct_entry),
+        vector_entry,
+        slot_entry,
+        direct_entry,
         tried: Cell::new(tried),
         width_at_compile: c.quick.iter().map(|q| q.get().width()).collect(),
         clif,
@@ -362,7 +362,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
 /// # Safety
 /// GIL held; `code` is `c`'s current native code.
 pub unsafe fn compile_later(c: &Compiled, code: &NativeCode, l: Later) -> usize {
-    if code.tried.get() & l.bit() != 0 || !l.possible(c) {
+    if !code.may_make(c, l) {
         return 0;
     }
     code.tried.set(code.tried.get() | l.bit());
@@ -402,9 +402,7 @@ pub unsafe fn compile_later(c: &Compiled, code: &NativeCode, l: Later) -> usize 
         code.later.borrow_mut().push(module);
         Ok(addr)
     };
-    let addr = made().unwrap_or(0);
-    code.entry_cell(l).set(addr);
-    addr
+    made().unwrap_or(0)
 }
 
 /// The symbol an entry compiled later calls the function's code by.

@@ -240,9 +240,9 @@ impl Compiled {
         match &*self.native.borrow() {
             NativeState::Ready(code) => {
                 self.native_entry.set(code.entry as usize);
-                self.vector_entry.set(code.vector_entry.get());
-                self.slot_entry.set(code.slot_entry.get());
-                self.direct_entry.set(code.direct_entry.get());
+                self.vector_entry.set(code.vector_entry);
+                self.slot_entry.set(code.slot_entry);
+                self.direct_entry.set(code.direct_entry);
                 Some(code.entry)
             }
             _ => None,
@@ -285,13 +285,17 @@ impl Compiled {
         if cell.get() != 0 {
             return cell.get();
         }
-        // (Borrowed only by a compile of this code's own: nothing to add to then.)
+        // (Borrowed only by a compile of this code's own: nothing to add to then.) An
+        // entry that failed is not timed again at every call that wants it.
         let Ok(native) = self.native.try_borrow() else {
             return 0;
         };
         let NativeState::Ready(code) = &*native else {
             return 0;
         };
+        if !code.may_make(self, l) {
+            return 0;
+        }
         let started = std::time::Instant::now();
         let addr = crate::stack::with_room(crate::stack::COMPILE_STACK, || {
             crate::native::compile_later(self, code, l)
