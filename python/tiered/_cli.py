@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
 import importlib.util
 import json
@@ -112,11 +113,7 @@ def cmd_dump(args: argparse.Namespace) -> int:
         try:
             w = tiered.tiered(inner)
             for _ in range(args.times):
-                result = w(*call_args)
-                # A generator function's body runs only as its generator is iterated.
-                if isinstance(result, types.GeneratorType):
-                    for _ in result:
-                        pass
+                _run_body(w(*call_args))
         except Exception as exc:
             raise UsageError(f"{args.target}{call_args!r} raised {type(exc).__name__}: {exc}") from None
     try:
@@ -125,6 +122,24 @@ def cmd_dump(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.target}: {exc}") from None
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return EXIT_OK
+
+
+def _run_body(result: Any) -> None:
+    """Runs what a generator, coroutine or async generator function returned to its end:
+    their bodies run only as they are iterated or awaited. A coroutine goes through an
+    event loop of its own (it may await asyncio's futures)."""
+    if isinstance(result, types.GeneratorType):
+        for _ in result:
+            pass
+    elif isinstance(result, types.CoroutineType):
+        asyncio.run(result)
+    elif isinstance(result, types.AsyncGeneratorType):
+
+        async def drain() -> None:
+            async for _ in result:
+                pass
+
+        asyncio.run(drain())
 
 
 def resolve_target(target: str) -> Any:
@@ -457,8 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--call",
         metavar="ARGS",
         help="a Python expression for the arguments (a tuple, or one value), evaluated in the "
-        "function's module: call the function with them --times times (running a generator "
-        "function's generators to their end) before dumping, to see its quickened IR and native code",
+        "function's module: call the function with them --times times (running the generators, "
+        "coroutines and async generators it returns to their end) before dumping, to see its quickened IR and native code",
     )
     dump.add_argument("--times", type=int, default=100, help="how many calls --call makes (default 100)")
     dump.add_argument("--native", action="store_true", help="also print the Cranelift IR and machine code")
