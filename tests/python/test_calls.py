@@ -884,3 +884,60 @@ def test_a_site_meeting_cold_callees_looks_again_at_its_next_run():
     assert [caller(g[f"f{i}"], 1) for i in range(6)] == [1, 2, 3, 4, 5, 6]
     assert [caller(g["f6"], i) for i in range(3)] == [6, 7, 8]
     assert "specialization for (int)" in dump(g["f6"])
+
+
+
+def _straight(x):
+    return x + 1
+
+
+def _looped(x):
+    return x - 3
+
+
+def long_caller(n, reps):
+    # Long (past `INLINE_CALLER_MAX_INSTS`), with a small callee at a site in straight-line
+    # code and one in a loop of `reps` iterations.
+    t = _straight(n)
+    a, b, c, d = n + 1, n + 2, n + 3, n + 4
+    t = t + a * b - c // d
+    t = t - a * c + b // d
+    t = t + b * d - a // c
+    t = t * 3 - (a + b + c + d)
+    t = t + (a - b) * (c - d)
+    t = t - (a + c) * (b - d)
+    t = t + a * a - b * b + c * c - d * d
+    t = t % 1000003 + a * b * c
+    t = t - (a * d) // (b + 1) + (c * d) % 7
+    t = t + (a ^ b) - (c & d) + (a | d)
+    for i in range(reps):
+        t = t + _looped(t % 97 + i)
+    return t
+
+
+@pytest.mark.parametrize("reps,inlined", [(1, ""), (30, "_looped")])
+def test_calls_inline_where_they_run_often(reps, inlined):
+    # A small callee is copied into a long caller only at a site in a loop, and only if
+    # its loops ran more than once a call before the compile: elsewhere the call runs
+    # about once a call of a caller that does much more, and each copy costs compile time
+    # (richards' `Richards.run`: 71 ms and 227 KB of code with its twelve calls copied
+    # in, one loop iteration a call; 35 ms and 102 KB without).
+    import types
+
+    from tiered import dump
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    code = long_caller.__code__.replace(co_name=f"long_caller_{reps}")
+    w = tiered(types.FunctionType(code, long_caller.__globals__))
+    for _ in range(40):
+        assert w(30, reps) == long_caller(30, reps)
+    assert stats(w)["native_calls"] > 0
+    line = next(ln for ln in dump(w).splitlines() if "native templates at" in ln)
+    assert line.split("calls emitted inline: ")[1:] == ([inlined] if inlined else []), line
+
+
+@pytest.mark.parametrize("f,args,kwargs", cases((long_caller, (30, 1)), (long_caller, (30, 30)),
+                                                (long_caller, (0, 0))))
+def test_a_long_caller(f, args, kwargs):
+    check(f, *args, **kwargs)

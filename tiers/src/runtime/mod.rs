@@ -206,6 +206,14 @@ impl Compiled {
         self.native_if(n > cfg.osr_threshold)
     }
 
+    /// Whether its loops' back edges ran at least twice per call so far (in tier 1: at a
+    /// compile, since it was last compiled), so that code in them runs more often than
+    /// the function is called (an OSR compile's loop, a loop over a list) rather than
+    /// about as often (a loop of one iteration around a function's whole body).
+    pub fn iterates(&self) -> bool {
+        self.backedges.get() >= 2 * self.calls.get().max(1)
+    }
+
     #[inline]
     unsafe fn native_if(&self, hot: bool) -> Option<crate::native::NativeFn> {
         let ready = self.native_entry.get();

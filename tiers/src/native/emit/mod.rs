@@ -193,6 +193,17 @@ const INLINE_MAX_INSTS: usize = 24;
 /// cases the same).
 const INLINE_AT_CALL_MAX_INSTS: usize = 12;
 
+/// Callers at most this long (linear instructions) take inline copies at any direct call
+/// site; longer ones only at sites in loops that ran at least twice a call before the
+/// compile (`Compiled::iterates`). A site in straight-line code runs once per call of its
+/// function, and in a long function a call's own cost is small beside the rest, while
+/// each copy is compile time: richards' `Richards.run` (218 instructions, once per
+/// benchmark call, twelve `__init__`s and getters copied in) took 71 ms to compile and
+/// 227 KB of code with them, 35 ms and 102 KB without, and its steady state ran no more
+/// instructions; raytrace, whose hot callers are short, needed them in callers of up to
+/// 64 instructions (32: 1.4% more instructions).
+const INLINE_CALLER_MAX_INSTS: usize = 64;
+
 /// Whether `c`'s code can be emitted inline (into a caller, or into its own trampolines):
 /// short (beyond that a call costs little beside the body, and each inline copy costs
 /// compile time) and loop-free.
@@ -373,12 +384,16 @@ impl<'a> Emit<'a> {
 
     /// Whether a direct call's callee is emitted inline rather than called: small, without
     /// loops (whose polls and OSR exits need a native function of their own), not the
-    /// function itself, and not from inside another inlined callee.
+    /// function itself, and not from inside another inlined callee; at a site that runs
+    /// often enough to pay for the copy (`INLINE_CALLER_MAX_INSTS`).
     pub fn inlinable(&self, callee: &Compiled) -> bool {
+        let lin = &self.c.linear;
         !self.inlining
             && !std::ptr::eq(self.c, callee)
             && inline_sized(callee)
             && callee.linear.insts.len() <= INLINE_AT_CALL_MAX_INSTS
+            && (lin.insts.len() <= INLINE_CALLER_MAX_INSTS
+                || (lin.in_cycle[self.s.pc] && self.c.iterates()))
     }
 
     /// Emits `callee` (see `inlinable`) inline, working on the frame a direct call built
