@@ -941,3 +941,24 @@ def test_calls_inline_where_they_run_often(reps, inlined):
                                                 (long_caller, (0, 0))))
 def test_a_long_caller(f, args, kwargs):
     check(f, *args, **kwargs)
+
+
+def test_a_long_function_needs_more_calls_to_compile():
+    # Compile time grows with a function's size, and a long one met a few times is
+    # mostly set-up code run once an iteration: past 256 linear instructions the call
+    # threshold grows with the size (`Compiled::call_threshold`).
+    import os
+
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds")
+    body = "".join(f"    t = (t * {3 + k % 5} + x) % 1000003\n" for k in range(1200))
+    ns: dict = {}
+    exec(f"def long_straight(x):\n    t = x\n{body}    return t\n", ns)
+    plain = ns["long_straight"]
+    w = tiered(plain)
+    for i in range(60):
+        assert w(i) == plain(i)
+    assert stats(w)["native_calls"] == 0, stats(w)
+    for i in range(600):
+        assert w(i) == plain(i)
+    assert stats(w)["native_calls"] > 0, stats(w)

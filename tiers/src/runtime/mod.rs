@@ -188,7 +188,18 @@ impl Compiled {
         }
         let n = self.calls.get() + 1;
         self.calls.set(n);
-        self.native_if(n > cfg.jit_threshold)
+        self.native_if(n > self.call_threshold(cfg))
+    }
+
+    /// Calls before it is compiled: the threshold, times its size in `LARGE_FUNCTION`s
+    /// for a longer function (as V8 asks more profiler ticks of larger functions). Compile
+    /// time grows with size (about 0.1-0.3 ms a linear instruction), and a long function
+    /// met only a few times is mostly set-up code run once a program's iteration:
+    /// regex_v8's `block11` (4,590 instructions of straight-line regex calls, once a
+    /// benchmark call) took 439 ms to compile at its 21st call, for a steady state no
+    /// faster than tier 1's. Loops tier up as before (OSR): each back edge reruns a body.
+    fn call_threshold(&self, cfg: &Tuning) -> u64 {
+        cfg.jit_threshold * (self.linear.insts.len() / LARGE_FUNCTION).max(1) as u64
     }
 
     /// Native code to continue a hot loop in (OSR), compiling it once loops are hot (not
@@ -535,6 +546,11 @@ impl<T> GilCell<T> {
         self.0.get() as usize
     }
 }
+
+/// Linear instructions a function may have before it needs more calls than the threshold
+/// to be compiled (`Compiled::call_threshold`): twice as many from twice this size.
+/// (Richards' longest, `Richards.run`, has 218.)
+const LARGE_FUNCTION: usize = 256;
 
 /// How a function tiers up. The defaults come from the environment (documented in the
 /// README); `@tiered(...)` options override them per function, and callees entered from
