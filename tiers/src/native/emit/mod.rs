@@ -540,10 +540,11 @@ impl<'a> Emit<'a> {
         // them, which in a loop run about once a call saves nothing and is code
         // (richards, raytrace, deltablue, go: 2.5-3.5% less machine code, steady-state
         // instructions the same or fewer: go 994.2M -> 989.8M).
-        for r in cached_registers(self.c, &self.s.bool_regs)
-            .into_iter()
-            .filter(|_| self.c.iterates())
-        {
+        let cached = match self.c.iterates() {
+            true => cached_registers(self.c, &self.s.bool_regs),
+            false => Vec::new(),
+        };
+        for r in cached {
             self.s.cached[r as usize] = Some(Cached {
                 tag: self.b.declare_var(types::I64),
                 payload: self.b.declare_var(types::I64),
