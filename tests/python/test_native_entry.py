@@ -206,6 +206,27 @@ def test_entries_are_compiled_when_something_first_calls_through_them():
     assert caller(6) == 36 and leaf(7) == 21
 
 
+def test_the_trampoline_for_calls_from_cpython_waits_for_many_such_calls():
+    # Compiling a small function's trampoline took several times its code's own compile
+    # (each entry holds a copy of the body), and calls from a caller still in tier 1 stop
+    # once it is native: so calls from CPython run the native code through Rust until
+    # they number 50 times the call threshold, and only then is the trampoline made.
+    def add2(x):  # a code object of its own: specializations belong to the code
+        return x + 2
+
+    w = tiered(add2, jit_threshold=2)
+    for i in range(60):
+        assert w(i) == i + 2
+    s = stats(w)
+    assert s["native_calls"] >= 50 and s["native_compiles"] == 1, s
+    assert s["native_entries"] == [] and not s["native_entry"], s
+    for i in range(60):
+        assert w(i) == i + 2
+    s = stats(w)
+    assert s["native_entries"] == ["cpython", "slot"] and s["native_entry"], s
+    assert s["calls"] == 120 and s["fallback_calls"] == 0, s
+
+
 def test_an_entry_wanted_before_the_callee_is_native_comes_with_its_code():
     # The caller is native first: its direct call finds the callee cold (and runs it
     # through the generic path); the callee's compile then makes the entry with it.

@@ -120,7 +120,7 @@ impl Entry {
             && c.gen_start.is_none();
         if tramp == 0 && plain && c.native_entry.get() != 0 {
             // Native code without its trampoline: made now (`native::Later`).
-            tramp = c.entry_wanted(crate::native::Later::FromRust);
+            tramp = c.entry_for_cpython(&self.tuning);
         }
         if tramp != 0 && plain {
             // The native trampoline does the rest (registers, context, boxing); here only

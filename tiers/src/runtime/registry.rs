@@ -393,6 +393,7 @@ fn with_state(t: Translation) -> Compiled {
         slot_entry: Cell::new(0),
         direct_entry: Cell::new(0),
         wants: Cell::new(0),
+        calls_without_trampoline: Cell::new(0),
         keep_alive: RefCell::new(Vec::new()),
         native: RefCell::new(NativeState::Cold),
         compiles: Cell::new(0),
