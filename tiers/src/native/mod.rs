@@ -116,17 +116,86 @@ impl Later {
     }
 }
 
+// Cranelift contexts this thread finished compiling with, kept for its next compiles
+// (at most `SPARES_KEPT` of each: compiles nest when a direct call site makes its
+// callee's entry). A context keeps its allocations from one function to the next, the
+// register allocator's above all, as Cranelift asks of its users; a fresh pair per
+// function cost a small function's compile about a twentieth of its instructions (50
+// one-attribute getters: 71.1M instructions compiling, 67.4M reusing them).
+thread_local! {
+    static SPARE_CONTEXTS: RefCell<Vec<Context>> = const { RefCell::new(Vec::new()) };
+    static SPARE_BUILDERS: RefCell<Vec<FunctionBuilderContext>> = const { RefCell::new(Vec::new()) };
+}
+const SPARES_KEPT: usize = 4;
+
+/// A `Context` from this thread's spares (or a new one), cleared and given back when
+/// dropped.
+struct ReusedContext(Option<Context>);
+
+impl ReusedContext {
+    fn take() -> ReusedContext {
+        let spare = SPARE_CONTEXTS.with(|s| s.borrow_mut().pop());
+        ReusedContext(Some(spare.unwrap_or_else(Context::new)))
+    }
+}
+
+impl std::ops::Deref for ReusedContext {
+    type Target = Context;
+    fn deref(&self) -> &Context {
+        self.0.as_ref().expect("held until dropped")
+    }
+}
+
+impl std::ops::DerefMut for ReusedContext {
+    fn deref_mut(&mut self) -> &mut Context {
+        self.0.as_mut().expect("held until dropped")
+    }
+}
+
+impl Drop for ReusedContext {
+    fn drop(&mut self) {
+        if let Some(mut ctx) = self.0.take() {
+            ctx.clear();
+            SPARE_CONTEXTS.with(|s| {
+                let mut s = s.borrow_mut();
+                if s.len() < SPARES_KEPT {
+                    s.push(ctx);
+                }
+            });
+        }
+    }
+}
+
+/// A `FunctionBuilderContext` from this thread's spares, or a new one.
+fn take_builder_context() -> FunctionBuilderContext {
+    SPARE_BUILDERS
+        .with(|s| s.borrow_mut().pop())
+        .unwrap_or_default()
+}
+
+/// Gives `fctx` back to this thread's spares: only after every function built with it was
+/// finished (`FunctionBuilder::finalize` empties it; a build that failed halfway may not
+/// have, and its context is dropped instead).
+fn give_back_builder_context(fctx: FunctionBuilderContext) {
+    SPARE_BUILDERS.with(|s| {
+        let mut s = s.borrow_mut();
+        if s.len() < SPARES_KEPT {
+            s.push(fctx);
+        }
+    });
+}
+
 /// Declares a function of signature `sig` in `module`; returns it and the context to
 /// build it in (keeping its machine code listing for `dump`).
 fn declare(
     module: &mut JITModule,
     sig: Signature,
     listings: bool,
-) -> Result<(cranelift_module::FuncId, Context), String> {
+) -> Result<(cranelift_module::FuncId, ReusedContext), String> {
     let id = module
         .declare_anonymous_function(&sig)
         .map_err(|e| e.to_string())?;
-    let mut ctx = Context::new();
+    let mut ctx = ReusedContext::take();
     ctx.func.signature = sig;
     ctx.func.name = UserFuncName::user(0, id.as_u32());
     ctx.set_disasm(listings);
@@ -258,7 +327,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
     let ptr = module.target_config().pointer_type();
     let sig = main_signature(&module);
     let (id, mut ctx) = declare(&mut module, sig, listings)?;
-    let mut fctx = FunctionBuilderContext::new();
+    let mut fctx = take_builder_context();
     let templates;
     let inlined;
     let invalid = Box::new(std::cell::Cell::new(0u8));
@@ -315,6 +384,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
         true => Some(entries.direct()?),
         false => None,
     };
+    give_back_builder_context(fctx);
     module.finalize_definitions().map_err(|e| e.to_string())?;
     let code = module.get_finalized_function(id);
     // SAFETY: the function was declared with exactly NativeFn's signature.
@@ -377,7 +447,7 @@ pub unsafe fn compile_later(c: &Compiled, code: &NativeCode, l: Later) -> usize 
         let main = module
             .declare_function(MAIN, cranelift_module::Linkage::Import, &sig)
             .map_err(|e| e.to_string())?;
-        let mut fctx = FunctionBuilderContext::new();
+        let mut fctx = take_builder_context();
         let (mut disasm, mut code_bytes) = (String::new(), 0);
         let mut entries = Entries {
             module: &mut module,
@@ -396,6 +466,7 @@ pub unsafe fn compile_later(c: &Compiled, code: &NativeCode, l: Later) -> usize 
             })?,
             Later::Direct => entries.direct()?,
         };
+        give_back_builder_context(fctx);
         module.finalize_definitions().map_err(|e| e.to_string())?;
         let addr = module.get_finalized_function(id) as usize;
         code.code_bytes.set(code.code_bytes.get() + code_bytes);
