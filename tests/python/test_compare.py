@@ -505,6 +505,65 @@ def test_truth_of_objects_in_a_loop():
     check(truth_loop_catching, TRUTH_OBJECTS, 30)
 
 
+def truth_after_bools(objs, n):
+    # A Truth site that meets only bools for half the loop (OSR compiles it for those),
+    # then every kind: each new one is a failed guard until the code is recompiled.
+    out = []
+    for i in range(n):
+        o = i % 2 == 0 if i < n // 2 else objs[i % len(objs)]
+        try:
+            out.append(1 if o else 0)
+        except (ValueError, TypeError, OverflowError) as e:
+            out.append(type(e).__name__)
+    return out
+
+
+def test_truth_of_new_kinds_after_bools():
+    check(truth_after_bools, TRUTH_VALUES, 1500)
+
+
+def test_truth_compiles_for_the_kinds_it_met():
+    # A Truth site's native template tests only the kinds of operand tier 1 saw there:
+    # met with bools alone, then with None, its code fails that guard (a deopt, the op
+    # run in tier 1) until it is recompiled for both; from then on no more deopts.
+    if os.environ.get("TIERED_JIT") == "0" or not os.environ.get("TIERED_PYTEST_DEFAULT"):
+        pytest.skip("measures the default thresholds' native code")
+    from tiered import stats, tiered
+
+    def flags(xs):
+        n = 0
+        for x in xs:
+            if x:
+                n += 1
+        return n
+
+    fresh = types.FunctionType(flags.__code__.replace(co_name="flags_counted"), flags.__globals__)
+    w = tiered(fresh, strict=True)
+    bools = [True, False, True]
+    mixed = [True, None, False, None]
+
+    def warm_up():
+        for _ in range(60):
+            assert w(bools) == 2
+
+    def measured():
+        for _ in range(300):
+            assert w(mixed) == 1
+
+    compiles = None
+
+    def counted_warm_up():
+        nonlocal compiles
+        warm_up()
+        compiles = stats(w)["native_compiles"]
+
+    counts = counted_ops(counted_warm_up, measured)
+    assert counts["Truth"]["deopts"] > 0, counts["Truth"]
+    assert stats(w)["native_compiles"] == compiles + 1, (compiles, stats(w))
+    counts = counted_ops(lambda: None, measured)
+    assert counts["Truth"]["tier1"] == 0 and counts["Truth"]["deopts"] == 0, counts["Truth"]
+
+
 def test_object_comparisons_and_truth_stay_native():
     # Enum members and plain instances compared with `==` (CompareIdentity), and `if o:`
     # of instances with and without `__bool__`: native code, no tier-1 runs, no deopts.

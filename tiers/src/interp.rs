@@ -659,7 +659,12 @@ unsafe fn exec(
         }
         Op::Is { invert } => regs[dst] = Value::Bool((a!(0).as_ptr() == a!(1).as_ptr()) != invert),
         Op::Contains { invert } => set!(ops::compare::contains(invert, a!(0), a!(1))),
-        Op::Truth {} => set!(ops::compare::truth(a!(0))),
+        Op::Truth {} => {
+            if ctx.tuning.quicken {
+                ops::compare::observe_truth(q, a!(0));
+            }
+            set!(ops::compare::truth(a!(0)))
+        }
         Op::IsNone {} => regs[dst] = Value::Bool(a!(0).as_ptr() == ffi::Py_None()),
         Op::GetIter {} => set!(ops::iter::get_iter(a!(0))),
         Op::Thrown {} => {

@@ -30,6 +30,9 @@ pub enum Quick {
     Attr(attrs::AttrVariant),
     /// A LoadMethod variant.
     Method(attrs::MethodVariant),
+    /// The kinds of operand a Truth met (feedback for its native template; tier 1 runs
+    /// the op as ever).
+    Truth(compare::TruthSeen),
 }
 
 impl Quick {
@@ -46,6 +49,7 @@ impl Quick {
             Quick::StoreSubscr(v) => Some(v.name()),
             Quick::Attr(v) => Some(v.name()),
             Quick::Method(v) => Some(v.name()),
+            Quick::Truth(s) => Some(s.name()),
         }
     }
 
@@ -65,7 +69,8 @@ impl Quick {
             | Quick::Subscr(_)
             | Quick::StoreSubscr(_)
             | Quick::Attr(_)
-            | Quick::Method(_) => 1,
+            | Quick::Method(_)
+            | Quick::Truth(_) => 1,
         }
     }
 }

@@ -200,7 +200,9 @@ pub(crate) fn emit_unary(e: &mut Emit, pc: usize, op: UnaryOp) -> Option<&'stati
     let inst = e.c.linear.insts[pc];
     let a = e.c.linear.operands[inst.args as usize];
     if let UnaryOp::Not = op {
-        let t = super::compare::emit_truth_value(e, pc, a);
+        let all = super::compare::TruthSeen::ALL;
+        let slow = e.slow_block();
+        let t = super::compare::emit_truth_value(e, pc, a, all, slow);
         let v = e.b.ins().bxor_imm_u(t, 1);
         e.set(inst.dst, tag::BOOL, v);
         return Some("UnaryUnboxed");

@@ -23,6 +23,97 @@ pub unsafe fn compare(op: CmpOp, a: &Value, b: &Value) -> PyResult<Value> {
     Value::from_owned(r)
 }
 
+/// The kinds of operand a Truth site has met in tier 1 (bits), which its native template
+/// tests for and nothing else: any other goes to the op's tier-1 helper as a failed guard
+/// (counted: a site that keeps meeting new kinds has its code recompiled with them). A
+/// template for every kind was about 130 Cranelift instructions at each site, 8% of all
+/// the pyperformance kernels compiled; most sites meet one or two kinds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TruthSeen(u8);
+
+impl TruthSeen {
+    /// An unboxed bool.
+    pub const BOOL: u8 = 1;
+    /// An unboxed int.
+    pub const INT: u8 = 2;
+    /// An unboxed float.
+    pub const FLOAT: u8 = 4;
+    /// True or False, as objects.
+    pub const TRUE_FALSE: u8 = 8;
+    /// None.
+    pub const NONE: u8 = 16;
+    /// An exact int, list, tuple, dict, str or bytes object (`sized_types`).
+    pub const SIZED: u8 = 32;
+    /// Any other object (`PyObject_IsTrue`).
+    pub const OTHER: u8 = 64;
+    /// Every kind: what a site that never ran is compiled for.
+    pub const ALL: TruthSeen = TruthSeen(127);
+
+    /// The kind of `v` (none for NULL).
+    ///
+    /// # Safety
+    /// GIL held.
+    pub unsafe fn kind_of(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => Self::BOOL,
+            Value::Int(_) => Self::INT,
+            Value::Float(_) => Self::FLOAT,
+            _ => {
+                let p = v.as_ptr();
+                if p == ffi::Py_True() || p == ffi::Py_False() {
+                    Self::TRUE_FALSE
+                } else if p == ffi::Py_None() {
+                    Self::NONE
+                } else if sized_types().contains(&ffi::Py_TYPE(p)) {
+                    Self::SIZED
+                } else {
+                    Self::OTHER
+                }
+            }
+        }
+    }
+
+    /// Whether kind `k` was met.
+    pub fn has(self, k: u8) -> bool {
+        self.0 & k != 0
+    }
+
+    /// The variant's name, for dumps.
+    pub fn name(&self) -> &'static str {
+        "TruthSeen"
+    }
+}
+
+/// Records the kind of Truth's operand `v` at the site of `q` (tier 1, quickening on).
+///
+/// # Safety
+/// GIL held.
+#[inline]
+pub unsafe fn observe_truth(q: &crate::quick::QuickCell, v: &Value) {
+    let seen = match q.get() {
+        Quick::Truth(s) => s.0,
+        _ => 0,
+    };
+    let k = TruthSeen::kind_of(v);
+    if seen & k != k {
+        q.specialize(Quick::Truth(TruthSeen(seen | k)));
+    }
+}
+
+/// Exact builtin types whose truth is whether the word at `cpy::SIZED_WORD` is non-zero
+/// (ints, lists, tuples and bytes: ob_size; dicts: ma_used; strs: their length).
+fn sized_types() -> [*mut ffi::PyTypeObject; 6] {
+    [
+        std::ptr::addr_of_mut!(ffi::PyLong_Type),
+        std::ptr::addr_of_mut!(ffi::PyList_Type),
+        std::ptr::addr_of_mut!(ffi::PyTuple_Type),
+        std::ptr::addr_of_mut!(ffi::PyDict_Type),
+        std::ptr::addr_of_mut!(ffi::PyUnicode_Type),
+        std::ptr::addr_of_mut!(ffi::PyBytes_Type),
+    ]
+}
+
 /// Contains: `item in container` (or `not in`).
 ///
 /// # Safety
@@ -478,63 +569,92 @@ pub(crate) fn emit_compare(
     Some(v.name())
 }
 
-/// The native template of Truth for unboxed bools, ints and floats, the singletons and
-/// exact sized builtins (`emit_truth_value`; any other object through `PyObject_IsTrue`).
-pub(crate) fn emit_truth(e: &mut Emit, pc: usize, _fail: Block) -> Option<&'static str> {
+/// The native template of Truth: the kinds of operand the site met in tier 1
+/// (`TruthSeen`; every kind if it never ran), others through the op's helper as a failed
+/// guard (`emit_truth_value`).
+pub(crate) fn emit_truth(e: &mut Emit, pc: usize, fail: Block) -> Option<&'static str> {
     let inst = e.c.linear.insts[pc];
     let a = e.c.linear.operands[inst.args as usize];
-    let r = emit_truth_value(e, pc, a);
+    let seen = match e.c.quick[pc].get() {
+        Quick::Truth(s) => s,
+        _ => TruthSeen::ALL,
+    };
+    let r = emit_truth_value(e, pc, a, seen, fail);
     e.set(inst.dst, tag::BOOL, r);
     Some("TruthUnboxed")
 }
 
-/// Native code for `bool(a)` as an i64 (0 or 1), as op `pc`: unboxed bools, ints and
-/// floats, True, False, None and exact ints, lists, tuples, dicts, strs and bytes inline;
-/// any other object through `PyObject_IsTrue` (its `__bool__` or `__len__`; raising as
-/// the op raises), out of line; NULL takes the op's generic path.
-pub(crate) fn emit_truth_value(e: &mut Emit, pc: usize, a: u32) -> CValue {
+/// Native code for `bool(a)` as an i64 (0 or 1), as op `pc`, for the kinds `seen` (each
+/// tested inline: unboxed bools, ints and floats, True, False and None by identity,
+/// exact sized builtins by their size word; any other object through `PyObject_IsTrue`,
+/// its `__bool__` or `__len__`, raising as the op raises, out of line). Anything else
+/// branches to `unseen`; with every kind seen, that is only NULL, which takes the op's
+/// generic path.
+pub(crate) fn emit_truth_value(
+    e: &mut Emit,
+    pc: usize,
+    a: u32,
+    seen: TruthSeen,
+    unseen: Block,
+) -> CValue {
+    let unseen = match seen == TruthSeen::ALL {
+        // Not a failed guard (nothing else can come).
+        true => e.slow_block(),
+        false => unseen,
+    };
     let t = e.tag(a);
     let join = e.b.create_block();
     e.b.append_block_param(join, types::I64);
-    let not_bool = e.b.create_block();
-    let is_bool_b = e.b.create_block();
-    let is_bool = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::BOOL as i64);
-    e.b.ins().brif(is_bool, is_bool_b, &[], not_bool, &[]);
-    e.b.switch_to_block(is_bool_b);
-    let v = e.payload(a, types::I8);
-    let v = e.b.ins().uextend(types::I64, v);
-    e.b.ins().jump(join, &[BlockArg::Value(v)]);
-    e.b.switch_to_block(not_bool);
-    let int_b = e.b.create_block();
-    let not_int = e.b.create_block();
-    let is_int = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::INT as i64);
-    e.b.ins().brif(is_int, int_b, &[], not_int, &[]);
-    e.b.switch_to_block(int_b);
-    let i = e.payload(a, types::I64);
-    let nz = e.b.ins().icmp_imm_s(IntCC::NotEqual, i, 0);
-    let nz = e.b.ins().uextend(types::I64, nz);
-    e.b.ins().jump(join, &[BlockArg::Value(nz)]);
-    e.b.switch_to_block(not_int);
-    // Objects other than exact ints take the generic path: expected, not a deopt.
-    let slow = e.slow_block();
-    let float_b = e.b.create_block();
-    let not_float = e.b.create_block();
-    let is_float = e.b.ins().icmp_imm_s(IntCC::Equal, t, tag::FLOAT as i64);
-    e.b.ins().brif(is_float, float_b, &[], not_float, &[]);
-    e.b.switch_to_block(float_b);
-    let x = e.payload(a, types::F64);
-    let zero = e.b.ins().f64const(0.0);
-    // NotEqual is true for NaN, as bool(nan) is.
-    let nz = e.b.ins().fcmp(FloatCC::NotEqual, x, zero);
-    let nz = e.b.ins().uextend(types::I64, nz);
-    e.b.ins().jump(join, &[BlockArg::Value(nz)]);
-    e.b.switch_to_block(not_float);
-    e.guard_eq(t, tag::OBJ as i64, slow);
+    // Unboxed values, by tag.
+    let unboxed: [(u8, u8); 3] = [
+        (TruthSeen::BOOL, tag::BOOL),
+        (TruthSeen::INT, tag::INT),
+        (TruthSeen::FLOAT, tag::FLOAT),
+    ];
+    for (kind, tg) in unboxed.into_iter().filter(|&(k, _)| seen.has(k)) {
+        let hit = e.b.create_block();
+        let next = e.b.create_block();
+        let is = e.b.ins().icmp_imm_s(IntCC::Equal, t, tg as i64);
+        e.b.ins().brif(is, hit, &[], next, &[]);
+        e.b.switch_to_block(hit);
+        let v = match kind {
+            TruthSeen::BOOL => {
+                let v = e.payload(a, types::I8);
+                e.b.ins().uextend(types::I64, v)
+            }
+            TruthSeen::INT => {
+                let i = e.payload(a, types::I64);
+                let nz = e.b.ins().icmp_imm_s(IntCC::NotEqual, i, 0);
+                e.b.ins().uextend(types::I64, nz)
+            }
+            _ => {
+                let x = e.payload(a, types::F64);
+                let zero = e.b.ins().f64const(0.0);
+                // NotEqual is true for NaN, as bool(nan) is.
+                let nz = e.b.ins().fcmp(FloatCC::NotEqual, x, zero);
+                e.b.ins().uextend(types::I64, nz)
+            }
+        };
+        e.b.ins().jump(join, &[BlockArg::Value(v)]);
+        e.b.switch_to_block(next);
+    }
+    let objects = TruthSeen::TRUE_FALSE | TruthSeen::NONE | TruthSeen::SIZED | TruthSeen::OTHER;
+    if !seen.has(objects) {
+        e.b.ins().jump(unseen, &[]);
+        e.b.switch_to_block(join);
+        return e.b.block_params(join)[0];
+    }
+    e.guard_eq(t, tag::OBJ as i64, unseen);
     let p = e.payload(a, e.ptr);
     // True, False and None (flags kept in attributes, results of calls) by identity.
     // SAFETY: the singletons live as long as the interpreter.
     let (yes, no, none) = unsafe { (ffi::Py_True(), ffi::Py_False(), ffi::Py_None()) };
-    for (singleton, truth) in [(yes, 1), (no, 0), (none, 0)] {
+    let singletons = [
+        (TruthSeen::TRUE_FALSE, yes, 1),
+        (TruthSeen::TRUE_FALSE, no, 0),
+        (TruthSeen::NONE, none, 0),
+    ];
+    for (_, singleton, truth) in singletons.into_iter().filter(|s| seen.has(s.0)) {
         let is = e.b.ins().icmp_imm_s(IntCC::Equal, p, singleton as i64);
         let hit = e.b.create_block();
         let next = e.b.create_block();
@@ -546,42 +666,48 @@ pub(crate) fn emit_truth_value(e: &mut Emit, pc: usize, a: u32) -> CValue {
     }
     // Exact ints, lists, tuples, bytes (ob_size), dicts (ma_used) and strs (length) keep
     // the word that is 0 exactly when they are false at the same place, after the header.
-    let ty = e.b.ins().load(e.ptr, mem(), p, 8);
     let sized = e.b.create_block();
-    let sized_types = [
-        std::ptr::addr_of_mut!(ffi::PyLong_Type),
-        std::ptr::addr_of_mut!(ffi::PyList_Type),
-        std::ptr::addr_of_mut!(ffi::PyTuple_Type),
-        std::ptr::addr_of_mut!(ffi::PyDict_Type),
-        std::ptr::addr_of_mut!(ffi::PyUnicode_Type),
-        std::ptr::addr_of_mut!(ffi::PyBytes_Type),
-    ];
-    for t in sized_types {
-        let is = e.b.ins().icmp_imm_s(IntCC::Equal, ty, t as i64);
-        let next = e.b.create_block();
-        e.b.ins().brif(is, sized, &[], next, &[]);
-        e.b.switch_to_block(next);
+    if seen.has(TruthSeen::SIZED) {
+        let ty = e.b.ins().load(e.ptr, mem(), p, 8);
+        for t in sized_types() {
+            let is = e.b.ins().icmp_imm_s(IntCC::Equal, ty, t as i64);
+            let next = e.b.create_block();
+            e.b.ins().brif(is, sized, &[], next, &[]);
+            e.b.switch_to_block(next);
+        }
     }
-    // Instances of Python classes and the rest: what the generic op calls, without its
-    // dispatch (the `if w:` of an object, a class with `__len__`).
-    e.b.set_cold_block(e.b.current_block().expect("in a block"));
-    let r = e
-        .call(
-            ffi::PyObject_IsTrue as *const () as usize,
-            &[e.ptr],
-            Some(types::I32),
-            &[p],
-        )
-        .expect("returns");
-    let failed = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, r, 0);
-    e.raise_if(pc, failed);
-    let r = e.b.ins().uextend(types::I64, r);
-    e.b.ins().jump(join, &[BlockArg::Value(r)]);
+    if seen.has(TruthSeen::OTHER) {
+        // Instances of Python classes and the rest: what the generic op calls, without
+        // its dispatch (the `if w:` of an object, a class with `__len__`); out of line
+        // unless it is all the site met.
+        if seen != TruthSeen(TruthSeen::OTHER) {
+            e.b.set_cold_block(e.b.current_block().expect("in a block"));
+        }
+        let r = e
+            .call(
+                ffi::PyObject_IsTrue as *const () as usize,
+                &[e.ptr],
+                Some(types::I32),
+                &[p],
+            )
+            .expect("returns");
+        let failed = e.b.ins().icmp_imm_s(IntCC::SignedLessThan, r, 0);
+        e.raise_if(pc, failed);
+        let r = e.b.ins().uextend(types::I64, r);
+        e.b.ins().jump(join, &[BlockArg::Value(r)]);
+    } else {
+        e.b.ins().jump(unseen, &[]);
+    }
     e.b.switch_to_block(sized);
-    let size = e.b.ins().load(types::I64, mem(), p, crate::cpy::SIZED_WORD);
-    let nz = e.b.ins().icmp_imm_s(IntCC::NotEqual, size, 0);
-    let nz = e.b.ins().uextend(types::I64, nz);
-    e.b.ins().jump(join, &[BlockArg::Value(nz)]);
+    if seen.has(TruthSeen::SIZED) {
+        let size = e.b.ins().load(types::I64, mem(), p, crate::cpy::SIZED_WORD);
+        let nz = e.b.ins().icmp_imm_s(IntCC::NotEqual, size, 0);
+        let nz = e.b.ins().uextend(types::I64, nz);
+        e.b.ins().jump(join, &[BlockArg::Value(nz)]);
+    } else {
+        // Nothing branches here.
+        e.b.ins().jump(unseen, &[]);
+    }
     e.b.switch_to_block(join);
     e.b.block_params(join)[0]
 }
