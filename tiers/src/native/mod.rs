@@ -80,8 +80,8 @@ impl NativeCode {
 /// ones inline at their call sites.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Later {
-    /// The trampoline for calls from CPython (and tier 1), wanted by the first such call
-    /// that finds the code native (`Entry::call`).
+    /// The trampoline for calls from CPython (and tier 1), wanted once many such calls
+    /// found the code native (`Compiled::entry_for_cpython`).
     FromRust,
     /// A wrapper's vectorcall slot, wanted once a site calls with the same types twice.
     Slot,
@@ -90,6 +90,18 @@ pub enum Later {
 }
 
 impl Later {
+    /// Every entry, in the order `stats(f)["native_entries"]` lists them.
+    pub const ALL: [Later; 3] = [Later::FromRust, Later::Slot, Later::Direct];
+
+    /// Its name in `stats(f)["native_entries"]`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Later::FromRust => "cpython",
+            Later::Slot => "slot",
+            Later::Direct => "direct",
+        }
+    }
+
     /// Its bit in `Compiled`'s wanted entries and `NativeCode::tried`.
     pub fn bit(self) -> u8 {
         match self {

@@ -275,15 +275,21 @@ impl Compiled {
     /// trampoline for calls from CPython), "slot" (the wrapper's vectorcall slot form),
     /// "direct" (for direct calls from native code).
     pub fn entries_made(&self) -> Vec<&'static str> {
-        [
-            (&self.vector_entry, "cpython"),
-            (&self.slot_entry, "slot"),
-            (&self.direct_entry, "direct"),
-        ]
-        .iter()
-        .filter(|(cell, _)| cell.get() != 0)
-        .map(|&(_, name)| name)
-        .collect()
+        crate::native::Later::ALL
+            .into_iter()
+            .filter(|&l| self.entry_cell(l).get() != 0)
+            .map(crate::native::Later::name)
+            .collect()
+    }
+
+    /// The address of entry `l` while the native code is ready and has it, else 0.
+    fn entry_cell(&self, l: crate::native::Later) -> &Cell<usize> {
+        use crate::native::Later;
+        match l {
+            Later::FromRust => &self.vector_entry,
+            Later::Slot => &self.slot_entry,
+            Later::Direct => &self.direct_entry,
+        }
     }
 
     /// The trampoline for calls from CPython (`Later::FromRust`), compiled once calls from
@@ -315,13 +321,8 @@ impl Compiled {
     /// # Safety
     /// GIL held.
     pub unsafe fn entry_wanted(&self, l: crate::native::Later) -> usize {
-        use crate::native::Later;
         self.wants.set(self.wants.get() | l.bit());
-        let cell = match l {
-            Later::FromRust => &self.vector_entry,
-            Later::Slot => &self.slot_entry,
-            Later::Direct => &self.direct_entry,
-        };
+        let cell = self.entry_cell(l);
         if cell.get() != 0 {
             return cell.get();
         }
@@ -427,9 +428,9 @@ impl Compiled {
         }
         let old = std::mem::replace(&mut *self.native.borrow_mut(), NativeState::Cold);
         self.native_entry.set(0);
-        self.vector_entry.set(0);
-        self.slot_entry.set(0);
-        self.direct_entry.set(0);
+        for l in crate::native::Later::ALL {
+            self.entry_cell(l).set(0);
+        }
         if let NativeState::Ready(code) = old {
             code.invalid.set(1);
             // Activations may still be running it: keep its memory mapped.
