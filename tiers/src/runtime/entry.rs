@@ -119,7 +119,8 @@ impl Entry {
             && self.tuning.jit
             && c.gen_start.is_none();
         if tramp == 0 && plain && c.native_entry.get() != 0 {
-            // Native code without its trampoline: made now (`native::Later`).
+            // Native code without its trampoline: made once many calls from CPython ran
+            // it without (`Compiled::entry_for_cpython`); until then through Rust, below.
             tramp = c.entry_for_cpython(&self.tuning);
         }
         if tramp != 0 && plain {
