@@ -200,6 +200,7 @@ pub(crate) fn emit_unary(e: &mut Emit, pc: usize, op: UnaryOp) -> Option<&'stati
     let inst = e.c.linear.insts[pc];
     let a = e.c.linear.operands[inst.args as usize];
     if let UnaryOp::Not = op {
+        // Every kind (Unary keeps no feedback): only NULL takes the generic path.
         let all = super::compare::TruthSeen::ALL;
         let slow = e.slow_block();
         let t = super::compare::emit_truth_value(e, pc, a, all, slow);

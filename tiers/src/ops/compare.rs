@@ -579,7 +579,12 @@ pub(crate) fn emit_truth(e: &mut Emit, pc: usize, fail: Block) -> Option<&'stati
         Quick::Truth(s) => s,
         _ => TruthSeen::ALL,
     };
-    let r = emit_truth_value(e, pc, a, seen, fail);
+    // With every kind tested, only NULL is left: the generic path, not a failed guard.
+    let unseen = match seen == TruthSeen::ALL {
+        true => e.slow_block(),
+        false => fail,
+    };
+    let r = emit_truth_value(e, pc, a, seen, unseen);
     e.set(inst.dst, tag::BOOL, r);
     Some("TruthUnboxed")
 }
@@ -588,8 +593,7 @@ pub(crate) fn emit_truth(e: &mut Emit, pc: usize, fail: Block) -> Option<&'stati
 /// tested inline: unboxed bools, ints and floats, True, False and None by identity,
 /// exact sized builtins by their size word; any other object through `PyObject_IsTrue`,
 /// its `__bool__` or `__len__`, raising as the op raises, out of line). Anything else
-/// branches to `unseen`; with every kind seen, that is only NULL, which takes the op's
-/// generic path.
+/// branches to `unseen` (with every kind seen, only NULL).
 pub(crate) fn emit_truth_value(
     e: &mut Emit,
     pc: usize,
@@ -597,11 +601,6 @@ pub(crate) fn emit_truth_value(
     seen: TruthSeen,
     unseen: Block,
 ) -> CValue {
-    let unseen = match seen == TruthSeen::ALL {
-        // Not a failed guard (nothing else can come).
-        true => e.slow_block(),
-        false => unseen,
-    };
     let t = e.tag(a);
     let join = e.b.create_block();
     e.b.append_block_param(join, types::I64);
@@ -666,8 +665,8 @@ pub(crate) fn emit_truth_value(
     }
     // Exact ints, lists, tuples, bytes (ob_size), dicts (ma_used) and strs (length) keep
     // the word that is 0 exactly when they are false at the same place, after the header.
-    let sized = e.b.create_block();
-    if seen.has(TruthSeen::SIZED) {
+    let sized = seen.has(TruthSeen::SIZED).then(|| {
+        let sized = e.b.create_block();
         let ty = e.b.ins().load(e.ptr, mem(), p, 8);
         for t in sized_types() {
             let is = e.b.ins().icmp_imm_s(IntCC::Equal, ty, t as i64);
@@ -675,7 +674,8 @@ pub(crate) fn emit_truth_value(
             e.b.ins().brif(is, sized, &[], next, &[]);
             e.b.switch_to_block(next);
         }
-    }
+        sized
+    });
     if seen.has(TruthSeen::OTHER) {
         // Instances of Python classes and the rest: what the generic op calls, without
         // its dispatch (the `if w:` of an object, a class with `__len__`); out of line
@@ -698,15 +698,12 @@ pub(crate) fn emit_truth_value(
     } else {
         e.b.ins().jump(unseen, &[]);
     }
-    e.b.switch_to_block(sized);
-    if seen.has(TruthSeen::SIZED) {
+    if let Some(sized) = sized {
+        e.b.switch_to_block(sized);
         let size = e.b.ins().load(types::I64, mem(), p, crate::cpy::SIZED_WORD);
         let nz = e.b.ins().icmp_imm_s(IntCC::NotEqual, size, 0);
         let nz = e.b.ins().uextend(types::I64, nz);
         e.b.ins().jump(join, &[BlockArg::Value(nz)]);
-    } else {
-        // Nothing branches here.
-        e.b.ins().jump(unseen, &[]);
     }
     e.b.switch_to_block(join);
     e.b.block_params(join)[0]
