@@ -5,6 +5,7 @@
 //! counted deopt) and native code continues; since registers are shared, entering native
 //! code at any instruction (a loop header: OSR) or leaving it loses nothing.
 
+mod dead;
 pub mod emit;
 pub mod helpers;
 pub mod trampoline;
@@ -280,6 +281,7 @@ impl Entries<'_> {
             emit(&mut e, main);
             e.finish(self.module.isa().frontend_config());
         }
+        dead::remove_dead_loads(&mut ctx.func);
         self.module
             .define_function(id, &mut ctx)
             .map_err(|e| format!("{e:?}"))?;
@@ -350,6 +352,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
         e.body();
         (templates, inlined) = e.finish(module.isa().frontend_config());
     }
+    dead::remove_dead_loads(&mut ctx.func);
     let clif = if listings {
         ctx.func.display().to_string()
     } else {
