@@ -233,6 +233,18 @@ def yield_none_and_bare_yield():
     yield x
 
 
+def ints_boxed_at_yields(lo, hi):
+    # The loop variable (live across the yield) and the yielded int are unboxed ints
+    # boxed at each yield: small ones are CPython's own objects, the rest new ones.
+    for i in range(lo, hi):
+        yield i
+        yield i * 3 - 1, (i + 1) is SMALL, i == 256
+        yield -i
+
+
+SMALL = 7
+
+
 ROWS = (
     (simple, (5,)),
     (simple, (0,)),
@@ -260,6 +272,8 @@ ROWS = (
     (infinite, (5,)),
     (yield_none_and_bare_yield, ()),
     (yield_from_in_a_loop, (3,)),
+    (ints_boxed_at_yields, (-12, 300)),
+    (ints_boxed_at_yields, (2**62 - 3, 2**62 + 3)),
 )
 
 
@@ -583,3 +597,26 @@ def test_yield_from_stays_native():
 
     counts = counted_ops(warm_up, measured)["GetYieldFromIter"]
     assert counts == {"tier1": 0, "tier2": 10, "deopts": 0}, counts
+
+
+def test_ints_boxed_at_yields_keep_reference_counts():
+    # Small ints boxed at a yield are CPython's cached objects, each taken with a new
+    # reference (native code does it inline): after the generators are done, every
+    # small int's count is what it was. (The counts are kept as big ints: a list of
+    # small ones would hold references to the ints measured.)
+    def gen(n):
+        for i in range(n):
+            yield i * 2 - 5
+
+    def drain(times):
+        for _ in range(times):
+            for _ in w(300):
+                pass
+
+    w = tiered(gen)
+    assert list(w(300)) == list(gen(300))
+    drain(60)
+    before = [sys.getrefcount(v) + 10**9 for v in range(-5, 257)]
+    drain(20)
+    after = [sys.getrefcount(v) + 10**9 for v in range(-5, 257)]
+    assert after == before

@@ -151,9 +151,13 @@ impl<'a> Emit<'a> {
     /// Boxes register `r` in place if it holds an unboxed int or float (as tier 1 boxes
     /// the operands of ops that hand them to CPython), so it then holds an object unless
     /// it held something else (a bool, NULL). Out of memory branches to `slow` with the
-    /// error cleared: the generic op there boxes again and raises it properly. The boxing
-    /// is a call out of line (`helpers::box_register`): inline, it was about 40 Cranelift
-    /// instructions per operand, most of a small function's code and compile time.
+    /// error cleared: the generic op there boxes again and raises it properly. A small int
+    /// (a loop counter, an index: most ints boxed) takes CPython's cached object inline
+    /// (`small_int`); anything else is a call out of line (`helpers::box_register`): all
+    /// inline, it was about 40 Cranelift instructions per operand, most of a small
+    /// function's code and compile time, while the call cost a generator step of nqueens'
+    /// about 40 instructions for each of the two ints it boxes (its loop variable, into
+    /// the frame, and the value it yields).
     pub fn box_number(&mut self, r: u32, slow: Block) {
         let t = self.tag(r);
         // INT and FLOAT are adjacent tags: one unsigned comparison.
@@ -163,15 +167,61 @@ impl<'a> Emit<'a> {
             .ins()
             .icmp_imm_u(IntCC::UnsignedLessThanOrEqual, k, 1);
         let (boxing, done) = (self.b.create_block(), self.b.create_block());
-        self.b.set_cold_block(boxing);
         self.b.ins().brif(number, boxing, &[], done, &[]);
         self.b.switch_to_block(boxing);
+        let out_of_line = self.b.create_block();
+        self.b.set_cold_block(out_of_line);
+        let cached = self.b.create_block();
+        self.b.append_block_param(cached, self.ptr);
+        let is_int = self.b.ins().icmp_imm_s(IntCC::Equal, t, tag::INT as i64);
+        let int = self.b.create_block();
+        self.b.ins().brif(is_int, int, &[], out_of_line, &[]);
+        self.b.switch_to_block(int);
+        let v = self.payload(r, types::I64);
+        match self.small_int(v, cached, out_of_line) {
+            true => {
+                self.b.switch_to_block(cached);
+                let p = self.b.block_params(cached)[0];
+                // The register held an unboxed int, which owns nothing.
+                let obj = self.b.ins().iconst(types::I64, tag::OBJ as i64);
+                self.store_reg(r, obj, p);
+                self.b.ins().jump(done, &[]);
+            }
+            false => {
+                self.b.ins().jump(out_of_line, &[]);
+            }
+        }
+        self.b.switch_to_block(out_of_line);
         let failed = self.box_out_of_line(
             r,
             crate::native::helpers::box_register as *const () as usize,
         );
         self.b.ins().brif(failed, slow, &[], done, &[]);
         self.b.switch_to_block(done);
+    }
+
+    /// Branches to `hit` with CPython's own object for int `v` (an i64), a new reference,
+    /// when it is a small int (-5..=256, CPython's table: `cpy::small_ints`), else to
+    /// `miss`; false (nothing emitted) when the table was not found.
+    pub(super) fn small_int(&mut self, v: Value, hit: Block, miss: Block) -> bool {
+        use crate::cpy::ONE_DIGIT_INT_SIZE;
+        // SAFETY: GIL held while compiling (compile's contract).
+        let Some(base) = (unsafe { crate::cpy::small_ints() }) else {
+            return false;
+        };
+        let idx = self.b.ins().iadd_imm_s(v, 5);
+        let small = self
+            .b
+            .ins()
+            .icmp_imm_u(IntCC::UnsignedLessThanOrEqual, idx, 261);
+        let cached = self.b.create_block();
+        self.b.ins().brif(small, cached, &[], miss, &[]);
+        self.b.switch_to_block(cached);
+        let off = self.b.ins().imul_imm_s(idx, ONE_DIGIT_INT_SIZE as i64);
+        let p = self.b.ins().iadd_imm_s(off, base as i64);
+        self.incref(p);
+        self.b.ins().jump(hit, &[BlockArg::Value(p)]);
+        true
     }
 
     /// Calls `helper` (`box_register` or `operand_object`) on register `r` in memory and
@@ -207,23 +257,11 @@ impl<'a> Emit<'a> {
             .icmp_imm_u(IntCC::UnsignedLessThanOrEqual, biased, 2 * DIGIT_MASK);
         self.b.ins().brif(fits, one_digit, &[], call, &[]);
         self.b.switch_to_block(one_digit);
-        // SAFETY: GIL held while compiling (compile's contract).
-        if let Some(base) = unsafe { crate::cpy::small_ints() } {
-            let idx = self.b.ins().iadd_imm_s(v, 5);
-            let small = self
-                .b
-                .ins()
-                .icmp_imm_u(IntCC::UnsignedLessThanOrEqual, idx, 261);
-            let cached = self.b.create_block();
-            let alloc = self.b.create_block();
-            self.b.ins().brif(small, cached, &[], alloc, &[]);
-            self.b.switch_to_block(cached);
-            let off = self.b.ins().imul_imm_s(idx, ONE_DIGIT_INT_SIZE as i64);
-            let p = self.b.ins().iadd_imm_s(off, base as i64);
-            self.incref(p);
-            self.b.ins().jump(done, &[BlockArg::Value(p)]);
-            self.b.switch_to_block(alloc);
+        let alloc = self.b.create_block();
+        if !self.small_int(v, done, alloc) {
+            self.b.ins().jump(alloc, &[]);
         }
+        self.b.switch_to_block(alloc);
         let size = self.b.ins().iconst(ptr, ONE_DIGIT_INT_SIZE as i64);
         let p = self
             .call(
