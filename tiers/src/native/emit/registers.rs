@@ -178,18 +178,15 @@ impl<'a> Emit<'a> {
         self.b.ins().brif(is_int, int, &[], out_of_line, &[]);
         self.b.switch_to_block(int);
         let v = self.payload(r, types::I64);
-        match self.small_int(v, cached, out_of_line) {
-            true => {
-                self.b.switch_to_block(cached);
-                let p = self.b.block_params(cached)[0];
-                // The register held an unboxed int, which owns nothing.
-                let obj = self.b.ins().iconst(types::I64, tag::OBJ as i64);
-                self.store_reg(r, obj, p);
-                self.b.ins().jump(done, &[]);
-            }
-            false => {
-                self.b.ins().jump(out_of_line, &[]);
-            }
+        if self.small_int(v, cached, out_of_line) {
+            self.b.switch_to_block(cached);
+            let p = self.b.block_params(cached)[0];
+            // The register held an unboxed int, which owns nothing.
+            let obj = self.b.ins().iconst(types::I64, tag::OBJ as i64);
+            self.store_reg(r, obj, p);
+            self.b.ins().jump(done, &[]);
+        } else {
+            self.b.ins().jump(out_of_line, &[]);
         }
         self.b.switch_to_block(out_of_line);
         let failed = self.box_out_of_line(
