@@ -8,6 +8,7 @@ exception, the side effects must be CPython's), and scripts that drive a generat
 through send/throw/close and its attributes, run on CPython's generator and on ours."""
 import gc
 import inspect
+import os
 import sys
 import traceback
 import types
@@ -613,10 +614,16 @@ def test_ints_boxed_at_yields_keep_reference_counts():
             for _ in w(300):
                 pass
 
-    w = tiered(gen)
+    w = tiered(gen, strict=True)
     assert list(w(300)) == list(gen(300))
     drain(60)
+    ran = stats(w)
     before = [sys.getrefcount(v) + 10**9 for v in range(-5, 257)]
     drain(20)
     after = [sys.getrefcount(v) + 10**9 for v in range(-5, 257)]
     assert after == before
+    # The steps counted ran in our tiers (natively, with tier 2 on), not CPython's loop.
+    s = stats(w)
+    assert s["resumes"] - ran["resumes"] >= 20 * 300 and s["cpython_resumes"] == ran["cpython_resumes"], s
+    if os.environ.get("TIERED_JIT") != "0":
+        assert s["native_resumes"] - ran["native_resumes"] >= 20 * 300, s

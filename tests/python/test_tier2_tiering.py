@@ -9,24 +9,8 @@ import re
 import pytest
 
 from harness import run_python
+from test_tier2 import N, nested_loops, types_change_in_native_loop
 from tiered import stats, tiered
-
-N = 3000  # well past the default OSR threshold
-
-
-def types_change_in_native_loop(items):
-    acc = 0
-    for x in items:
-        acc = acc + x
-    return acc
-
-
-def nested_loops(n):
-    total = 0
-    for i in range(n // 100):
-        for j in range(100):
-            total += i * j
-    return total
 
 
 def fib(n):
