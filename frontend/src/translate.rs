@@ -470,6 +470,7 @@ impl<'a> Builder<'a> {
         if self.unsupported.is_empty() {
             passes::prune_trivial_params(&mut self.f);
             passes::remove_redundant_checks(&mut self.f);
+            passes::merge_eval_breakers(&mut self.f);
             passes::remove_dead_params(&mut self.f);
         }
         Translation {

@@ -169,6 +169,15 @@ def generator(n):
     return r
 
 
+def checks_merged(xs):
+    # A loop body ending in a call statement (CALL, then JUMP_BACKWARD) and one ending in
+    # a yield (RESUME, then JUMP_BACKWARD): one EvalBreaker each, not two.
+    for x in xs:
+        print(x)
+    while xs:
+        yield xs.pop()
+
+
 async def coroutine(n):
     async for x in n:
         n = x
@@ -206,6 +215,7 @@ CASES = [
     (match_seq, ["MatchSequence", "GetLen", "UnpackEx", "MatchMapping", "MatchKeys", "MatchClass"]),
     (except_star, ["CheckEgMatch", "PrepReraiseStar"]),
     (generator, ["return_generator", "yield", "GetYieldFromIter", "Send"]),
+    (checks_merged, ["EvalBreaker", "yield"]),
     (coroutine, ["GetAwaitable", "BeforeAsyncWith", "Send", "yield", "GetAiter", "GetAnext", "EndAsyncFor"]),
     (async_generator, ["return_generator", "GetAiter", "GetAnext", "AsyncGenWrap", "yield", "GetAwaitable", "Send"]),
 ]

@@ -162,6 +162,30 @@ pub fn remove_redundant_checks(f: &mut Function) {
     }
 }
 
+/// Removes an EvalBreaker that directly follows another with the same handler (a loop
+/// body ending in a call statement or a yield: CALL or RESUME, then JUMP_BACKWARD; a
+/// CheckBound between them may have gone). What the second would find set arrived after
+/// the first looked: as if it had arrived a moment later, at the next check.
+pub fn merge_eval_breakers(f: &mut Function) {
+    for &b in &f.layout {
+        let insts = std::mem::take(&mut f.blocks[b].insts);
+        let mut kept: Vec<crate::function::Inst> = Vec::with_capacity(insts.len());
+        for i in insts {
+            let repeat = matches!(f.insts[i].op, Op::EvalBreaker {})
+                && kept.last().is_some_and(|&p| {
+                    matches!(f.insts[p].op, Op::EvalBreaker {})
+                        && f.insts[p].unwind == f.insts[i].unwind
+                });
+            if repeat {
+                f.insts.remove(i);
+            } else {
+                kept.push(i);
+            }
+        }
+        f.blocks[b].insts = kept;
+    }
+}
+
 /// Removes parameters `(block, index)` and the matching argument of every edge into them.
 fn remove_params(f: &mut Function, removed: &[(Block, usize)]) {
     let mut by_block: HashMap<Block, HashSet<usize>> = HashMap::default();
