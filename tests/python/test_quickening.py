@@ -791,6 +791,28 @@ def module_attributes(n):
     return out[-6:], sum(x for x in out if isinstance(x, int))
 
 
+def unboxed_operands(n):
+    # Tier 1 keeps these ints and floats unboxed; attribute and method loads on them, and
+    # attribute stores of them, box them first (its fast path for quickened ops steps
+    # aside for them), and a quickened subscript that raises still raises where it is.
+    p = Point(0, 0)
+    out = []
+    for i in range(n):
+        x = i * 3 + 1
+        f = i * 0.5
+        out.append(x.real + f.imag)
+        out.append(x.bit_length())
+        out.append(f.is_integer())
+        p.x = x
+        p.y = f
+        out.append(p.x + p.y)
+        try:
+            out.append([1, 2, 3][i])
+        except IndexError as e:
+            out.append(str(e))
+    return out, p.x, p.y
+
+
 def _double(x):
     return 2 * x
 
@@ -848,6 +870,7 @@ CASES = cases(
     (cached_deleted_and_rebound, (40,)),
     (stores_into_containers, ([[0] * 6, {}, ListSub([0] * 6), DictSub(), (1, 2, 3)], 6)),
     (store_releases_old_item, (30,)),
+    (unboxed_operands, (40,)),
     (dict_lookups, ({1: "a", "b": 2, 2**70: "big", (1, 2): "t", 1.5: "f"}, [1, "b", 3, 2**70, (1, 2), 1.5, True, [1], "zz"] * 6)),
 )
 
