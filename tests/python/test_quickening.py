@@ -793,8 +793,8 @@ def module_attributes(n):
 
 def unboxed_operands(n):
     # Tier 1 keeps these ints and floats unboxed; attribute and method loads on them, and
-    # attribute stores of them, box them first (its fast path for quickened ops steps
-    # aside for them), and a quickened subscript that raises still raises where it is.
+    # attribute stores of them, box them first (the quickened forms miss on them), and a
+    # quickened subscript that raises still raises where it is.
     p = Point(0, 0)
     out = []
     for i in range(n):

@@ -10,8 +10,6 @@ use crate::value::{PyResult, Raised, Value};
 use pyo3_ffi as ffi;
 use tiered_ir::{Op, RaiseKind};
 
-mod fast;
-
 /// What the running function's ops need besides their operands (native code reads
 /// `globals` and `builtins` at fixed offsets).
 #[repr(C)]
@@ -138,14 +136,6 @@ unsafe fn run_body(ctx: &Ctx, regs: &mut [Value], start: usize) -> PyResult<Valu
                 }
                 let done = match op {
                     Op::Call { kwnames } => exec_call(ctx, kwnames, inst, pc, regs),
-                    // The check alone, without a call of `exec_other` (about 50
-                    // instructions of its frame): the op every loop iteration and every
-                    // call runs.
-                    Op::EvalBreaker {} if !crate::cpy::eval_breaker_set() => Ok(()),
-                    _ if fast::handles(op) => match fast::exec_fast(ctx, op, inst, pc, regs) {
-                        Some(done) => done,
-                        None => exec_other(ctx, op, inst, pc, regs),
-                    },
                     _ => exec_other(ctx, op, inst, pc, regs),
                 };
                 match done {
