@@ -1,7 +1,7 @@
 //! Clean-up passes over SSA functions: pruning the maximal-SSA block parameters the
 //! frontend creates, and checks that can be proven unnecessary.
 
-use crate::function::{Block, BlockCall, Function, Terminator, Value, ValueDef};
+use crate::function::{Block, BlockCall, Function, Inst, Terminator, Value, ValueDef};
 use crate::ops::Op;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
 
@@ -169,7 +169,7 @@ pub fn remove_redundant_checks(f: &mut Function) {
 pub fn merge_eval_breakers(f: &mut Function) {
     for &b in &f.layout {
         let insts = std::mem::take(&mut f.blocks[b].insts);
-        let mut kept: Vec<crate::function::Inst> = Vec::with_capacity(insts.len());
+        let mut kept: Vec<Inst> = Vec::with_capacity(insts.len());
         for i in insts {
             let repeat = matches!(f.insts[i].op, Op::EvalBreaker {})
                 && kept.last().is_some_and(|&p| {

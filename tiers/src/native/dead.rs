@@ -115,8 +115,7 @@ mod tests {
         let _dead_pure = b.ins().bitcast(types::F64, MemFlagsData::new(), fed);
         let stored = b.ins().load(types::I64, flags, p, 16);
         b.ins().store(flags, stored, p, 24);
-        let trapping = b.ins().load(types::I64, MemFlagsData::new(), p, 32);
-        let _ = trapping;
+        let _trapping = b.ins().load(types::I64, MemFlagsData::new(), p, 32);
         let passed = b.ins().load(types::I64, flags, p, 40);
         b.ins().jump(next, &[BlockArg::Value(passed)]);
         b.switch_to_block(next);
@@ -129,25 +128,22 @@ mod tests {
                 .expect("host ISA")
                 .frontend_config(),
         );
-        let loads = |f: &Function| {
+        let insts = |f: &Function| {
             f.layout
                 .blocks()
                 .flat_map(|bl| f.layout.block_insts(bl))
+                .collect::<Vec<_>>()
+        };
+        let loads = |f: &Function| {
+            insts(f)
+                .into_iter()
                 .filter(|&i| f.dfg.insts[i].opcode().can_load())
                 .count()
         };
         assert_eq!(loads(&func), 6);
-        let before = func
-            .layout
-            .blocks()
-            .flat_map(|bl| func.layout.block_insts(bl))
-            .count();
+        let before = insts(&func).len();
         remove_dead_loads(&mut func);
-        let after = func
-            .layout
-            .blocks()
-            .flat_map(|bl| func.layout.block_insts(bl))
-            .count();
+        let after = insts(&func).len();
         // The dead load, and the load and bitcast only the bitcast read.
         assert_eq!(loads(&func), 4, "{}", func.display());
         assert_eq!(before - after, 3, "{}", func.display());
