@@ -470,6 +470,10 @@ impl<'a> Builder<'a> {
         if self.unsupported.is_empty() {
             passes::prune_trivial_params(&mut self.f);
             passes::remove_redundant_checks(&mut self.f);
+            // Again: a local loaded in two branches was checked in each, and the merge's
+            // parameter took two CheckBound results; with the checks gone both are the
+            // same value, and the parameter (an edge move per iteration) is trivial.
+            passes::prune_trivial_params(&mut self.f);
             passes::merge_eval_breakers(&mut self.f);
             passes::remove_dead_params(&mut self.f);
         }
