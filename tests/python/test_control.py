@@ -424,6 +424,24 @@ def iterate_each(items):
     return out
 
 
+def merged_locals(n, step):
+    # Locals set on one side of an if, or on each side, or swapped, in loops: the merges'
+    # parameters share registers with the values passed to them (`lower::coalesce`), so
+    # these edges move nothing; what each holds must stay its own.
+    s, best, a, b = 0, None, 0, 1
+    for i in range(n):
+        if i % 3 == 0:
+            s += i * step
+        elif i % 3 == 1:
+            s -= step
+        if best is None or i * step > best:
+            best = i * step
+        a, b = b, a + b
+        t = s if i % 2 else -s
+        s = t if i % 5 == 0 else s
+    return s, best, a, b
+
+
 CASES = cases(
     (classify, (-3,)), (classify, (0,)), (classify, (5,)), (classify, (50,)), (classify, (2**70,)),
     (classify, (0.0,)), (classify, (float("nan"),)), (classify, ("x",)),
@@ -457,6 +475,8 @@ CASES = cases(
     (while_with_complex_cond, ([1, 2, -1, 0, 5],)), (while_with_complex_cond, ([1, None],)),
     (while_with_complex_cond, ([1, "x"],)),
     (deep_nesting, (6,)), (sum_squares, (1000,)),
+    (merged_locals, (40, 3)), (merged_locals, (40, 2.5)), (merged_locals, (7, 10**20)),
+    (merged_locals, (5, "x")),
     (match_stmt, (0,)), (match_stmt, ([1, 2],)), (match_stmt, ({"k": 3, "j": 4},)), (match_stmt, ("abc",)),
     (match_stmt, ("ab",)), (match_stmt, (2.5,)), (match_stmt, ((1, 2, 3),)), (match_stmt, (False,)),
 )

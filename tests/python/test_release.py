@@ -273,9 +273,38 @@ def step_with_a_closure(i):
     return read()
 
 
+def merged_values_share_a_register(n):
+    # A local set on one side of an if, a conditional expression's value and a handler
+    # reached with such a local live: the merges' parameters share a register with the
+    # values passed to them (`lower::coalesce`), and each value is still released where
+    # CPython releases it.
+    take()
+    best = D(("best", -1))
+    for i in range(n):
+        cand = D(("cand", i))
+        if i % 3 == 0:
+            best = cand
+            note("took", i)
+        elif i % 3 == 1:
+            note("skipped", i)
+        pick = cand if i % 2 else best
+        note("pick", pick.name)
+        try:
+            if i == n - 2:
+                raise KeyError(i)
+        except KeyError:
+            note("caught", best.name)
+        note("iteration", i)
+    note("loop done")
+    best = cand = pick = None
+    note("all rebound")
+    return done()
+
+
 ROWS = (
     (make_and_call_a_closure, (4,)),
     (tangled_control_flow, (30,)),
+    (merged_values_share_a_register, (8,)),
     (rebinding_in_a_loop, (6,)),
     (del_then_call, (5,)),
     (temporary_consumed_by_a_call, (4,)),

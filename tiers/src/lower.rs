@@ -3,6 +3,7 @@
 //! The interpreter never touches petgraph or the slotmaps at run time.
 
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
+mod coalesce;
 mod plan;
 mod suspend;
 
@@ -139,9 +140,11 @@ pub struct Linear {
     pub pc_of: HashMap<tiered_ir::Inst, u32>,
     /// Per register: whether a write may find it holding a value. Every value is released
     /// where it dies, so a register is empty whenever the one value written there is
-    /// written again, unless values share it (`loop_carried`), edge moves or the unwinder
-    /// write it (block parameters), it is the move scratch register, or it holds a
-    /// constant or NULL (never released early).
+    /// written again, or the next of a class of values that never live at once
+    /// (`coalesce`), unless a Binary writes over its own operand there (`loop_carried`
+    /// and `coalesce` allow that), other values share it (a resume parameter), edge moves
+    /// or the unwinder write it (block parameters), it is the move scratch register, or it
+    /// holds a constant or NULL (never released early).
     pub reused: Vec<bool>,
     /// The registers that may still own something once a Return ran: those of the frame
     /// state it returns with, and constants' (every other value was released where it
@@ -193,20 +196,50 @@ impl Linear {
 pub fn lower(f: &Function) -> Linear {
     let live_in = liveness(f);
     let shared = loop_carried(f, &live_in);
+    // Constants, NULLs and `lasti`s: the code object keeps constants alive, so when a
+    // register lets go of one cannot be observed; they are never released early (`plan`)
+    // and go at the exit (or when rewritten).
+    let kept: HashSet<Value> = f
+        .insts
+        .iter()
+        .filter(|(_, d)| matches!(d.op, Op::Null {} | Op::Lasti {} | Op::Const { .. }))
+        .flat_map(|(_, d)| d.results.iter().copied())
+        .collect();
+    let mut excluded: HashSet<Value> = kept.clone();
+    excluded.extend(shared.iter().flat_map(|(&a, &(p, _))| [a, p]));
+    excluded.extend(
+        f.insts
+            .iter()
+            .filter(|(_, d)| d.results.len() > 1)
+            .flat_map(|(_, d)| d.results.iter().copied()),
+    );
+    let class = coalesce::share_registers(f, &live_in, &excluded);
+    let mut class_reg: HashMap<Value, u32> = HashMap::default();
     let mut reg: HashMap<Value, u32> = HashMap::default();
     let mut next = 0u32;
+    // A value's register: its class's, else a new one.
+    let mut fresh = |v: Value, next: &mut u32| match class.get(&v) {
+        Some(c) => *class_reg.entry(*c).or_insert_with(|| {
+            *next += 1;
+            *next - 1
+        }),
+        None => {
+            *next += 1;
+            *next - 1
+        }
+    };
     let entry_block = f.entry();
     for &b in &f.layout {
         for &p in &f.blocks[b].params {
             // A parameter taking a multi-result op's register gets it below (results stay
-            // consecutive); the entry's (the arguments) stay 0..n.
+            // consecutive); the entry's (the arguments) stay 0..n (the first block's
+            // parameters are the first values given registers, and no two of them share).
             if b == entry_block
                 || !shared
                     .values()
                     .any(|&(q, into_param)| q == p && !into_param)
             {
-                reg.insert(p, next);
-                next += 1;
+                reg.insert(p, fresh(p, &mut next));
             }
         }
         for &i in &f.blocks[b].insts {
@@ -217,8 +250,7 @@ pub fn lower(f: &Function) -> Linear {
                         reg.insert(r, pr);
                     }
                     _ => {
-                        reg.insert(r, next);
-                        next += 1;
+                        reg.insert(r, fresh(r, &mut next));
                     }
                 }
             }
@@ -231,15 +263,7 @@ pub fn lower(f: &Function) -> Linear {
     }
     coalesce_resume_params(f, &live_in, &mut reg);
     let lasti_values = lasti_values(f);
-    // Which registers die where: per block, from the liveness below. Constants are left
-    // out: the code object keeps them alive, so when a register lets go of one cannot
-    // be observed, and they go at the exit (or when rewritten) as before.
-    let kept: HashSet<Value> = f
-        .insts
-        .iter()
-        .filter(|(_, d)| matches!(d.op, Op::Null {} | Op::Lasti {} | Op::Const { .. }))
-        .flat_map(|(_, d)| d.results.iter().copied())
-        .collect();
+    // Which registers die where: per block, from the liveness below (`kept` left out).
     let mut planner = plan::Planner::new(f, &live_in, &reg, &kept, next + 1);
     let plans: HashMap<Block, plan::BlockPlan> = f
         .layout
@@ -476,10 +500,31 @@ pub fn lower(f: &Function) -> Linear {
     }
     out.reused = vec![false; out.nregs as usize];
     out.reused[tmp as usize] = true;
-    let mut seen = vec![false; out.nregs as usize];
+    // Values of one class (`coalesce`) are never live at once and each is released where
+    // it dies, so their register is empty when the next one is written, but where a
+    // Binary writes its result over an operand of its own (below); other sharing
+    // (`loop_carried`, resume parameters) counts.
+    let mut others = vec![0u8; out.nregs as usize];
+    let mut in_class = vec![false; out.nregs as usize];
     for (v, &x) in &reg {
-        if std::mem::replace(&mut seen[x as usize], true) || kept.contains(v) {
+        match class.contains_key(v) {
+            true => in_class[x as usize] = true,
+            false => others[x as usize] = others[x as usize].saturating_add(1),
+        }
+        if kept.contains(v) {
             out.reused[x as usize] = true;
+        }
+    }
+    for x in 0..out.nregs as usize {
+        if others[x] >= 2 || (others[x] == 1 && in_class[x]) {
+            out.reused[x] = true;
+        }
+    }
+    for (_, d) in f.insts.iter() {
+        if let (Op::Binary { .. }, [res]) = (d.op, d.results.as_slice()) {
+            if d.args.iter().any(|a| reg.get(a) == reg.get(res)) {
+                out.reused[r(res) as usize] = true;
+            }
         }
     }
     for &(_, d, _) in &out.moves {
@@ -673,14 +718,9 @@ fn dead_after(
     ignored: Option<usize>,
 ) -> bool {
     let insts = &f.blocks[d].insts;
-    let read_later = insts[at + 1..].iter().any(|&j| {
-        let inst = &f.insts[j];
-        reads(f, inst).any(|v| v == p)
-            || inst
-                .unwind
-                .as_ref()
-                .is_some_and(|u| u.args.contains(&p) || live_in[&u.block].contains(&p))
-    });
+    let read_later = insts[at + 1..]
+        .iter()
+        .any(|&j| needs(f, live_in, &f.insts[j], p));
     let term = &f.blocks[d].term;
     let cond_reads = term_reads(f, d).contains(&p);
     let succ_reads = term.successors().iter().enumerate().any(|(cj, s)| {
@@ -693,6 +733,21 @@ fn dead_after(
         reads && Some(cj) != ignored
     });
     !read_later && !cond_reads && !succ_reads
+}
+
+/// Whether instruction `inst` reads `v` (an operand, its frame state), or its handler
+/// does if it raises.
+fn needs(
+    f: &Function,
+    live_in: &HashMap<Block, HashSet<Value>>,
+    inst: &tiered_ir::InstData,
+    v: Value,
+) -> bool {
+    reads(f, inst).any(|x| x == v)
+        || inst
+            .unwind
+            .as_ref()
+            .is_some_and(|u| u.args.contains(&v) || live_in[&u.block].contains(&v))
 }
 
 /// Values live on entry to each block (block parameters are defined at entry; an unwind
@@ -843,6 +898,50 @@ mod tests {
         let lin = lower(&accumulate(true));
         let back = lin.edges.iter().find(|e| e.backward).expect("a back edge");
         assert_eq!(back.moves_len, 1, "{lin:?}");
+    }
+
+    /// `s = x; loop: if c: s = s + x (left) else: (right); merge(s); if s: back to the
+    /// loop, else return s`: the merge's parameter takes the sum on one side and `s` on
+    /// the other, the loop's takes the merge's.
+    fn accumulate_on_one_side() -> Function {
+        let mut f = Function::new("acc");
+        let entry = f.entry();
+        let x = f.add_param(entry);
+        let c = f.add_param(entry);
+        let head = f.add_block(2);
+        let s = f.add_param(head);
+        let left = f.add_block(4);
+        let right = f.add_block(6);
+        let merge = f.add_block(8);
+        let m = f.add_param(merge);
+        let exit = f.add_block(10);
+        let call = |block, args| BlockCall { block, args };
+        f.blocks[entry].term = Terminator::Jump(call(head, vec![x]));
+        f.blocks[head].term = Terminator::Branch {
+            cond: c,
+            then_to: call(left, vec![]),
+            else_to: call(right, vec![]),
+        };
+        let i = f.push_inst(left, Op::Binary { op: BinOp::Add }, vec![s, x], None, 4);
+        let sum = f.insts[i].results[0];
+        f.blocks[left].term = Terminator::Jump(call(merge, vec![sum]));
+        f.blocks[right].term = Terminator::Jump(call(merge, vec![s]));
+        f.blocks[merge].term = Terminator::Branch {
+            cond: m,
+            then_to: call(head, vec![m]),
+            else_to: call(exit, vec![]),
+        };
+        f.blocks[exit].term = Terminator::Return(m);
+        f
+    }
+
+    #[test]
+    fn merged_values_share_one_register() {
+        let lin = lower(&accumulate_on_one_side());
+        // Only the entry's edge moves (`x` stays live: the sum reads it).
+        let moving: Vec<_> = lin.edges.iter().filter(|e| e.moves_len > 0).collect();
+        assert_eq!(moving.len(), 1, "{lin:?}");
+        assert_eq!(moving[0].target, 1, "{lin:?}");
     }
 
     #[test]
