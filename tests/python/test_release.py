@@ -301,10 +301,68 @@ def merged_values_share_a_register(n):
     return done()
 
 
+class Link:
+    def __init__(self, name, link):
+        self.name = name
+        self.link = link
+
+    def __del__(self):
+        LOG.append(("del", self.name))
+
+
+def walk_a_list_releasing_it(n):
+    # `t = t.link` in a loop, on both sides of an if: the attribute's value shares the
+    # register of the object it was read from (`lower::coalesce`), whose write releases
+    # that object, as CPython's LOAD_ATTR releases its owner once it has the attribute.
+    # The list's tail has no `link`: the last read raises, with `t` still the tail.
+    take()
+    head = Link(0, None)
+    del head.link
+    for i in range(1, n):
+        head = Link(i, head)
+    t = head
+    del head
+    steps = 0
+    try:
+        while t is not None:
+            note("at", t.name)
+            if t.name % 2:
+                t = t.link
+            else:
+                t = t.link
+                note("even")
+            steps += 1
+    except AttributeError:
+        note("no link", t.name)
+    note("walked", steps)
+    t = None
+    note("dropped")
+    return done()
+
+
+def attribute_replaces_its_object(n):
+    # `x = x.link` on one side of an if in a loop, `x` a new object each iteration: the
+    # attribute's value is written over the object it was read from (one register,
+    # `lower::coalesce`), and that write must release the object, the one place it can.
+    take()
+    for i in range(n):
+        x = Link(("outer", i), Link(("inner", i), None))
+        if i % 2:
+            x = x.link
+            note("followed", i)
+        note("holding", x.name)
+    note("loop done")
+    x = None
+    note("dropped")
+    return done()
+
+
 ROWS = (
     (make_and_call_a_closure, (4,)),
     (tangled_control_flow, (30,)),
     (merged_values_share_a_register, (8,)),
+    (walk_a_list_releasing_it, (6,)),
+    (attribute_replaces_its_object, (6,)),
     (rebinding_in_a_loop, (6,)),
     (del_then_call, (5,)),
     (temporary_consumed_by_a_call, (4,)),

@@ -141,8 +141,8 @@ pub struct Linear {
     /// Per register: whether a write may find it holding a value. Every value is released
     /// where it dies, so a register is empty whenever the one value written there is
     /// written again, or the next of a class of values that never live at once
-    /// (`coalesce`), unless a Binary writes over its own operand there (`loop_carried`
-    /// and `coalesce` allow that), other values share it (a resume parameter), edge moves
+    /// (`coalesce`), unless an op writes over its own operand there (`loop_carried` and
+    /// `coalesce::writes_after_reading` allow that), other values share it (a resume parameter), edge moves
     /// or the unwinder write it (block parameters), it is the move scratch register, or it
     /// holds a constant or NULL (never released early).
     pub reused: Vec<bool>,
@@ -501,8 +501,8 @@ pub fn lower(f: &Function) -> Linear {
     out.reused = vec![false; out.nregs as usize];
     out.reused[tmp as usize] = true;
     // Values of one class (`coalesce`) are never live at once and each is released where
-    // it dies, so their register is empty when the next one is written, but where a
-    // Binary writes its result over an operand of its own (below); other sharing
+    // it dies, so their register is empty when the next one is written, but where an op
+    // writes its result over an operand of its own (below); other sharing
     // (`loop_carried`, resume parameters) counts.
     let mut others = vec![0u8; out.nregs as usize];
     let mut in_class = vec![false; out.nregs as usize];
@@ -521,8 +521,10 @@ pub fn lower(f: &Function) -> Linear {
         }
     }
     for (_, d) in f.insts.iter() {
-        if let (Op::Binary { .. }, [res]) = (d.op, d.results.as_slice()) {
-            if d.args.iter().any(|a| reg.get(a) == reg.get(res)) {
+        if let [res] = d.results.as_slice() {
+            if coalesce::writes_after_reading(d.op)
+                && d.args.iter().any(|a| reg.get(a) == reg.get(res))
+            {
                 out.reused[r(res) as usize] = true;
             }
         }

@@ -99,6 +99,16 @@ pub(super) fn share_registers(
     class
 }
 
+/// Whether op `op` reads its operands for the last time before it writes its result, in
+/// tier 1 and in every template and slow path of native code alike, so that an operand
+/// read there for the last time may share the result's register (`s = s + x` in a loop's
+/// branch, `t = t.link` in a loop walking a list, then move nothing): a Binary (as
+/// `loop_carried` relies on) and a LoadAttr (its guards and read, or the generic call, then
+/// the one write; a property's getter runs before it). The write releases the operand.
+pub(super) fn writes_after_reading(op: Op) -> bool {
+    matches!(op, Op::Binary { .. } | Op::LoadAttr { .. })
+}
+
 /// Whether `x` and `y` may be live at once: either is live where the other is defined
 /// (two parameters of one block always are: both are defined on its entry).
 fn interfere(
@@ -115,8 +125,9 @@ fn interfere(
 }
 
 /// Whether `x` (defined at `dx`) is live at `at`: on a block's entry, or as an instruction
-/// runs (read by it counts, but for a Binary's operands: an op's results must not
-/// overwrite an operand's register while it may still read it, nor its frame state's).
+/// runs (read by it counts, but for `writes_after_reading` ops' operands: an op's results
+/// must not overwrite an operand's register while it may still read it, nor its frame
+/// state's).
 fn live_at(
     f: &Function,
     live_in: &HashMap<Block, HashSet<Value>>,
@@ -144,12 +155,9 @@ fn live_at(
         return false;
     }
     let data = &f.blocks[b];
-    // A Binary computes its result before writing it (tier 1 and its templates alike, as
-    // `loop_carried` relies on): its operands may share the result's register (`s = s +
-    // x` in the branch of a loop then moves nothing).
-    let from = match f.insts[data.insts[k]].op {
-        Op::Binary { .. } => k + 1,
-        _ => k,
+    let from = match writes_after_reading(f.insts[data.insts[k]].op) {
+        true => k + 1,
+        false => k,
     };
     data.insts[from..]
         .iter()
