@@ -142,9 +142,9 @@ pub struct Linear {
     /// where it dies, so a register is empty whenever the one value written there is
     /// written again, or the next of a class of values that never live at once
     /// (`coalesce`), unless an op writes over its own operand there (`loop_carried` and
-    /// `coalesce::writes_after_reading` allow that), other values share it (a resume parameter), edge moves
-    /// or the unwinder write it (block parameters), it is the move scratch register, or it
-    /// holds a constant or NULL (never released early).
+    /// `coalesce::writes_after_reading` allow that), other values share it (a resume
+    /// parameter), edge moves or the unwinder write it (block parameters), it is the move
+    /// scratch register, or it holds a constant or NULL (never released early).
     pub reused: Vec<bool>,
     /// The registers that may still own something once a Return ran: those of the frame
     /// state it returns with, and constants' (every other value was released where it
@@ -218,14 +218,14 @@ pub fn lower(f: &Function) -> Linear {
     let mut reg: HashMap<Value, u32> = HashMap::default();
     let mut next = 0u32;
     // A value's register: its class's, else a new one.
-    let mut fresh = |v: Value, next: &mut u32| match class.get(&v) {
-        Some(c) => *class_reg.entry(*c).or_insert_with(|| {
+    let mut fresh = |v: Value, next: &mut u32| {
+        let mut new = || {
             *next += 1;
             *next - 1
-        }),
-        None => {
-            *next += 1;
-            *next - 1
+        };
+        match class.get(&v) {
+            Some(c) => *class_reg.entry(*c).or_insert_with(new),
+            None => new(),
         }
     };
     let entry_block = f.entry();
