@@ -357,12 +357,33 @@ def attribute_replaces_its_object(n):
     return done()
 
 
+def result_rebinds_a_local_it_replaces(n):
+    # `x = src.name` and `x = i + 100` on one side of an if, `x` a new object each
+    # iteration and deleted at its end: the attribute's and the sum's values share the
+    # register of the object `x` held, which their frame states alone read, so their
+    # writes must release it (they did not: the object leaked once the loop ran natively).
+    take()
+    src = Link(("src", 0), None)
+    for i in range(n):
+        x = Link(("x", i), None)
+        if i % 3 == 1:
+            x = src.name
+        elif i % 3 == 2:
+            x = i + 100
+        note("holding", x if isinstance(x, (tuple, int)) else x.name)
+        del x
+        note("deleted", i)
+    note("loop done")
+    return done()
+
+
 ROWS = (
     (make_and_call_a_closure, (4,)),
     (tangled_control_flow, (30,)),
     (merged_values_share_a_register, (8,)),
     (walk_a_list_releasing_it, (6,)),
     (attribute_replaces_its_object, (6,)),
+    (result_rebinds_a_local_it_replaces, (9,)),
     (rebinding_in_a_loop, (6,)),
     (del_then_call, (5,)),
     (temporary_consumed_by_a_call, (4,)),

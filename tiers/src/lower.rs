@@ -141,7 +141,7 @@ pub struct Linear {
     /// Per register: whether a write may find it holding a value. Every value is released
     /// where it dies, so a register is empty whenever the one value written there is
     /// written again, or the next of a class of values that never live at once
-    /// (`coalesce`), unless an op writes over its own operand there (`loop_carried` and
+    /// (`coalesce`), unless an op writes over a value it reads there (`loop_carried` and
     /// `coalesce::writes_after_reading` allow that), other values share it (a resume
     /// parameter), edge moves or the unwinder write it (block parameters), it is the move
     /// scratch register, or it holds a constant or NULL (never released early).
@@ -502,7 +502,7 @@ pub fn lower(f: &Function) -> Linear {
     out.reused[tmp as usize] = true;
     // Values of one class (`coalesce`) are never live at once and each is released where
     // it dies, so their register is empty when the next one is written, but where an op
-    // writes its result over an operand of its own (below); other sharing
+    // writes its result over a value it reads (below); other sharing
     // (`loop_carried`, resume parameters) counts.
     let mut others = vec![0u8; out.nregs as usize];
     let mut in_class = vec![false; out.nregs as usize];
@@ -520,10 +520,12 @@ pub fn lower(f: &Function) -> Linear {
             out.reused[x] = true;
         }
     }
+    // (What the op reads includes its frame state: a local the op's result rebinds may
+    // share the result's register too, and the write must release it.)
     for (_, d) in f.insts.iter() {
         if let [res] = d.results.as_slice() {
             if coalesce::writes_after_reading(d.op)
-                && d.args.iter().any(|a| reg.get(a) == reg.get(res))
+                && reads(f, d).any(|a| reg.get(&a) == reg.get(res))
             {
                 out.reused[r(res) as usize] = true;
             }

@@ -104,7 +104,8 @@ pub(super) fn share_registers(
 /// read there for the last time may share the result's register (`s = s + x` in a loop's
 /// branch, `t = t.link` in a loop walking a list, then move nothing): a Binary (as
 /// `loop_carried` relies on) and a LoadAttr (its guards and read, or the generic call, then
-/// the one write; a property's getter runs before it). The write releases the operand.
+/// the one write; a property's getter runs before it). The write releases what it
+/// overwrites: an operand, or the old value of a local the result rebinds (its frame state).
 pub(super) fn writes_after_reading(op: Op) -> bool {
     matches!(op, Op::Binary { .. } | Op::LoadAttr { .. })
 }
