@@ -377,6 +377,25 @@ def result_rebinds_a_local_it_replaces(n):
     return done()
 
 
+def bool_then_object_in_one_register(n):
+    # `v = src is None`, then on one side `v = src.link`: the bool's and the object's
+    # values share a register (`lower::coalesce`), which native code must not take for
+    # one that only ever holds a bool (owning nothing, never released).
+    take()
+    src = Link(("src", 0), None)
+    for i in range(n):
+        src.link = D(("item", i))
+        v = src is None
+        if i % 2:
+            v = src.link
+        src.link = None
+        note("unlinked", i, v is True)
+        del v
+        note("deleted", i)
+    note("loop done")
+    return done()
+
+
 ROWS = (
     (make_and_call_a_closure, (4,)),
     (tangled_control_flow, (30,)),
@@ -384,6 +403,7 @@ ROWS = (
     (walk_a_list_releasing_it, (6,)),
     (attribute_replaces_its_object, (6,)),
     (result_rebinds_a_local_it_replaces, (9,)),
+    (bool_then_object_in_one_register, (6,)),
     (rebinding_in_a_loop, (6,)),
     (del_then_call, (5,)),
     (temporary_consumed_by_a_call, (4,)),

@@ -211,9 +211,13 @@ pub fn inline_sized(c: &Compiled) -> bool {
     c.linear.insts.len() <= INLINE_MAX_INSTS && loop_free(c)
 }
 
-/// Which registers only ever hold an unboxed bool (or NULL before their definition).
+/// Which registers only ever hold an unboxed bool (or NULL before their definition): a
+/// bool op writes them, and nothing else does (values that never live at once share
+/// registers, `lower::coalesce`, so a bool's register may also take another op's object,
+/// which must then be released as any object is).
 fn bool_registers(c: &Compiled) -> Vec<bool> {
     let mut b = vec![false; c.linear.nregs as usize];
+    let mut other = vec![false; c.linear.nregs as usize];
     for inst in &c.linear.insts {
         if let crate::lower::LKind::Op(op) = inst.kind {
             let r = match op {
@@ -225,16 +229,19 @@ fn bool_registers(c: &Compiled) -> Vec<bool> {
                 Op::ForIter {} | Op::Send {} => Some(inst.dst + 1),
                 _ => None,
             };
-            if let Some(r) = r {
-                b[r as usize] = true;
+            for x in inst.dst..inst.dst + op.result_count() as u32 {
+                match Some(x) == r {
+                    true => b[x as usize] = true,
+                    false => other[x as usize] = true,
+                }
             }
         }
     }
     // A register also written by an edge move may receive anything.
     for &(_, d, _) in &c.linear.moves {
-        b[d as usize] = false;
+        other[d as usize] = true;
     }
-    b
+    b.iter().zip(&other).map(|(&b, &o)| b && !o).collect()
 }
 
 /// The registers instruction `inst` reads (operands, a branch's condition, the returned
