@@ -99,10 +99,10 @@ pub(super) fn share_registers(
     class
 }
 
-/// Whether op `op` reads its operands for the last time before it writes its result, in
-/// tier 1 and in every template and slow path of native code alike, so that an operand
-/// read there for the last time may share the result's register (`s = s + x` in a loop's
-/// branch, `t = t.link` in a loop walking a list, then move nothing): a Binary (as
+/// Whether op `op` reads everything it reads (operands, frame state) before it writes its
+/// result, in tier 1 and in every template and slow path of native code alike, so that a
+/// value it reads for the last time may share the result's register (`s = s + x` in a
+/// loop's branch, `t = t.link` in a loop walking a list, then move nothing): a Binary (as
 /// `loop_carried` relies on) and a LoadAttr (its guards and read, or the generic call, then
 /// the one write; a property's getter runs before it). The write releases what it
 /// overwrites: an operand, or the old value of a local the result rebinds (its frame state).
@@ -126,9 +126,8 @@ fn interfere(
 }
 
 /// Whether `x` (defined at `dx`) is live at `at`: on a block's entry, or as an instruction
-/// runs (read by it counts, but for `writes_after_reading` ops' operands: an op's results
-/// must not overwrite an operand's register while it may still read it, nor its frame
-/// state's).
+/// runs (being read by it counts, as its results must not overwrite a register it may still
+/// read, unless it is a `writes_after_reading` op).
 fn live_at(
     f: &Function,
     live_in: &HashMap<Block, HashSet<Value>>,
