@@ -98,6 +98,29 @@ def test_a_crash_is_reported():
     assert v["status"] == "diverge" and v["kind"] == "crash", v
 
 
+def test_a_reference_kept_only_under_tiered_is_reported():
+    # A leak changes no result: the verdict counts the references to each call's fresh
+    # arguments afterwards (the list, here).
+    src = "KEPT = []\n" + PROBE.format(body="if TIERED:\n        KEPT.append(c)")
+    v = run.ask_once(src, ["(1, 'a', [2**70])"], ["tier1-quickened"])
+    assert v["status"] == "diverge" and "references to the arguments" in v["detail"], v
+
+
+def test_an_object_released_later_only_under_tiered_is_reported():
+    # Releases are compared per call (each program's `__del__` logs to GDEL), so an object
+    # released in a later call, or never, shows on every path, not only at the end.
+    src = """
+GDEL, HELD = [], []
+
+class D:
+    def __del__(self):
+        GDEL.append(("released", self.n))
+""" + PROBE.format(body="d = D()\n    d.n = a\n    if TIERED:\n        HELD[:] = [d]")
+    v = run.ask_once(src, ["(1, 'a', [])", "(2, 'a', [])"], ["tier1-quickened"])
+    assert v["status"] == "diverge" and "objects released (GDEL)" in v["detail"], v
+    assert "released" in v["detail"], v
+
+
 def test_what_a_program_prints_outside_its_capture_stays_out_of_the_verdicts():
     # A generator suspended in a global finishes (its `finally` prints) when the garbage
     # collector takes the program's namespace, whenever that is: outside the capture of

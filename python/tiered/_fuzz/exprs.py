@@ -34,6 +34,7 @@ class ClassInfo:
     base: "ClassInfo | None" = None
     props: dict[str, str] = field(default_factory=dict)  # property -> kind
     dunders: set[str] = field(default_factory=set)
+    logs_del: bool = False          # its __del__ logs each release to GDEL
 
 
 @dataclass

@@ -80,6 +80,8 @@ class Gen(Exprs):
                 choices += [(self.s_break_continue, 1), (self.s_retype, 2), (self.s_global, 1)]
             if self.classes:
                 choices += [(self.s_object, 5)]
+            if self.depth < 4 and any(c.logs_del for c in self.classes):
+                choices += [(self.s_churn, 2)]
             if self.gens:
                 choices += [(self.s_drive_gen, 2)]
             choices += [(self.s_del, 1), (self.s_raise, 1)]
@@ -528,6 +530,52 @@ class Gen(Exprs):
             return self.s_polymorphic(sc)
         return self.s_mutate_class(sc, o, c)
 
+    def s_churn(self, sc):
+        """A loop whose locals hold objects that log their release and are rebound on one
+        side of a branch, by an attribute, a sum, a test or another object, then dropped:
+        native code may give such values one register (`lower::coalesce`), and each
+        rebinding must release what the register held, at the moment CPython does."""
+        c = self.pick([k for k in self.classes if k.logs_del])
+        attrs = list(c.attrs)
+        x, v, src, i = self.fresh("x"), self.fresh("x"), self.fresh("x"), self.fresh("i")
+
+        def make(tag: str, at: str = i) -> str:
+            # The first attribute is what __del__ logs: a label saying which object it was.
+            rest = ", ".join(self.expr(k, sc, 2) for k in list(c.attrs.values())[1:])
+            return f"{c.name}(({tag!r}, {at}){', ' + rest if rest else ''})"
+
+        def rebind(name: str) -> str:
+            return self.pick([
+                f"{name} = {name}.link if hasattr({name}, 'link') else {name}",
+                f"{name} = {src}.link",
+                f"{name} = {src}.{self.pick(attrs)}",
+                f"{name} = {i} + {self.pick(['100', '2**70', '0.5'])}",
+                f"{name} = {src} is None",
+                f"{name} = {make('again')}",
+                f"{name} = {src}",
+            ])
+
+        first = self.pick([f"{x} = {make('x')}", f"{x} = {src} is None", f"{x} = {i} * 3"])
+        lines = [f"{src} = {make('src', '0')}", f"{src}.link = None", f"for {i} in range({self.r.randint(1, 12)}):",
+                 f"    {src}.link = {make('link')}" if self.chance(0.7) else "    pass",
+                 f"    {first}"]
+        if self.chance(0.5):
+            lines.append(f"    {v} = {self.pick([make('v'), f'{src} is None', x])}")
+        else:
+            v = x
+        k = self.r.randint(2, 4)
+        lines += [f"    if {i} % {k} == 1:", f"        {rebind(x)}"]
+        if self.chance(0.5):
+            lines += [f"    elif {i} % {k} == 2:", f"        {rebind(v)}"]
+        if self.chance(0.4):
+            lines += ["    else:", f"        {rebind(x)}"]
+        if self.chance(0.5):
+            lines.append(f"    {src}.link = None")
+        lines.append(f"    print({i}, type({x}).__name__, type({v}).__name__)")
+        lines.append(f"    {self.pick([f'del {x}', f'{x} = None', 'pass'])}")
+        lines.append(f"{src} = None")
+        return lines
+
     def s_polymorphic(self, sc):
         """One call site, objects of several classes."""
         objs = ", ".join(self.construct(self.pick(self.classes), sc, 2) for _ in range(self.r.randint(2, 4)))
@@ -659,6 +707,7 @@ class Gen(Exprs):
             # than CPython shows.
             lines += ["    @T", "    def __del__(self):",
                       f"        GDEL.append(({name!r}, getattr(self, {first!r}, None)))"]
+            c.logs_del = True
         self.cur_class = None
         self.classes.append(c)
         return lines

@@ -7,8 +7,9 @@ at a time, so a crash or a hang costs a worker, not the run: the parent sees whi
 program was running and reports it. A worker runs a program first under CPython, then
 once per path, each in a fresh module namespace, calling ``entry`` with the same argument
 sets in the same order, and compares per call: the result, the exception (type, message,
-cause and context), the printed output and the arguments afterwards; then the module's
-globals. A path may take at most ``SLOWDOWN`` times CPython's CPU time (a SIGPROF timer; tiered code
+cause and context), the printed output, the arguments afterwards, the objects released
+during the call (each program's ``__del__`` logs to ``GDEL``) and how many references the
+arguments have after it (a leak changes no result); then the module's globals. A path may take at most ``SLOWDOWN`` times CPython's CPU time (a SIGPROF timer; tiered code
 checks the eval breaker, so the signal interrupts it too), else it counts as a hang.
 """
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tiered._fuzz.gen import ARGUMENT_SETS, generate
-from tiered._fuzz.outcome import describe_exc, normalize
+from tiered._fuzz.outcome import describe_exc, normalize, safe_repr
 
 #: Execution paths: name -> (tiered options, rounds of the argument sets). The last one
 #: keeps the default thresholds and calls enough times to quicken and compile.
@@ -118,24 +119,41 @@ def run_path(src: str, opts: dict | None, arg_sets: list[str], rounds: int, budg
             out.module = (describe_exc(e), buf.getvalue())
             return out
         entry = ns.get("entry")
+        log = ns.get("GDEL")
         for _ in range(rounds):
             for a in arg_sets:
                 args = list(eval(a))  # noqa: S307 - our own literal
                 buf = io.StringIO()
                 raised, value = False, None
+                logged = len(log) if isinstance(log, list) else 0
                 try:
                     with contextlib.redirect_stdout(buf):
                         result = entry(*args)
                     value = normalize(result)
+                    del result
                 except Exception as e:  # noqa: BLE001
                     raised, value = True, describe_exc(e)
-                out.calls.append((raised, value, buf.getvalue(), normalize(args)))
+                released = [safe_repr(x) for x in log[logged:]] if isinstance(log, list) else None
+                out.calls.append((raised, value, buf.getvalue(), normalize(args), released, _references(args)))
         out.final = normalize({k: v for k, v in ns.items() if k[:1] == "G"})
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         out.seconds = time.process_time() - start
         _count(wrappers, out.counts)
     return out
+
+
+def _references(args: list) -> list[int]:
+    """How many references each argument, and each item of a list argument, has after
+    the call, for the objects each call makes afresh (lists, floats, ints past the
+    small-int cache): a reference tiered took and never released changes no result,
+    but changes this count."""
+    def fresh(x: Any) -> bool:
+        return type(x) in (list, float) or (type(x) is int and not -5 <= x <= 256)
+
+    seen = [x for x in args if fresh(x)]
+    seen += [y for x in args if type(x) is list for y in x if fresh(y)]
+    return [sys.getrefcount(x) for x in seen]
 
 
 def _count(wrappers: list, into: dict) -> None:
@@ -152,15 +170,27 @@ def _first_difference(expected: PathRun, got: PathRun) -> str | None:
         return f"module body: CPython {expected.module!r}\n  tiered {got.module!r}"
     for i, (e, g) in enumerate(zip(expected.calls, got.calls)):
         if e != g:
-            what = ("raised", "value/exception", "stdout", "arguments after")
+            what = ("raised", "value/exception", "stdout", "arguments after",
+                    "objects released (GDEL) during the call", "references to the arguments after")
             for name, x, y in zip(what, e, g):
                 if x != y:
-                    return f"call {i}: {name} differs\n  CPython {x!r}\n  tiered  {y!r}"
+                    return f"call {i}: {name} differs\n{_show(x, y)}"
     if len(expected.calls) != len(got.calls):
         return f"{len(expected.calls)} calls under CPython, {len(got.calls)} tiered"
     if expected.final != got.final:
         return f"globals afterwards: CPython {expected.final!r}\n  tiered {got.final!r}"
     return None
+
+
+def _show(cpython: Any, tiered: Any, width: int = 1500) -> str:
+    """Two differing records, shortened: for lists (a call's releases), the first item
+    where they part and a few around it."""
+    if isinstance(cpython, list) and isinstance(tiered, list):
+        at = next((k for k, (x, y) in enumerate(zip(cpython, tiered)) if x != y), min(len(cpython), len(tiered)))
+        lo = max(0, at - 2)
+        return (f"  from item {at} (CPython {len(cpython)} items, tiered {len(tiered)}):\n"
+                f"  CPython [{lo}:] {cpython[lo:at + 3]!r}\n  tiered  [{lo}:] {tiered[lo:at + 3]!r}")
+    return f"  CPython {repr(cpython)[:width]}\n  tiered  {repr(tiered)[:width]}"
 
 
 #: Where a worker notes what it is running ("cpython" or a path), so that a parent that
