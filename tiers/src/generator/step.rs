@@ -61,7 +61,10 @@ impl Thread {
 }
 
 /// `tp_iternext`: `next(gen)` (`gen_iternext`: a return value other than None as
-/// StopIteration, a plain return as NULL with nothing set).
+/// StopIteration, a plain return as NULL with nothing set). A plain return comes back
+/// from `send_ex2` as PYGEN_RETURN with no value (`finished`: CPython's PYGEN_ERROR with
+/// none): raising StopIteration for it anyway cost every exhausted generator expression
+/// an exception set and cleared by its consumer (about 1% of nqueens).
 pub(super) unsafe extern "C" fn iternext(gen: *mut ffi::PyObject) -> *mut ffi::PyObject {
     guarded(std::ptr::null_mut(), || {
         let mut result = std::ptr::null_mut();
@@ -74,7 +77,7 @@ pub(super) unsafe extern "C" fn iternext(gen: *mut ffi::PyObject) -> *mut ffi::P
             &mut result,
         ) == g::PYGEN_RETURN
         {
-            if result != ffi::Py_None() {
+            if !result.is_null() && result != ffi::Py_None() {
                 _PyGen_SetStopIterationValue(result);
             }
             ffi::Py_XDECREF(result);
