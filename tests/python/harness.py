@@ -12,7 +12,10 @@ wrapper, each run on its own deep copy of the arguments. The runs must agree on
 * side effects: the (deep-copied) arguments after the call, i.e. mutation of
   anything passed in (pass a ``log`` list to record events), and stdout,
 * ``sys.exc_info()`` right after the call returned (no handled exception may
-  leak out of the callee).
+  leak out of the callee),
+* how many references the arguments the copy made afresh (containers,
+  instances, and their items) hold after the call: a reference taken and never
+  released changes no result, but changes this count.
 
 Two kinds of assertion (DESIGN.md §6 "runs right" vs "runs right *and* in our
 tiers"):
@@ -50,7 +53,7 @@ from tiered import UnsupportedError, stats, tiered
 REPEAT = int(os.environ.get("TIERED_TEST_REPEAT", "2"))
 
 # Comparable forms of values and exceptions: one definition, shared with the fuzzer.
-from tiered._fuzz.outcome import describe_exc, normalize, tname as _tname  # noqa: E402,F401
+from tiered._fuzz.outcome import describe_exc, normalize, references, tname as _tname  # noqa: E402,F401
 
 @dataclass
 class Outcome:
@@ -62,12 +65,13 @@ class Outcome:
     kwargs_after: Any
     stdout: str
     exc_info_after: Any
+    refs_after: Any = None
     exc: BaseException | None = field(default=None, compare=False, repr=False)
     result: Any = field(default=None, compare=False, repr=False)
 
     def comparable(self) -> tuple:
         return (self.raised, self.value, self.args_after, self.kwargs_after, self.stdout,
-                self.exc_info_after)
+                self.exc_info_after, self.refs_after)
 
 
 def run(fn: Callable, args: tuple, kwargs: dict) -> Outcome:
@@ -93,9 +97,22 @@ def run(fn: Callable, args: tuple, kwargs: dict) -> Outcome:
         kwargs_after=normalize(k),
         stdout=buf.getvalue(),
         exc_info_after=exc_info_after,
+        refs_after=references((*a, *k.values()), _fresh),
         exc=exc,
         result=result,
     )
+
+
+_SHARED = (type, types.FunctionType, types.BuiltinFunctionType, types.ModuleType,
+           types.MethodType, types.CodeType)
+
+
+def _fresh(x: Any) -> bool:
+    """What the call's private deep copy of its arguments made afresh: containers and
+    instances (`outcome.references`; deepcopy shares numbers, strings and functions)."""
+    t = type(x)
+    return t in (list, dict, set, bytearray) or (
+        t.__module__ != "builtins" and not isinstance(x, _SHARED))
 
 
 def _drive(aw: Any) -> Any:
@@ -141,7 +158,7 @@ def _drain(result: Any) -> tuple[Any, BaseException | None]:
 
 def assert_same(expected: Outcome, got: Outcome, what: str) -> None:
     names = ("raised", "value/exception", "args after call", "kwargs after call", "stdout",
-             "sys.exc_info() after call")
+             "sys.exc_info() after call", "references to the arguments after call")
     for name, e, g in zip(names, expected.comparable(), got.comparable()):
         assert g == e, (
             f"{what}: {name} differs from CPython\n  CPython: {e!r}\n  tiered:  {g!r}"

@@ -126,6 +126,25 @@ def test_stdout_difference_is_caught(monkeypatch):
         harness.check(prints, "x")
 
 
+class Box:
+    pass
+
+
+@pytest.mark.parametrize("arg", [[1, 2], {"k": 1}, Box(), [Box()]])
+def test_a_reference_kept_is_caught(monkeypatch, arg):
+    # A reference never released changes no result: the harness counts the references
+    # to the call's fresh arguments (and their items) afterwards.
+    kept = []
+
+    def tamper(r, a):
+        kept.append(a[0][0] if type(a[0]) is list and type(a[0][0]) is Box else a[0])
+        return r
+
+    use_fake(monkeypatch, tamper=tamper)
+    with pytest.raises(FAIL, match="references to the arguments"):
+        harness.check(ident, arg)
+
+
 @pytest.mark.parametrize("st", [
     {"calls": 0, "fallback_calls": 1, "interp_calls": 0, "native_calls": 0, "deopts": 0, "unsupported": []},
     {"calls": 0, "fallback_calls": 0, "interp_calls": 0, "native_calls": 0, "deopts": 0,

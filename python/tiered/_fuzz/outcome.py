@@ -4,6 +4,7 @@ fuzzer, so both compare exactly the same things the same way."""
 from __future__ import annotations
 
 import re
+import sys
 import types
 from typing import Any
 
@@ -86,3 +87,17 @@ def describe_exc(e: BaseException | None, depth: int = 0) -> Any:
         describe_exc(e.__cause__, depth + 1),
         describe_exc(e.__context__, depth + 1),
     )
+
+
+def references(values, fresh) -> list[int]:
+    """How many references each of ``values`` that ``fresh`` picks (objects a call got
+    afresh, so that nothing else counts toward them), and each item of a list, set or
+    dict among them that it picks, holds: a reference taken and never released changes
+    no result, but changes this count."""
+    seen: list = []
+    for x in values:
+        if fresh(x):
+            seen.append(x)
+            items = x.values() if type(x) is dict else x if type(x) in (list, set) else ()
+            seen += [y for y in items if fresh(y)]
+    return [sys.getrefcount(x) for x in seen]

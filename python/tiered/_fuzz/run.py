@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tiered._fuzz.gen import ARGUMENT_SETS, generate
-from tiered._fuzz.outcome import describe_exc, normalize, safe_repr
+from tiered._fuzz.outcome import describe_exc, normalize, references, safe_repr
 
 #: Execution paths: name -> (tiered options, rounds of the argument sets). The last one
 #: keeps the default thresholds and calls enough times to quicken and compile.
@@ -134,7 +134,7 @@ def run_path(src: str, opts: dict | None, arg_sets: list[str], rounds: int, budg
                 except Exception as e:  # noqa: BLE001
                     raised, value = True, describe_exc(e)
                 released = [safe_repr(x) for x in log[logged:]] if isinstance(log, list) else None
-                out.calls.append((raised, value, buf.getvalue(), normalize(args), released, _references(args)))
+                out.calls.append((raised, value, buf.getvalue(), normalize(args), released, references(args, _fresh)))
         out.final = normalize({k: v for k, v in ns.items() if k[:1] == "G"})
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
@@ -143,17 +143,10 @@ def run_path(src: str, opts: dict | None, arg_sets: list[str], rounds: int, budg
     return out
 
 
-def _references(args: list) -> list[int]:
-    """How many references each argument, and each item of a list argument, has after
-    the call, for the objects each call makes afresh (lists, floats, ints past the
-    small-int cache): a reference tiered took and never released changes no result,
-    but changes this count."""
-    def fresh(x: Any) -> bool:
-        return type(x) in (list, float) or (type(x) is int and not -5 <= x <= 256)
-
-    seen = [x for x in args if fresh(x)]
-    seen += [y for x in args if type(x) is list for y in x if fresh(y)]
-    return [sys.getrefcount(x) for x in seen]
+def _fresh(x: Any) -> bool:
+    """What each call's argument literals make afresh: lists, floats, ints past the
+    small-int cache (`outcome.references`)."""
+    return type(x) in (list, float) or (type(x) is int and not -5 <= x <= 256)
 
 
 def _count(wrappers: list, into: dict) -> None:
