@@ -556,7 +556,8 @@ class Gen(Exprs):
             ])
 
         first = self.pick([f"{x} = {make('x')}", f"{x} = {src} is None", f"{x} = {i} * 3"])
-        lines = [f"{src} = {make('src', '0')}", f"{src}.link = None", f"for {i} in range({self.r.randint(1, 12)}):",
+        lines = [f"{src} = {make('src', '0')}", f"{src}.link = None",
+                 f"for {i} in range({self.r.randint(1, 12)}):",
                  f"    {src}.link = {make('link')}" if self.chance(0.7) else "    pass",
                  f"    {first}"]
         if self.chance(0.5):

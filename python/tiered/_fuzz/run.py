@@ -9,7 +9,8 @@ once per path, each in a fresh module namespace, calling ``entry`` with the same
 sets in the same order, and compares per call: the result, the exception (type, message,
 cause and context), the printed output, the arguments afterwards, the objects released
 during the call (each program's ``__del__`` logs to ``GDEL``) and how many references the
-arguments have after it (a leak changes no result); then the module's globals. A path may take at most ``SLOWDOWN`` times CPython's CPU time (a SIGPROF timer; tiered code
+arguments have after it (a leak changes no result); then the module's globals. A path
+may take at most ``SLOWDOWN`` times CPython's CPU time (a SIGPROF timer; tiered code
 checks the eval breaker, so the signal interrupts it too), else it counts as a hang.
 """
 
@@ -134,7 +135,8 @@ def run_path(src: str, opts: dict | None, arg_sets: list[str], rounds: int, budg
                 except Exception as e:  # noqa: BLE001
                     raised, value = True, describe_exc(e)
                 released = [safe_repr(x) for x in log[logged:]] if isinstance(log, list) else None
-                out.calls.append((raised, value, buf.getvalue(), normalize(args), released, references(args, _fresh)))
+                out.calls.append((raised, value, buf.getvalue(), normalize(args), released,
+                                  references(args, _fresh)))
         out.final = normalize({k: v for k, v in ns.items() if k[:1] == "G"})
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
@@ -179,7 +181,8 @@ def _show(cpython: Any, tiered: Any, width: int = 1500) -> str:
     """Two differing records, shortened: for lists (a call's releases), the first item
     where they part and a few around it."""
     if isinstance(cpython, list) and isinstance(tiered, list):
-        at = next((k for k, (x, y) in enumerate(zip(cpython, tiered)) if x != y), min(len(cpython), len(tiered)))
+        parted = (k for k, (x, y) in enumerate(zip(cpython, tiered)) if x != y)
+        at = next(parted, min(len(cpython), len(tiered)))
         lo = max(0, at - 2)
         return (f"  from item {at} (CPython {len(cpython)} items, tiered {len(tiered)}):\n"
                 f"  CPython [{lo}:] {cpython[lo:at + 3]!r}\n  tiered  [{lo}:] {tiered[lo:at + 3]!r}")

@@ -64,7 +64,7 @@ impl Thread {
 /// StopIteration, a plain return as NULL with nothing set). A plain return comes back
 /// from `send_ex2` as PYGEN_RETURN with no value (`finished`: CPython's PYGEN_ERROR with
 /// none): raising StopIteration for it anyway cost every exhausted generator expression
-/// an exception set and cleared by its consumer (about 1% of nqueens).
+/// an exception set and cleared by its consumer (1.5% of nqueens' instructions).
 pub(super) unsafe extern "C" fn iternext(gen: *mut ffi::PyObject) -> *mut ffi::PyObject {
     guarded(std::ptr::null_mut(), || {
         let mut result = std::ptr::null_mut();
