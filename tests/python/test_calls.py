@@ -192,6 +192,24 @@ def call_classes():
             int(), float("1.5"), str(b"x", "ascii"), frozenset([1]), bytes(3), complex(1, 2), object().__class__)
 
 
+def call_builtin_types_in_a_loop(xs):
+    # Static types and builtin functions called at sites that settle on them, so native
+    # code calls their vectorcall functions directly (`builtin::fixed_vectorcall`), with
+    # a TypeError from the callee at the same sites.
+    out = []
+    for i in range(len(xs) + 1):
+        s = set(xs[:i])
+        t = tuple(x * 2 for x in xs[:i])
+        r = list(reversed(xs[:i]))
+        out.append((len(s), t, r, sorted(frozenset(s)), bytes(i), str.upper("ab"), range(i)))
+        src = xs[:i] if i % 3 else i
+        try:
+            out.append((set(src), tuple(src), list(reversed(src))))
+        except TypeError as e:
+            out.append(("TypeError", str(e)))
+    return out
+
+
 def call_partial():
     p = functools.partial(everything, 1, d=4)
     q = functools.partial(p, 2, e=0)
@@ -339,6 +357,7 @@ CALLS = cases(
     (call_star_call_site, ([1], {"d": 1, "c": 3})), (call_star_call_site, ([1, 2, 3], {"c": 3, "d": 4})),
     (call_mutable_default, ()), (call_default_evaluated_once, ([],)), (call_methods, ()),
     (call_builtin_methods, ()), (call_builtins, ()), (call_print, ("x",)), (call_classes, ()),
+    (call_builtin_types_in_a_loop, ([3, 1, 2, 1, 5, 4, 2],)),
     (call_partial, ()), (call_callable_object, ()), (call_lambda_and_nested, ()), (call_recursive, (15,)),
     (call_higher_order, ([abs, str, float, Point, lambda v: v * 2, Callable_(1)], -3)),
     (call_bound_method_from_arg, (Point(1, 2),)), (call_getattr_then_call, ("a-b", "split", "-")),
