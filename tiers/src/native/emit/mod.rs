@@ -241,7 +241,10 @@ fn bool_registers(c: &Compiled) -> Vec<bool> {
     for &(_, d, _) in &c.linear.moves {
         other[d as usize] = true;
     }
-    b.iter().zip(&other).map(|(&b, &o)| b && !o).collect()
+    b.into_iter()
+        .zip(other)
+        .map(|(bool_op, other)| bool_op && !other)
+        .collect()
 }
 
 /// The registers instruction `inst` reads (operands, a branch's condition, the returned

@@ -147,7 +147,7 @@ enum Receiver {
     FirstArg(*mut ffi::PyTypeObject),
 }
 
-/// The vectorcall function of a callable guarded by identity, where it can never change:
+/// The vectorcall function of a builtin (`is_builtin`) guarded by identity, which can never change:
 /// a static type's `tp_vectorcall` (`set`, `tuple`, `reversed`...), a builtin function's
 /// or method descriptor's (set when it was made). Native code calls it directly, as
 /// 3.11's specialized calls of builtins call their C functions, skipping
@@ -161,14 +161,7 @@ unsafe fn fixed_vectorcall(guard: Guard) -> Option<ffi::vectorcallfunc> {
     let Guard::Is(c) = guard else {
         return None;
     };
-    let tp = ffi::Py_TYPE(c);
-    let fixed = if ffi::PyType_Check(c) != 0 {
-        (*(c as *mut ffi::PyTypeObject)).tp_flags & ffi::Py_TPFLAGS_HEAPTYPE == 0
-    } else {
-        tp == std::ptr::addr_of_mut!(ffi::PyCFunction_Type)
-            || tp == std::ptr::addr_of_mut!(ffi::PyMethodDescr_Type)
-    };
-    if !fixed {
+    if !is_builtin(c) {
         return None;
     }
     ffi::PyVectorcall_Function(c)
