@@ -338,6 +338,44 @@ def handles_its_own(log):
     yield repr(sys.exc_info()[1])
 
 
+def counts_with_numbers(log):
+    """Its values stay in registers while it is suspended (`generator::held`): an int
+    and a float that live unboxed, a loop counter, the value sent in."""
+    total, scale = 0, 1.5
+    for i in range(4):
+        total += i
+        scale *= 2.0
+        x = yield i
+        log.append((i, total, scale, x))
+    yield "done"
+
+
+def holds_itself(log):
+    me = yield "first"
+    try:
+        while True:
+            yield me is not None
+    finally:
+        log.append(("finally", type(me).__name__))
+
+
+def cleans_up_with_locals(log):
+    for i in range(10):
+        name = "item%d" % (i * 1000)
+        try:
+            yield name
+        finally:
+            log.append((i, name))
+
+
+def referents(g):
+    """What the garbage collector sees a suspended generator hold: its frame's objects
+    (by type and value, in a stable order; ids differ between runs)."""
+    shown = (int, float, str, list, tuple, type(None))
+    return sorted((type(o).__name__, repr(o) if type(o) in shown else "")
+                  for o in gc.get_referents(g) if not isinstance(o, types.CodeType))
+
+
 def in_except(step):
     """`step`'s outcome, run while the caller handles an exception."""
     try:
@@ -394,6 +432,22 @@ SCRIPTS = {
         sorted(inspect.getgeneratorlocals(g).items()), outcome(lambda: g.send(5)),
         sorted(g.gi_frame.f_locals.items()), outcome(lambda: g.send(None)),
         inspect.getgeneratorstate(g), g.gi_frame, g.gi_suspended]),
+    "held-locals-read-between-steps": (counts_with_numbers, lambda g, log: [
+        outcome(lambda: next(g)), outcome(lambda: g.send("a")), referents(g),
+        sorted(inspect.getgeneratorlocals(g).items()), outcome(lambda: g.send("b")),
+        sorted(g.gi_frame.f_locals.items()), outcome(lambda: g.send("c")),
+        outcome(lambda: next(g)), outcome(lambda: next(g)), log]),
+    "held-referents": (counts_with_numbers, lambda g, log: [
+        referents(g), outcome(lambda: next(g)), referents(g), outcome(lambda: g.send(2**70)),
+        referents(g), outcome(lambda: g.send(1.25)), referents(g), log]),
+    "held-close-runs-finally-with-locals": (cleans_up_with_locals, lambda g, log: [
+        outcome(lambda: next(g)), outcome(lambda: next(g)), outcome(lambda: next(g)),
+        outcome(g.close), outcome(lambda: next(g)), log]),
+    "held-throw-with-locals": (cleans_up_with_locals, lambda g, log: [
+        outcome(lambda: next(g)), outcome(lambda: next(g)),
+        outcome(lambda: g.throw(KeyError("k"))), outcome(lambda: next(g)), log]),
+    "held-collected-when-dropped": (cleans_up_with_locals, lambda g, log: [
+        outcome(lambda: next(g)), outcome(lambda: next(g)), (g := None), log]),
     "frames-inside": (lambda log: sees_its_frame(), lambda g, log: [
         outcome(lambda: next(g)), outcome(lambda: next(g)), outcome(lambda: next(g))]),
 }
@@ -449,6 +503,23 @@ def test_unfinished_generator_runs_its_finally_when_collected():
         assert r() is None
         assert log == ["start", "finally"], log
         gc.collect()
+
+
+def test_a_suspended_generator_holding_itself_is_collected():
+    """Its values held in registers (`generator::held`): the collector sees the cycle
+    through our traversal, and the finalizer closes it from the filled frame."""
+    w = tiered(holds_itself, strict=True)
+    for f in (holds_itself, w, w, w):
+        log = []
+        g = f(log)
+        next(g)
+        g.send(g)
+        r = weakref.ref(g)
+        del g
+        gc.collect()
+        assert r() is None
+        assert log == [("finally", "generator")], log
+    assert stats(w)["resumes"] >= 6
 
 
 def test_locals_are_released_when_the_generator_finishes():

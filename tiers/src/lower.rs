@@ -461,9 +461,16 @@ pub fn lower(f: &Function) -> Linear {
                     .collect();
                 release.sort_unstable();
                 release.dedup();
-                let lasti = (0..resume.args.len() as u32)
+                let lasti: Vec<u32> = (0..resume.args.len() as u32)
                     .filter(|&k| lasti_values.contains(&resume.args[k as usize]))
                     .collect();
+                let send = suspend::delegates(f, resume.block, term_offset, resume.args.len());
+                let slots = &out.operands[args as usize..];
+                let in_place = value.is_some()
+                    && send.is_none()
+                    && lasti.is_empty()
+                    && release.len() == slots.len()
+                    && params.len() == slots.len() + 1;
                 out.suspensions.push(Suspension {
                     offset: term_offset,
                     resume: start[&resume.block],
@@ -471,7 +478,8 @@ pub fn lower(f: &Function) -> Linear {
                     release,
                     lasti,
                     keeps_value: value.as_ref().is_some_and(|v| kept.contains(v)),
-                    send: suspend::delegates(f, resume.block, term_offset, resume.args.len()),
+                    send,
+                    in_place,
                 });
                 suspend_args = Some((args, resume.args.len() as u32));
                 LKind::Suspend {

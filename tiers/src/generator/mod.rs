@@ -11,7 +11,9 @@
 //! a resumption moves them back into registers (`Suspension::params`) and enters the code
 //! at the instruction after the yield. Nothing else survives a suspension in registers
 //! (resume blocks' parameters are never pruned, and constants are loaded again), so the
-//! frame alone is the generator's state, as in CPython. That is what makes everything
+//! frame alone is the generator's state, as in CPython. (Except at a plain generator's
+//! in-place yields, whose values stay in the register file, the frame filled only when
+//! CPython's code could read it: `held`.) That is what makes everything
 //! else CPython's own and exact: `gi_frame` (its locals and line), `gi_running`,
 //! `gi_yieldfrom`, `throw()`, `close()` and finalization (which run that step in
 //! CPython's loop from the frame), and a generator resumed with a trace or profile
@@ -31,6 +33,7 @@ use std::os::raw::c_int;
 
 mod asyncgen;
 mod delegate;
+pub(crate) mod held;
 pub(crate) mod start;
 mod step;
 mod throw;
@@ -56,9 +59,10 @@ const FOOTER: usize = 3;
 
 /// The register file a generator of ours keeps once it suspended (allocated then, by
 /// `keep_registers`), so later resumptions neither allocate nor clear one nor load its
-/// constants again. Between steps it holds only the constants its code starts with (every
-/// block reads their registers); everything else is empty (`suspend` moved the live
-/// values into the frame). Its first step (and every step of a generator that never
+/// constants again. Between steps it holds the constants its code starts with (every
+/// block reads their registers) and, suspended at an in-place yield, the generator's
+/// values (`held`); everything else is empty (`suspend` moved the live values into the
+/// frame). Its first step (and every step of a generator that never
 /// suspends, as most coroutines do not) uses a register file on the stack instead, so
 /// making a generator costs no more than CPython's. `dealloc` releases and frees it.
 ///
@@ -81,24 +85,32 @@ unsafe fn register_slot(gen: *mut ffi::PyObject) -> *mut usize {
 }
 
 /// After a step on stack registers `regs` left generator `gen` suspended: its register
-/// file from now on (`registers`), with the constants moved in (nothing else is left).
-/// Out of memory: the constants are released instead, and the next step loads them again.
+/// file from now on (`registers`), with the constants and any values held there (`held`)
+/// moved in. Out of memory: the constants are released instead, and the next step loads
+/// them again; held values go to the frame, and if even that fails (boxing), the error,
+/// the values lost (the caller ends the generator with it).
 ///
 /// # Safety
 /// GIL held; `gen` a suspended generator of ours without a register file.
-pub(crate) unsafe fn keep_registers(gen: *mut ffi::PyObject, regs: &mut [Value]) {
+pub(crate) unsafe fn keep_registers(gen: *mut ffi::PyObject, regs: &mut [Value]) -> PyResult<()> {
     let bytes = std::mem::size_of_val(regs);
     let kept = ffi::PyMem_Malloc(bytes) as *mut Value;
     if kept.is_null() {
         ffi::PyErr_Clear();
+        // Values held in registers (`held`) go to the frame instead, for the next step.
+        let filled = match held::suspended_in_place(gen) {
+            Some(point) => held::fill_frame(g::iframe(gen), point, regs),
+            None => Ok(()),
+        };
         regs.iter_mut().for_each(|r| *r = Value::Null);
-        return;
+        return filled;
     }
     // SAFETY: `kept` has room for them; the stack file is left all Null (zero bytes),
     // owning nothing, as its owner expects.
     std::ptr::copy_nonoverlapping(regs.as_ptr(), kept, regs.len());
     std::ptr::write_bytes(regs.as_mut_ptr(), 0, regs.len());
     *register_slot(gen) = kept as usize;
+    Ok(())
 }
 
 /// Loads the constants a generator's code starts with into registers `regs` (empty), for
@@ -206,6 +218,7 @@ pub unsafe fn install() -> PyResult<()> {
     (*t).tp_dealloc = Some(dealloc);
     (*t).tp_iternext = Some(step::iternext);
     (*(*t).tp_as_async).am_send = Some(step::am_send);
+    held::install(t)?;
     ready(t)?;
     // CPython accepts a generator-based coroutine in `await` only if its type is exactly
     // the generator type; ours is awaitable through `__await__` (returning itself).
@@ -214,6 +227,7 @@ pub unsafe fn install() -> PyResult<()> {
     (*ic).tp_iternext = Some(step::iternext);
     (*(*ic).tp_as_async).am_send = Some(step::am_send);
     (*(*ic).tp_as_async).am_await = Some(ffi::PyObject_SelfIter);
+    held::install(ic)?;
     ready(ic)?;
     let c = subtype(std::ptr::addr_of_mut!(ffi::PyCoro_Type), &methods())?;
     (*c).tp_dealloc = Some(dealloc);
@@ -404,6 +418,32 @@ pub unsafe fn suspend(ctx: &Ctx, regs: &mut [Value], pc: usize) -> PyResult<Valu
         ));
     }
     let slots = &lin.operands[inst.args as usize..(inst.args + inst.nargs) as usize];
+    let point = &lin.suspensions[index as usize];
+    if running && point.in_place && (*ctx.frame).stacktop == 0 && (*ctx.frame).frame_obj.is_null() {
+        // The values stay in registers (`held`), boxed as the frame would hold them (the
+        // garbage collector sees CPython's objects); only the yielded one leaves (a copy
+        // if a slot or a constant keeps it).
+        for &r in slots.iter().chain([&value]) {
+            regs[r as usize].box_in_place()?;
+        }
+        let f = ctx.frame;
+        (*f).prev_instr = c.code_unit(inst.offset);
+        g::head(g::of_frame(f)).gi_frame_state = g::FRAME_SUSPENDED;
+        let result = match point.keeps_value || slots.contains(&value) {
+            true => regs[value as usize].clone(),
+            false => std::mem::take(&mut regs[value as usize]),
+        };
+        // Each slot's value to its resume parameter's register (all taken out first: a
+        // parameter's register may be another slot's).
+        let moves = || slots.iter().zip(&point.params).filter(|(s, p)| s != p);
+        let moved: Vec<Value> = moves()
+            .map(|(&s, _)| std::mem::take(&mut regs[s as usize]))
+            .collect();
+        for ((_, &p), v) in moves().zip(moved) {
+            regs[p as usize] = v;
+        }
+        return Ok(result);
+    }
     // Objects first (boxing may fail), so a failure leaves nothing half moved.
     for &r in slots.iter().chain((value != NO_VALUE).then_some(&value)) {
         regs[r as usize].box_in_place()?;
@@ -653,10 +693,13 @@ pub(super) unsafe extern "C" fn dealloc(gen: *mut ffi::PyObject) {
     if ffi::PyObject_CallFinalizerFromDealloc(gen) != 0 {
         return;
     }
+    // Values still held in registers (the finalizer did not close it: it had run before).
+    held::release(gen);
     if let Some(regs) = registers(gen) {
         // Between steps the file holds the code's constants and nothing else (`suspend`
-        // moved the rest into the frame; a finished generator's `release` emptied it all),
-        // so only their registers are released, not every register's tag read.
+        // moved the rest into the frame or `held::release` released them; a finished
+        // generator's `release` emptied it all), so only their registers are released,
+        // not every register's tag read.
         for &(r, _) in &compiled_of(gen).start_constants {
             drop(std::mem::take(&mut regs[r as usize]));
         }

@@ -171,15 +171,33 @@ pub(crate) unsafe fn send_ex2(
                 None => crate::runtime::with_registers(c.linear.nregs as usize, |regs| {
                     super::load_constants(c, regs);
                     let r = resume(th, gen, c, point, arg, stepped, exc, regs, presult);
-                    if g::head(gen).gi_frame_state == g::FRAME_SUSPENDED {
-                        super::keep_registers(gen, regs);
+                    if g::head(gen).gi_frame_state == g::FRAME_SUSPENDED
+                        && super::keep_registers(gen, regs).is_err()
+                    {
+                        return lost(gen, presult);
                     }
                     r
                 }),
             }
         }
-        None => cpython_step(ts, gen, c, arg, exc, presult),
+        None => {
+            // CPython's loop reads the frame: values held in registers go there first.
+            if super::held::fill(gen).is_err() {
+                return g::PYGEN_ERROR;
+            }
+            cpython_step(ts, gen, c, arg, exc, presult)
+        }
     }
+}
+
+/// A generator that yielded but could keep its values neither in a register file nor in
+/// its frame (out of memory: `keep_registers`) ends with that error, as if raised there.
+#[cold]
+#[inline(never)]
+unsafe fn lost(gen: *mut ffi::PyObject, presult: *mut *mut ffi::PyObject) -> c_int {
+    ffi::Py_XDECREF(std::mem::replace(&mut *presult, std::ptr::null_mut()));
+    clear(gen);
+    g::PYGEN_ERROR
 }
 
 /// `send_ex2` for a generator that cannot take a step in state `state` (out of line: the
@@ -254,7 +272,9 @@ unsafe fn resume(
     // The frame's slots (and the value sent in on top of its stack, or NULL for an
     // exception thrown in: `Thrown` raises it) move into the resume block's parameters.
     let n = (*f).stacktop.max(0) as usize;
-    if n + 1 != point.params.len() {
+    // Held in registers (`held`): already where the resume block reads them.
+    let held = point.in_place && n == 0;
+    if !held && n + 1 != point.params.len() {
         crate::ops::raise(
             ffi::PyExc_SystemError,
             "tiered: a generator's frame does not match its resume point",
@@ -262,8 +282,8 @@ unsafe fn resume(
         return g::PYGEN_ERROR;
     }
     (*f).stacktop = 0;
-    // The parameters' registers are empty (`suspend` moved their values into the frame),
-    // so they are written without releasing what they held: nothing. This runs at every
+    // The parameters' registers are empty (`suspend` moved their values into the frame,
+    // or, held, holds them: none is written but the value sent in's), so they are written without releasing what they held: nothing. This runs at every
     // step of every generator, so without bounds checks: every parameter is a register of
     // this code (`lower` made both), checked here in debug builds.
     let file = regs.as_mut_ptr();
@@ -288,7 +308,7 @@ unsafe fn resume(
         (false, false, true) => Value::from_borrowed(ffi::Py_None()),
         (false, false, false) => Value::from_borrowed(arg),
     };
-    put(point.params[n], sent);
+    put(point.params[point.params.len() - 1], sent);
     let ts = th.ts;
     enter_linked(ts, gen, exc);
     let func = (*f).f_func as *mut ffi::PyFunctionObject;

@@ -30,6 +30,14 @@ pub struct Suspension {
     /// top slot as the receiver, so a step can take the Send's step first
     /// (`generator::delegate`).
     pub send: Option<u32>,
+    /// Whether the generator's values stay in its register file while it is suspended
+    /// here (`generator::held`) instead of moving into the frame: a plain yield (no
+    /// delegate, no lasti slot) whose slots are registers of their own (no constant's, none
+    /// twice). The suspension moves each slot's value to the register of its resume
+    /// parameter (most are the same register: `suspend::coalesce_resume_params`), where
+    /// the resumption's code reads it. Only generators' code (`registry` clears it for
+    /// coroutines' and async generators').
+    pub in_place: bool,
 }
 
 /// The offset of the Send the suspension at bytecode `offset` (resuming at block `resume`

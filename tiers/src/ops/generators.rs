@@ -7,7 +7,7 @@ use crate::lower::NO_VALUE;
 use crate::native::emit::{mem, Emit};
 use crate::value::{tag, PyResult, Raised, Value};
 use cranelift_codegen::ir::condcodes::IntCC;
-use cranelift_codegen::ir::{types, InstBuilder};
+use cranelift_codegen::ir::{types, Block, InstBuilder, Value as CValue};
 use pyo3_ffi as ffi;
 
 extern "C" {
@@ -349,12 +349,14 @@ unsafe fn send_asend(
     crate::generator::asend_step(r, arg, out)
 }
 
-/// Native code for LKind::Suspend at `pc`: a YIELD_VALUE whose values are all objects (or
-/// NULL locals) moves them into the running generator's frame inline, as `generator::
-/// suspend` does (no reference count changes but for values in two slots, or constants,
-/// which keep their registers), and leaves with the yielded value. Anything else (a
-/// RETURN_GENERATOR, an unboxed number to box, a frame with locals synced into it, not a
-/// generator's frame) calls `generator::suspend` through its helper.
+/// Native code for LKind::Suspend at `pc`: an in-place yield leaves the values in
+/// registers (`generator::held`), each in its resume parameter's; another YIELD_VALUE
+/// whose values are all objects (or NULL locals) moves them into the running generator's
+/// frame inline, as `generator::suspend` does (no reference count changes but for values
+/// in two slots, or constants, which keep their registers). Both leave with the yielded
+/// value. Anything else (a RETURN_GENERATOR, a handler's lasti among the slots, a number
+/// that cannot be boxed, a frame object or slots synced into the frame where values would
+/// be held, not a generator's frame) calls `generator::suspend` through its helper.
 pub(crate) fn emit_suspend(e: &mut Emit, pc: usize) {
     let inst = e.c.linear.insts[pc];
     let crate::lower::LKind::Suspend { value, index } = inst.kind else {
@@ -363,11 +365,47 @@ pub(crate) fn emit_suspend(e: &mut Emit, pc: usize) {
     let slow = e.b.create_block();
     e.b.set_cold_block(slow);
     let lin = &e.c.linear;
-    let has_lasti = !lin.suspensions[index as usize].lasti.is_empty();
-    if value != NO_VALUE && !has_lasti {
-        let slots: Vec<u32> =
-            lin.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
-        let moved: Vec<u32> = lin.suspensions[index as usize].release.clone();
+    let point = &lin.suspensions[index as usize];
+    let slots: Vec<u32> =
+        lin.operands[inst.args as usize..(inst.args + inst.nargs) as usize].to_vec();
+    if point.in_place {
+        // Numbers boxed as the frame would hold them, so that the garbage collector sees
+        // the objects CPython's frame would (`gc.get_referents`).
+        for &r in slots.iter().chain([&value]) {
+            e.box_number(r, slow);
+        }
+        // No code of CPython's may read the frame behind our back: no frame object.
+        let frame = yielding_frame(e, value, slow);
+        let fo =
+            e.b.ins()
+                .load(e.ptr, mem(), frame, frame::offset::FRAME_OBJ);
+        e.fail_if(fo, slow);
+        suspended_at(e, frame, inst.offset);
+        // A copy leaves if a slot or a constant keeps the value's register.
+        let keeps = point.keeps_value || slots.contains(&value);
+        yield_value(e, value, keeps);
+        // Each slot's value to its resume parameter's register: all read, the sources
+        // emptied, then the parameters written (a parameter's register may be another
+        // slot's).
+        let moves: Vec<(u32, u32)> = slots
+            .iter()
+            .zip(&point.params)
+            .filter(|(s, p)| s != p)
+            .map(|(&s, &p)| (s, p))
+            .collect();
+        let regs = e.regs();
+        let words: Vec<_> = moves.iter().map(|&(s, _)| e.load_words(regs, s)).collect();
+        for &(s, _) in &moves {
+            e.clear(s);
+        }
+        for (&(_, p), (t, w)) in moves.iter().zip(words) {
+            e.store_reg(p, t, w);
+        }
+        let ok = e.b.ins().iconst(types::I64, 0);
+        e.leave(ok);
+    } else if value != NO_VALUE && point.lasti.is_empty() {
+        let moved = point.release.clone();
+        let keeps = point.keeps_value;
         // Numbers boxed in place (as `Value::box_in_place`), then the guards: objects
         // or NULL in the slots, an object to yield.
         let mut seen = Vec::new();
@@ -381,19 +419,7 @@ pub(crate) fn emit_suspend(e: &mut Emit, pc: usize) {
             let other = e.b.ins().band_imm_s(t, !(tag::OBJ as i64));
             e.fail_if(other, slow);
         }
-        let t = e.tag(value);
-        let not_obj = e.b.ins().icmp_imm_s(IntCC::NotEqual, t, tag::OBJ as i64);
-        e.fail_if(not_obj, slow);
-        let frame = e.frame_ptr();
-        let owner = e.b.ins().load(types::I8, mem(), frame, OWNER);
-        let not_gen =
-            e.b.ins()
-                .icmp_imm_s(IntCC::NotEqual, owner, g::OWNED_BY_GENERATOR as i64);
-        e.fail_if(not_gen, slow);
-        let synced =
-            e.b.ins()
-                .load(types::I32, mem(), frame, frame::offset::TAIL);
-        e.fail_if(synced, slow);
+        let frame = yielding_frame(e, value, slow);
         // The slots: a register's value moves into its first slot; a second slot, a
         // constant's register or the yielded register gets a new reference.
         let zero = e.b.ins().iconst(types::I64, 0);
@@ -413,24 +439,9 @@ pub(crate) fn emit_suspend(e: &mut Emit, pc: usize) {
         }
         let n = e.b.ins().iconst(types::I32, slots.len() as i64);
         e.b.ins().store(mem(), n, frame, frame::offset::TAIL);
-        let unit = e.c.code_unit(inst.offset) as i64;
-        let unit = e.b.ins().iconst(e.ptr, unit);
-        e.b.ins()
-            .store(mem(), unit, frame, frame::offset::PREV_INSTR);
-        let suspended = e.b.ins().iconst(types::I8, g::FRAME_SUSPENDED as i64);
-        e.b.ins().store(mem(), suspended, frame, FRAME_STATE);
-        // The yielded value leaves as a returned one does.
-        let t = e.tag(value);
-        let p = e.payload(value, types::I64);
-        let out = e.out();
-        e.b.ins().store(mem(), t, out, 0);
-        e.b.ins().store(mem(), p, out, 8);
-        if lin.suspensions[index as usize].keeps_value {
-            // A constant stays in its register for the later steps (an object, checked).
-            e.incref(p);
-        } else {
-            e.clear(value);
-        }
+        suspended_at(e, frame, inst.offset);
+        // (A constant stays in its register for the later steps.)
+        yield_value(e, value, keeps);
         for r in taken {
             e.clear(r);
         }
@@ -453,6 +464,51 @@ pub(crate) fn emit_suspend(e: &mut Emit, pc: usize) {
         )
         .expect("returns");
     e.leave(status);
+}
+
+/// The running generator's frame, for a yield of register `value` (boxed): branches to
+/// `slow` unless the value is an object and the frame a generator's without slots synced
+/// into it.
+fn yielding_frame(e: &mut Emit, value: u32, slow: Block) -> CValue {
+    let t = e.tag(value);
+    let not_obj = e.b.ins().icmp_imm_s(IntCC::NotEqual, t, tag::OBJ as i64);
+    e.fail_if(not_obj, slow);
+    let frame = e.frame_ptr();
+    let owner = e.b.ins().load(types::I8, mem(), frame, OWNER);
+    let not_gen =
+        e.b.ins()
+            .icmp_imm_s(IntCC::NotEqual, owner, g::OWNED_BY_GENERATOR as i64);
+    e.fail_if(not_gen, slow);
+    let synced =
+        e.b.ins()
+            .load(types::I32, mem(), frame, frame::offset::TAIL);
+    e.fail_if(synced, slow);
+    frame
+}
+
+/// Marks generator frame `frame` suspended at the yield at bytecode `offset`.
+fn suspended_at(e: &mut Emit, frame: CValue, offset: u32) {
+    let unit = e.c.code_unit(offset) as i64;
+    let unit = e.b.ins().iconst(e.ptr, unit);
+    e.b.ins()
+        .store(mem(), unit, frame, frame::offset::PREV_INSTR);
+    let suspended = e.b.ins().iconst(types::I8, g::FRAME_SUSPENDED as i64);
+    e.b.ins().store(mem(), suspended, frame, FRAME_STATE);
+}
+
+/// The yielded value (an object, checked) leaves as a returned one does: moved out of
+/// its register, or a new reference when the register `keeps` it.
+fn yield_value(e: &mut Emit, value: u32, keeps: bool) {
+    let t = e.tag(value);
+    let p = e.payload(value, types::I64);
+    let out = e.out();
+    e.b.ins().store(mem(), t, out, 0);
+    e.b.ins().store(mem(), p, out, 8);
+    if keeps {
+        e.incref(p);
+    } else {
+        e.clear(value);
+    }
 }
 
 /// Native code for Send: the step (`send_raw`) through one helper taking the operands

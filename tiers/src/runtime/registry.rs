@@ -275,7 +275,19 @@ unsafe fn compile(code: *mut ffi::PyObject) -> PyResult<Compiled> {
             panic!("tiered: IR of {} fails verification: {e}", info.qualname);
         }
     }
-    let linear = lower(&t.func);
+    let mut linear = lower(&t.func);
+    // Values stay in registers across yields only in generators: a coroutine's or an
+    // async generator's frame is read by CPython's own code (asyncio's introspection of
+    // `cr_frame`, `ag_frame`, the async generator's wrappers), through no getter of ours.
+    {
+        use tiered_frontend::code::flags;
+        if info.flags & (flags::COROUTINE | flags::ASYNC_GENERATOR) != 0 {
+            linear
+                .suspensions
+                .iter_mut()
+                .for_each(|s| s.in_place = false);
+        }
+    }
     let mut states_by_offset = HashMap::default();
     for inst in &linear.insts {
         if inst.state != crate::lower::NO_STATE {

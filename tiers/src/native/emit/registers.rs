@@ -513,7 +513,7 @@ impl<'a> Emit<'a> {
 
     /// Register `r`'s tag and payload, read from register file `regs` in memory (both
     /// words are always readable; the payload means something only for some tags).
-    pub(super) fn load_words(&mut self, regs: Value, r: u32) -> (Value, Value) {
+    pub fn load_words(&mut self, regs: Value, r: u32) -> (Value, Value) {
         let t = self.b.ins().load(types::I64, mem(), regs, (r * 16) as i32);
         let p = self
             .b
