@@ -29,6 +29,7 @@ use std::os::raw::{c_int, c_void};
 ///
 /// # Safety
 /// GIL held; `gen` a live generator of ours.
+#[inline]
 pub(crate) unsafe fn suspended_in_place(gen: *mut ffi::PyObject) -> Option<&'static Suspension> {
     let f = g::iframe(gen);
     if g::head(gen).gi_frame_state != g::FRAME_SUSPENDED || (*f).stacktop != 0 {
@@ -87,6 +88,7 @@ pub(crate) unsafe fn fill(gen: *mut ffi::PyObject) -> PyResult<()> {
 ///
 /// # Safety
 /// GIL held; `gen` a generator of ours being freed.
+#[inline]
 pub(crate) unsafe fn release(gen: *mut ffi::PyObject) {
     if let Some((point, regs)) = held(gen) {
         for &r in &point.params[..point.params.len() - 1] {

@@ -180,13 +180,7 @@ pub(crate) unsafe fn send_ex2(
                 }),
             }
         }
-        None => {
-            // CPython's loop reads the frame: values held in registers go there first.
-            if super::held::fill(gen).is_err() {
-                return g::PYGEN_ERROR;
-            }
-            cpython_step(ts, gen, c, arg, exc, presult)
-        }
+        None => cpython_step(ts, gen, c, arg, exc, presult),
     }
 }
 
@@ -391,7 +385,9 @@ unsafe fn resume_grown(
 /// One step of `gen` in CPython's own loop, from its frame (`gen_send_ex2` around
 /// `_PyEval_EvalFrame`): where a trace or profile function is set, or where the frame
 /// stopped at no suspension of ours (CPython ran part of it, or `throw()` finished a
-/// delegation by jumping past it). Our tiers take the next step back.
+/// delegation by jumping past it). Our tiers take the next step back. (Out of line: the
+/// hot step's callees stay inlined.)
+#[inline(never)]
 unsafe fn cpython_step(
     ts: ThreadState,
     gen: *mut ffi::PyObject,
@@ -400,6 +396,10 @@ unsafe fn cpython_step(
     exc: bool,
     presult: *mut *mut ffi::PyObject,
 ) -> c_int {
+    // CPython's loop reads the frame: values held in registers go there first.
+    if super::held::fill(gen).is_err() {
+        return g::PYGEN_ERROR;
+    }
     bump(&c.resumes[2]);
     let h = g::head(gen);
     let f = g::iframe(gen);

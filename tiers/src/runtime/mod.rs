@@ -171,6 +171,7 @@ impl Compiled {
     ///
     /// # Safety
     /// GIL held; the call's recursion level taken.
+    #[inline]
     pub unsafe fn native_for_call(&self, ctx: &Ctx) -> Option<crate::native::NativeFn> {
         if ctx.tstate.at_recursion_limit() {
             return None;
