@@ -246,7 +246,35 @@ def ints_boxed_at_yields(lo, hi):
 SMALL = 7
 
 
+def values_that_trade_places(n):
+    """Locals that trade places between yields: the held values' moves into their
+    resume parameters' registers (`generator::held`) may form cycles."""
+    a, b, c = 1, 2.5, "x"
+    for i in range(n):
+        a, b, c = c, a, b
+        yield a, b, c
+        b, a = a, b
+        yield (a, b, c), i
+    yield a, b, c
+
+
+def yields_its_locals(n):
+    """The yielded value is also a local, held in its slot (a copy leaves)."""
+    out = []
+    for i in range(n):
+        x = [i]
+        got = yield x
+        out.append((x, got))
+        x.append(i * 2.5)
+        f = i / 3
+        yield f
+        out.append(f)
+    yield out
+
+
 ROWS = (
+    (values_that_trade_places, (5,)),
+    (yields_its_locals, (4,)),
     (simple, (5,)),
     (simple, (0,)),
     (numbers_live_across_yields, (6,)),
@@ -350,6 +378,17 @@ def counts_with_numbers(log):
     yield "done"
 
 
+def holds_unboxed_locals(log):
+    """Locals that native code keeps unboxed (a range's item, a product, a float)
+    suspended at a yield of something else: boxed there all the same, so the collector
+    sees the ints and the float CPython's frame holds."""
+    for i in range(300, 303):
+        y = i * 3
+        z = y / 2
+        yield "step"
+        log.append((i, y, z))
+
+
 def holds_itself(log):
     me = yield "first"
     try:
@@ -437,6 +476,13 @@ SCRIPTS = {
         sorted(inspect.getgeneratorlocals(g).items()), outcome(lambda: g.send("b")),
         sorted(g.gi_frame.f_locals.items()), outcome(lambda: g.send("c")),
         outcome(lambda: next(g)), outcome(lambda: next(g)), log]),
+    "held-then-frame-object": (counts_with_numbers, lambda g, log: [
+        outcome(lambda: next(g)), sorted(g.gi_frame.f_locals.items()),
+        outcome(lambda: g.send("a")), sorted(g.gi_frame.f_locals.items()),
+        outcome(lambda: g.send("b")), referents(g), outcome(g.close), log]),
+    "held-referents-of-unboxed-locals": (holds_unboxed_locals, lambda g, log: [
+        outcome(lambda: next(g)), referents(g), outcome(lambda: next(g)), referents(g),
+        outcome(lambda: next(g)), referents(g), outcome(lambda: next(g)), log]),
     "held-referents": (counts_with_numbers, lambda g, log: [
         referents(g), outcome(lambda: next(g)), referents(g), outcome(lambda: g.send(2**70)),
         referents(g), outcome(lambda: g.send(1.25)), referents(g), log]),

@@ -103,6 +103,130 @@ pub(crate) fn null_registers(c: &crate::runtime::Compiled) -> Vec<bool> {
     out
 }
 
+/// Per register: whether it may ever hold an unboxed int or float (`Value::Int`,
+/// `Value::Float`), in any tier, so that boxing it (`Emit::box_number`) or testing for an
+/// unboxed number needs code there. Numbers come only from the ops below, from arguments
+/// (a native caller passes its unboxed numbers), and through edge moves from registers
+/// that hold them; a resumed generator's values are objects (the frame's, or boxed at
+/// the yield: `generator::held`), as are caught exceptions. Over all of a register's
+/// writers (values that share it: `lower::coalesce`), not per value.
+pub(crate) fn number_registers(c: &crate::runtime::Compiled) -> Vec<bool> {
+    use tiered_ir::Op;
+    let lin = &c.linear;
+    let mut out = vec![false; lin.nregs as usize];
+    for r in out.iter_mut().take(lin.nparams as usize) {
+        *r = true;
+    }
+    let small = const_int_registers(c);
+    for inst in &lin.insts {
+        let crate::lower::LKind::Op(op) = inst.kind else {
+            continue;
+        };
+        let numbers = match op {
+            // Native code keeps a small int constant unboxed.
+            Op::Const { .. } => small[inst.dst as usize].is_some(),
+            // Unboxed results of their own (int and float arithmetic, a range's items).
+            Op::Binary { .. } | Op::Unary { .. } | Op::ForIter {} => true,
+            // Results that may be what a tiered function returned (a call; a getter,
+            // dunder, `__enter__`, `__iter__` or `__await__` run natively), which may be
+            // unboxed; and what is not audited.
+            Op::Compare { .. }
+            | Op::Send {}
+            | Op::LoadAttr { .. }
+            | Op::LoadMethod { .. }
+            | Op::Subscr {}
+            | Op::Call { .. }
+            | Op::CallEx { .. }
+            | Op::GetIter {}
+            | Op::GetAwaitable { .. }
+            | Op::GetAiter {}
+            | Op::GetAnext {}
+            | Op::EndAsyncFor {}
+            | Op::BeforeWith {}
+            | Op::BeforeAsyncWith {}
+            | Op::WithExceptStart {}
+            | Op::GetLen {}
+            | Op::CheckBound { .. }
+            | Op::Unsupported { .. } => true,
+            // Objects made or looked up through CPython (or NULL), and bools.
+            Op::Null {}
+            | Op::Lasti {}
+            | Op::LoadAssertionError {}
+            | Op::LoadBuildClass {}
+            | Op::LoadGlobal { .. }
+            | Op::Is { .. }
+            | Op::Contains { .. }
+            | Op::Truth {}
+            | Op::IsNone {}
+            | Op::Thrown {}
+            | Op::GetYieldFromIter { .. }
+            | Op::AsyncGenWrap {}
+            | Op::BuildSlice { .. }
+            | Op::MakeFunction { .. }
+            | Op::BuildTuple { .. }
+            | Op::BuildList { .. }
+            | Op::BuildSet { .. }
+            | Op::BuildMap { .. }
+            | Op::BuildConstKeyMap { .. }
+            | Op::BuildString { .. }
+            | Op::FormatValue { .. }
+            | Op::ListToTuple {}
+            | Op::UnpackSequence { .. }
+            | Op::UnpackEx { .. }
+            | Op::MakeCell {}
+            | Op::LoadClosure { .. }
+            | Op::LoadDeref { .. }
+            | Op::PushExcInfo {}
+            | Op::CheckExcMatch {}
+            | Op::CheckEgMatch {}
+            | Op::PrepReraiseStar {}
+            | Op::ImportName { .. }
+            | Op::ImportFrom { .. }
+            | Op::MatchMapping {}
+            | Op::MatchSequence {}
+            | Op::MatchKeys {}
+            | Op::MatchClass { .. } => false,
+            // No results.
+            Op::StoreGlobal { .. }
+            | Op::DeleteGlobal { .. }
+            | Op::StoreAttr { .. }
+            | Op::DeleteAttr { .. }
+            | Op::StoreSubscr {}
+            | Op::DeleteSubscr {}
+            | Op::ListAppend {}
+            | Op::SetAdd {}
+            | Op::MapAdd {}
+            | Op::ListExtend {}
+            | Op::SetUpdate {}
+            | Op::DictUpdate {}
+            | Op::DictMerge {}
+            | Op::StoreDeref { .. }
+            | Op::DeleteDeref { .. }
+            | Op::PopExcept {}
+            | Op::Raise { .. }
+            | Op::Reraise { .. }
+            | Op::EvalBreaker {} => false,
+        };
+        if numbers {
+            for r in inst.dst..inst.dst + op.result_count() as u32 {
+                out[r as usize] = true;
+            }
+        }
+    }
+    // Through edge moves, to a fixpoint (a loop's parameters feed each other).
+    let mut changed = true;
+    while changed {
+        changed = false;
+        for &(src, dst, _) in &lin.moves {
+            if out[src as usize] && !out[dst as usize] {
+                out[dst as usize] = true;
+                changed = true;
+            }
+        }
+    }
+    out
+}
+
 /// Per register of a fresh register file for `c`: whether native code entering `c` at
 /// its start writes it before anything can read it. Those are the Consts `c` starts with
 /// (their templates only store); a caller need not clear them first.

@@ -118,6 +118,9 @@ struct Scope<'a> {
     /// result is always a bool (Truth, IsNone, Is, Contains, ForIter's exhausted flag...),
     /// so nothing needs dropping or tag-testing there.
     bool_regs: Vec<bool>,
+    /// Registers that may hold an unboxed int or float (`values::number_registers`):
+    /// boxing any other is no code at all.
+    number_regs: Vec<bool>,
     /// The `_PyCFrame` this code's eval breaker checks read `use_tracing` from
     /// (`ops::events::Check::BreakerAndHooks`), loaded once at the entry: it does not change while
     /// the code runs (calls restore it), and re-reading it through the context and the
@@ -165,6 +168,7 @@ impl<'a> Scope<'a> {
             const_ints: ops::values::const_int_registers(c),
             null_regs: ops::values::null_registers(c),
             bool_regs,
+            number_regs: ops::values::number_registers(c),
             cframe: None,
             exit: None,
             ctx_fill: None,
@@ -625,6 +629,11 @@ impl<'a> Emit<'a> {
     /// Whether register `r` only ever holds NULL (`values::null_registers`).
     pub fn is_null_register(&self, r: u32) -> bool {
         self.s.null_regs[r as usize]
+    }
+
+    /// Whether register `r` may hold an unboxed int or float (`values::number_registers`).
+    pub fn may_be_number(&self, r: u32) -> bool {
+        self.s.number_regs[r as usize]
     }
 
     /// Whether writing register `r` at the current instruction may find an old value to

@@ -157,8 +157,12 @@ impl<'a> Emit<'a> {
     /// inline, it was about 40 Cranelift instructions per operand, most of a small
     /// function's code and compile time, while the call cost a generator step of nqueens'
     /// about 40 instructions for each of the two ints it boxes (its loop variable, into
-    /// the frame, and the value it yields).
+    /// the frame, and the value it yields). No code for a register that never holds a
+    /// number (`values::number_registers`).
     pub fn box_number(&mut self, r: u32, slow: Block) {
+        if !self.may_be_number(r) {
+            return;
+        }
         let t = self.tag(r);
         // INT and FLOAT are adjacent tags: one unsigned comparison.
         let k = self.b.ins().iadd_imm_s(t, -(tag::INT as i64));

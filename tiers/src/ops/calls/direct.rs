@@ -863,6 +863,8 @@ pub(crate) fn emit_type_guard(e: &mut Emit, r: u32, t: CValue, ty: usize, fail: 
             None
         }
     };
+    // (A register that never holds a number holds no unboxed int or float to test for.)
+    let unboxed_tag = unboxed_tag.filter(|&ut| ut == tag::BOOL || e.may_be_number(r));
     let join = e.b.create_block();
     if let Some(ut) = unboxed_tag {
         let is_unboxed = e.b.ins().icmp_imm_s(IntCC::Equal, t, ut as i64);
