@@ -11,14 +11,16 @@
 //! a resumption moves them back into registers (`Suspension::params`) and enters the code
 //! at the instruction after the yield. Nothing else survives a suspension in registers
 //! (resume blocks' parameters are never pruned, and constants are loaded again), so the
-//! frame alone is the generator's state, as in CPython. (Except at a plain generator's
-//! in-place yields, whose values stay in the register file, the frame filled only when
-//! CPython's code could read it: `held`.) That is what makes everything
+//! frame alone is the generator's state, as in CPython. That is what makes everything
 //! else CPython's own and exact: `gi_frame` (its locals and line), `gi_running`,
 //! `gi_yieldfrom`, `throw()`, `close()` and finalization (which run that step in
 //! CPython's loop from the frame), and a generator resumed with a trace or profile
 //! function set (CPython's loop too, which gives the events); the next resumption after
 //! any of those continues in our tiers from wherever CPython left the frame.
+//!
+//! The one exception: at a plain generator's in-place yields the values stay in its
+//! register file, and the frame is filled before anything of CPython's could read it
+//! (`held`), which keeps all of the above true.
 
 use crate::cpy::frame::{self, InterpreterFrame};
 use crate::cpy::gen as g;

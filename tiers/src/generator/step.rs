@@ -276,10 +276,11 @@ unsafe fn resume(
         return g::PYGEN_ERROR;
     }
     (*f).stacktop = 0;
-    // The parameters' registers are empty (`suspend` moved their values into the frame,
-    // or, held, holds them: none is written but the value sent in's), so they are written without releasing what they held: nothing. This runs at every
-    // step of every generator, so without bounds checks: every parameter is a register of
-    // this code (`lower` made both), checked here in debug builds.
+    // The parameters' registers written here are empty (`suspend` moved their values
+    // into the frame; held values are not written, only the value sent in is), so they
+    // are written without releasing what they held: nothing. This runs at every step of
+    // every generator, so without bounds checks: every parameter is a register of this
+    // code (`lower` made both), checked here in debug builds.
     let file = regs.as_mut_ptr();
     let put = |r: u32, v: Value| {
         debug_assert!(
