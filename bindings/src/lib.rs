@@ -100,6 +100,23 @@ fn stats<'py>(py: Python<'py>, f: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyD
     d.set_item("native_compiles", compiles)?;
     d.set_item("compile_ms", ns as f64 / 1e6)?;
     d.set_item("code_bytes", bytes)?;
+    // That code's bytes by kind of instruction, hot and cold (`Compiled::code_by_kind`),
+    // every specialization's added up.
+    let by = PyDict::new(py);
+    // SAFETY: GIL held.
+    unsafe {
+        let code = (*(e.func.ptr() as *mut ffi::PyFunctionObject)).func_code;
+        for c in tiered_tiers::runtime::specializations_of(code).iter() {
+            for (kind, _, hot, cold) in c.code_by_kind() {
+                let had: (usize, usize) = match by.get_item(&kind)? {
+                    Some(v) => v.extract()?,
+                    None => (0, 0),
+                };
+                by.set_item(kind, (had.0 + hot as usize, had.1 + cold as usize))?;
+            }
+        }
+    }
+    d.set_item("code_by_kind", by)?;
     // The native entries compiled so far (`native::Later`), of any specialization.
     // SAFETY: GIL held.
     let entries = unsafe {

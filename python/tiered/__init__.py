@@ -154,7 +154,9 @@ def stats(func: TieredFunction[..., Any]) -> Stats:
     ``{"op", "reason"}`` for what made it fall back, ``last_fallback``,
     ``native_entry``: whether calls from CPython now enter native code directly,
     ``native_compiles``, ``compile_ms`` (time from hot to native code, all compiles)
-    ``code_bytes`` (its machine code now) and ``native_entries`` (which entries into it
+    ``code_bytes`` (its machine code now), ``code_by_kind`` (those bytes by template, op
+    or control instruction, as ``(hot, cold)``: cold being slow paths, placed after all
+    hot code; ``"(rest)"`` for the prologue and shared exits; the entries are not in it) and ``native_entries`` (which entries into it
     are compiled: ``"cpython"``, ``"slot"``, ``"direct"``); for a generator or coroutine function,
     ``resumes`` (in our tiers), ``native_resumes`` (of those, in native code) and
     ``cpython_resumes`` (steps CPython's loop ran instead). Counters other than the call

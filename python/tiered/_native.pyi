@@ -57,6 +57,7 @@ class Stats(TypedDict):
     native_compiles: int
     compile_ms: float
     code_bytes: int
+    code_by_kind: dict[str, tuple[int, int]]
     native_entries: list[str]
 
 class CoverageRow(TypedDict):

@@ -155,10 +155,19 @@ def test_stats_report_compile_time_and_code_size():
     s = stats(w)
     if os.environ.get("TIERED_JIT") == "0":
         assert (s["native_compiles"], s["compile_ms"], s["code_bytes"]) == (0, 0.0, 0), s
+        assert s["code_by_kind"] == {}, s
         return
     assert s["native_compiles"] >= 1 and s["compile_ms"] > 0 and s["code_bytes"] > 100, s
+    # The function's bytes by kind of instruction, hot and cold: its loop's templates are
+    # there, hot, and the kinds add up to no more than the code with its entries.
+    by = s["code_by_kind"]
+    assert all(hot >= 0 and cold >= 0 for hot, cold in by.values()), by
+    assert {"ForIterRange", "BinaryInt", "(rest)"} <= set(by), by
+    assert by["ForIterRange"][0] > 0 and by["BinaryInt"][0] > 0, by
+    assert 100 < sum(hot + cold for hot, cold in by.values()) <= s["code_bytes"], (by, s)
     text = tiered_dump(w)
     assert "bytes of machine code" in text and "ms in all" in text, text
+    assert "bytes by instruction kind, hot+cold: " in text and "BinaryInt " in text, text
 
 
 def test_method_binding():

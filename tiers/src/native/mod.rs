@@ -8,6 +8,7 @@
 mod dead;
 pub mod emit;
 pub mod helpers;
+mod layout;
 pub mod trampoline;
 
 use crate::interp::Ctx;
@@ -57,6 +58,11 @@ pub struct NativeCode {
     pub invalid: Box<std::cell::Cell<u8>>,
     /// Bytes of machine code: the function and its entries.
     pub code_bytes: Cell<usize>,
+    /// Bytes of the function's machine code per linear instruction (its templates and
+    /// inlined callees, then its slow paths: in cold blocks), then the rest (prologue,
+    /// shared exits); the entries' are not in it. What `dump` and `stats` break the code
+    /// size down by.
+    pub code_at: Vec<(u32, u32)>,
     /// Keeps the code's memory mapped, and its entries' compiled later.
     _module: JITModule,
     later: RefCell<Vec<JITModule>>,
@@ -353,6 +359,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
         (templates, inlined) = e.finish(module.isa().frontend_config());
     }
     dead::remove_dead_loads(&mut ctx.func);
+    layout::mark_cold(&mut ctx.func);
     let clif = if listings {
         ctx.func.display().to_string()
     } else {
@@ -366,6 +373,9 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
         .and_then(|cc| cc.vcode.clone())
         .unwrap_or_default();
     let mut code_bytes = ctx.compiled_code().map_or(0, |cc| cc.code_buffer().len());
+    let code_at = ctx.compiled_code().map_or_else(Vec::new, |cc| {
+        layout::bytes_per_instruction(cc, c.linear.insts.len())
+    });
     // The trampolines for calls from CPython, when the signature is plain: the one
     // `Entry::call` calls, and (for a typed specialization, once the wrapper's layout is
     // registered) the one a wrapper's vectorcall slot may point at; the entry for direct
@@ -435,6 +445,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
         inlined,
         invalid,
         code_bytes: Cell::new(code_bytes),
+        code_at,
         _module: module,
         later: RefCell::new(Vec::new()),
     })

@@ -13,7 +13,7 @@ pub use registry::*;
 use crate::code::{read_code, CodeObjects};
 use crate::cpy::ThreadState;
 use crate::interp::{self, Ctx};
-use crate::lower::{lower, Linear};
+use crate::lower::{lower, LKind, Linear};
 use crate::value::{Owned, PyResult, Raised, Value};
 use pyo3_ffi as ffi;
 use rustc_hash::{FxHashMap as HashMap, FxHashSet as HashSet};
@@ -478,6 +478,15 @@ impl Compiled {
                         code.inlined.join(", ")
                     ));
                 }
+                let by: Vec<String> = self
+                    .code_by_kind()
+                    .iter()
+                    .map(|(k, n, hot, cold)| format!("{k} {hot}+{cold} ({n}x)"))
+                    .collect();
+                s.push_str(&format!(
+                    "\nbytes by instruction kind, hot+cold: {}",
+                    by.join(", ")
+                ));
                 if detail {
                     // SAFETY: dumping runs with the GIL held.
                     match unsafe { crate::native::listings(self) } {
@@ -493,6 +502,44 @@ impl Compiled {
                 s
             }
         }
+    }
+
+    /// The current native code's bytes by kind of linear instruction, most hot bytes
+    /// first: (the template's name, or the op's with `/helper` where it calls its tier-1
+    /// helper, or the control instruction's; how many; hot bytes; cold bytes), with
+    /// `(rest)` for the prologue and shared exits (`NativeCode::code_at`). Empty without
+    /// native code.
+    pub fn code_by_kind(&self) -> Vec<(String, usize, u32, u32)> {
+        let native = self.native.borrow();
+        let NativeState::Ready(code) = &*native else {
+            return Vec::new();
+        };
+        let mut by: HashMap<String, (usize, u32, u32)> = HashMap::default();
+        for (pc, &(hot, cold)) in code.code_at.iter().enumerate() {
+            let kind = match self.linear.insts.get(pc).map(|i| i.kind) {
+                None => "(rest)".to_string(),
+                Some(LKind::Op(op)) => match code.templates[pc] {
+                    Some(t) => t.to_string(),
+                    None => format!("{}/helper", op.kind().name()),
+                },
+                Some(LKind::Jump(_)) => "Jump".to_string(),
+                Some(LKind::Branch { .. }) => "Branch".to_string(),
+                Some(LKind::Drop { .. }) => "Drop".to_string(),
+                Some(LKind::Return { .. }) => "Return".to_string(),
+                Some(LKind::Suspend { .. }) => "Suspend".to_string(),
+                Some(LKind::Unreachable) => "Unreachable".to_string(),
+            };
+            let e = by.entry(kind).or_default();
+            e.0 += 1;
+            e.1 += hot;
+            e.2 += cold;
+        }
+        let mut out: Vec<(String, usize, u32, u32)> = by
+            .into_iter()
+            .map(|(k, (n, hot, cold))| (k, n, hot, cold))
+            .collect();
+        out.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| a.0.cmp(&b.0)));
+        out
     }
 
     /// Native compiles so far, the time they took (ns), and the current native code's

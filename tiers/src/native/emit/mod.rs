@@ -16,7 +16,7 @@ use crate::value::tag;
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{
     types, AbiParam, Block, BlockArg, Inst, InstBuilder, JumpTableData, MemFlagsData, SigRef,
-    Signature, StackSlot, StackSlotData, StackSlotKind, Type, Value,
+    Signature, SourceLoc, StackSlot, StackSlotData, StackSlotKind, Type, Value,
 };
 use cranelift_codegen::isa::TargetFrontendConfig;
 use cranelift_frontend::{FunctionBuilder, Variable};
@@ -388,6 +388,9 @@ impl<'a> Emit<'a> {
                 crate::lower::LKind::Unreachable => self.unreachable(),
             }
         }
+        if !self.inlining {
+            self.b.set_srcloc(SourceLoc::default());
+        }
         self.emit_status_exit();
     }
 
@@ -613,6 +616,11 @@ impl<'a> Emit<'a> {
     /// Starts instruction `pc`'s code.
     pub fn begin(&mut self, pc: usize) {
         self.s.pc = pc;
+        // Everything emitted from here on, cold paths included, counts as this
+        // instruction's code (`NativeCode::code_at`); an inlined callee's, as its call's.
+        if !self.inlining {
+            self.b.set_srcloc(SourceLoc::new(pc as u32));
+        }
         self.b.switch_to_block(self.s.blocks[pc]);
     }
 
