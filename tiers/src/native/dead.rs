@@ -87,20 +87,15 @@ fn removable(func: &Function, inst: Inst) -> bool {
 #[cfg(test)]
 mod tests {
     use super::remove_dead_loads;
-    use cranelift_codegen::ir::{
-        types, AbiParam, BlockArg, Function, InstBuilder, MemFlagsData, Signature,
-    };
-    use cranelift_codegen::isa::CallConv;
+    use crate::native::test_function;
+    use cranelift_codegen::ir::{types, BlockArg, Function, InstBuilder, MemFlagsData};
     use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
     /// Which loads go: a dead one, one feeding only a dead pure instruction; and which
     /// stay: one a store, a branch's argument or the return reads, and a load that may trap.
     #[test]
     fn dead_loads_go_and_used_ones_stay() {
-        let mut sig = Signature::new(CallConv::SystemV);
-        sig.params.push(AbiParam::new(types::I64));
-        sig.returns.push(AbiParam::new(types::I64));
-        let mut func = Function::with_name_signature(Default::default(), sig);
+        let mut func = test_function::new();
         let mut fctx = FunctionBuilderContext::new();
         let mut b = FunctionBuilder::new(&mut func, &mut fctx);
         let entry = b.create_block();
@@ -122,12 +117,7 @@ mod tests {
         let x = b.block_params(next)[0];
         let returned = b.ins().load(types::I64, flags, x, 0);
         b.ins().return_(&[returned]);
-        b.seal_all_blocks();
-        b.finalize(
-            crate::native::isa("none")
-                .expect("host ISA")
-                .frontend_config(),
-        );
+        test_function::finish(b);
         let insts = |f: &Function| {
             f.layout
                 .blocks()

@@ -1,8 +1,49 @@
-//! Which linear instruction each byte of native code implements, hot or cold (slow
-//! paths, which Cranelift places after all hot code).
+//! Where native code goes: hot code together, slow paths after it; and which linear
+//! instruction each byte of it implements.
+//!
+//! The emitter marks each slow path's first block cold (`set_cold_block`), and Cranelift
+//! places cold blocks after all others. But a slow path often goes on in blocks of its
+//! own before it rejoins the op's code (the call that boxes a number after a lazily
+//! linked frame, the dealloc after one, an inlined callee's exits), and those were laid
+//! out among the hot code. `sink_cold` makes every block that only slow paths reach cold
+//! too: over richards' native code, hot bytes 165 KB -> 144 KB (cold 113 KB -> 131 KB),
+//! for 0.4% more instructions run (the jumps back from slow paths); simulated
+//! instruction-cache misses richards -0.5%, nqueens -3.2% (callgrind). Richards' native
+//! code still misses the cache about 16M times a run where CPython's loop misses it 57K
+//! times: what is left is the size of the hot code itself (`code_by_kind`).
 
+use cranelift_codegen::flowgraph::ControlFlowGraph;
 use cranelift_codegen::ir::{Function, SourceLoc};
 use cranelift_codegen::CompiledCode;
+
+/// Marks cold every block of `func` that its entry cannot reach without passing through
+/// a cold block: code that only slow paths run goes after all hot code.
+pub(super) fn sink_cold(func: &mut Function) {
+    let Some(entry) = func.layout.entry_block() else {
+        return;
+    };
+    let cfg = ControlFlowGraph::with_function(func);
+    let mut hot = vec![false; func.dfg.num_blocks()];
+    let mut work = vec![entry];
+    hot[entry.as_u32() as usize] = true;
+    while let Some(b) = work.pop() {
+        for s in cfg.succ_iter(b) {
+            let i = s.as_u32() as usize;
+            if !hot[i] && !func.layout.is_cold(s) {
+                hot[i] = true;
+                work.push(s);
+            }
+        }
+    }
+    let sink: Vec<_> = func
+        .layout
+        .blocks()
+        .filter(|b| !hot[b.as_u32() as usize] && !func.layout.is_cold(*b))
+        .collect();
+    for b in sink {
+        func.layout.set_cold(b);
+    }
+}
 
 /// The source location bit `mark_cold` sets on code in cold blocks.
 const COLD: u32 = 1 << 31;
@@ -46,4 +87,47 @@ pub(super) fn bytes_per_instruction(code: &CompiledCode, n: usize) -> Vec<(u32, 
     }
     at[n].0 = (code.code_buffer().len() as u32).saturating_sub(attributed);
     at
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sink_cold;
+    use crate::native::test_function;
+    use cranelift_codegen::ir::InstBuilder;
+    use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
+
+    /// A slow path's blocks after its cold first one become cold (`cont`, `after`), and
+    /// so does a block it shares with nothing hot; a block hot code also reaches (`join`)
+    /// stays hot, and so does everything the entry reaches on its own.
+    #[test]
+    fn blocks_only_slow_paths_reach_go_cold() {
+        let mut func = test_function::new();
+        let mut fctx = FunctionBuilderContext::new();
+        let mut b = FunctionBuilder::new(&mut func, &mut fctx);
+        let [entry, fast, slow, cont, after, join] = [(); 6].map(|_| b.create_block());
+        b.set_cold_block(slow);
+        b.append_block_params_for_function_params(entry);
+        b.switch_to_block(entry);
+        let p = b.block_params(entry)[0];
+        b.ins().brif(p, slow, &[], fast, &[]);
+        b.switch_to_block(fast);
+        b.ins().jump(join, &[]);
+        b.switch_to_block(slow);
+        b.ins().brif(p, cont, &[], join, &[]);
+        b.switch_to_block(cont);
+        b.ins().jump(after, &[]);
+        b.switch_to_block(after);
+        b.ins().jump(join, &[]);
+        b.switch_to_block(join);
+        b.ins().return_(&[p]);
+        test_function::finish(b);
+        sink_cold(&mut func);
+        let cold = |bl| func.layout.is_cold(bl);
+        assert_eq!(
+            [entry, fast, slow, cont, after, join].map(cold),
+            [false, false, true, true, true, false],
+            "{}",
+            func.display()
+        );
+    }
 }

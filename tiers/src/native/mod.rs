@@ -288,6 +288,7 @@ impl Entries<'_> {
             e.finish(self.module.isa().frontend_config());
         }
         dead::remove_dead_loads(&mut ctx.func);
+        layout::sink_cold(&mut ctx.func);
         self.module
             .define_function(id, &mut ctx)
             .map_err(|e| format!("{e:?}"))?;
@@ -359,6 +360,7 @@ unsafe fn compile_with(c: &Compiled, listings: bool) -> Result<NativeCode, Strin
         (templates, inlined) = e.finish(module.isa().frontend_config());
     }
     dead::remove_dead_loads(&mut ctx.func);
+    layout::sink_cold(&mut ctx.func);
     layout::mark_cold(&mut ctx.func);
     let clif = if listings {
         ctx.func.display().to_string()
@@ -549,4 +551,27 @@ fn isa(opt: &'static str) -> Result<OwnedTargetIsa, String> {
         .map_err(|e| e.to_string())?;
     ISAS.with(|i| i.borrow_mut().push((opt, isa.clone())));
     Ok(isa)
+}
+
+/// For tests of passes over Cranelift IR: an empty function taking and returning one i64,
+/// and the builder's finishing step for it.
+#[cfg(test)]
+pub(crate) mod test_function {
+    use cranelift_codegen::ir::{types, AbiParam, Function, Signature};
+    use cranelift_codegen::isa::CallConv;
+    use cranelift_frontend::FunctionBuilder;
+
+    /// `fn(i64) -> i64`, empty.
+    pub(crate) fn new() -> Function {
+        let mut sig = Signature::new(CallConv::SystemV);
+        sig.params.push(AbiParam::new(types::I64));
+        sig.returns.push(AbiParam::new(types::I64));
+        Function::with_name_signature(Default::default(), sig)
+    }
+
+    /// Seals and finalizes what `b` built, for the host.
+    pub(crate) fn finish(mut b: FunctionBuilder) {
+        b.seal_all_blocks();
+        b.finalize(super::isa("none").expect("host ISA").frontend_config());
+    }
 }
