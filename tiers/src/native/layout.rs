@@ -69,16 +69,26 @@ pub(super) fn mark_cold(func: &mut Function) {
 
 /// The bytes of `code` per linear instruction of its `n`, hot and cold (`mark_cold`),
 /// then the rest (`code_at`), from the source locations `Emit::begin` gives each
-/// instruction's code.
+/// instruction's code. Code between two located runs (the register allocator's moves,
+/// spills and reloads, which carry no location) counts as the next run's: mostly the
+/// moves of its operands into place and reloads after the call before it.
 pub(super) fn bytes_per_instruction(code: &CompiledCode, n: usize) -> Vec<(u32, u32)> {
     let mut at = vec![(0u32, 0u32); n + 1];
     let mut attributed = 0;
+    let mut end = 0;
     for loc in code.buffer.get_srclocs_sorted() {
         let pc = (loc.loc.bits() & !COLD) as usize;
+        let from = std::mem::replace(&mut end, loc.end);
         if loc.loc.is_default() || pc >= n {
             continue;
         }
-        let bytes = loc.end - loc.start;
+        // (Before the first run: the prologue's, the rest's.)
+        let start = if from == 0 {
+            loc.start
+        } else {
+            from.min(loc.start)
+        };
+        let bytes = loc.end - start;
         match loc.loc.bits() & COLD {
             0 => at[pc].0 += bytes,
             _ => at[pc].1 += bytes,

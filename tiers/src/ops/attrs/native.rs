@@ -21,9 +21,11 @@ fn emit_type_guards(
     fail: cranelift_codegen::ir::Block,
 ) -> cranelift_codegen::ir::Value {
     use crate::value::tag;
+    use cranelift_codegen::ir::InstBuilder;
     if version == 0 {
         let p = e.object_of_type(r, tp, fail);
-        emit_version_guard(e, tp, version, fail);
+        let tpv = e.b.ins().iconst(e.ptr, tp as i64);
+        emit_version_guard(e, tpv, version, fail);
         return p;
     }
     let t = e.tag(r);
@@ -40,14 +42,9 @@ fn emit_type_version(
     p: cranelift_codegen::ir::Value,
 ) -> cranelift_codegen::ir::Value {
     use crate::native::emit::mem;
-    use cranelift_codegen::ir::{types, InstBuilder};
+    use cranelift_codegen::ir::InstBuilder;
     let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-    e.b.ins().load(
-        types::I32,
-        mem(),
-        ty,
-        std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
-    )
+    emit_version_of(e, ty)
 }
 
 /// Native dispatch of a polymorphic site: register `r` must hold an object whose exact
@@ -91,7 +88,8 @@ fn emit_type_switch(
         e.b.ins().brif(is, this, &[], next, &[]);
         e.b.switch_to_block(this);
         if !by_version {
-            emit_version_guard(e, tp, version, fail);
+            let tpv = e.b.ins().iconst(e.ptr, tp as i64);
+            emit_version_guard(e, tpv, version, fail);
         }
         let x = arm(e, i, p);
         e.b.ins().jump(found, &[BlockArg::Value(x)]);
@@ -102,23 +100,31 @@ fn emit_type_switch(
     (p, e.b.block_params(found)[0])
 }
 
-/// Native guard: type `tp`'s version tag is still `version`.
+/// Native guard: type `tp`'s version tag is still `version` (`tp` the type object's
+/// address, a constant or what a guard already found equal to it).
 pub(crate) fn emit_version_guard(
     e: &mut crate::native::emit::Emit,
-    tp: *mut ffi::PyTypeObject,
+    tp: cranelift_codegen::ir::Value,
     version: u32,
     fail: cranelift_codegen::ir::Block,
 ) {
+    let ver = emit_version_of(e, tp);
+    e.guard_eq(ver, version as i64, fail);
+}
+
+/// The version tag of type `tp` (an i32).
+fn emit_version_of(
+    e: &mut crate::native::emit::Emit,
+    tp: cranelift_codegen::ir::Value,
+) -> cranelift_codegen::ir::Value {
     use crate::native::emit::mem;
     use cranelift_codegen::ir::{types, InstBuilder};
-    let tpv = e.b.ins().iconst(e.ptr, tp as i64);
-    let ver = e.b.ins().load(
+    e.b.ins().load(
         types::I32,
         mem(),
-        tpv,
+        tp,
         std::mem::offset_of!(ffi::PyTypeObject, tp_version_tag) as i32,
-    );
-    e.guard_eq(ver, version as i64, fail);
+    )
 }
 
 /// Native code for `dict_hint_value` on object `p` (guarded to be of the variant's type):
@@ -502,6 +508,9 @@ fn emit_unshadowed(
     let with_dict = e.b.create_block();
     let inline_values = e.b.create_block();
     let checked = e.b.create_block();
+    // An instance whose `__dict__` was made is the rare case (its values stay inline
+    // until something asks for the dict): its call out goes after the hot code.
+    e.b.set_cold_block(with_dict);
     e.b.ins().brif(dict, with_dict, &[], inline_values, &[]);
     e.b.switch_to_block(with_dict);
     let n = e.b.ins().iconst(e.ptr, m.name as i64);
@@ -562,7 +571,7 @@ pub(crate) fn emit_load_method(
             e.guard_eq(tv, tag::OBJ as i64, fail);
             let p = e.payload(r, e.ptr);
             e.guard_eq(p, cls as i64, fail);
-            emit_version_guard(e, cls, version, fail);
+            emit_version_guard(e, p, version, fail);
             (p, func)
         }
         MethodVariant::Instance(m) => {

@@ -303,8 +303,7 @@ pub(super) fn emit_direct<'a>(
             // A class: its `__init__` is still the function known here (which its
             // namespace keeps alive meanwhile) only while its version tag is the same.
             if let SelfFrom::New { version } = d.self_from {
-                let tp = d.callable as *mut ffi::PyTypeObject;
-                crate::ops::attrs::emit_version_guard(e, tp, version, helper);
+                crate::ops::attrs::emit_version_guard(e, p1, version, helper);
             }
             e.b.ins().iconst(ptr, func as i64)
         }
