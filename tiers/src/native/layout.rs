@@ -106,9 +106,9 @@ mod tests {
     use cranelift_codegen::ir::InstBuilder;
     use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
-    /// A slow path's blocks after its cold first one become cold (`cont`, `after`), and
-    /// so does a block it shares with nothing hot; a block hot code also reaches (`join`)
-    /// stays hot, and so does everything the entry reaches on its own.
+    /// A slow path's blocks after its cold first one become cold (`cont`, `after`); a
+    /// block hot code also reaches (`join`) stays hot, and so does everything the entry
+    /// reaches on its own (`fast`).
     #[test]
     fn blocks_only_slow_paths_reach_go_cold() {
         let mut func = test_function::new();
