@@ -20,31 +20,29 @@ fn emit_type_guards(
     version: u32,
     fail: cranelift_codegen::ir::Block,
 ) -> cranelift_codegen::ir::Value {
-    use crate::value::tag;
-    use cranelift_codegen::ir::InstBuilder;
+    let (p, ty) = emit_object_and_type(e, r, fail);
     if version == 0 {
-        let p = e.object_of_type(r, tp, fail);
-        let tpv = e.b.ins().iconst(e.ptr, tp as i64);
-        emit_version_guard(e, tpv, version, fail);
-        return p;
+        // (Never specialized on: a zero tag does not tell types apart.)
+        e.guard_eq(ty, tp as i64, fail);
     }
-    let t = e.tag(r);
-    e.guard_eq(t, tag::OBJ as i64, fail);
-    let p = e.payload(r, e.ptr);
-    let ver = emit_type_version(e, p);
-    e.guard_eq(ver, version as i64, fail);
+    emit_version_guard(e, ty, version, fail);
     p
 }
 
-/// The version tag of object `p`'s type (an i32).
-fn emit_type_version(
+/// Register `r` as an object (else to `fail`) and that object's type.
+fn emit_object_and_type(
     e: &mut crate::native::emit::Emit,
-    p: cranelift_codegen::ir::Value,
-) -> cranelift_codegen::ir::Value {
+    r: u32,
+    fail: cranelift_codegen::ir::Block,
+) -> (cranelift_codegen::ir::Value, cranelift_codegen::ir::Value) {
     use crate::native::emit::mem;
+    use crate::value::tag;
     use cranelift_codegen::ir::InstBuilder;
+    let t = e.tag(r);
+    e.guard_eq(t, tag::OBJ as i64, fail);
+    let p = e.payload(r, e.ptr);
     let ty = e.b.ins().load(e.ptr, mem(), p, 8);
-    emit_version_of(e, ty)
+    (p, ty)
 }
 
 /// Native dispatch of a polymorphic site: register `r` must hold an object whose exact
@@ -62,19 +60,15 @@ fn emit_type_switch(
         cranelift_codegen::ir::Value,
     ) -> cranelift_codegen::ir::Value,
 ) -> (cranelift_codegen::ir::Value, cranelift_codegen::ir::Value) {
-    use crate::native::emit::mem;
-    use crate::value::tag;
     use cranelift_codegen::ir::condcodes::IntCC;
     use cranelift_codegen::ir::{BlockArg, InstBuilder};
-    let tv = e.tag(r);
-    e.guard_eq(tv, tag::OBJ as i64, fail);
-    let p = e.payload(r, e.ptr);
+    let (p, ty) = emit_object_and_type(e, r, fail);
     // By version tag where every entry has one (`emit_type_guards`): one 32-bit compare
     // an entry, and the version is guarded with it.
     let by_version = guards.iter().all(|&(_, version)| version != 0);
     let key = match by_version {
-        true => emit_type_version(e, p),
-        false => e.b.ins().load(e.ptr, mem(), p, 8),
+        true => emit_version_of(e, ty),
+        false => ty,
     };
     let found = e.b.create_block();
     e.b.append_block_param(found, e.ptr);
@@ -88,8 +82,7 @@ fn emit_type_switch(
         e.b.ins().brif(is, this, &[], next, &[]);
         e.b.switch_to_block(this);
         if !by_version {
-            let tpv = e.b.ins().iconst(e.ptr, tp as i64);
-            emit_version_guard(e, tpv, version, fail);
+            emit_version_guard(e, ty, version, fail);
         }
         let x = arm(e, i, p);
         e.b.ins().jump(found, &[BlockArg::Value(x)]);
