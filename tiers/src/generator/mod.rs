@@ -35,6 +35,7 @@ use std::os::raw::c_int;
 
 mod asyncgen;
 mod delegate;
+pub(crate) mod files;
 pub(crate) mod held;
 pub(crate) mod start;
 mod step;
@@ -44,6 +45,7 @@ pub(crate) use asyncgen::{
     asend_step, is_our_asend, is_our_async_generator, native_entries as async_generator_entries,
 };
 pub(crate) use delegate::{stepped, take as take_stepped};
+pub(crate) use files::{registers, FilePool};
 pub(crate) use step::{send_ex2, Thread};
 
 /// Our generator and coroutine types, and the coroutine's `__await__` iterator type (made
@@ -56,88 +58,8 @@ static mut WRAPPER_TYPE: *mut ffi::PyTypeObject = std::ptr::null_mut();
 
 /// Words after CPython's slots in a generator of ours: the `Compiled` it runs, the
 /// running activation's `Ctx` (0 while not running), which `activation` finds it by, and
-/// its register file once it has one (`registers`; 0 before).
+/// its register file while it has one (`files`).
 const FOOTER: usize = 3;
-
-/// The register file a generator of ours keeps once it suspended (allocated then, by
-/// `keep_registers`), so later resumptions neither allocate nor clear one nor load its
-/// constants again. Between steps it holds the constants its code starts with (every
-/// block reads their registers) and, suspended at an in-place yield, the generator's
-/// values (`held`); everything else is empty (`suspend` moved the live values into the
-/// frame). Its first step (and every step of a generator that never
-/// suspends, as most coroutines do not) uses a register file on the stack instead, so
-/// making a generator costs no more than CPython's. `dealloc` releases and frees it.
-///
-/// # Safety
-/// GIL held; `gen` a live generator of ours; the slice must not outlive it, nor be taken
-/// twice at once (a running generator cannot be resumed again).
-pub(crate) unsafe fn registers<'g>(gen: *mut ffi::PyObject) -> Option<&'g mut [Value]> {
-    let base = *register_slot(gen) as *mut Value;
-    if base.is_null() {
-        return None;
-    }
-    let n = compiled_of(gen).linear.nregs as usize;
-    // SAFETY: `keep_registers` allocated and filled `n` Values there.
-    Some(std::slice::from_raw_parts_mut(base, n))
-}
-
-/// The footer word holding a generator's register file.
-unsafe fn register_slot(gen: *mut ffi::PyObject) -> *mut usize {
-    g::past_slots(gen).add(2)
-}
-
-/// After a step on stack registers `regs` left generator `gen` suspended: its register
-/// file from now on (`registers`), with the constants and any values held there (`held`)
-/// moved in. Out of memory: the constants are released instead, and the next step loads
-/// them again; held values go to the frame, and if even that fails (boxing), the error,
-/// the values lost (the caller ends the generator with it).
-///
-/// # Safety
-/// GIL held; `gen` a suspended generator of ours without a register file.
-#[inline]
-pub(crate) unsafe fn keep_registers(gen: *mut ffi::PyObject, regs: &mut [Value]) -> PyResult<()> {
-    let bytes = std::mem::size_of_val(regs);
-    let kept = ffi::PyMem_Malloc(bytes) as *mut Value;
-    if kept.is_null() {
-        return keep_none(gen, regs);
-    }
-    // SAFETY: `kept` has room for them; the stack file is left all Null (zero bytes),
-    // owning nothing, as its owner expects.
-    std::ptr::copy_nonoverlapping(regs.as_ptr(), kept, regs.len());
-    std::ptr::write_bytes(regs.as_mut_ptr(), 0, regs.len());
-    *register_slot(gen) = kept as usize;
-    Ok(())
-}
-
-/// `keep_registers` out of memory (out of line: with it inline, the step's hot path
-/// stopped inlining its callees, +1.5% on generators).
-#[cold]
-#[inline(never)]
-unsafe fn keep_none(gen: *mut ffi::PyObject, regs: &mut [Value]) -> PyResult<()> {
-    ffi::PyErr_Clear();
-    // Values held in registers (`held`) go to the frame instead, for the next step.
-    let filled = match held::suspended_in_place(gen) {
-        Some(point) => held::fill_frame(g::iframe(gen), point, regs),
-        None => Ok(()),
-    };
-    regs.iter_mut().for_each(|r| *r = Value::Null);
-    filled
-}
-
-/// Loads the constants a generator's code starts with into registers `regs` (empty), for
-/// a step on stack registers (`registers`). Their list is made once per code
-/// (`Compiled::start_constants`): finding them among the entry block's instructions at
-/// each step cost coroutines 5% of their time (a coroutine's first step is one of these).
-///
-/// # Safety
-/// GIL held; `regs` is a register file of `c` whose registers are all empty.
-pub(crate) unsafe fn load_constants(c: &Compiled, regs: &mut [Value]) {
-    for &(r, o) in &c.start_constants {
-        ffi::Py_INCREF(o.as_ptr());
-        // SAFETY: the register is empty (owns nothing): nothing to release first.
-        std::ptr::write(&mut regs[r as usize], Value::Obj(o));
-    }
-}
 
 /// What a generator object of ours is (from its type), for the behaviour and messages
 /// that differ.
@@ -592,7 +514,7 @@ unsafe fn new_generator(m: &Creator) -> PyResult<*mut ffi::PyObject> {
     let (compiled, running) = footer(gen);
     *compiled = c as *const Compiled as usize;
     *running = 0;
-    *register_slot(gen) = 0;
+    files::init(gen);
     Ok(gen)
 }
 
@@ -684,10 +606,10 @@ static mut BASE_DEALLOC: Option<ffi::destructor> = None;
 /// `gen_dealloc` frees the rest (it runs the finalizer no more: the GC marked it
 /// finalized).
 pub(super) unsafe extern "C" fn dealloc(gen: *mut ffi::PyObject) {
-    // Nothing of ours to release (a generator that never suspended, as most coroutines):
+    // Nothing of ours to release (a finished generator, or one that never ran): CPython's
     // `gen_dealloc` alone. (Its finalizer closes an unfinished generator or coroutine in
-    // CPython's loop, which never makes a register file; an async generator's is ours.)
-    if *register_slot(gen) == 0
+    // CPython's loop, which never takes a register file; an async generator's is ours.)
+    if !files::has_registers(gen)
         && g::head(gen).gi_origin_or_finalizer.is_null()
         && !is_our_async_generator(gen)
     {
@@ -704,23 +626,10 @@ pub(super) unsafe extern "C" fn dealloc(gen: *mut ffi::PyObject) {
     if ffi::PyObject_CallFinalizerFromDealloc(gen) != 0 {
         return;
     }
-    // Values still held in registers (the finalizer did not close it: it had run before).
+    // Values still held in registers (the finalizer did not close it: it had run before),
+    // then the file with its constants.
     held::release(gen);
-    if let Some(regs) = registers(gen) {
-        // Between steps the file holds the code's constants and nothing else (`suspend`
-        // moved the rest into the frame or `held::release` released them; a finished
-        // generator's `release` emptied it all), so only their registers are released,
-        // not every register's tag read.
-        for &(r, _) in &compiled_of(gen).start_constants {
-            drop(std::mem::take(&mut regs[r as usize]));
-        }
-        debug_assert!(
-            !regs.iter().any(|v| matches!(v, Value::Obj(_))),
-            "a generator's register file owns more than its constants between steps"
-        );
-        ffi::PyMem_Free(regs.as_mut_ptr() as *mut std::ffi::c_void);
-        *register_slot(gen) = 0;
-    }
+    files::detach(gen);
     let f = std::mem::replace(
         &mut g::head(gen).gi_origin_or_finalizer,
         std::ptr::null_mut(),

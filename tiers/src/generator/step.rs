@@ -3,7 +3,7 @@
 //! stopped where our code has no resume point, in CPython's own loop from the same frame.
 
 use super::delegate::Step;
-use super::{bump, compiled_of, footer, Kind};
+use super::{bump, compiled_of, files, footer, Kind};
 use crate::cpy::frame;
 use crate::cpy::gen as g;
 use crate::cpy::ThreadState;
@@ -166,19 +166,35 @@ pub(crate) unsafe fn send_ex2(
                     Step::Declined => false,
                 }
             };
-            match super::registers(gen) {
-                Some(regs) => resume(th, gen, c, point, arg, stepped, exc, regs, presult),
-                None => crate::runtime::with_registers(c.linear.nregs as usize, |regs| {
-                    super::load_constants(c, regs);
-                    let r = resume(th, gen, c, point, arg, stepped, exc, regs, presult);
-                    if g::head(gen).gi_frame_state == g::FRAME_SUSPENDED
-                        && super::keep_registers(gen, regs).is_err()
-                    {
-                        return lost(gen, presult);
+            let regs = match files::registers(gen) {
+                Some(regs) => regs,
+                None => match files::attach(gen, c) {
+                    Some(regs) => regs,
+                    // The code's generators finish in their first step (or no memory):
+                    // on stack registers, kept if this one suspends.
+                    None => {
+                        return crate::runtime::with_registers(c.linear.nregs as usize, |regs| {
+                            files::load_constants(c, regs);
+                            let r = resume(th, gen, c, point, arg, stepped, exc, regs, presult);
+                            if g::head(gen).gi_frame_state == g::FRAME_SUSPENDED {
+                                c.gen_files.first_step_suspended(true);
+                                if files::keep_registers(gen, regs).is_err() {
+                                    return lost(gen, presult);
+                                }
+                            }
+                            r
+                        })
                     }
-                    r
-                }),
+                },
+            };
+            let status = resume(th, gen, c, point, arg, stepped, exc, regs, presult);
+            if g::head(gen).gi_frame_state != g::FRAME_SUSPENDED {
+                files::finished(gen);
+                if state == g::FRAME_CREATED {
+                    c.gen_files.first_step_suspended(false);
+                }
             }
+            status
         }
         None => cpython_step(ts, gen, c, arg, exc, presult),
     }

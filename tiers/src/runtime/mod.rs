@@ -99,11 +99,13 @@ pub struct Compiled {
     /// Slots of a CPython frame of this code (`co_nlocalsplus`).
     pub nlocalsplus: usize,
     /// A generator's code: the constants its entry block loads, with their registers,
-    /// which a step on a fresh register file loads first (`generator::load_constants`).
+    /// which a step on a fresh register file loads first (`generator::files::load_constants`).
     pub start_constants: Vec<(u32, std::ptr::NonNull<ffi::PyObject>)>,
     /// A generator function's code that starts with its arguments: how a generator of it
     /// is made straight from a call's arguments (`generator::start`).
     pub gen_start: Option<crate::generator::start::Start>,
+    /// A generator's code: register files for its next generators (`generator::files`).
+    pub(crate) gen_files: crate::generator::FilePool,
     /// Frame state per bytecode offset (the first instruction at it that has one; every
     /// op a bytecode instruction becomes sees the same locals), for an activation found
     /// on the stack at that offset (`activation`).

@@ -393,6 +393,7 @@ fn with_state(t: Translation) -> Compiled {
         nlocalsplus: t.nlocalsplus,
         start_constants: t.start_constants,
         gen_start: t.gen_start,
+        gen_files: Default::default(),
         states_by_offset: t.states_by_offset,
         info: t.info,
         quick: (0..n).map(|_| crate::quick::QuickCell::default()).collect(),
