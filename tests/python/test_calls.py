@@ -347,7 +347,34 @@ def call_bound_builtins_in_locals(n):
     return out, sorted(seen), log
 
 
+def boxed(x):
+    return [x]
+
+
+def same_back(x):
+    return x
+
+
+def paired(a, b):
+    return a is b
+
+
+def call_dying_arguments(items):
+    # Temporaries passed to direct calls die at them: each call moves them out, and the
+    # release after the call skips their registers on the direct path (emptied); the
+    # results nothing reads are released there all the same. Anything kept or released
+    # twice changes the items' reference counts, which the harness compares.
+    out = []
+    for it in items:
+        same_back(boxed(it))
+        same_back(same_back(boxed(it)))
+        out.append(len(same_back(boxed(it))))
+        out.append(paired(boxed(it), boxed(it)))
+    return out
+
+
 CALLS = cases(
+    (call_dying_arguments, ([object(), [1], "s"] * 10,)),
     (call_with_local_numbers, (20,)),
     (call_bound_builtins_in_locals, (30,)),
     (call_positional, ()), (call_keywords, ()), (call_kwonly, ()), (call_posonly, ()), (call_star, ()),

@@ -216,7 +216,7 @@ impl<'a> Emit<'a> {
             e.drops_start,
             e.drops_len,
             self.c.linear.in_cycle[e.target as usize],
-            None,
+            &[],
         );
         self.b.ins().jump(done, &[]);
         self.b.switch_to_block(helper);
@@ -301,6 +301,32 @@ impl<'a> Emit<'a> {
         }
     }
 
+    /// The registers the Drop right after instruction `pc` releases (none if no Drop
+    /// follows it).
+    pub fn dropped_after(&self, pc: usize) -> &[u32] {
+        match self.drops_after(pc).0 {
+            Some((start, len)) => &self.c.linear.drops[start as usize..(start + len) as usize],
+            None => &[],
+        }
+    }
+
+    /// On a path of its own where the template at `pc` moved the registers `moved` out
+    /// (a direct call's arguments at their last use): the Drop right after it, if any,
+    /// without those (empty here), then on past it. The template's other paths go
+    /// through the whole Drop (and count the template's run where they join, as this
+    /// path counts it here).
+    pub fn continue_moved(&mut self, pc: usize, moved: &[u32]) {
+        if let crate::lower::LKind::Op(op) = self.c.linear.insts[pc].kind {
+            self.count_template(op);
+        }
+        let (drops, next_pc) = self.drops_after(pc);
+        if let Some((start, len)) = drops {
+            self.release_dead(start, len, self.c.linear.in_cycle[pc + 1], moved);
+        }
+        let next = self.s.blocks[next_pc];
+        self.b.ins().jump(next, &[]);
+    }
+
     /// On a path of its own where the template at `pc` wrote the constant bool `value`
     /// into `r` (a loop's end): when the instruction after it (past a Drop) is the
     /// Branch on `r`, that side is taken directly, the dead values released on the way as
@@ -310,7 +336,7 @@ impl<'a> Emit<'a> {
         match self.c.linear.insts[branch_pc].kind {
             crate::lower::LKind::Branch { cond, .. } if cond == r => {
                 if let Some((start, len)) = drops {
-                    self.release_dead(start, len, self.c.linear.in_cycle[pc + 1], None);
+                    self.release_dead(start, len, self.c.linear.in_cycle[pc + 1], &[]);
                 }
                 let (on_true, on_false) = self.branch_sides(branch_pc);
                 self.b
@@ -366,7 +392,7 @@ impl<'a> Emit<'a> {
                     }
                 }
                 if let Some((start, len)) = drops {
-                    self.release_dead(start, len, self.c.linear.in_cycle[pc + 1], skip);
+                    self.release_dead(start, len, self.c.linear.in_cycle[pc + 1], skip.as_slice());
                 }
                 let (on_true, on_false) = self.branch_sides(branch_pc);
                 self.b.ins().brif(v, on_true, &[], on_false, &[]);

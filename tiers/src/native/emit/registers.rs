@@ -435,18 +435,18 @@ impl<'a> Emit<'a> {
 
     /// A Drop instruction: releases the registers whose values died, then goes on.
     pub(super) fn drop_dead(&mut self, pc: usize, start: u32, len: u32) {
-        self.release_dead(start, len, self.c.linear.in_cycle[pc], None);
+        self.release_dead(start, len, self.c.linear.in_cycle[pc], &[]);
         let next = self.s.blocks[pc + 1];
         self.b.ins().jump(next, &[]);
     }
 
     /// Releases registers `drops[start..start + len]`, each emptied before its object is
-    /// released (a bool-only register owns nothing, nor does `skip`, known empty here);
-    /// `in_loop`: where this runs is on a cycle.
-    pub(super) fn release_dead(&mut self, start: u32, len: u32, in_loop: bool, skip: Option<u32>) {
+    /// released (a bool-only register owns nothing, nor do those in `skip`, known empty
+    /// here); `in_loop`: where this runs is on a cycle.
+    pub(super) fn release_dead(&mut self, start: u32, len: u32, in_loop: bool, skip: &[u32]) {
         for i in start..start + len {
             let r = self.c.linear.drops[i as usize];
-            if self.s.bool_regs[r as usize] || skip == Some(r) {
+            if self.s.bool_regs[r as usize] || skip.contains(&r) {
                 continue;
             }
             // Outside loops from memory even for a cached register (as `set` reads the

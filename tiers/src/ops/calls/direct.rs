@@ -649,6 +649,24 @@ fn emit_commit(e: &mut Emit, pc: usize, d: &Direct, f: CValue, helper: Block) ->
     }
 }
 
+/// The registers a direct call `d` at `pc` moves its arguments out of (their last use,
+/// `emit_arguments`) that the Drop right after the call releases, but for the call's
+/// result's (a result nothing reads, in a register an argument had, is dropped there).
+pub(super) fn moved_operands(e: &Emit, pc: usize, d: &Direct) -> Vec<u32> {
+    let inst = e.c.linear.insts[pc];
+    let at = (inst.args as usize, (inst.args + inst.nargs) as usize);
+    let ops = &e.c.linear.operands[at.0..at.1];
+    let last = &e.c.linear.last_use[at.0..at.1];
+    let dropped = e.dropped_after(pc);
+    let first = d.callable_at + 1;
+    ops[first.min(ops.len())..]
+        .iter()
+        .zip(&last[first.min(last.len())..])
+        .filter(|&(&r, &last_use)| last_use && r != inst.dst && dropped.contains(&r))
+        .map(|(&r, _)| r)
+        .collect()
+}
+
 /// Writes direct call `d`'s arguments as the callee's parameters into the registers at
 /// `cregs`, each a reference of their own: operands moved out at their last use, else
 /// increfed; the parameters no argument gives from the defaults; the keyword-only
