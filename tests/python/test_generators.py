@@ -272,7 +272,23 @@ def yields_its_locals(n):
     yield out
 
 
+def ignores_what_is_sent(n):
+    for i in range(n):
+        yield i
+
+
+def sends_objects_a_generator_ignores(items):
+    """Each value sent in dies unused at the yield it resumes: released there once (the
+    items' reference counts, which the harness compares, show one kept or lost)."""
+    g = ignores_what_is_sent(len(items))
+    out = [next(g)]
+    for it in items[1:]:
+        out.append(g.send(it))
+    return out
+
+
 ROWS = (
+    (sends_objects_a_generator_ignores, ([[1], object(), "s", {"k": 2}] * 20,)),
     (values_that_trade_places, (5,)),
     (yields_its_locals, (4,)),
     (simple, (5,)),

@@ -652,6 +652,13 @@ pub(crate) fn emit_thrown(e: &mut Emit, pc: usize) -> Option<&'static str> {
         e.incref_loaded(t, p);
     }
     e.store_reg(inst.dst, t, p);
+    if last && src != inst.dst {
+        // The value moved out at its last use: the Drop after this (which releases the
+        // register it died in) goes without it here (every resumption runs this).
+        e.continue_moved(pc, &[src]);
+        let unreached = e.b.create_block();
+        e.b.switch_to_block(unreached);
+    }
     Some("Thrown")
 }
 
